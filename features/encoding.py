@@ -1,0 +1,186 @@
+"""The one feature transformation, fitted in training and replayed exactly in serving.
+
+Leads become a float matrix in schema order: numbers as they are, booleans as 0/1, categoricals as
+stable integer codes (LightGBM's native categorical handling), missing as NaN. A category level not
+seen in training is treated as missing, never as an error. The fitted state is plain JSON, so the
+bundle carries it without pickling.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from features.loading import coerce_boolean
+from features.schema import FALSE_WORDS, TRUE_WORDS, LeadSchema
+
+MAX_LEVELS = 200
+MIN_LEVEL_COUNT = 5
+
+
+class LeadEncoder:
+    """Fit on training leads with `fit`; rebuild in serving with `from_dict`.
+
+    >>> enc = LeadEncoder(schema).fit(train)          # doctest: +SKIP
+    >>> X = enc.transform(leads)                       # doctest: +SKIP
+    >>> X1 = enc.transform_records([{"industry": "software"}])  # doctest: +SKIP
+    """
+
+    def __init__(self, schema: LeadSchema) -> None:
+        self.schema = schema
+
+    # -- fitting -------------------------------------------------------------------------
+    def fit(self, frame: pd.DataFrame) -> LeadEncoder:
+        levels: dict[str, list[str]] = {}
+        for spec in self.schema.features:
+            if not spec.is_categorical:
+                continue
+            if spec.values is not None:
+                levels[spec.name] = list(spec.values)
+                continue
+            counts = frame[spec.name].dropna().astype(str).str.strip().value_counts()
+            counts = counts[counts >= MIN_LEVEL_COUNT].head(MAX_LEVELS)
+            levels[spec.name] = sorted(counts.index.tolist())
+        self._set_levels(levels)
+        return self
+
+    def _set_levels(self, levels: dict[str, list[str]]) -> None:
+        self.levels_ = levels
+        self._codes = {name: {v: float(i) for i, v in enumerate(vals)} for name, vals in levels.items()}
+        self._cats = {name: pd.CategoricalDtype(vals) for name, vals in levels.items()}
+
+    # -- description ---------------------------------------------------------------------
+    @property
+    def feature_names(self) -> list[str]:
+        return self.schema.feature_names
+
+    @property
+    def categorical_indices(self) -> list[int]:
+        return [i for i, spec in enumerate(self.schema.features) if spec.is_categorical]
+
+    @property
+    def monotone_constraints(self) -> list[int]:
+        return [spec.monotone for spec in self.schema.features]
+
+    def decode(self, name: str, code: float) -> Any:
+        """The readable value behind an encoded cell (for explanations)."""
+        if code is None or (isinstance(code, float) and math.isnan(code)):
+            return None
+        spec = self.schema.feature(name)
+        if spec.is_categorical:
+            return self.levels_[name][int(code)]
+        if spec.type == "boolean":
+            return bool(code)
+        if spec.type == "integer":
+            return int(code)
+        return float(code)
+
+    # -- transforming --------------------------------------------------------------------
+    def transform(self, frame: pd.DataFrame) -> np.ndarray:
+        """Vectorised: a DataFrame of leads to the model's float matrix. Absent columns are missing."""
+        n = len(frame)
+        out = np.full((n, len(self.schema.features)), np.nan, dtype=np.float64)
+        created = None
+        for j, spec in enumerate(self.schema.features):
+            if spec.name not in frame.columns:
+                continue
+            col = frame[spec.name]
+            if spec.is_categorical:
+                text = col.astype("string").str.strip()
+                codes = pd.Categorical(text, dtype=self._cats[spec.name]).codes.astype(np.float64)
+                codes[codes < 0] = np.nan
+                out[:, j] = codes
+            elif spec.type == "boolean":
+                cast, _ = coerce_boolean(col)
+                out[:, j] = cast.astype("Float64").to_numpy(dtype=np.float64, na_value=np.nan)
+            elif spec.type == "datetime":
+                if created is None:
+                    created = _created_at(frame, self.schema)
+                when = pd.to_datetime(col, errors="coerce", format="mixed") if col.dtype == object \
+                    else pd.to_datetime(col, errors="coerce")
+                out[:, j] = ((created - when).dt.total_seconds() / 86_400.0).to_numpy(dtype=np.float64,
+                                                                                     na_value=np.nan)
+            else:
+                out[:, j] = pd.to_numeric(col, errors="coerce").astype("Float64").to_numpy(
+                    dtype=np.float64, na_value=np.nan)
+        return out
+
+    def transform_records(self, records: Sequence[Mapping[str, Any]]) -> np.ndarray:
+        """The real-time path: plain dicts to the same matrix without building a DataFrame."""
+        out = np.full((len(records), len(self.schema.features)), np.nan, dtype=np.float64)
+        now = None
+        for i, record in enumerate(records):
+            for j, spec in enumerate(self.schema.features):
+                value = record.get(spec.name)
+                if value is None:
+                    continue
+                if spec.is_categorical:
+                    out[i, j] = self._codes[spec.name].get(str(value).strip(), np.nan)
+                elif spec.type == "boolean":
+                    out[i, j] = _bool_value(value)
+                elif spec.type == "datetime":
+                    if now is None:
+                        now = pd.Timestamp.now()
+                    created = record.get(self.schema.created_at) if self.schema.created_at else None
+                    out[i, j] = _days_between(value, created or now)
+                else:
+                    out[i, j] = _float_value(value)
+        return out
+
+    def unseen(self, record: Mapping[str, Any]) -> dict[str, str]:
+        """Category values in a lead that training never saw (scored as missing, reported to the caller)."""
+        found: dict[str, str] = {}
+        for name, codes in self._codes.items():
+            value = record.get(name)
+            if value is not None and str(value).strip() not in codes:
+                found[name] = str(value)
+        return found
+
+    # -- state ---------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        return {"features": self.feature_names, "levels": self.levels_}
+
+    @classmethod
+    def from_dict(cls, schema: LeadSchema, state: Mapping[str, Any]) -> LeadEncoder:
+        if list(state["features"]) != schema.feature_names:
+            raise ValueError("encoder state does not match the schema's features")
+        enc = cls(schema)
+        enc._set_levels({k: list(v) for k, v in state["levels"].items()})
+        return enc
+
+
+def _created_at(frame: pd.DataFrame, schema: LeadSchema) -> pd.Series:
+    if schema.created_at and schema.created_at in frame.columns:
+        return pd.to_datetime(frame[schema.created_at], errors="coerce")
+    return pd.Series(pd.Timestamp.now(), index=frame.index)
+
+
+def _bool_value(value: Any) -> float:
+    if isinstance(value, bool):
+        return 1.0 if value else 0.0
+    if isinstance(value, int | float):
+        return np.nan if isinstance(value, float) and math.isnan(value) else (1.0 if value else 0.0)
+    text = str(value).strip().lower()
+    if text in TRUE_WORDS:
+        return 1.0
+    if text in FALSE_WORDS:
+        return 0.0
+    return np.nan
+
+
+def _float_value(value: Any) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return np.nan
+
+
+def _days_between(value: Any, created: Any) -> float:
+    try:
+        return (pd.Timestamp(created) - pd.Timestamp(value)).total_seconds() / 86_400.0
+    except (TypeError, ValueError):
+        return np.nan

@@ -1,0 +1,178 @@
+"""Reading and writing lead tables (CSV or Parquet) with the dtypes the schema declares."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from features.errors import DataError
+from features.schema import FALSE_WORDS, TRUE_WORDS, FeatureSpec, LeadSchema
+
+SUFFIXES = (".csv", ".parquet", ".pq")
+
+
+def table_format(path: str | Path) -> str:
+    suffix = Path(path).suffix.lower()
+    if suffix == ".csv":
+        return "csv"
+    if suffix in (".parquet", ".pq"):
+        return "parquet"
+    raise DataError(f"{Path(path).name}: unsupported file type '{suffix or '(none)'}' (use .csv or .parquet)")
+
+
+def read_table(path: str | Path, *, columns: list[str] | None = None) -> pd.DataFrame:
+    """Read a CSV or Parquet file as it is; problems become one readable DataError."""
+    path = Path(path)
+    fmt = table_format(path)
+    if not path.is_file():
+        raise DataError(f"data file not found: {path}")
+    if path.stat().st_size == 0:
+        raise DataError(f"{path.name}: the file is empty")
+    try:
+        if fmt == "parquet":
+            frame = pd.read_parquet(path, columns=columns)
+        else:
+            frame = pd.read_csv(path, usecols=columns, dtype=str, keep_default_na=True, na_values=[""],
+                                skipinitialspace=True)
+    except ValueError as exc:
+        if columns is not None and "not in list" in str(exc) or "Usecols" in str(exc):
+            raise DataError(f"{path.name}: missing columns: {exc}") from None
+        raise DataError(f"{path.name}: not a readable {fmt.upper()} table ({_first_line(exc)})") from None
+    except Exception as exc:  # pyarrow, parser and OS errors all mean the same to a user
+        raise DataError(f"{path.name}: not a readable {fmt.upper()} table ({_first_line(exc)})") from None
+    if frame.shape[1] == 0:
+        raise DataError(f"{path.name}: no columns found")
+    return frame
+
+
+def iter_table(path: str | Path, *, chunk_rows: int = 100_000) -> Iterator[pd.DataFrame]:
+    """Read a table in chunks, so files larger than memory can be scored."""
+    path = Path(path)
+    fmt = table_format(path)
+    if not path.is_file():
+        raise DataError(f"data file not found: {path}")
+    if path.stat().st_size == 0:
+        raise DataError(f"{path.name}: the file is empty")
+    try:
+        if fmt == "csv":
+            yield from pd.read_csv(path, dtype=str, chunksize=chunk_rows, na_values=[""], skipinitialspace=True)
+        else:
+            import pyarrow.parquet as pq
+
+            for batch in pq.ParquetFile(path).iter_batches(batch_size=chunk_rows):
+                yield batch.to_pandas()
+    except DataError:
+        raise
+    except Exception as exc:
+        raise DataError(f"{path.name}: not a readable {fmt.upper()} table ({_first_line(exc)})") from None
+
+
+def write_table(frame: pd.DataFrame, path: str | Path) -> None:
+    """Write atomically: a temp file beside the target, renamed on success, so no half-written file."""
+    path = Path(path)
+    fmt = table_format(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        if fmt == "parquet":
+            frame.to_parquet(tmp, index=False)
+        else:
+            frame.to_csv(tmp, index=False)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def coerce_feature(values: pd.Series, spec: FeatureSpec) -> tuple[pd.Series, pd.Series]:
+    """Cast one column to its schema type; returns the cast column and a mask of unparseable cells."""
+    present = values.notna()
+    if spec.type in ("numeric", "integer"):
+        cast = pd.to_numeric(values, errors="coerce")
+        if cast.dtype == object:
+            cast = cast.astype(float)
+        bad = present & cast.isna()
+        if spec.type == "integer":
+            frac = cast.notna() & (cast.astype(float) % 1 != 0)
+            bad = bad | frac
+            cast = cast.where(~frac)
+            return cast.astype("Float64").astype("Int64"), bad
+        return cast.astype(float), bad
+    if spec.type == "boolean":
+        cast, bad = coerce_boolean(values)
+        return cast, bad
+    if spec.type == "datetime":
+        cast = pd.to_datetime(values, errors="coerce", utc=False, format="mixed") if values.dtype == object \
+            else pd.to_datetime(values, errors="coerce")
+        return cast, present & cast.isna()
+    cast = values.astype("string")
+    return cast.str.strip(), pd.Series(False, index=values.index)
+
+
+def coerce_boolean(values: pd.Series) -> tuple[pd.Series, pd.Series]:
+    if str(values.dtype) == "boolean" or values.dtype == bool:
+        return values.astype("boolean"), pd.Series(False, index=values.index)
+    text = values.astype("string").str.strip().str.lower()
+    out = pd.Series(pd.NA, index=values.index, dtype="boolean")
+    out[text.isin(TRUE_WORDS).fillna(False).astype(bool)] = True
+    out[text.isin(FALSE_WORDS).fillna(False).astype(bool)] = False
+    bad = values.notna() & out.isna()
+    return out, bad
+
+
+def cast_to_schema(frame: pd.DataFrame, schema: LeadSchema, *, source: str = "data") -> pd.DataFrame:
+    """Give every schema column its declared dtype; unparseable cells become missing."""
+    out = frame.copy()
+    for spec in schema.features:
+        if spec.name in out.columns:
+            out[spec.name], _ = coerce_feature(out[spec.name], spec)
+    for col in (schema.created_at, schema.converted_at):
+        if col and col in out.columns:
+            out[col] = pd.to_datetime(out[col], errors="coerce", format="mixed") if out[col].dtype == object \
+                else pd.to_datetime(out[col], errors="coerce")
+            if getattr(out[col].dt, "tz", None) is not None:
+                out[col] = out[col].dt.tz_convert("UTC").dt.tz_localize(None)
+    if schema.id_column in out.columns:
+        out[schema.id_column] = out[schema.id_column].astype("string")
+    for col in schema.context:
+        if col in out.columns:
+            out[col] = out[col].astype("string")
+    return out
+
+
+def read_leads(path: str | Path, schema: LeadSchema, *, require_target: bool = True) -> pd.DataFrame:
+    """Load a lead file with the schema's dtypes; missing role or feature columns are one clear error."""
+    path = Path(path)
+    frame = read_table(path)
+    if frame.empty:
+        raise DataError(f"{path.name}: the file has a header but no rows")
+    required = [schema.id_column] + ([schema.target_column] if require_target else [])
+    for col in required:
+        if col not in frame.columns:
+            role = "target" if col == schema.target_column else "id"
+            raise DataError(f"{path.name}: missing the {role} column '{col}' named in the schema", field=col)
+    missing = [f for f in schema.feature_names if f not in frame.columns]
+    if missing:
+        raise DataError(f"{path.name}: missing feature columns named in the schema: {', '.join(missing[:5])}"
+                        + (f" (+{len(missing) - 5} more)" if len(missing) > 5 else ""), field=missing[0])
+    return cast_to_schema(frame, schema, source=path.name)
+
+
+def labels(frame: pd.DataFrame, schema: LeadSchema) -> np.ndarray:
+    """The target as 0/1, using the schema's list of values that mean converted."""
+    from features.schema import normalise_label
+
+    codes, uniques = pd.factorize(frame[schema.target_column])
+    positive = np.array([normalise_label(u) in schema.positive_values for u in uniques] + [False])
+    return positive[codes].astype(np.int8)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0][:200] if text else type(exc).__name__

@@ -1,0 +1,41 @@
+"""Fit the calibration map on held-out leads, so "30%" means three in ten convert."""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn.isotonic import IsotonicRegression
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import log_loss
+
+from features.calibration import Calibrator
+
+MIN_ISOTONIC_POSITIVES = 200
+
+
+def fit_isotonic(raw: np.ndarray, y: np.ndarray) -> Calibrator:
+    iso = IsotonicRegression(out_of_bounds="clip", y_min=1e-4, y_max=1 - 1e-4).fit(raw, y)
+    return Calibrator("isotonic", x=tuple(iso.X_thresholds_.tolist()), y=tuple(iso.y_thresholds_.tolist()))
+
+
+def fit_platt(raw: np.ndarray, y: np.ndarray) -> Calibrator:
+    lr = LogisticRegression(C=1e6).fit(raw.reshape(-1, 1), y)
+    return Calibrator("platt", a=float(lr.coef_[0, 0]), b=float(lr.intercept_[0]))
+
+
+def fit_calibrator(raw: np.ndarray, y: np.ndarray, *, seed: int = 0) -> Calibrator:
+    """Choose isotonic or Platt by log loss on a held-out half, then refit the winner on all of it.
+
+    Isotonic needs enough positives to be smooth; below that Platt's two parameters are safer.
+    """
+    raw = np.asarray(raw, dtype=np.float64)
+    y = np.asarray(y, dtype=np.int8)
+    if y.sum() < MIN_ISOTONIC_POSITIVES:
+        return fit_platt(raw, y)
+    rng = np.random.default_rng(seed)
+    half = rng.random(len(y)) < 0.5
+    scores = {}
+    for name, fit in (("isotonic", fit_isotonic), ("platt", fit_platt)):
+        cal = fit(raw[half], y[half])
+        scores[name] = log_loss(y[~half], cal(raw[~half]), labels=[0, 1])
+    best = min(scores, key=scores.get)
+    return fit_isotonic(raw, y) if best == "isotonic" else fit_platt(raw, y)
