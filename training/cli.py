@@ -66,6 +66,18 @@ def _serve(args: argparse.Namespace) -> int:
     return serve_command(args)
 
 
+def _report(args: argparse.Namespace) -> int:
+    from serving.report import report_command
+
+    return report_command(args)
+
+
+def _drift(args: argparse.Namespace) -> int:
+    from features.drift import drift_command
+
+    return drift_command(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="leadscore", description="Lead conversion predictor.")
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
@@ -125,6 +137,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=None, help="default 8000")
     p.add_argument("--model", help="models:/lead-conversion@champion (default), a version URI, or a bundle folder")
     p.set_defaults(handler=_serve)
+
+    p = sub.add_parser("report", help="lead-quality report for marketing: HTML page plus CSV")
+    p.add_argument("--data", default="data/leads.parquet")
+    p.add_argument("--schema")
+    p.add_argument("--model", help="models:/lead-conversion@champion (default), a version URI, or a bundle folder")
+    p.add_argument("--by", default="lead_source,campaign", help="comma-separated grouping columns")
+    p.add_argument("--quarter", help="quarter to report, e.g. 2026Q3 (default: the latest)")
+    p.add_argument("--out", default="reports/")
+    p.set_defaults(handler=_report)
+
+    p = sub.add_parser("drift", help="per-feature drift (PSI) between the training window and the latest quarter")
+    p.add_argument("--data", default="data/leads.parquet")
+    p.add_argument("--schema")
+    p.add_argument("--threshold", type=float, default=0.2, help="flag features whose PSI is above this")
+    p.set_defaults(handler=_drift)
     return parser
 
 
