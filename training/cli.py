@@ -151,6 +151,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", default="data/leads.parquet")
     p.add_argument("--schema")
     p.add_argument("--threshold", type=float, default=0.2, help="flag features whose PSI is above this")
+    p.add_argument("--quarter", help="check this quarter instead of the latest, e.g. 2025Q4")
     p.set_defaults(handler=_drift)
     return parser
 
