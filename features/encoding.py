@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from features.loading import coerce_boolean
+from features.loading import coerce_boolean, parse_dates
 from features.schema import FALSE_WORDS, TRUE_WORDS, LeadSchema
 
 MAX_LEVELS = 200
@@ -100,8 +100,7 @@ class LeadEncoder:
             elif spec.type == "datetime":
                 if created is None:
                     created = _created_at(frame, self.schema)
-                when = pd.to_datetime(col, errors="coerce", format="mixed") if col.dtype == object \
-                    else pd.to_datetime(col, errors="coerce")
+                when = parse_dates(col)
                 out[:, j] = ((created - when).dt.total_seconds() / 86_400.0).to_numpy(dtype=np.float64,
                                                                                      na_value=np.nan)
             else:
@@ -155,7 +154,7 @@ class LeadEncoder:
 
 def _created_at(frame: pd.DataFrame, schema: LeadSchema) -> pd.Series:
     if schema.created_at and schema.created_at in frame.columns:
-        return pd.to_datetime(frame[schema.created_at], errors="coerce")
+        return parse_dates(frame[schema.created_at])
     return pd.Series(pd.Timestamp.now(), index=frame.index)
 
 

@@ -108,11 +108,25 @@ def coerce_feature(values: pd.Series, spec: FeatureSpec) -> tuple[pd.Series, pd.
         cast, bad = coerce_boolean(values)
         return cast, bad
     if spec.type == "datetime":
-        cast = pd.to_datetime(values, errors="coerce", utc=False, format="mixed") if values.dtype == object \
-            else pd.to_datetime(values, errors="coerce")
+        cast = parse_dates(values)
         return cast, present & cast.isna()
     cast = values.astype("string")
     return cast.str.strip(), pd.Series(False, index=values.index)
+
+
+def parse_dates(values: pd.Series) -> pd.Series:
+    """Dates in any common format, each cell parsed on its own; zoned times become UTC without a zone.
+
+    Text columns (pandas 3 reads CSV text as `str`, not `object`) need format="mixed": otherwise
+    pandas guesses one format from the first cell and silently turns every other format into NaT.
+    """
+    if pd.api.types.is_datetime64_any_dtype(values):
+        out = values
+    else:
+        out = pd.to_datetime(values.astype("string"), errors="coerce", format="mixed", utc=True)
+    if getattr(out.dt, "tz", None) is not None:
+        out = out.dt.tz_convert("UTC").dt.tz_localize(None)
+    return out
 
 
 def coerce_boolean(values: pd.Series) -> tuple[pd.Series, pd.Series]:
@@ -134,10 +148,7 @@ def cast_to_schema(frame: pd.DataFrame, schema: LeadSchema, *, source: str = "da
             out[spec.name], _ = coerce_feature(out[spec.name], spec)
     for col in (schema.created_at, schema.converted_at):
         if col and col in out.columns:
-            out[col] = pd.to_datetime(out[col], errors="coerce", format="mixed") if out[col].dtype == object \
-                else pd.to_datetime(out[col], errors="coerce")
-            if getattr(out[col].dt, "tz", None) is not None:
-                out[col] = out[col].dt.tz_convert("UTC").dt.tz_localize(None)
+            out[col] = parse_dates(out[col])
     if schema.id_column in out.columns:
         out[schema.id_column] = out[schema.id_column].astype("string")
     for col in schema.context:
