@@ -209,6 +209,7 @@ def generate(*, quarters: int = 12, leads_per_quarter: int = 20_000, seed: int =
     eventually = rng.random(n) < prob
     delay_days = np.clip(np.exp(rng.normal(np.log(25), 0.8, n)), 1, 89)
     converted_ns = created_ns + (delay_days * 86_400e9).astype(np.int64)
+    converted_ns = (converted_ns // 1_000_000_000) * 1_000_000_000  # whole seconds, like created_at
     observed = eventually & (converted_ns < export.value)
     age_days = (export.value - created_ns) / 86_400e9
     status = np.where(observed, "Converted",
