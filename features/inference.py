@@ -1,0 +1,588 @@
+"""Draft a lead schema for a company's own export (`leadscore schema infer`).
+
+The draft is a starting point a person reviews, not a verdict: every guess is written into the YAML
+where it can be read and changed. Types come from the values; quality factors come from the column
+names through FACTOR_KEYWORDS (edit it to teach the guesser your CRM's words); columns that cannot
+be features (ids, free text, constants) and columns that probably leak the outcome are listed under
+`excluded` with the reason, so nobody trains on the answer by accident.
+
+>>> schema, notes = infer_schema(frame, target="Converted")   # doctest: +SKIP
+>>> print(schema_yaml(schema, header=notes))                  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import re
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from features.errors import DataError
+from features.factors import FACTOR_LABELS, FACTORS
+from features.loading import parse_dates, read_table
+from features.validation import check_delimiter
+from features.schema import (
+    DEFAULT_GRADES, FALSE_WORDS, TRUE_WORDS, LeadSchema, normalise_label, schema_from_dict,
+)
+
+# Words in a column name that say which quality factor it carries. A word matches a name's word
+# exactly, with a plural or past-tense ending, or (for words of 5+ letters) as its start; words
+# joined by "_" match consecutive words. When several factors match, the last matching word in the
+# name wins, because English names end with their head noun ("decision_timeline" is a timeline).
+FACTOR_KEYWORDS: dict[str, list[str]] = {
+    "icp_fit": ["industry", "sector", "vertical", "employee", "headcount", "company_size", "size", "revenue",
+                "turnover", "country", "region", "city", "location", "territory", "geo"],
+    "readiness": ["visit", "page", "view", "download", "demo", "pricing", "webinar", "activity", "engagement",
+                  "session", "click", "open", "trial", "event"],
+    "contactability": ["email", "phone", "mobile", "opt", "optin", "optout", "unsubscribe", "bounce"],
+    "timeline": ["timeline", "timeframe", "budget", "urgency"],
+    "authority": ["title", "seniority", "role", "department", "dept", "decision", "job", "persona"],
+    "product_fit": ["product", "use_case", "usecase", "interest", "solution", "need"],
+}
+
+# Words in names of fields that sales (or the CRM) fills in after first contact: their values
+# describe what happened to the lead, so a model trained on them learns the answer, not the lead.
+AFTER_CONTACT_KEYWORDS: list[str] = [
+    "status", "stage", "tag", "tags", "tagged", "outcome", "quality", "disqualif", "rating", "owner", "reason",
+    "result", "won", "lost", "closed", "opportunit", "deal", "score", "grade", "sql", "modified", "updated",
+]
+
+# Words that mark where a lead came from: kept as report context (by campaign, by source), not features.
+CONTEXT_KEYWORDS: list[str] = ["source", "campaign", "channel", "utm", "medium"]
+
+CREATED_KEYWORDS: list[str] = ["created", "create", "creation"]
+UPDATED_KEYWORDS: list[str] = ["last", "modified", "updated", "activity"]
+CONVERTED_KEYWORDS: list[str] = ["conver", "won", "closed", "close"]
+POSITIVE_WORDS = frozenset({"1", "converted", "won", "closed won", "closed_won", "success", "positive"})
+
+LEAK_AUC = 0.97            # one column alone ranking converted leads this well is too good to be true
+PURE_LEVEL_RATE = 0.99     # a category level where almost every lead converted
+MAX_LISTED_VALUES = 20     # categoricals with at most this many levels get an explicit `values` list
+FREE_TEXT_UNIQUE = 0.5     # more unique strings than this share: free text or an id, not a category
+NUMERIC_SHARE = 0.98       # share of cells that must parse for a column to count as numbers or dates
+SAMPLE_ROWS = 200_000      # leakage checks run on at most this many rows
+_WORD_ENDINGS = ("s", "es", "d", "ed", "ing", "er", "ers")
+_DATE_START = re.compile(r"^\s*\d{1,4}[-/.]\d{1,2}[-/.]\d{1,4}")
+
+
+@dataclass(frozen=True)
+class _Column:
+    """What the values of one column look like: its kind and the values cast to that kind."""
+
+    kind: str                # boolean | integer | numeric | categorical | datetime | empty
+    values: pd.Series
+    bad_cells: int = 0
+    bad_example: str = ""
+
+
+# -- the pure function -------------------------------------------------------------------------
+
+def infer_schema(frame: pd.DataFrame, *, target: str, id_column: str | None = None,
+                 created_at: str | None = None, converted_at: str | None = None,
+                 positive: list[str] | None = None, name: str = "leads") -> tuple[LeadSchema, list[str]]:
+    """Draft a schema for `frame`; returns it and notes that say what was guessed and why."""
+    _require_columns(frame, {"target": target, "id": id_column, "created_at": created_at,
+                             "converted_at": converted_at})
+    notes: list[str] = []
+    known = frame[target].notna()
+    positives, negatives = _target_values(frame[target], positive, target)
+    if positive is None:
+        notes.append(f"{target} values that mean converted: {', '.join(map(str, positives))} "
+                     "(guessed; pass --positive to change)")
+    wanted = {normalise_label(p) for p in positives}
+    is_positive = frame[target].map(lambda v: normalise_label(v) in wanted).astype(bool)
+    y = is_positive[known].to_numpy(dtype=bool)
+
+    columns = {c: _read_column(frame[c]) for c in frame.columns if c != target}
+    roles = {"id": id_column, "created_at": created_at, "converted_at": converted_at}
+    _guess_roles(roles, frame, columns, notes)
+    for col in roles.values():
+        columns.pop(col, None)
+
+    features, context, excluded = _place_columns(columns, y, known, notes)
+    base_rate = float(y.mean())
+    window, window_note = _outcome_window(frame, roles["created_at"], roles["converted_at"], is_positive)
+    notes.append(window_note)
+    notes.append(f"converted share {base_rate:.1%} of {int(known.sum()):,} leads; grades A/B/C start at "
+                 f"3x, 1.5x and 0.6x that (agree them with sales)")
+    if excluded:
+        notes.append("left out: " + ", ".join(excluded) + " (reasons under `excluded`)")
+    raw = {
+        "name": name,
+        "roles": {"id": roles["id"], "target": target, "positive_values": positives, "negative_values": negatives,
+                  **{k: v for k, v in roles.items() if k != "id" and v}},
+        "outcome_window_days": window,
+        "grades": _grades_for(base_rate),
+        "context": context,
+        "excluded": excluded,
+        "features": sorted(features, key=lambda f: FACTORS.index(f["factor"])),
+    }
+    return schema_from_dict(raw, source="inferred schema"), notes
+
+
+def _guess_roles(roles: dict[str, str | None], frame: pd.DataFrame, columns: dict[str, _Column],
+                 notes: list[str]) -> None:
+    """Fill in the id and date roles the user did not name, saying so in the notes."""
+    if roles["id"] is None:
+        roles["id"] = _guess_id(frame, columns)
+        notes.append(f"id column: {roles['id']} (guessed; pass --id to change)")
+    dates = {c: info for c, info in columns.items() if info.kind == "datetime" and c != roles["id"]}
+    if roles["created_at"] is None:
+        roles["created_at"] = (_guess_date_role(dates, CREATED_KEYWORDS, avoid=CONVERTED_KEYWORDS)
+                               or _guess_date_role(dates, ["date", "timestamp"],
+                                                   avoid=CONVERTED_KEYWORDS + UPDATED_KEYWORDS))
+        if roles["created_at"]:
+            notes.append(f"created_at: {roles['created_at']} (guessed from its name; pass --created-at to change)")
+    if roles["converted_at"] is None:
+        dates.pop(roles["created_at"] or "", None)
+        roles["converted_at"] = _guess_date_role(dates, CONVERTED_KEYWORDS, avoid=[])
+        if roles["converted_at"]:
+            notes.append(f"converted_at: {roles['converted_at']} (guessed from its name; "
+                         "pass --converted-at to change)")
+
+
+def _place_columns(columns: dict[str, _Column], y: np.ndarray, known: pd.Series,
+                   notes: list[str]) -> tuple[list[dict[str, Any]], list[str], dict[str, str]]:
+    """Each remaining column becomes a feature, a report context column, or an excluded one with a reason."""
+    features: list[dict[str, Any]] = []
+    context: list[str] = []
+    excluded: dict[str, str] = {}
+    for col, info in columns.items():
+        why = _reason_to_exclude(col, info, y, known)
+        if why:
+            excluded[col] = why
+        elif _matching_position(_words(col), CONTEXT_KEYWORDS) is not None:
+            context.append(col)
+        else:
+            features.append(_feature_dict(col, info))
+            if info.bad_cells:
+                notes.append(f"{col}: {info.bad_cells} cells are not {info.kind} values (e.g. "
+                             f"{info.bad_example!r}); they are read as missing")
+    if not features:
+        summary = "; ".join(f"{c}: {r}" for c, r in list(excluded.items())[:5])
+        raise DataError(f"no usable feature columns: every column was left out ({summary})")
+    return features, context, excluded
+
+
+def guess_factor(column: str) -> str:
+    """The quality factor a column's name suggests (FACTOR_KEYWORDS), or `other`."""
+    words = _words(column)
+    best, best_pos = "other", -1
+    for factor, keywords in FACTOR_KEYWORDS.items():
+        pos = _matching_position(words, keywords)
+        if pos is not None and pos > best_pos:
+            best, best_pos = factor, pos
+    return best
+
+
+# -- the command -------------------------------------------------------------------------------
+
+def infer_schema_command(args: argparse.Namespace) -> int:
+    """`leadscore schema infer`: draft a schema and print it, or write it to --out."""
+    path = Path(args.data)
+    frame = read_table(path)
+    if frame.empty:
+        raise DataError(f"{path.name}: the file has a header but no rows")
+    check_delimiter(frame, path.name)
+    positive = [v.strip() for v in args.positive.split(",") if v.strip()] if args.positive else None
+    schema, notes = infer_schema(frame, target=args.target, id_column=args.id_column, created_at=args.created_at,
+                                 converted_at=args.converted_at, positive=positive,
+                                 name=path.name.split(".")[0] or "leads")
+    header = [f"Drafted by `leadscore schema infer {path.name}`. Review every line before training."] + notes
+    text = schema_yaml(schema, header=header)
+    if not args.out:
+        sys.stdout.write(text)
+        return 0
+    _write_text_atomic(Path(args.out), text)
+    leaks = [c for c, why in schema.excluded.items() if why.startswith("possible leakage")]
+    print(f"wrote {args.out}: {_count(len(schema.features), 'feature')}, "
+          f"{_count(len(schema.excluded), 'column')} left out"
+          + (f", possible leakage in {', '.join(leaks)}" if leaks else ""))
+    for note in notes:
+        print(f"  {note}")
+    return 0
+
+
+# -- YAML with comments ------------------------------------------------------------------------
+
+def schema_yaml(schema: LeadSchema, *, header: list[str] | None = None) -> str:
+    """The schema as YAML a person can review: comments say what was guessed and what to check."""
+    data = schema.to_dict()
+    for key in ("positive_values", "negative_values"):
+        data["roles"][key] = [_spelling(v) for v in data["roles"][key]]
+    parts = [_comment_block(header or [])]
+    top = {k: data[k] for k in ("name", "description", "roles", "outcome_window_days") if k in data}
+    parts.append(_dump(top))
+    parts.append("# Grade floors on the calibrated probability: the shared definition of a good lead.\n")
+    parts.append("grades: {" + ", ".join(f"{k}: {v}" for k, v in schema.grades.items()) + "}\n")
+    parts.append("# Kept for reports (by source, by campaign); never model features.\n")
+    parts.append(_dump({"context": data["context"]}))
+    parts.append(_excluded_yaml(schema.excluded))
+    parts.append(_features_yaml(data["features"]))
+    return "".join(parts)
+
+
+def _excluded_yaml(excluded: dict[str, str]) -> str:
+    if not excluded:
+        return "excluded: {}\n"
+    lines = [
+        "# Columns left out of the model, with the reason. Possible leakage is a guess: a field sales fills",
+        "# in after contact, or one that alone tells converted from not converted, hands the model an",
+        "# answer it will not have when a new lead arrives. Move a column into `features` only if its",
+        "# value is known the moment the lead is created.",
+        "excluded:",
+    ]
+    for col, why in excluded.items():
+        if why.startswith("possible leakage"):
+            lines.append("  # POSSIBLE LEAKAGE: check this column before you train")
+        lines.append("  " + _dump({col: why}).rstrip("\n"))
+    return "\n".join(lines) + "\n"
+
+
+def _features_yaml(features: list[dict[str, Any]]) -> str:
+    lines = [
+        "# Factors were guessed from column names (FACTOR_KEYWORDS in features/inference.py); `other` means",
+        "# no keyword matched. Add `reason` (shown when a feature lowers a lead), `monotone` and",
+        "# `actionable` where you know them.",
+        "features:",
+    ]
+    factor = None
+    for item in features:
+        if item["factor"] != factor:
+            factor = item["factor"]
+            lines.append(f"  # {FACTOR_LABELS[factor]}")
+        if factor == "other":
+            lines.append(f"  # {item['name']}: no factor keyword matched; pick one of {', '.join(FACTORS)}")
+        block = _dump([item]).rstrip("\n").splitlines()
+        lines.extend("  " + line for line in block)
+    return "\n".join(lines) + "\n"
+
+
+def _comment_block(lines: list[str]) -> str:
+    return "".join(f"# {line}\n" for line in lines)
+
+
+class _Dumper(yaml.SafeDumper):
+    """Short lists of plain values stay on one line, as in the bundled schema."""
+
+
+def _represent_list(dumper: yaml.SafeDumper, data: list[Any]) -> yaml.Node:
+    flow = all(not isinstance(v, list | dict) for v in data)
+    return dumper.represent_sequence("tag:yaml.org,2002:seq", data, flow_style=flow)
+
+
+_Dumper.add_representer(list, _represent_list)
+
+
+def _dump(data: Any) -> str:
+    return yaml.dump(data, Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=110,
+                     default_flow_style=False)
+
+
+def _write_text_atomic(path: Path, text: str) -> None:
+    """Temp file beside the target, renamed on success, so a failed run never leaves half a schema."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+# -- roles -------------------------------------------------------------------------------------
+
+def _require_columns(frame: pd.DataFrame, roles: dict[str, str | None]) -> None:
+    for role, col in roles.items():
+        if col is not None and col not in frame.columns:
+            shown = ", ".join(str(c)[:40] for c in frame.columns[:8]) + (", ..." if frame.shape[1] > 8 else "")
+            raise DataError(f"{role} column '{col}' is not in the data (columns: {shown})", field=col)
+
+
+def _target_values(target: pd.Series, positive: list[str] | None, name: str) -> tuple[list[Any], list[Any]]:
+    """Split the target's distinct values into converted and not converted, one spelling per value."""
+    spellings: dict[str, Any] = {}
+    for value in target.dropna().unique():
+        spellings.setdefault(normalise_label(value), _spelling(value))
+    if not spellings:
+        raise DataError(f"target column '{name}' has no values", field=name)
+    if len(spellings) < 2:
+        raise DataError(f"target column '{name}' has a single value ({list(spellings.values())[0]!r}); "
+                        "a model needs converted and not-converted leads", field=name)
+    if positive is not None:
+        wanted = {normalise_label(v) for v in positive}
+        missing = wanted - set(spellings)
+        if missing:
+            raise DataError(f"--positive value {sorted(missing)[0]!r} never occurs in '{name}' "
+                            f"(values: {', '.join(map(str, list(spellings.values())[:8]))})", field=name)
+    else:
+        wanted = {k for k, v in spellings.items() if k in POSITIVE_WORDS or str(v).strip().lower() in TRUE_WORDS}
+        if not wanted:
+            raise DataError(f"cannot tell which values of '{name}' mean converted "
+                            f"(values: {', '.join(map(str, list(spellings.values())[:8]))}); pass --positive",
+                            field=name)
+    pos = [v for k, v in spellings.items() if k in wanted]
+    neg = [v for k, v in spellings.items() if k not in wanted]
+    if not neg:
+        raise DataError(f"every value of '{name}' means converted; a model needs both outcomes", field=name)
+    return pos, neg
+
+
+def _guess_id(frame: pd.DataFrame, columns: dict[str, _Column]) -> str:
+    """The lead id: text or whole numbers, unique and never blank, preferring a name that says id."""
+    unique = [c for c, info in columns.items() if info.kind in ("categorical", "integer")
+              and frame[c].notna().all() and frame[c].is_unique]
+    named = [c for c in unique if _matching_position(_words(c), ["id", "key", "uuid", "guid"]) is not None]
+    if named or unique:
+        return (named or unique)[0]
+    raise DataError("no column has a unique value for every lead; pass --id COLUMN")
+
+
+def _guess_date_role(dates: dict[str, _Column], keywords: list[str], *, avoid: list[str]) -> str | None:
+    for col in dates:
+        words = _words(col)
+        if _matching_position(words, keywords) is not None and _matching_position(words, avoid) is None:
+            return col
+    return None
+
+
+def _outcome_window(frame: pd.DataFrame, created_at: str | None, converted_at: str | None,
+                    positive: pd.Series) -> tuple[int, str]:
+    """Days after creation by which an outcome is final: the 95th percentile delay, rounded up to 30."""
+    default = 90
+    if not (created_at and converted_at):
+        return default, f"outcome window: {default} days (default; no creation and conversion dates to measure)"
+    start = parse_dates(frame[created_at])
+    end = parse_dates(frame[converted_at])
+    delays = ((end - start).dt.total_seconds() / 86_400.0)[positive.astype(bool)].dropna()
+    delays = delays[delays >= 0]
+    if len(delays) < 20:
+        return default, f"outcome window: {default} days (default; too few conversion dates to measure)"
+    p95 = float(np.percentile(delays, 95))
+    window = int(min(730, max(30, math.ceil(p95 / 30) * 30)))
+    return window, f"outcome window: {window} days (95% of conversions came within {p95:.0f} days)"
+
+
+def _grades_for(base_rate: float) -> dict[str, float]:
+    """Grade floors relative to the base rate, so an A lead is clearly better than average anywhere."""
+    floors = [float(f"{min(m * base_rate, cap):.2g}") for m, cap in ((3.0, 0.9), (1.5, 0.6), (0.6, 0.3))]
+    if not (1 >= floors[0] > floors[1] > floors[2] > 0):
+        return dict(DEFAULT_GRADES)
+    return {"A": floors[0], "B": floors[1], "C": floors[2], "D": 0.0}
+
+
+# -- one column --------------------------------------------------------------------------------
+
+def _read_column(values: pd.Series) -> _Column:
+    """Decide a column's kind from its values; typed Parquet columns keep their type."""
+    present = values.dropna()
+    if present.empty:
+        return _Column("empty", values)
+    if pd.api.types.is_bool_dtype(values):
+        return _Column("boolean", values.astype("boolean"))
+    if pd.api.types.is_datetime64_any_dtype(values):
+        return _Column("datetime", parse_dates(values))
+    if pd.api.types.is_numeric_dtype(values):
+        return _numeric_column(values.astype("Float64").astype(float), bad=0, example="")
+    text = present.astype(str).str.strip()
+    lowered = text.str.lower()
+    if lowered.isin(TRUE_WORDS | FALSE_WORDS).all():
+        return _Column("boolean", values.astype("string").str.strip().str.lower().isin(TRUE_WORDS)
+                       .astype("boolean").where(values.notna()))
+    numbers = pd.to_numeric(text, errors="coerce")
+    if numbers.notna().mean() >= NUMERIC_SHARE:
+        bad = text[numbers.isna()]
+        cast = pd.to_numeric(values.astype("string").str.strip(), errors="coerce").astype("Float64").astype(float)
+        return _numeric_column(cast, bad=len(bad), example=str(bad.iloc[0]) if len(bad) else "")
+    if text.str.match(_DATE_START).mean() >= NUMERIC_SHARE:
+        dates = parse_dates(values)
+        if dates[values.notna()].notna().mean() >= NUMERIC_SHARE:
+            bad = text[dates[present.index].isna()]
+            return _Column("datetime", dates, bad_cells=len(bad), bad_example=str(bad.iloc[0]) if len(bad) else "")
+    return _Column("categorical", values.astype("string").str.strip())
+
+
+def _numeric_column(cast: pd.Series, *, bad: int, example: str) -> _Column:
+    present = cast.dropna()
+    if present.isin([0.0, 1.0]).all() and present.nunique() == 2:
+        return _Column("boolean", cast.map({1.0: True, 0.0: False}).astype("boolean"), bad, example)
+    whole = bool((present % 1 == 0).all())
+    return _Column("integer" if whole else "numeric", cast, bad, example)
+
+
+def _reason_to_exclude(col: str, info: _Column, y: np.ndarray, known: pd.Series) -> str | None:
+    """Why a column cannot be a feature, or None when it can."""
+    if info.kind == "empty":
+        return "empty, no values"
+    distinct = info.values.nunique(dropna=True)
+    if distinct == 1 and info.values.notna().all():
+        return "constant, the same value in every row"
+    after = _matching_keyword(_words(col), AFTER_CONTACT_KEYWORDS)
+    if after:
+        return f"possible leakage, sales fills in fields like this after contact (name contains {after})"
+    n_present = int(info.values.notna().sum())
+    if info.kind == "categorical" and distinct > 20 and distinct > FREE_TEXT_UNIQUE * n_present:
+        return f"free text or id-like, {distinct / n_present:.0%} of values are unique"
+    if info.kind == "integer" and n_present > 20 and distinct == n_present:
+        return "id-like, every value is different"
+    if _matching_position(_words(col), ["id", "uuid", "guid"]) is not None and distinct > 0.9 * n_present:
+        return "id-like, named like an id and nearly every value is different"
+    return _leak_by_values(info, known, y)
+
+
+def _feature_dict(col: str, info: _Column) -> dict[str, Any]:
+    item: dict[str, Any] = {"name": col, "type": info.kind, "factor": guess_factor(col),
+                            "label": col.replace("_", " ").strip().capitalize()}
+    present = info.values.dropna()
+    if info.kind in ("integer", "numeric") and len(present) and present.min() >= 0:
+        item["min"] = 0
+    if info.kind == "categorical":
+        levels = present.value_counts()
+        if len(levels) <= MAX_LISTED_VALUES:
+            item["values"] = [str(v) for v in levels.index]
+    return item
+
+
+# -- leakage by values -------------------------------------------------------------------------
+
+def _leak_by_values(info: _Column, known: pd.Series, y: np.ndarray) -> str | None:
+    """A column that alone separates converted from not converted almost perfectly is suspect."""
+    if y.all() or not y.any():
+        return None
+    values = info.values[known]
+    if len(values) > SAMPLE_ROWS:
+        pick = np.random.default_rng(0).choice(len(values), SAMPLE_ROWS, replace=False)
+        values, y = values.iloc[pick], y[pick]
+    codes = _bin_codes(values, info.kind)
+    pure = _pure_level(codes, values, y)
+    if pure is not None:
+        return (f"possible leakage, every lead with value {pure} converted (an outcome field filled in "
+                "later looks like this)")
+    auc = _cross_fitted_auc(codes, y)
+    if info.kind in ("integer", "numeric", "datetime"):
+        numbers = _as_numbers(values)
+        auc = max(auc, _separation(np.nan_to_num(numbers, nan=-np.inf), y),
+                  _separation(np.nan_to_num(numbers, nan=np.inf), y))
+    if auc > LEAK_AUC:
+        return (f"possible leakage, on its own it separates converted leads almost perfectly (AUC {auc:.3f}, "
+                "an outcome field filled in later looks like this)")
+    return None
+
+
+def _bin_codes(values: pd.Series, kind: str) -> np.ndarray:
+    """Integer codes per value (numbers in up to 50 quantile bins); missing gets its own code."""
+    if kind in ("integer", "numeric", "datetime"):
+        numbers = pd.Series(_as_numbers(values))
+        binned = pd.qcut(numbers.rank(method="dense"), q=50, labels=False, duplicates="drop")
+        return binned.fillna(-1).to_numpy(dtype=np.int64) + 1
+    codes, _ = pd.factorize(values.astype("string"), use_na_sentinel=True)
+    return codes.astype(np.int64) + 1
+
+
+def _as_numbers(values: pd.Series) -> np.ndarray:
+    if pd.api.types.is_datetime64_any_dtype(values):
+        out = values.astype("int64").astype(float).to_numpy()
+        out[values.isna().to_numpy()] = np.nan
+        return out
+    return pd.to_numeric(values, errors="coerce").astype(float).to_numpy()
+
+
+def _pure_level(codes: np.ndarray, values: pd.Series, y: np.ndarray) -> Any:
+    """A level (not missing) holding a sizeable share of the conversions where nearly all converted."""
+    if values.dtype.kind == "f" or pd.api.types.is_datetime64_any_dtype(values):
+        return None
+    n_pos = int(y.sum())
+    counts = np.bincount(codes)
+    wins = np.bincount(codes, weights=y.astype(float), minlength=len(counts))
+    for code in range(1, len(counts)):
+        if counts[code] >= max(10, 0.05 * n_pos) and wins[code] / counts[code] >= PURE_LEVEL_RATE:
+            return _plain(values.iloc[int(np.argmax(codes == code))])
+    return None
+
+
+def _cross_fitted_auc(codes: np.ndarray, y: np.ndarray) -> float:
+    """Score each row by its bin's conversion rate learned on the other half, then measure ranking."""
+    fold = np.arange(len(codes)) % 2
+    score = np.empty(len(codes))
+    size = int(codes.max()) + 1
+    for f in (0, 1):
+        fit = fold != f
+        counts = np.bincount(codes[fit], minlength=size)
+        wins = np.bincount(codes[fit], weights=y[fit].astype(float), minlength=size)
+        prior = y[fit].mean()
+        rate = np.where(counts > 0, wins / np.maximum(counts, 1), prior)
+        score[~fit] = rate[codes[~fit]]
+    return _separation(score, y)
+
+
+def _separation(score: np.ndarray, y: np.ndarray) -> float:
+    """max(AUC, 1 - AUC) from ranks: how well the score orders converted against not converted."""
+    ranks = pd.Series(score).rank(method="average").to_numpy()
+    n1 = int(y.sum())
+    n0 = len(y) - n1
+    auc = (ranks[y].sum() - n1 * (n1 + 1) / 2) / (n1 * n0)
+    return float(max(auc, 1 - auc))
+
+
+# -- words in column names ---------------------------------------------------------------------
+
+def _words(column: str) -> list[str]:
+    """Lower-case words of a column name: `NumberOfEmployees` and `number_of_employees` agree."""
+    spaced = re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", str(column))
+    return [w for w in re.split(r"[^a-z0-9]+", spaced.lower()) if w]
+
+
+def _word_matches(word: str, keyword: str) -> bool:
+    if word == keyword:
+        return True
+    if not word.startswith(keyword):
+        return False
+    return len(keyword) >= 5 or word[len(keyword):] in _WORD_ENDINGS
+
+
+def _matching_position(words: list[str], keywords: list[str]) -> int | None:
+    """Index of the last word that matches any keyword (multi-word keywords end there), else None."""
+    best = None
+    for keyword in keywords:
+        parts = keyword.split("_")
+        for end in range(len(parts) - 1, len(words)):
+            window = words[end - len(parts) + 1:end + 1]
+            if all(_word_matches(w, k) for w, k in zip(window, parts)):
+                best = end if best is None else max(best, end)
+    return best
+
+
+def _matching_keyword(words: list[str], keywords: list[str]) -> str | None:
+    for keyword in keywords:
+        if _matching_position(words, [keyword]) is not None:
+            return keyword
+    return None
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" + ("" if n == 1 else "s")
+
+
+def _spelling(value: Any) -> Any:
+    """How a target value is written in the YAML: whole numbers unquoted, text as it appears."""
+    value = _plain(value)
+    if isinstance(value, str) and re.fullmatch(r"\s*-?\d+\s*", value):
+        return int(value)
+    return value
+
+
+def _plain(value: Any) -> Any:
+    """numpy scalars to Python ones, so YAML can write them."""
+    return value.item() if isinstance(value, np.generic) else value
+
