@@ -62,6 +62,17 @@ def data_end(frame: pd.DataFrame, schema: LeadSchema) -> pd.Timestamp:
     return created_at(frame, schema).max()
 
 
+def outcome_final(frame: pd.DataFrame, schema: LeadSchema, as_of: pd.Timestamp | None = None) -> pd.Series:
+    """True where the outcome window has closed at `as_of`, converted or not.
+
+    Expected against actual conversions is only fair on these leads: among younger ones only the
+    converters are known, which would make actuals look better than they are.
+    """
+    as_of = data_end(frame, schema) if as_of is None else pd.Timestamp(as_of)
+    created = created_at(frame, schema)
+    return (created <= as_of - pd.Timedelta(days=schema.outcome_window_days)).fillna(False).astype(bool)
+
+
 def mature_mask(frame: pd.DataFrame, schema: LeadSchema, as_of: pd.Timestamp | None = None) -> pd.Series:
     """True where the lead's outcome is final at `as_of`: converted by then, or older than the window."""
     as_of = data_end(frame, schema) if as_of is None else pd.Timestamp(as_of)

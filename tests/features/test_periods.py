@@ -7,7 +7,7 @@ import pytest
 
 from features.datasets import load_history_with_schema, schema_for
 from features.errors import DataError
-from features.periods import latest_quarter, mature_mask, parse_quarter, quarter_of
+from features.periods import latest_quarter, mature_mask, outcome_final, parse_quarter, quarter_of
 from features.synthetic import bundled_schema, generate, write_history
 
 
@@ -39,6 +39,8 @@ def test_only_converted_or_old_enough_leads_are_mature():
     assert mature_mask(frame, schema, as_of=pd.Timestamp("2026-10-01")).tolist() == [True, True, False]
     # Judged earlier, the conversion had not happened yet and the first lead was still young.
     assert mature_mask(frame, schema, as_of=pd.Timestamp("2026-03-01")).tolist() == [False, False, False]
+    # Expected-vs-actual comparisons use only leads whose window closed, converted or not.
+    assert outcome_final(frame, schema, as_of=pd.Timestamp("2026-10-01")).tolist() == [True, False, False]
 
 
 def test_history_is_read_with_the_schema_written_beside_it(tmp_path):

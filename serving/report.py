@@ -1,0 +1,534 @@
+"""The lead-quality report for marketing: the feedback loop from sales, one HTML page plus CSV.
+
+Per lead source and campaign, per quarter: leads, mean score, grade mix, expected conversions (the
+sum of calibrated probabilities) against actual conversions where outcomes are final, and the share
+of leads each quality factor lowers, with the change from the previous quarter. A summary on top
+names the sources whose leads got worse and the factor behind it.
+
+A lead is *lowered by* a factor when that factor's impact on its score is at most `LOWERED_AT`
+log-odds (-0.1: roughly one percentage point at a 10% conversion rate). Impacts are measured
+against the model's average lead, so "61% lowered by contact data" means 61% of that campaign's
+leads have worse contact data than a typical lead, by a margin that moves the score.
+
+    >>> explained = analyst.explain(history)                   # doctest: +SKIP
+    >>> tables = build_report(explained, history, schema)      # doctest: +SKIP
+    >>> Path("report.html").write_text(render_html(tables))    # doctest: +SKIP
+
+Aggregation (`build_report`) is pure; drawing (`render_html`) and files (`report_command`) sit at
+the edges.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import html
+import io
+import os
+import sys
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from features.datasets import load_history_with_schema
+from features.errors import DataError
+from features.factors import FACTOR_LABELS, FACTORS
+from features.loading import labels, write_table
+from features.periods import outcome_final, parse_quarter, quarters
+from features.schema import LeadSchema
+
+LOWERED_AT = -0.1
+"""A factor lowers a lead when its impact is at most this many log-odds."""
+MIN_LEADS = 30
+"""Groups smaller than this in either quarter are not named in the summary (too noisy)."""
+WORSE_AT = -0.1
+"""A group got worse when its mean log-odds fell by at least this much, and by more than twice its noise."""
+REPORT_QUARTERS = 4
+"""How many quarters, ending with the report quarter, the CLI explains (trend charts, previous quarter)."""
+ALL = "all"
+ALL_LEADS = "All leads"
+MISSING_GROUP = "(none)"
+
+
+@dataclass(frozen=True)
+class ReportTables:
+    """Everything the page and the CSV show; built by `build_report`, drawn by `render_html`."""
+
+    quarter: str
+    previous: str | None
+    by: tuple[str, ...]
+    factors: tuple[str, ...]
+    grades: tuple[str, ...]
+    quarterly: pd.DataFrame
+    """One row per (dimension, group, quarter), dimension 'all' for every lead together."""
+    current: pd.DataFrame
+    """The report quarter's rows with `*_change` columns against the previous quarter."""
+    summary: tuple[str, ...]
+    calibration_quarter: str | None
+    """The latest quarter whose outcomes are all final: where expected meets actual."""
+    lowered_at: float = LOWERED_AT
+    model: str = ""
+
+
+# -- aggregation (pure) ---------------------------------------------------------------------------
+
+def build_report(explained: pd.DataFrame, history: pd.DataFrame, schema: LeadSchema,
+                 by: Sequence[str] = ("lead_source", "campaign"), quarter: str | None = None, *,
+                 lowered_at: float = LOWERED_AT, min_leads: int = MIN_LEADS, model: str = "") -> ReportTables:
+    """Aggregate explained leads into the report's tables and summary sentences.
+
+    `explained` is `Scorer.explain(history)`: same rows, same order.
+    """
+    by = tuple(by)
+    factors = report_factors(explained, schema)
+    leads = lead_rows(explained, history, schema, by, factors, lowered_at=lowered_at)
+    report_q = _report_quarter(leads, quarter)
+    leads = leads[leads["quarter"] <= report_q]
+    previous = _previous_quarter(leads, report_q)
+    grades = tuple(schema.grades)
+    quarterly = quarterly_table(leads, by, factors, grades)
+    current = with_changes(quarterly, report_q, previous, factors)
+    calibration_q = _calibration_quarter(quarterly)
+    summary = summarise(current, quarterly, by[0] if by else ALL, previous, calibration_q, factors,
+                        min_leads=min_leads)
+    return ReportTables(quarter=report_q, previous=previous, by=by, factors=factors, grades=grades,
+                        quarterly=quarterly, current=current, summary=summary,
+                        calibration_quarter=calibration_q, lowered_at=lowered_at, model=model)
+
+
+def report_factors(explained: pd.DataFrame, schema: LeadSchema) -> tuple[str, ...]:
+    """The factors the schema maps features to and the explanation carries, in vocabulary order."""
+    used = set(schema.factor_map.values())
+    return tuple(f for f in FACTORS if f in used and f"impact_{f}" in explained.columns)
+
+
+def lead_rows(explained: pd.DataFrame, history: pd.DataFrame, schema: LeadSchema, by: Sequence[str],
+              factors: Sequence[str], *, lowered_at: float = LOWERED_AT) -> pd.DataFrame:
+    """One row per lead with what aggregation needs: quarter, groups, score, outcome, lowered flags."""
+    _check_aligned(explained, history, schema)
+    missing = [c for c in by if c not in history.columns]
+    if missing:
+        raise DataError(f"cannot group by '{missing[0]}': no such column in the data "
+                        f"(context columns: {', '.join(schema.context) or 'none'})", field=missing[0])
+    final = outcome_final(history, schema).to_numpy(dtype=bool)
+    converted = labels(history, schema).astype(float)
+    out = pd.DataFrame({
+        "quarter": quarters(history, schema).to_numpy(),
+        "probability": explained["probability"].to_numpy(dtype=float),
+        "score": explained["score"].to_numpy(dtype=float),
+        "raw_score": explained["raw_score"].to_numpy(dtype=float),
+        "grade": explained["grade"].astype(str).to_numpy(),
+        "converted": converted,
+        "final": final.astype(float),
+    })
+    out["expected_final"] = out["probability"] * out["final"]
+    out["actual_final"] = out["converted"] * out["final"]
+    for column in by:
+        out[column] = history[column].astype("string").fillna(MISSING_GROUP).to_numpy()
+    for factor in factors:
+        impact = explained[f"impact_{factor}"].to_numpy(dtype=float)
+        out[f"impact_{factor}"] = impact
+        out[f"lowered_{factor}"] = (impact <= lowered_at).astype(float)
+    return out[out["quarter"].notna()]
+
+
+def quarterly_table(leads: pd.DataFrame, by: Sequence[str], factors: Sequence[str],
+                    grades: Sequence[str]) -> pd.DataFrame:
+    """Per dimension, group and quarter: volume, score, grade mix, expected vs actual, factor shares."""
+    parts = [_aggregate(leads.assign(group=ALL_LEADS), ALL, factors, grades)]
+    parts += [_aggregate(leads.assign(group=leads[column]), column, factors, grades) for column in by]
+    return pd.concat(parts, ignore_index=True)
+
+
+def with_changes(quarterly: pd.DataFrame, quarter: str, previous: str | None,
+                 factors: Sequence[str]) -> pd.DataFrame:
+    """The quarter's rows, each with its change from the same group's previous quarter."""
+    keys = ["dimension", "group"]
+    now = quarterly[quarterly["quarter"] == quarter].reset_index(drop=True)
+    compared = ["leads", "mean_score", "mean_raw_score", "raw_score_sd",
+                *[f"lowered_{f}" for f in factors], *[f"impact_{f}" for f in factors]]
+    before = quarterly.loc[quarterly["quarter"] == previous, keys + compared]
+    merged = now.merge(before, on=keys, how="left", suffixes=("", "_previous"))
+    for column in ["mean_score", "mean_raw_score", *[f"lowered_{f}" for f in factors],
+                   *[f"impact_{f}" for f in factors]]:
+        merged[f"{column}_change"] = merged[column] - merged[f"{column}_previous"]
+    merged["lowered_by"] = [_lowered_text(row, factors) for _, row in merged.iterrows()]
+    return merged
+
+
+def summarise(current: pd.DataFrame, quarterly: pd.DataFrame, dimension: str, previous: str | None,
+              calibration_quarter: str | None, factors: Sequence[str], *,
+              min_leads: int = MIN_LEADS) -> tuple[str, ...]:
+    """A few plain sentences: the quarter in one line, expected vs actual, and who got worse and why."""
+    overall = current[current["dimension"] == ALL].iloc[0]
+    lines = [_headline(overall, previous), _calibration_line(quarterly, calibration_quarter)]
+    if previous is None:
+        lines.append("No previous quarter in the data to compare with.")
+        return tuple(lines)
+    worse = worsened_groups(current, dimension, factors, min_leads=min_leads)
+    if worse.empty:
+        lines.append(f"No {_dimension_label(dimension)} brought worse leads than in {previous}.")
+    for _, row in worse.iterrows():
+        lines.append(_worse_line(row, previous))
+    return tuple(lines)
+
+
+def worsened_groups(current: pd.DataFrame, dimension: str, factors: Sequence[str], *,
+                    min_leads: int = MIN_LEADS) -> pd.DataFrame:
+    """Groups whose mean log-odds fell by at least WORSE_AT and by more than twice the noise.
+
+    Adds `worst_factor`: the factor whose mean impact fell most (impacts add up to the score, so
+    this is the factor that explains most of the drop).
+    """
+    rows = current[(current["dimension"] == dimension) & (current["leads"] >= min_leads)
+                   & (current["leads_previous"] >= min_leads)].copy()
+    noise = 2 * np.sqrt(rows["raw_score_sd"] ** 2 / rows["leads"]
+                        + rows["raw_score_sd_previous"] ** 2 / rows["leads_previous"])
+    rows = rows[(rows["mean_raw_score_change"] <= WORSE_AT) & (rows["mean_raw_score_change"] < -noise)]
+    if rows.empty or not factors:
+        return rows.assign(worst_factor=pd.Series(dtype="string"))
+    changes = rows[[f"impact_{f}_change" for f in factors]].to_numpy()
+    rows["worst_factor"] = [factors[i] for i in np.argmin(changes, axis=1)]
+    return rows.sort_values("mean_raw_score_change")
+
+
+def _aggregate(leads: pd.DataFrame, dimension: str, factors: Sequence[str], grades: Sequence[str]) -> pd.DataFrame:
+    frame = leads.assign(**{f"grade_{g}": (leads["grade"] == g).astype(float) for g in grades})
+    named = {
+        "leads": ("probability", "size"),
+        "mean_score": ("score", "mean"),
+        "mean_probability": ("probability", "mean"),
+        "mean_raw_score": ("raw_score", "mean"),
+        "raw_score_sd": ("raw_score", "std"),
+        **{f"grade_{g}": (f"grade_{g}", "mean") for g in grades},
+        "expected_conversions": ("probability", "sum"),
+        "converted_so_far": ("converted", "sum"),
+        "final_leads": ("final", "sum"),
+        "expected_final": ("expected_final", "sum"),
+        "actual_final": ("actual_final", "sum"),
+        **{f"lowered_{f}": (f"lowered_{f}", "mean") for f in factors},
+        **{f"impact_{f}": (f"impact_{f}", "mean") for f in factors},
+    }
+    table = frame.groupby(["group", "quarter"], observed=True, sort=True).agg(**named).reset_index()
+    table["leads"] = table["leads"].astype(int)
+    table["final_leads"] = table["final_leads"].astype(int)
+    none_final = table["final_leads"] == 0
+    table.loc[none_final, ["expected_final", "actual_final"]] = np.nan
+    table.insert(0, "dimension", dimension)
+    return table
+
+
+def _check_aligned(explained: pd.DataFrame, history: pd.DataFrame, schema: LeadSchema) -> None:
+    if len(explained) != len(history):
+        raise DataError(f"explained leads ({len(explained):,}) and history ({len(history):,}) differ in length: "
+                        "explain the same frame you report on")
+    ids = schema.id_column
+    if ids in explained.columns and ids in history.columns:
+        same = explained[ids].astype("string").to_numpy() == history[ids].astype("string").to_numpy()
+        if not np.all(same):
+            raise DataError("explained leads are not in the history's row order (lead ids differ)", field=ids)
+
+
+def _report_quarter(leads: pd.DataFrame, quarter: str | None) -> str:
+    available = sorted(leads["quarter"].unique())
+    if not available:
+        raise DataError("no lead has a readable creation date to put it in a quarter")
+    if quarter is None:
+        return str(available[-1])
+    period = parse_quarter(quarter)
+    label = f"{period.year}Q{period.quarter}"
+    if label not in available:
+        raise DataError(f"no leads in {label} (the data covers {available[0]} to {available[-1]})", field="quarter")
+    return label
+
+
+def _previous_quarter(leads: pd.DataFrame, quarter: str) -> str | None:
+    previous = parse_quarter(quarter) - 1
+    label = f"{previous.year}Q{previous.quarter}"
+    return label if (leads["quarter"] == label).any() else None
+
+
+def _calibration_quarter(quarterly: pd.DataFrame) -> str | None:
+    overall = quarterly[(quarterly["dimension"] == ALL) & (quarterly["final_leads"] == quarterly["leads"])]
+    return str(overall["quarter"].max()) if not overall.empty else None
+
+
+def _lowered_text(row: pd.Series, factors: Sequence[str], top: int = 3) -> str:
+    """'61% contact data, 12% decision authority': the factors lowering most leads in a group."""
+    shares = sorted(((row[f"lowered_{f}"], f) for f in factors), reverse=True)[:top]
+    return ", ".join(f"{share:.0%} {FACTOR_LABELS[f].lower()}" for share, f in shares if share > 0)
+
+
+def _headline(overall: pd.Series, previous: str | None) -> str:
+    change = ""
+    if previous is not None and pd.notna(overall.get("mean_score_change")):
+        change = f" ({overall['mean_score_change']:+.1f} against {previous})"
+    return (f"{overall['quarter']}: {int(overall['leads']):,} leads, mean score {overall['mean_score']:.1f}{change}, "
+            f"{overall['expected_conversions']:,.0f} conversions expected.")
+
+
+def _calibration_line(quarterly: pd.DataFrame, calibration_quarter: str | None) -> str:
+    if calibration_quarter is None:
+        return "No quarter in the report has final outcomes yet, so expected cannot meet actual."
+    row = quarterly[(quarterly["dimension"] == ALL) & (quarterly["quarter"] == calibration_quarter)].iloc[0]
+    return (f"{calibration_quarter} (outcomes final): {row['actual_final']:,.0f} leads converted against "
+            f"{row['expected_final']:,.0f} expected.")
+
+
+def _worse_line(row: pd.Series, previous: str) -> str:
+    factor = row["worst_factor"]
+    label = FACTOR_LABELS[factor].lower()
+    before, after = row[f"lowered_{factor}_previous"], row[f"lowered_{factor}"]
+    return (f"{_pretty(row['group'])} brought worse leads than in {previous}: mean score "
+            f"{row['mean_score_previous']:.1f} -> {row['mean_score']:.1f}, mostly {label} "
+            f"(lowered {before:.0%} -> {after:.0%} of its leads).")
+
+
+def _pretty(value: str) -> str:
+    text = str(value).replace("_", " ")
+    return text[:1].upper() + text[1:]
+
+
+def _dimension_label(column: str) -> str:
+    return {"lead_source": "lead source", ALL: "group"}.get(column, column.replace("_", " "))
+
+
+# -- rendering (HTML with inline charts) ---------------------------------------------------------
+
+def render_html(tables: ReportTables) -> str:
+    """One self-contained page: inline CSS, charts as base64 PNG, no scripts, fonts or links."""
+    title = f"Lead quality report, {tables.quarter}"
+    main_dim = tables.by[0] if tables.by else ALL
+    charts = [
+        ("Share of leads lowered by each factor", _chart_lowered(tables, main_dim)),
+        ("Mean score per quarter", _chart_score_trend(tables, main_dim)),
+    ]
+    if tables.calibration_quarter is not None:
+        charts.append((f"Expected against actual conversions, {tables.calibration_quarter}",
+                       _chart_expected_actual(tables, main_dim)))
+    parts = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        f"<title>{html.escape(title)}</title><style>{_CSS}</style></head><body>",
+        f"<h1>{html.escape(title)}</h1>",
+        f'<p class="meta">{html.escape(_meta_line(tables))}</p>',
+        '<section id="summary"><h2>Summary</h2><ul>',
+        *[f"<li>{html.escape(line)}</li>" for line in tables.summary],
+        "</ul></section>",
+        '<section id="charts">',
+        *[_figure_html(caption, png) for caption, png in charts],
+        "</section>",
+        *[_table_section(tables, dim) for dim in (ALL, *tables.by)],
+        f'<section id="definitions"><h2>How to read this</h2>{_definitions(tables)}</section>',
+        "</body></html>",
+    ]
+    return "\n".join(parts)
+
+
+_CSS = """
+body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,Helvetica,Arial,sans-serif;margin:2rem auto;
+max-width:1200px;padding:0 1rem;color:#1f2933;line-height:1.45}
+h1{margin-bottom:.2rem} .meta{color:#52606d;margin-top:0}
+#summary{background:#f5f7fa;border-left:4px solid #3e7bfa;padding:.5rem 1.2rem;margin:1rem 0}
+figure{margin:1rem 0} figure img{max-width:100%;height:auto} figcaption{color:#52606d;font-size:.9rem}
+table{border-collapse:collapse;font-size:.85rem;margin:.5rem 0 1.5rem;width:100%}
+.scroll{overflow-x:auto}
+th,td{border-bottom:1px solid #e4e7eb;padding:.3rem .5rem;text-align:right;white-space:nowrap}
+td:first-child{text-align:left} th{background:#f5f7fa;text-align:center;white-space:normal}
+.up{color:#1f7a4d} .down{color:#b42318}
+"""
+
+
+def _meta_line(tables: ReportTables) -> str:
+    previous = f", compared with {tables.previous}" if tables.previous else ""
+    model = f" Scored by {tables.model}." if tables.model else ""
+    return f"Quarter {tables.quarter}{previous}.{model}"
+
+
+def _figure_html(caption: str, png: bytes) -> str:
+    data = base64.b64encode(png).decode("ascii")
+    return (f'<figure><img alt="{html.escape(caption)}" src="data:image/png;base64,{data}">'
+            f"<figcaption>{html.escape(caption)}</figcaption></figure>")
+
+
+def _table_section(tables: ReportTables, dimension: str) -> str:
+    rows = tables.current[tables.current["dimension"] == dimension].sort_values("leads", ascending=False)
+    heading = "All leads" if dimension == ALL else f"By {_dimension_label(dimension)}"
+    table = _display_frame(rows, tables).to_html(index=False, escape=False, border=0)
+    return (f'<section class="table" id="by-{html.escape(dimension)}"><h2>{html.escape(heading)}, '
+            f'{html.escape(tables.quarter)}</h2><div class="scroll">{table}</div></section>')
+
+
+def _display_frame(rows: pd.DataFrame, tables: ReportTables) -> pd.DataFrame:
+    """Readable cells: counts, scores with their change, shares with their change in points."""
+    leads, lowered = "leads", "share of leads lowered by"
+    out = pd.DataFrame({
+        (leads, "group"): [html.escape(str(g)) for g in rows["group"]],
+        (leads, "leads"): [f"{n:,}" for n in rows["leads"]],
+        (leads, "mean score"): [_with_change(v, c, "{:.1f}", "{:+.1f}") for v, c in
+                                zip(rows["mean_score"], rows["mean_score_change"])],
+        (leads, "grades " + "/".join(tables.grades)): [
+            "/".join(f"{row[f'grade_{g}']:.0%}" for g in tables.grades) for _, row in rows.iterrows()],
+        ("conversions", "expected"): [f"{v:,.0f}" for v in rows["expected_conversions"]],
+        ("conversions", "actual"): [_actual_text(row) for _, row in rows.iterrows()],
+    })
+    for factor in tables.factors:
+        out[(lowered, FACTOR_LABELS[factor])] = [
+            _with_change(v, c * 100 if pd.notna(c) else c, "{:.0%}", "{:+.0f} pp")
+            for v, c in zip(rows[f"lowered_{factor}"], rows[f"lowered_{factor}_change"])]
+    out.columns = pd.MultiIndex.from_tuples(out.columns)
+    return out
+
+
+def _with_change(value: float, change: float, fmt: str, change_fmt: str) -> str:
+    text = fmt.format(value)
+    if pd.isna(change):
+        return text
+    return f"{text} <small>({change_fmt.format(change)})</small>"
+
+
+def _actual_text(row: pd.Series) -> str:
+    """Actual conversions only mean something once most outcomes are final."""
+    share = row["final_leads"] / row["leads"]
+    if share < 0.5:
+        return f"open ({row['converted_so_far']:,.0f} so far)"
+    if share < 1:
+        return f"{row['actual_final']:,.0f} of {row['expected_final']:,.0f} expected ({share:.0%} final)"
+    return f"{row['actual_final']:,.0f}"
+
+
+def _definitions(tables: ReportTables) -> str:
+    items = [
+        f"A lead is <b>lowered by</b> a factor when that factor costs it at least {-tables.lowered_at:g} "
+        "log-odds against the model's average lead (about one percentage point at a 10% conversion rate).",
+        "<b>Expected</b> conversions are the sum of the calibrated probabilities; <b>actual</b> counts "
+        "conversions only among leads whose outcome window has closed, so both cover the same leads.",
+        "Changes in brackets are against the same group in the previous quarter (pp = percentage points).",
+        "One model scores every quarter, so changes reflect the leads, not a change of model.",
+    ]
+    return "<ul>" + "".join(f"<li>{item}</li>" for item in items) + "</ul>"
+
+
+def _figure(width: float, height: float):
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=(width, height), dpi=100, layout="constrained")
+
+
+def _png(fig) -> bytes:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
+    return buffer.getvalue()
+
+
+def _top_groups(tables: ReportTables, dimension: str, limit: int = 12) -> list[str]:
+    rows = tables.current[tables.current["dimension"] == dimension]
+    return rows.sort_values("leads", ascending=False)["group"].head(limit).tolist()
+
+
+def _chart_lowered(tables: ReportTables, dimension: str) -> bytes:
+    """Heat map: groups by factors, cell = share of the group's leads lowered by the factor."""
+    groups = _top_groups(tables, dimension)
+    rows = tables.current.set_index(["dimension", "group"]).loc[[(dimension, g) for g in groups]]
+    shares = rows[[f"lowered_{f}" for f in tables.factors]].to_numpy(dtype=float)
+    fig = _figure(1.4 * len(tables.factors) + 2.5, 0.4 * len(groups) + 1.5)
+    ax = fig.subplots()
+    ax.imshow(shares, cmap="Reds", vmin=0, vmax=1, aspect="auto")
+    ax.set_xticks(range(len(tables.factors)), [FACTOR_LABELS[f] for f in tables.factors], rotation=20, ha="right")
+    ax.set_yticks(range(len(groups)), groups)
+    for (i, j), share in np.ndenumerate(shares):
+        ax.text(j, i, f"{share:.0%}", ha="center", va="center", fontsize=8,
+                color="white" if share > 0.6 else "black")
+    ax.set_title(f"{tables.quarter}: share of leads lowered, by {_dimension_label(dimension)}")
+    return _png(fig)
+
+
+def _chart_score_trend(tables: ReportTables, dimension: str) -> bytes:
+    q = tables.quarterly
+    fig = _figure(9, 4)
+    ax = fig.subplots()
+    for group in _top_groups(tables, dimension, limit=10):
+        series = q[(q["dimension"] == dimension) & (q["group"] == group)]
+        ax.plot(series["quarter"], series["mean_score"], marker="o", label=group)
+    overall = q[q["dimension"] == ALL]
+    ax.plot(overall["quarter"], overall["mean_score"], color="black", linestyle="--", linewidth=2, label=ALL_LEADS)
+    ax.set_ylabel("mean score")
+    ax.tick_params(axis="x", labelrotation=45)
+    ax.legend(fontsize=7, ncol=2, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    ax.grid(alpha=0.3)
+    return _png(fig)
+
+
+def _chart_expected_actual(tables: ReportTables, dimension: str) -> bytes:
+    q = tables.quarterly
+    rows = q[(q["dimension"] == dimension) & (q["quarter"] == tables.calibration_quarter)]
+    rows = rows.sort_values("leads", ascending=False).head(12)
+    x = np.arange(len(rows))
+    fig = _figure(9, 3.8)
+    ax = fig.subplots()
+    ax.bar(x - 0.2, rows["expected_final"], width=0.4, label="expected", color="#9fb3c8")
+    ax.bar(x + 0.2, rows["actual_final"], width=0.4, label="actual", color="#3e7bfa")
+    ax.set_xticks(x, rows["group"], rotation=20, ha="right")
+    ax.set_ylabel("conversions")
+    ax.legend()
+    ax.grid(axis="y", alpha=0.3)
+    return _png(fig)
+
+
+# -- command line ---------------------------------------------------------------------------------
+
+def report_window(frame: pd.DataFrame, schema: LeadSchema, quarter: str | None = None,
+                  n_quarters: int = REPORT_QUARTERS) -> pd.DataFrame:
+    """The leads of the report quarter and the few before it: all the report needs explaining."""
+    labels = quarters(frame, schema)
+    last = parse_quarter(quarter) if quarter else pd.Period(str(labels.max()), freq="Q")
+    first = last - (n_quarters - 1)
+    keep = ((labels >= f"{first.year}Q{first.quarter}") & (labels <= f"{last.year}Q{last.quarter}"))
+    keep = keep.fillna(False).to_numpy(dtype=bool)
+    if not keep.any():
+        raise DataError(f"no leads in {last} (the data covers {labels.min()} to {labels.max()})", field="quarter")
+    return frame[keep].reset_index(drop=True)
+
+
+def write_report(tables: ReportTables, out: str | Path) -> dict[str, Path]:
+    """Write report.html, report.csv (the quarter) and report_quarterly.csv, each atomically."""
+    out = Path(out)
+    paths = {"html": out / "report.html", "csv": out / "report.csv", "quarterly": out / "report_quarterly.csv"}
+    write_table(tables.current, paths["csv"])
+    write_table(tables.quarterly, paths["quarterly"])
+    _write_text_atomic(paths["html"], render_html(tables))
+    return paths
+
+
+def report_command(args: argparse.Namespace) -> int:
+    """`leadscore report`: explain the recent quarters with the champion and write the report."""
+    from serving.scorer import Scorer
+
+    frame, schema = load_history_with_schema(Path(args.data), args.schema)
+    by = [c.strip() for c in str(args.by).split(",") if c.strip()]
+    window = report_window(frame, schema, args.quarter)
+    scorer = Scorer.load(args.model)
+    explained = scorer.explain(window, progress=sys.stderr.isatty())
+    model = f"{scorer.bundle.name} version {scorer.bundle.version}"
+    tables = build_report(explained, window, schema, by, args.quarter, model=model)
+    paths = write_report(tables, args.out)
+    print("\n".join(tables.summary))
+    print(f"wrote {paths['html']}, {paths['csv']} and {paths['quarterly']}")
+    return 0
+
+
+def _write_text_atomic(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

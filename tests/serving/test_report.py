@@ -1,0 +1,256 @@
+"""The lead-quality report: numbers marketing can trust, a summary that names what got worse, a page that opens."""
+
+from __future__ import annotations
+
+import base64
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from features.errors import DataError
+from features.factors import FACTORS
+from features.schema import LeadSchema
+from features.synthetic import QUALITY_FACTORS, bundled_schema, generate
+from serving.report import (ALL, LOWERED_AT, build_report, render_html, report_window, worsened_groups,
+                            write_report)
+
+
+def truth_explained(leads: pd.DataFrame, truth: pd.DataFrame, schema: LeadSchema) -> pd.DataFrame:
+    """A frame shaped like `Scorer.explain` whose impacts are the generator's true factor effects."""
+    p = truth["true_probability"].to_numpy()
+    out = pd.DataFrame({
+        "lead_id": leads["lead_id"].to_numpy(),
+        "probability": p,
+        "score": np.clip(np.round(p * 100), 1, 99).astype(int),
+        "grade": [schema.grade(x) for x in p],
+        "raw_score": truth["true_logit"].to_numpy(),
+    })
+    for factor in FACTORS:
+        out[f"impact_{factor}"] = truth[f"true_{factor}"].to_numpy() if factor in QUALITY_FACTORS else 0.0
+    out["top_lowering_factor"] = None
+    out["top_lowering_reason"] = None
+    return out
+
+
+@pytest.fixture(scope="module")
+def schema() -> LeadSchema:
+    return bundled_schema()
+
+
+@pytest.fixture(scope="module")
+def history():
+    return generate(quarters=6, leads_per_quarter=3000, seed=11)
+
+
+@pytest.fixture(scope="module")
+def explained(history, schema) -> pd.DataFrame:
+    return truth_explained(history.leads, history.truth, schema)
+
+
+@pytest.fixture(scope="module")
+def tables(explained, history, schema):
+    return build_report(explained, history.leads, schema)
+
+
+@pytest.fixture(scope="module")
+def worse_history(history, schema):
+    """Trade-show leads lose their contact data in the latest quarter: the report must say so."""
+    leads, explained = history.leads.copy(), truth_explained(history.leads, history.truth, schema)
+    hit = (leads["lead_source"] == "trade_show") & (leads["created_at"] >= "2026-07-01")
+    explained.loc[hit, "impact_contactability"] -= 1.5
+    explained.loc[hit, "raw_score"] -= 1.5
+    return leads, explained
+
+
+def _row(tables, dimension: str, group: str) -> pd.Series:
+    rows = tables.current
+    return rows[(rows["dimension"] == dimension) & (rows["group"] == group)].iloc[0]
+
+
+def test_report_covers_the_latest_quarter_against_the_one_before(tables):
+    assert (tables.quarter, tables.previous) == ("2026Q3", "2026Q2")
+    assert set(tables.current["dimension"]) == {ALL, "lead_source", "campaign"}
+
+
+def test_group_counts_add_up_to_all_leads(tables, history):
+    in_quarter = (history.leads["created_at"] >= "2026-07-01").sum()
+    rows = tables.current
+    assert _row(tables, ALL, "All leads")["leads"] == in_quarter
+    assert rows.loc[rows["dimension"] == "lead_source", "leads"].sum() == in_quarter
+    assert rows.loc[rows["dimension"] == "campaign", "leads"].sum() == in_quarter
+
+
+def test_expected_conversions_are_the_sum_of_probabilities(tables, explained, history):
+    mask = (history.leads["lead_source"] == "referral") & (history.leads["created_at"] >= "2026-07-01")
+    row = _row(tables, "lead_source", "referral")
+    assert row["expected_conversions"] == pytest.approx(explained.loc[mask, "probability"].sum())
+
+
+def test_expected_meets_actual_on_a_quarter_with_final_outcomes(tables):
+    assert tables.calibration_quarter == "2026Q2"
+    q = tables.quarterly
+    row = q[(q["dimension"] == ALL) & (q["quarter"] == "2026Q2")].iloc[0]
+    assert row["final_leads"] == row["leads"]
+    # True probabilities: actual conversions fall within sampling error of the expected count.
+    assert abs(row["actual_final"] - row["expected_final"]) < 3 * np.sqrt(row["expected_final"])
+
+
+def test_the_open_quarter_does_not_pretend_to_know_its_outcomes(tables):
+    row = _row(tables, ALL, "All leads")
+    assert row["final_leads"] < 0.1 * row["leads"]
+
+
+def test_grade_mix_sums_to_one(tables):
+    shares = tables.current[[f"grade_{g}" for g in tables.grades]].sum(axis=1)
+    assert np.allclose(shares, 1.0)
+
+
+def test_lowered_share_counts_leads_whose_factor_costs_enough(tables, explained, history):
+    mask = ((history.leads["lead_source"] == "purchased_list") & (history.leads["created_at"] >= "2026-07-01")).to_numpy()
+    expected = (explained.loc[mask, "impact_readiness"] <= LOWERED_AT).mean()
+    assert _row(tables, "lead_source", "purchased_list")["lowered_readiness"] == pytest.approx(expected)
+    # Purchased lists carry no web tracking: readiness is what lowers them most.
+    assert _row(tables, "lead_source", "purchased_list")["lowered_by"].split(",")[0].endswith("buying readiness")
+
+
+def test_summary_names_the_source_that_got_worse_and_the_factor(worse_history, schema):
+    leads, explained = worse_history
+    tables = build_report(explained, leads, schema)
+    worse = worsened_groups(tables.current, "lead_source", tables.factors)
+    assert worse["group"].tolist() == ["trade_show"]
+    assert worse.iloc[0]["worst_factor"] == "contactability"
+    line = next(s for s in tables.summary if s.startswith("Trade show"))
+    assert "contact data" in line and "2026Q2" in line
+    row = _row(tables, "lead_source", "trade_show")
+    assert row["lowered_contactability_change"] > 0.2
+
+
+def test_no_source_is_blamed_when_nothing_changed(tables):
+    assert any(line.startswith("No lead source brought worse leads") for line in tables.summary)
+
+
+def test_an_earlier_quarter_can_be_reported(explained, history, schema):
+    tables = build_report(explained, history.leads, schema, quarter="2026q1")
+    assert (tables.quarter, tables.previous) == ("2026Q1", "2025Q4")
+    assert tables.quarterly["quarter"].max() == "2026Q1"
+
+
+def test_first_quarter_has_no_previous_and_says_so(explained, history, schema):
+    tables = build_report(explained, history.leads, schema, quarter="2025Q2")
+    assert tables.previous is None
+    assert any("No previous quarter" in line for line in tables.summary)
+
+
+def test_bad_inputs_are_one_clear_error(explained, history, schema):
+    with pytest.raises(DataError, match="2031Q1"):
+        build_report(explained, history.leads, schema, quarter="2031Q1")
+    with pytest.raises(DataError, match="region"):
+        build_report(explained, history.leads, schema, by=["region"])
+    with pytest.raises(DataError, match="differ in length"):
+        build_report(explained.iloc[:10], history.leads, schema)
+    with pytest.raises(DataError, match="row order"):
+        build_report(explained.iloc[::-1].reset_index(drop=True), history.leads, schema)
+
+
+def test_report_window_keeps_the_quarter_and_the_three_before(history, schema):
+    window = report_window(history.leads, schema, "2026Q2")
+    assert window["created_at"].min() >= pd.Timestamp("2025-07-01")
+    assert window["created_at"].max() < pd.Timestamp("2026-07-01")
+
+
+def test_html_is_self_contained_with_summary_tables_and_charts(tables):
+    page = render_html(tables)
+    assert page.startswith("<!DOCTYPE html>")
+    assert 'id="summary"' in page and tables.summary[0] in page
+    assert "By lead source" in page and "By campaign" in page
+    # Nothing is fetched: no external scripts, styles, fonts or images.
+    assert not re.search(r"""(src|href)=["']?(https?:)?//""", page)
+    assert "<script" not in page and "@import" not in page and "url(" not in page
+    images = re.findall(r'src="data:image/png;base64,([^"]+)"', page)
+    assert len(images) == 3
+    assert all(base64.b64decode(data).startswith(b"\x89PNG\r\n\x1a\n") for data in images)
+
+
+def test_html_escapes_group_names(explained, history, schema):
+    leads = history.leads.copy()
+    leads["campaign"] = leads["campaign"].str.replace("seo-blog", "<b>seo</b>", regex=False)
+    page = render_html(build_report(explained, leads, schema))
+    assert "<b>seo</b>" not in page and "&lt;b&gt;seo&lt;/b&gt;" in page
+
+
+def test_files_are_written_together(tables, tmp_path):
+    paths = write_report(tables, tmp_path / "reports")
+    assert sorted(p.name for p in (tmp_path / "reports").iterdir()) == \
+        ["report.csv", "report.html", "report_quarterly.csv"]
+    csv = pd.read_csv(paths["csv"])
+    assert {"dimension", "group", "leads", "mean_score", "expected_conversions", "actual_final",
+            "lowered_contactability", "lowered_contactability_change", "lowered_by"} <= set(csv.columns)
+    assert (csv["quarter"] == "2026Q3").all()
+
+
+# -- in a real browser, offline ------------------------------------------------------------------
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+needs_chromium = pytest.mark.skipif(
+    CHROMIUM is None, reason="chromium is not installed here (apt-get install -y chromium); .ci/run installs it")
+
+# Appended to a copy of the page: after load, record how many images the browser actually decoded.
+PROBE = """<script>
+window.addEventListener("load", () => {
+  const imgs = [...document.images];
+  document.body.dataset.images = imgs.length;
+  document.body.dataset.decoded = imgs.filter(i => i.complete && i.naturalWidth > 0).length;
+});
+</script>"""
+
+
+def _chromium(page: Path, profile: Path, *mode: str) -> subprocess.CompletedProcess[str]:
+    command = [
+        CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={profile}",
+        "--host-resolver-rules=MAP * ~NOTFOUND",  # no network: anything fetched would fail
+        "--virtual-time-budget=5000", *mode, page.as_uri(),
+    ]
+    return subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
+
+
+@pytest.fixture(scope="module")
+def page(tables, tmp_path_factory) -> tuple[Path, tuple[str, ...]]:
+    path = tmp_path_factory.mktemp("report") / "report.html"
+    path.write_text(render_html(tables), encoding="utf-8")
+    return path, tables.summary
+
+
+@needs_chromium
+def test_chromium_renders_the_summary_and_decodes_every_chart(page, tmp_path):
+    path, summary = page
+    probed = tmp_path / "probed.html"
+    probed.write_text(path.read_text().replace("</body>", PROBE + "</body>"), encoding="utf-8")
+    result = _chromium(probed, tmp_path / "profile", "--dump-dom")
+    dom = result.stdout
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert 'id="summary"' in dom and summary[0] in dom
+    images = re.search(r'data-images="(\d+)"', dom)
+    decoded = re.search(r'data-decoded="(\d+)"', dom)
+    assert images and decoded, "the load probe did not run"
+    assert int(images.group(1)) == 3
+    assert decoded.group(1) == images.group(1)
+
+
+@needs_chromium
+def test_chromium_screenshot_shows_the_page(page, tmp_path):
+    from matplotlib.image import imread
+
+    path, _ = page
+    shot = tmp_path / "shot.png"
+    result = _chromium(path, tmp_path / "profile", f"--screenshot={shot}", "--window-size=1280,1600")
+    assert result.returncode == 0 and shot.is_file(), result.stderr[-2000:]
+    pixels = imread(shot)[..., :3]
+    # Not a blank page: plenty of non-white pixels, and colour from the charts (not only black text).
+    assert (pixels.min(axis=2) < 0.9).mean() > 0.05
+    assert (pixels.max(axis=2) - pixels.min(axis=2) > 0.3).mean() > 0.01
