@@ -119,6 +119,8 @@ def parse_dates(values: pd.Series) -> pd.Series:
 
     Text columns (pandas 3 reads CSV text as `str`, not `object`) need format="mixed": otherwise
     pandas guesses one format from the first cell and silently turns every other format into NaT.
+    The result is always datetime64[ns], so CSV and Parquet give the same dtype; dates outside
+    the years 1677-2262 (a misread "March" is year 1) become missing.
     """
     if pd.api.types.is_datetime64_any_dtype(values):
         out = values
@@ -126,6 +128,8 @@ def parse_dates(values: pd.Series) -> pd.Series:
         out = pd.to_datetime(values.astype("string"), errors="coerce", format="mixed", utc=True)
     if getattr(out.dt, "tz", None) is not None:
         out = out.dt.tz_convert("UTC").dt.tz_localize(None)
+    if out.dtype != "datetime64[ns]":
+        out = out.where((out >= pd.Timestamp.min) & (out <= pd.Timestamp.max)).astype("datetime64[ns]")
     return out
 
 
