@@ -68,8 +68,9 @@ LEAK_AUC = 0.97            # one column alone ranking converted leads this well 
 PURE_LEVEL_RATE = 0.99     # a category level where almost every lead converted
 MAX_LISTED_VALUES = 20     # categoricals with at most this many levels get an explicit `values` list
 FREE_TEXT_UNIQUE = 0.5     # more unique strings than this share: free text or an id, not a category
-NUMERIC_SHARE = 0.98       # share of cells that must parse for a column to count as numbers or dates
-SAMPLE_ROWS = 200_000      # leakage checks run on at most this many rows
+NUMERIC_SHARE = 0.98       # share of distinct values that must parse for a column to count as numbers or dates
+PROBE_VALUES = 5_000       # a column's kind is judged on at most this many of its distinct values
+SAMPLE_ROWS = 100_000      # leakage checks run on at most this many rows
 _WORD_ENDINGS = ("s", "es", "d", "ed", "ing", "er", "ers")
 _DATE_START = re.compile(r"^\s*\d{1,4}[-/.]\d{1,2}[-/.]\d{1,4}")
 
@@ -98,8 +99,7 @@ def infer_schema(frame: pd.DataFrame, *, target: str, id_column: str | None = No
     if positive is None:
         notes.append(f"{target} values that mean converted: {', '.join(map(str, positives))} "
                      "(guessed; pass --positive to change)")
-    wanted = {normalise_label(p) for p in positives}
-    is_positive = frame[target].map(lambda v: normalise_label(v) in wanted).astype(bool)
+    is_positive = _is_positive(frame[target], positives)
     y = is_positive[known].to_numpy(dtype=bool)
 
     columns = {c: _read_column(frame[c]) for c in frame.columns if c != target}
@@ -244,7 +244,7 @@ def _excluded_yaml(excluded: dict[str, str]) -> str:
     for col, why in excluded.items():
         if why.startswith("possible leakage"):
             lines.append("  # POSSIBLE LEAKAGE: check this column before you train")
-        lines.append("  " + _dump({col: why}).rstrip("\n"))
+        lines.extend("  " + line for line in _dump({col: why}).splitlines())
     return "\n".join(lines) + "\n"
 
 
@@ -339,6 +339,14 @@ def _target_values(target: pd.Series, positive: list[str] | None, name: str) -> 
     return pos, neg
 
 
+def _is_positive(target: pd.Series, positives: list[Any]) -> pd.Series:
+    """Converted or not per row, normalising each distinct value once (not once per row)."""
+    wanted = {normalise_label(p) for p in positives}
+    codes, uniques = pd.factorize(target, use_na_sentinel=True)
+    flags = np.array([normalise_label(u) in wanted for u in uniques] + [False])
+    return pd.Series(flags[codes], index=target.index)
+
+
 def _guess_id(frame: pd.DataFrame, columns: dict[str, _Column]) -> str:
     """The lead id: text or whole numbers, unique and never blank, preferring a name that says id."""
     unique = [c for c, info in columns.items() if info.kind in ("categorical", "integer")
@@ -394,26 +402,30 @@ def _read_column(values: pd.Series) -> _Column:
     if pd.api.types.is_datetime64_any_dtype(values):
         return _Column("datetime", parse_dates(values))
     if pd.api.types.is_numeric_dtype(values):
-        return _numeric_column(values.astype("Float64").astype(float), bad=0, example="")
+        return _numeric_column(values.astype("Float64").astype(float), 0, "")
     text = present.astype(str).str.strip()
-    lowered = text.str.lower()
-    if lowered.isin(TRUE_WORDS | FALSE_WORDS).all():
+    distinct = pd.Series(text.unique())
+    probe = distinct if len(distinct) <= PROBE_VALUES else distinct.sample(PROBE_VALUES, random_state=0)
+    if probe.str.lower().isin(TRUE_WORDS | FALSE_WORDS).all():
         return _Column("boolean", values.astype("string").str.strip().str.lower().isin(TRUE_WORDS)
                        .astype("boolean").where(values.notna()))
-    numbers = pd.to_numeric(text, errors="coerce")
-    if numbers.notna().mean() >= NUMERIC_SHARE:
-        bad = text[numbers.isna()]
+    if pd.to_numeric(probe, errors="coerce").notna().mean() >= NUMERIC_SHARE:
         cast = pd.to_numeric(values.astype("string").str.strip(), errors="coerce").astype("Float64").astype(float)
-        return _numeric_column(cast, bad=len(bad), example=str(bad.iloc[0]) if len(bad) else "")
-    if text.str.match(_DATE_START).mean() >= NUMERIC_SHARE:
+        return _numeric_column(cast, *_bad_cells(values, cast))
+    if probe.str.match(_DATE_START).mean() >= NUMERIC_SHARE:
         dates = parse_dates(values)
         if dates[values.notna()].notna().mean() >= NUMERIC_SHARE:
-            bad = text[dates[present.index].isna()]
-            return _Column("datetime", dates, bad_cells=len(bad), bad_example=str(bad.iloc[0]) if len(bad) else "")
+            return _Column("datetime", dates, *_bad_cells(values, dates))
     return _Column("categorical", values.astype("string").str.strip())
 
 
-def _numeric_column(cast: pd.Series, *, bad: int, example: str) -> _Column:
+def _bad_cells(raw: pd.Series, cast: pd.Series) -> tuple[int, str]:
+    """How many present cells did not survive the cast, and the first of them."""
+    bad = raw[raw.notna() & cast.isna()]
+    return len(bad), (str(bad.iloc[0]) if len(bad) else "")
+
+
+def _numeric_column(cast: pd.Series, bad: int, example: str) -> _Column:
     present = cast.dropna()
     if present.isin([0.0, 1.0]).all() and present.nunique() == 2:
         return _Column("boolean", cast.map({1.0: True, 0.0: False}).astype("boolean"), bad, example)
@@ -431,6 +443,9 @@ def _reason_to_exclude(col: str, info: _Column, y: np.ndarray, known: pd.Series)
     after = _matching_keyword(_words(col), AFTER_CONTACT_KEYWORDS)
     if after:
         return f"possible leakage, sales fills in fields like this after contact (name contains {after})"
+    leak = _leak_by_values(info, known, y)
+    if leak:
+        return leak
     n_present = int(info.values.notna().sum())
     if info.kind == "categorical" and distinct > 20 and distinct > FREE_TEXT_UNIQUE * n_present:
         return f"free text or id-like, {distinct / n_present:.0%} of values are unique"
@@ -438,7 +453,7 @@ def _reason_to_exclude(col: str, info: _Column, y: np.ndarray, known: pd.Series)
         return "id-like, every value is different"
     if _matching_position(_words(col), ["id", "uuid", "guid"]) is not None and distinct > 0.9 * n_present:
         return "id-like, named like an id and nearly every value is different"
-    return _leak_by_values(info, known, y)
+    return None
 
 
 def _feature_dict(col: str, info: _Column) -> dict[str, Any]:

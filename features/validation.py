@@ -184,9 +184,7 @@ def _check_target(target: pd.Series, schema: LeadSchema, ids: pd.Series | None, 
         issues.append(_issue(ERROR, schema.target_column, f"{_plural(int(missing.sum()), 'row')} without a "
                              "target value", missing, target, ids, max_examples))
     allowed = set(schema.positive_values) | set(schema.negative_values)
-    normalised = target[~missing].map(normalise_label)
-    unknown = pd.Series(False, index=target.index)
-    unknown[~missing] = ~normalised.isin(allowed).to_numpy()
+    unknown = ~missing & ~_labels(target).isin(allowed)
     if unknown.any():
         values = ", ".join(sorted(allowed))
         issues.append(_issue(ERROR, schema.target_column, f"{_plural(int(unknown.sum()), 'value')} not in the "
@@ -234,9 +232,9 @@ def _conversion_date_agrees(frame: pd.DataFrame, schema: LeadSchema, converted: 
                             ids: pd.Series | None, max_examples: int) -> list[Issue]:
     """A conversion date and a target that disagree usually mean one of them is stale."""
     target = frame[schema.target_column]
-    label = target.map(normalise_label, na_action="ignore")
-    known = label.isin(set(schema.positive_values) | set(schema.negative_values)).fillna(False).astype(bool)
-    positive = known & label.isin(schema.positive_values).fillna(False).astype(bool)
+    label = _labels(target)
+    known = label.isin(set(schema.positive_values) | set(schema.negative_values))
+    positive = known & label.isin(schema.positive_values)
     issues = []
     dated_negative = known & ~positive & converted.notna()
     if dated_negative.any():
@@ -303,6 +301,13 @@ def _issue(level: str, column: str | None, problem: str, mask: pd.Series, values
         ids=tuple(str(ids.iloc[i]) for i in where) if ids is not None else (),
         values=tuple(_cell(values.iloc[i]) for i in where),
     )
+
+
+def _labels(target: pd.Series) -> pd.Series:
+    """Each target cell's normalised label (missing stays None), normalising each distinct value once."""
+    codes, uniques = pd.factorize(target, use_na_sentinel=True)
+    labels = np.array([normalise_label(u) for u in uniques] + [None], dtype=object)
+    return pd.Series(labels[codes], index=target.index)
 
 
 def _id_text(frame: pd.DataFrame, schema: LeadSchema) -> pd.Series | None:
