@@ -28,7 +28,7 @@ import yaml
 
 from features.errors import DataError
 from features.factors import FACTOR_LABELS, FACTORS
-from features.loading import parse_dates, read_table
+from features.loading import parse_dates, read_table, readable_mode
 from features.validation import check_delimiter
 from features.schema import (
     DEFAULT_GRADES, FALSE_WORDS, TRUE_WORDS, LeadSchema, normalise_label, schema_from_dict,
@@ -295,6 +295,7 @@ def _write_text_atomic(path: Path, text: str) -> None:
     try:
         with os.fdopen(fd, "w") as handle:
             handle.write(text)
+        os.chmod(tmp, readable_mode())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import tempfile
 from collections.abc import Iterator
@@ -84,10 +85,20 @@ def write_table(frame: pd.DataFrame, path: str | Path) -> None:
             frame.to_parquet(tmp, index=False)
         else:
             frame.to_csv(tmp, index=False)
+        os.chmod(tmp, readable_mode())  # mkstemp makes owner-only files; a table is as readable as any other
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+@functools.cache
+def readable_mode() -> int:
+    """The mode a plain open() would give a new file under the umask (usually 0o644); read once,
+    because reading the umask means briefly setting it."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
 
 
 def coerce_feature(values: pd.Series, spec: FeatureSpec) -> tuple[pd.Series, pd.Series]:

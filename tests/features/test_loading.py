@@ -109,3 +109,11 @@ def test_write_table_leaves_no_temporary_files(tmp_path: Path) -> None:
     write_table(frame, tmp_path / "out" / "table.parquet")
     assert [p.name for p in (tmp_path / "out").iterdir()] == ["table.parquet"]
     assert pd.read_parquet(tmp_path / "out" / "table.parquet")["a"].tolist() == [0, 1, 2]
+
+
+def test_written_tables_are_readable_by_others_like_any_new_file(tmp_path: Path) -> None:
+    path = tmp_path / "table.csv"
+    write_table(pd.DataFrame({"a": [1]}), path)
+    probe = tmp_path / "plain.txt"
+    probe.write_text("x")
+    assert path.stat().st_mode & 0o777 == probe.stat().st_mode & 0o777
