@@ -1,0 +1,36 @@
+# Two commands, each sets up .venv on first use (and again only when pyproject.toml changes):
+#   make demo   generate the synthetic CRM history and check it against its schema
+#   make test   run the whole test suite
+# Use another interpreter with `make demo PYTHON=python3.12`.
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PYTEST_FLAGS ?= -q -n 2
+
+.PHONY: demo test bench install clean
+
+demo: $(STAMP)
+	$(BIN)/leadscore generate --out data/leads.parquet
+	$(BIN)/leadscore validate data/leads.parquet
+
+test: $(STAMP)
+	$(BIN)/python -m pytest $(PYTEST_FLAGS)
+
+bench: $(STAMP)
+	@if [ -f bench/run.py ]; then $(BIN)/python bench/run.py; else echo "no benchmarks yet (bench/run.py)"; fi
+
+install: $(STAMP)
+
+# The stamp is newer than pyproject.toml once the project and its dev tools are installed.
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	@touch $@
+
+$(BIN)/python:
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "leadscore needs Python 3.11+; try: make PYTHON=python3.11")'
+	$(PYTHON) -m venv $(VENV)
+
+clean:
+	rm -rf $(VENV)
