@@ -143,3 +143,11 @@ def test_load_schema_names_the_file_in_its_errors(tmp_path: Path) -> None:
         load_schema(path)
     with pytest.raises(SchemaError, match="schema file not found"):
         load_schema(tmp_path / "absent.yaml")
+
+
+def test_the_readme_schema_example_loads() -> None:
+    readme = Path(__file__).resolve().parents[2] / "README.md"
+    block = readme.read_text().split("```yaml\n", 1)[1].split("```", 1)[0]
+    schema = schema_from_dict(yaml.safe_load(block), source="README")
+    assert schema.feature("company_size").max == 500000
+    assert {f.name for f in schema.features} == {"phone_present", "company_size", "industry"}
