@@ -100,7 +100,7 @@ class Scorer:
         return score, grade
 
     # -- the real-time path --------------------------------------------------------------
-    def score(self, records: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    def score(self, records: Sequence[Mapping[str, Any]], *, what_if: int = ex.MAX_WHAT_IF) -> list[dict[str, Any]]:
         """The full API response for each lead, in order: probability, grade, factors, what-ifs."""
         if not records:
             return []
@@ -130,7 +130,7 @@ class Scorer:
                     impacts=impacts[i], contributions=contrib[i], raw=float(raw[i]), record=record,
                     unseen=unseen, schema=self.schema, calibrate=self.probability),
                 "what_if": ex.what_if(x=X[i], probability=float(prob[i]), candidates=self._candidates,
-                                      record=record, rescored=rescored[i]),
+                                      record=record, rescored=rescored[i], limit=what_if),
                 "warnings": [{"field": name, "problem": f"value {value!r} was not seen in training; scored as missing"}
                              for name, value in unseen.items()],
             })

@@ -1,0 +1,38 @@
+"""Dependencies the routes declare: settings, the model state, the scorer (503 until loaded).
+
+Tests swap any of them with `app.dependency_overrides`.
+"""
+
+from __future__ import annotations
+
+from fastapi import HTTPException, Request
+
+from serving.metrics import Metrics
+from serving.schemas import RequestModels, request_models
+from serving.scorer import Scorer
+from serving.settings import Settings
+from serving.state import ModelState
+
+
+def get_settings(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+def get_state(request: Request) -> ModelState:
+    return request.app.state.model
+
+
+def get_metrics(request: Request) -> Metrics:
+    return request.app.state.metrics
+
+
+def get_scorer(request: Request) -> Scorer:
+    """The model for this request, taken once: a reload meanwhile does not affect it."""
+    scorer = request.app.state.model.scorer
+    if scorer is None:
+        raise HTTPException(503, "no model loaded yet; see GET /readyz")
+    return scorer
+
+
+def models_for(scorer: Scorer, settings: Settings) -> RequestModels:
+    return request_models(scorer, scorer.schema, settings.max_batch)

@@ -1,0 +1,67 @@
+"""Every error as JSON naming the field and the problem; never a stack trace or a file path."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import ValidationError
+from starlette.exceptions import HTTPException
+
+from features.errors import LeadscoreError
+from serving.schemas import problems
+
+_logger = logging.getLogger(__name__)
+
+
+class InputError(Exception):
+    """Bad request input, already phrased per field."""
+
+    def __init__(self, status: int, detail: list[dict[str, str]]) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.detail = detail
+
+
+def input_error(exc: ValidationError, *, max_batch: int | None = None) -> InputError:
+    """422 for invalid leads, 400 for malformed JSON, 413 for a batch over the limit."""
+    found = problems(exc)
+    kinds = {err["type"] for err in exc.errors(include_url=False, include_input=False)}
+    if "json_invalid" in kinds:
+        return InputError(400, found)
+    too_long = [e for e in exc.errors(include_url=False, include_input=False)
+                if e["type"] == "too_long" and tuple(e["loc"]) == ("leads",)]
+    if too_long and max_batch is not None:
+        return InputError(413, [{"field": "leads", "problem": f"at most {max_batch:,} leads per batch request; "
+                                                              "split the batch"}])
+    for item in found:
+        if item["field"] == "leads" and "at least 1" in item["problem"]:
+            item["problem"] = "empty batch: send at least one lead"
+    return InputError(422, found)
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(InputError)
+    async def _input(_: Request, exc: InputError) -> JSONResponse:
+        return JSONResponse({"detail": exc.detail}, status_code=exc.status)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+        detail = [{"field": ".".join(str(p) for p in e["loc"] if p != "body") or "body", "problem": str(e["msg"])}
+                  for e in exc.errors()]
+        return JSONResponse({"detail": detail}, status_code=422)
+
+    @app.exception_handler(LeadscoreError)
+    async def _leadscore(_: Request, exc: LeadscoreError) -> JSONResponse:
+        return JSONResponse({"detail": [{"field": exc.field or "body", "problem": str(exc)}]}, status_code=422)
+
+    @app.exception_handler(HTTPException)
+    async def _http(_: Request, exc: HTTPException) -> JSONResponse:
+        return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        _logger.exception("unexpected error on %s %s", request.method, request.url.path)
+        return JSONResponse({"detail": "internal error; the server log has the details"}, status_code=500)

@@ -1,0 +1,82 @@
+"""The FastAPI app: built by `create_app`, nothing at import time.
+
+    uvicorn --factory serving.main:create_app        # settings from LEADSCORE_* variables
+    leadscore serve --model models/lead-conversion/3 # the same, loading the model before listening
+
+The model loads in the lifespan (in a worker thread, so /healthz answers and /readyz says 503 until
+it is there) unless a ready Scorer is handed in.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+
+from features.errors import LeadscoreError
+from serving import errors
+from serving.metrics import Metrics
+from serving.middleware import BodyLimitMiddleware, MetricsMiddleware
+from serving.routes import admin, health, model, score
+from serving.schemas import request_models
+from serving.scorer import Scorer
+from serving.settings import Settings
+from serving.state import ModelState
+
+_logger = logging.getLogger(__name__)
+TITLE = "Lead conversion predictor"
+
+
+def create_app(settings: Settings | None = None, *, scorer: Scorer | None = None) -> FastAPI:
+    """An app serving `settings.model`, or the given scorer (reload still re-resolves settings.model)."""
+    settings = settings or Settings()
+    metrics = Metrics()
+    app = FastAPI(title=TITLE, version="1", lifespan=_lifespan,
+                  description="Calibrated conversion probability per lead, with the quality factors that lower it.")
+    app.state.settings = settings
+    app.state.metrics = metrics
+    app.state.model = ModelState(model=settings.model, metrics=metrics, scorer=scorer)
+    for router in (score.router, model.router, health.router, admin.router):
+        app.include_router(router)
+    errors.install(app)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(MetricsMiddleware, metrics=metrics)
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
+    return app
+
+
+@contextlib.asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    state: ModelState = app.state.model
+    task = None if state.scorer is not None else asyncio.create_task(_first_load(state))
+    yield
+    if task is not None and not task.done():
+        task.cancel()
+
+
+async def _first_load(state: ModelState) -> None:
+    with contextlib.suppress(LeadscoreError):  # kept in state.error and shown by /readyz
+        await state.load()
+
+
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    """FastAPI's document plus the request bodies built from the served model's lead schema."""
+    scorer = app.state.model.scorer
+    key = None if scorer is None else scorer.schema.fingerprint()
+    if app.openapi_schema is not None and getattr(app.state, "openapi_key", None) == key:
+        return app.openapi_schema
+    doc = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+    if scorer is not None:
+        models = request_models(scorer, scorer.schema, app.state.settings.max_batch)
+        doc.setdefault("components", {}).setdefault("schemas", {}).update(models.openapi_components())
+        for path, ref in (("/v1/score", "Lead"), ("/v1/score/batch", "LeadBatch")):
+            example = models.example if ref == "Lead" else {"leads": [models.example]}
+            doc["paths"][path]["post"]["requestBody"] = {"required": True, "content": {"application/json": {
+                "schema": {"$ref": f"#/components/schemas/{ref}"}, "example": example}}}
+    app.openapi_schema, app.state.openapi_key = doc, key
+    return doc

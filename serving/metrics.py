@@ -1,0 +1,41 @@
+"""Prometheus metrics for one app: requests and latency per route, scores per grade, the model version.
+
+Each app owns its registry (not the process-global one), so tests and reloads never clash.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0)
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter("leadscore_requests", "HTTP requests by route, method and status",
+                                ["route", "method", "status"], registry=self.registry)
+        self.latency = Histogram("leadscore_request_seconds", "Request latency by route", ["route"],
+                                 buckets=LATENCY_BUCKETS, registry=self.registry)
+        self.scores = Counter("leadscore_scores", "Leads scored, by grade", ["grade"], registry=self.registry)
+        self.model = Gauge("leadscore_model_info", "The model being served (value 1)",
+                           ["name", "version", "as_of"], registry=self.registry)
+        self.reloads = Counter("leadscore_reloads", "Model reloads by outcome", ["outcome"],
+                               registry=self.registry)
+
+    def observe(self, *, route: str, method: str, status: int, seconds: float) -> None:
+        self.requests.labels(route, method, str(status)).inc()
+        self.latency.labels(route).observe(seconds)
+
+    def scored(self, grades: list[str]) -> None:
+        for grade in grades:
+            self.scores.labels(grade).inc()
+
+    def serving(self, info: dict[str, Any]) -> None:
+        self.model.clear()
+        self.model.labels(str(info["name"]), str(info["version"]), str(info.get("as_of") or "")).set(1)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

@@ -1,0 +1,217 @@
+"""Request and response bodies. Requests are built from the lead schema, so a lead is defined once.
+
+Every field is optional and nullable: a missing phone number is itself a signal the model scores.
+Ranges come from the schema's min/max; unknown fields are refused (a typo would otherwise be
+scored as missing data without anyone noticing). Category values outside the schema's list are
+accepted on purpose: the model scores them as missing and the response reports them in `warnings`.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+from weakref import WeakKeyDictionary
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
+
+from features.factors import FACTOR_LABELS
+from features.schema import FeatureSpec, LeadSchema
+
+MAX_TEXT = 200
+
+
+class Problem(BaseModel):
+    field: str
+    problem: str
+
+
+class ErrorBody(BaseModel):
+    """Every 4xx/5xx body: what is wrong, field by field."""
+
+    detail: list[Problem] | str
+
+
+class ModelRef(BaseModel):
+    name: str
+    version: str
+    as_of: str | None = None
+
+
+class FeatureReason(BaseModel):
+    name: str
+    label: str
+    value: Any = None
+    impact: float = Field(description="log-odds")
+    reason: str
+
+
+class FactorImpact(BaseModel):
+    key: str
+    label: str
+    impact: float = Field(description="log-odds: the sum of the factor's features' SHAP values")
+
+
+class LoweringFactor(FactorImpact):
+    cost_points: float = Field(description="percentage points of probability this factor costs: "
+                                           "100 * (p(raw - impact) - p(raw))")
+    features: list[FeatureReason]
+
+
+class WhatIf(BaseModel):
+    feature: str
+    label: str
+    from_: Any = Field(None, alias="from")
+    to: Any
+    probability: float = Field(description="calibrated probability after this one change, re-scored")
+    gain_points: float
+
+
+class LogOdds(BaseModel):
+    baseline: float
+    raw_score: float = Field(description="baseline + sum of factor impacts")
+
+
+class ScoreResponse(BaseModel):
+    lead_id: str | None
+    probability: float = Field(description="calibrated P(convert)")
+    score: int = Field(ge=1, le=99, description="probability in percent, rounded, clipped to 1-99")
+    grade: str = Field(description="A-D from the schema's grade floors")
+    model: ModelRef
+    baseline_probability: float
+    log_odds: LogOdds
+    factors: list[FactorImpact]
+    lowering_factors: list[LoweringFactor]
+    what_if: list[WhatIf]
+    warnings: list[Problem]
+
+
+class BatchResponse(BaseModel):
+    results: list[ScoreResponse]
+
+
+class RequestModels:
+    """The pydantic models for one lead schema and batch limit, with field names as aliases."""
+
+    def __init__(self, schema: LeadSchema, max_batch: int) -> None:
+        self.schema = schema
+        self.max_batch = max_batch
+        self.lead = _lead_model(schema)
+        self.batch = create_model("LeadBatch", __config__=ConfigDict(extra="forbid"),
+                                  leads=(list[self.lead], Field(min_length=1, max_length=max_batch)))
+        self.example = example_lead(schema)
+
+    def parse_lead(self, body: bytes) -> dict[str, Any]:
+        """One lead as a dict keyed by schema names; raises pydantic's ValidationError."""
+        return self.lead.model_validate_json(body).model_dump(by_alias=True)
+
+    def parse_batch(self, body: bytes) -> list[dict[str, Any]]:
+        parsed = self.batch.model_validate_json(body)
+        return [lead.model_dump(by_alias=True) for lead in parsed.leads]
+
+    def openapi_components(self) -> dict[str, Any]:
+        lead = self.lead.model_json_schema(by_alias=True)
+        lead["examples"] = [self.example]
+        batch = {"title": "LeadBatch", "type": "object", "additionalProperties": False, "required": ["leads"],
+                 "properties": {"leads": {"type": "array", "items": {"$ref": "#/components/schemas/Lead"},
+                                          "minItems": 1, "maxItems": self.max_batch}}}
+        return {"Lead": lead, "LeadBatch": batch}
+
+
+_CACHE: WeakKeyDictionary[Any, dict[int, RequestModels]] = WeakKeyDictionary()
+
+
+def request_models(owner: Any, schema: LeadSchema, max_batch: int) -> RequestModels:
+    """Built once per (owner, limit), e.g. per loaded Scorer: create_model is slow, validating is fast."""
+    per_owner = _CACHE.setdefault(owner, {})
+    if max_batch not in per_owner:
+        per_owner[max_batch] = RequestModels(schema, max_batch)
+    return per_owner[max_batch]
+
+
+def _lead_model(schema: LeadSchema) -> type[BaseModel]:
+    fields: dict[str, Any] = {
+        "f_id": (str | int | None, Field(None, alias=schema.id_column, description="the lead's id, echoed back",
+                                         examples=["L00012345"])),
+    }
+    if schema.created_at:
+        fields["f_created"] = (datetime | None, Field(None, alias=schema.created_at,
+                                                      description="when the lead was created (ISO 8601)"))
+    for i, name in enumerate(schema.context):
+        fields[f"c{i}"] = (Annotated[str, Field(max_length=MAX_TEXT)] | None,
+                           Field(None, alias=name, description="context for reports; not a model input"))
+    for j, spec in enumerate(schema.features):
+        fields[f"f{j}"] = (_annotation(spec), Field(None, alias=spec.name, description=_describe(spec),
+                                                    examples=[_example(spec)]))
+    config = ConfigDict(extra="forbid", populate_by_name=False, str_strip_whitespace=True)
+    return create_model("Lead", __config__=config, **fields)
+
+
+def _annotation(spec: FeatureSpec) -> Any:
+    bounds = {"ge": spec.min, "le": spec.max}
+    if spec.type == "numeric":
+        return Annotated[float, Field(allow_inf_nan=False, **bounds)] | None
+    if spec.type == "integer":
+        return Annotated[int, Field(**bounds)] | None
+    if spec.type == "boolean":
+        return bool | None
+    if spec.type == "datetime":
+        return datetime | None
+    return Annotated[str, Field(max_length=MAX_TEXT)] | None
+
+
+def _describe(spec: FeatureSpec) -> str:
+    text = f"{spec.label} ({FACTOR_LABELS.get(spec.factor, spec.factor)})."
+    if spec.description:
+        text += f" {spec.description}"
+    if spec.values:
+        text += (f" Known values: {', '.join(spec.values)}. Other values are accepted, scored as missing and "
+                 "listed in `warnings`.")
+    return text + " Leave out or null when unknown."
+
+
+def _example(spec: FeatureSpec) -> Any:
+    if spec.actionable:
+        return spec.actionable[0]
+    if spec.values:
+        return spec.values[0]
+    if spec.type == "boolean":
+        return True
+    if spec.type == "datetime":
+        return "2026-09-01T00:00:00"
+    lo = spec.min if spec.min is not None else 0
+    hi = spec.max if spec.max is not None else lo + 1000
+    value = lo + (hi - lo) * 0.001
+    return int(round(value)) if spec.type == "integer" else round(float(value), 3)
+
+
+def example_lead(schema: LeadSchema) -> dict[str, Any]:
+    """A complete, valid lead for the docs and the README's curl example."""
+    lead: dict[str, Any] = {schema.id_column: "L-example-1"}
+    lead.update({spec.name: _example(spec) for spec in schema.features})
+    return lead
+
+
+def problems(exc: ValidationError) -> list[dict[str, str]]:
+    """pydantic's errors as [{"field": "leads[2].web_visits", "problem": "..."}], no input echoed."""
+    out = []
+    for err in exc.errors(include_url=False, include_input=False):
+        out.append({"field": _field(err["loc"]), "problem": _problem(err)})
+    return out
+
+
+def _field(loc: tuple[Any, ...]) -> str:
+    text = ""
+    for part in loc:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text or "body"
+
+
+def _problem(err: Any) -> str:
+    kind = err["type"]
+    if kind == "extra_forbidden":
+        return "unknown field: not in the lead schema (GET /v1/model lists the fields)"
+    if kind == "json_invalid":
+        return f"malformed JSON: {err['msg'].removeprefix('Invalid JSON: ')}"
+    if kind in ("model_type", "model_attributes_type", "dict_type"):
+        return "expected a JSON object"
+    return str(err["msg"])

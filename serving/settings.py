@@ -1,0 +1,28 @@
+"""Server settings: one typed object, read from the environment (LEADSCORE_*) once at start-up.
+
+    LEADSCORE_HOST=0.0.0.0 LEADSCORE_ADMIN_TOKEN=... leadscore serve
+
+Bad values (a port of 70000, a batch limit of 0) are refused at start, with the variable's name.
+"""
+
+from __future__ import annotations
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from serving.registry import DEFAULT_MODEL
+
+
+class Settings(BaseSettings):
+    """Everything the API can be told; defaults need no setup and listen on loopback only."""
+
+    model_config = SettingsConfigDict(env_prefix="LEADSCORE_", extra="ignore", protected_namespaces=())
+
+    host: str = Field("127.0.0.1", description="interface to listen on; 127.0.0.1 keeps the API local")
+    port: int = Field(8000, ge=1, le=65535)
+    model: str = Field(DEFAULT_MODEL, description="models:/NAME@ALIAS, models:/NAME/VERSION or a bundle folder")
+    max_batch: int = Field(10_000, ge=1, le=1_000_000, description="most leads in one batch request")
+    max_body_bytes: int = Field(32 * 1024 * 1024, ge=1024, description="largest request body accepted")
+    scoring_timeout_s: float = Field(30.0, gt=0, description="a scoring request taking longer gets a 503")
+    admin_token: SecretStr | None = Field(None, description="enables POST /v1/admin/reload when set")
+    what_if: int = Field(3, ge=0, le=20, description="most what-if changes returned per lead")

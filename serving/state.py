@@ -1,0 +1,55 @@
+"""The model being served, swappable while requests run.
+
+A request takes `state.scorer` once and uses that object to the end, so a reload that swaps the
+reference in between never changes a request half-way: in-flight requests finish on the old model.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from features.errors import LeadscoreError
+from serving.metrics import Metrics
+from serving.scorer import Scorer
+
+_logger = logging.getLogger(__name__)
+
+
+class ModelState:
+    def __init__(self, *, model: str, metrics: Metrics, scorer: Scorer | None = None) -> None:
+        self.model = model
+        self.metrics = metrics
+        self.scorer: Scorer | None = None
+        self.error: str | None = None
+        self._lock = asyncio.Lock()
+        if scorer is not None:
+            self._swap(scorer)
+
+    async def load(self) -> Scorer:
+        """Resolve the configured model again (the champion may have moved) and swap it in atomically.
+
+        Loading runs in a worker thread; concurrent reloads queue on a lock. On failure the model
+        being served stays, and the error is kept for /readyz.
+        """
+        async with self._lock:
+            try:
+                scorer = await asyncio.to_thread(Scorer.load, self.model)
+            except LeadscoreError as exc:
+                self.error = str(exc)
+                self.metrics.reloads.labels("failed").inc()
+                _logger.error("could not load %s: %s", self.model, exc)
+                raise
+            self._swap(scorer)
+            self.metrics.reloads.labels("ok").inc()
+            return scorer
+
+    def _swap(self, scorer: Scorer) -> None:
+        self.scorer = scorer  # one reference assignment: atomic for every reader
+        self.error = None
+        self.metrics.serving(scorer.model_info)
+        _logger.info("serving %s version %s", scorer.bundle.name, scorer.bundle.version)
+
+    def describe(self) -> dict[str, Any]:
+        return {"model": self.model, "loaded": self.scorer is not None, "error": self.error}
