@@ -29,10 +29,10 @@ import yaml
 from features.errors import DataError
 from features.factors import FACTOR_LABELS, FACTORS
 from features.loading import parse_dates, read_table, readable_mode
-from features.validation import check_delimiter
 from features.schema import (
     DEFAULT_GRADES, FALSE_WORDS, TRUE_WORDS, LeadSchema, normalise_label, schema_from_dict,
 )
+from features.validation import check_delimiter
 
 # Words in a column name that say which quality factor it carries. A word matches a name's word
 # exactly, with a plural or past-tense ending, or (for words of 5+ letters) as its start; words
@@ -319,13 +319,13 @@ def _target_values(target: pd.Series, positive: list[str] | None, name: str) -> 
     if not spellings:
         raise DataError(f"target column '{name}' has no values", field=name)
     if len(spellings) < 2:
-        raise DataError(f"target column '{name}' has a single value ({list(spellings.values())[0]!r}); "
+        raise DataError(f"target column '{name}' has a single value ({next(iter(spellings.values()))!r}); "
                         "a model needs converted and not-converted leads", field=name)
     if positive is not None:
         wanted = {normalise_label(v) for v in positive}
         missing = wanted - set(spellings)
         if missing:
-            raise DataError(f"--positive value {sorted(missing)[0]!r} never occurs in '{name}' "
+            raise DataError(f"--positive value {min(missing)!r} never occurs in '{name}' "
                             f"(values: {', '.join(map(str, list(spellings.values())[:8]))})", field=name)
     else:
         wanted = {k for k, v in spellings.items() if k in POSITIVE_WORDS or str(v).strip().lower() in TRUE_WORDS}

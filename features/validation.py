@@ -22,6 +22,7 @@ import pandas as pd
 from features.errors import DataError
 from features.loading import coerce_feature, parse_dates, read_table
 from features.schema import FeatureSpec, LeadSchema, load_schema, normalise_label
+from features.synthetic import bundled_schema_path, schema_path_for
 
 ERROR = "error"
 WARNING = "warning"
@@ -98,8 +99,6 @@ def validate_frame(frame: pd.DataFrame, schema: LeadSchema, now: pd.Timestamp | 
 
 def default_schema_path(data: str | Path, explicit: str | Path | None = None) -> Path:
     """The schema a data file is read with: --schema, else `<stem>.schema.yaml` beside it, else the bundled one."""
-    from features.synthetic import bundled_schema_path, schema_path_for
-
     if explicit:
         return Path(explicit)
     beside = schema_path_for(Path(data))

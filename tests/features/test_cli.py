@@ -88,8 +88,8 @@ def test_schema_infer_prints_the_draft_without_out(history_files: dict[str, Path
 @pytest.mark.parametrize(("content", "message"), [
     ("", "bad.csv: the file is empty"),
     ("lead_id,converted\n", "bad.csv: the file has a header but no rows"),
-    ("lead_id;converted;industry\nL1;1;retail\n", "bad.csv: the header is one column 'lead_id;converted;industry'; "
-                                                 "the file seems separated by semicolons"),
+    ("lead_id;converted;industry\nL1;1;retail\n",
+     "bad.csv: the header is one column 'lead_id;converted;industry'; the file seems separated by semicolons"),
     ("name,age\nann,3\n", "bad.csv: none of the schema's columns are in the file (found: name, age)"),
 ])
 def test_validate_bad_files_print_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str], content: str,

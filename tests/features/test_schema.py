@@ -14,7 +14,6 @@ from features.factors import FACTORS
 from features.schema import load_schema, normalise_label, schema_from_dict
 from features.synthetic import bundled_schema, bundled_schema_path
 
-
 DELETE = object()
 
 
