@@ -164,12 +164,12 @@ class Scorer:
         id_col = self.schema.id_column
         ids = chunk[id_col].astype("string").to_numpy(dtype=object, na_value=None) if id_col in chunk.columns \
             else np.full(len(chunk), None, dtype=object)
-        columns: dict[str, Any] = {"lead_id": ids, "probability": prob, "score": score, "grade": grade,
+        columns: dict[str, Any] = {"lead_id": pd.array(ids, dtype="string"), "probability": prob, "score": score, "grade": grade,
                                    "raw_score": raw}
         for k, key in enumerate(FACTORS):
             columns[f"impact_{key}"] = impacts[:, k]
-        columns["top_lowering_factor"] = factor
-        columns["top_lowering_reason"] = reason
+        columns["top_lowering_factor"] = pd.array(factor, dtype="string")  # one dtype even if all None
+        columns["top_lowering_reason"] = pd.array(reason, dtype="string")
         return pd.DataFrame(columns)
 
     def _top_lowering(self, X: np.ndarray, contrib: np.ndarray,

@@ -1,0 +1,123 @@
+"""`leadscore score`: explain a CSV/Parquet file of leads, chunk by chunk, into a table in input order.
+
+Chunked reading and writing keep memory flat, so a file larger than memory scores. The output is
+written to a temporary file beside the target and renamed at the end: a failed run leaves no
+half-written file behind.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import tempfile
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from features.errors import DataError
+from features.loading import iter_table, table_format
+from serving.scorer import Scorer
+
+_logger = logging.getLogger(__name__)
+
+
+def score_command(args: argparse.Namespace) -> int:
+    """Score `args.data` with `args.model` (default: the champion) into `args.out`."""
+    out = Path(args.out)
+    table_format(out)  # refuse an unsupported output type before any work
+    if int(args.chunk_rows) < 1:
+        raise DataError(f"--chunk-rows must be at least 1, got {args.chunk_rows}")
+    scorer = Scorer.load(args.model)
+    summary = score_file(scorer=scorer, data=Path(args.data), out=out, chunk_rows=int(args.chunk_rows),
+                         progress=sys.stderr.isatty())
+    grades = ", ".join(f"{g} {summary['grades'].get(g, 0):,}" for g in scorer.schema.grades)
+    print(f"scored {summary['rows']:,} leads with {scorer.bundle.name} version {scorer.bundle.version} "
+          f"to {out} (grades: {grades})")
+    if summary["missing_columns"]:
+        print(f"note: {len(summary['missing_columns'])} schema fields absent from the data were scored as missing: "
+              f"{', '.join(summary['missing_columns'][:5])}", file=sys.stderr)
+    return 0
+
+
+def score_file(*, scorer: Scorer, data: Path, out: Path, chunk_rows: int = 100_000,
+               progress: bool = False) -> dict[str, Any]:
+    """Stream `data` through `scorer.explain` into `out` atomically; returns row and grade counts."""
+    writer = _TableWriter(out)
+    rows, grades, missing = 0, Counter(), None
+    try:
+        for chunk in iter_table(data, chunk_rows=chunk_rows):
+            if missing is None:
+                missing = _check_columns(chunk, scorer, data.name)
+            explained = scorer.explain(chunk, chunk_rows=chunk_rows)
+            explained = explained.rename(columns={"lead_id": scorer.schema.id_column})
+            writer.write(explained)
+            rows += len(explained)
+            grades.update(explained["grade"].tolist())
+            if progress:
+                print(f"\r{rows:,} leads scored", end="", file=sys.stderr, flush=True)
+        if progress:
+            print(file=sys.stderr)
+        if rows == 0:
+            raise DataError(f"{data.name}: the file has a header but no rows")
+        writer.commit()
+    finally:
+        writer.discard()
+    return {"rows": rows, "grades": dict(grades), "missing_columns": missing or []}
+
+
+def _check_columns(chunk: pd.DataFrame, scorer: Scorer, source: str) -> list[str]:
+    names = scorer.schema.feature_names
+    missing = [n for n in names if n not in chunk.columns]
+    if len(missing) == len(names):
+        raise DataError(f"{source}: none of the model's {len(names)} feature columns are in the file "
+                        f"(expected e.g. {', '.join(names[:3])})")
+    return missing
+
+
+class _TableWriter:
+    """Appends DataFrames to a temporary CSV or Parquet file; `commit` renames it into place."""
+
+    def __init__(self, out: Path) -> None:
+        self.out = out
+        self.format = table_format(out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
+        os.close(fd)
+        self.tmp = Path(tmp)
+        self._parquet: Any = None
+        self._wrote_header = False
+
+    def write(self, frame: pd.DataFrame) -> None:
+        if self.format == "csv":
+            frame.to_csv(self.tmp, mode="a", header=not self._wrote_header, index=False)
+            self._wrote_header = True
+            return
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        table = pa.Table.from_pandas(frame, preserve_index=False)
+        if self._parquet is None:
+            self._parquet = pq.ParquetWriter(self.tmp, table.schema)
+        self._parquet.write_table(table.cast(self._parquet.schema))
+
+    def commit(self) -> None:
+        if self._parquet is not None:
+            self._parquet.close()
+            self._parquet = None
+        os.chmod(self.tmp, 0o666 & ~_umask())
+        os.replace(self.tmp, self.out)
+
+    def discard(self) -> None:
+        if self._parquet is not None:
+            self._parquet.close()
+        self.tmp.unlink(missing_ok=True)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
