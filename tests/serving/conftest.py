@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import numpy as np
 import pandas as pd
 import pytest
+import uvicorn
 
 from features.loading import labels
 from features.synthetic import SyntheticHistory, bundled_schema, generate
@@ -68,3 +78,70 @@ def _plain(value: Any) -> Any:
 def lead_records(fresh: SyntheticHistory) -> list[dict[str, Any]]:
     schema = bundled_schema()
     return as_records(fresh.leads.iloc[:300], [schema.id_column] + schema.feature_names)
+
+
+# -- the API for real on 127.0.0.1 ---------------------------------------------------------------
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextlib.contextmanager
+def threaded_server(app, *, timeout_s: float = 30.0) -> Iterator[str]:
+    """Serve `app` with uvicorn in a background thread; yields the base URL."""
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + timeout_s
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("uvicorn did not start")
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout_s)
+
+
+@contextlib.contextmanager
+def cli_server(model: Path, *, env: dict[str, str] | None = None, timeout_s: float = 90.0) -> Iterator[str]:
+    """`leadscore serve --model MODEL --port P` in a subprocess, ready when /readyz says so."""
+    port = free_port()
+    cmd = [sys.executable, "-m", "training.cli", "serve", "--model", str(model), "--port", str(port)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env={**os.environ, **(env or {})})
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"leadscore serve exited {proc.returncode}: {proc.stdout.read()}")
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{base}/readyz", timeout=1.0).status_code == 200:
+                    break
+            if time.monotonic() > deadline:
+                raise RuntimeError("leadscore serve did not become ready")
+            time.sleep(0.1)
+        yield base
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@pytest.fixture(scope="session")
+def run_threaded() -> Callable[..., Any]:
+    """`with run_threaded(app) as base_url:` serves the app with uvicorn in a thread."""
+    return threaded_server
+
+
+@pytest.fixture(scope="session")
+def run_cli() -> Callable[..., Any]:
+    """`with run_cli(bundle_dir) as base_url:` runs `leadscore serve` in a subprocess."""
+    return cli_server
