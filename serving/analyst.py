@@ -17,7 +17,6 @@ Defaults: the data is `LEADSCORE_DATA` or `data/leads.parquet`; the MLflow store
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -33,7 +32,6 @@ if TYPE_CHECKING:
     from serving.scorer import Scorer
 
 MODEL_NAME = "lead-conversion"
-DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 CHUNK_ROWS = 100_000
 
 
@@ -78,7 +76,10 @@ def explain(frame: pd.DataFrame, scorer: Scorer | None = None, *, chunk_rows: in
 
 
 def tracking_uri() -> str:
-    return os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
+    """Where metrics are read from: `MLFLOW_TRACKING_URI`, else MLflow's default `sqlite:///mlflow.db` here."""
+    import mlflow
+
+    return mlflow.get_tracking_uri()
 
 
 def model_version(alias: str = "champion", name: str = MODEL_NAME) -> dict[str, Any]:
@@ -108,7 +109,7 @@ def compare_metrics(aliases: Sequence[str] = ("champion", "challenger"), name: s
 def _client():
     from mlflow import MlflowClient
 
-    return MlflowClient(tracking_uri=tracking_uri())
+    return MlflowClient()  # the same store serving.registry resolves aliases in
 
 
 def _version_by_alias(client: Any, name: str, alias: str) -> Any:

@@ -6,9 +6,10 @@ of leads each quality factor lowers, with the change from the previous quarter. 
 names the sources whose leads got worse and the factor behind it.
 
 A lead is *lowered by* a factor when that factor's impact on its score is at most `LOWERED_AT`
-log-odds (-0.1: roughly one percentage point at a 10% conversion rate). Impacts are measured
-against the model's average lead, so "61% lowered by contact data" means 61% of that campaign's
-leads have worse contact data than a typical lead, by a margin that moves the score.
+log-odds (-0.25: it cuts the lead's odds of converting by about a fifth against the model's average
+lead). So "61% lowered by contact data" means 61% of that campaign's leads have contact data
+clearly worse than a typical lead's. A smaller cut-off (-0.1) would count the median lead as
+lowered by most factors, which tells marketing nothing.
 
     >>> explained = analyst.explain(history)                   # doctest: +SKIP
     >>> tables = build_report(explained, history, schema)      # doctest: +SKIP
@@ -37,16 +38,18 @@ import pandas as pd
 from features.datasets import load_history_with_schema
 from features.errors import DataError
 from features.factors import FACTOR_LABELS, FACTORS
-from features.loading import labels, write_table
+from features.loading import labels, readable_mode, write_table
 from features.periods import outcome_final, parse_quarter, quarters
 from features.schema import LeadSchema
 
-LOWERED_AT = -0.1
-"""A factor lowers a lead when its impact is at most this many log-odds."""
+LOWERED_AT = -0.25
+"""A factor lowers a lead when its impact is at most this many log-odds (odds cut by about a fifth)."""
 MIN_LEADS = 30
 """Groups smaller than this in either quarter are not named in the summary (too noisy)."""
 WORSE_AT = -0.1
-"""A group got worse when its mean log-odds fell by at least this much, and by more than twice its noise."""
+"""A group got worse when its mean log-odds fell by at least this much, and by more than its noise."""
+NOISE_SE = 3.0
+"""...where noise is this many standard errors of the change: with a dozen sources, 2 would cry wolf."""
 REPORT_QUARTERS = 4
 """How many quarters, ending with the report quarter, the CLI explains (trend charts, previous quarter)."""
 ALL = "all"
@@ -110,10 +113,7 @@ def lead_rows(explained: pd.DataFrame, history: pd.DataFrame, schema: LeadSchema
               factors: Sequence[str], *, lowered_at: float = LOWERED_AT) -> pd.DataFrame:
     """One row per lead with what aggregation needs: quarter, groups, score, outcome, lowered flags."""
     _check_aligned(explained, history, schema)
-    missing = [c for c in by if c not in history.columns]
-    if missing:
-        raise DataError(f"cannot group by '{missing[0]}': no such column in the data "
-                        f"(context columns: {', '.join(schema.context) or 'none'})", field=missing[0])
+    check_grouping(history, by, schema)
     final = outcome_final(history, schema).to_numpy(dtype=bool)
     converted = labels(history, schema).astype(float)
     out = pd.DataFrame({
@@ -134,6 +134,14 @@ def lead_rows(explained: pd.DataFrame, history: pd.DataFrame, schema: LeadSchema
         out[f"impact_{factor}"] = impact
         out[f"lowered_{factor}"] = (impact <= lowered_at).astype(float)
     return out[out["quarter"].notna()]
+
+
+def check_grouping(history: pd.DataFrame, by: Sequence[str], schema: LeadSchema) -> None:
+    """Every grouping column must exist; checked before the slow part (explaining) starts."""
+    missing = [c for c in by if c not in history.columns]
+    if missing:
+        raise DataError(f"cannot group by '{missing[0]}': no such column in the data "
+                        f"(context columns: {', '.join(schema.context) or 'none'})", field=missing[0])
 
 
 def quarterly_table(leads: pd.DataFrame, by: Sequence[str], factors: Sequence[str],
@@ -179,14 +187,14 @@ def summarise(current: pd.DataFrame, quarterly: pd.DataFrame, dimension: str, pr
 
 def worsened_groups(current: pd.DataFrame, dimension: str, factors: Sequence[str], *,
                     min_leads: int = MIN_LEADS) -> pd.DataFrame:
-    """Groups whose mean log-odds fell by at least WORSE_AT and by more than twice the noise.
+    """Groups whose mean log-odds fell by at least WORSE_AT and by more than NOISE_SE standard errors.
 
     Adds `worst_factor`: the factor whose mean impact fell most (impacts add up to the score, so
     this is the factor that explains most of the drop).
     """
     rows = current[(current["dimension"] == dimension) & (current["leads"] >= min_leads)
                    & (current["leads_previous"] >= min_leads)].copy()
-    noise = 2 * np.sqrt(rows["raw_score_sd"] ** 2 / rows["leads"]
+    noise = NOISE_SE * np.sqrt(rows["raw_score_sd"] ** 2 / rows["leads"]
                         + rows["raw_score_sd_previous"] ** 2 / rows["leads_previous"])
     rows = rows[(rows["mean_raw_score_change"] <= WORSE_AT) & (rows["mean_raw_score_change"] < -noise)]
     if rows.empty or not factors:
@@ -405,7 +413,10 @@ def _actual_text(row: pd.Series) -> str:
 def _definitions(tables: ReportTables) -> str:
     items = [
         f"A lead is <b>lowered by</b> a factor when that factor costs it at least {-tables.lowered_at:g} "
-        "log-odds against the model's average lead (about one percentage point at a 10% conversion rate).",
+        f"log-odds against the model's average lead (its odds of converting cut by "
+        f"{1 - np.exp(tables.lowered_at):.0%} or more).",
+        "A source <b>got worse</b> when its mean log-odds fell by at least 0.1 and by more than three "
+        "standard errors of the change, so that the summary does not name sampling noise.",
         "<b>Expected</b> conversions are the sum of the calibrated probabilities; <b>actual</b> counts "
         "conversions only among leads whose outcome window has closed, so both cover the same leads.",
         "Changes in brackets are against the same group in the previous quarter (pp = percentage points).",
@@ -511,6 +522,7 @@ def report_command(args: argparse.Namespace) -> int:
 
     frame, schema = load_history_with_schema(Path(args.data), args.schema)
     by = [c.strip() for c in str(args.by).split(",") if c.strip()]
+    check_grouping(frame, by, schema)
     window = report_window(frame, schema, args.quarter)
     scorer = Scorer.load(args.model)
     explained = scorer.explain(window, progress=sys.stderr.isatty())
@@ -528,6 +540,7 @@ def _write_text_atomic(path: Path, text: str) -> None:
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)
+        os.chmod(tmp, readable_mode())  # mkstemp makes owner-only files; a report is meant to be shared
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

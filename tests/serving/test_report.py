@@ -15,7 +15,7 @@ import pytest
 from features.errors import DataError
 from features.factors import FACTORS
 from features.schema import LeadSchema
-from features.synthetic import QUALITY_FACTORS, bundled_schema, generate
+from features.synthetic import QUALITY_FACTORS, bundled_schema, generate, write_history
 from serving.report import (ALL, LOWERED_AT, build_report, render_html, report_window, worsened_groups,
                             write_report)
 
@@ -192,6 +192,51 @@ def test_files_are_written_together(tables, tmp_path):
             "lowered_contactability", "lowered_contactability_change", "lowered_by"} <= set(csv.columns)
     assert (csv["quarter"] == "2026Q3").all()
 
+
+
+# -- with the real scorer and the command line ------------------------------------------------------
+
+def test_report_agrees_with_the_real_scorer(scorer, schema):
+    """`scorer` is the session bundle from tests/serving/conftest.py: a small model trained like training does."""
+    leads = generate(quarters=3, leads_per_quarter=800, seed=21).leads
+    explained = scorer.explain(leads)
+    tables = build_report(explained, leads, schema)
+    latest = (leads["created_at"] >= "2026-07-01").to_numpy()
+    overall = _row(tables, ALL, "All leads")
+    assert overall["expected_conversions"] == pytest.approx(scorer.predict_proba(leads[latest]).sum())
+    assert overall["lowered_contactability"] == pytest.approx(
+        (explained.loc[latest, "impact_contactability"] <= LOWERED_AT).mean())
+    assert tables.factors == ("icp_fit", "readiness", "contactability", "timeline", "authority", "product_fit")
+    assert tables.summary[0].startswith("2026Q3: 800 leads")
+
+
+def test_cli_writes_the_page_and_the_tables(bundle_dir, tmp_path, capsys):
+    from training.cli import main
+
+    data = tmp_path / "leads.parquet"
+    write_history(generate(quarters=3, leads_per_quarter=600, seed=4), data)
+    code = main(["report", "--data", str(data), "--model", str(bundle_dir), "--quarter", "2026Q2",
+                 "--out", str(tmp_path / "reports")])
+    assert code == 0
+    out = capsys.readouterr().out
+    assert out.startswith("2026Q2: 600 leads") and "report.html" in out
+    page = tmp_path / "reports" / "report.html"
+    assert "Lead quality report, 2026Q2" in page.read_text()
+    assert page.stat().st_mode & 0o044, "the report should be readable by others, like any file"
+    assert set(pd.read_csv(tmp_path / "reports" / "report.csv")["quarter"]) == {"2026Q2"}
+
+
+def test_cli_refuses_an_unknown_grouping_column_in_one_line(bundle_dir, tmp_path, capsys):
+    from training.cli import main
+
+    data = tmp_path / "leads.parquet"
+    write_history(generate(quarters=2, leads_per_quarter=200, seed=4), data)
+    code = main(["report", "--data", str(data), "--model", str(bundle_dir), "--by", "region",
+                 "--out", str(tmp_path / "reports")])
+    assert code == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "region" in err
+    assert not (tmp_path / "reports").exists()
 
 # -- in a real browser, offline ------------------------------------------------------------------
 
