@@ -1,0 +1,229 @@
+"""The MLflow edge: runs, the model registry and aliases. Every MLflow side effect lives here.
+
+Defaults need no setup: the tracking store is `MLFLOW_TRACKING_URI`, else MLflow's local SQLite
+store `sqlite:///mlflow.db` in the working folder, with artifacts in `mlruns/` beside the database.
+The registered model is a pyfunc logged "from code" (serving/pyfunc_model.py) whose artifacts hold
+the pickle-free bundle folder, so serving can download it and read JSON, never a pickle.
+
+    >>> with use_tracking(resolve_tracking_uri()) as client:         # doctest: +SKIP
+    ...     champion = alias_version(client, CHAMPION)
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import os
+import tempfile
+import warnings
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+_logger = logging.getLogger(__name__)
+
+EXPERIMENT = "lead-conversion"
+MODEL_NAME = "lead-conversion"
+CHAMPION = "champion"
+CHALLENGER = "challenger"
+DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
+TRACKING_ENV = "MLFLOW_TRACKING_URI"
+BUNDLE_ARTIFACT = "bundle"  # the key serving/pyfunc_model.py reads from context.artifacts
+MODEL_ARTIFACT = "model"
+_PROGRESS_ENV = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
+
+
+def resolve_tracking_uri(uri: str | None = None) -> str:
+    """The URI given, else `MLFLOW_TRACKING_URI`, else the local SQLite store."""
+    return uri or os.environ.get(TRACKING_ENV) or DEFAULT_TRACKING_URI
+
+
+@contextmanager
+def use_tracking(uri: str, *, quiet: bool = True) -> Iterator[Any]:
+    """Point MLflow's fluent API at `uri` for the block and yield a client; restore everything after.
+
+    MLflow keeps the tracking URI in a global and mirrors it into the environment, so both are put
+    back: calling `train()` from a notebook must not redirect the notebook's own MLflow calls.
+    """
+    import mlflow
+    from mlflow import MlflowClient
+    from mlflow.tracking._tracking_service import utils as tracking_utils
+
+    old_global, old_env = tracking_utils._tracking_uri, os.environ.get(TRACKING_ENV)
+    old_bar = os.environ.get(_PROGRESS_ENV)
+    mlflow_logger = logging.getLogger("mlflow")
+    old_level = mlflow_logger.level
+    if quiet:
+        mlflow_logger.setLevel(logging.WARNING)
+        os.environ[_PROGRESS_ENV] = "false"
+    mlflow.set_tracking_uri(uri)
+    try:
+        yield MlflowClient(tracking_uri=uri, registry_uri=uri)
+    finally:
+        mlflow.set_tracking_uri(old_global)
+        if old_env is not None:
+            os.environ[TRACKING_ENV] = old_env
+        _restore_env(_PROGRESS_ENV, old_bar)
+        mlflow_logger.setLevel(old_level)
+
+
+def _restore_env(key: str, value: str | None) -> None:
+    if value is None:
+        os.environ.pop(key, None)
+    else:
+        os.environ[key] = value
+
+
+def ensure_experiment(client: Any, uri: str, name: str = EXPERIMENT) -> str:
+    """The experiment's id, creating it with artifacts beside a SQLite database when it is new."""
+    found = client.get_experiment_by_name(name)
+    if found is not None:
+        if found.lifecycle_stage == "deleted":
+            client.restore_experiment(found.experiment_id)
+        return found.experiment_id
+    return client.create_experiment(name, artifact_location=_artifact_location(uri))
+
+
+def _artifact_location(uri: str) -> str | None:
+    parsed = urlparse(uri)
+    if parsed.scheme != "sqlite":
+        return None  # a tracking server decides where artifacts go
+    db = uri[len("sqlite:///"):]
+    if not db or db == ":memory:":
+        return None
+    return (Path(db).absolute().parent / "mlruns").as_uri()
+
+
+# -- registry --------------------------------------------------------------------------------------
+
+def alias_version(client: Any, alias: str, name: str = MODEL_NAME) -> str | None:
+    """The version an alias points to, or None when the model or the alias does not exist yet."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return str(client.get_model_version_by_alias(name, alias).version)
+    except MlflowException as exc:
+        if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "NOT_FOUND", "INVALID_PARAMETER_VALUE"):
+            return None
+        raise
+
+
+def next_version(client: Any, name: str = MODEL_NAME) -> str:
+    """The version number the next registration will get (the bundle records it before it exists)."""
+    versions = client.search_model_versions(f"name='{name}'")
+    return str(max((int(v.version) for v in versions), default=0) + 1)
+
+
+def download_bundle(client: Any, version: str, dst: str | Path, name: str = MODEL_NAME) -> Path:
+    """Fetch a registered version's artifacts and return the folder that holds bundle.json."""
+    import mlflow
+
+    local = Path(mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{name}/{version}",
+                                                     dst_path=str(dst), tracking_uri=client.tracking_uri))
+    found = sorted(local.rglob("bundle.json"))
+    if not found:
+        from features.errors import ModelNotFoundError
+
+        raise ModelNotFoundError(f"model {name} version {version} has no bundle.json in its artifacts")
+    return found[0].parent
+
+
+def log_bundle_model(client: Any, bundle_dir: Path, run_id: str, name: str = MODEL_NAME) -> str:
+    """Log the pyfunc (from code) with the bundle as its artifact, register it, return the version.
+
+    Registration goes through the client rather than `mlflow.register_model`, which prints to stderr.
+    """
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    with warnings.catch_warnings():  # "add type hints": the input is a free-form frame of leads on purpose
+        warnings.simplefilter("ignore", UserWarning)
+        info = mlflow.pyfunc.log_model(
+            name=MODEL_ARTIFACT,
+            python_model=str(pyfunc_code_path()),
+            artifacts={BUNDLE_ARTIFACT: str(bundle_dir)},
+            pip_requirements=pip_requirements(),
+        )
+    try:
+        client.create_registered_model(name, description="P(lead converts), calibrated, explained by "
+                                                          "quality factors (leadscore)")
+    except MlflowException as exc:
+        if exc.error_code not in ("RESOURCE_ALREADY_EXISTS", "ALREADY_EXISTS"):
+            raise
+    version = client.create_model_version(name, source=info.model_uri, run_id=run_id, model_id=info.model_id)
+    return str(version.version)
+
+
+def set_alias(client: Any, alias: str, version: str, name: str = MODEL_NAME) -> None:
+    client.set_registered_model_alias(name, alias, version)
+
+
+def tag_version(client: Any, version: str, tags: Mapping[str, Any], name: str = MODEL_NAME) -> None:
+    for key, value in tags.items():
+        client.set_model_version_tag(name, version, key, str(value)[:5000])
+
+
+def pyfunc_code_path() -> Path:
+    """serving/pyfunc_model.py, located without importing it (importing it registers the model)."""
+    spec = importlib.util.find_spec("serving.pyfunc_model")
+    if spec is None or spec.origin is None:
+        raise RuntimeError("serving/pyfunc_model.py is missing from the installed package")
+    return Path(spec.origin)
+
+
+def pip_requirements() -> list[str]:
+    """Pinned to what trained the model; MLflow would otherwise load the model to guess them (slow)."""
+    import lightgbm
+    import mlflow
+    import numpy
+    import pandas
+    import pyarrow
+    import yaml
+
+    return [f"mlflow=={mlflow.__version__}", f"lightgbm=={lightgbm.__version__}",
+            f"pandas=={pandas.__version__}", f"numpy=={numpy.__version__}", f"pyarrow=={pyarrow.__version__}",
+            f"pyyaml=={yaml.__version__}"]
+
+
+# -- runs --------------------------------------------------------------------------------------------
+
+def log_params(params: Mapping[str, Any]) -> None:
+    """MLflow caps a parameter value at a few thousand characters and a batch at 100 entries."""
+    import mlflow
+
+    items = [(k, _short(v)) for k, v in params.items() if v is not None]
+    for start in range(0, len(items), 100):
+        mlflow.log_params(dict(items[start:start + 100]))
+
+
+def log_metrics(metrics: Mapping[str, float], *, step: int | None = None) -> None:
+    import math
+
+    import mlflow
+
+    clean = {_metric_key(k): float(v) for k, v in metrics.items()
+             if v is not None and isinstance(v, int | float) and math.isfinite(float(v))}
+    keys = list(clean)
+    for start in range(0, len(keys), 500):
+        mlflow.log_metrics({k: clean[k] for k in keys[start:start + 500]}, step=step)
+
+
+def log_artifacts(folder: Path, artifact_path: str | None = None) -> None:
+    import mlflow
+
+    mlflow.log_artifacts(str(folder), artifact_path=artifact_path)
+
+
+def scratch_dir(prefix: str) -> tempfile.TemporaryDirectory[str]:
+    return tempfile.TemporaryDirectory(prefix=f"leadscore-{prefix}-")
+
+
+def _short(value: Any, limit: int = 500) -> str:
+    text = str(value)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def _metric_key(key: str) -> str:
+    return "".join(c if c.isalnum() or c in "_-./ " else "_" for c in key)
