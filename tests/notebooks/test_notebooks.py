@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import nbformat
@@ -43,6 +44,22 @@ def small_history(tmp_path_factory) -> Path:
     return workdir
 
 
+@pytest.fixture()
+def with_champion(trained_model, tmp_path, monkeypatch) -> Path:
+    """A working folder whose defaults point at the session's trained champion and its history.
+
+    `trained_model` (tests/conftest.py) is read-only here: the notebooks only read the registry.
+    """
+    monkeypatch.setenv("LEADSCORE_DATA", str(trained_model.data_path))
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", trained_model.tracking_uri)
+    return tmp_path
+
+
+def test_expected_notebooks_exist():
+    assert [p.stem for p in ALL_NOTEBOOKS] == ["01-explore-leads", "02-model-quality",
+                                               "03-lead-quality-by-campaign", "04-quarterly-retraining"]
+
+
 @pytest.mark.parametrize("path", ALL_NOTEBOOKS, ids=lambda p: p.name)
 def test_committed_notebooks_carry_no_outputs(path):
     notebook = nbformat.read(path, as_version=4)
@@ -67,3 +84,33 @@ def test_01_explore_leads(small_history, monkeypatch):
     out = text_output(notebook)
     assert "12,000 leads" in out
     assert "quarters with outcomes still open: 2026Q3" in out
+
+
+def test_02_model_quality_reproduces_the_logged_metrics(with_champion, trained_model):
+    notebook = execute("02-model-quality.ipynb", with_champion)
+    assert images(notebook) == 5
+    out = text_output(notebook)
+    assert f"champion version {trained_model.version}" in out
+    # The holdout rebuilt in the notebook gives the figures the training run logged.
+    rows = dict(re.findall(r"^(roc_auc|log_loss|ece)\s+(\S+\s+\S+)$", out, flags=re.MULTILINE))
+    assert set(rows) == {"roc_auc", "log_loss", "ece"}
+    for pair in rows.values():
+        recomputed, logged = map(float, pair.split())
+        assert recomputed == pytest.approx(logged, abs=1e-4)
+
+
+def test_03_lead_quality_by_campaign(with_champion):
+    notebook = execute("03-lead-quality-by-campaign.ipynb", with_champion)
+    assert images(notebook) == 3
+    out = text_output(notebook)
+    assert "2026Q3: 4,000 leads" in out and "conversions expected" in out
+    assert "ai-assistant-launch" in out and "most frequent top lowering reasons" in out
+
+
+def test_04_quarterly_retraining(with_champion, monkeypatch):
+    monkeypatch.setenv("LEADSCORE_BACKTEST_FROM", "2026Q1")  # two quarters keep the replay short
+    notebook = execute("04-quarterly-retraining.ipynb", with_champion)
+    assert images(notebook) == 3
+    out = text_output(notebook)
+    assert "product_interest" in out
+    assert "2026Q1" in out and "2026Q2" in out
