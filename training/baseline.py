@@ -20,7 +20,7 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from features.encoding import LeadEncoder
 
-MAX_ROWS = 300_000  # plenty for ~100 coefficients; keeps the baseline cheap on a million leads
+MAX_ROWS = 200_000  # plenty for ~100 coefficients; keeps the baseline cheap on a million leads
 MISSING_CODE = -1.0
 
 

@@ -116,7 +116,7 @@ def lift_and_capture(y: np.ndarray, p: np.ndarray, share: float) -> tuple[float,
     total = y.sum()
     if len(y) == 0 or total == 0:
         return math.nan, math.nan
-    k = max(int(math.ceil(share * len(y))), 1)
+    k = max(math.ceil(share * len(y)), 1)
     top = np.argsort(-np.asarray(p, dtype=np.float64), kind="stable")[:k]
     hits = y[top].sum()
     return float((hits / k) / (total / len(y))), float(hits / total)
@@ -171,7 +171,7 @@ def evaluate(y: np.ndarray, p: np.ndarray, *, grades: Mapping[str, float],
     lift: dict[str, float] = {}
     capture: dict[str, float] = {}
     for share in TOP_SHARES:
-        key = f"top{int(round(share * 100))}"
+        key = f"top{round(share * 100)}"
         lift[key], capture[key] = lift_and_capture(y, p, share)
     return Evaluation(
         n=len(y), positives=int(y.sum()), base_rate=float(y.mean()) if len(y) else math.nan,

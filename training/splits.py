@@ -184,10 +184,9 @@ def _quarterly_split(labelled: Labelled, schema: LeadSchema, quarter: pd.Series,
                      with_test: bool) -> Split:
     test_q = full[-1] if with_test else None
     valid_q = full[-2] if with_test else full[-1]
-    q = quarter.to_numpy()
     train = (quarter < valid_q).to_numpy(dtype=bool)
     valid = (quarter == valid_q).to_numpy(dtype=bool)
-    test = (quarter == test_q).to_numpy(dtype=bool) if test_q is not None else np.zeros(len(q), bool)
+    test = (quarter == test_q).to_numpy(dtype=bool) if test_q is not None else np.zeros(len(quarter), bool)
     later = ~(train | valid | test)
     note = "" if with_test else "no test quarter (backtest): valid = latest fully mature quarter"
     return _assemble(labelled, schema, QUARTERLY, train, valid, test, later, note=note,
@@ -202,8 +201,8 @@ def _ordered_split(labelled: Labelled, schema: LeadSchema, created: pd.Series, c
     rank[order] = np.arange(len(order))
     n_old = int(old.sum())
     # Old leads come first in time order, so ranks below n_old are exactly the fully mature ones.
-    n_test = int(round(n_old * TEST_SHARE)) if with_test else 0
-    n_valid = int(round(n_old * VALID_SHARE))
+    n_test = round(n_old * TEST_SHARE) if with_test else 0
+    n_valid = round(n_old * VALID_SHARE)
     train = old & (rank < n_old - n_test - n_valid)
     valid = old & (rank >= n_old - n_test - n_valid) & (rank < n_old - n_test)
     test = old & (rank >= n_old - n_test)
@@ -218,8 +217,8 @@ def _random_split(labelled: Labelled, schema: LeadSchema, *, with_test: bool, se
     for cls in (0, 1):
         idx = np.flatnonzero(y == cls)
         rng.shuffle(idx)
-        n_test = int(round(len(idx) * TEST_SHARE)) if with_test else 0
-        n_valid = int(round(len(idx) * VALID_SHARE))
+        n_test = round(len(idx) * TEST_SHARE) if with_test else 0
+        n_valid = round(len(idx) * VALID_SHARE)
         part[idx[:n_test]] = 2
         part[idx[n_test:n_test + n_valid]] = 1
     note = "no created-at column: stratified random split, no maturity check (every labelled lead used)"

@@ -15,7 +15,6 @@ import importlib.util
 import logging
 import os
 import tempfile
-import warnings
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -138,14 +137,12 @@ def log_bundle_model(client: Any, bundle_dir: Path, run_id: str, name: str = MOD
     import mlflow
     from mlflow.exceptions import MlflowException
 
-    with warnings.catch_warnings():  # "add type hints": the input is a free-form frame of leads on purpose
-        warnings.simplefilter("ignore", UserWarning)
-        info = mlflow.pyfunc.log_model(
-            name=MODEL_ARTIFACT,
-            python_model=str(pyfunc_code_path()),
-            artifacts={BUNDLE_ARTIFACT: str(bundle_dir)},
-            pip_requirements=pip_requirements(),
-        )
+    info = mlflow.pyfunc.log_model(
+        name=MODEL_ARTIFACT,
+        python_model=str(pyfunc_code_path()),
+        artifacts={BUNDLE_ARTIFACT: str(bundle_dir)},
+        pip_requirements=pip_requirements(),
+    )
     try:
         client.create_registered_model(name, description="P(lead converts), calibrated, explained by "
                                                           "quality factors (leadscore)")
