@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -76,6 +77,12 @@ def copy_store(template: Path, folder: Path) -> str:
     target = folder / "mlflow.db"
     shutil.copyfile(template, target)
     return f"sqlite:///{target}"
+
+
+@pytest.fixture(scope="session")
+def make_mlflow_store(mlflow_template: Path) -> Callable[[Path], str]:
+    """`make_mlflow_store(folder)` -> tracking URI of a fresh store there (for module-scoped fixtures)."""
+    return lambda folder: copy_store(mlflow_template, folder)
 
 
 @pytest.fixture()
