@@ -39,7 +39,7 @@ from features.datasets import load_history_with_schema
 from features.errors import DataError
 from features.factors import FACTOR_LABELS, FACTORS
 from features.loading import labels, readable_mode, write_table
-from features.periods import outcome_final, parse_quarter, quarters
+from features.periods import data_end, outcome_final, parse_quarter, quarters
 from features.schema import LeadSchema
 
 LOWERED_AT = -0.25
@@ -81,14 +81,16 @@ class ReportTables:
 
 def build_report(explained: pd.DataFrame, history: pd.DataFrame, schema: LeadSchema,
                  by: Sequence[str] = ("lead_source", "campaign"), quarter: str | None = None, *,
-                 lowered_at: float = LOWERED_AT, min_leads: int = MIN_LEADS, model: str = "") -> ReportTables:
+                 lowered_at: float = LOWERED_AT, min_leads: int = MIN_LEADS, model: str = "",
+                 as_of: pd.Timestamp | None = None) -> ReportTables:
     """Aggregate explained leads into the report's tables and summary sentences.
 
-    `explained` is `Scorer.explain(history)`: same rows, same order.
+    `explained` is `Scorer.explain(history)`: same rows, same order. `as_of` is when the outcomes
+    were read (default: the newest lead in `history`); pass the export's end when `history` is a slice.
     """
     by = tuple(by)
     factors = report_factors(explained, schema)
-    leads = lead_rows(explained, history, schema, by, factors, lowered_at=lowered_at)
+    leads = lead_rows(explained, history, schema, by, factors, lowered_at=lowered_at, as_of=as_of)
     report_q = _report_quarter(leads, quarter)
     leads = leads[leads["quarter"] <= report_q]
     previous = _previous_quarter(leads, report_q)
@@ -110,11 +112,12 @@ def report_factors(explained: pd.DataFrame, schema: LeadSchema) -> tuple[str, ..
 
 
 def lead_rows(explained: pd.DataFrame, history: pd.DataFrame, schema: LeadSchema, by: Sequence[str],
-              factors: Sequence[str], *, lowered_at: float = LOWERED_AT) -> pd.DataFrame:
+              factors: Sequence[str], *, lowered_at: float = LOWERED_AT,
+              as_of: pd.Timestamp | None = None) -> pd.DataFrame:
     """One row per lead with what aggregation needs: quarter, groups, score, outcome, lowered flags."""
     _check_aligned(explained, history, schema)
     check_grouping(history, by, schema)
-    final = outcome_final(history, schema).to_numpy(dtype=bool)
+    final = outcome_final(history, schema, as_of).to_numpy(dtype=bool)
     converted = labels(history, schema).astype(float)
     out = pd.DataFrame({
         "quarter": quarters(history, schema).to_numpy(),
@@ -527,7 +530,7 @@ def report_command(args: argparse.Namespace) -> int:
     scorer = Scorer.load(args.model)
     explained = scorer.explain(window, progress=sys.stderr.isatty())
     model = f"{scorer.bundle.name} version {scorer.bundle.version}"
-    tables = build_report(explained, window, schema, by, args.quarter, model=model)
+    tables = build_report(explained, window, schema, by, args.quarter, model=model, as_of=data_end(frame, schema))
     paths = write_report(tables, args.out)
     print("\n".join(tables.summary))
     print(f"wrote {paths['html']}, {paths['csv']} and {paths['quarterly']}")

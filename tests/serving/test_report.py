@@ -223,7 +223,11 @@ def test_cli_writes_the_page_and_the_tables(bundle_dir, tmp_path, capsys):
     page = tmp_path / "reports" / "report.html"
     assert "Lead quality report, 2026Q2" in page.read_text()
     assert page.stat().st_mode & 0o044, "the report should be readable by others, like any file"
-    assert set(pd.read_csv(tmp_path / "reports" / "report.csv")["quarter"]) == {"2026Q2"}
+    csv = pd.read_csv(tmp_path / "reports" / "report.csv")
+    assert set(csv["quarter"]) == {"2026Q2"}
+    # 2026Q2's outcomes are final in this export (which runs to 2026Q3), so actuals are reported.
+    overall = csv[csv["dimension"] == ALL].iloc[0]
+    assert overall["final_leads"] == overall["leads"] and overall["actual_final"] >= 0
 
 
 def test_cli_refuses_an_unknown_grouping_column_in_one_line(bundle_dir, tmp_path, capsys):
