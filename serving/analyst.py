@@ -9,7 +9,7 @@ computed twice, so a notebook sees exactly what the API and the reports see.
     >>> scorer = analyst.load_scorer()                          # models:/lead-conversion@champion
     >>> explained = analyst.explain(history, scorer, keep=["lead_source", "quarter"])
     >>> explained.groupby("lead_source")["impact_contactability"].mean()
-    >>> analyst.champion_metrics()["roc_auc"]                   # the champion's test-quarter metrics
+    >>> analyst.champion_metrics()["model_roc_auc"]             # the champion's test-quarter metrics
 
 Defaults: the data is `LEADSCORE_DATA` or `data/leads.parquet`; the MLflow store is
 `MLFLOW_TRACKING_URI` or `sqlite:///mlflow.db` in the working folder.
