@@ -92,11 +92,14 @@ class Forest:
                       self.node_cat_words, self.cat_bits, self.tree_root, self.leaf_value)
         return out
 
-    def contributions(self, X: np.ndarray, *, threads: int = 2) -> np.ndarray:
-        """Per-feature SHAP values plus the expected value in the last column, like `pred_contrib`."""
+    def contributions(self, X: np.ndarray, *, threads: int = 2, min_rows: int = PARALLEL_MIN_ROWS) -> np.ndarray:
+        """Per-feature SHAP values plus the expected value in the last column, like `pred_contrib`.
+
+        From `min_rows` rows on, the rows are split over `threads` threads.
+        """
         X = _as_matrix(X, self.n_features)
         out = np.zeros((len(X), self.n_features + 1), dtype=np.float64)
-        if threads > 1 and len(X) >= PARALLEL_MIN_ROWS:
+        if threads > 1 and len(X) >= min_rows:
             bounds = np.linspace(0, len(X), threads + 1).astype(int)
             with ThreadPoolExecutor(threads) as pool:  # the kernel releases the GIL
                 list(pool.map(lambda i: self._contrib_into(X[bounds[i]:bounds[i + 1]],

@@ -11,29 +11,34 @@ import pytest
 
 from features.errors import DataError, LeadscoreError
 from features.factors import FACTORS
-from features.synthetic import write_history
+from features.synthetic import SyntheticHistory, write_history
 from serving import batch
 from training.cli import main
 
 
 @pytest.fixture(scope="module")
-def leads_files(fresh, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+def few(fresh) -> SyntheticHistory:
+    return SyntheticHistory(leads=fresh.leads.iloc[:1500], truth=fresh.truth.iloc[:1500])
+
+
+@pytest.fixture(scope="module")
+def leads_files(few, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     folder = tmp_path_factory.mktemp("batch")
-    return {fmt: write_history(fresh, folder / f"leads.{fmt}")["leads"] for fmt in ("csv", "parquet")}
+    return {fmt: write_history(few, folder / f"leads.{fmt}")["leads"] for fmt in ("csv", "parquet")}
 
 
 @pytest.mark.parametrize("src, dst", [("csv", "csv"), ("parquet", "parquet"), ("csv", "parquet")])
-def test_scores_every_lead_in_input_order(leads_files, bundle_dir: Path, scorer, fresh, tmp_path: Path,
+def test_scores_every_lead_in_input_order(leads_files, bundle_dir: Path, scorer, few, tmp_path: Path,
                                           src: str, dst: str, capsys) -> None:
     out = tmp_path / f"scored.{dst}"
     code = main(["score", "--data", str(leads_files[src]), "--model", str(bundle_dir), "--out", str(out),
                  "--chunk-rows", "700"])
-    assert code == 0 and "scored 4,000 leads" in capsys.readouterr().out
+    assert code == 0 and "scored 1,500 leads" in capsys.readouterr().out
     scored = pd.read_csv(out) if dst == "csv" else pd.read_parquet(out)
     assert list(scored.columns) == ["lead_id", "probability", "score", "grade", "raw_score",
                                     *[f"impact_{f}" for f in FACTORS], "top_lowering_factor", "top_lowering_reason"]
-    assert scored["lead_id"].tolist() == fresh.leads["lead_id"].tolist()
-    np.testing.assert_allclose(scored["probability"], scorer.predict_proba(fresh.leads), rtol=0, atol=1e-12)
+    assert scored["lead_id"].tolist() == few.leads["lead_id"].tolist()
+    np.testing.assert_allclose(scored["probability"], scorer.predict_proba(few.leads), rtol=0, atol=1e-12)
     assert list(tmp_path.iterdir()) == [out]  # no temporary file left behind
 
 
@@ -50,7 +55,7 @@ def test_a_failure_half_way_leaves_no_output(leads_files, scorer, tmp_path: Path
 
     monkeypatch.setattr(scorer, "explain", explode_on_second_chunk)
     with pytest.raises(DataError):
-        batch.score_file(scorer=scorer, data=leads_files["csv"], out=out, chunk_rows=1000)
+        batch.score_file(scorer=scorer, data=leads_files["csv"], out=out, chunk_rows=600)
     assert list(tmp_path.iterdir()) == []
 
 

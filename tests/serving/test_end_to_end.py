@@ -3,8 +3,6 @@ reload under concurrent load that fails no request."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import threading
 from pathlib import Path
 
@@ -15,6 +13,7 @@ from serving.bundle import Bundle
 from serving.main import create_app
 from serving.scorer import Scorer
 from serving.settings import Settings
+from training.cli import main
 
 LEAD = {"lead_id": "E2E-1", "industry": "software", "company_size": 120, "web_visits": 3, "phone_present": False,
         "email_present": True, "email_type": "free", "purchase_timeline": "12+ months", "seniority": "manager"}
@@ -37,18 +36,16 @@ def test_leadscore_serve_end_to_end(bundle_dir: Path, run_cli) -> None:
         assert http.post("/v1/admin/reload").status_code == 404  # no token configured
 
 
-def test_serve_with_a_missing_model_exits_2_with_one_line(tmp_path: Path) -> None:
-    done = subprocess.run([sys.executable, "-m", "training.cli", "serve", "--model", str(tmp_path / "none")],
-                          capture_output=True, text=True, timeout=120)
-    assert done.returncode == 2
-    assert done.stderr.strip().count("\n") == 0 and "no model bundle" in done.stderr
+def test_serve_with_a_missing_model_exits_2_with_one_line(tmp_path: Path, capsys) -> None:
+    assert main(["serve", "--model", str(tmp_path / "none")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "no model bundle" in err
 
 
-def test_serve_refuses_a_bad_setting(bundle_dir: Path) -> None:
-    done = subprocess.run([sys.executable, "-m", "training.cli", "serve", "--model", str(bundle_dir)],
-                          capture_output=True, text=True, timeout=120, env={"LEADSCORE_PORT": "99999",
-                                                                            "PATH": "/usr/bin:/bin"})
-    assert done.returncode == 2 and "LEADSCORE_PORT" in done.stderr
+def test_serve_refuses_a_bad_setting(bundle_dir: Path, monkeypatch, capsys) -> None:
+    monkeypatch.setenv("LEADSCORE_PORT", "99999")
+    assert main(["serve", "--model", str(bundle_dir)]) == 2
+    assert "LEADSCORE_PORT" in capsys.readouterr().err
 
 
 @pytest.fixture(scope="module")

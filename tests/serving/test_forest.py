@@ -6,7 +6,7 @@ import lightgbm as lgb
 import numpy as np
 import pytest
 
-from serving.forest import PARALLEL_MIN_ROWS, Forest
+from serving.forest import Forest
 
 
 def _awkward(X: np.ndarray, seed: int = 0) -> np.ndarray:
@@ -31,8 +31,9 @@ def test_trained_bundle_matches_lightgbm(scorer, fresh) -> None:
 
 def test_parallel_rows_equal_serial(scorer, fresh) -> None:
     forest = Forest.from_booster(scorer.bundle.booster)
-    X = scorer.bundle.encoder.transform(fresh.leads.iloc[:PARALLEL_MIN_ROWS])
-    np.testing.assert_array_equal(forest.contributions(X, threads=2), forest.contributions(X, threads=1))
+    X = scorer.bundle.encoder.transform(fresh.leads.iloc[:301])
+    parallel = forest.contributions(X, threads=2, min_rows=100)
+    np.testing.assert_array_equal(parallel, forest.contributions(X, threads=1))
 
 
 @pytest.mark.parametrize("params", [
