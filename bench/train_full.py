@@ -83,9 +83,9 @@ def _child(data: Path, uri: str) -> int:
     from training.metrics import roc_auc
     from training.pipeline import train
 
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), _cpu_seconds()
     result = train(data, tracking_uri=uri, models_dir=data.parent / "models")
-    seconds = time.perf_counter() - started
+    seconds, cpu = time.perf_counter() - started, _cpu_seconds() - cpu_started
     peak_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 ** 2  # Linux reports KiB
     print(result.summary())
 
@@ -99,13 +99,18 @@ def _child(data: Path, uri: str) -> int:
     true_p = truth.loc[split.test[schema.id_column].astype(str), "true_probability"].to_numpy()
     figures = {name: ev.scalars() for name, ev in result.evaluations.items() if ev is not None}
     print(json.dumps({
-        "train_seconds": seconds, "peak_rss_gb": peak_gb, "timings": result.timings,
+        "train_seconds": seconds, "cpu_seconds": cpu, "load_average": os.getloadavg()[0], "peak_rss_gb": peak_gb, "timings": result.timings,
         "rows": result.report.n_rows, "n_train": result.report.n_train, "n_test": result.report.n_test,
         "best_iteration": result.best_iteration, "calibration": result.calibration,
         "true_roc_auc": roc_auc(split.y_test, true_p), "metrics": figures,
         "pandas": pd.__version__,
     }))
     return 0
+
+
+def _cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def _print(result: dict, wall: float, args: argparse.Namespace) -> None:
@@ -119,7 +124,8 @@ def _print(result: dict, wall: float, args: argparse.Namespace) -> None:
     print(f"data: {result['rows']:,} leads ({args.quarters} quarters x {args.leads_per_quarter:,}); "
           f"train {result['n_train']:,}, test {result['n_test']:,}")
     print(f"train() wall time: {result['train_seconds']:.1f}s (process {wall:.1f}s incl. imports); "
-          f"peak memory {result['peak_rss_gb']:.2f} GB")
+          f"CPU time {result['cpu_seconds']:.1f}s; peak memory {result['peak_rss_gb']:.2f} GB; "
+          f"load average at the end {result['load_average']:.1f} (other work on the machine stretches wall time)")
     print("stages: " + ", ".join(f"{k} {v:.1f}s" for k, v in result["timings"].items()))
     print(f"trees: {result['best_iteration']}, calibration: {result['calibration']}")
     print(f"{'':10}{'ROC AUC':>9}{'PR AUC':>9}{'log loss':>10}{'Brier':>8}{'ECE':>8}{'lift@10%':>10}")

@@ -135,9 +135,10 @@ def train(data_path: str | Path, schema_path: str | Path | None = None, as_of: s
             scored["champion"] = champion_p
             evaluations["champion"] = evaluate(split.y_test, champion_p, grades=schema.grades, groups=groups)
         clock.lap("champion")
-        champion_ll = evaluations["champion"].log_loss if evaluations.get("champion") else None
-        decision = decide(promote, evaluations["model"].log_loss, champion_ll, tolerance=settings.tolerance,
-                          champion_note=champion_note)
+        champion_eval = evaluations.get("champion")
+        decision = decide(promote, evaluations["model"].log_loss, champion_eval.log_loss if champion_eval else None,
+                          tolerance=settings.tolerance, champion_note=champion_note,
+                          pr_auc=(evaluations["model"].pr_auc, champion_eval.pr_auc) if champion_eval else None)
         if champion_p is not None and _later(champion_as_of, split.report.as_of):
             decision = Decision(decision.promote, f"{decision.reason}; note: the champion was trained as of "
                                 f"{_day(champion_as_of)}, after this run's as-of, and may have seen the test quarter")

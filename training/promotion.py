@@ -49,9 +49,12 @@ class Decision:
 
 
 def decide(mode: str, challenger_log_loss: float, champion_log_loss: float | None, *,
-           tolerance: float = DEFAULT_TOLERANCE, champion_note: str = "") -> Decision:
+           tolerance: float = DEFAULT_TOLERANCE, champion_note: str = "",
+           pr_auc: tuple[float, float] | None = None) -> Decision:
     """Promote the challenger to champion? `champion_log_loss` is None when there is no champion
-    (or it could not be scored; `champion_note` says why)."""
+    (or it could not be scored; `champion_note` says why). `pr_auc` (challenger, champion) is
+    reported in the reason, never decisive: ranking the few best leads matters, but log loss
+    already covers ranking and calibration together."""
     if mode not in MODES:
         raise TrainingError(f"promote must be one of {', '.join(MODES)}, got {mode!r}", field="promote")
     if mode == "never":
@@ -63,8 +66,9 @@ def decide(mode: str, challenger_log_loss: float, champion_log_loss: float | Non
             return Decision(False, f"champion kept: {champion_note}; use --promote force to replace it")
         return Decision(True, "first model: no champion yet")
     limit = champion_log_loss + tolerance
+    pr = f"; PR AUC {pr_auc[0]:.4f} vs champion {pr_auc[1]:.4f}" if pr_auc else ""
     if challenger_log_loss <= limit:
         return Decision(True, f"log loss {challenger_log_loss:.4f} <= champion {champion_log_loss:.4f} "
-                              f"+ tolerance {tolerance:g}")
+                              f"+ tolerance {tolerance:g}{pr}")
     return Decision(False, f"log loss {challenger_log_loss:.4f} > champion {champion_log_loss:.4f} "
-                           f"+ tolerance {tolerance:g}: champion kept")
+                           f"+ tolerance {tolerance:g}: champion kept{pr}")

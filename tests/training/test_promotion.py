@@ -14,8 +14,8 @@ def test_first_model_becomes_champion() -> None:
 
 def test_within_tolerance_promotes_and_beyond_keeps_the_champion() -> None:
     assert decide("auto", 0.2015, 0.2000, tolerance=0.002).promote
-    kept = decide("auto", 0.2030, 0.2000, tolerance=0.002)
-    assert not kept.promote and "champion kept" in kept.reason
+    kept = decide("auto", 0.2030, 0.2000, tolerance=0.002, pr_auc=(0.51, 0.55))
+    assert not kept.promote and "champion kept" in kept.reason and "PR AUC 0.5100 vs champion 0.5500" in kept.reason
 
 
 def test_never_and_force_ignore_the_figures() -> None:
