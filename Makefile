@@ -1,5 +1,5 @@
 # Two commands, each sets up .venv on first use (and again only when pyproject.toml changes):
-#   make demo   generate the synthetic CRM history and check it against its schema
+#   make demo   generate the synthetic CRM history, check it, train a champion and serve it (Ctrl-C stops)
 #   make test   run the whole test suite
 # Use another interpreter with `make demo PYTHON=python3.12`.
 
@@ -14,6 +14,8 @@ PYTEST_FLAGS ?= -q -n 2
 demo: $(STAMP)
 	$(BIN)/leadscore generate --out data/leads.parquet
 	$(BIN)/leadscore validate data/leads.parquet
+	$(BIN)/leadscore train --data data/leads.parquet
+	$(BIN)/leadscore serve
 
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_FLAGS)

@@ -175,7 +175,7 @@ def _example(spec: FeatureSpec) -> Any:
     if spec.values:
         return spec.values[0]
     if spec.type == "boolean":
-        return True
+        return spec.monotone >= 0  # the good value: a bounced e-mail is not an example to copy
     if spec.type == "datetime":
         return "2026-09-01T00:00:00"
     lo = spec.min if spec.min is not None else 0

@@ -1,0 +1,245 @@
+"""Serving latency and throughput over loopback: one lead with full explanation per request.
+
+Starts `leadscore serve` in its own process on 127.0.0.1, then measures
+  1. p50/p99 latency for one client sending leads one after another (keep-alive connection),
+  2. explained leads/s with 16 concurrent clients,
+and, in-process, what one lead costs inside the scorer (encoding, trees, TreeSHAP, LightGBM's own
+pred_contrib for comparison). Both phases are bounded in request count and in time.
+
+    python bench/serve_latency.py                      # trains a production-size model first (untimed)
+    python bench/serve_latency.py --model models/lead-conversion/3 --seconds 10
+
+Targets (issue 4): p50 <= 3 ms, p99 <= 10 ms, >= 700 explained leads/s at 16 clients. The machine is
+shared and noisy: read medians of repeated runs and the ratios to the targets, not single numbers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+TARGETS = {"p50_ms": 3.0, "p99_ms": 10.0, "leads_per_s_16": 700.0}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", help="bundle folder or models:/ URI (default: train one, untimed)")
+    parser.add_argument("--requests", type=int, default=3000, help="most requests in the one-client phase")
+    parser.add_argument("--seconds", type=float, default=15.0, help="longest time for each phase")
+    parser.add_argument("--clients", type=int, default=16)
+    parser.add_argument("--small", action="store_true", help="train a small model (quick check, not the target)")
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory() as tmp:
+        model = args.model or str(train_bundle(Path(tmp), small=args.small))
+        leads = sample_leads(model, 500)
+        inproc = in_process_costs(model, leads)
+        with running_server(model) as server:
+            cpu = _cpu_seconds(server.proc.pid)
+            single = one_client(server.port, leads, max_requests=args.requests, max_seconds=args.seconds)
+            cpu, spent = _cpu_seconds(server.proc.pid), _cpu_seconds(server.proc.pid) - cpu
+            single["server_cpu_ms_per_request"] = 1e3 * spent / (single["requests"] + 50)
+            many = concurrent_clients(server.port, leads, clients=args.clients, max_seconds=args.seconds)
+            many["server_cpu_ms_per_request_16"] = 1e3 * (_cpu_seconds(server.proc.pid) - cpu) / \
+                max(many["concurrent_requests"], 1)
+
+    result = {**inproc, **single, **many, "clients": args.clients,
+              "machine": f"{os.cpu_count()} cores, Python {platform.python_version()}",
+              "load_avg": round(os.getloadavg()[0], 2)}
+    print(f"model: {inproc['trees']} trees, explainer {inproc['explainer']}")
+    print(f"in-process per lead: encode {inproc['encode_us']:.0f} µs, raw score {inproc['raw_us']:.0f} µs, "
+          f"TreeSHAP {inproc['treeshap_us']:.0f} µs (LightGBM pred_contrib {inproc['lgb_pred_contrib_us']:.0f} µs, "
+          f"predict {inproc['lgb_predict_us']:.0f} µs, 1-row DataFrame {inproc['dataframe_us']:.0f} µs), "
+          f"full score() {inproc['score_us']:.0f} µs")
+    print(f"one client:  p50 {single['p50_ms']:.2f} ms (target {TARGETS['p50_ms']}), "
+          f"p99 {single['p99_ms']:.2f} ms (target {TARGETS['p99_ms']}) over {single['requests']} requests")
+    print(f"{args.clients} clients: {many['leads_per_s']:.0f} explained leads/s (target {TARGETS['leads_per_s_16']:.0f}), "
+          f"p50 {many['p50_ms_concurrent']:.1f} ms, {many['failed']} failed")
+    cores = os.cpu_count() or 1
+    print(f"server CPU per request: {single['server_cpu_ms_per_request']:.2f} ms (one client), "
+          f"{many['server_cpu_ms_per_request_16']:.2f} ms ({args.clients} clients): at most "
+          f"{1e3 * cores / many['server_cpu_ms_per_request_16']:.0f} leads/s on {cores} idle cores "
+          f"(load average during the run {os.getloadavg()[0]:.1f})")
+    print(json.dumps(result))
+    return 0
+
+
+def train_bundle(folder: Path, *, small: bool) -> Path:
+    """A model the size training makes from the default 12 x 20,000-lead history (~300 trees)."""
+    from features.loading import labels
+    from features.synthetic import bundled_schema, generate
+    from training.model import fit_lightgbm, make_bundle
+
+    schema = bundled_schema()
+    leads = generate(quarters=4 if small else 12, leads_per_quarter=3000 if small else 20_000, seed=7).leads
+    y = labels(leads, schema)
+    a, b = int(len(leads) * 0.7), int(len(leads) * 0.85)
+    fitted = fit_lightgbm(leads.iloc[:a], y[:a], leads.iloc[a:b], y[a:b], schema)
+    meta = {"name": "lead-conversion", "version": "bench", "as_of": "2026-07-01"}
+    return make_bundle(fitted, leads.iloc[b:], y[b:], schema, meta).save(folder / "bundle")
+
+
+def sample_leads(model: str, n: int) -> list[bytes]:
+    """Realistic request bodies: fresh synthetic leads with every schema field, as JSON."""
+    from features.synthetic import generate
+    from serving.registry import load_bundle
+
+    schema = load_bundle(model).schema
+    frame = generate(quarters=4, leads_per_quarter=max(n // 4, 1), seed=123).leads.iloc[:n]
+    columns = [schema.id_column] + schema.feature_names
+    frame = frame[columns].astype(object)
+    records = frame.where(frame.notna(), None).to_dict("records")
+    return [json.dumps({k: _plain(v) for k, v in r.items()}).encode() for r in records]
+
+
+def _plain(value: Any) -> Any:
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def in_process_costs(model: str, bodies: list[bytes]) -> dict[str, Any]:
+    """Median cost per lead of each step inside the scorer, one lead at a time."""
+    from serving.scorer import Scorer
+
+    scorer = Scorer.load(model)
+    records = [json.loads(b) for b in bodies[:200]]
+    enc, booster = scorer.bundle.encoder, scorer.bundle.booster
+    X = enc.transform_records(records)
+    rows = [X[i:i + 1] for i in range(len(X))]
+    return {
+        "trees": booster.num_trees(),
+        "explainer": scorer.engine,
+        "encode_us": _median_us(lambda i: enc.transform_records(records[i:i + 1]), len(records)),
+        "raw_us": _median_us(lambda i: scorer.raw_scores(rows[i]), len(rows)),
+        "treeshap_us": _median_us(lambda i: scorer.contributions(rows[i]), len(rows)),
+        "lgb_pred_contrib_us": _median_us(lambda i: booster.predict(rows[i], pred_contrib=True), 100),
+        "lgb_predict_us": _median_us(lambda i: booster.predict(rows[i], raw_score=True), len(rows)),
+        "dataframe_us": _median_us(lambda i: enc.transform(pd.DataFrame(records[i:i + 1])), 50),
+        "score_us": _median_us(lambda i: scorer.score(records[i:i + 1]), len(records)),
+    }
+
+
+def _median_us(fn: Any, n: int) -> float:
+    fn(0)
+    times = []
+    for i in range(n):
+        start = time.perf_counter()
+        fn(i)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times) * 1e6
+
+
+class running_server:
+    """`leadscore serve` in a subprocess on a free loopback port, stopped on exit."""
+
+    def __init__(self, model: str) -> None:
+        self.model = model
+
+    def __enter__(self) -> running_server:
+        import socket
+
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            self.port = sock.getsockname()[1]
+        cmd = [sys.executable, "-m", "training.cli", "serve", "--model", self.model, "--port", str(self.port)]
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise SystemExit(f"server exited: {self.proc.stderr.read()}")
+            try:
+                conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=1)
+                conn.request("GET", "/readyz")
+                if conn.getresponse().status == 200:
+                    return self
+            except OSError:
+                time.sleep(0.1)
+        raise SystemExit("server did not become ready")
+
+    def __exit__(self, *exc: object) -> None:
+        self.proc.terminate()
+        self.proc.wait(timeout=15)
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (all its threads), from /proc (Linux)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _post(conn: http.client.HTTPConnection, body: bytes) -> int:
+    conn.request("POST", "/v1/score", body=body, headers={"content-type": "application/json"})
+    response = conn.getresponse()
+    response.read()
+    return response.status
+
+
+def one_client(port: int, bodies: list[bytes], *, max_requests: int, max_seconds: float) -> dict[str, Any]:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    for body in bodies[:50]:  # warm-up: connections, caches, first-call paths
+        _post(conn, body)
+    times, deadline = [], time.monotonic() + max_seconds
+    while len(times) < max_requests and time.monotonic() < deadline:
+        body = bodies[len(times) % len(bodies)]
+        start = time.perf_counter()
+        status = _post(conn, body)
+        times.append(time.perf_counter() - start)
+        assert status == 200, status
+    ms = np.array(times) * 1e3
+    return {"requests": len(ms), "p50_ms": float(np.percentile(ms, 50)), "p99_ms": float(np.percentile(ms, 99))}
+
+
+def concurrent_clients(port: int, bodies: list[bytes], *, clients: int, max_seconds: float) -> dict[str, Any]:
+    lock = threading.Lock()
+    times: list[float] = []
+    failed = [0]
+    stop = time.monotonic() + max_seconds
+
+    def run(offset: int) -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        i = offset
+        mine = []
+        while time.monotonic() < stop:
+            start = time.perf_counter()
+            try:
+                ok = _post(conn, bodies[i % len(bodies)]) == 200
+            except OSError:
+                ok = False
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+            mine.append(time.perf_counter() - start)
+            if not ok:
+                with lock:
+                    failed[0] += 1
+            i += clients
+        with lock:
+            times.extend(mine)
+
+    threads = [threading.Thread(target=run, args=(k,)) for k in range(clients)]
+    start = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    elapsed = time.perf_counter() - start
+    done = len(times) - failed[0]
+    return {"leads_per_s": done / elapsed, "concurrent_requests": len(times), "failed": failed[0],
+            "p50_ms_concurrent": float(np.percentile(np.array(times) * 1e3, 50))}
+
+
+if __name__ == "__main__":
+    sys.exit(main())
