@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -14,6 +15,19 @@ from features.errors import LeadscoreError
 from serving.schemas import problems
 
 _logger = logging.getLogger(__name__)
+
+# Absolute paths of two or more parts (not API routes like /v1/model) and file-like URIs
+_PATH = re.compile(r"(?<![\w.:/-])/(?!v1/)(?:[\w.@+~-]+/)+([\w.@+~-]*)")
+_FILE_URI = re.compile(r"\b(?:file|sqlite):/+[^\s'\"()]*")
+
+
+def scrub_paths(text: str) -> str:
+    """The message without the server's file-system layout: /srv/models/lead-conversion/3 -> '3'.
+
+    Error texts are written for the operator's console, where full paths help; API responses get this.
+    """
+    text = _FILE_URI.sub("<local store>", text)
+    return _PATH.sub(lambda m: repr(m.group(1)) if m.group(1) else "<path>", text)
 
 
 class InputError(Exception):
@@ -55,11 +69,13 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(LeadscoreError)
     async def _leadscore(_: Request, exc: LeadscoreError) -> JSONResponse:
-        return JSONResponse({"detail": [{"field": exc.field or "body", "problem": str(exc)}]}, status_code=422)
+        return JSONResponse({"detail": [{"field": exc.field or "body", "problem": scrub_paths(str(exc))}]},
+                            status_code=422)
 
     @app.exception_handler(HTTPException)
     async def _http(_: Request, exc: HTTPException) -> JSONResponse:
-        return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
+        detail = scrub_paths(exc.detail) if isinstance(exc.detail, str) else exc.detail
+        return JSONResponse({"detail": detail}, status_code=exc.status_code, headers=exc.headers)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

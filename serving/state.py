@@ -11,6 +11,7 @@ import logging
 from typing import Any
 
 from features.errors import LeadscoreError
+from serving.errors import scrub_paths
 from serving.metrics import Metrics
 from serving.scorer import Scorer
 
@@ -37,7 +38,7 @@ class ModelState:
             try:
                 scorer = await asyncio.to_thread(Scorer.load, self.model)
             except LeadscoreError as exc:
-                self.error = str(exc)
+                self.error = scrub_paths(str(exc))  # shown by /readyz; the log below keeps the full text
                 self.metrics.reloads.labels("failed").inc()
                 _logger.error("could not load %s: %s", self.model, exc)
                 raise
