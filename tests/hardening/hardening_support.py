@@ -1,0 +1,77 @@
+"""Helpers for the hardening tests (a module of its own: conftest.py is not importable by tests)."""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+MODEL = "lead-conversion"
+
+
+@dataclass(frozen=True)
+class Registry:
+    """An MLflow store with versions 1 (champion) and 2 (challenger) of the same history."""
+
+    uri: str
+    root: Path
+    models_dir: Path
+    data_path: Path
+    schema_path: Path
+    versions: tuple[str, ...]
+
+    def bundle_dir(self, version: str) -> Path:
+        return self.models_dir / MODEL / version
+
+
+def registry_state(uri: str) -> dict[str, Any]:
+    """Aliases and versions of the registered model (empty when nothing is registered)."""
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    try:
+        model = client.get_registered_model(MODEL)
+    except MlflowException:
+        return {"aliases": {}, "versions": []}
+    versions = sorted(v.version for v in client.search_model_versions(f"name='{MODEL}'"))
+    return {"aliases": dict(model.aliases), "versions": versions}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextlib.contextmanager
+def serve(app: Any, *, ready_timeout_s: float = 60.0) -> Iterator[str]:
+    """uvicorn on 127.0.0.1 in a thread; yields the base URL once /readyz answers 200."""
+    import uvicorn
+
+    from http_load import get
+
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
+                                          access_log=False))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + ready_timeout_s
+    try:
+        while True:
+            with contextlib.suppress(OSError):
+                if server.started and get(base, "/readyz")[0] == 200:
+                    break
+            if time.monotonic() > deadline or not thread.is_alive():
+                raise RuntimeError("the API did not become ready")
+            time.sleep(0.05)
+        yield base
+    finally:
+        server.should_exit = True
+        thread.join(30)
