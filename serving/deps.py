@@ -1,6 +1,7 @@
 """Dependencies the routes declare: settings, the model state, the scorer (503 until loaded).
 
-Tests swap any of them with `app.dependency_overrides`.
+Tests swap any of them with `app.dependency_overrides`. They are `async def` on purpose: FastAPI runs
+plain `def` dependencies in its thread pool, a thread hand-off per dependency per request.
 """
 
 from __future__ import annotations
@@ -14,19 +15,19 @@ from serving.settings import Settings
 from serving.state import ModelState
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
-def get_state(request: Request) -> ModelState:
+async def get_state(request: Request) -> ModelState:
     return request.app.state.model
 
 
-def get_metrics(request: Request) -> Metrics:
+async def get_metrics(request: Request) -> Metrics:
     return request.app.state.metrics
 
 
-def get_scorer(request: Request) -> Scorer:
+async def get_scorer(request: Request) -> Scorer:
     """The model for this request, taken once: a reload meanwhile does not affect it."""
     scorer = request.app.state.model.scorer
     if scorer is None:
