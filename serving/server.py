@@ -5,10 +5,14 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
 from features.errors import LeadscoreError
+
+if TYPE_CHECKING:
+    from serving.settings import Settings
 
 _logger = logging.getLogger(__name__)
 
@@ -31,7 +35,7 @@ def serve_command(args: argparse.Namespace) -> int:
     return 0
 
 
-def load_settings(**overrides: object):  # -> Settings (imported lazily)
+def load_settings(**overrides: object) -> Settings:
     """Environment settings with the command line's flags on top; bad values become one line."""
     from serving.settings import Settings
 
