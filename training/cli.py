@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Callable, Sequence
 
@@ -42,13 +43,21 @@ def _validate(args: argparse.Namespace) -> int:
     return validate_command(args)
 
 
+def _sleeping_openmp_threads() -> None:
+    """Before LightGBM loads: idle OpenMP threads sleep instead of spinning. On a busy machine spinning
+    threads fight other work for the cores (240k leads trained in 188 s spinning, 71 s sleeping)."""
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+
 def _train(args: argparse.Namespace) -> int:
+    _sleeping_openmp_threads()
     from training.pipeline import train_command
 
     return train_command(args)
 
 
 def _backtest(args: argparse.Namespace) -> int:
+    _sleeping_openmp_threads()
     from training.backtest import backtest_command
 
     return backtest_command(args)

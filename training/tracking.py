@@ -137,12 +137,18 @@ def log_bundle_model(client: Any, bundle_dir: Path, run_id: str, name: str = MOD
     import mlflow
     from mlflow.exceptions import MlflowException
 
-    info = mlflow.pyfunc.log_model(
-        name=MODEL_ARTIFACT,
-        python_model=str(pyfunc_code_path()),
-        artifacts={BUNDLE_ARTIFACT: str(bundle_dir)},
-        pip_requirements=pip_requirements(),
-    )
+    pyfunc_logger = logging.getLogger("mlflow.pyfunc")
+    old_level = pyfunc_logger.level
+    pyfunc_logger.setLevel(logging.ERROR)  # "cannot infer a signature": the input is a free-form frame on purpose
+    try:
+        info = mlflow.pyfunc.log_model(
+            name=MODEL_ARTIFACT,
+            python_model=str(pyfunc_code_path()),
+            artifacts={BUNDLE_ARTIFACT: str(bundle_dir)},
+            pip_requirements=pip_requirements(),
+        )
+    finally:
+        pyfunc_logger.setLevel(old_level)
     try:
         client.create_registered_model(name, description="P(lead converts), calibrated, explained by "
                                                           "quality factors (leadscore)")
