@@ -142,7 +142,11 @@ class Scorer:
         if n_cand == 0:
             return np.zeros((len(X), 0))
         rows = ex.what_if_rows(X, self._candidates)
-        return self.probability(self.raw_scores(rows)).reshape(len(X), n_cand)
+        changed = np.any(rows != np.repeat(X, n_cand, axis=0), axis=1)  # a lead with a phone needs no phone what-if
+        out = np.zeros(len(rows))
+        if changed.any():
+            out[changed] = self.probability(self.raw_scores(rows[changed]))
+        return out.reshape(len(X), n_cand)
 
     # -- the batch path ------------------------------------------------------------------
     def explain(self, frame: pd.DataFrame, chunk_rows: int = 100_000, progress: bool = False) -> pd.DataFrame:
