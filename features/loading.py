@@ -155,15 +155,30 @@ def coerce_boolean(values: pd.Series) -> tuple[pd.Series, pd.Series]:
     return out, bad
 
 
-def cast_to_schema(frame: pd.DataFrame, schema: LeadSchema, *, source: str = "data") -> pd.DataFrame:
-    """Give every schema column its declared dtype; unparseable cells become missing."""
+_KINDS = {"numeric": "numbers", "integer": "whole numbers", "boolean": "true/false values", "datetime": "dates"}
+
+
+def cast_to_schema(frame: pd.DataFrame, schema: LeadSchema, *, source: str = "data",
+                   strict: bool = False) -> pd.DataFrame:
+    """Give every schema column its declared dtype; unparseable cells become missing.
+
+    `strict` (training) refuses instead: a cell that does not fit its feature's type, and a lead
+    created in the future, are one DataError naming the column and the first offending row.
+    """
     out = frame.copy()
     for spec in schema.features:
         if spec.name in out.columns:
-            out[spec.name], _ = coerce_feature(out[spec.name], spec)
+            out[spec.name], bad = coerce_feature(out[spec.name], spec)
+            if strict and bad.any():
+                _refuse_cells(frame, spec.name, bad, f"are not {_KINDS.get(spec.type, spec.type)}", source)
     for col in (schema.created_at, schema.converted_at):
         if col and col in out.columns:
             out[col] = parse_dates(out[col])
+    if strict and schema.created_at and schema.created_at in out.columns:
+        # a day's grace: naive local times from zones ahead of UTC may look a few hours ahead
+        future = out[schema.created_at] > pd.Timestamp.now(tz="UTC").tz_localize(None) + pd.Timedelta(days=1)
+        if future.any():
+            _refuse_cells(frame, schema.created_at, future, "are dates in the future", source)
     if schema.id_column in out.columns:
         out[schema.id_column] = out[schema.id_column].astype("string")
     for col in schema.context:
@@ -172,22 +187,79 @@ def cast_to_schema(frame: pd.DataFrame, schema: LeadSchema, *, source: str = "da
     return out
 
 
-def read_leads(path: str | Path, schema: LeadSchema, *, require_target: bool = True) -> pd.DataFrame:
-    """Load a lead file with the schema's dtypes; missing role or feature columns are one clear error."""
+def _refuse_cells(frame: pd.DataFrame, column: str, bad: pd.Series, what: str, source: str) -> None:
+    first = bad.to_numpy(dtype=bool).argmax()
+    raise DataError(f"{source}: {column}: {int(bad.sum()):,} values {what} (first: {frame[column].iloc[first]!r} "
+                    f"in data row {first + 1}); fix them or leave those cells empty (`leadscore validate` lists them)",
+                    field=column)
+
+
+def read_header(path: str | Path) -> list[str]:
+    """Column names only (the first line of a CSV, the schema of a Parquet file): cheap at any size."""
+    return peek_table(path)[0]
+
+
+def peek_table(path: str | Path) -> tuple[list[str], bool]:
+    """Column names and whether there is at least one row, from the first lines or the metadata only."""
     path = Path(path)
+    fmt = table_format(path)
+    if not path.is_file():
+        raise DataError(f"data file not found: {path}")
+    if path.stat().st_size == 0:
+        raise DataError(f"{path.name}: the file is empty")
+    try:
+        if fmt == "parquet":
+            import pyarrow.parquet as pq
+
+            meta = pq.read_metadata(path)
+            return list(meta.schema.to_arrow_schema().names), meta.num_rows > 0
+        head = pd.read_csv(path, nrows=1, dtype=str, skipinitialspace=True)
+        return [str(c) for c in head.columns], len(head) > 0
+    except Exception as exc:
+        raise DataError(f"{path.name}: not a readable {fmt.upper()} table ({_first_line(exc)})") from None
+
+
+def check_separator(columns: list[str], source: str) -> None:
+    """A header read as one column holding `;`, tabs or `|` was written with another separator."""
+    if len(columns) == 1:
+        for sep, word in ((";", "semicolons"), ("\t", "tabs"), ("|", "'|'")):
+            if sep in columns[0]:
+                raise DataError(f"{source}: the header is one column '{columns[0][:60]}'; the file seems separated "
+                                f"by {word}, but leadscore reads comma-separated CSV")
+
+
+def check_columns(columns: list[str], schema: LeadSchema, source: str, *, require_target: bool = True) -> None:
+    """Every role and feature column the schema names is there, else one line naming what is missing."""
+    check_separator(columns, source)
+    present = set(columns)
+    required = [schema.id_column] + ([schema.target_column] if require_target else [])
+    for col in required:
+        if col not in present:
+            role = "target" if col == schema.target_column else "id"
+            raise DataError(f"{source}: missing the {role} column '{col}' named in the schema", field=col)
+    missing = [f for f in schema.feature_names if f not in present]
+    if missing:
+        raise DataError(f"{source}: missing feature columns named in the schema: {', '.join(missing[:5])}"
+                        + (f" (+{len(missing) - 5} more)" if len(missing) > 5 else ""), field=missing[0])
+
+
+def read_leads(path: str | Path, schema: LeadSchema, *, require_target: bool = True,
+               strict: bool = False) -> pd.DataFrame:
+    """Load a lead file with the schema's dtypes; missing role or feature columns are one clear error.
+
+    The header is checked before any row is read, so a large file that does not fit the schema fails
+    at once. `strict` refuses cells that do not fit their type and future creation dates
+    (see `cast_to_schema`); training reads with it.
+    """
+    path = Path(path)
+    columns, has_rows = peek_table(path)
+    if not has_rows:
+        raise DataError(f"{path.name}: the file has a header but no rows")
+    check_columns(columns, schema, path.name, require_target=require_target)
     frame = read_table(path)
     if frame.empty:
         raise DataError(f"{path.name}: the file has a header but no rows")
-    required = [schema.id_column] + ([schema.target_column] if require_target else [])
-    for col in required:
-        if col not in frame.columns:
-            role = "target" if col == schema.target_column else "id"
-            raise DataError(f"{path.name}: missing the {role} column '{col}' named in the schema", field=col)
-    missing = [f for f in schema.feature_names if f not in frame.columns]
-    if missing:
-        raise DataError(f"{path.name}: missing feature columns named in the schema: {', '.join(missing[:5])}"
-                        + (f" (+{len(missing) - 5} more)" if len(missing) > 5 else ""), field=missing[0])
-    return cast_to_schema(frame, schema, source=path.name)
+    return cast_to_schema(frame, schema, source=path.name, strict=strict)
 
 
 def labels(frame: pd.DataFrame, schema: LeadSchema) -> np.ndarray:
