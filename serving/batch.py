@@ -19,7 +19,7 @@ from typing import Any
 import pandas as pd
 
 from features.errors import DataError
-from features.loading import iter_table, table_format
+from features.loading import check_separator, coerce_feature, iter_table, read_header, table_format
 from serving.scorer import Scorer
 
 _logger = logging.getLogger(__name__)
@@ -47,11 +47,11 @@ def score_file(*, scorer: Scorer, data: Path, out: Path, chunk_rows: int = 100_0
                progress: bool = False) -> dict[str, Any]:
     """Stream `data` through `scorer.explain` into `out` atomically; returns row and grade counts."""
     writer = _TableWriter(out)
-    rows, grades, missing = 0, Counter(), None
+    rows, grades = 0, Counter()
     try:
+        missing = _check_columns(read_header(data), scorer, data.name)  # before any row is read
         for chunk in iter_table(data, chunk_rows=chunk_rows):
-            if missing is None:
-                missing = _check_columns(chunk, scorer, data.name)
+            _check_cells(chunk, scorer, data.name, rows_before=rows)
             explained = scorer.explain(chunk, chunk_rows=chunk_rows)
             explained = explained.rename(columns={"lead_id": scorer.schema.id_column})
             writer.write(explained)
@@ -69,13 +69,26 @@ def score_file(*, scorer: Scorer, data: Path, out: Path, chunk_rows: int = 100_0
     return {"rows": rows, "grades": dict(grades), "missing_columns": missing or []}
 
 
-def _check_columns(chunk: pd.DataFrame, scorer: Scorer, source: str) -> list[str]:
+def _check_columns(columns: list[str], scorer: Scorer, source: str) -> list[str]:
+    check_separator(columns, source)
     names = scorer.schema.feature_names
-    missing = [n for n in names if n not in chunk.columns]
+    missing = [n for n in names if n not in columns]
     if len(missing) == len(names):
         raise DataError(f"{source}: none of the model's {len(names)} feature columns are in the file "
                         f"(expected e.g. {', '.join(names[:3])})")
     return missing
+
+
+def _check_cells(chunk: pd.DataFrame, scorer: Scorer, source: str, *, rows_before: int) -> None:
+    """Refuse a cell that does not fit its feature's type: scored as missing, it would skew the score."""
+    for spec in scorer.schema.features:
+        if spec.name in chunk.columns and spec.type != "categorical":
+            _, bad = coerce_feature(chunk[spec.name], spec)
+            if bad.any():
+                first = int(bad.to_numpy(dtype=bool).argmax())
+                raise DataError(f"{source}: {spec.name}: {int(bad.sum()):,} values do not fit its type "
+                                f"{spec.type} (first: {chunk[spec.name].iloc[first]!r} in data row "
+                                f"{rows_before + first + 1}); fix them or leave those cells empty", field=spec.name)
 
 
 class _TableWriter:
