@@ -8,6 +8,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_FLAGS ?= -q -n 2
+BENCH_FLAGS ?=
 
 .PHONY: demo test bench install clean
 
@@ -21,7 +22,7 @@ test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_FLAGS)
 
 bench: $(STAMP)
-	@if [ -f bench/run.py ]; then $(BIN)/python bench/run.py; else echo "no benchmarks yet (bench/run.py)"; fi
+	$(BIN)/python bench/run.py $(BENCH_FLAGS)
 
 install: $(STAMP)
 
