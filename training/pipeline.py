@@ -14,11 +14,9 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import json
 import logging
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -30,12 +28,13 @@ from features.errors import DataError, LeadscoreError, TrainingError
 from features.loading import read_leads
 from features.schema import LeadSchema
 from serving.bundle import Bundle
-from training import plots, tracking
+from training import tracking
 from training.baseline import fit_baseline
 from training.metrics import Evaluation, evaluate
 from training.model import FittedModel, fit_lightgbm, make_bundle, raw_scores
 from training.promotion import MODES, Decision, PromotionSettings, decide
-from training.report import data_profile, factor_importance, model_card
+from training.record import bundle_metadata, run_metrics, run_params, write_artifacts
+from training.report import factor_importance
 from training.splits import Split, SplitReport, label_at, time_split
 
 _logger = logging.getLogger(__name__)
@@ -108,85 +107,47 @@ def train(data_path: str | Path, schema_path: str | Path | None = None, as_of: s
     split = time_split(label_at(frame, schema, _parse_as_of(as_of)), schema, seed=seed)
     check_split(split)
     clock.lap("split")
-    _logger.info("split %s: train %d, valid %d, test %d", split.report.method, split.report.n_train,
-                 split.report.n_valid, split.report.n_test)
-
-    fitted = fit_lightgbm(split.train, split.y_train, split.valid, split.y_valid, schema, params=params, seed=seed)
-    clock.lap("lightgbm")
-    bundle = make_bundle(fitted, split.valid, split.y_valid, schema, metadata={}, seed=seed)
-    clock.lap("calibration")
-    baseline = fit_baseline(split.train, split.y_train, fitted.encoder, seed=seed)
-    clock.lap("baseline")
-    groups = split.test[SOURCE_COLUMN] if SOURCE_COLUMN in split.test.columns else None
-    scored = {"model": bundle.calibrator(raw_scores(bundle, split.test)),
-              "baseline": baseline.predict_proba(split.test)}
-    evaluations: dict[str, Evaluation | None] = {
-        name: evaluate(split.y_test, p, grades=schema.grades, groups=groups) for name, p in scored.items()}
+    candidate = fit_and_evaluate(split, schema, params=params, seed=seed, clock=clock)
     data_sha = file_sha256(data_path)
-    clock.lap("evaluation")
 
     uri = tracking.resolve_tracking_uri(tracking_uri)
     with tracking.use_tracking(uri) as client, tracking.scratch_dir("train") as scratch:
         scratch_path = Path(scratch)
-        champion_before = tracking.alias_version(client, tracking.CHAMPION)
-        champion_p, champion_note, champion_as_of = _score_champion(client, champion_before, split.test,
-                                                                    scratch_path / "champion")
-        if champion_p is not None:
-            scored["champion"] = champion_p
-            evaluations["champion"] = evaluate(split.y_test, champion_p, grades=schema.grades, groups=groups)
+        champion_before, decision = _challenge_champion(client, candidate, split, schema, promote, settings,
+                                                        scratch_path / "champion")
         clock.lap("champion")
-        champion_eval = evaluations.get("champion")
-        decision = decide(promote, evaluations["model"].log_loss, champion_eval.log_loss if champion_eval else None,
-                          tolerance=settings.tolerance, champion_note=champion_note,
-                          pr_auc=(evaluations["model"].pr_auc, champion_eval.pr_auc) if champion_eval else None)
-        if champion_p is not None and _later(champion_as_of, split.report.as_of):
-            decision = Decision(decision.promote, f"{decision.reason}; note: the champion was trained as of "
-                                f"{_day(champion_as_of)}, after this run's as-of, and may have seen the test quarter")
-
         import mlflow
 
         experiment_id = tracking.ensure_experiment(client, uri)
-        run_name = f"train as of {_day(split.report.as_of)}"
-        with mlflow.start_run(experiment_id=experiment_id, run_name=run_name) as run:
+        with mlflow.start_run(experiment_id=experiment_id, run_name=f"train as of {_day(split.report.as_of)}") as run:
             run_id = run.info.run_id
-            version = tracking.next_version(client)
-            bundle.metadata = bundle_metadata(version=version, run_id=run_id, report=split.report,
-                                              model_eval=evaluations["model"], fitted=fitted, bundle=bundle,
-                                              data_sha=data_sha)
-            importance = factor_importance(bundle, split.test, seed=seed)
+            bundle = candidate.bundle
+            bundle.metadata = bundle_metadata(version=tracking.next_version(client), run_id=run_id,
+                                              report=split.report, model_eval=candidate.evaluations["model"],
+                                              fitted=candidate.fitted, bundle=bundle, data_sha=data_sha)
             drift = _drift_table(frame, split, schema)
+            importance = factor_importance(bundle, split.test, seed=seed)
             artifacts = scratch_path / "artifacts"
-            write_artifacts(artifacts, bundle=bundle, split=split, scored=scored, evaluations=evaluations,
-                            importance=importance, drift=drift, frame=frame, decision=decision,
-                            data_name=data_path.name, data_sha=data_sha)
+            write_artifacts(artifacts, bundle=bundle, split=split, scored=candidate.scored,
+                            evaluations=candidate.evaluations, importance=importance, drift=drift, frame=frame,
+                            decision=decision, data_name=data_path.name, data_sha=data_sha)
             clock.lap("reports")
-            tracking.log_params(run_params(split.report, fitted, bundle, schema, data_path, data_sha, promote,
-                                           settings, champion_before))
-            tracking.log_metrics(run_metrics(evaluations, drift))
+            tracking.log_params(run_params(split.report, candidate.fitted, bundle, schema, data_path, data_sha,
+                                           promote, settings, champion_before))
+            tracking.log_metrics(run_metrics(candidate.evaluations, drift))
             tracking.log_artifacts(artifacts)
             mlflow.set_tags({"leadscore.decision": decision.reason, "leadscore.promoted": str(decision.promote)})
-
-            staged = bundle.save(scratch_path / "bundle")
-            registered = tracking.log_bundle_model(client, staged, run_id)
-            if registered != version:  # another training registered in between: keep the export truthful
-                _logger.warning("registered as version %s, not %s as recorded in the logged bundle",
-                                registered, version)
-                bundle.metadata["version"] = registered
-            bundle_dir = bundle.save(Path(models_dir) / tracking.MODEL_NAME / registered)
-            tracking.tag_version(client, registered, {"decision": decision.reason, "as_of": split.report.as_of,
-                                                      "test_quarter": split.report.test_quarter,
-                                                      "log_loss": f"{evaluations['model'].log_loss:.5f}"})
-            tracking.set_alias(client, tracking.CHALLENGER, registered)
-            if decision.promote:
-                tracking.set_alias(client, tracking.CHAMPION, registered)
+            version, bundle_dir = _register_and_export(client, bundle, run_id, decision, split.report,
+                                                       staging=scratch_path / "bundle", models_dir=Path(models_dir))
             clock.lap("mlflow")
             tracking.log_metrics({"promoted": float(decision.promote), "train_seconds": clock.total,
                                   **{f"seconds_{k}": v for k, v in clock.marks.items()}})
 
-    return TrainResult(run_id=run_id, version=registered, promoted=decision.promote, decision=decision.reason,
-                       bundle_dir=bundle_dir, tracking_uri=uri, report=split.report, evaluations=evaluations,
-                       champion_before=champion_before, best_iteration=fitted.best_iteration,
-                       calibration=bundle.calibrator.method, seconds=clock.total, timings=dict(clock.marks))
+    return TrainResult(run_id=run_id, version=version, promoted=decision.promote, decision=decision.reason,
+                       bundle_dir=bundle_dir, tracking_uri=uri, report=split.report,
+                       evaluations=candidate.evaluations, champion_before=champion_before,
+                       best_iteration=candidate.fitted.best_iteration, calibration=bundle.calibrator.method,
+                       seconds=clock.total, timings=dict(clock.marks))
 
 
 def train_command(args: argparse.Namespace) -> int:
@@ -204,8 +165,9 @@ def resolve_schema(data_path: Path, schema_path: str | Path | None) -> LeadSchem
 
 
 def load_history(data_path: Path, schema: LeadSchema) -> pd.DataFrame:
-    """The lead file with schema dtypes; duplicate lead ids are refused (they would double-count)."""
-    frame = read_leads(data_path, schema)
+    """The lead file with schema dtypes; duplicate lead ids are refused (they would double-count), and so
+    are cells that do not fit their type and creation dates in the future (strict reading)."""
+    frame = read_leads(data_path, schema, strict=True)
     dupes = frame[schema.id_column].duplicated()
     if dupes.any():
         first = frame.loc[dupes, schema.id_column].iloc[0]
@@ -237,6 +199,36 @@ def check_split(split: Split) -> None:
                                 f"{needed} of each (use more history or a later --as-of)", field="target")
 
 
+@dataclass
+class Candidate:
+    """The freshly trained model with its baseline, both scored on the test quarter."""
+
+    fitted: FittedModel
+    bundle: Bundle
+    scored: dict[str, np.ndarray]
+    evaluations: dict[str, Evaluation | None]
+    groups: pd.Series | None
+
+
+def fit_and_evaluate(split: Split, schema: LeadSchema, *, params: dict[str, Any] | None = None, seed: int = 0,
+                     clock: _Clock | None = None) -> Candidate:
+    """LightGBM (early-stopped on valid), its calibration (on valid) and the logistic baseline, scored on test."""
+    clock = clock or _Clock()
+    fitted = fit_lightgbm(split.train, split.y_train, split.valid, split.y_valid, schema, params=params, seed=seed)
+    clock.lap("lightgbm")
+    bundle = make_bundle(fitted, split.valid, split.y_valid, schema, metadata={}, seed=seed)
+    clock.lap("calibration")
+    baseline = fit_baseline(split.train, split.y_train, fitted.encoder, seed=seed)
+    clock.lap("baseline")
+    groups = split.test[SOURCE_COLUMN] if SOURCE_COLUMN in split.test.columns else None
+    scored = {"model": bundle.calibrator(raw_scores(bundle, split.test)),
+              "baseline": baseline.predict_proba(split.test)}
+    evaluations: dict[str, Evaluation | None] = {
+        name: evaluate(split.y_test, p, grades=schema.grades, groups=groups) for name, p in scored.items()}
+    clock.lap("evaluation")
+    return Candidate(fitted=fitted, bundle=bundle, scored=scored, evaluations=evaluations, groups=groups)
+
+
 def file_sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as handle:
@@ -254,94 +246,46 @@ def _parse_as_of(as_of: str | pd.Timestamp | None) -> pd.Timestamp | None:
         raise TrainingError(f"as-of {as_of!r} is not a date like 2026-07-01", field="as_of") from None
 
 
-# -- what gets recorded ------------------------------------------------------------------------------
-
-def bundle_metadata(*, version: str, run_id: str, report: SplitReport, model_eval: Evaluation,
-                    fitted: FittedModel, bundle: Bundle, data_sha: str) -> dict[str, Any]:
-    """Bundle.metadata per the team contract, plus what a reader of the bundle alone needs."""
-    return {
-        "name": tracking.MODEL_NAME,
-        "version": version,
-        "as_of": report.as_of,
-        "data_window": report.data_window,
-        "trained_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "run_id": run_id,
-        "metrics": model_eval.scalars(),
-        "n_train": report.n_train,
-        "n_valid": report.n_valid,
-        "n_test": report.n_test,
-        "test_quarter": report.test_quarter,
-        "valid_quarter": report.valid_quarter,
-        "split_method": report.method,
-        "best_iteration": fitted.best_iteration,
-        "calibration": bundle.calibrator.method,
-        "schema_fingerprint": bundle.schema.fingerprint(),
-        "data_fingerprint": data_sha,
-    }
-
-
-def run_params(report: SplitReport, fitted: FittedModel, bundle: Bundle, schema: LeadSchema, data_path: Path,
-               data_sha: str, promote: str, settings: PromotionSettings,
-               champion_before: str | None) -> dict[str, Any]:
-    params: dict[str, Any] = {
-        "as_of": report.as_of, "data_file": data_path.name, "data_fingerprint": data_sha,
-        "schema_name": schema.name, "schema_fingerprint": schema.fingerprint(),
-        "split_method": report.method, "split_note": report.note or None,
-        "data_window_start": report.data_window["start"], "data_window_end": report.data_window["end"],
-        "train_window": _span(report.train_window), "valid_quarter": report.valid_quarter,
-        "test_quarter": report.test_quarter, "outcome_window_days": report.outcome_window_days,
-        "n_rows": report.n_rows, "n_train": report.n_train, "n_valid": report.n_valid, "n_test": report.n_test,
-        "n_left_out": report.n_left_out, "positives_train": report.positives_train,
-        "positives_valid": report.positives_valid, "positives_test": report.positives_test,
-        "best_iteration": fitted.best_iteration, "calibration_method": bundle.calibrator.method,
-        "baseline": "logistic regression (one-hot categoricals, median-imputed standardised numerics)",
-        "promote_mode": promote, "promote_tolerance": settings.tolerance,
-        "champion_version_before": champion_before,
-    }
-    params.update({f"left_out.{why}": n for why, n in report.left_out.items()})
-    params.update({f"lgb.{k}": v for k, v in fitted.params.items()})
-    return params
-
-
-def run_metrics(evaluations: dict[str, Evaluation | None], drift: pd.DataFrame | None) -> dict[str, float]:
-    out: dict[str, float] = {}
-    for name, ev in evaluations.items():
-        if ev is not None:
-            out.update({f"{name}_{k}": v for k, v in ev.scalars().items()})
-    if drift is not None and len(drift):
-        out["drift_psi_max"] = float(drift["psi"].max())
-        out.update({f"drift_psi_{row.feature}": float(row.psi) for row in drift.itertuples(index=False)})
-    return out
-
-
-def write_artifacts(folder: Path, *, bundle: Bundle, split: Split, scored: dict[str, np.ndarray],
-                    evaluations: dict[str, Evaluation | None], importance: pd.DataFrame,
-                    drift: pd.DataFrame | None, frame: pd.DataFrame, decision: Decision, data_name: str,
-                    data_sha: str) -> None:
-    """Charts, model card, data profile and tables, written to `folder` for one log_artifacts call."""
-    charts = folder / "charts"
-    charts.mkdir(parents=True, exist_ok=True)
-    curves = {name: (split.y_test, p) for name, p in scored.items()}
-    plots.roc_chart(curves, charts / "roc.png")
-    plots.pr_chart(curves, charts / "pr.png")
-    plots.calibration_chart(curves, charts / "calibration.png")
-    plots.lift_chart(curves, charts / "lift.png")
-    plots.importance_chart(importance, charts / "factor_importance.png")
-    importance.to_csv(folder / "factor_importance.csv", index=False)
-    profile = data_profile(frame, bundle.schema)
-    profile.to_csv(folder / "data_profile.csv", index=False)
-    (folder / "data_profile.json").write_text(profile.to_json(orient="records", indent=2))
-    (folder / "split_report.json").write_text(json.dumps(split.report.to_dict(), indent=2, default=str))
-    (folder / "evaluation.json").write_text(json.dumps(
-        _finite({k: v.to_dict() for k, v in evaluations.items() if v is not None}), indent=2, default=str))
-    if drift is not None:
-        drift.to_csv(folder / "drift_psi.csv", index=False)
-    (folder / "model_card.md").write_text(model_card(
-        bundle=bundle, report=split.report, evaluations=evaluations, importance=importance,
-        decision=decision.reason, data_name=data_name, data_fingerprint=data_sha, drift=drift))
-
-
 # -- champion and drift (optional pieces) --------------------------------------------------------------
+
+def _challenge_champion(client: Any, candidate: Candidate, split: Split, schema: LeadSchema, promote: str,
+                        settings: PromotionSettings, folder: Path) -> tuple[str | None, Decision]:
+    """Score the current champion on the same test leads (added to the candidate's figures) and decide."""
+    champion_before = tracking.alias_version(client, tracking.CHAMPION)
+    champion_p, note, champion_as_of = _score_champion(client, champion_before, split.test, folder)
+    model = candidate.evaluations["model"]
+    champion = None
+    if champion_p is not None:
+        champion = evaluate(split.y_test, champion_p, grades=schema.grades, groups=candidate.groups)
+        candidate.scored["champion"] = champion_p
+        candidate.evaluations["champion"] = champion
+    decision = decide(promote, model.log_loss, champion.log_loss if champion else None,
+                      tolerance=settings.tolerance, champion_note=note,
+                      pr_auc=(model.pr_auc, champion.pr_auc) if champion else None)
+    if champion is not None and _later(champion_as_of, split.report.as_of):
+        decision = Decision(decision.promote, f"{decision.reason}; note: the champion was trained as of "
+                            f"{_day(champion_as_of)}, after this run's as-of, and may have seen the test quarter")
+    return champion_before, decision
+
+
+def _register_and_export(client: Any, bundle: Bundle, run_id: str, decision: Decision, report: SplitReport, *,
+                         staging: Path, models_dir: Path) -> tuple[str, Path]:
+    """Register the bundle as a new version, export it, then move the aliases (last, so a failure moves none)."""
+    staged = bundle.save(staging)
+    version = tracking.log_bundle_model(client, staged, run_id)
+    if version != bundle.metadata["version"]:  # another training registered in between: keep the export truthful
+        _logger.warning("registered as version %s, not %s as recorded in the logged bundle", version,
+                        bundle.metadata["version"])
+        bundle.metadata["version"] = version
+    bundle_dir = bundle.save(models_dir / tracking.MODEL_NAME / version)
+    tracking.tag_version(client, version, {"decision": decision.reason, "as_of": report.as_of,
+                                           "test_quarter": report.test_quarter,
+                                           "log_loss": f"{bundle.metadata['metrics'].get('log_loss', float('nan')):.5f}"})
+    tracking.set_alias(client, tracking.CHALLENGER, version)
+    if decision.promote:
+        tracking.set_alias(client, tracking.CHAMPION, version)
+    return version, bundle_dir
+
 
 def _score_champion(client: Any, version: str | None, test: pd.DataFrame,
                     folder: Path) -> tuple[np.ndarray | None, str, str | None]:
@@ -406,16 +350,3 @@ def _day(iso: str | None) -> str:
 
 def _span(window: tuple[str, str] | None) -> str:
     return f"{window[0]}..{window[1]}" if window else "n/a"
-
-
-def _finite(value: Any) -> Any:
-    """Strict JSON: NaN (an undefined metric) becomes null."""
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_finite(v) for v in value]
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not np.isfinite(value):
-        return None
-    return value

@@ -1,0 +1,125 @@
+"""What one training run records: bundle metadata, MLflow parameters and metrics, and the artifacts.
+
+Pure apart from `write_artifacts`, which writes files into a folder the caller then logs in one go.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from features.schema import LeadSchema
+from serving.bundle import Bundle
+from training import plots, tracking
+from training.metrics import Evaluation
+from training.model import FittedModel
+from training.promotion import Decision, PromotionSettings
+from training.report import data_profile, model_card
+from training.splits import Split, SplitReport
+
+
+def bundle_metadata(*, version: str, run_id: str, report: SplitReport, model_eval: Evaluation,
+                    fitted: FittedModel, bundle: Bundle, data_sha: str) -> dict[str, Any]:
+    """Bundle.metadata per the team contract, plus what a reader of the bundle alone needs."""
+    return {
+        "name": tracking.MODEL_NAME,
+        "version": version,
+        "as_of": report.as_of,
+        "data_window": report.data_window,
+        "trained_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "run_id": run_id,
+        "metrics": model_eval.scalars(),
+        "n_train": report.n_train,
+        "n_valid": report.n_valid,
+        "n_test": report.n_test,
+        "test_quarter": report.test_quarter,
+        "valid_quarter": report.valid_quarter,
+        "split_method": report.method,
+        "best_iteration": fitted.best_iteration,
+        "calibration": bundle.calibrator.method,
+        "schema_fingerprint": bundle.schema.fingerprint(),
+        "data_fingerprint": data_sha,
+    }
+
+
+def run_params(report: SplitReport, fitted: FittedModel, bundle: Bundle, schema: LeadSchema, data_path: Path,
+               data_sha: str, promote: str, settings: PromotionSettings,
+               champion_before: str | None) -> dict[str, Any]:
+    params: dict[str, Any] = {
+        "as_of": report.as_of, "data_file": data_path.name, "data_fingerprint": data_sha,
+        "schema_name": schema.name, "schema_fingerprint": schema.fingerprint(),
+        "split_method": report.method, "split_note": report.note or None,
+        "data_window_start": report.data_window["start"], "data_window_end": report.data_window["end"],
+        "train_window": _span(report.train_window), "valid_quarter": report.valid_quarter,
+        "test_quarter": report.test_quarter, "outcome_window_days": report.outcome_window_days,
+        "n_rows": report.n_rows, "n_train": report.n_train, "n_valid": report.n_valid, "n_test": report.n_test,
+        "n_left_out": report.n_left_out, "positives_train": report.positives_train,
+        "positives_valid": report.positives_valid, "positives_test": report.positives_test,
+        "best_iteration": fitted.best_iteration, "calibration_method": bundle.calibrator.method,
+        "baseline": "logistic regression (one-hot categoricals, median-imputed standardised numerics)",
+        "promote_mode": promote, "promote_tolerance": settings.tolerance,
+        "champion_version_before": champion_before,
+    }
+    params.update({f"left_out.{why}": n for why, n in report.left_out.items()})
+    params.update({f"lgb.{k}": v for k, v in fitted.params.items()})
+    return params
+
+
+def run_metrics(evaluations: dict[str, Evaluation | None], drift: pd.DataFrame | None) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for name, ev in evaluations.items():
+        if ev is not None:
+            out.update({f"{name}_{k}": v for k, v in ev.scalars().items()})
+    if drift is not None and len(drift):
+        out["drift_psi_max"] = float(drift["psi"].max())
+        out.update({f"drift_psi_{row.feature}": float(row.psi) for row in drift.itertuples(index=False)})
+    return out
+
+
+def write_artifacts(folder: Path, *, bundle: Bundle, split: Split, scored: dict[str, np.ndarray],
+                    evaluations: dict[str, Evaluation | None], importance: pd.DataFrame,
+                    drift: pd.DataFrame | None, frame: pd.DataFrame, decision: Decision, data_name: str,
+                    data_sha: str) -> None:
+    """Charts, model card, data profile and tables, written to `folder` for one log_artifacts call."""
+    charts = folder / "charts"
+    charts.mkdir(parents=True, exist_ok=True)
+    curves = {name: (split.y_test, p) for name, p in scored.items()}
+    plots.roc_chart(curves, charts / "roc.png")
+    plots.pr_chart(curves, charts / "pr.png")
+    plots.calibration_chart(curves, charts / "calibration.png")
+    plots.lift_chart(curves, charts / "lift.png")
+    plots.importance_chart(importance, charts / "factor_importance.png")
+    importance.to_csv(folder / "factor_importance.csv", index=False)
+    profile = data_profile(frame, bundle.schema)
+    profile.to_csv(folder / "data_profile.csv", index=False)
+    (folder / "data_profile.json").write_text(profile.to_json(orient="records", indent=2))
+    (folder / "split_report.json").write_text(json.dumps(split.report.to_dict(), indent=2, default=str))
+    (folder / "evaluation.json").write_text(json.dumps(
+        _finite({k: v.to_dict() for k, v in evaluations.items() if v is not None}), indent=2, default=str))
+    if drift is not None:
+        drift.to_csv(folder / "drift_psi.csv", index=False)
+    (folder / "model_card.md").write_text(model_card(
+        bundle=bundle, report=split.report, evaluations=evaluations, importance=importance,
+        decision=decision.reason, data_name=data_name, data_fingerprint=data_sha, drift=drift))
+
+
+def _span(window: tuple[str, str] | None) -> str:
+    return f"{window[0]}..{window[1]}" if window else "n/a"
+
+
+def _finite(value: Any) -> Any:
+    """Strict JSON: NaN (an undefined metric) becomes null."""
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    return value
