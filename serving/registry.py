@@ -15,7 +15,7 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from features.errors import ModelNotFoundError
@@ -34,6 +34,7 @@ class ModelRef:
 
     name: str
     version: str
+    run_id: str | None = field(default=None, compare=False)  # the registry's record of the version's run
 
     @property
     def uri(self) -> str:
@@ -60,7 +61,7 @@ def resolve(uri: str) -> ModelRef:
     except MlflowException as exc:
         raise ModelNotFoundError(f"no model version of '{name}' has the alias '{alias}' "
                                  f"(train one with `leadscore train`): {_first_line(exc)}") from None
-    return ModelRef(name, str(found.version))
+    return ModelRef(name, str(found.version), found.run_id)
 
 
 def load_bundle(model: str | Path | None = None, *, models_dir: Path = MODELS_DIR) -> Bundle:
@@ -70,14 +71,35 @@ def load_bundle(model: str | Path | None = None, *, models_dir: Path = MODELS_DI
         return Bundle.load(Path(model))
     ref = resolve(str(model))
     local = models_dir / ref.name / ref.version
-    if (local / META_FILE).is_file():
-        bundle = Bundle.load(local)
-    else:
+    bundle = Bundle.load(local) if (local / META_FILE).is_file() else None
+    if bundle is not None and not _same_run(bundle, ref):
+        _logger.warning("%s was exported from another run than %s in this registry; loading the registry's",
+                        local, ref.uri)
+        bundle = None
+    if bundle is None:
         with _downloaded(ref) as folder:
             bundle = Bundle.load(folder)
     bundle.metadata.setdefault("name", ref.name)
     bundle.metadata["version"] = str(bundle.metadata.get("version") or ref.version)
     return bundle
+
+
+def _same_run(bundle: Bundle, ref: ModelRef) -> bool:
+    """False when a local export records another training run than the registry's version: a stale
+    ./models folder (another store, an earlier registry) must not be served under this version number."""
+    exported = bundle.metadata.get("run_id")
+    if not exported:
+        return True  # nothing to compare with: trust the export, as before
+    registered = ref.run_id
+    if registered is None:
+        from mlflow import MlflowClient
+        from mlflow.exceptions import MlflowException
+
+        try:
+            registered = MlflowClient().get_model_version(ref.name, ref.version).run_id
+        except MlflowException:
+            return True
+    return registered is None or registered == exported
 
 
 @contextmanager
