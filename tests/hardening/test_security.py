@@ -170,3 +170,19 @@ def test_the_server_binds_loopback_by_default(scorer: Scorer, bundle_dir: Path,
     monkeypatch.setenv("LEADSCORE_HOST", "0.0.0.0")  # told otherwise
     server.serve_command(args)
     assert bound["host"] == "0.0.0.0"
+
+
+# -- a stale local export is never served in place of the registry's version --------------------------
+def test_a_local_export_from_another_run_is_not_served(in_registry: Registry, tmp_path: Path) -> None:
+    import shutil
+
+    from serving.bundle import Bundle
+    from serving.registry import load_bundle
+
+    first, second = in_registry.versions
+    stale = tmp_path / "models" / "lead-conversion" / first  # version 1's number, version 2's run
+    shutil.copytree(in_registry.bundle_dir(second), stale)
+    expected = Bundle.load(in_registry.bundle_dir(first)).metadata["run_id"]
+    assert Bundle.load(stale).metadata["run_id"] != expected
+    loaded = load_bundle("models:/lead-conversion@champion", models_dir=tmp_path / "models")
+    assert loaded.metadata["run_id"] == expected
