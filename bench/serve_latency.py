@@ -27,13 +27,13 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # idle OpenMP threads would spin and bill CPU time
 
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
+import numpy as np
+import pandas as pd
 
 TARGETS = {"p50_ms": 3.0, "p99_ms": 10.0, "leads_per_s_16": 700.0}
 
@@ -153,7 +153,7 @@ class running_server:
     def __init__(self, model: str) -> None:
         self.model = model
 
-    def __enter__(self) -> running_server:
+    def __enter__(self) -> Self:
         import socket
 
         with socket.socket() as sock:

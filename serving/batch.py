@@ -19,7 +19,13 @@ from typing import Any
 import pandas as pd
 
 from features.errors import DataError
-from features.loading import check_separator, coerce_feature, iter_table, read_header, table_format
+from features.loading import (
+    check_separator,
+    coerce_feature,
+    iter_table,
+    read_header,
+    table_format,
+)
 from serving.scorer import Scorer
 
 _logger = logging.getLogger(__name__)

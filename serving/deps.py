@@ -6,7 +6,9 @@ plain `def` dependencies in its thread pool, a thread hand-off per dependency pe
 
 from __future__ import annotations
 
-from fastapi import HTTPException, Request
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Request
 
 from serving.metrics import Metrics
 from serving.schemas import RequestModels, request_models
@@ -37,3 +39,9 @@ async def get_scorer(request: Request) -> Scorer:
 
 def models_for(scorer: Scorer, settings: Settings) -> RequestModels:
     return request_models(scorer, scorer.schema, settings.max_batch)
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+StateDep = Annotated[ModelState, Depends(get_state)]
+MetricsDep = Annotated[Metrics, Depends(get_metrics)]
+ScorerDep = Annotated[Scorer, Depends(get_scorer)]

@@ -181,7 +181,7 @@ def _example(spec: FeatureSpec) -> Any:
     lo = spec.min if spec.min is not None else 0
     hi = spec.max if spec.max is not None else lo + 1000
     value = lo + (hi - lo) * 0.001
-    return int(round(value)) if spec.type == "integer" else round(float(value), 3)
+    return round(value) if spec.type == "integer" else round(float(value), 3)
 
 
 def example_lead(schema: LeadSchema) -> dict[str, Any]:

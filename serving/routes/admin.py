@@ -2,24 +2,22 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, HTTPException
+from fastapi import APIRouter, Header, HTTPException
 
 from features.errors import LeadscoreError
 from serving import service
-from serving.deps import get_settings, get_state
+from serving.deps import SettingsDep, StateDep
 from serving.schemas import ErrorBody
-from serving.settings import Settings
-from serving.state import ModelState
 
 router = APIRouter(prefix="/v1/admin", tags=["admin"])
 
 
 @router.post("/reload", responses={code: {"model": ErrorBody} for code in (401, 404, 503)},
              summary="Reload the champion")
-async def reload(authorization: str | None = Header(None), settings: Settings = Depends(get_settings),
-                 state: ModelState = Depends(get_state)) -> dict[str, Any]:
+async def reload(settings: SettingsDep, state: StateDep,
+                 authorization: Annotated[str | None, Header()] = None) -> dict[str, Any]:
     """Requires `Authorization: Bearer $LEADSCORE_ADMIN_TOKEN`; in-flight requests finish on the old model."""
     service.check_admin(configured=settings.admin_token, authorization=authorization)
     previous = state.scorer.model_info if state.scorer is not None else None

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends, Response
+from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from serving.deps import get_metrics, get_state
-from serving.metrics import Metrics
-from serving.state import ModelState
+from serving.deps import MetricsDep, StateDep
 
 router = APIRouter(tags=["operations"])
 
@@ -22,7 +20,7 @@ async def healthz() -> dict[str, Any]:
 
 
 @router.get("/readyz", summary="Readiness: 503 until a model is loaded")
-async def readyz(state: ModelState = Depends(get_state)) -> JSONResponse:
+async def readyz(state: StateDep) -> JSONResponse:
     """Ready means a model is loaded and requests will be scored."""
     scorer = state.scorer
     if scorer is None:
@@ -32,6 +30,6 @@ async def readyz(state: ModelState = Depends(get_state)) -> JSONResponse:
 
 
 @router.get("/metrics", summary="Prometheus metrics")
-async def metrics(registry: Metrics = Depends(get_metrics)) -> Response:
+async def metrics(registry: MetricsDep) -> Response:
     """Requests and latency per route, scores per grade, and the model version being served."""
     return Response(registry.render(), media_type=CONTENT_TYPE_LATEST)

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Request, Response
 from pydantic_core import to_json
 
 from serving import service
-from serving.deps import get_metrics, get_scorer, get_settings, models_for
-from serving.metrics import Metrics
+from serving.deps import MetricsDep, ScorerDep, SettingsDep, models_for
 from serving.schemas import BatchResponse, ErrorBody, ScoreResponse
-from serving.scorer import Scorer
-from serving.settings import Settings
 
 router = APIRouter(prefix="/v1", tags=["scoring"])
 _ERRORS = {code: {"model": ErrorBody} for code in (400, 413, 422, 503)}
@@ -18,8 +15,7 @@ _ERRORS = {code: {"model": ErrorBody} for code in (400, 413, 422, 503)}
 
 @router.post("/score", response_model=None, responses={200: {"model": ScoreResponse}, **_ERRORS},
              summary="Score and explain one lead")
-async def score_one(request: Request, scorer: Scorer = Depends(get_scorer),
-                    settings: Settings = Depends(get_settings), metrics: Metrics = Depends(get_metrics)) -> Response:
+async def score_one(request: Request, scorer: ScorerDep, settings: SettingsDep, metrics: MetricsDep) -> Response:
     """One lead (fields from the lead schema, all optional) to its probability, grade and reasons."""
     lead = service.parse_lead(models=models_for(scorer, settings), body=await request.body())
     [result] = await service.score_leads(scorer=scorer, leads=[lead], what_if=settings.what_if,
@@ -30,8 +26,7 @@ async def score_one(request: Request, scorer: Scorer = Depends(get_scorer),
 
 @router.post("/score/batch", response_model=None, responses={200: {"model": BatchResponse}, **_ERRORS},
              summary="Score and explain up to max_batch leads")
-async def score_batch(request: Request, scorer: Scorer = Depends(get_scorer),
-                      settings: Settings = Depends(get_settings), metrics: Metrics = Depends(get_metrics)) -> Response:
+async def score_batch(request: Request, scorer: ScorerDep, settings: SettingsDep, metrics: MetricsDep) -> Response:
     """`{"leads": [...]}` to `{"results": [...]}` in the same order; over the limit is a 413."""
     leads = service.parse_batch(models=models_for(scorer, settings), body=await request.body())
     results = await service.score_leads(scorer=scorer, leads=leads, what_if=settings.what_if,

@@ -8,7 +8,9 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 
 from serving.deps import get_scorer
 from serving.main import create_app
@@ -117,7 +119,7 @@ def test_scorer_can_be_swapped_with_dependency_overrides(client: TestClient) -> 
     class Broken:
         schema = client.app.state.model.scorer.schema
 
-        def score(self, leads, *, what_if):  # noqa: ANN001, ANN201 - a stand-in
+        def score(self, leads, *, what_if):
             raise RuntimeError("/secret/path/model.txt exploded")
 
     client.app.dependency_overrides[get_scorer] = lambda: Broken()
