@@ -23,6 +23,6 @@ class Settings(BaseSettings):
     model: str = Field(DEFAULT_MODEL, description="models:/NAME@ALIAS, models:/NAME/VERSION or a bundle folder")
     max_batch: int = Field(10_000, ge=1, le=1_000_000, description="most leads in one batch request")
     max_body_bytes: int = Field(32 * 1024 * 1024, ge=1024, description="largest request body accepted")
-    scoring_timeout_s: float = Field(30.0, gt=0, description="a scoring request taking longer gets a 503")
+    scoring_timeout_s: float = Field(30.0, gt=0, description="a batch request scoring longer gets a 503")
     admin_token: SecretStr | None = Field(None, description="enables POST /v1/admin/reload when set")
     what_if: int = Field(3, ge=0, le=20, description="most what-if changes returned per lead")
