@@ -7,6 +7,7 @@ a copy of its store (`registry_copy`).
 from __future__ import annotations
 
 import hashlib
+import os
 from pathlib import Path
 
 import numpy as np
@@ -142,6 +143,7 @@ def test_registered_pyfunc_scores_like_the_bundle(trained_model) -> None:
 def test_worse_challenger_is_registered_but_not_promoted(trained_model, registry_copy: str) -> None:
     result = train(trained_model.data_path, params={"num_iterations": 3, "num_leaves": 2})
     assert result.version == "2" and not result.promoted
+    assert os.environ["MLFLOW_TRACKING_URI"] == registry_copy, "training leaves the caller's MLflow settings as they were"
     assert "champion kept" in result.decision
     assert result.evaluations["champion"].log_loss < result.evaluations["model"].log_loss
     assert _aliases(registry_copy) == {"champion": "1", "challenger": "2"}
