@@ -344,7 +344,9 @@ def batch_benchmark(store: Store, ours_url: str, peer_url: str, budget: Budget) 
     schema = scorer.schema
     columns = [schema.id_column, *schema.feature_names]
     scorer.explain(frame.iloc[:1000])  # warm-up
+    cpu0 = time.process_time()
     explain_s = _best_of(1, lambda: scorer.explain(frame))
+    explain_cpu_s = time.process_time() - cpu0  # every thread of this process: robust to a shared machine
     predict_s = _best_of(2, lambda: scorer.predict_proba(frame))
     records = json.loads(frame[columns].iloc[:budget.batch_size * budget.batch_requests].to_json(orient="records"))
     chunks = [records[i:i + budget.batch_size] for i in range(0, len(records), budget.batch_size)]
@@ -357,6 +359,7 @@ def batch_benchmark(store: Store, ours_url: str, peer_url: str, budget: Budget) 
     n = len(frame)
     result = {
         "in_process_explain_leads_per_s": round(n / explain_s),
+        "in_process_explain_cpu_ms_per_lead": round(explain_cpu_s / n * 1000.0, 3),
         "in_process_predict_proba_leads_per_s": round(n / predict_s),
         "in_process_score_records_leads_per_s": round(len(records) / score_s),
         "api_batch_leads_per_s": round(len(records) / api_s),
@@ -424,8 +427,9 @@ def profile(store: Store, leads: list[dict[str, Any]], budget: Budget, http: lis
         "what_if_rescoring": median_us(lambda i: scorer._what_if_probabilities(matrices[i])),
         "score_total": median_us(lambda i: scorer.score([parsed[i]])),
         "serialise_json": median_us(lambda i: to_json(responses[i])),
-        "lightgbm_pred_contrib": median_us(lambda i: booster.predict(matrices[i], pred_contrib=True)),
-        "lightgbm_predict_raw": median_us(lambda i: booster.predict(matrices[i], raw_score=True)),
+        # one thread: for one row, OpenMP start-up on a shared machine would dominate LightGBM's figure
+        "lightgbm_pred_contrib": median_us(lambda i: booster.predict(matrices[i], pred_contrib=True, num_threads=1)),
+        "lightgbm_predict_raw": median_us(lambda i: booster.predict(matrices[i], raw_score=True, num_threads=1)),
     }
     model_us = phases["treeshap_contributions"] + phases["raw_score"] + phases["what_if_rescoring"]
     phases["response_building"] = round(phases["score_total"] - phases["encode_record"] - model_us, 1)
@@ -445,13 +449,33 @@ def profile(store: Store, leads: list[dict[str, Any]], budget: Budget, http: lis
 
     frame = synthesize(quarters=4, leads_per_quarter=budget.profile_batch_leads // 4, seed=13).leads
     top_batch = _cprofile(lambda: scorer.explain(frame))
+    batch_phases = _batch_phases(scorer, frame)
     _say(f"one explained request in process: {in_process:.0f} µs of a {http_p50_us:.0f} µs HTTP p50 "
          f"({split['in_process_share_of_request']:.0%}); TreeSHAP {phases['treeshap_contributions']:.0f} µs "
          f"({split['explanation_share_of_request']:.0%} of the request; LightGBM pred_contrib would be "
          f"{phases['lightgbm_pred_contrib']:.0f} µs), model incl. what-ifs {model_us:.0f} µs "
          f"({split['model_share_of_request']:.0%}) on {split['trees']} trees")
     return {"phases_us": phases, "split": split, "cprofile_request_top": top_request,
-            "cprofile_batch_top": top_batch, "cprofile_batch_leads": len(frame)}
+            "cprofile_batch_top": top_batch, "cprofile_batch_leads": len(frame), "batch_phases": batch_phases}
+
+
+def _batch_phases(scorer: Any, frame: Any) -> dict[str, float]:
+    """A batch explain split into its steps: wall and CPU seconds of each (CPU counts every thread)."""
+    steps: dict[str, float] = {}
+
+    def timed(name: str, work: Callable[[], Any]) -> Any:
+        wall0, cpu0 = time.perf_counter(), time.process_time()
+        out = work()
+        steps[f"{name}_s"] = round(time.perf_counter() - wall0, 3)
+        steps[f"{name}_cpu_s"] = round(time.process_time() - cpu0, 3)
+        return out
+
+    X = timed("encode", lambda: scorer.bundle.encoder.transform(frame))
+    timed("treeshap", lambda: scorer.contributions(X))
+    timed("raw_score", lambda: scorer.raw_scores(X))
+    timed("explain_total", lambda: scorer.explain(frame))
+    steps["leads"] = len(frame)
+    return steps
 
 
 def _max_leaves(booster: Any) -> int:
@@ -574,7 +598,8 @@ def markdown(results: dict[str, Any]) -> str:
     b = results.get("batch")
     if b:
         lines += ["", "**Batch** (leads/s)", "", "| path | leads/s |", "|---|---:|",
-                  f"| `Scorer.explain` in process (explained, {b['leads_in_process']:,} leads) | "
+                  f"| `Scorer.explain` in process (explained, {b['leads_in_process']:,} leads; "
+                  f"{b['in_process_explain_cpu_ms_per_lead']:.2f} CPU ms per lead) | "
                   f"{b['in_process_explain_leads_per_s']:,} |",
                   f"| `Scorer.predict_proba` in process (no explanation) | {b['in_process_predict_proba_leads_per_s']:,} |",
                   f"| `Scorer.score` on records (full API response) | {b['in_process_score_records_leads_per_s']:,} |",
@@ -607,6 +632,13 @@ def markdown(results: dict[str, Any]) -> str:
             lines.append(f"| {key.replace('_', ' ')} | {ph[key]:,.0f} | {ph[key] / sp['http_p50_us']:.0%} |")
         lines.append(f"| HTTP, ASGI framework and client | {sp['http_framework_and_client_us']:,.0f} | "
                      f"{sp['http_framework_and_client_us'] / sp['http_p50_us']:.0%} |")
+        bp = prof.get("batch_phases")
+        if bp:
+            lines += ["", f"A batch (`Scorer.explain` on {bp['leads']:,} leads, wall / CPU seconds): encode "
+                          f"{bp['encode_s']:.2f} / {bp['encode_cpu_s']:.2f}, TreeSHAP {bp['treeshap_s']:.2f} / "
+                          f"{bp['treeshap_cpu_s']:.2f}, raw scores {bp['raw_score_s']:.2f} / {bp['raw_score_cpu_s']:.2f}, "
+                          f"whole explain {bp['explain_total_s']:.2f} / {bp['explain_total_cpu_s']:.2f}: TreeSHAP is "
+                          f"{bp['treeshap_s'] / bp['explain_total_s']:.0%} of it."]
         lines += ["", f"The explanation (exact TreeSHAP over {sp['trees']} trees, compiled with numba) costs "
                       f"{ph['treeshap_contributions']:,.0f} µs per lead, {sp['explanation_share_of_request']:.0%} of the "
                       f"request; LightGBM's own `pred_contrib` on the same lead takes "
