@@ -675,7 +675,37 @@ def write_results(results: dict[str, Any], table: str, out_dir: Path, *, readme:
                                         + table + "\n")
     _say(f"wrote {out_dir / 'results.json'} and {out_dir / 'RESULTS.md'}")
     if readme:
-        update_readme(ROOT / "README.md", table)
+        update_readme(ROOT / "README.md", readme_summary(results, table))
+
+
+def readme_summary(results: dict[str, Any], table: str) -> str:
+    """What the README quotes: the machine, the HTTP table and one line per other benchmark."""
+    lines = table.splitlines()
+    http_end = next(i for i, line in enumerate(lines) if line.startswith("**Batch**")) \
+        if any(line.startswith("**Batch**") for line in lines) else len(lines)
+    out = [line for line in lines[:http_end]]
+    b, c, prof = results.get("batch"), results.get("cold_start"), results.get("profile")
+    trainings = {t["leads"]: t for t in results.get("training", [])}
+    facts = []
+    if b:
+        facts.append(f"Batch, explained: {b['in_process_explain_leads_per_s']:,} leads/s in process, "
+                     f"{b['api_batch_leads_per_s']:,} through `POST /v1/score/batch`; without explanations "
+                     f"(`predict_proba`) {b['in_process_predict_proba_leads_per_s']:,} leads/s.")
+    if trainings:
+        facts.append("Training (`leadscore train`): " + "; ".join(
+            f"{n:,} leads in {t['wall_s']:.0f} s, peak {t['peak_rss_mib']:,.0f} MiB" for n, t in sorted(trainings.items()))
+            + ".")
+    if c:
+        facts.append(f"Cold start to the first scored request: {c['ours_first_score_s']:.1f} s "
+                     f"(peer {c['peer_first_score_s']:.1f} s).")
+    if prof:
+        sp, ph = prof["split"], prof["phases_us"]
+        facts.append(f"The explanation (exact TreeSHAP, {sp['trees']} trees) costs "
+                     f"{ph['treeshap_contributions'] / 1000:.1f} ms of the {sp['http_p50_us'] / 1000:.1f} ms request "
+                     f"({sp['explanation_share_of_request']:.0%}).")
+    facts += [line for line in lines if line.startswith("Load average")]
+    return "\n".join(out).rstrip() + "\n\n" + "\n".join(f"- {fact}" for fact in facts) + \
+        "\n\nEverything else (batch paths, profile, hardening, load average): `bench/RESULTS.md`."
 
 
 def update_readme(path: Path, table: str) -> None:
