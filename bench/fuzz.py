@@ -150,7 +150,8 @@ def asgi_client(app: Any) -> Iterator[Any]:
 def fuzz(app: Any, *, cases: int, seed: int | None = None, derandomize: bool = False) -> FuzzReport:
     """`cases` generated requests (half valid, half invalid by construction) plus the MALFORMED list."""
     import schemathesis
-    from hypothesis import HealthCheck, Phase, given, settings, strategies as st
+    from hypothesis import HealthCheck, Phase, given, settings
+    from hypothesis import strategies as st
     from schemathesis.generation import GenerationMode
 
     report = FuzzReport()

@@ -106,7 +106,7 @@ def run_load(base_url: str, path: str, bodies: Sequence[bytes], *, concurrency: 
                     problem = None if 200 <= status < 300 else f"HTTP {status}: {payload[:200]!r}"
                     if problem is None and check is not None:
                         problem = check(status, payload)
-                except Exception as exc:  # a failed request is a figure, not a crash of the benchmark
+                except Exception as exc:  # noqa: BLE001 - a failed request is a figure, not a crash of the benchmark
                     status, problem = 0, f"{type(exc).__name__}: {exc}"
                     send.reconnect()
                 elapsed = time.perf_counter() - began

@@ -28,7 +28,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from http_load import get, post  # noqa: E402
+from http_load import get, post
 
 MODEL_URI = "models:/lead-conversion@champion"
 OURS_PATH = "/v1/score"

@@ -1,6 +1,6 @@
 """`make bench`: every benchmark in one run, ours against the MLflow peer, written to bench/results.json.
 
-    python bench/run.py            # the full run (~10 min on 2 cores): writes bench/results.json,
+    python bench/run.py            # the full run (~15 min on 2 cores): writes bench/results.json,
                                    # bench/RESULTS.md and the table in README.md's Benchmarks section
     python bench/run.py --quick    # a smoke run (~3 min) on small data; prints, writes nothing
                                    # unless --out is given
@@ -51,9 +51,17 @@ ROOT = BENCH.parent
 sys.path.insert(0, str(BENCH))
 sys.path.insert(0, str(ROOT))
 
-from http_load import compare_clients, post, run_load  # noqa: E402
-from peer import (OURS_PATH, PEER_PATH, first_score_s, leadscore_server, mlflow_peer, ours_body,  # noqa: E402
-                  peer_batch_body, peer_body)
+from http_load import compare_clients, post, run_load
+from peer import (
+    OURS_PATH,
+    PEER_PATH,
+    first_score_s,
+    leadscore_server,
+    mlflow_peer,
+    ours_body,
+    peer_batch_body,
+    peer_body,
+)
 
 MODEL_NAME = "lead-conversion"
 README_START = "<!-- bench:start -->"
@@ -133,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
             results["cold_start"] = cold_start(store, work, budget, (ours.ready_s, ours_first),
                                                (peer.ready_s, peer_first), leads[0])
             results["clients"] = compare_clients(ours.base_url, OURS_PATH, ours_body(leads[0]), requests=300)
-            _say(f"client overhead (CPU ms per request): "
+            _say("client overhead (CPU ms per request): "
                  + ", ".join(f"{k} {v['client_cpu_ms_per_request']:.3f}" for k, v in results["clients"].items()))
             results["http"] = http_benchmark(ours.base_url, peer.base_url, leads, budget)
             results["batch"] = batch_benchmark(store, ours.base_url, peer.base_url, budget)
@@ -559,7 +567,7 @@ def fuzz(store: Store, budget: Budget) -> dict[str, Any]:
     """The long fuzz run, in its own process (bench/fuzz.py prints one JSON line last)."""
     cmd = [sys.executable, str(BENCH / "fuzz.py"), "--cases", str(budget.fuzz_cases), "--model",
            str(store.bundle_dir(store.champion)), "--json"]
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=1200, cwd=ROOT)
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=1200, cwd=ROOT, check=False)
     lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
     if done.returncode not in (0, 1) or not lines:
         return {"error": f"fuzz.py exited {done.returncode}: {(done.stderr or done.stdout)[-1000:]}"}
@@ -579,15 +587,15 @@ def markdown(results: dict[str, Any]) -> str:
     model = results.get("model", {})
     lines = [
         f"Measured {results['when'][:10]}{' (quick run)' if results['quick'] else ''} on {m['summary']}; {libs}.",
-        f"Served model: version {model.get('champion')} trained on {model.get('trained_on_leads', 0):,} synthetic "
+        (f"Served model: version {model.get('champion')} trained on {model.get('trained_on_leads', 0):,} synthetic "
         f"leads, {model.get('trees')} trees, {model.get('features')} features. Client: http.client, one keep-alive "
-        "connection per client thread, on 127.0.0.1.",
+        "connection per client thread, on 127.0.0.1."),
         "",
-        "**HTTP, one lead per request** (ours: `POST /v1/score` with the full explanation; peer: "
-        "`mlflow models serve` `/invocations`, probability and grade only)",
+        ("**HTTP, one lead per request** (ours: `POST /v1/score` with the full explanation; peer: "
+        "`mlflow models serve` `/invocations`, probability and grade only)"),
         "",
-        "| clients | ours p50 | ours p95 | ours p99 | ours leads/s | peer p50 | peer p95 | peer p99 | peer leads/s "
-        "| p50 ratio | throughput ratio |",
+        ("| clients | ours p50 | ours p95 | ours p99 | ours leads/s | peer p50 | peer p95 | peer p99 | peer leads/s "
+        "| p50 ratio | throughput ratio |"),
         "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for row in results.get("http", []):
@@ -598,15 +606,15 @@ def markdown(results: dict[str, Any]) -> str:
     b = results.get("batch")
     if b:
         lines += ["", "**Batch** (leads/s)", "", "| path | leads/s |", "|---|---:|",
-                  f"| `Scorer.explain` in process (explained, {b['leads_in_process']:,} leads; "
+                  (f"| `Scorer.explain` in process (explained, {b['leads_in_process']:,} leads; "
                   f"{b['in_process_explain_cpu_ms_per_lead']:.2f} CPU ms per lead) | "
-                  f"{b['in_process_explain_leads_per_s']:,} |",
+                  f"{b['in_process_explain_leads_per_s']:,} |"),
                   f"| `Scorer.predict_proba` in process (no explanation) | {b['in_process_predict_proba_leads_per_s']:,} |",
                   f"| `Scorer.score` on records (full API response) | {b['in_process_score_records_leads_per_s']:,} |",
-                  f"| `POST /v1/score/batch`, {b['batch_size']:,} leads per request (explained) | "
-                  f"{b['api_batch_leads_per_s']:,} |",
-                  f"| peer `/invocations`, {b['batch_size']:,} leads per request (not explained) | "
-                  f"{b['peer_batch_leads_per_s']:,} |"]
+                  (f"| `POST /v1/score/batch`, {b['batch_size']:,} leads per request (explained) | "
+                  f"{b['api_batch_leads_per_s']:,} |"),
+                  (f"| peer `/invocations`, {b['batch_size']:,} leads per request (not explained) | "
+                  f"{b['peer_batch_leads_per_s']:,} |")]
     trainings = list(results.get("training", [])) + [
         {**t, "note": f"served model, as of {t.get('as_of') or 'the export date'}"}
         for t in model.get("trainings", [])]
@@ -618,14 +626,14 @@ def markdown(results: dict[str, Any]) -> str:
                          f"{t.get('note', '')} |")
     c = results.get("cold_start")
     if c:
-        lines += ["", f"**Cold start** (process start to the first scored request): ours "
+        lines += ["", (f"**Cold start** (process start to the first scored request): ours "
                       f"{c['ours_first_score_s']:.2f} s (ready {c['ours_ready_s']:.2f} s), peer "
-                      f"{c['peer_first_score_s']:.2f} s."]
+                      f"{c['peer_first_score_s']:.2f} s.")]
     prof = results.get("profile")
     if prof:
         ph, sp = prof["phases_us"], prof["split"]
-        lines += ["", "**Where the time goes** (one explained lead, median µs in process, against the HTTP p50 at "
-                      "one client)", "",
+        lines += ["", ("**Where the time goes** (one explained lead, median µs in process, against the HTTP p50 at "
+                      "one client)"), "",
                   "| phase | µs | share of the HTTP p50 |", "|---|---:|---:|"]
         for key in ("parse_and_validate_json", "encode_record", "treeshap_contributions", "raw_score",
                     "what_if_rescoring", "response_building", "serialise_json"):
@@ -634,15 +642,15 @@ def markdown(results: dict[str, Any]) -> str:
                      f"{sp['http_framework_and_client_us'] / sp['http_p50_us']:.0%} |")
         bp = prof.get("batch_phases")
         if bp:
-            lines += ["", f"A batch (`Scorer.explain` on {bp['leads']:,} leads, wall / CPU seconds): encode "
+            lines += ["", (f"A batch (`Scorer.explain` on {bp['leads']:,} leads, wall / CPU seconds): encode "
                           f"{bp['encode_s']:.2f} / {bp['encode_cpu_s']:.2f}, TreeSHAP {bp['treeshap_s']:.2f} / "
                           f"{bp['treeshap_cpu_s']:.2f}, raw scores {bp['raw_score_s']:.2f} / {bp['raw_score_cpu_s']:.2f}, "
                           f"whole explain {bp['explain_total_s']:.2f} / {bp['explain_total_cpu_s']:.2f}: TreeSHAP is "
-                          f"{bp['treeshap_s'] / bp['explain_total_s']:.0%} of it."]
-        lines += ["", f"The explanation (exact TreeSHAP over {sp['trees']} trees, compiled with numba) costs "
+                          f"{bp['treeshap_s'] / bp['explain_total_s']:.0%} of it.")]
+        lines += ["", (f"The explanation (exact TreeSHAP over {sp['trees']} trees, compiled with numba) costs "
                       f"{ph['treeshap_contributions']:,.0f} µs per lead, {sp['explanation_share_of_request']:.0%} of the "
                       f"request; LightGBM's own `pred_contrib` on the same lead takes "
-                      f"{ph['lightgbm_pred_contrib']:,.0f} µs."]
+                      f"{ph['lightgbm_pred_contrib']:,.0f} µs.")]
     r = results.get("reload_under_load")
     f = results.get("fuzz")
     if r or f:
@@ -722,7 +730,8 @@ def update_readme(path: Path, table: str) -> None:
 # -- helpers ----------------------------------------------------------------------------------------
 
 def _cli(args: list[str], *, cwd: Path) -> None:
-    done = subprocess.run([sys.executable, "-m", "training.cli", *args], cwd=cwd, capture_output=True, text=True)
+    done = subprocess.run([sys.executable, "-m", "training.cli", *args], cwd=cwd, capture_output=True, text=True,
+                          check=False)
     if done.returncode != 0:
         raise RuntimeError(f"leadscore {' '.join(args)} failed: {done.stderr[-2000:]}")
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import logging
 
 import pytest
-
 from fuzz import build_app, fuzz, response_problem
 from hardening_support import Registry
 

@@ -12,10 +12,10 @@ from collections.abc import Iterator
 
 import pytest
 from fastapi.testclient import TestClient
-from pydantic import ValidationError
-
 from hardening_support import Registry
 from http_load import post
+from pydantic import ValidationError
+
 from serving.main import create_app
 from serving.scorer import Scorer
 from serving.settings import Settings

@@ -9,10 +9,10 @@ import json
 import threading
 import time
 
-from mlflow import MlflowClient
-
 from hardening_support import MODEL, Registry, serve
 from http_load import post, run_load
+from mlflow import MlflowClient
+
 from serving.main import create_app
 from serving.settings import Settings
 

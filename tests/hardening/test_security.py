@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-
 from fuzz import LEAK_MARKERS
 from hardening_support import Registry
+
 from serving.deps import get_scorer
 from serving.main import create_app
 from serving.scorer import Scorer
