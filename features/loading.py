@@ -26,14 +26,20 @@ def table_format(path: str | Path) -> str:
     raise DataError(f"{Path(path).name}: unsupported file type '{suffix or '(none)'}' (use .csv or .parquet)")
 
 
-def read_table(path: str | Path, *, columns: list[str] | None = None) -> pd.DataFrame:
-    """Read a CSV or Parquet file as it is; problems become one readable DataError."""
+def _readable_file(path: str | Path) -> tuple[Path, str]:
+    """The checks every reader makes first: a known format, a file that exists and is not empty."""
     path = Path(path)
     fmt = table_format(path)
     if not path.is_file():
         raise DataError(f"data file not found: {path}")
     if path.stat().st_size == 0:
         raise DataError(f"{path.name}: the file is empty")
+    return path, fmt
+
+
+def read_table(path: str | Path, *, columns: list[str] | None = None) -> pd.DataFrame:
+    """Read a CSV or Parquet file as it is; problems become one readable DataError."""
+    path, fmt = _readable_file(path)
     try:
         if fmt == "parquet":
             frame = pd.read_parquet(path, columns=columns)
@@ -41,7 +47,7 @@ def read_table(path: str | Path, *, columns: list[str] | None = None) -> pd.Data
             frame = pd.read_csv(path, usecols=columns, dtype=str, keep_default_na=True, na_values=[""],
                                 skipinitialspace=True)
     except ValueError as exc:
-        if columns is not None and "not in list" in str(exc) or "Usecols" in str(exc):
+        if columns is not None and ("not in list" in str(exc) or "Usecols" in str(exc)):
             raise DataError(f"{path.name}: missing columns: {exc}") from None
         raise DataError(f"{path.name}: not a readable {fmt.upper()} table ({_first_line(exc)})") from None
     except Exception as exc:  # pyarrow, parser and OS errors all mean the same to a user
@@ -53,12 +59,7 @@ def read_table(path: str | Path, *, columns: list[str] | None = None) -> pd.Data
 
 def iter_table(path: str | Path, *, chunk_rows: int = 100_000) -> Iterator[pd.DataFrame]:
     """Read a table in chunks, so files larger than memory can be scored."""
-    path = Path(path)
-    fmt = table_format(path)
-    if not path.is_file():
-        raise DataError(f"data file not found: {path}")
-    if path.stat().st_size == 0:
-        raise DataError(f"{path.name}: the file is empty")
+    path, fmt = _readable_file(path)
     try:
         if fmt == "csv":
             yield from pd.read_csv(path, dtype=str, chunksize=chunk_rows, na_values=[""], skipinitialspace=True)
@@ -201,12 +202,7 @@ def read_header(path: str | Path) -> list[str]:
 
 def peek_table(path: str | Path) -> tuple[list[str], bool]:
     """Column names and whether there is at least one row, from the first lines or the metadata only."""
-    path = Path(path)
-    fmt = table_format(path)
-    if not path.is_file():
-        raise DataError(f"data file not found: {path}")
-    if path.stat().st_size == 0:
-        raise DataError(f"{path.name}: the file is empty")
+    path, fmt = _readable_file(path)
     try:
         if fmt == "parquet":
             import pyarrow.parquet as pq
