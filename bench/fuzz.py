@@ -84,7 +84,7 @@ class FuzzReport:
     def record(self, label: str, status: int, body: bytes, request: Any) -> None:
         self.cases += 1
         self.statuses[f"{label} {status}"] += 1
-        problem = response_problem(status, body)
+        problem = response_problem(status, body, sent=_as_text(request))
         if problem is None:
             return
         kind, _ = problem.split(":", 1)
@@ -101,10 +101,14 @@ class FuzzReport:
                 "statuses": dict(sorted(self.statuses.items())), "failures": self.failures}
 
 
-def response_problem(status: int, body: bytes) -> str | None:
-    """Why this response breaks the API's promises, or None. Prefixed 5xx:, 4xx: or leak:."""
-    text = body.decode("utf-8", errors="replace").replace('\\"', '"')  # JSON-escaped quotes count too
-    leaked = [marker for marker in LEAK_MARKERS if marker in text]
+def response_problem(status: int, body: bytes, *, sent: str = "") -> str | None:
+    """Why this response breaks the API's promises, or None. Prefixed 5xx:, 4xx: or leak:.
+
+    A marker that was in the request (`sent`) is the client's own text echoed back (an unseen
+    category value in `warnings`, say), not a leak.
+    """
+    text, sent = _unescape(body.decode("utf-8", errors="replace")), _unescape(sent)
+    leaked = [marker for marker in LEAK_MARKERS if marker in text and marker not in sent]
     if leaked:
         return f"leak: the body contains {leaked[0]!r}"
     if status >= 500:
@@ -117,6 +121,21 @@ def response_problem(status: int, body: bytes) -> str | None:
         if not names_a_problem(detail):
             return f"4xx: HTTP {status} detail names no problem: {detail!r:.200}"
     return None
+
+
+def _unescape(text: str) -> str:
+    return text.replace('\\"', '"').replace("\\\\", "\\")  # JSON-escaped quotes and backslashes count too
+
+
+def _as_text(request: Any) -> str:
+    """Everything the request said, as text a response could echo."""
+    if isinstance(request, bytes):
+        return request.decode("utf-8", errors="replace")
+    try:
+        dumped = json.dumps(request, ensure_ascii=False, default=str)
+    except (TypeError, ValueError):
+        dumped = ""
+    return dumped + str(request)
 
 
 def names_a_problem(detail: Any) -> bool:

@@ -34,3 +34,9 @@ def test_generated_and_malformed_requests_break_no_promise(registry: Registry,
 def test_the_fuzz_oracle_flags_what_it_should(status: int, body: bytes, verdict: str | None) -> None:
     problem = response_problem(status, body)
     assert (problem.split(":", 1)[0] if problem else None) == verdict
+
+
+def test_the_clients_own_text_echoed_back_is_not_a_leak() -> None:
+    body = b'{"warnings": [{"field": "industry", "problem": "value \'File \\"x\' was not seen in training"}]}'
+    assert response_problem(200, body, sent='{"industry": "File \\"x"}') is None
+    assert response_problem(200, body, sent='{"industry": "software"}').startswith("leak:")
