@@ -60,6 +60,13 @@ def peer_batch_body(leads: list[Mapping[str, Any]]) -> bytes:
     return json.dumps({"dataframe_records": leads}, separators=(",", ":")).encode()
 
 
+def checkout_pythonpath() -> str:
+    """This checkout first on the path of every process the benchmark starts, so it measures the code
+    beside it (not whatever an editable install elsewhere points to)."""
+    root = str(Path(__file__).resolve().parents[1])
+    return os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH", "")) if p)
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -104,7 +111,8 @@ def _process(name: str, cmd: list[str], *, port: int, ready_path: str, cwd: Path
              env: Mapping[str, str]) -> Iterator[Server]:
     # MLflow launches uvicorn by name through bash, so this interpreter's bin/ must come first on PATH.
     bin_dir = str(Path(sys.executable).parent)
-    full_env = {**os.environ, **env, "PATH": bin_dir + os.pathsep + os.environ.get("PATH", "")}
+    full_env = {**os.environ, **env, "PATH": bin_dir + os.pathsep + os.environ.get("PATH", ""),
+                "PYTHONPATH": checkout_pythonpath()}
     log = Path(tempfile.mkstemp(prefix=f"bench-{name}-", suffix=".log")[1])
     base_url = f"http://127.0.0.1:{port}"
     with log.open("wb") as sink:

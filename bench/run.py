@@ -55,6 +55,7 @@ from http_load import compare_clients, post, run_load
 from peer import (
     OURS_PATH,
     PEER_PATH,
+    checkout_pythonpath,
     first_score_s,
     leadscore_server,
     mlflow_peer,
@@ -201,7 +202,8 @@ def timed_train(data: Path, store: Path, *extra: str) -> dict[str, Any]:
     store.mkdir(parents=True, exist_ok=True)
     cmd = [sys.executable, "-m", "training.cli", "train", "--data", str(data), "--models-dir",
            str(store / "models"), *extra]
-    env = {**os.environ, "MLFLOW_TRACKING_URI": _uri(store), "PYTHONWARNINGS": "ignore"}
+    env = {**os.environ, "MLFLOW_TRACKING_URI": _uri(store), "PYTHONWARNINGS": "ignore",
+           "PYTHONPATH": checkout_pythonpath()}
     _migrate(_uri(store))  # MLflow's one-off schema migration is setup, not training
     log = store / "train.log"
     with log.open("ab") as sink:
@@ -567,7 +569,8 @@ def fuzz(store: Store, budget: Budget) -> dict[str, Any]:
     """The long fuzz run, in its own process (bench/fuzz.py prints one JSON line last)."""
     cmd = [sys.executable, str(BENCH / "fuzz.py"), "--cases", str(budget.fuzz_cases), "--model",
            str(store.bundle_dir(store.champion)), "--json"]
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=1200, cwd=ROOT, check=False)
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=1200, cwd=ROOT, check=False,
+                          env={**os.environ, "PYTHONPATH": checkout_pythonpath()})
     lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
     if done.returncode not in (0, 1) or not lines:
         return {"error": f"fuzz.py exited {done.returncode}: {(done.stderr or done.stdout)[-1000:]}"}
@@ -731,6 +734,7 @@ def update_readme(path: Path, table: str) -> None:
 
 def _cli(args: list[str], *, cwd: Path) -> None:
     done = subprocess.run([sys.executable, "-m", "training.cli", *args], cwd=cwd, capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": checkout_pythonpath()},
                           check=False)
     if done.returncode != 0:
         raise RuntimeError(f"leadscore {' '.join(args)} failed: {done.stderr[-2000:]}")
