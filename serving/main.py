@@ -22,6 +22,7 @@ from features.errors import LeadscoreError
 from serving import errors
 from serving.metrics import Metrics
 from serving.middleware import BodyLimitMiddleware, MetricsMiddleware
+from serving.reload_signal import ReloadSignal
 from serving.routes import admin, health, model, score
 from serving.schemas import request_models
 from serving.scorer import Scorer
@@ -40,7 +41,8 @@ def create_app(settings: Settings | None = None, *, scorer: Scorer | None = None
                   description="Calibrated conversion probability per lead, with the quality factors that lower it.")
     app.state.settings = settings
     app.state.metrics = metrics
-    app.state.model = ModelState(model=settings.model, metrics=metrics, scorer=scorer)
+    signal = ReloadSignal(settings.reload_signal) if settings.reload_signal else None
+    app.state.model = ModelState(model=settings.model, metrics=metrics, scorer=scorer, signal=signal)
     for router in (score.router, model.router, health.router, admin.router):
         app.include_router(router)
     errors.install(app)
@@ -53,15 +55,18 @@ def create_app(settings: Settings | None = None, *, scorer: Scorer | None = None
 @contextlib.asynccontextmanager
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     state: ModelState = app.state.model
-    task = None if state.scorer is not None else asyncio.create_task(_first_load(state))
+    tasks = [] if state.scorer is not None else [asyncio.create_task(_first_load(state))]
+    if state.signal is not None:
+        tasks.append(asyncio.create_task(state.follow()))
     yield
-    if task is not None and not task.done():
-        task.cancel()
+    for task in tasks:
+        if not task.done():
+            task.cancel()
 
 
 async def _first_load(state: ModelState) -> None:
     with contextlib.suppress(LeadscoreError):  # kept in state.error and shown by /readyz
-        await state.load()
+        await state.load(announce=False)
 
 
 def _openapi(app: FastAPI) -> dict[str, Any]:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
+import tempfile
 from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
@@ -25,14 +27,36 @@ def serve_command(args: argparse.Namespace) -> int:
     from serving.schemas import example_lead
     from serving.scorer import Scorer
 
-    settings = load_settings(host=args.host, port=args.port, model=args.model)
+    settings = load_settings(host=args.host, port=args.port, model=args.model,
+                             workers=getattr(args, "workers", None))
     scorer = Scorer.load(settings.model)
-    app = create_app(settings, scorer=scorer)
     base = f"http://{settings.host}:{settings.port}"
-    print(f"serving {scorer.bundle.name} version {scorer.bundle.version} at {base} (docs: {base}/docs)")
+    processes = f", {settings.workers} worker processes" if settings.workers > 1 else ""
+    print(f"serving {scorer.bundle.name} version {scorer.bundle.version} at {base}{processes} (docs: {base}/docs)")
     print("try:\n  " + curl_example(base, example_lead(scorer.schema)), flush=True)
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning", access_log=False)
+    if settings.workers == 1:
+        app = create_app(settings, scorer=scorer)
+        uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning", access_log=False)
+        return 0
+    del scorer  # each worker process loads its own copy
+    with tempfile.TemporaryDirectory(prefix="leadscore-serve-") as run_dir:
+        os.environ.update(settings_env(settings, reload_signal=os.path.join(run_dir, "reload")))
+        uvicorn.run("serving.main:create_app", factory=True, workers=settings.workers, host=settings.host,
+                    port=settings.port, log_level="warning", access_log=False)
     return 0
+
+
+def settings_env(settings: Settings, **overrides: object) -> dict[str, str]:
+    """The settings as LEADSCORE_* variables, which is how uvicorn's worker processes receive them."""
+    values = {**settings.model_dump(), **overrides}
+    env: dict[str, str] = {}
+    for name, value in values.items():
+        if value is None:
+            continue
+        if hasattr(value, "get_secret_value"):
+            value = value.get_secret_value()
+        env[f"LEADSCORE_{name.upper()}"] = str(value)
+    return env
 
 
 def load_settings(**overrides: object) -> Settings:

@@ -26,3 +26,6 @@ class Settings(BaseSettings):
     scoring_timeout_s: float = Field(30.0, gt=0, description="a batch request scoring longer gets a 503")
     admin_token: SecretStr | None = Field(None, description="enables POST /v1/admin/reload when set")
     what_if: int = Field(3, ge=0, le=20, description="most what-if changes returned per lead")
+    workers: int = Field(1, ge=1, le=32, description="server processes; one per core uses every core")
+    reload_signal: str | None = Field(None, description="set by `leadscore serve --workers N`: the file "
+                                      "through which its worker processes hear of a reload")

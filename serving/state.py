@@ -13,26 +13,30 @@ from typing import Any
 from features.errors import LeadscoreError
 from serving.errors import scrub_paths
 from serving.metrics import Metrics
+from serving.reload_signal import ReloadSignal
 from serving.scorer import Scorer
 
 _logger = logging.getLogger(__name__)
 
 
 class ModelState:
-    def __init__(self, *, model: str, metrics: Metrics, scorer: Scorer | None = None) -> None:
+    def __init__(self, *, model: str, metrics: Metrics, scorer: Scorer | None = None,
+                 signal: ReloadSignal | None = None) -> None:
         self.model = model
         self.metrics = metrics
+        self.signal = signal
         self.scorer: Scorer | None = None
         self.error: str | None = None
         self._lock = asyncio.Lock()
         if scorer is not None:
             self._swap(scorer)
 
-    async def load(self) -> Scorer:
+    async def load(self, *, announce: bool = True) -> Scorer:
         """Resolve the configured model again (the champion may have moved) and swap it in atomically.
 
         Loading runs in a worker thread; concurrent reloads queue on a lock. On failure the model
-        being served stays, and the error is kept for /readyz.
+        being served stays, and the error is kept for /readyz. With several worker processes, a
+        successful reload is announced so the others follow.
         """
         async with self._lock:
             try:
@@ -44,7 +48,20 @@ class ModelState:
                 raise
             self._swap(scorer)
             self.metrics.reloads.labels("ok").inc()
+            if announce and self.signal is not None:
+                self.signal.announce()
             return scorer
+
+    async def follow(self, *, interval_s: float = 0.5) -> None:
+        """Reload whenever another worker process announces a reload (runs for the app's lifetime)."""
+        assert self.signal is not None
+        while True:
+            await asyncio.sleep(interval_s)
+            if self.signal.changed():
+                try:
+                    await self.load(announce=False)
+                except LeadscoreError:
+                    pass  # logged and kept for /readyz by load(); this worker serves its old model
 
     def _swap(self, scorer: Scorer) -> None:
         self.scorer = scorer  # one reference assignment: atomic for every reader

@@ -144,6 +144,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("serve", help="run the scoring API")
     p.add_argument("--host", default=None, help="default 127.0.0.1")
     p.add_argument("--port", type=int, default=None, help="default 8000")
+    p.add_argument("--workers", type=int, default=None,
+                   help="server processes (default 1); one per core serves the most leads per second")
     p.add_argument("--model", help="models:/lead-conversion@champion (default), a version URI, or a bundle folder")
     p.set_defaults(handler=_serve)
 
