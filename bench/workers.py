@@ -1,0 +1,77 @@
+"""One server process against one per core: explained leads/s over loopback, side by side in one run.
+
+    python bench/workers.py --model models/lead-conversion/1            # a bundle folder or models:/ URI
+
+Starts `leadscore serve --workers N` for N in --workers (default 1 and 2), waits until ten /readyz
+answers in a row are 200, warms up, then runs the bounded load client (bench/http_load.py) at 1 and 16
+clients for --seconds each. The client shares the machine's cores with the server: read the ratio.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from http_load import run_load  # noqa: E402
+
+LEAD = {"industry": "software", "company_size": 80, "web_visits": 4, "phone_present": True,
+        "purchase_timeline": "3-6 months", "seniority": "director"}
+
+
+def _wait_ready(port: int, timeout_s: float = 120.0) -> None:
+    deadline, in_a_row = time.monotonic() + timeout_s, 0
+    while in_a_row < 10:
+        if time.monotonic() > deadline:
+            raise SystemExit(f"server on port {port} did not get ready")
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+            conn.request("GET", "/readyz")
+            in_a_row = in_a_row + 1 if conn.getresponse().status == 200 else 0
+            conn.close()
+        except OSError:
+            in_a_row = 0
+            time.sleep(0.2)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", required=True)
+    parser.add_argument("--workers", default="1,2")
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--port", type=int, default=8020)
+    args = parser.parse_args()
+    bodies = [json.dumps({**LEAD, "lead_id": f"W{i}", "web_visits": i % 30}).encode() for i in range(100)]
+    env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE", "PYTHONPATH": str(HERE.parent)}
+    model = str(Path(args.model).resolve()) if Path(args.model).is_dir() else args.model
+    for n in (int(w) for w in args.workers.split(",")):
+        port = args.port + n
+        server = subprocess.Popen([sys.executable, "-m", "training.cli", "serve", "--port", str(port),
+                                   "--workers", str(n), "--model", model], env=env, cwd=HERE.parent,
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        try:
+            _wait_ready(port)
+            base = f"http://127.0.0.1:{port}"
+            run_load(base, "/v1/score", bodies, concurrency=4, max_requests=500, max_seconds=5)  # warm-up
+            for clients in (1, 16):
+                r = run_load(base, "/v1/score", bodies, concurrency=clients, max_requests=100_000,
+                             max_seconds=args.seconds).summary()
+                print(f"workers={n} clients={clients:>2}: p50 {r['p50_ms']:.2f} ms, p99 {r['p99_ms']:.2f} ms, "
+                      f"{r['throughput_rps']:.0f} explained leads/s, {r['failures']} failed", flush=True)
+        finally:
+            os.killpg(server.pid, signal.SIGTERM)
+            server.wait(timeout=30)
+    print(f"load average {os.getloadavg()[0]:.2f}")
+
+
+if __name__ == "__main__":
+    main()
