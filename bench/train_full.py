@@ -90,10 +90,11 @@ def _child(data: Path, uri: str) -> int:
     print(result.summary())
 
     # The generator's truth on the same test leads: how close is the model to the best possible?
-    from training.pipeline import load_history, resolve_schema
+    from features.datasets import schema_for
+    from training.pipeline import load_history
     from training.splits import label_at, time_split
 
-    schema = resolve_schema(data, None)
+    schema = schema_for(data, None)
     split = time_split(label_at(load_history(data, schema), schema), schema)
     truth = read_table(truth_path_for(data)).set_index("lead_id")
     true_p = truth.loc[split.test[schema.id_column].astype(str), "true_probability"].to_numpy()

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from features.datasets import schema_for
 from features.errors import TrainingError
 from features.periods import parse_quarter
 from features.schema import LeadSchema
@@ -32,7 +33,7 @@ from serving.bundle import Bundle
 from training import plots, tracking
 from training.metrics import Evaluation, evaluate
 from training.model import fit_lightgbm, make_bundle, raw_scores
-from training.pipeline import MIN_EVAL_POSITIVES, MIN_TRAIN_POSITIVES, load_history, resolve_schema
+from training.pipeline import MIN_EVAL_POSITIVES, MIN_TRAIN_POSITIVES, load_history
 from training.splits import Labelled, label_at, time_split
 
 _logger = logging.getLogger(__name__)
@@ -90,7 +91,7 @@ def backtest(data_path: str | Path, start: str | None = None, end: str | None = 
              track: bool = True) -> BacktestResult:
     """Replay retraining quarter by quarter; see the module docstring."""
     data_path = Path(data_path)
-    schema = resolve_schema(data_path, schema_path)
+    schema = schema_for(data_path, schema_path)
     if not schema.created_at:
         raise TrainingError("backtest needs lead creation times: name the created_at column in the schema's roles",
                             field="roles.created_at")

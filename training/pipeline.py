@@ -101,7 +101,7 @@ def train(data_path: str | Path, schema_path: str | Path | None = None, as_of: s
         raise TrainingError(f"promote must be one of {', '.join(MODES)}, got {promote!r}", field="promote")
     settings = settings or PromotionSettings.from_env()
     data_path = Path(data_path)
-    schema = resolve_schema(data_path, schema_path)
+    schema = schema_for(data_path, schema_path)
     frame = load_history(data_path, schema)
     clock.lap("load")
     split = time_split(label_at(frame, schema, _parse_as_of(as_of)), schema, seed=seed)
@@ -158,11 +158,6 @@ def train_command(args: argparse.Namespace) -> int:
 
 
 # -- steps before MLflow ---------------------------------------------------------------------------
-
-def resolve_schema(data_path: Path, schema_path: str | Path | None) -> LeadSchema:
-    """The schema given, else `<stem>.schema.yaml` beside the data, else the bundled synthetic one."""
-    return schema_for(data_path, schema_path)
-
 
 def load_history(data_path: Path, schema: LeadSchema) -> pd.DataFrame:
     """The lead file with schema dtypes; duplicate lead ids are refused (they would double-count), and so
