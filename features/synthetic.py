@@ -6,12 +6,18 @@ makes real lead data hard: missing data that depends on the source, conversions 
 after the lead (the newest leads are not mature yet), a leaky field filled in by sales, and drift
 (the source mix shifts, a product and its campaign launch, a region's effect changes part-way).
 
+Keyword options reproduce the shapes of real exports the product learns badly from, so tests can
+show each failure: slow conversions (months after first contact), a base rate that jumps in the last
+two quarters, and a column that leaks the outcome under an innocent name. Their defaults give
+today's history byte for byte, and each option draws no extra random numbers before the ones the
+default history uses, so everything else in a history stays the same when an option is turned on.
+
 Everything is vectorised numpy: one million leads take seconds, not minutes.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 
@@ -68,9 +74,46 @@ USE_CASE_P = [0.3, 0.3, 0.2, 0.08, 0.12]
 
 
 @dataclass(frozen=True)
+class _Delay:
+    """Days from creation to conversion: lognormal, clipped; leads stay open longer in a slow funnel."""
+
+    median_days: float
+    sigma: float
+    max_days: float
+    open_days: float  # younger unconverted leads are Open/Working, older ones Disqualified/Nurture
+
+
+CONVERSION_DELAYS = {
+    "fast": _Delay(median_days=25, sigma=0.8, max_days=89, open_days=60),  # inside a 90-day window
+    "slow": _Delay(median_days=75, sigma=0.6, max_days=270, open_days=180),  # a marketing funnel: ~9 months
+}
+LATE_QUARTERS = 2  # base_rate_shift applies to leads created in this many newest quarters
+LEAK_REASON = "post-contact event (leakage)"
+# The leaky column's values, with their share among converted and among not-converted leads. About
+# 8% of each class carries the other class's values and 14% a shared one, so the column is not pure,
+# but ranked by its conversion rate per value it separates the classes with an AUC of 0.93 to 0.94.
+LAST_TOUCH = {
+    "Contract sent": (0.32, 0.0),
+    "Proposal sent": (0.26, 0.02),
+    "Meeting held": (0.20, 0.06),
+    "Email opened": (0.14, 0.14),
+    "Follow-up email sent": (0.08, 0.26),
+    "No answer": (0.0, 0.26),
+    "Email bounced": (0.0, 0.16),
+    "Unsubscribed": (0.0, 0.10),
+}
+
+
+@dataclass(frozen=True)
 class SyntheticHistory:
     leads: pd.DataFrame
     truth: pd.DataFrame
+    leaks: dict[str, str] = field(default_factory=dict)  # leaky columns added to the leads -> why excluded
+
+    def schema(self) -> LeadSchema:
+        """The bundled schema, with this history's leaky columns listed under `excluded`."""
+        base = bundled_schema()
+        return replace(base, excluded={**base.excluded, **self.leaks}) if self.leaks else base
 
 
 def bundled_schema_path() -> Path:
@@ -82,11 +125,27 @@ def bundled_schema() -> LeadSchema:
     return load_schema(bundled_schema_path())
 
 
-def generate(*, quarters: int = 12, leads_per_quarter: int = 20_000, seed: int = 7,
-             end: str = DEFAULT_END) -> SyntheticHistory:
-    """Generate `quarters` quarters of leads ending at `end` (the export date, exclusive)."""
+def generate(*, quarters: int = 12, leads_per_quarter: int = 20_000, seed: int = 7, end: str = DEFAULT_END,
+             conversion_delay: str = "fast", base_rate_shift: float = 1.0,
+             leak_column: str | None = None) -> SyntheticHistory:
+    """Generate `quarters` quarters of leads ending at `end` (the export date, exclusive).
+
+    conversion_delay: "fast" (median 25 days, at most 89) or "slow" (median 75 days, at most 270).
+    base_rate_shift: the base rate of the last two quarters, as a multiple of the earlier one; it
+    moves their intercept, so the truth's probability includes it and true_logit minus the factor
+    contributions is the intercept of the lead's period.
+    leak_column: the name of a column of post-contact events that reveals the outcome (excluded
+    in `history.schema()`), or None for none.
+    """
     if quarters < 1 or leads_per_quarter < 1:
         raise DataError("quarters and leads-per-quarter must be at least 1")
+    delay = _delay_for(conversion_delay)
+    if not np.isfinite(base_rate_shift) or base_rate_shift <= 0:
+        raise DataError(f"base-rate-shift must be a positive number, got {base_rate_shift}")
+    if base_rate_shift != 1.0 and quarters <= LATE_QUARTERS:
+        raise DataError(f"base-rate-shift needs more than {LATE_QUARTERS} quarters: the earlier rate to shift from")
+    if leak_column is not None and (not leak_column or leak_column in _columns()):
+        raise DataError(f"leak column '{leak_column}' must be a new name, not empty or a column of the synthetic CRM")
     rng = np.random.default_rng(seed)
     export = pd.Timestamp(end)
     starts = [export - pd.DateOffset(months=3 * (quarters - q)) for q in range(quarters + 1)]
@@ -204,16 +263,18 @@ def generate(*, quarters: int = 12, leads_per_quarter: int = 20_000, seed: int =
     centred = {f: contrib[f] - contrib[f].mean() for f in QUALITY_FACTORS}
     total = np.sum([centred[f] for f in QUALITY_FACTORS], axis=0)
     intercept = _solve_intercept(total, BASE_RATE)
+    late = quarter >= quarters - LATE_QUARTERS
+    intercept = _shifted_intercept(total, intercept, late, base_rate_shift)
     logit = intercept + total
     prob = _sigmoid(logit)
     eventually = rng.random(n) < prob
-    delay_days = np.clip(np.exp(rng.normal(np.log(25), 0.8, n)), 1, 89)
+    delay_days = np.clip(np.exp(rng.normal(np.log(delay.median_days), delay.sigma, n)), 1, delay.max_days)
     converted_ns = created_ns + (delay_days * 86_400e9).astype(np.int64)
     converted_ns = (converted_ns // 1_000_000_000) * 1_000_000_000  # whole seconds, like created_at
     observed = eventually & (converted_ns < export.value)
     age_days = (export.value - created_ns) / 86_400e9
     status = np.where(observed, "Converted",
-                      np.where(age_days > 60, np.where(rng.random(n) < 0.85, "Disqualified", "Nurture"),
+                      np.where(age_days > delay.open_days, np.where(rng.random(n) < 0.85, "Disqualified", "Nurture"),
                                np.where(rng.random(n) < 0.7, "Open", "Working")))
 
     ids = np.char.add("L", np.char.zfill(np.arange(1, n + 1).astype(str), 8))
@@ -229,12 +290,16 @@ def generate(*, quarters: int = 12, leads_per_quarter: int = 20_000, seed: int =
     leads["converted"] = observed.astype(np.int8)
     leads["converted_at"] = pd.to_datetime(np.where(observed, converted_ns, np.iinfo(np.int64).min))
     leads = _with_dtypes(leads)
+    leaks: dict[str, str] = {}
+    if leak_column is not None:
+        leads[leak_column] = pd.Series(_last_touch(rng, observed), dtype="string")
+        leaks[leak_column] = LEAK_REASON
 
     truth = pd.DataFrame({"lead_id": ids, "true_probability": prob, "true_logit": logit,
                           "true_converted_eventually": eventually.astype(np.int8)})
     for f in QUALITY_FACTORS:
         truth[f"true_{f}"] = centred[f]
-    return SyntheticHistory(leads=leads, truth=truth)
+    return SyntheticHistory(leads=leads, truth=truth, leaks=leaks)
 
 
 def truth_path_for(out: Path) -> Path:
@@ -254,8 +319,46 @@ def write_history(history: SyntheticHistory, out: str | Path) -> dict[str, Path]
     out.parent.mkdir(parents=True, exist_ok=True)
     write_table(history.leads, paths["leads"])
     write_table(history.truth, paths["truth"])
-    paths["schema"].write_text(bundled_schema_path().read_text())
+    if history.leaks:
+        history.schema().dump(paths["schema"])
+    else:
+        paths["schema"].write_text(bundled_schema_path().read_text())  # keeps the bundled file's comments
     return paths
+
+
+def _columns() -> set[str]:
+    schema = bundled_schema()
+    return {*schema.role_columns, *schema.feature_names, *schema.context, *schema.excluded}
+
+
+def _delay_for(name: str) -> _Delay:
+    if name not in CONVERSION_DELAYS:
+        raise DataError(f"conversion delay must be one of {', '.join(CONVERSION_DELAYS)}, got '{name}'")
+    return CONVERSION_DELAYS[name]
+
+
+def _shifted_intercept(total: np.ndarray, intercept: float, late: np.ndarray, shift: float) -> np.ndarray | float:
+    """Per-lead intercepts: the late leads' one is solved so their mean probability is `shift` x the earlier one.
+
+    Shifting the intercept multiplies every late lead's odds by the same factor, so the factor
+    effects (and the truth's centred per-factor log-odds) stay what they are; only the baseline moves.
+    """
+    if shift == 1.0:
+        return intercept
+    earlier = _sigmoid(intercept + total[~late]).mean()
+    target = shift * earlier
+    if target > 0.8:  # also keeps the solved intercept well inside _solve_intercept's range
+        raise DataError(f"base-rate-shift {shift} would lift the base rate from {earlier:.1%} to {target:.0%}")
+    return np.where(late, _solve_intercept(total[late], target), intercept)
+
+
+def _last_touch(rng: np.random.Generator, converted: np.ndarray) -> np.ndarray:
+    """A post-contact event per lead, drawn from LAST_TOUCH by whether the lead has converted by the export."""
+    values = np.asarray(list(LAST_TOUCH), dtype=object)
+    shares = np.array(list(LAST_TOUCH.values()))  # (value, [converted, not converted])
+    cum = np.cumsum(shares, axis=0).T[np.where(converted, 0, 1)]  # each lead's cumulative distribution
+    idx = (rng.random(len(converted))[:, None] > cum).sum(axis=1)
+    return values[np.minimum(idx, len(values) - 1)]
 
 
 def _with_dtypes(leads: pd.DataFrame) -> pd.DataFrame:

@@ -21,13 +21,15 @@ def _generate(args: argparse.Namespace) -> int:
     from features.synthetic import generate, write_history
 
     history = generate(quarters=args.quarters, leads_per_quarter=args.leads_per_quarter, seed=args.seed,
-                       end=args.end)
+                       end=args.end, conversion_delay=args.conversion_delay, base_rate_shift=args.base_rate_shift,
+                       leak_column=args.leak_column)
     paths = write_history(history, args.out)
     leads = history.leads
     print(f"wrote {len(leads):,} leads ({leads['converted'].mean():.1%} converted so far, "
           f"{leads['created_at'].min():%Y-%m-%d} to {leads['created_at'].max():%Y-%m-%d}) to {paths['leads']}")
     print(f"      truth (never a feature) to {paths['truth']}")
-    print(f"      schema to {paths['schema']}")
+    leaks = f" ({', '.join(history.leaks)} excluded as leakage)" if history.leaks else ""
+    print(f"      schema to {paths['schema']}{leaks}")
     return 0
 
 
@@ -98,6 +100,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--end", default="2026-10-01", help="export date: the history ends here (exclusive)")
     p.add_argument("--out", default="data/leads.parquet", help=".parquet or .csv")
+    p.add_argument("--conversion-delay", choices=["fast", "slow"], default="fast",
+                   help="fast: conversions within ~3 months; slow: up to ~9 months, like a marketing funnel")
+    p.add_argument("--base-rate-shift", type=float, default=1.0, metavar="X",
+                   help="the last two quarters convert at X times the earlier base rate")
+    p.add_argument("--leak-column", metavar="NAME",
+                   help="add a column of post-contact events that reveals the outcome (excluded in the schema)")
     p.set_defaults(handler=_generate)
 
     schema = sub.add_parser("schema", help="work with lead schemas")

@@ -1,17 +1,24 @@
-"""The synthetic CRM history keeps its promises: size, rate, drift, maturity lag, determinism, known truth."""
+"""The synthetic CRM history keeps its promises: size, rate, drift, maturity lag, determinism, known truth,
+and the options that reproduce hard real exports (slow conversions, a shifting base rate, a leaky column)."""
 
 from __future__ import annotations
+
+import hashlib
 
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.metrics import roc_auc_score
 
 from features.errors import DataError
 from features.loading import read_leads
+from features.schema import load_schema
 from features.synthetic import (
     COUNTRY_AFTER_EXPANSION, DEFAULT_END, LAUNCH_CAMPAIGN, QUALITY_FACTORS, SyntheticHistory, bundled_schema,
     generate, write_history,
 )
+from features.validation import validate_frame
+from training.cli import main
 
 EXPORT = pd.Timestamp(DEFAULT_END)
 
@@ -158,3 +165,132 @@ def test_written_history_reads_back_with_its_schema(history: SyntheticHistory, t
     assert leads["created_at"].tolist() == small.leads["created_at"].tolist()
     assert leads["converted"].astype(int).tolist() == small.leads["converted"].astype(int).tolist()
     assert str(leads["company_size"].dtype) == "Int64" and str(leads["phone_valid"].dtype) == "boolean"
+
+
+# --- Options that reproduce the shapes of real exports the product learns badly from
+
+SMALL = {"quarters": 8, "leads_per_quarter": 650}  # a small export: 5,200 leads, about 9% converting
+DEFAULT_DIGEST = "250c2d1b507a4175f92110e354b95eaefbaa2317171c6b1cea34fec5946219b1"  # before the options existed
+
+
+def digest(history: SyntheticHistory) -> str:
+    """A hash of both frames' columns, dtypes and values."""
+    sha = hashlib.sha256()
+    for frame in (history.leads, history.truth):
+        sha.update(repr(list(frame.columns)).encode())
+        sha.update(repr([str(t) for t in frame.dtypes]).encode())
+        sha.update(pd.util.hash_pandas_object(frame, index=True).to_numpy().tobytes())
+    return sha.hexdigest()
+
+
+def lag_days(leads: pd.DataFrame) -> np.ndarray:
+    return ((leads["converted_at"] - leads["created_at"]).dropna().dt.total_seconds() / 86_400).to_numpy()
+
+
+def late_quarters(quarters: int, per_quarter: int) -> np.ndarray:
+    return np.repeat(np.arange(quarters), per_quarter) >= quarters - 2
+
+
+def test_default_options_give_the_same_history_as_before_they_existed() -> None:
+    size = {"quarters": 4, "leads_per_quarter": 500}
+    assert digest(generate(**size)) == DEFAULT_DIGEST
+    explicit = generate(**size, conversion_delay="fast", base_rate_shift=1.0, leak_column=None)
+    assert digest(explicit) == DEFAULT_DIGEST and explicit.leaks == {}
+    assert explicit.schema() == bundled_schema()
+
+
+def test_slow_conversions_arrive_up_to_nine_months_later() -> None:
+    fast, slow = generate(**SMALL), generate(**SMALL, conversion_delay="slow")
+    lag = lag_days(slow.leads)
+    assert np.percentile(lag, 95) > 150 and lag.min() >= 1 and lag.max() <= 270
+    assert 60 < np.median(lag) < 90 and np.percentile(lag_days(fast.leads), 95) <= 89
+    leads, truth = slow.leads, slow.truth
+    assert (leads["converted_at"].notna() == (leads["converted"] == 1)).all()
+    assert leads["converted_at"].max() < EXPORT, "conversions after the export are not visible yet"
+    ripe = leads["created_at"] < EXPORT - pd.Timedelta(days=270)
+    assert (leads.loc[ripe, "converted"] == truth.loc[ripe, "true_converted_eventually"]).all()
+    assert leads["converted"].sum() < 0.93 * truth["true_converted_eventually"].sum() < fast.leads["converted"].sum()
+    same = [c for c in leads.columns if c not in ("lead_status", "converted", "converted_at")]
+    pd.testing.assert_frame_equal(leads[same], fast.leads[same])
+    pd.testing.assert_frame_equal(truth, fast.truth)
+
+
+def test_a_short_export_with_slow_conversions_still_works() -> None:
+    history = generate(quarters=4, leads_per_quarter=650, conversion_delay="slow")
+    leads, truth = history.leads, history.truth
+    assert len(leads) == 2600 and leads["created_at"].min() >= EXPORT - pd.DateOffset(months=12)
+    seen = leads["converted"].sum() / truth["true_converted_eventually"].sum()
+    assert 0.5 < seen < 0.85, "a large share of conversions has not arrived by the export"
+    assert lag_days(leads).max() <= 270
+
+
+def test_a_small_export_keeps_every_level_of_the_schema() -> None:
+    history = generate(**SMALL)
+    leads, schema = history.leads, history.schema()
+    ripe = mature(leads)
+    assert len(leads) == 5200 and 0.07 <= leads.loc[ripe, "converted"].mean() <= 0.12
+    for spec in schema.features:
+        if spec.is_categorical:
+            assert set(leads[spec.name].dropna()) == set(spec.values), spec.name
+    report = validate_frame(leads, schema, now=EXPORT)
+    assert not report.issues
+
+
+def test_base_rate_triples_in_the_last_two_quarters() -> None:
+    plain, shifted = generate(**SMALL), generate(**SMALL, base_rate_shift=3.0)
+    late = late_quarters(SMALL["quarters"], SMALL["leads_per_quarter"])
+    prob = shifted.truth["true_probability"].to_numpy()
+    assert 2.5 < prob[late].mean() / prob[~late].mean() < 3.5
+    assert np.array_equal(prob[~late], plain.truth["true_probability"].to_numpy()[~late]), "earlier quarters unchanged"
+    outcomes = shifted.truth["true_converted_eventually"].to_numpy()
+    assert outcomes[late].mean() > 2 * outcomes[~late].mean()
+    factors = [f"true_{f}" for f in QUALITY_FACTORS]
+    pd.testing.assert_frame_equal(shifted.truth[factors], plain.truth[factors])
+    intercept = (shifted.truth["true_logit"] - shifted.truth[factors].sum(axis=1)).to_numpy()
+    assert intercept[late].std() < 1e-9 and intercept[~late].std() < 1e-9
+    assert intercept[late][0] - intercept[~late][0] > np.log(3.0), "tripling a rate needs more than triple odds"
+    assert np.allclose(prob, 1 / (1 + np.exp(-shifted.truth["true_logit"])))
+
+
+@pytest.mark.parametrize(("options", "message"), [
+    ({"conversion_delay": "glacial"}, "conversion delay must be one of fast, slow"),
+    ({"base_rate_shift": 0.0}, "must be a positive number"),
+    ({"base_rate_shift": 20.0}, "would lift the base rate"),
+    ({"quarters": 2, "base_rate_shift": 3.0}, "needs more than 2 quarters"),
+    ({"leak_column": "lead_status"}, "must be a new name"),
+])
+def test_impossible_options_are_refused(options: dict, message: str) -> None:
+    with pytest.raises(DataError, match=message):
+        generate(**{"quarters": 4, "leads_per_quarter": 100, **options})
+
+
+def test_a_leaky_column_reveals_the_outcome_but_is_excluded_from_the_schema(tmp_path) -> None:
+    history = generate(**SMALL, leak_column="last_touch")
+    leads, schema = history.leads, history.schema()
+    rate = leads.groupby("last_touch")["converted"].transform("mean")
+    assert roc_auc_score(leads["converted"], rate) > 0.9
+    shares = leads.groupby("converted")["last_touch"].value_counts(normalize=True).unstack(fill_value=0)
+    assert 0.05 < shares.loc[0, ["Meeting held", "Proposal sent"]].sum() < 0.12, "not a pure column"
+    assert 0.1 < shares.loc[1, "Email opened"] < 0.2 and 0.1 < shares.loc[0, "Email opened"] < 0.2
+    assert schema.excluded["last_touch"] == "post-contact event (leakage)"
+    assert "last_touch" not in schema.feature_names and "last_touch" not in " ".join(history.truth.columns)
+    expected = set(schema.role_columns) | set(schema.feature_names) | set(schema.context) | set(schema.excluded)
+    assert set(leads.columns) == expected
+    plain = generate(**SMALL)
+    pd.testing.assert_frame_equal(leads.drop(columns="last_touch"), plain.leads)
+    paths = write_history(history, tmp_path / "crm.csv")
+    assert load_schema(paths["schema"]) == schema
+    assert read_leads(paths["leads"], schema)["last_touch"].tolist() == leads["last_touch"].tolist()
+
+
+def test_generate_command_passes_the_options_through(tmp_path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "funnel.csv"
+    code = main(["generate", "--quarters", "4", "--leads-per-quarter", "300", "--conversion-delay", "slow",
+                 "--base-rate-shift", "3", "--leak-column", "last_touch", "--out", str(out)])
+    stdout = capsys.readouterr().out
+    assert code == 0 and "(last_touch excluded as leakage)" in stdout
+    assert "last_touch" in pd.read_csv(out).columns
+    assert load_schema(tmp_path / "funnel.schema.yaml").excluded["last_touch"] == "post-contact event (leakage)"
+    truth = pd.read_csv(tmp_path / "funnel.truth.csv")["true_probability"].to_numpy()
+    late = late_quarters(4, 300)
+    assert 2.5 < truth[late].mean() / truth[~late].mean() < 3.5
