@@ -29,6 +29,7 @@ import yaml
 from features.errors import DataError
 from features.factors import FACTOR_LABELS, FACTORS
 from features.loading import parse_dates, read_table, readable_mode
+from features.outcome_window import WindowChoice, choose_window
 from features.schema import (
     DEFAULT_GRADES, FALSE_WORDS, TRUE_WORDS, LeadSchema, normalise_label, schema_from_dict,
 )
@@ -64,8 +65,20 @@ UPDATED_KEYWORDS: list[str] = ["last", "modified", "updated", "activity"]
 CONVERTED_KEYWORDS: list[str] = ["conver", "won", "closed", "close"]
 POSITIVE_WORDS = frozenset({"1", "converted", "won", "closed won", "closed_won", "success", "positive"})
 
-LEAK_AUC = 0.97            # one column alone ranking converted leads this well is too good to be true
-PURE_LEVEL_RATE = 0.99     # a category level where almost every lead converted
+# Leakage found in the data (see _leak_by_values). Each is evidence that a value was written after
+# the outcome was known; a person reviews it, so the thresholds aim at "too good to be a lead fact".
+LEAK_AUC = 0.90            # one column alone ranking converted leads this well is too good to be true
+PURE_RATIO = 0.05          # a level is one-sided when the other class is 20x rarer in it than the base rate predicts
+PURE_MIN_EXPECTED = 25     # ... and the base rate predicts at least this many of the other class in it
+PURE_CLASS_SHARE = 0.15    # one-sided levels together holding this share of one class flag the column
+PRESENCE_CLASS_SHARE = 0.05  # a column filled in one-sidedly for this share of one class is flagged
+FLIP_PRESENT, FLIP_ABSENT = 0.95, 0.20  # filled in for >= 95% of one class and <= 20% of the other
+AFTER_CREATION_SHARE = 0.20  # a date later than the lead's creation in more than this share of rows
+AFTER_CREATION_GRACE = pd.Timedelta(days=1)  # same-day dates (a date without a time) are not "later"
+MAX_LEVELS = 1_000         # per-level evidence is read on columns with at most this many distinct values
+# First words of names of fields that hold the newest state of a lead at export time ("Last Activity",
+# "Latest Stage"): for a lead sales worked on, that is something that happened after contact.
+SNAPSHOT_FIRST_WORDS = ("last", "latest")
 MAX_LISTED_VALUES = 20     # categoricals with at most this many levels get an explicit `values` list
 FREE_TEXT_UNIQUE = 0.5     # more unique strings than this share: free text or an id, not a category
 NUMERIC_SHARE = 0.98       # share of distinct values that must parse for a column to count as numbers or dates
@@ -105,13 +118,14 @@ def infer_schema(frame: pd.DataFrame, *, target: str, id_column: str | None = No
     columns = {c: _read_column(frame[c]) for c in frame.columns if c != target}
     roles = {"id": id_column, "created_at": created_at, "converted_at": converted_at}
     _guess_roles(roles, frame, columns, notes)
+    dates = {role: _dates_of(frame, columns, roles[role]) for role in ("created_at", "converted_at")}
     for col in roles.values():
         columns.pop(col, None)
 
-    features, context, excluded = _place_columns(columns, y, known, notes)
+    features, context, excluded = _place_columns(columns, _Sample.of(y, known, dates["created_at"]), notes)
     base_rate = float(y.mean())
-    window, window_note = _outcome_window(frame, roles["created_at"], roles["converted_at"], is_positive)
-    notes.append(window_note)
+    window = _outcome_window(dates["created_at"], dates["converted_at"], is_positive)
+    notes.append(f"outcome window: {window.note}")
     notes.append(f"converted share {base_rate:.1%} of {int(known.sum()):,} leads; grades A/B/C start at "
                  f"3x, 1.5x and 0.6x that (agree them with sales)")
     if excluded:
@@ -120,7 +134,7 @@ def infer_schema(frame: pd.DataFrame, *, target: str, id_column: str | None = No
         "name": name,
         "roles": {"id": roles["id"], "target": target, "positive_values": positives, "negative_values": negatives,
                   **{k: v for k, v in roles.items() if k != "id" and v}},
-        "outcome_window_days": window,
+        "outcome_window_days": window.days,
         "grades": _grades_for(base_rate),
         "context": context,
         "excluded": excluded,
@@ -150,17 +164,22 @@ def _guess_roles(roles: dict[str, str | None], frame: pd.DataFrame, columns: dic
                          "pass --converted-at to change)")
 
 
-def _place_columns(columns: dict[str, _Column], y: np.ndarray, known: pd.Series,
+def _place_columns(columns: dict[str, _Column], sample: _Sample,
                    notes: list[str]) -> tuple[list[dict[str, Any]], list[str], dict[str, str]]:
-    """Each remaining column becomes a feature, a report context column, or an excluded one with a reason."""
+    """Each remaining column becomes a feature, a report context column, or an excluded one with a reason.
+
+    Only text columns can be context (`lead_source`, `campaign`): a number named like a campaign
+    (contacts made in this campaign) or a flag named like a channel describes the lead, so it stays
+    a feature.
+    """
     features: list[dict[str, Any]] = []
     context: list[str] = []
     excluded: dict[str, str] = {}
     for col, info in columns.items():
-        why = _reason_to_exclude(col, info, y, known)
+        why = _reason_to_exclude(col, info, sample)
         if why:
             excluded[col] = why
-        elif _matching_position(_words(col), CONTEXT_KEYWORDS) is not None:
+        elif info.kind == "categorical" and _matching_position(_words(col), CONTEXT_KEYWORDS) is not None:
             context.append(col)
         else:
             features.append(_feature_dict(col, info))
@@ -203,12 +222,17 @@ def infer_schema_command(args: argparse.Namespace) -> int:
         sys.stdout.write(text)
         return 0
     _write_text_atomic(Path(args.out), text)
-    leaks = [c for c, why in schema.excluded.items() if why.startswith("possible leakage")]
+    leaks = {c: why for c, why in schema.excluded.items() if why.startswith("possible leakage")}
     print(f"wrote {args.out}: {_count(len(schema.features), 'feature')}, "
           f"{_count(len(schema.excluded), 'column')} left out"
           + (f", possible leakage in {', '.join(leaks)}" if leaks else ""))
     for note in notes:
         print(f"  {note}")
+    if leaks:
+        print("  review before training (move a column into `features` only if its value is known when a lead "
+              "arrives):")
+        for col, why in leaks.items():
+            print(f"    {col}: {why.removeprefix('possible leakage, ')}")
     return 0
 
 
@@ -236,9 +260,9 @@ def _excluded_yaml(excluded: dict[str, str]) -> str:
         return "excluded: {}\n"
     lines = [
         "# Columns left out of the model, with the reason. Possible leakage is a guess: a field sales fills",
-        "# in after contact, or one that alone tells converted from not converted, hands the model an",
-        "# answer it will not have when a new lead arrives. Move a column into `features` only if its",
-        "# value is known the moment the lead is created.",
+        "# in after contact, or one whose values, blanks or dates tell converted from not converted, hands",
+        "# the model an answer it will not have when a new lead arrives. Move a column into `features` only",
+        "# if its value is known the moment the lead is created.",
         "excluded:",
     ]
     for col, why in excluded.items():
@@ -366,21 +390,20 @@ def _guess_date_role(dates: dict[str, _Column], keywords: list[str], *, avoid: l
     return None
 
 
-def _outcome_window(frame: pd.DataFrame, created_at: str | None, converted_at: str | None,
-                    positive: pd.Series) -> tuple[int, str]:
-    """Days after creation by which an outcome is final: the 95th percentile delay, rounded up to 30."""
-    default = 90
-    if not (created_at and converted_at):
-        return default, f"outcome window: {default} days (default; no creation and conversion dates to measure)"
-    start = parse_dates(frame[created_at])
-    end = parse_dates(frame[converted_at])
-    delays = ((end - start).dt.total_seconds() / 86_400.0)[positive.astype(bool)].dropna()
-    delays = delays[delays >= 0]
-    if len(delays) < 20:
-        return default, f"outcome window: {default} days (default; too few conversion dates to measure)"
-    p95 = float(np.percentile(delays, 95))
-    window = int(min(730, max(30, math.ceil(p95 / 30) * 30)))
-    return window, f"outcome window: {window} days (95% of conversions came within {p95:.0f} days)"
+def _dates_of(frame: pd.DataFrame, columns: dict[str, _Column], col: str | None) -> pd.Series | None:
+    """A role's dates, reusing the column already read as dates when it was."""
+    if col is None:
+        return None
+    info = columns.get(col)
+    return info.values if info is not None and info.kind == "datetime" else parse_dates(frame[col])
+
+
+def _outcome_window(created: pd.Series | None, converted: pd.Series | None, positive: pd.Series) -> WindowChoice:
+    """Days after creation by which an outcome is final: `choose_window` on converted leads' lags."""
+    if created is None:
+        return WindowChoice(90, math.nan, 0, 0, 0, "90 days (default; no creation dates to measure "
+                                                   "how long conversions take or which leads are mature)")
+    return choose_window(created, None if converted is None else converted.where(positive.astype(bool)))
 
 
 def _grades_for(base_rate: float) -> dict[str, float]:
@@ -434,7 +457,7 @@ def _numeric_column(cast: pd.Series, bad: int, example: str) -> _Column:
     return _Column("integer" if whole else "numeric", cast, bad, example)
 
 
-def _reason_to_exclude(col: str, info: _Column, y: np.ndarray, known: pd.Series) -> str | None:
+def _reason_to_exclude(col: str, info: _Column, sample: _Sample) -> str | None:
     """Why a column cannot be a feature, or None when it can."""
     if info.kind == "empty":
         return "empty, no values"
@@ -444,7 +467,7 @@ def _reason_to_exclude(col: str, info: _Column, y: np.ndarray, known: pd.Series)
     after = _matching_keyword(_words(col), AFTER_CONTACT_KEYWORDS)
     if after:
         return f"possible leakage, sales fills in fields like this after contact (name contains {after})"
-    leak = _leak_by_values(info, known, y)
+    leak = _leak_by_values(info, sample) or _snapshot_field(col, info, sample)
     if leak:
         return leak
     n_present = int(info.values.notna().sum())
@@ -472,28 +495,171 @@ def _feature_dict(col: str, info: _Column) -> dict[str, Any]:
 
 # -- leakage by values -------------------------------------------------------------------------
 
-def _leak_by_values(info: _Column, known: pd.Series, y: np.ndarray) -> str | None:
-    """A column that alone separates converted from not converted almost perfectly is suspect."""
+@dataclass(frozen=True)
+class _Sample:
+    """The rows leakage is judged on: leads with a known outcome, at most SAMPLE_ROWS of them."""
+
+    rows: np.ndarray               # positions in the frame
+    y: np.ndarray                  # converted or not, per sampled row
+    created: pd.Series | None      # creation dates of the sampled rows (index 0..n-1), when known
+
+    @classmethod
+    def of(cls, y: np.ndarray, known: pd.Series, created: pd.Series | None) -> _Sample:
+        rows = np.flatnonzero(known.to_numpy(dtype=bool))
+        if len(rows) > SAMPLE_ROWS:
+            pick = np.sort(np.random.default_rng(0).choice(len(rows), SAMPLE_ROWS, replace=False))
+            rows, y = rows[pick], y[pick]
+        dates = None if created is None else created.iloc[rows].reset_index(drop=True)
+        return cls(rows, y, dates)
+
+    def values(self, info: _Column) -> pd.Series:
+        return info.values.iloc[self.rows].reset_index(drop=True)
+
+
+def _leak_by_values(info: _Column, sample: _Sample) -> str | None:
+    """Evidence in the values that a column was written after the outcome was known, or None.
+
+    Four kinds, each read as "a lead fact would not look like this":
+    - filled in (or blank) depending on the outcome: present for >= 95% of one class and <= 20% of
+      the other (a won date), or present almost only in one class (see one-sided below);
+    - one-sided values: a level is one-sided when the base rate predicts at least 25 leads of the
+      other class in it but at most 1 in 20 of those occur (at a 38% base rate: a conversion rate
+      of 97% or more, or 1.9% or less). A tiny level is no evidence, and a strong real feature (a
+      country with no conversion in 40 leads at a 10% base rate, 4 expected) is not flagged. The
+      column is flagged when its one-sided levels hold >= 15% of the converted or of the lost leads;
+    - a date later than the lead's creation date in more than 20% of the rows that have both;
+    - on its own it ranks converted above lost leads almost perfectly: cross-fitted AUC above 0.90.
+    """
+    y = sample.y
     if y.all() or not y.any():
         return None
-    values = info.values[known]
-    if len(values) > SAMPLE_ROWS:
-        pick = np.random.default_rng(0).choice(len(values), SAMPLE_ROWS, replace=False)
-        values, y = values.iloc[pick], y[pick]
-    codes = _bin_codes(values, info.kind)
-    pure = _pure_level(codes, values, y)
-    if pure is not None:
-        return (f"possible leakage, every lead with value {pure} converted (an outcome field filled in "
-                "later looks like this)")
+    values = sample.values(info)
+    why = _presence_evidence(values.notna().to_numpy(), y)
+    if why is None and info.kind in ("categorical", "boolean", "integer"):
+        why = _one_sided_levels(values, y)
+    if why is None and info.kind == "datetime" and sample.created is not None:
+        why = _after_creation(values, sample.created)
+    if why is None:
+        why = _too_good_a_ranking(values, info.kind, y)
+    return f"possible leakage, {why}" if why else None
+
+
+def _one_side(n: np.ndarray, k: np.ndarray, base: float) -> np.ndarray:
+    """Per level with n leads and k conversions: 1 when (almost) only converted, -1 when only lost, else 0."""
+    n, k = np.asarray(n, dtype=float), np.asarray(k, dtype=float)
+    lost_expected, conv_expected = n * (1 - base), n * base
+    only_conv = (lost_expected >= PURE_MIN_EXPECTED) & (n - k <= PURE_RATIO * lost_expected)
+    only_lost = (conv_expected >= PURE_MIN_EXPECTED) & (k <= PURE_RATIO * conv_expected)
+    return np.where(only_conv, 1, np.where(only_lost, -1, 0))
+
+
+def _presence_evidence(present: np.ndarray, y: np.ndarray) -> str | None:
+    """A column filled in (or left blank) according to the outcome, as a won date or a lost reason is."""
+    n1, n0 = int(y.sum()), int((~y).sum())
+    k1, k0 = int(present[y].sum()), int(present[~y].sum())
+    for (got, total, word), (other, other_total, other_word) in (
+            ((k1, n1, "converted"), (k0, n0, "lost")), ((k0, n0, "lost"), (k1, n1, "converted"))):
+        if got >= FLIP_PRESENT * total and other <= FLIP_ABSENT * other_total:
+            return (f"filled in for {got / total:.0%} of {word} leads ({got:,} of {total:,}) but "
+                    f"{other / other_total:.0%} of {other_word} ones ({other:,} of {other_total:,}): a field filled "
+                    f"in when a lead is {'won' if word == 'converted' else 'lost or disqualified'} looks like this")
+    base = n1 / (n1 + n0)
+    for mask, state in ((present, "filled in"), (~present, "blank")):
+        n, k = int(mask.sum()), int((mask & y).sum())
+        side = int(_one_side(n, k, base))
+        held = k / n1 if side == 1 else (n - k) / n0 if side == -1 else 0.0
+        if held >= PRESENCE_CLASS_SHARE:
+            word = "converted" if side == 1 else "lost"
+            return (f"{state} almost only for {word} leads ({n:,} rows, {k:,} converted; the base rate of "
+                    f"{base:.1%} predicts {n * base:,.0f} converted): an outcome field looks like this")
+    return None
+
+
+def _one_sided_levels(values: pd.Series, y: np.ndarray) -> str | None:
+    """Values that occur (almost) only among converted or only among lost leads, with their counts."""
+    present = values.notna().to_numpy()
+    codes, uniques = pd.factorize(values[present])
+    if len(uniques) > MAX_LEVELS or len(uniques) == 0:
+        return None
+    y_present = y[present]
+    n = np.bincount(codes, minlength=len(uniques))
+    k = np.bincount(codes, weights=y_present.astype(float), minlength=len(uniques))
+    n1, n0 = int(y.sum()), int((~y).sum())
+    side = _one_side(n, k, n1 / len(y))
+    held_conv = k[side == 1].sum() / n1
+    held_lost = (n - k)[side == -1].sum() / n0
+    if max(held_conv, held_lost) < PURE_CLASS_SHARE:
+        return None
+    parts = []
+    for wanted, word in ((1, "converted"), (-1, "lost")):
+        levels = np.flatnonzero(side == wanted)
+        if not len(levels):
+            continue
+        levels = levels[np.argsort(-n[levels], kind="stable")]
+        shown = ", ".join(repr(str(_plain(uniques[i]))) for i in levels[:3])
+        more = f" and {len(levels) - 3} more" if len(levels) > 3 else ""
+        total, conv = int(n[levels].sum()), int(k[levels].sum())
+        almost = "only" if (conv == total if wanted == 1 else conv == 0) else "almost only"
+        if wanted == 1:
+            verb = "value {} occurs" if len(levels) == 1 else "values {} occur"
+            parts.append(f"{verb.format(shown + more)} {almost} among converted leads "
+                         f"({conv:,} of {total:,} converted)")
+        else:
+            parts.append(f"{shown}{more} {almost} among lost ones ({conv:,} of {total:,} converted)")
+    return "; ".join(parts) + ": an outcome field filled in later looks like this"
+
+
+def _after_creation(values: pd.Series, created: pd.Series) -> str | None:
+    """A date that falls after the lead was created, in many rows: filled in after the lead arrived."""
+    both = (values.notna() & created.notna()).to_numpy()
+    if both.sum() < 20:
+        return None
+    gap = values[both] - created[both]
+    later = (gap > AFTER_CREATION_GRACE).to_numpy()
+    share = later.mean()
+    if share <= AFTER_CREATION_SHARE:
+        return None
+    median = gap[later].median() / pd.Timedelta(days=1)
+    return (f"later than the lead's creation date in {share:.0%} of rows ({int(later.sum()):,} of "
+            f"{int(both.sum()):,}, typically {median:,.0f} days later): filled in after the lead arrived")
+
+
+def _too_good_a_ranking(values: pd.Series, kind: str, y: np.ndarray) -> str | None:
+    codes = _bin_codes(values, kind)
     auc = _cross_fitted_auc(codes, y)
-    if info.kind in ("integer", "numeric", "datetime"):
+    if kind in ("integer", "numeric", "datetime"):
         numbers = _as_numbers(values)
         auc = max(auc, _separation(np.nan_to_num(numbers, nan=-np.inf), y),
                   _separation(np.nan_to_num(numbers, nan=np.inf), y))
     if auc > LEAK_AUC:
-        return (f"possible leakage, on its own it separates converted leads almost perfectly (AUC {auc:.3f}, "
-                "an outcome field filled in later looks like this)")
+        return (f"on its own it separates converted leads almost perfectly (AUC {auc:.3f}, an outcome field "
+                "filled in later looks like this)")
     return None
+
+
+def _snapshot_field(col: str, info: _Column, sample: _Sample) -> str | None:
+    """A text or date field named for the lead's newest state ("Last Activity"): written up to the export.
+
+    Its values need not separate the outcome to leak: for leads sales worked on, the last activity
+    is a call or an SMS after first contact. The reason shows the values whose conversion rates
+    depart most from the base rate, so a person can judge.
+    """
+    words = _words(col)
+    if not words or words[0] not in SNAPSHOT_FIRST_WORDS or info.kind not in ("categorical", "datetime"):
+        return None
+    why = (f"possible leakage, a '{words[0]} ...' field holds the lead's newest state when the file was exported, "
+           "which for leads sales worked on is after contact")
+    if info.kind != "categorical":
+        return why
+    values, y = sample.values(info), sample.y
+    present = values.notna().to_numpy()
+    rates = pd.DataFrame({"value": values[present].to_numpy(), "y": y[present]}).groupby("value")["y"].agg(
+        ["size", "mean"])
+    base = float(y.mean())
+    rates["weight"] = rates["size"] * (rates["mean"] - base).abs()
+    top = rates.sort_values("weight", ascending=False).head(3)
+    shown = ", ".join(f"{str(v)!r} {r['mean']:.0%} of {int(r['size']):,}" for v, r in top.iterrows())
+    return f"{why} (converted by value: {shown}; {base:.0%} overall)"
 
 
 def _bin_codes(values: pd.Series, kind: str) -> np.ndarray:
@@ -508,23 +674,10 @@ def _bin_codes(values: pd.Series, kind: str) -> np.ndarray:
 
 def _as_numbers(values: pd.Series) -> np.ndarray:
     if pd.api.types.is_datetime64_any_dtype(values):
-        out = values.astype("int64").astype(float).to_numpy()
+        out = values.astype("int64").to_numpy(dtype=float, copy=True)
         out[values.isna().to_numpy()] = np.nan
         return out
     return pd.to_numeric(values, errors="coerce").astype(float).to_numpy()
-
-
-def _pure_level(codes: np.ndarray, values: pd.Series, y: np.ndarray) -> Any:
-    """A level (not missing) holding a sizeable share of the conversions where nearly all converted."""
-    if values.dtype.kind == "f" or pd.api.types.is_datetime64_any_dtype(values):
-        return None
-    n_pos = int(y.sum())
-    counts = np.bincount(codes)
-    wins = np.bincount(codes, weights=y.astype(float), minlength=len(counts))
-    for code in range(1, len(counts)):
-        if counts[code] >= max(10, 0.05 * n_pos) and wins[code] / counts[code] >= PURE_LEVEL_RATE:
-            return _plain(values.iloc[int(np.argmax(codes == code))])
-    return None
 
 
 def _cross_fitted_auc(codes: np.ndarray, y: np.ndarray) -> float:

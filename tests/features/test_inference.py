@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
 import numpy as np
@@ -9,7 +10,7 @@ import pandas as pd
 import pytest
 
 from features.errors import DataError
-from features.inference import guess_factor, infer_schema, schema_yaml
+from features.inference import guess_factor, infer_schema, infer_schema_command, schema_yaml
 from features.loading import read_table
 from features.schema import LeadSchema, load_schema
 from features.synthetic import bundled_schema
@@ -80,15 +81,42 @@ def test_planted_leaks_are_flagged_and_left_out(drafted: tuple[LeadSchema, list[
         assert schema.excluded[column].startswith("possible leakage"), column
     assert "after contact (name contains status)" in schema.excluded["Lead Status"]
     assert "(name contains deal)" in schema.excluded["Deal Amount"]
-    assert "every lead with value A converted" in schema.excluded["Account Flag"]
+    assert "value 'A' occurs only among converted leads" in schema.excluded["Account Flag"]
 
 
 def test_a_neutrally_named_column_that_gives_the_answer_away_is_flagged() -> None:
     frame = crm_export()
-    frame = frame.rename(columns={"Deal Amount": "Amount"})
+    converted = frame["Converted"] == "Yes"
+    frame["Engagement Index"] = (np.where(converted, 2.0, 0.0)
+                                 + np.random.default_rng(1).normal(0, 0.6, len(frame))).round(3)
     schema, _ = infer_schema(frame, target="Converted")
-    assert schema.excluded["Amount"].startswith("possible leakage, on its own it separates converted leads")
-    assert "AUC 1.000" in schema.excluded["Amount"]
+    assert schema.excluded["Engagement Index"].startswith(
+        "possible leakage, on its own it separates converted leads almost perfectly (AUC 0.9")
+
+
+def test_a_field_filled_in_only_for_won_leads_is_flagged() -> None:
+    frame = crm_export().rename(columns={"Deal Amount": "Amount"})
+    converted = frame["Converted"] == "Yes"
+    created = pd.to_datetime(frame["Created Date"])
+    frame["Signed On"] = (created + pd.Timedelta(days=12)).dt.strftime("%Y-%m-%d").where(converted)
+    schema, _ = infer_schema(frame, target="Converted")
+    n = int(converted.sum())
+    for column in ("Amount", "Signed On"):
+        assert column not in schema.feature_names
+        assert schema.excluded[column] == (
+            f"possible leakage, filled in for 100% of converted leads ({n} of {n}) but 0% of lost ones "
+            f"(0 of {len(frame) - n}): a field filled in when a lead is won looks like this")
+
+
+def test_a_date_filled_in_after_the_lead_arrived_is_flagged() -> None:
+    frame = crm_export()
+    created = pd.to_datetime(frame["Created Date"])
+    later = np.random.default_rng(2).random(len(frame)) < 0.6
+    frame["Demo Date"] = (created + pd.to_timedelta(np.where(later, 9, -30), unit="D")).dt.strftime("%Y-%m-%d %H:%M")
+    schema, _ = infer_schema(frame, target="Converted")
+    assert schema.excluded["Demo Date"].startswith(
+        f"possible leakage, later than the lead's creation date in {later.mean():.0%} of rows "
+        f"({later.sum()} of {len(frame)}, typically 9 days later): filled in after the lead arrived")
 
 
 def test_ids_free_text_and_constants_are_dropped_with_a_reason(drafted: tuple[LeadSchema, list[str]]) -> None:
@@ -131,6 +159,98 @@ def test_synthetic_export_drafts_the_bundled_definition(history_files: dict[str,
     assert (schema.id_column, schema.created_at, schema.converted_at) == ("lead_id", "created_at", "converted_at")
     assert schema.context == bundled.context
     assert schema.outcome_window_days == 90
+
+
+def post_contact_export(n: int = 6_000, seed: int = 5) -> pd.DataFrame:
+    """Leads with a 15% base rate, real features of varying strength and one post-contact event column."""
+    rng = np.random.default_rng(seed)
+    country = rng.choice(["DE", "FR", "NL", "Mars"], n, p=[0.5, 0.3, 0.193, 0.007])
+    visits = rng.poisson(3, n)
+    logit = -2.2 + 1.6 * (country == "DE") - 0.8 * (country == "NL") + 0.35 * visits
+    logit = np.where(country == "Mars", -9.0, logit)     # 40 leads, none converts: strong, not leakage
+    converted = rng.random(n) < 1 / (1 + np.exp(-logit))
+    won_touch = rng.choice(["Meeting held", "Proposal sent", "Email opened"], n, p=[0.45, 0.4, 0.15])
+    lost_touch = rng.choice(["Email bounced", "No answer", "Email opened"], n, p=[0.35, 0.45, 0.2])
+    return pd.DataFrame({
+        "lead_id": [f"L{i:05d}" for i in range(n)],
+        "country": country,
+        "visits": visits,
+        "touch": np.where(converted, won_touch, lost_touch),
+        "converted": converted.astype(int),
+    })
+
+
+def test_a_post_contact_event_column_with_an_innocent_name_is_flagged_by_its_values() -> None:
+    frame = post_contact_export()
+    schema, _ = infer_schema(frame, target="converted")
+    converted = frame["converted"] == 1
+    won = frame["touch"].isin(["Meeting held", "Proposal sent"])
+    lost = frame["touch"].isin(["Email bounced", "No answer"])
+    assert "touch" not in schema.feature_names
+    assert schema.excluded["touch"] == (
+        f"possible leakage, values 'Meeting held', 'Proposal sent' occur only among converted leads "
+        f"({int((won & converted).sum()):,} of {int(won.sum()):,} converted); 'No answer', 'Email bounced' only "
+        f"among lost ones (0 of {int(lost.sum()):,} converted): an outcome field filled in later looks like this")
+
+
+def test_strong_real_features_are_kept() -> None:
+    # country: one level converts at 2.6x the base rate and a 40-lead level never converts;
+    # visits: a clear trend. Neither is too good to be a fact known when the lead arrives.
+    schema, _ = infer_schema(post_contact_export(), target="converted")
+    assert {"country", "visits"} <= set(schema.feature_names)
+    assert set(schema.excluded) == {"touch"}
+
+
+def test_only_text_columns_are_report_context() -> None:
+    frame = crm_export()
+    frame["campaign"] = np.random.default_rng(4).integers(1, 12, len(frame)).astype(str)  # contacts this campaign
+    frame["Campaign Name"] = np.random.default_rng(5).choice(["spring", "summer"], len(frame))
+    frame["Paid Channel"] = np.random.default_rng(6).choice(["yes", "no"], len(frame))
+    schema, _ = infer_schema(frame, target="Converted")
+    assert schema.context == ("Lead Source", "Campaign Name")
+    assert schema.feature("campaign").type == "integer"
+    assert schema.feature("Paid Channel").type == "boolean"
+
+
+def slow_export(n: int = 8_000, seed: int = 11) -> pd.DataFrame:
+    """9.5 months of leads; a marketing funnel whose conversions arrive up to 9 months after first contact."""
+    rng = np.random.default_rng(seed)
+    created = pd.Timestamp("2024-01-01") + pd.to_timedelta(rng.random(n) * 290, unit="D")
+    lag = np.clip(np.exp(rng.normal(np.log(60), 0.8, n)), 1, 270)
+    converted_at = created + pd.to_timedelta(lag, unit="D")
+    converted = (rng.random(n) < 0.12) & (converted_at <= created.max())
+    return pd.DataFrame({
+        "lead_id": [f"L{i:05d}" for i in range(n)],
+        "created_at": created.strftime("%Y-%m-%d %H:%M"),
+        "industry": rng.choice(["software", "retail"], n),
+        "converted": converted.astype(int),
+        "converted_at": converted_at.where(converted).strftime("%Y-%m-%d %H:%M"),
+    })
+
+
+def test_the_outcome_window_leaves_half_the_leads_mature_and_the_notes_say_what_it_covers() -> None:
+    frame = slow_export()
+    schema, notes = infer_schema(frame, target="converted")
+    created = pd.to_datetime(frame["created_at"])
+    end = max(created.max(), pd.to_datetime(frame["converted_at"]).max())
+    assert (created <= end - pd.Timedelta(days=schema.outcome_window_days)).mean() >= 0.5
+    assert 60 <= schema.outcome_window_days < 180
+    note = next(n for n in notes if n.startswith("outcome window: "))
+    assert note.startswith(f"outcome window: {schema.outcome_window_days} days: covers ")
+    assert "% of conversions;" in note and "90% coverage would need" in note
+    assert f"# {note}" in schema_yaml(schema, header=notes)
+
+
+def test_the_console_lists_each_flagged_column_with_its_evidence(tmp_path: Path,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    data = tmp_path / "leads.csv"
+    post_contact_export().to_csv(data, index=False)
+    args = argparse.Namespace(data=str(data), target="converted", id_column=None, created_at=None,
+                              converted_at=None, positive=None, out=str(tmp_path / "leads.schema.yaml"))
+    assert infer_schema_command(args) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[0].endswith("1 column left out, possible leakage in touch")
+    assert "    touch: values 'Meeting held', 'Proposal sent' occur only among converted leads (" in out
 
 
 def test_explicit_roles_and_positive_values_win() -> None:
