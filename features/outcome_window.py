@@ -117,6 +117,12 @@ def choose_window(created: pd.Series, converted: pd.Series | None, *, as_of: pd.
     data; when none does, the shortest. Without conversion dates (or fewer than 20 lags) the
     window is `default` days, shortened the same way when the export is too young for it.
     """
+    if converted is None:
+        # No conversion dates at all: nothing says how long conversions take, and nothing says which
+        # recorded "not converted" is still open. The export's outcomes are taken as final (window 0).
+        n = int(pd.to_datetime(created, errors="coerce").notna().sum())
+        return WindowChoice(0, math.nan, n, 0, n, "0 days: no conversion dates, so each outcome is taken as the "
+                            "export records it; set outcome_window_days if young leads may still convert")
     start, end, as_of = _known_at(created, converted, as_of)
     options = window_options(start, end, as_of=as_of,
                              candidates=[d for d in candidates if d >= MIN_DAYS] or [MIN_DAYS])

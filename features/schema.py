@@ -248,8 +248,9 @@ def schema_from_dict(raw: Any, *, source: str = "schema") -> LeadSchema:
             raise SchemaError(f"{source}: roles.{role} must be a column name", field=f"roles.{role}")
 
     window = raw.get("outcome_window_days", 90)
-    if not isinstance(window, int) or isinstance(window, bool) or window <= 0:
-        raise SchemaError(f"{source}: outcome_window_days must be a positive whole number of days, got {window!r}",
+    # 0 means the export records final outcomes (no conversion dates: every recorded outcome is taken as final).
+    if not isinstance(window, int) or isinstance(window, bool) or window < 0:
+        raise SchemaError(f"{source}: outcome_window_days must be a whole number of days (0 or more), got {window!r}",
                           field="outcome_window_days")
 
     features_raw = raw.get("features")

@@ -32,7 +32,8 @@ from features.schema import LeadSchema
 from serving.bundle import Bundle
 from training import plots, tracking
 from training.metrics import Evaluation, evaluate
-from training.model import fit_lightgbm, make_bundle, raw_scores
+from training.family import choose_recipe, fit_calibrated
+from training.model import make_bundle, raw_scores
 from training.pipeline import MIN_EVAL_POSITIVES, MIN_TRAIN_POSITIVES, load_history
 from training.splits import Labelled, label_at, time_split
 
@@ -151,7 +152,8 @@ def backtest_command(args: argparse.Namespace) -> int:
 
 def fit_as_of(frame: pd.DataFrame, schema: LeadSchema, as_of: pd.Timestamp, *,
               params: dict[str, Any] | None = None, seed: int = 0) -> Fitted:
-    """Fit and calibrate in memory on what was known at `as_of` (no test quarter is held out)."""
+    """Fit, choose the family and calibrate in memory on what was known at `as_of`, exactly as `train`
+    refits the served model (no test quarter is held out)."""
     split = time_split(label_at(frame, schema, as_of), schema, with_test=False, seed=seed)
     for part, y, needed in (("train", split.y_train, MIN_TRAIN_POSITIVES),
                             ("calibration", split.y_valid, MIN_EVAL_POSITIVES)):
@@ -159,9 +161,14 @@ def fit_as_of(frame: pd.DataFrame, schema: LeadSchema, as_of: pd.Timestamp, *,
         if pos < needed or len(y) - pos < needed:
             raise TrainingError(f"too little mature data at {as_of:%Y-%m-%d}: the {part} set has {pos:,} "
                                 f"converted of {len(y):,}, need at least {needed} of each class")
-    fitted = fit_lightgbm(split.train, split.y_train, split.valid, split.y_valid, schema, params=params, seed=seed)
-    bundle = make_bundle(fitted, split.valid, split.y_valid, schema, metadata={"as_of": as_of.isoformat()},
-                         seed=seed)
+    fold = split.folds[0]
+    pool, y = split.frame, split.y
+    learn = np.setdiff1d(fold.fit, fold.select, assume_unique=True)
+    recipe, chooser = choose_recipe(pool.iloc[learn], y[learn], pool.iloc[fold.select], y[fold.select], schema,
+                                    params=params, seed=seed)
+    calibrated = fit_calibrated(pool.iloc[fold.fit], y[fold.fit], np.searchsorted(fold.fit, fold.select), schema,
+                                recipe, seed=seed, chooser=chooser)
+    bundle = make_bundle(calibrated, schema, metadata={"as_of": as_of.isoformat()}, background=pool)
     prior = float(np.concatenate([split.y_train, split.y_valid]).mean())
     return Fitted(bundle=bundle, as_of=as_of, prior=prior, n_train=len(split.y_train), n_valid=len(split.y_valid))
 

@@ -129,7 +129,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="train, calibrate, evaluate, register and maybe promote a model")
     p.add_argument("--data", default="data/leads.parquet")
     p.add_argument("--schema")
-    p.add_argument("--as-of", dest="as_of", help="train on outcomes known by this date (default: the data's end)")
+    p.add_argument("--as-of", dest="as_of",
+                   help="train on outcomes known by this date (default: the export date)")
+    p.add_argument("--export-date", dest="export_date",
+                   help="when the export was taken (default: its newest creation or conversion date)")
     p.add_argument("--promote", choices=["auto", "never", "force"], default="auto")
     p.add_argument("--models-dir", default="models", help="where bundles are exported")
     p.set_defaults(handler=_train)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import lightgbm as lgb
 import numpy as np
@@ -13,7 +13,9 @@ import pandas as pd
 from features.encoding import LeadEncoder
 from features.schema import LeadSchema
 from serving.bundle import Bundle
-from training.calibrate import fit_calibrator
+
+if TYPE_CHECKING:
+    from training.family import Calibrated
 
 _logger = logging.getLogger(__name__)
 
@@ -81,16 +83,25 @@ def size_params(n_rows: int) -> dict[str, Any]:
     return {"num_threads": 0}
 
 
-def raw_scores(fitted: FittedModel | Bundle, frame: pd.DataFrame) -> np.ndarray:
-    return fitted.booster.predict(fitted.encoder.transform(frame), raw_score=True)
+def raw_scores(model: FittedModel | Bundle, frame: pd.DataFrame) -> np.ndarray:
+    """Log-odds for a DataFrame of leads, from a bundle (any family) or a bare LightGBM fit."""
+    X = model.encoder.transform(frame)
+    if isinstance(model, Bundle):
+        return model.raw_scores(X)
+    return model.booster.predict(X, raw_score=True)
 
 
-def make_bundle(fitted: FittedModel, calib: pd.DataFrame, y_calib: np.ndarray, schema: LeadSchema,
-                metadata: dict[str, Any], *, seed: int = 0) -> Bundle:
-    """Calibrate on held-out leads and compute the explanation baseline (TreeSHAP's expected value)."""
-    raw = raw_scores(fitted, calib)
-    calibrator = fit_calibrator(raw, y_calib, seed=seed)
-    one = fitted.encoder.transform(calib.iloc[:1])
-    baseline = float(fitted.booster.predict(one, pred_contrib=True)[0, -1])
-    return Bundle(booster=fitted.booster, schema=schema, encoder=fitted.encoder, calibrator=calibrator,
-                  baseline_raw=baseline, metadata=dict(metadata))
+def make_bundle(calibrated: Calibrated, schema: LeadSchema, metadata: dict[str, Any], *,
+                background: pd.DataFrame) -> Bundle:
+    """The served bundle: the calibrated model plus its explanation baseline (the blended expected value:
+    TreeSHAP's for the trees, the mean term sum for the logistic part)."""
+    parts = calibrated.components
+    weight = parts.tree_weight
+    baseline = 0.0
+    if parts.booster is not None and weight > 0:
+        one = parts.encoder.transform(background.iloc[:1])
+        baseline += weight * float(parts.booster.predict(one, pred_contrib=True)[0, -1])
+    if parts.linear is not None and weight < 1:
+        baseline += (1.0 - weight) * parts.linear.expected_value
+    return Bundle(booster=parts.booster, schema=schema, encoder=parts.encoder, calibrator=calibrated.calibrator,
+                  baseline_raw=baseline, metadata=dict(metadata), linear=parts.linear, tree_weight=weight)

@@ -16,7 +16,7 @@ import argparse
 import hashlib
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -31,9 +31,15 @@ from serving.bundle import Bundle
 from training import tracking
 from training.baseline import fit_baseline
 from training.metrics import Evaluation, evaluate
-from training.model import FittedModel, fit_lightgbm, make_bundle, raw_scores
+from features.encoding import LeadEncoder
+from training.calibrate import fit_calibrator
+from training.family import (
+    CROSS_FIT_MAX_ROWS, Calibrated, Recipe, choose_recipe, fit_calibrated, fit_components,
+)
+from training.linear import log_loss_from_raw
+from training.model import make_bundle, raw_scores
 from training.promotion import MODES, Decision, PromotionSettings, decide
-from training.record import bundle_metadata, run_metrics, run_params, write_artifacts
+from training.record import label_text, bundle_metadata, run_metrics, run_params, write_artifacts
 from training.report import factor_importance
 from training.splits import Split, SplitReport, label_at, time_split
 
@@ -62,22 +68,42 @@ class TrainResult:
     calibration: str
     seconds: float
     timings: dict[str, float]
+    family: str = "lightgbm"
+    tree_weight: float = 1.0
+    folds: list[dict[str, Any]] = field(default_factory=list)
+    calibration_source: str = ""
 
     def summary(self) -> str:
         """The few lines a person reads after `leadscore train`."""
         r = self.report
         left = "; ".join(f"{n:,} {why}" for why, n in r.left_out.items()) or "none"
+        family = {"lightgbm": f"LightGBM, {self.best_iteration} trees", "logistic": "regularised logistic model",
+                  "blend": f"blend in log-odds: {self.tree_weight:.0%} LightGBM ({self.best_iteration} trees), "
+                           f"{1 - self.tree_weight:.0%} logistic"}[self.family]
         lines = [
             (f"trained lead-conversion version {self.version} as of {_day(r.as_of)} in {self.seconds:.0f}s "
-             f"({self.best_iteration} trees, {self.calibration} calibration)"),
+             f"({family}; {self.calibration} calibration)"),
+        ]
+        if r.as_of_source:
+            lines.append(f"  as of: {_day(r.as_of)}, {r.as_of_source}")
+        lines += [
+            f"  label: {label_text(r.outcome_window_days)} (the schema's outcome_window_days)",
             f"  rows: {r.n_rows:,} read, {r.n_used:,} used, {r.n_left_out:,} left out ({left})",
-            (f"  split ({r.method}): train {_span(r.train_window)} {r.n_train:,} leads, calibration "
+            (f"  split ({r.method}): train {_span(r.train_window)} {r.n_train:,} leads, valid "
              f"{r.valid_quarter or _span(r.valid_window)} {r.n_valid:,}, test "
              f"{r.test_quarter or _span(r.test_window)} {r.n_test:,} ({r.positives_test:,} converted)"),
         ]
+        if len(self.folds) > 1:
+            aucs = np.array([f["roc_auc"] for f in self.folds], dtype=float)
+            losses = np.array([f["log_loss"] for f in self.folds], dtype=float)
+            lines.append(f"  rolling origin, {len(self.folds)} folds: ROC AUC {np.nanmean(aucs):.4f} "
+                         f"± {np.nanstd(aucs):.4f}, log loss {np.nanmean(losses):.4f} ± {np.nanstd(losses):.4f} "
+                         "(mean ± spread across folds)")
+        lines.append(f"  served model: refitted on all {r.n_used:,} used leads; calibration "
+                     f"{self.calibration_source}")
         if r.note:
             lines.append(f"  note: {r.note}")
-        lines.append(f"  {'test quarter':<16}{'ROC AUC':>9}{'PR AUC':>9}{'log loss':>10}{'ECE':>8}{'lift@10%':>10}")
+        lines.append(f"  {'test leads':<16}{'ROC AUC':>9}{'PR AUC':>9}{'log loss':>10}{'ECE':>8}{'lift@10%':>10}")
         for name, ev in self.evaluations.items():
             if ev is None:
                 continue
@@ -94,7 +120,7 @@ class TrainResult:
 def train(data_path: str | Path, schema_path: str | Path | None = None, as_of: str | pd.Timestamp | None = None,
           promote: str = "auto", models_dir: str | Path = "models", tracking_uri: str | None = None, *,
           params: dict[str, Any] | None = None, seed: int = 0,
-          settings: PromotionSettings | None = None) -> TrainResult:
+          settings: PromotionSettings | None = None, export_date: str | pd.Timestamp | None = None) -> TrainResult:
     """Train, evaluate, track, register and (per `promote`) promote one model. See the module doc."""
     clock = _Clock()
     if promote not in MODES:
@@ -104,8 +130,9 @@ def train(data_path: str | Path, schema_path: str | Path | None = None, as_of: s
     schema = schema_for(data_path, schema_path)
     frame = load_history(data_path, schema)
     clock.lap("load")
-    split = time_split(label_at(frame, schema, _parse_as_of(as_of)), schema, seed=seed)
-    check_split(split)
+    split = time_split(label_at(frame, schema, _parse_as_of(as_of), export_date=_parse_as_of(export_date, "export_date")),
+                       schema, seed=seed)
+    check_split(split, frame, schema)
     clock.lap("split")
     candidate = fit_and_evaluate(split, schema, params=params, seed=seed, clock=clock)
     data_sha = file_sha256(data_path)
@@ -124,7 +151,7 @@ def train(data_path: str | Path, schema_path: str | Path | None = None, as_of: s
             bundle = candidate.bundle
             bundle.metadata = bundle_metadata(version=tracking.next_version(client), run_id=run_id,
                                               report=split.report, model_eval=candidate.evaluations["model"],
-                                              fitted=candidate.fitted, bundle=bundle, data_sha=data_sha)
+                                              candidate=candidate, bundle=bundle, data_sha=data_sha)
             drift = _drift_table(frame, split, schema)
             importance = factor_importance(bundle, split.test, seed=seed)
             artifacts = scratch_path / "artifacts"
@@ -132,9 +159,9 @@ def train(data_path: str | Path, schema_path: str | Path | None = None, as_of: s
                             evaluations=candidate.evaluations, importance=importance, drift=drift, frame=frame,
                             decision=decision, data_name=data_path.name, data_sha=data_sha)
             clock.lap("reports")
-            tracking.log_params(run_params(split.report, candidate.fitted, bundle, schema, data_path, data_sha,
+            tracking.log_params(run_params(split.report, candidate, bundle, schema, data_path, data_sha,
                                            promote, settings, champion_before))
-            tracking.log_metrics(run_metrics(candidate.evaluations, drift))
+            tracking.log_metrics(run_metrics(candidate.evaluations, drift, candidate.folds))
             tracking.log_artifacts(artifacts)
             mlflow.set_tags({"leadscore.decision": decision.reason, "leadscore.promoted": str(decision.promote)})
             version, bundle_dir = _register_and_export(client, bundle, run_id, decision, split.report,
@@ -146,13 +173,16 @@ def train(data_path: str | Path, schema_path: str | Path | None = None, as_of: s
     return TrainResult(run_id=run_id, version=version, promoted=decision.promote, decision=decision.reason,
                        bundle_dir=bundle_dir, tracking_uri=uri, report=split.report,
                        evaluations=candidate.evaluations, champion_before=champion_before,
-                       best_iteration=candidate.fitted.best_iteration, calibration=bundle.calibrator.method,
+                       best_iteration=candidate.deployed.components.rounds, calibration=bundle.calibrator.method,
+                       family=candidate.recipe.family, tree_weight=candidate.recipe.tree_weight,
+                       folds=candidate.folds, calibration_source=candidate.deployed.method,
                        seconds=clock.total, timings=dict(clock.marks))
 
 
 def train_command(args: argparse.Namespace) -> int:
     """`leadscore train`: run `train` and print its summary; errors become one line (exit 2) in the CLI."""
-    result = train(args.data, args.schema, args.as_of, args.promote, args.models_dir)
+    result = train(args.data, args.schema, args.as_of, args.promote, args.models_dir,
+                   export_date=getattr(args, "export_date", None))
     print(result.summary())
     return 0
 
@@ -171,57 +201,141 @@ def load_history(data_path: Path, schema: LeadSchema) -> pd.DataFrame:
     return frame
 
 
-def check_split(split: Split) -> None:
-    """Refuse to train a model nobody should trust: one class, or too few conversions to learn or judge."""
+def check_split(split: Split, frame: pd.DataFrame | None = None, schema: LeadSchema | None = None) -> None:
+    """Refuse to train a model nobody should trust: one class, or too few conversions to learn or judge.
+
+    With the lead file and schema at hand, the refusal says which outcome window would leave enough.
+    """
     r = split.report
-    y_all = np.concatenate([split.y_train, split.y_valid, split.y_test])
-    if len(y_all) == 0:
+    if len(split.y) == 0:
         reasons = "; ".join(f"{n:,} {why}" for why, n in r.left_out.items())
-        raise TrainingError(f"no lead has a known outcome at as-of {_day(r.as_of)} ({reasons})", field="as_of")
-    positives = int(y_all.sum())
-    if positives == 0 or positives == len(y_all):
+        raise TrainingError(f"no lead has a known outcome at as-of {_day(r.as_of)} ({reasons})"
+                            f"{_window_hint(frame, schema, r)}", field="as_of")
+    positives = int(split.y.sum())
+    if positives == 0 or positives == len(split.y):
         kind = "converted" if positives else "not converted"
-        raise TrainingError(f"only one class: all {len(y_all):,} labelled leads are {kind}; "
-                            "training needs both converted and not-converted leads", field="target")
-    where = {"train": (split.y_train, MIN_TRAIN_POSITIVES, _span(r.train_window)),
-             "calibration": (split.y_valid, MIN_EVAL_POSITIVES, r.valid_quarter or _span(r.valid_window)),
-             "test": (split.y_test, MIN_EVAL_POSITIVES, r.test_quarter or _span(r.test_window))}
-    for part, (y, needed, span) in where.items():
-        pos, neg = int(y.sum()), int(len(y) - y.sum())
-        if pos < needed or neg < needed:
-            raise TrainingError(f"too few leads to {'learn' if part == 'train' else 'judge'} from: the {part} "
-                                f"set ({span}) has {pos:,} converted and {neg:,} not converted, need at least "
-                                f"{needed} of each (use more history or a later --as-of)", field="target")
+        raise TrainingError(f"only one class: all {len(split.y):,} labelled leads are {kind}; "
+                            f"training needs both converted and not-converted leads{_window_hint(frame, schema, r)}",
+                            field="target")
+    for fold in split.folds:
+        where = {"train": (split.y[fold.fit], MIN_TRAIN_POSITIVES, _positions_span(split, fold.fit, schema)),
+                 "valid": (split.y[fold.select], MIN_EVAL_POSITIVES, _positions_span(split, fold.select, schema)),
+                 "test": (split.y[fold.score], MIN_EVAL_POSITIVES, fold.label)}
+        for part, (y, needed, span) in where.items():
+            if part == "test" and not len(fold.score):
+                continue
+            pos, neg = int(y.sum()), int(len(y) - y.sum())
+            if pos < needed or neg < needed:
+                raise TrainingError(f"too few leads to {'learn' if part == 'train' else 'judge'} from: the {part} "
+                                    f"set ({span}) has {pos:,} converted and {neg:,} not converted, need at least "
+                                    f"{needed} of each (use more history or a later --as-of"
+                                    f"{_window_hint(frame, schema, r)})", field="target")
+
+
+def _positions_span(split: Split, positions: np.ndarray, schema: LeadSchema | None) -> str:
+    """'2017-06-14..2017-11-04' for those leads, or their count when there are no dates."""
+    column = schema.created_at if schema is not None else None
+    if not len(positions) or not column or column not in split.frame.columns:
+        return f"{len(positions):,} leads"
+    when = pd.to_datetime(split.frame[column].iloc[positions], errors="coerce")
+    return f"{when.min():%Y-%m-%d}..{when.max():%Y-%m-%d}"
+
+
+def _window_hint(frame: pd.DataFrame | None, schema: LeadSchema | None, report: SplitReport) -> str:
+    """'; an outcome window of 120 days would leave ...' when a shorter window would work, else ''."""
+    if frame is None or schema is None or not (schema.created_at and schema.converted_at) or report.as_of is None:
+        return ""
+    from features.outcome_window import choose_window
+
+    choice = choose_window(frame[schema.created_at], frame[schema.converted_at], as_of=report.as_of)
+    if choice.days >= schema.outcome_window_days:
+        return ""
+    return f"; or set outcome_window_days: {choice.days} in the schema ({choice.note})"
 
 
 @dataclass
 class Candidate:
-    """The freshly trained model with its baseline, both scored on the test quarter."""
+    """The served model (refitted on every used lead) and how its recipe scored where it was judged.
 
-    fitted: FittedModel
+    `scored["model"]` holds, for every test lead, the probability from the model the same recipe
+    fitted on the leads before it (the evaluated model), so the figures are honest for the refit.
+    """
+
+    deployed: Calibrated
+    recipe: Recipe
     bundle: Bundle
     scored: dict[str, np.ndarray]
     evaluations: dict[str, Evaluation | None]
     groups: pd.Series | None
+    folds: list[dict[str, Any]] = field(default_factory=list)
+    evaluated_rounds: int = 0
+
+    @property
+    def fitted(self) -> Calibrated:  # the name older callers use
+        return self.deployed
 
 
 def fit_and_evaluate(split: Split, schema: LeadSchema, *, params: dict[str, Any] | None = None, seed: int = 0,
                      clock: _Clock | None = None) -> Candidate:
-    """LightGBM (early-stopped on valid), its calibration (on valid) and the logistic baseline, scored on test."""
+    """Judge the recipe fold by fold on leads it never saw, then refit it on every used lead and calibrate."""
     clock = clock or _Clock()
-    fitted = fit_lightgbm(split.train, split.y_train, split.valid, split.y_valid, schema, params=params, seed=seed)
-    clock.lap("lightgbm")
-    bundle = make_bundle(fitted, split.valid, split.y_valid, schema, metadata={}, seed=seed)
-    clock.lap("calibration")
-    baseline = fit_baseline(split.train, split.y_train, fitted.encoder, seed=seed)
-    clock.lap("baseline")
+    pool, y = split.frame, split.y
+    model_p: list[np.ndarray] = []
+    baseline_p: list[np.ndarray] = []
+    folds: list[dict[str, Any]] = []
+    chooser = recipe = evaluated = None
+    for fold in split.folds:
+        learn = np.setdiff1d(fold.fit, fold.select, assume_unique=True)
+        recipe, chooser = choose_recipe(pool.iloc[learn], y[learn], pool.iloc[fold.select], y[fold.select], schema,
+                                        params=params, seed=seed)
+        if len(fold.fit) > CROSS_FIT_MAX_ROWS:  # large data: the chooser is the evaluated model, one fit less
+            calibrator = fit_calibrator(chooser.raw(pool.iloc[fold.select]), y[fold.select], seed=seed)
+            evaluated = Calibrated(chooser, calibrator, "the valid slice", len(fold.select))
+        else:
+            evaluated = fit_calibrated(pool.iloc[fold.fit], y[fold.fit], np.searchsorted(fold.fit, fold.select),
+                                       schema, recipe, seed=seed, chooser=chooser)
+        test = pool.iloc[fold.score]
+        p = evaluated.calibrator(evaluated.components.raw(test))
+        model_p.append(p)
+        encoder = LeadEncoder(schema).fit(pool.iloc[fold.fit])
+        baseline_p.append(fit_baseline(pool.iloc[fold.fit], y[fold.fit], encoder, seed=seed).predict_proba(test))
+        folds.append(_fold_record(fold.label, y[fold.score], p, recipe, len(fold.fit)))
+    clock.lap("evaluation fits")
+    assert recipe is not None and chooser is not None and evaluated is not None
+    deployed = _deploy(split, schema, recipe, evaluated, seed=seed)
+    clock.lap("refit")
+    bundle = make_bundle(deployed, schema, metadata={}, background=pool)
     groups = split.test[SOURCE_COLUMN] if SOURCE_COLUMN in split.test.columns else None
-    scored = {"model": bundle.calibrator(raw_scores(bundle, split.test)),
-              "baseline": baseline.predict_proba(split.test)}
+    scored = {"model": np.concatenate(model_p), "baseline": np.concatenate(baseline_p)}
     evaluations: dict[str, Evaluation | None] = {
         name: evaluate(split.y_test, p, grades=schema.grades, groups=groups) for name, p in scored.items()}
     clock.lap("evaluation")
-    return Candidate(fitted=fitted, bundle=bundle, scored=scored, evaluations=evaluations, groups=groups)
+    return Candidate(deployed=deployed, recipe=recipe, bundle=bundle, scored=scored, evaluations=evaluations,
+                     groups=groups, folds=folds, evaluated_rounds=evaluated.components.rounds)
+
+
+def _deploy(split: Split, schema: LeadSchema, recipe: Recipe, evaluated: Calibrated, *,
+            seed: int) -> Calibrated:
+    """Refit the evaluated recipe (family, C, blend weight; rounds scaled to the data) on every used lead,
+    so what is served is what was judged, having learned from the newest leads too. The calibration
+    map is cross-fitted on the newest slice; on large data the evaluated model's out-of-sample scores
+    of that slice fit it instead (one fit instead of three)."""
+    pool, y, select = split.frame, split.y, split.deploy_select
+    if len(pool) > CROSS_FIT_MAX_ROWS:
+        final = fit_components(pool, y, schema, recipe, seed=seed)
+        calibrator = fit_calibrator(evaluated.components.raw(pool.iloc[select]), y[select], seed=seed)
+        return Calibrated(final, calibrator, "on the newest slice, scored by the evaluated model", len(select))
+    return fit_calibrated(pool, y, select, schema, recipe, seed=seed)
+
+
+def _fold_record(label: str, y: np.ndarray, p: np.ndarray, recipe: Recipe, n_fit: int) -> dict[str, Any]:
+    from sklearn.metrics import roc_auc_score
+
+    both = 0 < int(y.sum()) < len(y)
+    return {"fold": label, "n_fit": n_fit, "n_scored": int(len(y)), "positives": int(y.sum()),
+            "roc_auc": float(roc_auc_score(y, p)) if both else float("nan"),
+            "log_loss": log_loss_from_raw(np.log(p) - np.log1p(-p), y),
+            "family": recipe.family, "tree_weight": recipe.tree_weight, "rounds": recipe.rounds, "C": recipe.C}
 
 
 def file_sha256(path: Path) -> str:
@@ -232,13 +346,14 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _parse_as_of(as_of: str | pd.Timestamp | None) -> pd.Timestamp | None:
+def _parse_as_of(as_of: str | pd.Timestamp | None, name: str = "as_of") -> pd.Timestamp | None:
     if as_of is None or isinstance(as_of, pd.Timestamp):
         return as_of
     try:
         return pd.Timestamp(as_of)
     except (ValueError, TypeError):
-        raise TrainingError(f"as-of {as_of!r} is not a date like 2026-07-01", field="as_of") from None
+        flag = name.replace("_", "-")
+        raise TrainingError(f"{flag} {as_of!r} is not a date like 2026-07-01", field=name) from None
 
 
 # -- champion and drift (optional pieces) --------------------------------------------------------------

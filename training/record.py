@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -17,14 +17,16 @@ from features.schema import LeadSchema
 from serving.bundle import Bundle
 from training import plots, tracking
 from training.metrics import Evaluation
-from training.model import FittedModel
 from training.promotion import Decision, PromotionSettings
 from training.report import data_profile, model_card
 from training.splits import Split, SplitReport
 
+if TYPE_CHECKING:
+    from training.pipeline import Candidate
+
 
 def bundle_metadata(*, version: str, run_id: str, report: SplitReport, model_eval: Evaluation,
-                    fitted: FittedModel, bundle: Bundle, data_sha: str) -> dict[str, Any]:
+                    candidate: Candidate, bundle: Bundle, data_sha: str) -> dict[str, Any]:
     """Bundle.metadata per the team contract, plus what a reader of the bundle alone needs."""
     return {
         "name": tracking.MODEL_NAME,
@@ -40,14 +42,29 @@ def bundle_metadata(*, version: str, run_id: str, report: SplitReport, model_eva
         "test_quarter": report.test_quarter,
         "valid_quarter": report.valid_quarter,
         "split_method": report.method,
-        "best_iteration": fitted.best_iteration,
+        "best_iteration": candidate.deployed.components.rounds,
+        "family": candidate.recipe.family,
+        "tree_weight": candidate.recipe.tree_weight,
+        "label": label_text(report.outcome_window_days),
+        "outcome_window_days": report.outcome_window_days,
+        "n_deployed": report.n_used,
+        "as_of_source": report.as_of_source,
+        "calibration_source": candidate.deployed.method,
+        "evaluation": {"method": report.method, "folds": candidate.folds},
         "calibration": bundle.calibrator.method,
         "schema_fingerprint": bundle.schema.fingerprint(),
         "data_fingerprint": data_sha,
     }
 
 
-def run_params(report: SplitReport, fitted: FittedModel, bundle: Bundle, schema: LeadSchema, data_path: Path,
+def label_text(window_days: int) -> str:
+    """What the probability means, the same words in the summary, model card and `GET /v1/model`."""
+    if window_days == 0:
+        return "converted, as the export records it (no outcome window)"
+    return f"converted within {window_days} days of creation"
+
+
+def run_params(report: SplitReport, candidate: Candidate, bundle: Bundle, schema: LeadSchema, data_path: Path,
                data_sha: str, promote: str, settings: PromotionSettings,
                champion_before: str | None) -> dict[str, Any]:
     params: dict[str, Any] = {
@@ -60,18 +77,31 @@ def run_params(report: SplitReport, fitted: FittedModel, bundle: Bundle, schema:
         "n_rows": report.n_rows, "n_train": report.n_train, "n_valid": report.n_valid, "n_test": report.n_test,
         "n_left_out": report.n_left_out, "positives_train": report.positives_train,
         "positives_valid": report.positives_valid, "positives_test": report.positives_test,
-        "best_iteration": fitted.best_iteration, "calibration_method": bundle.calibrator.method,
+        "best_iteration": candidate.deployed.components.rounds, "calibration_method": bundle.calibrator.method,
+        "as_of_source": report.as_of_source, "label": label_text(report.outcome_window_days),
+        "family": candidate.recipe.family, "tree_weight": candidate.recipe.tree_weight,
+        "logistic_C": candidate.recipe.C, "rounds_early_stopping": candidate.recipe.rounds,
+        "rounds_evaluated_model": candidate.evaluated_rounds, "n_deployed": report.n_used,
+        "calibration_source": candidate.deployed.method, "evaluation_folds": len(candidate.folds),
         "baseline": "logistic regression (one-hot categoricals, median-imputed standardised numerics)",
         "promote_mode": promote, "promote_tolerance": settings.tolerance,
         "champion_version_before": champion_before,
     }
     params.update({f"left_out.{why}": n for why, n in report.left_out.items()})
-    params.update({f"lgb.{k}": v for k, v in fitted.params.items()})
+    params.update({f"lgb.{k}": v for k, v in candidate.recipe.params.items()})
     return params
 
 
-def run_metrics(evaluations: dict[str, Evaluation | None], drift: pd.DataFrame | None) -> dict[str, float]:
+def run_metrics(evaluations: dict[str, Evaluation | None], drift: pd.DataFrame | None,
+                folds: list[dict[str, Any]] | None = None) -> dict[str, float]:
     out: dict[str, float] = {}
+    for k, fold in enumerate(folds or []):
+        out.update({f"fold{k + 1}_roc_auc": fold["roc_auc"], f"fold{k + 1}_log_loss": fold["log_loss"]})
+    if folds and len(folds) > 1:
+        for metric in ("roc_auc", "log_loss"):
+            values = np.array([f[metric] for f in folds], dtype=float)
+            out[f"folds_{metric}_mean"] = float(np.nanmean(values))
+            out[f"folds_{metric}_std"] = float(np.nanstd(values))
     for name, ev in evaluations.items():
         if ev is not None:
             out.update({f"{name}_{k}": v for k, v in ev.scalars().items()})

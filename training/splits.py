@@ -1,19 +1,28 @@
 """Which leads can teach the model at a date, and how they divide into train, valid and test.
 
-A lead is labelled only when its outcome is known at `as_of` (see `features.periods.mature_mask`):
-it converted by then, or it is older than the schema's outcome window. A young lead that has not
-converted is not a negative, its outcome is still open, so it is left out and counted.
+`as_of` defaults to what the export knows: its newest event, a creation or a conversion (an export
+taken in November knows November's conversions of March's leads). The label is "converted within the
+outcome window": a lead is labelled only when that is final at `as_of` (see
+`features.periods.mature_mask`): it converted by then, or it is older than the window. A young lead
+that has not converted is not a negative, its outcome is still open, so it is left out and counted;
+a lead that converted after its window is a negative.
 
-The split is by time, because the model is used on leads that arrive after it was trained:
+The evaluation is by time, because the model is used on leads that arrive after it was trained, and
+adapts to how much the export holds:
 
-- test  = the latest quarter whose leads are *all* mature at `as_of` (its last day is more than
-  the outcome window before `as_of`);
-- valid = the quarter before it (early stopping and calibration);
-- train = every earlier quarter.
+- quarterly: test = the latest quarter whose leads are *all* mature at `as_of`, valid = the quarter
+  before it, train = every earlier quarter; used while there are three such quarters and the valid
+  and test quarters each hold MIN_HOLDOUT_POSITIVES conversions (and as many non-conversions);
+- time_ordered: otherwise the mature leads are cut by creation time (70% / 15% / 15%);
+- rolling_origin: when even a 15% slice would hold fewer than MIN_HOLDOUT_POSITIVES conversions (small
+  data), the newest ROLLING_SHARE of the leads is cut into ROLLING_FOLDS blocks and each block is scored
+  by a model fitted on everything before it (expanding window); metrics are pooled, with the mean and
+  spread across folds;
+- stratified_random: without a created-at column there is no time; the report says so.
 
-With fewer than three fully mature quarters the mature leads are cut by creation time instead
-(oldest 70% train, next 15% valid, newest 15% test). Without a created-at column there is no time,
-so the split is stratified and random, and the report says so.
+Each fold says what its model may learn from (`fit`), which newest slice of that chooses the rounds,
+the family and the calibration (`select`), and what it is judged on (`score`). The served model is
+refitted on every used lead, with the newest slice (`deploy_select`) in the `select` role.
 """
 
 from __future__ import annotations
@@ -31,6 +40,7 @@ from features.schema import LeadSchema, normalise_label
 
 QUARTERLY = "quarterly"
 TIME_ORDERED = "time_ordered"
+ROLLING_ORIGIN = "rolling_origin"
 STRATIFIED_RANDOM = "stratified_random"
 
 LEFT_AFTER_AS_OF = "created after as-of"
@@ -41,6 +51,13 @@ LEFT_PARTIAL_QUARTER = "in a quarter not yet fully mature at as-of"
 
 VALID_SHARE = 0.15
 TEST_SHARE = 0.15
+MIN_HOLDOUT_POSITIVES = 50   # fewer conversions than this in a holdout make its AUC a coin toss (SE > 0.04)
+ROLLING_FOLDS = 4
+ROLLING_SHARE = 0.4          # the newest 40% of mature leads are scored, in ROLLING_FOLDS blocks
+SELECT_SHARE = 0.2           # each rolling fold chooses with the newest fifth of what it learns from
+
+AS_OF_GIVEN = "given with --as-of"
+AS_OF_EXPORT_DATE = "the export date (--export-date)"
 
 
 @dataclass(frozen=True)
@@ -52,6 +69,7 @@ class Labelled:
     as_of: pd.Timestamp | None
     n_rows: int
     left_out: dict[str, int]
+    as_of_source: str = ""
 
 
 @dataclass
@@ -75,10 +93,14 @@ class SplitReport:
     valid_quarter: str | None = None
     test_quarter: str | None = None
     note: str = ""
+    as_of_source: str = ""
+    folds: int = 1
+    n_deploy: int = 0
+    positives_deploy: int = 0
 
     @property
     def n_used(self) -> int:
-        return self.n_train + self.n_valid + self.n_test
+        return self.n_deploy or (self.n_train + self.n_valid + self.n_test)
 
     @property
     def n_left_out(self) -> int:
@@ -98,8 +120,22 @@ class SplitReport:
 
 
 @dataclass(frozen=True)
+class Fold:
+    """One evaluation: positions in `Split.frame` to learn from, to choose with, and to judge on."""
+
+    fit: np.ndarray     # int positions the model may learn from
+    select: np.ndarray  # the newest slice of `fit`: early stopping, family choice, calibration
+    score: np.ndarray   # positions it is judged on (after `fit` in time); empty for a backtest
+    label: str
+
+
+@dataclass(frozen=True)
 class Split:
-    """Frames and labels for each part, plus the report. `test` is empty when none was asked for."""
+    """All used leads (`frame`, `y`), the evaluation folds, and the classic three parts for reports.
+
+    `train`/`valid` are the first fold's learning and choosing parts, `test` every scored lead (one
+    quarter or slice, or the rolling blocks together); `test` is empty when none was asked for.
+    """
 
     train: pd.DataFrame
     y_train: np.ndarray
@@ -108,20 +144,41 @@ class Split:
     test: pd.DataFrame
     y_test: np.ndarray
     report: SplitReport = field(repr=False)
+    frame: pd.DataFrame = field(default=None, repr=False)  # type: ignore[assignment]
+    y: np.ndarray = field(default=None, repr=False)  # type: ignore[assignment]
+    folds: tuple[Fold, ...] = ()
+    deploy_select: np.ndarray = field(default=None, repr=False)  # type: ignore[assignment]
+
+    @property
+    def test_positions(self) -> np.ndarray:
+        """Positions in `frame` of the `test` rows, in the same order."""
+        return np.concatenate([f.score for f in self.folds]) if self.folds else np.zeros(0, dtype=np.int64)
 
 
-def default_as_of(frame: pd.DataFrame, schema: LeadSchema) -> pd.Timestamp | None:
-    """The export's end: the newest creation time (None when the data has no dates)."""
+def export_end(frame: pd.DataFrame, schema: LeadSchema) -> pd.Timestamp | None:
+    """What the export knows: its newest event, a creation or a conversion (None without dates)."""
     if not schema.created_at or schema.created_at not in frame.columns:
         return None
     newest = pd.to_datetime(frame[schema.created_at], errors="coerce").max()
+    if schema.converted_at and schema.converted_at in frame.columns:
+        converted = pd.to_datetime(frame[schema.converted_at], errors="coerce").max()
+        if pd.notna(converted) and (pd.isna(newest) or converted > newest):
+            newest = converted
     return None if pd.isna(newest) else pd.Timestamp(newest)
 
 
-def label_at(frame: pd.DataFrame, schema: LeadSchema, as_of: pd.Timestamp | str | None = None) -> Labelled:
+def default_as_of(frame: pd.DataFrame, schema: LeadSchema) -> pd.Timestamp | None:
+    """The export's end: its newest creation or conversion (None when the data has no dates)."""
+    return export_end(frame, schema)
+
+
+def label_at(frame: pd.DataFrame, schema: LeadSchema, as_of: pd.Timestamp | str | None = None, *,
+             export_date: pd.Timestamp | str | None = None) -> Labelled:
     """Keep the leads whose outcome is known at `as_of` and label them as they were known then.
 
-    A lead that converted after `as_of` counts as not converted (that is what one knew then).
+    A lead that converted after `as_of` counts as not converted (that is what one knew then), and so
+    does one that converted after its outcome window: the label is "converted within the window".
+    `as_of` defaults to `export_date`, else to the export's newest event.
     """
     n_rows = len(frame)
     left: dict[str, int] = {}
@@ -136,7 +193,7 @@ def label_at(frame: pd.DataFrame, schema: LeadSchema, as_of: pd.Timestamp | str 
     first = created.min()
     if pd.isna(first):
         raise TrainingError(f"no lead has a readable {schema.created_at} date", field=schema.created_at)
-    as_of = default_as_of(frame, schema) if as_of is None else pd.Timestamp(as_of)
+    as_of, source = _resolve_as_of(frame, schema, as_of, export_date)
     if as_of <= first:
         raise TrainingError(f"as-of {as_of:%Y-%m-%d} is before the first lead ({first:%Y-%m-%d}): "
                             "there is nothing to learn from", field="as_of")
@@ -152,13 +209,29 @@ def label_at(frame: pd.DataFrame, schema: LeadSchema, as_of: pd.Timestamp | str 
     kept = frame[usable]
     y = labels(kept, schema)
     if schema.converted_at and schema.converted_at in kept.columns:
-        converted_at = pd.to_datetime(kept[schema.converted_at], errors="coerce")
-        y = np.where(converted_at.to_numpy() > as_of.to_datetime64(), 0, y).astype(np.int8)
-    return Labelled(kept, y, as_of, n_rows, left)
+        converted_at = pd.to_datetime(kept[schema.converted_at], errors="coerce").to_numpy()
+        deadline = (created[usable] + pd.Timedelta(days=schema.outcome_window_days)).to_numpy()
+        late = (converted_at > as_of.to_datetime64()) | (converted_at > deadline)
+        y = np.where(late, 0, y).astype(np.int8)
+    return Labelled(kept, y, as_of, n_rows, left, as_of_source=source)
+
+
+def _resolve_as_of(frame: pd.DataFrame, schema: LeadSchema, as_of: pd.Timestamp | str | None,
+                   export_date: pd.Timestamp | str | None) -> tuple[pd.Timestamp, str]:
+    """The date outcomes are read at, and in words where it came from (for the summary)."""
+    if as_of is not None:
+        return pd.Timestamp(as_of), AS_OF_GIVEN
+    if export_date is not None:
+        return pd.Timestamp(export_date), AS_OF_EXPORT_DATE
+    end = export_end(frame, schema)
+    assert end is not None  # the caller checked that there are readable creation dates
+    newest_created = pd.to_datetime(frame[schema.created_at], errors="coerce").max()
+    kind = "creation" if end == newest_created else "conversion"
+    return end, f"the newest event in the file (a {kind} on {end:%Y-%m-%d})"
 
 
 def time_split(labelled: Labelled, schema: LeadSchema, *, with_test: bool = True, seed: int = 0) -> Split:
-    """Train / valid / test by time (see the module docstring); `with_test=False` keeps no test part."""
+    """Folds by time (see the module docstring); `with_test=False` keeps no test part (backtest)."""
     if labelled.as_of is None:
         return _random_split(labelled, schema, with_test=with_test, seed=seed)
     created = pd.to_datetime(labelled.frame[schema.created_at], errors="coerce")
@@ -166,11 +239,26 @@ def time_split(labelled: Labelled, schema: LeadSchema, *, with_test: bool = True
     cutoff = labelled.as_of - pd.Timedelta(days=schema.outcome_window_days)
     full = sorted(q for q in quarter.unique() if q.end_time <= cutoff)
     needed = 3 if with_test else 2
+    y = labelled.y
     if len(full) >= needed:
-        return _quarterly_split(labelled, schema, quarter, full, with_test=with_test)
+        holdouts = full[-2:] if with_test else full[-1:]
+        if all(_enough(y[(quarter == q).to_numpy()]) for q in holdouts):
+            return _quarterly_split(labelled, schema, quarter, full, with_test=with_test)
+    old = (created <= cutoff).to_numpy(dtype=bool)
+    why = (f"only {len(full)} fully mature quarter(s) at as-of" if len(full) < needed
+           else f"the latest mature quarters hold fewer than {MIN_HOLDOUT_POSITIVES} conversions each")
+    if with_test and int(y[old].sum()) * TEST_SHARE < MIN_HOLDOUT_POSITIVES:
+        return _rolling_split(labelled, schema, created, cutoff,
+                              note=f"{why}, and only {int(y[old].sum()):,} mature conversions: rolling-origin "
+                                   f"evaluation over {ROLLING_FOLDS} time blocks (expanding window)")
     return _ordered_split(labelled, schema, created, cutoff, with_test=with_test,
-                          note=f"only {len(full)} fully mature quarter(s) at as-of: split by creation time "
+                          note=f"{why}: split by creation time "
                                f"({1 - VALID_SHARE - TEST_SHARE:.0%}/{VALID_SHARE:.0%}/{TEST_SHARE:.0%})")
+
+
+def _enough(y: np.ndarray) -> bool:
+    positives = int(y.sum())
+    return positives >= MIN_HOLDOUT_POSITIVES and len(y) - positives >= MIN_HOLDOUT_POSITIVES
 
 
 def _known_target(frame: pd.DataFrame, schema: LeadSchema) -> pd.Series:
@@ -188,17 +276,26 @@ def _quarterly_split(labelled: Labelled, schema: LeadSchema, quarter: pd.Series,
     valid = (quarter == valid_q).to_numpy(dtype=bool)
     test = (quarter == test_q).to_numpy(dtype=bool) if test_q is not None else np.zeros(len(quarter), bool)
     later = ~(train | valid | test)
+    # Leads old enough to be final but in a quarter that is not over at the cutoff: no fold judges on a
+    # part-quarter, but the served model learns from them (they are the newest final outcomes).
+    created = pd.to_datetime(labelled.frame[schema.created_at], errors="coerce")
+    newest = later & (created <= labelled.as_of - pd.Timedelta(days=schema.outcome_window_days)).to_numpy(bool)
     note = "" if with_test else "no test quarter (backtest): valid = latest fully mature quarter"
-    return _assemble(labelled, schema, QUARTERLY, train, valid, test, later, note=note,
+    return _assemble(labelled, schema, QUARTERLY, train, valid, test, later & ~newest, note=note, newest=newest,
                      valid_quarter=str(valid_q), test_quarter=str(test_q) if test_q is not None else None)
 
 
-def _ordered_split(labelled: Labelled, schema: LeadSchema, created: pd.Series, cutoff: pd.Timestamp, *, with_test: bool,
-                   note: str) -> Split:
-    old = (created <= cutoff).to_numpy(dtype=bool)
+def _time_rank(created: pd.Series) -> np.ndarray:
     order = np.argsort(created.to_numpy(), kind="stable")
     rank = np.empty(len(order), dtype=np.int64)
     rank[order] = np.arange(len(order))
+    return rank
+
+
+def _ordered_split(labelled: Labelled, schema: LeadSchema, created: pd.Series, cutoff: pd.Timestamp, *,
+                   with_test: bool, note: str) -> Split:
+    old = (created <= cutoff).to_numpy(dtype=bool)
+    rank = _time_rank(created)
     n_old = int(old.sum())
     # Old leads come first in time order, so ranks below n_old are exactly the fully mature ones.
     n_test = round(n_old * TEST_SHARE) if with_test else 0
@@ -207,6 +304,25 @@ def _ordered_split(labelled: Labelled, schema: LeadSchema, created: pd.Series, c
     valid = old & (rank >= n_old - n_test - n_valid) & (rank < n_old - n_test)
     test = old & (rank >= n_old - n_test)
     return _assemble(labelled, schema, TIME_ORDERED, train, valid, test, ~old, note=note)
+
+
+def _rolling_split(labelled: Labelled, schema: LeadSchema, created: pd.Series, cutoff: pd.Timestamp, *,
+                   note: str) -> Split:
+    """Expanding-window folds: the newest ROLLING_SHARE of mature leads in ROLLING_FOLDS time blocks."""
+    old = (created <= cutoff).to_numpy(dtype=bool)
+    rank = _time_rank(created)
+    n_old = int(old.sum())
+    first_scored = n_old - round(n_old * ROLLING_SHARE)
+    edges = np.linspace(first_scored, n_old, ROLLING_FOLDS + 1).round().astype(int)
+    folds = []
+    for k in range(ROLLING_FOLDS):
+        start, stop = edges[k], edges[k + 1]
+        n_select = max(1, round(start * SELECT_SHARE))
+        folds.append((old & (rank < start - n_select), old & (rank >= start - n_select) & (rank < start),
+                      old & (rank >= start) & (rank < stop)))
+    train, valid, _ = folds[0]
+    test = old & (rank >= first_scored)
+    return _assemble(labelled, schema, ROLLING_ORIGIN, train, valid, test, ~old, note=note, folds=folds)
 
 
 def _random_split(labelled: Labelled, schema: LeadSchema, *, with_test: bool, seed: int) -> Split:
@@ -228,12 +344,35 @@ def _random_split(labelled: Labelled, schema: LeadSchema, *, with_test: bool, se
 
 def _assemble(labelled: Labelled, schema: LeadSchema, method: str, train: np.ndarray, valid: np.ndarray,
               test: np.ndarray, later: np.ndarray, *, note: str = "", valid_quarter: str | None = None,
-              test_quarter: str | None = None) -> Split:
+              test_quarter: str | None = None, newest: np.ndarray | None = None,
+              folds: list[tuple[np.ndarray, np.ndarray, np.ndarray]] | None = None) -> Split:
     frame, y = labelled.frame, labelled.y
     left = dict(labelled.left_out)
     if later.any():
         left[LEFT_PARTIAL_QUARTER] = int(later.sum())
+    used = ~later
     date_col = _date_column(frame, schema)
+    # Positions are into the used leads, kept in time order so "newest slice" means what it says.
+    pool = frame[used]
+    pool_y = y[used]
+    where = np.full(len(frame), -1, dtype=np.int64)
+    if date_col is not None:
+        order = np.argsort(pd.to_datetime(pool[date_col], errors="coerce").to_numpy(), kind="stable")
+    else:
+        order = np.arange(len(pool))
+    pool, pool_y = pool.iloc[order], pool_y[order]
+    where[np.flatnonzero(used)[order]] = np.arange(len(pool))
+
+    def pos(mask: np.ndarray) -> np.ndarray:
+        return np.sort(where[mask & used])
+
+    parts = folds or [(train, valid, test)]
+    built = tuple(Fold(fit=pos(t | v), select=pos(v), score=pos(s),
+                       label=test_quarter or _label(frame, date_col, s, k, len(parts)))
+                  for k, (t, v, s) in enumerate(parts))
+    newest = np.zeros(len(frame), bool) if newest is None else newest
+    deploy_select = pos((test if test.any() else valid) | newest)
+    test_pos = np.concatenate([f.score for f in built])
     report = SplitReport(
         method=method,
         as_of=None if labelled.as_of is None else labelled.as_of.isoformat(),
@@ -249,8 +388,20 @@ def _assemble(labelled: Labelled, schema: LeadSchema, method: str, train: np.nda
         valid_quarter=valid_quarter,
         test_quarter=test_quarter,
         note=note,
+        as_of_source=labelled.as_of_source,
+        folds=len(built),
+        n_deploy=len(pool),
+        positives_deploy=int(pool_y.sum()),
     )
-    return Split(frame[train], y[train], frame[valid], y[valid], frame[test], y[test], report)
+    return Split(frame[train], y[train], frame[valid], y[valid], pool.iloc[test_pos], pool_y[test_pos], report,
+                 frame=pool, y=pool_y, folds=built, deploy_select=deploy_select)
+
+
+def _label(frame: pd.DataFrame, column: str | None, mask: np.ndarray, k: int, n: int) -> str:
+    window = _window(frame, column, mask)
+    if window is None:
+        return "holdout" if n == 1 else f"fold {k + 1}"
+    return f"{window[0]}..{window[1]}"
 
 
 def _date_column(frame: pd.DataFrame, schema: LeadSchema) -> str | None:

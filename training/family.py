@@ -1,0 +1,230 @@
+"""Which model family to serve, and how to fit it on all the leads it should learn from.
+
+Three families compete on the newest data (the `select` slice of a fold): LightGBM, the regularised
+logistic model (`training.linear`), and their blend in log-odds, raw = w * trees + (1 - w) * linear.
+The blend weight w runs over BLEND_WEIGHTS (0 is the logistic model, 1 LightGBM); each candidate is
+judged by validation log loss after a two-parameter Platt map, so a family is not chosen for being
+miscalibrated in a way the calibration step would fix anyway.
+
+What the newest data chose is a `Recipe`: LightGBM's rounds (from early stopping, scaled to the number
+of leads the final fit sees), the logistic model's C and the blend weight. `fit_calibrated` then fits
+the recipe on *every* lead it may learn from (the served model must have seen the newest, most
+informative leads) and calibrates without leakage: the calibration map is fitted on out-of-fold raw
+scores of the newest slice, from two models each fitted on everything except one half of it
+(cross-fitting). On large data, where one more fit costs more than it teaches, the map is fitted on
+the chooser's own out-of-sample scores of that slice instead.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+
+from features.calibration import Calibrator
+from features.encoding import LeadEncoder
+from features.schema import LeadSchema
+from serving.linear import LinearModel
+from training.calibrate import fit_calibrator
+from training.linear import fit_linear, select_C
+from training.model import DEFAULT_PARAMS, EARLY_STOPPING_ROUNDS, MAX_ROUNDS, size_params
+
+_logger = logging.getLogger(__name__)
+
+LIGHTGBM, LOGISTIC, BLEND = "lightgbm", "logistic", "blend"
+BLEND_WEIGHTS = tuple(round(w, 2) for w in np.linspace(0.0, 1.0, 11))
+CROSS_FIT_MAX_ROWS = 300_000   # above this, one more fit costs more than cross-fitting the calibration teaches
+MAX_ROUND_SCALE = 1.5          # a refit on more leads gets proportionally more rounds, at most this many times
+MIN_ROUNDS = 10
+BLEND_PRIOR = 0.5              # the weight kept unless the validation leads clearly prefer another
+EVIDENCE_SE = 2.0
+
+
+def family_of(tree_weight: float) -> str:
+    return LIGHTGBM if tree_weight >= 1.0 else LOGISTIC if tree_weight <= 0.0 else BLEND
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """What the newest data chose; `rounds_for(n)` scales LightGBM's rounds to a fit on n leads."""
+
+    rounds: int
+    n_rows_chosen: int
+    C: float
+    tree_weight: float
+    params: dict[str, Any]
+    losses: dict[str, float] = field(default_factory=dict)  # validation log loss per candidate
+
+    @property
+    def family(self) -> str:
+        return family_of(self.tree_weight)
+
+    def rounds_for(self, n_rows: int) -> int:
+        scale = min(MAX_ROUND_SCALE, max(1.0, n_rows / max(self.n_rows_chosen, 1)))
+        return max(MIN_ROUNDS, int(math.ceil(self.rounds * scale)))
+
+
+@dataclass
+class Components:
+    """One fitted model of the recipe's family: encoder, trees and/or linear part, and the weight."""
+
+    encoder: LeadEncoder
+    booster: lgb.Booster | None
+    linear: LinearModel | None
+    tree_weight: float
+    rounds: int = 0
+
+    def raw(self, frame: pd.DataFrame) -> np.ndarray:
+        return self.raw_matrix(self.encoder.transform(frame))
+
+    def raw_matrix(self, X: np.ndarray) -> np.ndarray:
+        out = np.zeros(len(X))
+        if self.booster is not None and self.tree_weight > 0:
+            out += self.tree_weight * self.booster.predict(X, raw_score=True)
+        if self.linear is not None and self.tree_weight < 1:
+            out += (1.0 - self.tree_weight) * self.linear.raw(X)
+        return out
+
+
+def lightgbm_params(schema: LeadSchema, encoder: LeadEncoder, n_rows: int, params: dict[str, Any] | None,
+                    seed: int) -> dict[str, Any]:
+    out = {**DEFAULT_PARAMS, **size_params(n_rows), **(params or {}), "seed": seed}
+    if any(encoder.monotone_constraints):
+        out["monotone_constraints"] = encoder.monotone_constraints
+        # "advanced" lets a few leads break the constraint (measured by the serving tests); this does not.
+        out.setdefault("monotone_constraints_method", "intermediate")
+    return out
+
+
+def choose_recipe(train: pd.DataFrame, y_train: np.ndarray, valid: pd.DataFrame, y_valid: np.ndarray,
+                  schema: LeadSchema, *, params: dict[str, Any] | None = None, seed: int = 0,
+                  families: tuple[str, ...] = (LIGHTGBM, LOGISTIC, BLEND)) -> tuple[Recipe, Components]:
+    """Early-stop LightGBM, choose C and the blend weight on `valid`; returns the recipe and the fitted
+    chooser (trained on `train` only, so its scores on `valid` are out of sample)."""
+    encoder = LeadEncoder(schema).fit(train)
+    X_train, X_valid = encoder.transform(train), encoder.transform(valid)
+    lgb_params = lightgbm_params(schema, encoder, len(train), params, seed)
+    dtrain = lgb.Dataset(X_train, label=y_train, feature_name=encoder.feature_names,
+                         categorical_feature=encoder.categorical_indices, free_raw_data=True)
+    dvalid = lgb.Dataset(X_valid, label=y_valid, reference=dtrain)
+    booster = lgb.train(lgb_params, dtrain, num_boost_round=MAX_ROUNDS, valid_sets=[dvalid], valid_names=["valid"],
+                        callbacks=[lgb.early_stopping(EARLY_STOPPING_ROUNDS, verbose=False)])
+    rounds = booster.best_iteration or booster.current_iteration()
+    if rounds < booster.current_iteration():
+        booster = booster.model_from_string(booster.model_to_string(num_iteration=rounds))
+    raw_trees = booster.predict(X_valid, raw_score=True)
+
+    linear, C, raw_linear = None, 1.0, np.zeros(len(valid))
+    if LOGISTIC in families or BLEND in families:
+        C = select_C(X_train, y_train, X_valid, y_valid, encoder, seed=seed)
+        linear = fit_linear(X_train, y_train, encoder, C=C, seed=seed)
+        raw_linear = linear.raw(X_valid)
+    allowed = [w for w in BLEND_WEIGHTS if family_of(w) in families]
+    per_lead = {w: _platt_losses(w * raw_trees + (1 - w) * raw_linear, y_valid) for w in allowed}
+    losses = {f"w={w:.1f}": float(per_lead[w].mean()) for w in allowed}
+    tree_weight = _weight_with_evidence(per_lead)
+    _logger.info("family: %s (tree weight %.1f, %d rounds, C=%g)", family_of(tree_weight), tree_weight, rounds, C)
+    recipe = Recipe(rounds=rounds, n_rows_chosen=len(train), C=C, tree_weight=float(tree_weight),
+                    params=lgb_params, losses=losses)
+    chooser = Components(encoder=encoder, booster=booster if tree_weight > 0 else None,
+                         linear=linear if tree_weight < 1 else None, tree_weight=float(tree_weight), rounds=rounds)
+    return recipe, chooser
+
+
+def fit_components(frame: pd.DataFrame, y: np.ndarray, schema: LeadSchema, recipe: Recipe, *,
+                   seed: int = 0) -> Components:
+    """The recipe fitted on `frame`, with a fresh encoder (the newest leads may bring new levels)."""
+    encoder = LeadEncoder(schema).fit(frame)
+    X = encoder.transform(frame)
+    booster = None
+    rounds = recipe.rounds_for(len(frame))
+    if recipe.tree_weight > 0:
+        params = {**recipe.params, **size_params(len(frame)), "seed": seed}
+        if any(encoder.monotone_constraints):
+            params["monotone_constraints"] = encoder.monotone_constraints
+        data = lgb.Dataset(X, label=y, feature_name=encoder.feature_names,
+                           categorical_feature=encoder.categorical_indices, free_raw_data=True)
+        booster = lgb.train(params, data, num_boost_round=rounds)
+    linear = fit_linear(X, y, encoder, C=recipe.C, seed=seed) if recipe.tree_weight < 1 else None
+    return Components(encoder=encoder, booster=booster, linear=linear, tree_weight=recipe.tree_weight,
+                      rounds=rounds if booster is not None else 0)
+
+
+@dataclass
+class Calibrated:
+    """A fitted model, its calibration map, and how the map was fitted (for the run's record)."""
+
+    components: Components
+    calibrator: Calibrator
+    method: str
+    n_calibration: int
+
+
+def fit_calibrated(frame: pd.DataFrame, y: np.ndarray, select: np.ndarray, schema: LeadSchema, recipe: Recipe, *,
+                   seed: int = 0, chooser: Components | None = None) -> Calibrated:
+    """Fit the recipe on every row of `frame`; calibrate on out-of-fold scores of the `select` rows.
+
+    With `chooser` (a model that never saw `select`) on large data, its scores are used instead of
+    cross-fitting, which would cost two more fits.
+    """
+    y = np.asarray(y)
+    final = fit_components(frame, y, schema, recipe, seed=seed)
+    sel_frame, sel_y = frame.iloc[select], y[select]
+    if chooser is not None and len(frame) > CROSS_FIT_MAX_ROWS:
+        calibrator = fit_calibrator(chooser.raw(sel_frame), sel_y, seed=seed)
+        return Calibrated(final, calibrator, "newest slice, scored by the model that chose the family", len(select))
+    oof = np.empty(len(select))
+    halves = _halves(sel_y, seed)
+    for half in (halves, ~halves):
+        held = select[half]
+        keep = np.ones(len(frame), dtype=bool)
+        keep[held] = False
+        model = fit_components(frame.iloc[np.flatnonzero(keep)], y[keep], schema, recipe, seed=seed)
+        oof[half] = model.raw(frame.iloc[held])
+    calibrator = fit_calibrator(oof, sel_y, seed=seed)
+    return Calibrated(final, calibrator, "cross-fitted on the newest slice (2 folds)", len(select))
+
+
+def _halves(y: np.ndarray, seed: int) -> np.ndarray:
+    """A stratified random half, so both halves hold conversions."""
+    rng = np.random.default_rng(seed)
+    half = np.zeros(len(y), dtype=bool)
+    for cls in (0, 1):
+        idx = np.flatnonzero(y == cls)
+        rng.shuffle(idx)
+        half[idx[: len(idx) // 2]] = True
+    return half
+
+
+def _weight_with_evidence(per_lead: dict[float, np.ndarray]) -> float:
+    """The best weight, if the valid leads show it beats the even blend; otherwise the even blend.
+
+    One small or drifting validation window is weak evidence, and an even blend is rarely far behind
+    the better of its two parts; so the weight moves away from 0.5 only when its per-lead log loss is
+    lower by more than EVIDENCE_SE standard errors (the one-standard-error rule).
+    """
+    best = min(per_lead, key=lambda w: (per_lead[w].mean(), -w))
+    if BLEND_PRIOR not in per_lead or best == BLEND_PRIOR:
+        return float(best)
+    gain = per_lead[BLEND_PRIOR] - per_lead[best]
+    se = gain.std(ddof=1) / math.sqrt(len(gain)) if len(gain) > 1 else np.inf
+    return float(best) if gain.mean() > EVIDENCE_SE * se else BLEND_PRIOR
+
+
+def _platt_losses(raw: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Per-lead validation log loss after the best two-parameter map a*raw + b (fitted on the same leads)."""
+    from sklearn.linear_model import LogisticRegression
+
+    raw = np.asarray(raw, dtype=np.float64).reshape(-1, 1)
+    y = np.asarray(y, dtype=np.float64)
+    if np.ptp(raw) == 0:
+        rate = float(np.clip(np.mean(y), 1e-6, 1 - 1e-6))
+        z = np.full(len(y), math.log(rate / (1 - rate)))
+    else:
+        z = LogisticRegression(C=1e6).fit(raw, y).decision_function(raw)
+    return np.logaddexp(0.0, z) - y * z
