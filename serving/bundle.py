@@ -1,8 +1,15 @@
 """The model bundle: everything serving needs, pickle-free.
 
-A bundle folder holds LightGBM's text model (`model.txt`) and one JSON file (`bundle.json`) with the
-schema, the encoder's category levels, the calibration map, the factor map, the explanation
-baseline and the training metadata. Loading it runs no code from the file.
+A bundle folder holds LightGBM's text model (`model.txt`, when the model has trees) and one JSON file
+(`bundle.json`) with the schema, the encoder's category levels, the calibration map, the factor map,
+the explanation baseline, the training metadata and, from format 2, the logistic model's terms and
+the blend weight. Loading it runs no code from the file.
+
+The served model is one of three families, all in log-odds over the encoder's matrix:
+- `lightgbm`: trees only (tree_weight 1; the only family in format 1 bundles);
+- `logistic`: the regularised logistic model only (tree_weight 0, no model.txt);
+- `blend`: raw = w * trees + (1 - w) * logistic, 0 < w < 1. Shapley values are linear in the model,
+  so the blend's exact explanation is the same weighted sum of TreeSHAP and the linear terms.
 
     >>> bundle = Bundle.load("models/lead-conversion/3")     # doctest: +SKIP
     >>> bundle.metadata["as_of"]                              # doctest: +SKIP
@@ -19,25 +26,100 @@ from pathlib import Path
 from typing import Any
 
 import lightgbm as lgb
+import numpy as np
 
 from features.calibration import Calibrator
 from features.encoding import LeadEncoder
 from features.errors import ModelNotFoundError
 from features.schema import LeadSchema, schema_from_dict
+from serving.linear import LinearModel
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+READABLE_FORMATS = (1, 2)
 MODEL_FILE = "model.txt"
 META_FILE = "bundle.json"
+FAMILIES = ("lightgbm", "logistic", "blend")
+
+
+def family_of(tree_weight: float) -> str:
+    """`lightgbm` for weight 1, `logistic` for 0, `blend` in between."""
+    return "lightgbm" if tree_weight == 1.0 else "logistic" if tree_weight == 0.0 else "blend"
+
+
+def expected_raw(booster: lgb.Booster | None, linear: LinearModel | None, tree_weight: float,
+                 X_sample: np.ndarray | None = None) -> float:
+    """The explanation baseline (`Bundle.baseline_raw`): the served model's expected value in log-odds.
+
+    TreeSHAP's expected value is pred_contrib's last column, the same for every row, so one encoded
+    row of `X_sample` is enough; the linear model carries its own. Blends weigh the two.
+    """
+    _check_parts(booster, linear, tree_weight)
+    value = 0.0
+    if tree_weight > 0.0:
+        if X_sample is None or len(X_sample) == 0:
+            raise ValueError("expected_raw needs at least one encoded row to read TreeSHAP's expected value")
+        tree = float(booster.predict(np.asarray(X_sample, dtype=np.float64)[:1], pred_contrib=True)[0, -1])
+        value += tree if tree_weight == 1.0 else tree_weight * tree
+    if tree_weight < 1.0:
+        value += linear.expected_value if tree_weight == 0.0 else (1.0 - tree_weight) * linear.expected_value
+    return float(value)
+
+
+def _weight(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0.0 <= value <= 1.0:
+        raise ValueError(f"tree_weight must be a number from 0 to 1, got {value!r}")
+    return float(value)
+
+
+def _check_parts(booster: lgb.Booster | None, linear: LinearModel | None, tree_weight: float) -> None:
+    _weight(tree_weight)
+    if tree_weight > 0.0 and booster is None:
+        raise ValueError(f"tree_weight {tree_weight:g} needs a LightGBM booster")
+    if tree_weight < 1.0 and linear is None:
+        raise ValueError(f"tree_weight {tree_weight:g} needs a linear model")
 
 
 @dataclass
 class Bundle:
-    booster: lgb.Booster
+    """The served model (trees, logistic or their blend) with everything needed to score and explain it."""
+
+    booster: lgb.Booster | None
     schema: LeadSchema
     encoder: LeadEncoder
     calibrator: Calibrator
     baseline_raw: float
     metadata: dict[str, Any] = field(default_factory=dict)
+    linear: LinearModel | None = None
+    tree_weight: float = 1.0
+
+    def __post_init__(self) -> None:
+        self.tree_weight = _weight(self.tree_weight)
+        _check_parts(self.booster, self.linear, self.tree_weight)
+        if self.linear is not None and self.linear.feature_names != self.encoder.feature_names:
+            raise ValueError("the linear model's features do not match the encoder's")
+
+    @property
+    def family(self) -> str:
+        return family_of(self.tree_weight)
+
+    # -- reference implementations (the scorer has faster paths for trees) ------------------
+    def raw_scores(self, X: np.ndarray) -> np.ndarray:
+        """Log-odds of the served model for an encoded matrix."""
+        w = self.tree_weight
+        if w == 1.0:
+            return self.booster.predict(X, raw_score=True)
+        if w == 0.0:
+            return self.linear.raw(X)
+        return w * self.booster.predict(X, raw_score=True) + (1.0 - w) * self.linear.raw(X)
+
+    def contributions(self, X: np.ndarray) -> np.ndarray:
+        """Exact Shapley values per feature plus the expected value column (pred_contrib's layout)."""
+        w = self.tree_weight
+        if w == 1.0:
+            return self.booster.predict(X, pred_contrib=True)
+        if w == 0.0:
+            return self.linear.contributions(X)
+        return w * self.booster.predict(X, pred_contrib=True) + (1.0 - w) * self.linear.contributions(X)
 
     @property
     def name(self) -> str:
@@ -55,6 +137,8 @@ class Bundle:
             "calibration": self.calibrator.to_dict(),
             "factor_map": self.schema.factor_map,
             "baseline": {"raw": self.baseline_raw, "probability": float(self.calibrator(self.baseline_raw))},
+            "blend": {"tree_weight": self.tree_weight, "family": self.family},
+            "linear": None if self.linear is None else self.linear.to_dict(),
             "metadata": self.metadata,
         }
 
@@ -64,7 +148,8 @@ class Bundle:
         folder.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
         try:
-            self.booster.save_model(str(tmp / MODEL_FILE))
+            if self.booster is not None:
+                self.booster.save_model(str(tmp / MODEL_FILE))
             (tmp / META_FILE).write_text(json.dumps(self.to_json(), indent=2, default=str))
             if folder.exists():
                 shutil.rmtree(folder)
@@ -78,18 +163,33 @@ class Bundle:
     def load(cls, folder: str | Path) -> Bundle:
         folder = Path(folder)
         model_path, meta_path = folder / MODEL_FILE, folder / META_FILE
-        if not model_path.is_file() or not meta_path.is_file():
-            raise ModelNotFoundError(f"no model bundle at {folder} (expected {MODEL_FILE} and {META_FILE})")
+        if not meta_path.is_file():
+            raise ModelNotFoundError(f"no model bundle at {folder} (expected {META_FILE})")
         state = json.loads(meta_path.read_text())
-        if state.get("format_version") != FORMAT_VERSION:
-            raise ModelNotFoundError(f"bundle at {folder} has format {state.get('format_version')!r}, "
-                                     f"this version reads {FORMAT_VERSION}")
+        version = state.get("format_version")
+        if version not in READABLE_FORMATS:
+            raise ModelNotFoundError(f"bundle at {folder} has format {version!r}, "
+                                     f"this version reads {', '.join(map(str, READABLE_FORMATS))}")
+        blend = (state.get("blend") or {}) if version >= 2 else {}
         schema = schema_from_dict(state["schema"], source=str(meta_path))
+        encoder = LeadEncoder.from_dict(schema, state["encoder"])
+        try:
+            tree_weight = _weight(blend.get("tree_weight", 1.0))
+            linear_state = state.get("linear") if version >= 2 else None
+            linear = None if linear_state is None else LinearModel.from_dict(linear_state, encoder.feature_names)
+            if tree_weight < 1.0 and linear is None:
+                raise ValueError(f"tree_weight {tree_weight:g} needs a linear model and there is none")
+        except ValueError as exc:
+            raise ModelNotFoundError(f"bundle at {folder} is not usable: {exc}") from None
+        if tree_weight > 0.0 and not model_path.is_file():
+            raise ModelNotFoundError(f"no model bundle at {folder} (expected {MODEL_FILE} and {META_FILE})")
         return cls(
-            booster=lgb.Booster(model_file=str(model_path)),
+            booster=lgb.Booster(model_file=str(model_path)) if model_path.is_file() else None,
             schema=schema,
-            encoder=LeadEncoder.from_dict(schema, state["encoder"]),
+            encoder=encoder,
             calibrator=Calibrator.from_dict(state["calibration"]),
             baseline_raw=float(state["baseline"]["raw"]),
             metadata=dict(state.get("metadata", {})),
+            linear=linear,
+            tree_weight=tree_weight,
         )

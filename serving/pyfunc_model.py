@@ -4,8 +4,8 @@
 
 Logged as "models from code": MLflow keeps this file's source (not a pickle) with the model and runs
 it when loading, which is why it ends with `set_model(...)`. `load_context` reads the pickle-free
-bundle folder (model.txt + bundle.json) from the model's artifacts. The `leadscore` package must be
-importable where the model is loaded.
+bundle folder (bundle.json, and model.txt when the model has trees) from the model's artifacts. The
+`leadscore` package must be importable where the model is loaded.
 
 Input: a DataFrame of leads with the lead schema's columns (absent columns and unseen category
 levels are treated as missing). Output: one row per lead with the id (when given), the calibrated
@@ -25,7 +25,8 @@ BUNDLE_ARTIFACT = "bundle"
 
 
 class LeadConversionModel(PythonModel):
-    """Thin on purpose: the same encoder, booster and calibration map the bundle holds, nothing else."""
+    """Thin on purpose: the same encoder, model (trees, logistic or blend) and calibration map the bundle
+    holds, nothing else."""
 
     def load_context(self, context: Any) -> None:
         from serving.bundle import Bundle
@@ -38,7 +39,7 @@ class LeadConversionModel(PythonModel):
         bundle = self.bundle
         schema = bundle.schema
         if len(frame):
-            raw = bundle.booster.predict(bundle.encoder.transform(frame), raw_score=True)
+            raw = bundle.raw_scores(bundle.encoder.transform(frame))
             probability = np.asarray(bundle.calibrator(raw), dtype=np.float64)
         else:
             probability = np.empty(0, dtype=np.float64)

@@ -1,7 +1,9 @@
 """The scorer: one loaded bundle, scoring and explaining leads for the API, batch jobs and notebooks.
 
 Plain Python (no web framework), so notebooks and `leadscore score` use exactly what the API uses.
-Two paths over the same encoder and trees:
+The model is the bundle's family: trees (the numba Forest, or LightGBM itself), the logistic model
+(`serving.linear`, numpy) or their log-odds blend; everything below goes through `raw_scores` and
+`contributions`, which combine the two by the bundle's tree weight. Two paths over the same encoder:
 - `score(records)`: a few leads as dicts, the real-time path. No DataFrame: building a one-row
   DataFrame with categoricals costs milliseconds, `LeadEncoder.transform_records` microseconds.
 - `explain(frame)`: millions of rows, chunked and vectorised, returning one row per lead.
@@ -39,12 +41,16 @@ class Scorer:
             raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}")
         self.bundle = bundle
         self.schema = bundle.schema
+        self._tree_weight = bundle.tree_weight
+        self._booster = bundle.booster if bundle.tree_weight > 0.0 else None
+        self._linear = bundle.linear if bundle.tree_weight < 1.0 else None
         self._forest: Forest | None = None
-        if engine == "forest" or (engine == "auto" and numba_available()):
-            self._forest = Forest.from_booster(bundle.booster)
-            self._forest.warm_up()
-        elif engine == "auto":
-            _logger.warning("numba is not installed: explanations use LightGBM's slower pred_contrib")
+        if self._booster is not None:  # the logistic model alone has no trees to flatten
+            if engine == "forest" or (engine == "auto" and numba_available()):
+                self._forest = Forest.from_booster(self._booster)
+                self._forest.warm_up()
+            elif engine == "auto":
+                _logger.warning("numba is not installed: explanations use LightGBM's slower pred_contrib")
         self._matrix = ex.factor_matrix(self.schema)
         self._candidates = ex.what_if_candidates(self.schema, bundle.encoder)
         self._feature_factor = np.array([FACTORS.index(s.factor) for s in self.schema.features])
@@ -64,25 +70,41 @@ class Scorer:
     # -- model description ---------------------------------------------------------------
     @property
     def engine(self) -> str:
+        """How the trees are explained: `forest` (numba), `lightgbm`, or `linear` when there are none."""
+        if self._booster is None:
+            return "linear"
         return "forest" if self._forest is not None else "lightgbm"
 
     @property
     def model_info(self) -> dict[str, Any]:
         meta = self.bundle.metadata
-        return {"name": self.bundle.name, "version": self.bundle.version, "as_of": meta.get("as_of")}
+        return {"name": self.bundle.name, "version": self.bundle.version, "as_of": meta.get("as_of"),
+                "family": self.bundle.family}
 
     # -- the model's numbers -------------------------------------------------------------
     def raw_scores(self, X: np.ndarray) -> np.ndarray:
-        """Log-odds for an encoded matrix, equal to LightGBM's raw_score."""
-        if self._forest is not None:
-            return self._forest.raw(X)
-        return self.bundle.booster.predict(X, raw_score=True)
+        """Log-odds for an encoded matrix, equal to `Bundle.raw_scores` (LightGBM's raw_score for trees)."""
+        w = self._tree_weight
+        if w == 0.0:
+            return self._linear.raw(X)
+        trees = self._forest.raw(X) if self._forest is not None else self._booster.predict(X, raw_score=True)
+        if w == 1.0:
+            return trees
+        return w * trees + (1.0 - w) * self._linear.raw(X)
 
     def contributions(self, X: np.ndarray) -> np.ndarray:
-        """TreeSHAP values per feature plus the baseline column, equal to LightGBM's pred_contrib."""
+        """Exact Shapley values per feature plus the baseline column (pred_contrib's layout): TreeSHAP
+        for trees, term - mean for the logistic model, their weighted sum for a blend."""
+        w = self._tree_weight
+        if w == 0.0:
+            return self._linear.contributions(X)
         if self._forest is not None:
-            return self._forest.contributions(X)
-        return self.bundle.booster.predict(X, pred_contrib=True)
+            trees = self._forest.contributions(X)
+        else:
+            trees = self._booster.predict(X, pred_contrib=True)
+        if w == 1.0:
+            return trees
+        return w * trees + (1.0 - w) * self._linear.contributions(X)
 
     def probability(self, raw: np.ndarray | float) -> np.ndarray:
         return self.bundle.calibrator(raw)

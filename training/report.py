@@ -35,10 +35,14 @@ KNOWN_LIMITS = (
 
 def factor_importance(bundle: Bundle, frame: pd.DataFrame, *, sample: int = IMPORTANCE_SAMPLE,
                       seed: int = 0) -> pd.DataFrame:
-    """Mean |TreeSHAP impact| per quality factor (sum of its features' contributions), on a sample."""
+    """Mean |impact| per quality factor (sum of its features' exact Shapley values), on a sample.
+
+    The served model's own explanations: TreeSHAP for trees, the linear terms for the logistic model,
+    their weighted sum for a blend.
+    """
     if len(frame) > sample:
         frame = frame.sample(sample, random_state=seed)
-    contrib = bundle.booster.predict(bundle.encoder.transform(frame), pred_contrib=True)[:, :-1]
+    contrib = bundle.contributions(bundle.encoder.transform(frame))[:, :-1]
     names = bundle.encoder.feature_names
     factor_of = bundle.schema.factor_map
     rows = []

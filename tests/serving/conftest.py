@@ -30,15 +30,21 @@ METADATA = {"name": "lead-conversion", "version": "7", "as_of": "2026-07-01",
 
 @pytest.fixture(scope="session")
 def bundle_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A trained, calibrated bundle folder (model.txt + bundle.json) made the way training makes one."""
-    from training.model import fit_lightgbm, make_bundle
+    """A trained, calibrated LightGBM bundle folder (model.txt + bundle.json): trees fitted with early
+    stopping, calibrated on later held-out leads, TreeSHAP's expected value as the baseline."""
+    from serving.bundle import Bundle, expected_raw
+    from training.calibrate import fit_calibrator
+    from training.model import fit_lightgbm
 
     schema = bundled_schema()
     leads = generate(**TRAIN).leads
     y = labels(leads, schema)
     a, b = int(len(leads) * 0.6), int(len(leads) * 0.8)
     fitted = fit_lightgbm(leads.iloc[:a], y[:a], leads.iloc[a:b], y[a:b], schema)
-    bundle = make_bundle(fitted, leads.iloc[b:], y[b:], schema, dict(METADATA))
+    X_calib = fitted.encoder.transform(leads.iloc[b:])
+    bundle = Bundle(booster=fitted.booster, schema=schema, encoder=fitted.encoder,
+                    calibrator=fit_calibrator(fitted.booster.predict(X_calib, raw_score=True), y[b:]),
+                    baseline_raw=expected_raw(fitted.booster, None, 1.0, X_calib), metadata=dict(METADATA))
     return bundle.save(tmp_path_factory.mktemp("models") / "lead-conversion" / "7")
 
 

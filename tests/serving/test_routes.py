@@ -45,7 +45,7 @@ def test_score_returns_the_full_explained_response(client: TestClient) -> None:
                          "factors", "lowering_factors", "what_if", "warnings"}
     assert body["lead_id"] == "L1" and 0 < body["probability"] < 1 and 1 <= body["score"] <= 99
     assert body["grade"] in "ABCD" and body["model"] == {"name": "lead-conversion", "version": "7",
-                                                         "as_of": "2026-07-01"}
+                                                         "as_of": "2026-07-01", "family": "lightgbm"}
     assert [f["key"] for f in body["factors"]][:6] == ["icp_fit", "readiness", "contactability", "timeline",
                                                        "authority", "product_fit"]
     assert body["warnings"] == []
