@@ -67,7 +67,8 @@ def main() -> int:
         "explain_leads_per_s": round(len(leads) / explain_s),
         "predict_seconds": round(predict_s, 2),
         "predict_leads_per_s": round(len(leads) / predict_s),
-        "trees": scorer.bundle.booster.num_trees(),
+        "family": scorer.bundle.family,
+        "trees": scorer.bundle.booster.num_trees() if scorer.bundle.booster is not None else 0,
         "chunk_rows": args.chunk_rows,
         "machine": f"{os.cpu_count()} cores, Python {platform.python_version()}",
     }

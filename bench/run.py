@@ -437,10 +437,13 @@ def profile(store: Store, leads: list[dict[str, Any]], budget: Budget, http: lis
         "what_if_rescoring": median_us(lambda i: scorer._what_if_probabilities(matrices[i])),
         "score_total": median_us(lambda i: scorer.score([parsed[i]])),
         "serialise_json": median_us(lambda i: to_json(responses[i])),
-        # one thread: for one row, OpenMP start-up on a shared machine would dominate LightGBM's figure
-        "lightgbm_pred_contrib": median_us(lambda i: booster.predict(matrices[i], pred_contrib=True, num_threads=1)),
-        "lightgbm_predict_raw": median_us(lambda i: booster.predict(matrices[i], raw_score=True, num_threads=1)),
     }
+    if booster is not None:  # a logistic-only bundle has no trees to compare with LightGBM's own predict
+        # one thread: for one row, OpenMP start-up on a shared machine would dominate LightGBM's figure
+        phases["lightgbm_pred_contrib"] = median_us(
+            lambda i: booster.predict(matrices[i], pred_contrib=True, num_threads=1))
+        phases["lightgbm_predict_raw"] = median_us(
+            lambda i: booster.predict(matrices[i], raw_score=True, num_threads=1))
     model_us = phases["treeshap_contributions"] + phases["raw_score"] + phases["what_if_rescoring"]
     phases["response_building"] = round(phases["score_total"] - phases["encode_record"] - model_us, 1)
     in_process = phases["parse_and_validate_json"] + phases["score_total"] + phases["serialise_json"]
@@ -452,7 +455,10 @@ def profile(store: Store, leads: list[dict[str, Any]], budget: Budget, http: lis
         "model_share_of_request": round(model_us / http_p50_us, 3),
         "in_process_share_of_request": round(in_process / http_p50_us, 3),
         "http_framework_and_client_us": round(http_p50_us - in_process, 1),
-        "trees": booster.num_trees(), "leaves_max": int(_max_leaves(booster)), "features": booster.num_feature(),
+        "family": scorer.bundle.family,
+        "trees": booster.num_trees() if booster is not None else 0,
+        "leaves_max": int(_max_leaves(booster)) if booster is not None else 0,
+        "features": len(scorer.schema.features),
     }
     top_request = _cprofile(lambda: [scorer.score([lead]) for lead in parsed])
     from features.synthetic import generate as synthesize
@@ -463,7 +469,7 @@ def profile(store: Store, leads: list[dict[str, Any]], budget: Budget, http: lis
     _say(f"one explained request in process: {in_process:.0f} µs of a {http_p50_us:.0f} µs HTTP p50 "
          f"({split['in_process_share_of_request']:.0%}); TreeSHAP {phases['treeshap_contributions']:.0f} µs "
          f"({split['explanation_share_of_request']:.0%} of the request; LightGBM pred_contrib would be "
-         f"{phases['lightgbm_pred_contrib']:.0f} µs), model incl. what-ifs {model_us:.0f} µs "
+         f"{phases.get('lightgbm_pred_contrib', float('nan')):.0f} µs), model incl. what-ifs {model_us:.0f} µs "
          f"({split['model_share_of_request']:.0%}) on {split['trees']} trees")
     return {"phases_us": phases, "split": split, "cprofile_request_top": top_request,
             "cprofile_batch_top": top_batch, "cprofile_batch_leads": len(frame), "batch_phases": batch_phases}
@@ -653,7 +659,7 @@ def markdown(results: dict[str, Any]) -> str:
         lines += ["", (f"The explanation (exact TreeSHAP over {sp['trees']} trees, compiled with numba) costs "
                       f"{ph['treeshap_contributions']:,.0f} µs per lead, {sp['explanation_share_of_request']:.0%} of the "
                       f"request; LightGBM's own `pred_contrib` on the same lead takes "
-                      f"{ph['lightgbm_pred_contrib']:,.0f} µs.")]
+                      f"{ph.get('lightgbm_pred_contrib', float('nan')):,.0f} µs.")]
     r = results.get("reload_under_load")
     f = results.get("fuzz")
     if r or f:
