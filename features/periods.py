@@ -16,6 +16,13 @@ from features.errors import DataError
 from features.schema import LeadSchema
 
 
+def outcome_label(window_days: int) -> str:
+    """What a probability means: the same words in the training summary, model card and `GET /v1/model`."""
+    if window_days == 0:
+        return "converted, as the export records it (no outcome window)"
+    return f"converted within {window_days} days of creation"
+
+
 def quarter_of(when: pd.Series) -> pd.Series:
     """Calendar quarter labels such as '2026Q3' (missing dates stay missing)."""
     when = pd.to_datetime(when, errors="coerce")

@@ -11,6 +11,7 @@ from pydantic import SecretStr, ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from features.factors import FACTOR_LABELS
+from features.periods import outcome_label
 from serving.errors import input_error
 from serving.schemas import RequestModels
 from serving.scorer import Scorer
@@ -55,6 +56,9 @@ def describe_model(*, scorer: Scorer) -> dict[str, Any]:
         "trained_at": meta.get("trained_at"),
         "run_id": meta.get("run_id"),
         "data_window": meta.get("data_window"),
+        "label": outcome_label(schema.outcome_window_days),
+        "outcome_window_days": schema.outcome_window_days,
+        "family": bundle.family,
         "test_quarter": meta.get("test_quarter"),
         "test_metrics": meta.get("metrics", {}),
         "grades": dict(schema.grades),

@@ -133,6 +133,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="train on outcomes known by this date (default: the export date)")
     p.add_argument("--export-date", dest="export_date",
                    help="when the export was taken (default: its newest creation or conversion date)")
+    p.add_argument("--half-life-days", dest="half_life_days", type=float,
+                   help="weight leads by recency: one this many days older than the newest counts half (default: off)")
     p.add_argument("--promote", choices=["auto", "never", "force"], default="auto")
     p.add_argument("--models-dir", default="models", help="where bundles are exported")
     p.set_defaults(handler=_train)

@@ -59,6 +59,7 @@ class Recipe:
     tree_weight: float
     params: dict[str, Any]
     losses: dict[str, float] = field(default_factory=dict)  # validation log loss per candidate
+    half_life_days: float | None = None  # recency weighting: a lead this much older than the newest counts half
 
     @property
     def family(self) -> str:
@@ -103,13 +104,15 @@ def lightgbm_params(schema: LeadSchema, encoder: LeadEncoder, n_rows: int, param
 
 def choose_recipe(train: pd.DataFrame, y_train: np.ndarray, valid: pd.DataFrame, y_valid: np.ndarray,
                   schema: LeadSchema, *, params: dict[str, Any] | None = None, seed: int = 0,
-                  families: tuple[str, ...] = (LIGHTGBM, LOGISTIC, BLEND)) -> tuple[Recipe, Components]:
+                  families: tuple[str, ...] = (LIGHTGBM, LOGISTIC, BLEND),
+                  half_life_days: float | None = None) -> tuple[Recipe, Components]:
     """Early-stop LightGBM, choose C and the blend weight on `valid`; returns the recipe and the fitted
     chooser (trained on `train` only, so its scores on `valid` are out of sample)."""
     encoder = LeadEncoder(schema).fit(train)
     X_train, X_valid = encoder.transform(train), encoder.transform(valid)
     lgb_params = lightgbm_params(schema, encoder, len(train), params, seed)
-    dtrain = lgb.Dataset(X_train, label=y_train, feature_name=encoder.feature_names,
+    weights = recency_weights(train, schema, half_life_days)
+    dtrain = lgb.Dataset(X_train, label=y_train, weight=weights, feature_name=encoder.feature_names,
                          categorical_feature=encoder.categorical_indices, free_raw_data=True)
     dvalid = lgb.Dataset(X_valid, label=y_valid, reference=dtrain)
     booster = lgb.train(lgb_params, dtrain, num_boost_round=MAX_ROUNDS, valid_sets=[dvalid], valid_names=["valid"],
@@ -121,8 +124,8 @@ def choose_recipe(train: pd.DataFrame, y_train: np.ndarray, valid: pd.DataFrame,
 
     linear, C, raw_linear = None, 1.0, np.zeros(len(valid))
     if LOGISTIC in families or BLEND in families:
-        C = select_C(X_train, y_train, X_valid, y_valid, encoder, seed=seed)
-        linear = fit_linear(X_train, y_train, encoder, C=C, seed=seed)
+        C = select_C(X_train, y_train, X_valid, y_valid, encoder, sample_weight=weights, seed=seed)
+        linear = fit_linear(X_train, y_train, encoder, C=C, sample_weight=weights, seed=seed)
         raw_linear = linear.raw(X_valid)
     allowed = [w for w in BLEND_WEIGHTS if family_of(w) in families]
     per_lead = {w: _platt_losses(w * raw_trees + (1 - w) * raw_linear, y_valid) for w in allowed}
@@ -130,7 +133,7 @@ def choose_recipe(train: pd.DataFrame, y_train: np.ndarray, valid: pd.DataFrame,
     tree_weight = _weight_with_evidence(per_lead)
     _logger.info("family: %s (tree weight %.1f, %d rounds, C=%g)", family_of(tree_weight), tree_weight, rounds, C)
     recipe = Recipe(rounds=rounds, n_rows_chosen=len(train), C=C, tree_weight=float(tree_weight),
-                    params=lgb_params, losses=losses)
+                    params=lgb_params, losses=losses, half_life_days=half_life_days)
     chooser = Components(encoder=encoder, booster=booster if tree_weight > 0 else None,
                          linear=linear if tree_weight < 1 else None, tree_weight=float(tree_weight), rounds=rounds)
     return recipe, chooser
@@ -141,18 +144,34 @@ def fit_components(frame: pd.DataFrame, y: np.ndarray, schema: LeadSchema, recip
     """The recipe fitted on `frame`, with a fresh encoder (the newest leads may bring new levels)."""
     encoder = LeadEncoder(schema).fit(frame)
     X = encoder.transform(frame)
+    weights = recency_weights(frame, schema, recipe.half_life_days)
     booster = None
     rounds = recipe.rounds_for(len(frame))
     if recipe.tree_weight > 0:
         params = {**recipe.params, **size_params(len(frame)), "seed": seed}
         if any(encoder.monotone_constraints):
             params["monotone_constraints"] = encoder.monotone_constraints
-        data = lgb.Dataset(X, label=y, feature_name=encoder.feature_names,
+        data = lgb.Dataset(X, label=y, weight=weights, feature_name=encoder.feature_names,
                            categorical_feature=encoder.categorical_indices, free_raw_data=True)
         booster = lgb.train(params, data, num_boost_round=rounds)
-    linear = fit_linear(X, y, encoder, C=recipe.C, seed=seed) if recipe.tree_weight < 1 else None
+    linear = fit_linear(X, y, encoder, C=recipe.C, sample_weight=weights, seed=seed) \
+        if recipe.tree_weight < 1 else None
     return Components(encoder=encoder, booster=booster, linear=linear, tree_weight=recipe.tree_weight,
                       rounds=rounds if booster is not None else 0)
+
+
+def recency_weights(frame: pd.DataFrame, schema: LeadSchema, half_life_days: float | None) -> np.ndarray | None:
+    """Weights that halve every `half_life_days` back from the newest lead (None: all leads count the same).
+
+    Under drift (a region's effect turning, a new product) the newest leads say more about the next
+    ones; the backtest measures whether that pays for the data it discounts.
+    """
+    if not half_life_days or not schema.created_at or schema.created_at not in frame.columns:
+        return None
+    created = pd.to_datetime(frame[schema.created_at], errors="coerce")
+    age = (created.max() - created).dt.total_seconds().to_numpy() / 86_400.0
+    weights = np.power(0.5, np.nan_to_num(age, nan=0.0) / half_life_days)
+    return weights / weights.mean()
 
 
 @dataclass

@@ -26,6 +26,7 @@ import pandas as pd
 from features.datasets import schema_for
 from features.errors import DataError, LeadscoreError, TrainingError
 from features.loading import read_leads
+from features.periods import outcome_label
 from features.schema import LeadSchema
 from serving.bundle import Bundle
 from training import tracking
@@ -39,7 +40,7 @@ from training.family import (
 from training.linear import log_loss_from_raw
 from training.model import make_bundle, raw_scores
 from training.promotion import MODES, Decision, PromotionSettings, decide
-from training.record import label_text, bundle_metadata, run_metrics, run_params, write_artifacts
+from training.record import bundle_metadata, run_metrics, run_params, write_artifacts
 from training.report import factor_importance
 from training.splits import Split, SplitReport, label_at, time_split
 
@@ -87,7 +88,7 @@ class TrainResult:
         if r.as_of_source:
             lines.append(f"  as of: {_day(r.as_of)}, {r.as_of_source}")
         lines += [
-            f"  label: {label_text(r.outcome_window_days)} (the schema's outcome_window_days)",
+            f"  label: {outcome_label(r.outcome_window_days)} (the schema's outcome_window_days)",
             f"  rows: {r.n_rows:,} read, {r.n_used:,} used, {r.n_left_out:,} left out ({left})",
             (f"  split ({r.method}): train {_span(r.train_window)} {r.n_train:,} leads, valid "
              f"{r.valid_quarter or _span(r.valid_window)} {r.n_valid:,}, test "
@@ -120,7 +121,8 @@ class TrainResult:
 def train(data_path: str | Path, schema_path: str | Path | None = None, as_of: str | pd.Timestamp | None = None,
           promote: str = "auto", models_dir: str | Path = "models", tracking_uri: str | None = None, *,
           params: dict[str, Any] | None = None, seed: int = 0,
-          settings: PromotionSettings | None = None, export_date: str | pd.Timestamp | None = None) -> TrainResult:
+          settings: PromotionSettings | None = None, export_date: str | pd.Timestamp | None = None,
+          half_life_days: float | None = None) -> TrainResult:
     """Train, evaluate, track, register and (per `promote`) promote one model. See the module doc."""
     clock = _Clock()
     if promote not in MODES:
@@ -134,7 +136,10 @@ def train(data_path: str | Path, schema_path: str | Path | None = None, as_of: s
                        schema, seed=seed)
     check_split(split, frame, schema)
     clock.lap("split")
-    candidate = fit_and_evaluate(split, schema, params=params, seed=seed, clock=clock)
+    if half_life_days is not None and not half_life_days > 0:
+        raise TrainingError(f"half-life must be a positive number of days, got {half_life_days!r}",
+                            field="half_life_days")
+    candidate = fit_and_evaluate(split, schema, params=params, seed=seed, clock=clock, half_life_days=half_life_days)
     data_sha = file_sha256(data_path)
 
     uri = tracking.resolve_tracking_uri(tracking_uri)
@@ -182,7 +187,8 @@ def train(data_path: str | Path, schema_path: str | Path | None = None, as_of: s
 def train_command(args: argparse.Namespace) -> int:
     """`leadscore train`: run `train` and print its summary; errors become one line (exit 2) in the CLI."""
     result = train(args.data, args.schema, args.as_of, args.promote, args.models_dir,
-                   export_date=getattr(args, "export_date", None))
+                   export_date=getattr(args, "export_date", None),
+                   half_life_days=getattr(args, "half_life_days", None))
     print(result.summary())
     return 0
 
@@ -276,7 +282,7 @@ class Candidate:
 
 
 def fit_and_evaluate(split: Split, schema: LeadSchema, *, params: dict[str, Any] | None = None, seed: int = 0,
-                     clock: _Clock | None = None) -> Candidate:
+                     clock: _Clock | None = None, half_life_days: float | None = None) -> Candidate:
     """Judge the recipe fold by fold on leads it never saw, then refit it on every used lead and calibrate."""
     clock = clock or _Clock()
     pool, y = split.frame, split.y
@@ -287,7 +293,7 @@ def fit_and_evaluate(split: Split, schema: LeadSchema, *, params: dict[str, Any]
     for fold in split.folds:
         learn = np.setdiff1d(fold.fit, fold.select, assume_unique=True)
         recipe, chooser = choose_recipe(pool.iloc[learn], y[learn], pool.iloc[fold.select], y[fold.select], schema,
-                                        params=params, seed=seed)
+                                        params=params, seed=seed, half_life_days=half_life_days)
         if len(fold.fit) > CROSS_FIT_MAX_ROWS:  # large data: the chooser is the evaluated model, one fit less
             calibrator = fit_calibrator(chooser.raw(pool.iloc[fold.select]), y[fold.select], seed=seed)
             evaluated = Calibrated(chooser, calibrator, "the valid slice", len(fold.select))

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from features.periods import outcome_label
 from features.schema import LeadSchema
 from serving.bundle import Bundle
 from training import plots, tracking
@@ -45,7 +46,7 @@ def bundle_metadata(*, version: str, run_id: str, report: SplitReport, model_eva
         "best_iteration": candidate.deployed.components.rounds,
         "family": candidate.recipe.family,
         "tree_weight": candidate.recipe.tree_weight,
-        "label": label_text(report.outcome_window_days),
+        "label": outcome_label(report.outcome_window_days),
         "outcome_window_days": report.outcome_window_days,
         "n_deployed": report.n_used,
         "as_of_source": report.as_of_source,
@@ -55,13 +56,6 @@ def bundle_metadata(*, version: str, run_id: str, report: SplitReport, model_eva
         "schema_fingerprint": bundle.schema.fingerprint(),
         "data_fingerprint": data_sha,
     }
-
-
-def label_text(window_days: int) -> str:
-    """What the probability means, the same words in the summary, model card and `GET /v1/model`."""
-    if window_days == 0:
-        return "converted, as the export records it (no outcome window)"
-    return f"converted within {window_days} days of creation"
 
 
 def run_params(report: SplitReport, candidate: Candidate, bundle: Bundle, schema: LeadSchema, data_path: Path,
@@ -78,7 +72,7 @@ def run_params(report: SplitReport, candidate: Candidate, bundle: Bundle, schema
         "n_left_out": report.n_left_out, "positives_train": report.positives_train,
         "positives_valid": report.positives_valid, "positives_test": report.positives_test,
         "best_iteration": candidate.deployed.components.rounds, "calibration_method": bundle.calibrator.method,
-        "as_of_source": report.as_of_source, "label": label_text(report.outcome_window_days),
+        "as_of_source": report.as_of_source, "label": outcome_label(report.outcome_window_days),
         "family": candidate.recipe.family, "tree_weight": candidate.recipe.tree_weight,
         "logistic_C": candidate.recipe.C, "rounds_early_stopping": candidate.recipe.rounds,
         "rounds_evaluated_model": candidate.evaluated_rounds, "n_deployed": report.n_used,

@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from features.factors import FACTOR_LABELS, FACTORS
+from features.periods import outcome_label
 from features.schema import LeadSchema
 from serving.bundle import Bundle
 from training.metrics import ECE_BINS, Evaluation
@@ -90,9 +91,10 @@ def model_card(*, bundle: Bundle, report: SplitReport, evaluations: Mapping[str,
     lines = [
         f"# Model card: {meta.get('name', 'lead-conversion')} version {meta.get('version', '?')}",
         "",
-        ("Predicts the probability that a lead converts within "
-         f"{bundle.schema.outcome_window_days} days, calibrated ({bundle.calibrator.method}), with each "
-         "score explained by quality factors."),
+        (f"Predicts the probability of: {outcome_label(bundle.schema.outcome_window_days)}; calibrated "
+         f"({bundle.calibrator.method}), with each score explained by quality factors. Family: "
+         f"{bundle.family} (tree weight {bundle.tree_weight:.1f}); refitted on all {report.n_used:,} used leads "
+         "after the evaluation below."),
         "",
         "## Training",
         f"- as-of: {report.as_of or 'n/a'}; trained at {meta.get('trained_at', '?')}; MLflow run `{meta.get('run_id')}`",

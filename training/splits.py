@@ -14,8 +14,7 @@ adapts to how much the export holds:
   before it, train = every earlier quarter; used while there are three such quarters and the valid
   and test quarters each hold MIN_HOLDOUT_POSITIVES conversions (and as many non-conversions);
 - time_ordered: otherwise the mature leads are cut by creation time (70% / 15% / 15%);
-- rolling_origin: when even a 15% slice would hold fewer than MIN_HOLDOUT_POSITIVES conversions (small
-  data), the newest ROLLING_SHARE of the leads is cut into ROLLING_FOLDS blocks and each block is scored
+- rolling_origin: small data (fewer than SMALL_DATA_POSITIVES mature conversions), the newest ROLLING_SHARE of the leads is cut into ROLLING_FOLDS blocks and each block is scored
   by a model fitted on everything before it (expanding window); metrics are pooled, with the mean and
   spread across folds;
 - stratified_random: without a created-at column there is no time; the report says so.
@@ -52,6 +51,7 @@ LEFT_PARTIAL_QUARTER = "in a quarter not yet fully mature at as-of"
 VALID_SHARE = 0.15
 TEST_SHARE = 0.15
 MIN_HOLDOUT_POSITIVES = 50   # fewer conversions than this in a holdout make its AUC a coin toss (SE > 0.04)
+SMALL_DATA_POSITIVES = 1000  # below this many mature conversions one holdout is too small: rolling origin
 ROLLING_FOLDS = 4
 ROLLING_SHARE = 0.4          # the newest 40% of mature leads are scored, in ROLLING_FOLDS blocks
 SELECT_SHARE = 0.2           # each rolling fold chooses with the newest fifth of what it learns from
@@ -240,17 +240,19 @@ def time_split(labelled: Labelled, schema: LeadSchema, *, with_test: bool = True
     full = sorted(q for q in quarter.unique() if q.end_time <= cutoff)
     needed = 3 if with_test else 2
     y = labelled.y
-    if len(full) >= needed:
+    old = (created <= cutoff).to_numpy(dtype=bool)
+    small = with_test and int(y[old].sum()) < SMALL_DATA_POSITIVES
+    if len(full) >= needed and not small:
         holdouts = full[-2:] if with_test else full[-1:]
         if all(_enough(y[(quarter == q).to_numpy()]) for q in holdouts):
             return _quarterly_split(labelled, schema, quarter, full, with_test=with_test)
-    old = (created <= cutoff).to_numpy(dtype=bool)
+    if small:
+        return _rolling_split(labelled, schema, created, cutoff,
+                              note=f"small data, {int(y[old].sum()):,} mature conversions: rolling-origin "
+                                   f"evaluation over {ROLLING_FOLDS} time blocks (expanding window), mean and "
+                                   "spread across folds")
     why = (f"only {len(full)} fully mature quarter(s) at as-of" if len(full) < needed
            else f"the latest mature quarters hold fewer than {MIN_HOLDOUT_POSITIVES} conversions each")
-    if with_test and int(y[old].sum()) * TEST_SHARE < MIN_HOLDOUT_POSITIVES:
-        return _rolling_split(labelled, schema, created, cutoff,
-                              note=f"{why}, and only {int(y[old].sum()):,} mature conversions: rolling-origin "
-                                   f"evaluation over {ROLLING_FOLDS} time blocks (expanding window)")
     return _ordered_split(labelled, schema, created, cutoff, with_test=with_test,
                           note=f"{why}: split by creation time "
                                f"({1 - VALID_SHARE - TEST_SHARE:.0%}/{VALID_SHARE:.0%}/{TEST_SHARE:.0%})")

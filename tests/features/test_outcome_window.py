@@ -61,14 +61,11 @@ def test_coverage_corrects_for_recent_leads_that_cannot_show_long_lags_yet() -> 
         assert (naive <= option.days).mean() > truth + 0.05  # raw lags of the export look shorter than they are
 
 
-def test_without_conversion_dates_the_window_is_90_days_and_the_note_says_why() -> None:
+def test_without_conversion_dates_outcomes_are_taken_as_recorded_and_the_note_says_so() -> None:
     created, _, _ = export(span_days=700)
     choice = choose_window(created, None)
-    assert choice.days == 90 and math.isnan(choice.coverage)
-    assert "no conversion dates to measure how long conversions take" in choice.note
-    young = choose_window(created[created < START + pd.Timedelta(days=120)], None)
-    assert young.days < 90 and young.n_mature >= 0.5 * young.n_leads
-    assert "shortened because 90 days leaves only" in young.note
+    assert choice.days == 0 and math.isnan(choice.coverage) and choice.n_mature == len(created)
+    assert "no conversion dates, so each outcome is taken as the export records it" in choice.note
 
 
 def test_a_small_export_asks_for_conversions_in_proportion_to_what_it_has() -> None:

@@ -98,7 +98,7 @@ def test_target_spellings_of_converted_compare_equal(value: Any) -> None:
     ("grades.D", 0.01, "grades.D", "grades.D must be 0"),
     ("grades.A", 1.5, "grades.A", "between 0 and 1"),
     ("grades", {"A": 0.3, "B": 0.1, "D": 0.0}, "grades", "A, B, C and D"),
-    ("outcome_window_days", 0, "outcome_window_days", "positive whole number"),
+    ("outcome_window_days", -1, "outcome_window_days", "whole number of days (0 or more)"),
     ("features", [], "features", "non-empty list"),
     ("features.0.colour", "red", "features.industry.colour", "unknown key 'colour'"),
     ("features.0.monotone", 1, "features.industry.monotone", "needs an ordered type"),
