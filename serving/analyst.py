@@ -88,11 +88,27 @@ def model_version(alias: str = "champion", name: str = MODEL_NAME) -> dict[str, 
     return {"name": name, "alias": alias, "version": str(version.version), "run_id": version.run_id}
 
 
+HOLDOUT_ARTIFACT = "test_predictions.csv"
+
+
 def champion_metrics(alias: str = "champion", name: str = MODEL_NAME) -> dict[str, float]:
     """The metrics logged by the run behind `name@alias` (test-quarter AUC, log loss, lift, ...)."""
     client = _client()
     version = _version_by_alias(client, name, alias)
     return dict(client.get_run(version.run_id).data.metrics)
+
+
+def holdout_predictions(alias: str = "champion", name: str = MODEL_NAME) -> pd.DataFrame:
+    """The test leads of the run behind `name@alias`, with their outcome and each model's out-of-sample
+    probability (`model`: the recipe fitted on the leads before them; the served model was then refitted
+    on them too, so scoring them again with it would flatter it)."""
+    import mlflow
+
+    client = _client()
+    version = _version_by_alias(client, name, alias)
+    path = mlflow.artifacts.download_artifacts(run_id=version.run_id, artifact_path=HOLDOUT_ARTIFACT,
+                                               tracking_uri=tracking_uri())
+    return pd.read_csv(path, dtype={"lead_id": "string"})
 
 
 def compare_metrics(aliases: Sequence[str] = ("champion", "challenger"), name: str = MODEL_NAME) -> pd.DataFrame:

@@ -119,6 +119,9 @@ def write_artifacts(folder: Path, *, bundle: Bundle, split: Split, scored: dict[
     plots.lift_chart(curves, charts / "lift.png")
     plots.importance_chart(importance, charts / "factor_importance.png")
     importance.to_csv(folder / "factor_importance.csv", index=False)
+    holdout = pd.DataFrame({"lead_id": split.test[bundle.schema.id_column].astype("string").to_numpy(),
+                            "converted": split.y_test, **{name: p for name, p in scored.items()}})
+    holdout.to_csv(folder / "test_predictions.csv", index=False)
     profile = data_profile(frame, bundle.schema)
     profile.to_csv(folder / "data_profile.csv", index=False)
     (folder / "data_profile.json").write_text(profile.to_json(orient="records", indent=2))

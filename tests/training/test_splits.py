@@ -15,6 +15,7 @@ from training.splits import (
     LEFT_IMMATURE,
     LEFT_PARTIAL_QUARTER,
     QUARTERLY,
+    ROLLING_ORIGIN,
     STRATIFIED_RANDOM,
     TIME_ORDERED,
     label_at,
@@ -84,13 +85,29 @@ def test_backtest_split_keeps_no_test_quarter(train_history, schema: LeadSchema)
 
 def test_short_history_falls_back_to_time_order(schema: LeadSchema) -> None:
     rng = np.random.default_rng(0)
-    created = pd.Timestamp("2026-01-01") + pd.to_timedelta(rng.uniform(0, 150, 2000), unit="D")
-    frame = pd.DataFrame({"lead_id": [f"L{i}" for i in range(2000)], "created_at": created,
-                          "converted": rng.integers(0, 2, 2000), "converted_at": pd.NaT})
+    n = 4000  # about 2,000 conversions: not small data, so one time-ordered holdout
+    created = pd.Timestamp("2026-01-01") + pd.to_timedelta(rng.uniform(0, 150, n), unit="D")
+    frame = pd.DataFrame({"lead_id": [f"L{i}" for i in range(n)], "created_at": created,
+                          "converted": rng.integers(0, 2, n), "converted_at": pd.NaT})
     split = time_split(label_at(frame, schema, "2026-10-01"), schema)
     assert split.report.method == TIME_ORDERED and "creation time" in split.report.note
     assert split.train["created_at"].max() <= split.valid["created_at"].min()
     assert split.valid["created_at"].max() <= split.test["created_at"].min()
+
+
+def test_small_data_is_judged_by_rolling_origin_folds(schema: LeadSchema) -> None:
+    rng = np.random.default_rng(1)
+    n = 3000  # about 300 conversions over a year
+    created = pd.Timestamp("2025-06-01") + pd.to_timedelta(rng.uniform(0, 365, n), unit="D")
+    frame = pd.DataFrame({"lead_id": [f"L{i}" for i in range(n)], "created_at": created,
+                          "converted": (rng.random(n) < 0.1).astype(int), "converted_at": pd.NaT})
+    split = time_split(label_at(frame, schema, "2026-10-01"), schema)
+    assert split.report.method == ROLLING_ORIGIN and len(split.folds) == 4 and "rolling-origin" in split.report.note
+    when = pd.to_datetime(split.frame["created_at"])
+    for fold in split.folds:  # each block is scored by a model that learned only from earlier leads
+        assert when.iloc[fold.fit].max() <= when.iloc[fold.score].min()
+        assert set(fold.select) <= set(fold.fit) and not set(fold.fit) & set(fold.score)
+    assert len(split.test) == sum(len(f.score) for f in split.folds)
 
 
 def test_no_created_at_means_stratified_random_and_says_so() -> None:

@@ -1,0 +1,71 @@
+"""Hold a new user's path against two plain references on the shapes of real exports (issue 13).
+
+    .venv/bin/python bench/real_export_shapes.py [--only slow,drift,small,leak] [--keep DIR]
+
+For each synthetic scenario (short export with slow conversions, a base rate that triples in the last
+two quarters, a small export, a leaky column with an innocent name) it writes the export (every quarter
+but the last, outcomes as known at the export date) and the next quarter, whose outcomes are drawn
+once from the generator's true probabilities (seeded), then runs the shared comparison script
+(`../shared/eval/compare_references.py`: schema infer -> train -> score, against a one-hot logistic
+regression and a default LightGBM trained on the same file). Prints each table and a summary line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parents[1]
+COMPARE = ROOT.parent / "shared" / "eval" / "compare_references.py"
+SCENARIOS = {
+    "slow": {"quarters": 4, "leads_per_quarter": 3000, "seed": 21, "conversion_delay": "slow"},
+    "drift": {"quarters": 8, "leads_per_quarter": 2500, "seed": 22, "base_rate_shift": 3.0},
+    "small": {"quarters": 9, "leads_per_quarter": 650, "seed": 23},
+    "leak": {"quarters": 6, "leads_per_quarter": 2000, "seed": 24, "leak_column": "last_touch"},
+}
+
+
+def write_scenario(folder: Path, options: dict) -> tuple[Path, Path]:
+    from features.synthetic import generate
+
+    history = generate(**options)
+    leads = history.leads.drop(columns=["lead_status"])
+    quarter = pd.to_datetime(leads["created_at"]).dt.to_period("Q")
+    nxt = quarter == quarter.max()
+    train, test = leads[~nxt].copy(), leads[nxt].copy()
+    truth = history.truth.set_index("lead_id").loc[test["lead_id"], "true_probability"].to_numpy()
+    test["converted"] = (np.random.default_rng(options["seed"]).random(len(test)) < truth).astype(int)
+    test = test.drop(columns=["converted_at"])
+    folder.mkdir(parents=True, exist_ok=True)
+    train.to_csv(folder / "train.csv", index=False)
+    test.to_csv(folder / "test.csv", index=False)
+    return folder / "train.csv", folder / "test.csv"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", default=",".join(SCENARIOS))
+    parser.add_argument("--keep", help="write the scenario files here and keep them")
+    args = parser.parse_args()
+    base = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="export-shapes-"))
+    leadscore = str(Path(sys.executable).parent / "leadscore")
+    verdicts = []
+    for name in args.only.split(","):
+        train, test = write_scenario(base / name, SCENARIOS[name])
+        done = subprocess.run([sys.executable, str(COMPARE), str(train), str(test), "--target", "converted",
+                               "--id", "lead_id", "--created-at", "created_at", "--leadscore", leadscore],
+                              capture_output=True, text=True, check=False)
+        print(f"== {name}: {SCENARIOS[name]}\n{done.stdout.strip()}", flush=True)
+        verdicts.append(f"{name}: {(done.stdout.strip().splitlines() or ['no output'])[-1]}")
+    print("\n".join(verdicts))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
