@@ -30,7 +30,10 @@ def _request(port: int, method: str, path: str, body: dict | None = None,
 
 
 def _versions_seen(port: int, n: int) -> set[str]:
-    return {str(_request(port, "POST", "/v1/score", LEAD)[1]["model"]["version"]) for _ in range(n)}
+    replies = [_request(port, "POST", "/v1/score", LEAD) for _ in range(n)]
+    failed = [reply for reply in replies if reply[0] != 200]
+    assert not failed, failed[0]
+    return {str(body["model"]["version"]) for _, body in replies}
 
 
 def test_a_reload_reaches_every_worker_process(in_registry: Registry) -> None:
@@ -51,6 +54,10 @@ def test_a_reload_reaches_every_worker_process(in_registry: Registry) -> None:
                 ready = 0
                 time.sleep(0.2)
         assert ready == 10, "the server did not get ready"
+        # /readyz may have been answered by one worker only: wait until no worker says it is still loading.
+        while time.monotonic() < deadline and any(
+                _request(port, "POST", "/v1/score", LEAD)[0] == 503 for _ in range(20)):
+            time.sleep(0.5)
         assert _versions_seen(port, 20) == {first}, "before the reload, every worker serves the champion"
 
         client.set_registered_model_alias(MODEL, "champion", second)
