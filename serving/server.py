@@ -25,11 +25,11 @@ def serve_command(args: argparse.Namespace) -> int:
 
     from serving.main import create_app
     from serving.schemas import example_lead
-    from serving.scorer import Scorer
+    from serving.state import load_scorer
 
     settings = load_settings(host=args.host, port=args.port, model=args.model,
                              workers=getattr(args, "workers", None))
-    scorer = Scorer.load(settings.model)
+    scorer = load_scorer(settings.model)  # a damaged model or a locked store: one line, exit 2
     base = f"http://{settings.host}:{settings.port}"
     processes = f", {settings.workers} worker processes" if settings.workers > 1 else ""
     print(f"serving {scorer.bundle.name} version {scorer.bundle.version} at {base}{processes} (docs: {base}/docs)")
