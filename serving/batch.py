@@ -19,9 +19,9 @@ from typing import Any
 import pandas as pd
 
 from features.errors import DataError
+from features.lead_checks import check_frame
 from features.loading import (
     check_separator,
-    coerce_feature,
     iter_table,
     read_header,
     table_format,
@@ -57,7 +57,7 @@ def score_file(*, scorer: Scorer, data: Path, out: Path, chunk_rows: int = 100_0
     try:
         missing = _check_columns(read_header(data), scorer, data.name)  # before any row is read
         for chunk in iter_table(data, chunk_rows=chunk_rows):
-            _check_cells(chunk, scorer, data.name, rows_before=rows)
+            check_frame(chunk, scorer.schema, source=data.name, rows_before=rows)  # as the API refuses it
             explained = scorer.explain(chunk, chunk_rows=chunk_rows)
             explained = explained.rename(columns={"lead_id": scorer.schema.id_column})
             writer.write(explained)
@@ -83,18 +83,6 @@ def _check_columns(columns: list[str], scorer: Scorer, source: str) -> list[str]
         raise DataError(f"{source}: none of the model's {len(names)} feature columns are in the file "
                         f"(expected e.g. {', '.join(names[:3])})")
     return missing
-
-
-def _check_cells(chunk: pd.DataFrame, scorer: Scorer, source: str, *, rows_before: int) -> None:
-    """Refuse a cell that does not fit its feature's type: scored as missing, it would skew the score."""
-    for spec in scorer.schema.features:
-        if spec.name in chunk.columns and spec.type != "categorical":
-            _, bad = coerce_feature(chunk[spec.name], spec)
-            if bad.any():
-                first = int(bad.to_numpy(dtype=bool).argmax())
-                raise DataError(f"{source}: {spec.name}: {int(bad.sum()):,} values do not fit its type "
-                                f"{spec.type} (first: {chunk[spec.name].iloc[first]!r} in data row "
-                                f"{rows_before + first + 1}); fix them or leave those cells empty", field=spec.name)
 
 
 class _TableWriter:
