@@ -8,7 +8,7 @@ outside the schema's list are not refused: the model scores them as missing and 
     >>> value_problem(spec_of_company_size, -5)                        # doctest: +SKIP
     '-5 is below the minimum 0'
     >>> check_frame(leads, schema, source="leads.csv")                 # doctest: +SKIP
-    DataError: leads.csv: company_size: -5 is below the minimum 0 (data row 2; 1 value like it) ...
+    DataError: leads.csv: company_size: -5 is below the minimum 0 (data row 2; 1 value like it); ...
 """
 
 from __future__ import annotations
@@ -80,14 +80,18 @@ def check_frame(frame: pd.DataFrame, schema: LeadSchema, *, source: str = "data"
             continue
         first = int(bad.to_numpy(dtype=bool).argmax())
         value = frame[spec.name].iloc[first]
-        problem = _cell_problem(spec, value)
+        problem = cell_problem(spec, value)
+        if problem == type_problem(spec):
+            problem += f", got {value!r}"
         count = int(bad.sum())
         raise DataError(f"{source}: {spec.name}: {problem} (data row {rows_before + first + 1}; "
                         f"{count:,} value{'s' if count != 1 else ''} like it); fix them or leave those cells empty",
                         field=spec.name)
 
 
-def _cell_problem(spec: FeatureSpec, value: Any) -> str:
+def cell_problem(spec: FeatureSpec, value: Any) -> str:
+    """Why a value that failed its feature's check does not fit: a number out of range or not finite
+    is named as such (also for an integer feature given 1e308), anything else is of the wrong type."""
     if spec.type in NUMBER_TYPES and not isinstance(value, bool | np.bool_):
         try:
             number = float(value)
@@ -97,7 +101,7 @@ def _cell_problem(spec: FeatureSpec, value: Any) -> str:
             found = value_problem(spec, number)
             if found:
                 return found
-    return f"{value!r} is not {TYPE_WORDS[spec.type]}"
+    return type_problem(spec)
 
 
 def _number(value: float) -> str:
