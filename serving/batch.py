@@ -24,6 +24,7 @@ from features.loading import (
     check_separator,
     iter_table,
     read_header,
+    spreadsheet_safe,
     table_format,
 )
 from serving.scorer import Scorer
@@ -100,7 +101,7 @@ class _TableWriter:
 
     def write(self, frame: pd.DataFrame) -> None:
         if self.format == "csv":
-            frame.to_csv(self.tmp, mode="a", header=not self._wrote_header, index=False)
+            spreadsheet_safe(frame).to_csv(self.tmp, mode="a", header=not self._wrote_header, index=False)
             self._wrote_header = True
             return
         import pyarrow as pa
