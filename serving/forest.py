@@ -23,8 +23,11 @@ polynomial of degree k - 1 that a k // 2 + 1 point Gauss-Legendre rule integrate
 from __future__ import annotations
 
 import logging
+import os
+import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -275,10 +278,42 @@ def _quadrature(max_k: int) -> dict[str, np.ndarray]:
 _KERNELS: tuple[Any, Any] | None = None
 
 
+CACHE_ENV = "LEADSCORE_NUMBA_CACHE_DIR"
+
+
+def compiled_cache_dir() -> Path:
+    """Where numba keeps the compiled kernels: a folder only this user can write, never the package's.
+
+    numba's cache index is a pickle, so whoever can write the cache can run code in the server. The
+    folder is `LEADSCORE_NUMBA_CACHE_DIR`, else `NUMBA_CACHE_DIR`, else ~/.cache/leadscore/numba,
+    created owner-only. One owned by someone else or writable by others is not used: the kernels are
+    then compiled afresh (about 8 s) into a private temporary folder.
+    """
+    given = os.environ.get(CACHE_ENV) or os.environ.get("NUMBA_CACHE_DIR")
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "leadscore" / "numba"
+    path = Path(given) if given else base
+    try:
+        path.mkdir(parents=True, exist_ok=True, mode=0o700)
+        info = path.stat()
+        if info.st_uid == os.getuid() and not info.st_mode & 0o022:
+            return path
+        _logger.warning("not using the compiled-kernel cache %s: it must belong to this user and not be "
+                        "writable by others", path)
+    except OSError as exc:
+        _logger.warning("no compiled-kernel cache at %s (%s)", path, exc)
+    return Path(tempfile.mkdtemp(prefix="leadscore-numba-"))
+
+
 def _kernels() -> tuple[Any, Any]:
-    """Compile on first use (cached on disk by numba), so importing this module stays cheap."""
+    """Compile on first use (cached on disk by numba, in `compiled_cache_dir()`), so importing this
+    module stays cheap."""
     global _KERNELS
     if _KERNELS is None:
+        import numba
+
+        folder = str(compiled_cache_dir())
+        os.environ["NUMBA_CACHE_DIR"] = folder  # numba's compiler re-reads its settings from the environment
+        numba.config.CACHE_DIR = folder
         from serving import _forest_kernels
 
         _KERNELS = (_forest_kernels.raw_scores, _forest_kernels.contributions)
