@@ -151,7 +151,7 @@ class Bundle:
         """Write to a temp folder beside the target and rename it in, so no half-written bundle exists."""
         folder = Path(folder)
         folder.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
+        tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.{os.getpid()}.", dir=folder.parent))  # pid: see training.recovery
         try:
             files = {}
             if self.booster is not None:
