@@ -119,6 +119,9 @@ class RequestModels:
     def openapi_components(self) -> dict[str, Any]:
         lead = self.lead.model_json_schema(by_alias=True)
         lead["examples"] = [self.example]
+        lead["additionalProperties"] = True  # a CRM's whole record is read (serving.lead_input)
+        lead["description"] = ("A lead: every field optional. Other fields (a CRM's whole record) are ignored and "
+                               "named in `warnings`, or refused when the server sets LEADSCORE_STRICT_FIELDS.")
         batch = {"title": "LeadBatch", "type": "object", "additionalProperties": False, "required": ["leads"],
                  "properties": {"leads": {"type": "array", "items": {"$ref": "#/components/schemas/Lead"},
                                           "minItems": 1, "maxItems": self.max_batch}}}
