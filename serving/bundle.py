@@ -171,8 +171,9 @@ class Bundle:
         """Read a bundle; every damage is a ModelNotFoundError naming the file, never a crash.
 
         `model.txt` is checked against the SHA-256 that `bundle.json` records before LightGBM's parser
-        reads it (the parser segfaults on a truncated file). `probe=True` (the server) also parses it
-        in a child process first, so even a well-formed hostile file cannot take the caller down.
+        reads it (the parser segfaults on a truncated file). With `probe=True` (the server), a bundle
+        that records no checksum (written before they existed, or stripped) is parsed in a child
+        process first, so a file nobody vouches for cannot take the server down.
         """
         folder = Path(folder)
         try:
@@ -214,9 +215,10 @@ class Bundle:
             raise ModelNotFoundError(f"no model bundle at {folder} (expected {MODEL_FILE} and {META_FILE})")
         booster = None
         if model_path.is_file():
-            verify_files(folder, state.get("files") or {})
-            if probe:
-                probe_model_file(model_path)
+            recorded = state.get("files") or {}
+            verify_files(folder, recorded)
+            if probe and MODEL_FILE not in recorded:
+                probe_model_file(model_path)  # no checksum to trust: let a child process take any crash
             booster = lgb.Booster(model_file=str(model_path))
         return cls(
             booster=booster,

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
-from features.lead_checks import cell_problem, value_problem
+from features.lead_checks import cell_problem, type_problem, value_problem
 from features.schema import FeatureSpec, LeadSchema
 from serving.errors import InputError
 
@@ -222,7 +222,8 @@ def _problem(err: Any, fields: LeadFields, where: str) -> Problem:
     elif spec is not None and err["type"] in _RANGE_KINDS:
         text = value_problem(spec, err.get("input"))
     elif spec is not None and err["type"] in _TYPE_KINDS:
-        text = cell_problem(spec, err.get("input"))  # 1e308 for a whole number is out of range, not mistyped
+        given = err.get("input")  # 1e308 for a whole number is out of range, not mistyped; "NaN" text is mistyped
+        text = type_problem(spec) if isinstance(given, str) else cell_problem(spec, given)
     return {"field": _at(where, name), "problem": text or problem_text(err)}
 
 

@@ -74,7 +74,7 @@ class ModelState:
 
 
 def load_scorer(model: str) -> Scorer:
-    """The server's way to load: trees parsed in a child process first, and any failure a LeadscoreError
+    """The server's way to load: unverified trees parsed in a child process first, any failure a LeadscoreError
     (a bug in building the scorer must not leave /readyz saying "still loading" for ever)."""
     from serving.registry import load_bundle
 
