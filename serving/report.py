@@ -26,7 +26,6 @@ import base64
 import html
 import io
 import os
-import sys
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -36,6 +35,7 @@ import numpy as np
 import pandas as pd
 
 from features.datasets import load_history_with_schema
+from features import progress
 from features.errors import DataError
 from features.factors import FACTOR_LABELS, FACTORS
 from features.loading import labels, readable_mode, write_table
@@ -528,7 +528,7 @@ def report_command(args: argparse.Namespace) -> int:
     check_grouping(frame, by, schema)
     window = report_window(frame, schema, args.quarter)
     scorer = Scorer.load(args.model)
-    explained = scorer.explain(window, progress=sys.stderr.isatty())
+    explained = scorer.explain(window, progress=progress.shown())
     model = f"{scorer.bundle.name} version {scorer.bundle.version}"
     tables = build_report(explained, window, schema, by, args.quarter, model=model, as_of=data_end(frame, schema))
     paths = write_report(tables, args.out)

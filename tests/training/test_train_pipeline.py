@@ -15,6 +15,7 @@ import pandas as pd
 import pytest
 
 from features.loading import read_leads
+from features.schema import load_schema
 from features.synthetic import bundled_schema
 from serving.bundle import Bundle
 from training import tracking
@@ -153,11 +154,42 @@ def test_worse_challenger_is_registered_but_not_promoted(trained_model, registry
 
 
 def test_cli_never_registers_a_challenger_only(trained_model, registry_copy: str, capsys) -> None:
-    code = main(["train", "--data", str(trained_model.data_path), "--promote", "never"])
+    code = main(["train", "--data", str(trained_model.data_path), "--promote", "never", "--force"])
     out = capsys.readouterr().out
     assert code == 0
     assert "registered as challenger" in out and "champion v1" in out and "2026Q2" in out
     assert _aliases(registry_copy) == {"champion": "1", "challenger": "2"}
+
+
+def test_cli_skips_a_run_whose_inputs_equal_the_champions(trained_model, registry_copy: str, capsys) -> None:
+    versions_before = _client(registry_copy).search_model_versions(f"name='{NAME}'")
+    code = main(["train", "--data", str(trained_model.data_path)])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert out.startswith("unchanged: champion version 1 was trained on the same data (leads.parquet), schema "
+                          "and parameters") and "use --force to train anyway" in out, out
+    assert len(_client(registry_copy).search_model_versions(f"name='{NAME}'")) == len(versions_before) == 1
+    assert _aliases(registry_copy) == {"champion": "1", "challenger": "1"}
+    assert not Path("models").exists()
+
+
+def test_the_champion_records_what_it_was_trained_from(trained_model, tmp_path: Path) -> None:
+    from training.pipeline import file_sha256
+    from training.unchanged import TAG, inputs_fingerprint
+
+    schema = load_schema(trained_model.schema_path)
+    data_sha = file_sha256(trained_model.data_path)
+    tags = _client(trained_model.tracking_uri).get_model_version(NAME, trained_model.version).tags
+    assert tags[TAG] == inputs_fingerprint(data_sha=data_sha, schema=schema)
+    changed = tmp_path / "changed.parquet"
+    pd.read_parquet(trained_model.data_path).iloc[:-1].to_parquet(changed)
+    others = {inputs_fingerprint(data_sha=file_sha256(changed), schema=schema),
+              inputs_fingerprint(data_sha=data_sha, schema=schema, as_of="2026-07-01"),
+              inputs_fingerprint(data_sha=data_sha, schema=schema, half_life_days=365.0),
+              inputs_fingerprint(data_sha=data_sha, schema=schema, params={"num_leaves": 7})}
+    assert tags[TAG] not in others and len(others) == 4
+    assert inputs_fingerprint(data_sha=data_sha, schema=schema, as_of="2026-07-01") == \
+        inputs_fingerprint(data_sha=data_sha, schema=schema, as_of=pd.Timestamp("2026-07-01"))
 
 
 # -- failed runs move nothing -------------------------------------------------------------------------
