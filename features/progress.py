@@ -16,6 +16,7 @@ after `leadscore --quiet` (which calls `set_quiet`). Library callers may force i
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -26,6 +27,9 @@ T = TypeVar("T")
 Advance = Callable[[int], None]
 
 _quiet = False
+# "score:  42%|████      | 100,000/240,000 leads [01:57<02:44, 851lead/s]"
+_WITH_TOTAL = "{desc}: {percentage:3.0f}%|{bar}| {n:,}/{total:,} {unit}s [{elapsed}<{remaining}, {rate_fmt}]"
+_WITHOUT_TOTAL = "{desc}: {n:,} {unit}s [{elapsed}, {rate_fmt}]"
 
 
 def set_quiet(quiet: bool) -> None:
@@ -51,8 +55,11 @@ def rows(total: int | None, desc: str, *, unit: str = "lead", enabled: bool | No
         return
     from tqdm import tqdm
 
-    with tqdm(total=total, desc=desc, unit=unit, unit_scale=True, file=sys.stderr, dynamic_ncols=True,
-              mininterval=0.5, smoothing=0.1) as bar:
+    layout = _WITH_TOTAL if total else _WITHOUT_TOTAL
+    width = _terminal_width()
+    size = {} if width else {"ncols": 100, "nrows": 20}  # tqdm hides its bar on a terminal of size 0
+    with tqdm(total=total, desc=desc, unit=unit, unit_scale=True, file=sys.stderr, dynamic_ncols=bool(width),
+              mininterval=0.5, smoothing=0.1, bar_format=layout, **size) as bar:
         yield bar.update
 
 
@@ -98,6 +105,15 @@ def count_rows(path: str | Path) -> int | None:
         return max(lines + unterminated - 1, 0)  # less the header
     except Exception:  # noqa: BLE001 - progress is a courtesy: a file that cannot be counted is read anyway
         return None
+
+
+def _terminal_width() -> int | None:
+    """stderr's width; None when unknown or zero (a terminal that never said its size, e.g. under `script`)."""
+    try:
+        columns = os.get_terminal_size(sys.stderr.fileno()).columns
+    except (OSError, ValueError, AttributeError):
+        return None
+    return columns if columns > 0 else None
 
 
 def _ignore(_: int) -> None:
