@@ -39,7 +39,7 @@ from features import progress
 from features.errors import DataError
 from features.factors import FACTOR_LABELS, FACTORS
 from features.loading import labels, readable_mode, write_table
-from features.periods import data_end, outcome_final, parse_quarter, quarters
+from features.periods import data_end, outcome_final, outcome_label, parse_quarter, quarters
 from features.schema import LeadSchema
 
 LOWERED_AT = -0.25
@@ -75,6 +75,10 @@ class ReportTables:
     """The latest quarter whose outcomes are all final: where expected meets actual."""
     lowered_at: float = LOWERED_AT
     model: str = ""
+    grade_floors: tuple[float, ...] = ()
+    """The schema's grade floors on the probability, in the order of `grades`."""
+    outcome: str = ""
+    """What the probability is of, e.g. 'converted within 90 days of creation'."""
 
 
 # -- aggregation (pure) ---------------------------------------------------------------------------
@@ -102,7 +106,8 @@ def build_report(explained: pd.DataFrame, history: pd.DataFrame, schema: LeadSch
                         min_leads=min_leads)
     return ReportTables(quarter=report_q, previous=previous, by=by, factors=factors, grades=grades,
                         quarterly=quarterly, current=current, summary=summary,
-                        calibration_quarter=calibration_q, lowered_at=lowered_at, model=model)
+                        calibration_quarter=calibration_q, lowered_at=lowered_at, model=model,
+                        grade_floors=tuple(schema.grades.values()), outcome=outcome_label(schema.outcome_window_days))
 
 
 def report_factors(explained: pd.DataFrame, schema: LeadSchema) -> tuple[str, ...]:
@@ -328,6 +333,7 @@ def render_html(tables: ReportTables) -> str:
         f"<title>{html.escape(title)}</title><style>{_CSS}</style></head><body>",
         f"<h1>{html.escape(title)}</h1>",
         f'<p class="meta">{html.escape(_meta_line(tables))}</p>',
+        f'<p id="meaning">{_meaning(tables)}</p>',
         '<section id="summary"><h2>Summary</h2><ul>',
         *[f"<li>{html.escape(line)}</li>" for line in tables.summary],
         "</ul></section>",
@@ -359,6 +365,23 @@ def _meta_line(tables: ReportTables) -> str:
     previous = f", compared with {tables.previous}" if tables.previous else ""
     model = f" Scored by {tables.model}." if tables.model else ""
     return f"Quarter {tables.quarter}{previous}.{model}"
+
+
+def _meaning(tables: ReportTables) -> str:
+    """Score and grades in plain words, for a reader who never saw the model."""
+    if not tables.grade_floors:
+        return ""
+    outcome = f" ({html.escape(tables.outcome)})" if tables.outcome else ""
+    bands = []
+    for k, (grade, floor) in enumerate(zip(tables.grades, tables.grade_floors)):
+        if k == len(tables.grades) - 1:
+            bands.append(f"{html.escape(grade)} below {tables.grade_floors[k - 1]:.0%}" if k else html.escape(grade))
+        else:
+            bands.append(f"{html.escape(grade)} from {floor:.0%}")
+    return (f"A lead's <b>score</b> (1 to 99) is its chance of converting{outcome}, in percent: of 100 leads "
+            "scored 12, about 12 convert. <b>Grades</b> put scores into bands: " + ", ".join(bands) + ". "
+            "The bands are the qualification definition sales and marketing agreed on; they are written in "
+            "the lead schema (<code>grades</code>), where both teams can read and change them.")
 
 
 def _figure_html(caption: str, png: bytes) -> str:
@@ -400,7 +423,10 @@ def _with_change(value: float, change: float, fmt: str, change_fmt: str) -> str:
     text = fmt.format(value)
     if pd.isna(change):
         return text
-    return f"{text} <small>({change_fmt.format(change)})</small>"
+    shown = change_fmt.format(change)
+    if not any(ch in "123456789" for ch in shown.split()[0]):  # "-0 pp" and "+0.0" are no change
+        shown = change_fmt.format(0.0).replace("+", "±", 1)
+    return f"{text} <small>({shown})</small>"
 
 
 def _actual_text(row: pd.Series) -> str:
@@ -415,11 +441,11 @@ def _actual_text(row: pd.Series) -> str:
 
 def _definitions(tables: ReportTables) -> str:
     items = [
-        f"A lead is <b>lowered by</b> a factor when that factor costs it at least {-tables.lowered_at:g} "
-        f"log-odds against the model's average lead (its odds of converting cut by "
-        f"{1 - np.exp(tables.lowered_at):.0%} or more).",
-        "A source <b>got worse</b> when its mean log-odds fell by at least 0.1 and by more than three "
-        "standard errors of the change, so that the summary does not name sampling noise.",
+        f"A lead is <b>lowered by</b> a factor when that factor alone cuts its odds of converting by "
+        f"{1 - np.exp(tables.lowered_at):.0%} or more, compared with the model's average lead.",
+        f"A source <b>got worse</b> when its leads' odds of converting fell by {1 - np.exp(WORSE_AT):.0%} or more "
+        "on average, and by more than chance would explain (three standard errors), so that the summary "
+        "does not name sampling noise.",
         "<b>Expected</b> conversions are the sum of the calibrated probabilities; <b>actual</b> counts "
         "conversions only among leads whose outcome window has closed, so both cover the same leads.",
         "Changes in brackets are against the same group in the previous quarter (pp = percentage points).",

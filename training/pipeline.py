@@ -178,6 +178,7 @@ def train(data_path: str | Path, schema_path: str | Path | None = None, as_of: s
                                            promote, settings, champion_before))
             tracking.log_metrics(run_metrics(candidate.evaluations, drift, candidate.folds))
             tracking.log_artifacts(artifacts)
+            tracking.log_training_data(frame, path=data_path, digest=data_sha, target=schema.target_column)
             mlflow.set_tags({"leadscore.decision": decision.reason, "leadscore.promoted": str(decision.promote)})
             version, bundle_dir = _register_and_export(client, bundle, run_id, decision, split.report,
                                                        staging=scratch_path / "bundle", models_dir=Path(models_dir),
@@ -186,13 +187,16 @@ def train(data_path: str | Path, schema_path: str | Path | None = None, as_of: s
             tracking.log_metrics({"promoted": float(decision.promote), "train_seconds": clock.total,
                                   **{f"seconds_{k}": v for k, v in clock.marks.items()}})
 
-    return TrainResult(run_id=run_id, version=version, promoted=decision.promote, decision=decision.reason,
-                       bundle_dir=bundle_dir, tracking_uri=uri, report=split.report,
-                       evaluations=candidate.evaluations, champion_before=champion_before,
-                       best_iteration=candidate.deployed.components.rounds, calibration=bundle.calibrator.method,
-                       family=candidate.recipe.family, tree_weight=candidate.recipe.tree_weight,
-                       folds=candidate.folds, calibration_source=candidate.deployed.method,
-                       seconds=clock.total, timings=dict(clock.marks))
+        result = TrainResult(run_id=run_id, version=version, promoted=decision.promote, decision=decision.reason,
+                             bundle_dir=bundle_dir, tracking_uri=uri, report=split.report,
+                             evaluations=candidate.evaluations, champion_before=champion_before,
+                             best_iteration=candidate.deployed.components.rounds,
+                             calibration=bundle.calibrator.method, family=candidate.recipe.family,
+                             tree_weight=candidate.recipe.tree_weight, folds=candidate.folds,
+                             calibration_source=candidate.deployed.method, seconds=clock.total,
+                             timings=dict(clock.marks))
+        tracking.describe_run(client, run_id, result.summary())
+    return result
 
 
 def train_command(args: argparse.Namespace) -> int:

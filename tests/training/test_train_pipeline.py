@@ -118,6 +118,22 @@ def test_run_records_params_metrics_and_artifacts(trained_model) -> None:
     assert "## Known limits" in card and "| A |" in card and "2026Q2" in card
 
 
+def test_run_has_the_training_data_as_input_and_the_summary_as_description(trained_model) -> None:
+    from training.pipeline import file_sha256
+
+    client = _client(trained_model.tracking_uri)
+    run = client.get_run(trained_model.result.run_id)
+    [data_input] = run.inputs.dataset_inputs
+    assert data_input.dataset.name == "leads.parquet"
+    assert data_input.dataset.digest == file_sha256(trained_model.data_path)[:36]
+    assert str(trained_model.data_path.absolute()) in data_input.dataset.source
+    assert '"name": "company_size"' in data_input.dataset.schema
+    assert {t.key: t.value for t in data_input.tags} == {"mlflow.data.context": "training"}
+    assert run.data.tags["mlflow.note.content"] == f"```\n{trained_model.result.summary()}\n```"
+    experiment = client.get_experiment(run.info.experiment_id)
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
+
+
 def test_drift_is_logged_when_the_drift_module_exists(trained_model) -> None:
     pytest.importorskip("features.drift")
     metrics = _client(trained_model.tracking_uri).get_run(trained_model.result.run_id).data.metrics
