@@ -95,11 +95,15 @@ def log_training_data(frame: Any, *, path: Path, digest: str, target: str) -> No
     """The training file as the run's dataset input (source, digest, column schema), so the MLflow UI
     shows which export a model learned from. The digest is the first 36 hex digits of the file's SHA-256
     (the run's `data_fingerprint` param has all 64; MLflow stores at most 36)."""
+    import warnings
+
     import mlflow
 
-    dataset = mlflow.data.from_pandas(frame, source=str(path.absolute()), name=path.name, digest=digest[:36],
-                                      targets=target if target in frame.columns else None)
-    mlflow.log_input(dataset, context="training")
+    with warnings.catch_warnings():  # MLflow's hints on local paths and integer columns: not the user's concern
+        warnings.simplefilter("ignore", UserWarning)
+        dataset = mlflow.data.from_pandas(frame, source=str(path.absolute()), name=path.name, digest=digest[:36],
+                                          targets=target if target in frame.columns else None)
+        mlflow.log_input(dataset, context="training")
 
 
 def describe_run(client: Any, run_id: str, text: str) -> None:
