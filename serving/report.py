@@ -28,7 +28,7 @@ import io
 import os
 import tempfile
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -42,6 +42,7 @@ from features.loading import labels, readable_mode, write_table
 from features.periods import data_end, outcome_final, outcome_label, parse_quarter, quarters
 from features.schema import LeadSchema
 
+SOURCE_COLUMN = "lead_source"  # shown beside each campaign
 LOWERED_AT = -0.25
 """A factor lowers a lead when its impact is at most this many log-odds (odds cut by about a fifth)."""
 MIN_LEADS = 30
@@ -79,6 +80,8 @@ class ReportTables:
     """The schema's grade floors on the probability, in the order of `grades`."""
     outcome: str = ""
     """What the probability is of, e.g. 'converted within 90 days of creation'."""
+    sources: dict[str, dict[str, str]] = field(default_factory=dict)
+    """Per grouping column other than the lead source: each group's lead source(s), shown beside it."""
 
 
 # -- aggregation (pure) ---------------------------------------------------------------------------
@@ -107,7 +110,8 @@ def build_report(explained: pd.DataFrame, history: pd.DataFrame, schema: LeadSch
     return ReportTables(quarter=report_q, previous=previous, by=by, factors=factors, grades=grades,
                         quarterly=quarterly, current=current, summary=summary,
                         calibration_quarter=calibration_q, lowered_at=lowered_at, model=model,
-                        grade_floors=tuple(schema.grades.values()), outcome=outcome_label(schema.outcome_window_days))
+                        grade_floors=tuple(schema.grades.values()), outcome=outcome_label(schema.outcome_window_days),
+                        sources=group_sources(history, by))
 
 
 def report_factors(explained: pd.DataFrame, schema: LeadSchema) -> tuple[str, ...]:
@@ -142,6 +146,23 @@ def lead_rows(explained: pd.DataFrame, history: pd.DataFrame, schema: LeadSchema
         out[f"impact_{factor}"] = impact
         out[f"lowered_{factor}"] = (impact <= lowered_at).astype(float)
     return out[out["quarter"].notna()]
+
+
+def group_sources(history: pd.DataFrame, by: Sequence[str]) -> dict[str, dict[str, str]]:
+    """Each campaign's (or other group's) lead source, most leads first: a campaign name alone does not
+    say where its leads come from. Empty when the history has no lead source column."""
+    if SOURCE_COLUMN not in history.columns:
+        return {}
+    out: dict[str, dict[str, str]] = {}
+    for column in by:
+        if column == SOURCE_COLUMN or column not in history.columns:
+            continue
+        pairs = history[[column, SOURCE_COLUMN]].astype("string").fillna(MISSING_GROUP)
+        per_group: dict[str, list[str]] = {}
+        for (group, source), _ in pairs.value_counts().items():  # most leads first
+            per_group.setdefault(str(group), []).append(str(source))
+        out[column] = {g: s[0] if len(s) == 1 else f"{s[0]} and {len(s) - 1} more" for g, s in per_group.items()}
+    return out
 
 
 def check_grouping(history: pd.DataFrame, by: Sequence[str], schema: LeadSchema) -> None:
@@ -402,7 +423,8 @@ def _display_frame(rows: pd.DataFrame, tables: ReportTables) -> pd.DataFrame:
     """Readable cells: counts, scores with their change, shares with their change in points."""
     leads, lowered = "leads", "share of leads lowered by"
     out = pd.DataFrame({
-        (leads, "group"): [html.escape(str(g)) for g in rows["group"]],
+        (leads, "group"): [_group_cell(str(g), tables.sources.get(str(d), {})) for g, d in
+                           zip(rows["group"], rows["dimension"])],
         (leads, "leads"): [f"{n:,}" for n in rows["leads"]],
         (leads, "mean score"): [_with_change(v, c, "{:.1f}", "{:+.1f}") for v, c in
                                 zip(rows["mean_score"], rows["mean_score_change"])],
@@ -417,6 +439,11 @@ def _display_frame(rows: pd.DataFrame, tables: ReportTables) -> pd.DataFrame:
             for v, c in zip(rows[f"lowered_{factor}"], rows[f"lowered_{factor}_change"])]
     out.columns = pd.MultiIndex.from_tuples(out.columns)
     return out
+
+
+def _group_cell(group: str, sources: dict[str, str]) -> str:
+    source = sources.get(group)
+    return html.escape(group) + (f" <small>({html.escape(source)})</small>" if source else "")
 
 
 def _with_change(value: float, change: float, fmt: str, change_fmt: str) -> str:

@@ -187,6 +187,16 @@ def test_html_says_what_score_and_grades_mean_without_log_odds(tables, schema):
     assert "log-odds" not in definitions and "cuts its odds of converting by 22% or more" in definitions
 
 
+def test_campaigns_show_their_lead_source(tables, history):
+    page = render_html(tables)
+    leads = history.leads
+    campaign = leads["campaign"].value_counts().index[0]
+    sources = leads.loc[leads["campaign"] == campaign, "lead_source"].value_counts()
+    assert len(sources) == 1, "the synthetic history runs each campaign in one source"
+    assert f"<td>{campaign} <small>({sources.index[0]})</small></td>" in page
+    assert "<td>paid_search <small>" not in page  # a source row needs no source
+
+
 def test_no_change_is_never_shown_as_minus_zero() -> None:
     from serving.report import _with_change
 
