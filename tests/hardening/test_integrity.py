@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from hardening_support import Registry
+from hardening_support import Registry, free_port
 
 from features.errors import ModelNotFoundError
 from serving.bundle import META_FILE, MODEL_FILE, Bundle
@@ -133,7 +133,7 @@ def test_score_and_serve_on_a_truncated_model_exit_2_instead_of_crashing(
     _one_line(done, "score", "is damaged")
     assert not out.exists()
     _drop_checksums(bundle_copy)
-    done = _cli(["serve", "--model", str(bundle_copy), "--port", "1"], tmp_path)
+    done = _cli(["serve", "--model", str(bundle_copy), "--port", str(free_port())], tmp_path)
     _one_line(done, "serve", "LightGBM could not parse model.txt")
 
 
@@ -142,7 +142,7 @@ def test_serve_with_a_locked_tracking_store_exits_2_in_one_line(registry: Regist
     lock = sqlite3.connect(tmp_path / "mlflow.db")
     lock.execute("BEGIN EXCLUSIVE")  # another process holds the database: every reader waits, then fails
     try:
-        done = _cli(["serve", "--port", "1"], tmp_path,
+        done = _cli(["serve", "--port", str(free_port())], tmp_path,
                     env={"MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}"})
     finally:
         lock.rollback()
