@@ -13,6 +13,7 @@ from starlette.concurrency import run_in_threadpool
 from features.factors import FACTOR_LABELS
 from features.periods import outcome_label
 from serving.errors import input_error
+from serving.response import ScoreResponse
 from serving.schemas import RequestModels
 from serving.scorer import Scorer
 
@@ -35,7 +36,7 @@ INLINE_MAX = 1
 
 
 async def score_leads(*, scorer: Scorer, leads: list[dict[str, Any]], what_if: int,
-                      timeout_s: float) -> list[dict[str, Any]]:
+                      timeout_s: float) -> list[ScoreResponse]:
     """Score one lead right here (about a millisecond: a thread hand-off would cost more than it
     saves), batches in a worker thread bounded by the timeout (the TreeSHAP kernel releases the GIL)."""
     if len(leads) <= INLINE_MAX:
