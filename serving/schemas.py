@@ -1,4 +1,4 @@
-"""Request and response bodies. Requests are built from the lead schema, so a lead is defined once.
+"""Request bodies, built from the lead schema so a lead is defined once (responses: serving/response.py).
 
 Every field is optional and nullable: a missing phone number is itself a signal the model scores.
 Types are strict (`true` is not a number) and ranges come from the schema's min/max. Parsing a body
@@ -17,78 +17,16 @@ from pydantic import BaseModel, ConfigDict, Field, Strict, ValidationError, crea
 
 from features.factors import FACTOR_LABELS
 from features.schema import FeatureSpec, LeadSchema
+from serving.response import Problem
 
 MAX_TEXT = 200
 INT64 = {"ge": -(2**63), "le": 2**63 - 1}
-
-
-class Problem(BaseModel):
-    field: str
-    problem: str
 
 
 class ErrorBody(BaseModel):
     """Every 4xx/5xx body: what is wrong, field by field."""
 
     detail: list[Problem] | str
-
-
-class ModelRef(BaseModel):
-    name: str
-    version: str
-    as_of: str | None = None
-
-
-class FeatureReason(BaseModel):
-    name: str
-    label: str
-    value: Any = None
-    impact: float = Field(description="log-odds")
-    reason: str
-
-
-class FactorImpact(BaseModel):
-    key: str
-    label: str
-    impact: float = Field(description="log-odds: the sum of the factor's features' SHAP values")
-
-
-class LoweringFactor(FactorImpact):
-    cost_points: float = Field(description="percentage points of probability this factor costs: "
-                                           "100 * (p(raw - impact) - p(raw))")
-    features: list[FeatureReason]
-
-
-class WhatIf(BaseModel):
-    feature: str
-    label: str
-    from_: Any = Field(None, alias="from")
-    to: Any
-    probability: float = Field(description="calibrated probability after this one change, re-scored")
-    gain_points: float
-
-
-class LogOdds(BaseModel):
-    baseline: float
-    raw_score: float = Field(description="baseline + sum of factor impacts")
-
-
-class ScoreResponse(BaseModel):
-    lead_id: str | None
-    probability: float = Field(description="calibrated P(convert)")
-    score: int = Field(ge=1, le=99, description="probability in percent, rounded, clipped to 1-99")
-    grade: str = Field(description="A-D from the schema's grade floors")
-    model: ModelRef
-    baseline_probability: float
-    log_odds: LogOdds
-    factors: list[FactorImpact]
-    lowering_factors: list[LoweringFactor]
-    what_if: list[WhatIf]
-    warnings: list[Problem]
-
-
-class BatchResponse(BaseModel):
-    results: list[ScoreResponse]
 
 
 class RequestModels:

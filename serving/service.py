@@ -15,6 +15,7 @@ from features.factors import FACTOR_LABELS
 from features.periods import outcome_label
 from serving import lead_input
 from serving.lead_input import ParsedLeads
+from serving.response import ScoreResponse
 from serving.schemas import RequestModels
 from serving.scorer import Scorer
 
@@ -50,7 +51,7 @@ INLINE_MAX = 1
 
 
 async def score_leads(*, scorer: Scorer, leads: list[dict[str, Any]], what_if: int,
-                      timeout_s: float) -> list[dict[str, Any]]:
+                      timeout_s: float) -> list[ScoreResponse]:
     """Score one lead right here (about a millisecond: a thread hand-off would cost more than it
     saves), batches in a worker thread bounded by the timeout (the TreeSHAP kernel releases the GIL).
 
@@ -73,8 +74,8 @@ class Cancelled(Exception):
 
 
 def score_in_chunks(scorer: Scorer, leads: list[dict[str, Any]], what_if: int,
-                    cancel: threading.Event, chunk: int = SCORE_CHUNK) -> list[dict[str, Any]]:
-    out: list[dict[str, Any]] = []
+                    cancel: threading.Event, chunk: int = SCORE_CHUNK) -> list[ScoreResponse]:
+    out: list[ScoreResponse] = []
     for start in range(0, len(leads), chunk):
         if cancel.is_set():
             raise Cancelled
@@ -82,7 +83,7 @@ def score_in_chunks(scorer: Scorer, leads: list[dict[str, Any]], what_if: int,
     return out
 
 
-def with_warnings(results: list[dict[str, Any]], parsed: ParsedLeads) -> list[dict[str, Any]]:
+def with_warnings(results: list[ScoreResponse], parsed: ParsedLeads) -> list[ScoreResponse]:
     """Each result's warnings, after the fields its request sent that were ignored."""
     for result, ignored in zip(results, parsed.warnings):
         if ignored:

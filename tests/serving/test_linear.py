@@ -149,6 +149,16 @@ def test_a_broken_state_is_refused_with_a_readable_message(linear: LinearModel, 
         LinearModel.from_dict(state, linear.feature_names)
 
 
+def test_a_big_batch_explains_each_lead_as_alone(linear: LinearModel, X: np.ndarray) -> None:
+    """Batches and single leads take the same path to the same numbers (speed: bench/explain_speed.py,
+    never timed in tests)."""
+    big = np.tile(X, (17, 1))[:100_000]
+    batch = linear.contributions(big)
+    alone = np.vstack([linear.contributions(big[i:i + 1]) for i in range(0, len(big), 9_973)])
+    np.testing.assert_array_equal(batch[::9_973], alone)
+    np.testing.assert_allclose(batch.sum(axis=1), linear.raw(big), rtol=0, atol=1e-9)
+
+
 # -- the blend ---------------------------------------------------------------------------------------
 def test_blend_contributions_are_the_weighted_sum_and_add_up(trees: Bundle, linear: LinearModel,
                                                              leads: pd.DataFrame) -> None:

@@ -278,6 +278,34 @@ def test_openapi_request_bodies_come_from_the_lead_schema(client: TestClient) ->
     assert client.post("/v1/score/batch", json=batch).status_code == 200
 
 
+def test_the_documented_response_is_the_one_served(client: TestClient) -> None:
+    """Every object in a served answer has exactly the fields OpenAPI documents for it, all required."""
+    doc = client.get("/openapi.json").json()
+    schemas = doc["components"]["schemas"]
+
+    def resolve(node: dict) -> dict:
+        while "$ref" in node:
+            node = schemas[node["$ref"].rsplit("/", 1)[-1]]
+        return node
+
+    def check(value: object, node: dict, where: str) -> int:
+        node = resolve(node)
+        if isinstance(value, dict) and "properties" in node:
+            assert set(value) == set(node["properties"]) == set(node["required"]), where
+            return 1 + sum(check(value[k], node["properties"][k], f"{where}.{k}") for k in value)
+        if isinstance(value, list) and "items" in node:
+            return sum(check(item, node["items"], f"{where}[]") for item in value)
+        return 0
+
+    body = client.post("/v1/score", json=GOOD).json()
+    assert body["lowering_factors"] and body["lowering_factors"][0]["features"] and body["what_if"]
+    one = doc["paths"]["/v1/score"]["post"]["responses"]["200"]["content"]["application/json"]["schema"]
+    assert check(body, one, "ScoreResponse") >= 5  # the answer, its model, log-odds, factors, what-ifs
+    batch = client.post("/v1/score/batch", json={"leads": [GOOD, {"industry": "mining"}]}).json()
+    many = doc["paths"]["/v1/score/batch"]["post"]["responses"]["200"]["content"]["application/json"]["schema"]
+    assert check(batch, many, "BatchResponse") >= 10
+
+
 # -- POST /v1/admin/reload -----------------------------------------------------------------------
 def test_reload_with_the_token_swaps_the_model(client: TestClient) -> None:
     before = client.app.state.model.scorer
