@@ -27,5 +27,15 @@ class Settings(BaseSettings):
     admin_token: SecretStr | None = Field(None, description="enables POST /v1/admin/reload when set")
     what_if: int = Field(3, ge=0, le=20, description="most what-if changes returned per lead")
     workers: int = Field(1, ge=1, le=32, description="server processes; one per core uses every core")
+    database_url: str | None = Field(None, description="the prediction log: a SQLAlchemy URL (postgresql://...); "
+                                     "default sqlite:///predictions.db in the working folder")
+    log_predictions: bool = Field(True, description="record every served score in the prediction log")
+    log_queue: int = Field(10_000, ge=1, le=10_000_000, description="scores waiting for the log before "
+                           "new ones are dropped (and counted in /metrics)")
+    write_token: SecretStr | None = Field(None, description="enables POST /v1/outcomes and /v1/feedback when set")
+    explore_share: float = Field(0.0, ge=0.0, le=1.0, description="share of leads flagged to be routed "
+                                 "regardless of score, so the next model also learns from leads this one disfavours")
+    monitor_interval_s: float = Field(300.0, gt=0, description="how often /metrics' live model figures are "
+                                      "recomputed from the log")
     reload_signal: str | None = Field(None, description="set by `leadscore serve --workers N`: the file "
                                       "through which its worker processes hear of a reload")

@@ -21,6 +21,7 @@ async def score_one(request: Request, scorer: ScorerDep, settings: SettingsDep, 
     [result] = await service.score_leads(scorer=scorer, leads=[lead], what_if=settings.what_if,
                                          timeout_s=settings.scoring_timeout_s)
     metrics.scored([result["grade"]])
+    request.app.state.loop.record([lead], [result])
     return Response(to_json(result), media_type="application/json")
 
 
@@ -32,4 +33,5 @@ async def score_batch(request: Request, scorer: ScorerDep, settings: SettingsDep
     results = await service.score_leads(scorer=scorer, leads=leads, what_if=settings.what_if,
                                         timeout_s=settings.scoring_timeout_s)
     metrics.scored([r["grade"] for r in results])
+    request.app.state.loop.record(leads, results)
     return Response(to_json({"results": results}), media_type="application/json")
