@@ -123,6 +123,10 @@ class LiveGauges:
             self._thread.join(5)
 
     def refresh(self) -> None:
+        from sqlalchemy import inspect
+
+        if not inspect(self.engine).has_table(predictions.name):
+            return  # nothing logged yet: the writer creates the tables with its first batch
         table = weekly(scored_leads(self.engine))
         usable = table[(table["with_outcome"] >= MIN_OUTCOMES) & table["auc"].notna()]
         if usable.empty:

@@ -11,7 +11,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header, HTTPException, Request
 from fastapi.responses import JSONResponse
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, NaiveDatetime, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
 
@@ -33,7 +33,7 @@ class OutcomeIn(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
     lead_id: LeadId
     outcome: Literal["converted", "lost"]
-    occurred_at: AwareDatetime | NaiveDatetime | None = Field(
+    occurred_at: datetime | None = Field(
         None, description="when it converted or was lost (ISO 8601; naive times are UTC; default: now)")
     owner: Annotated[str, Field(min_length=1, max_length=ID_LENGTH)] | None = Field(
         None, description="the seller or team who worked the lead, for conversion against expectation")
