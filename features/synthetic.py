@@ -56,8 +56,8 @@ LAUNCH_CAMPAIGN = "ai-assistant-launch"
 # would blame them), WEAK_OWNER worse although handed stronger ones (a raw rate would flatter them).
 OWNERS = ("ana.silva", "ben.okafor", "chen.wei", "dana.kovac", "eli.haddad", "fay.moreau")
 STRONG_OWNER, WEAK_OWNER = "ana.silva", "ben.okafor"
-OWNER_SKILL = {STRONG_OWNER: 2.0, WEAK_OWNER: 0.45}
-OWNER_TILT = {STRONG_OWNER: -1.0, WEAK_OWNER: 1.0}  # log-weight per unit of the lead's true log-odds
+OWNER_SKILL = {STRONG_OWNER: 3.0, WEAK_OWNER: 0.35}
+OWNER_TILT = {STRONG_OWNER: -0.5, WEAK_OWNER: 0.5}  # log-weight per unit of the lead's true log-odds
 
 # The true effects, in log-odds, before centring. Missing values have their own effect.
 INDUSTRY = {"software": 0.6, "financial_services": 0.4, "healthcare": 0.25, "manufacturing": 0.1,

@@ -89,6 +89,18 @@ def _drift(args: argparse.Namespace) -> int:
     return drift_command(args)
 
 
+def _kpis(args: argparse.Namespace) -> int:
+    from serving.predlog.kpis import kpis_command
+
+    return kpis_command(args)
+
+
+def _monitor(args: argparse.Namespace) -> int:
+    from serving.predlog.monitor import monitor_command
+
+    return monitor_command(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="leadscore", description="Lead conversion predictor.")
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
@@ -170,6 +182,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quarter", help="quarter to report, e.g. 2026Q3 (default: the latest)")
     p.add_argument("--out", default="reports/")
     p.set_defaults(handler=_report)
+
+    p = sub.add_parser("kpis", help="shared KPIs for marketing and sales, from the prediction log or a history file")
+    p.add_argument("--data", help="a lead history file to explain instead of reading the prediction log")
+    p.add_argument("--schema", help="schema YAML (default: the model's)")
+    p.add_argument("--model", help="models:/lead-conversion@champion (default), a version URI, or a bundle folder")
+    p.add_argument("--database-url", help="the prediction log (default: LEADSCORE_DATABASE_URL or predictions.db)")
+    p.add_argument("--quarter", help="with --data: the last quarter to include (four quarters are reported)")
+    p.add_argument("--out", default="reports/")
+    p.set_defaults(handler=_kpis)
+
+    p = sub.add_parser("monitor", help="live AUC, calibration and score mix by week, from the prediction log")
+    p.add_argument("--database-url", help="the prediction log (default: LEADSCORE_DATABASE_URL or predictions.db)")
+    p.add_argument("--weeks", type=int, default=12, help="weeks to print")
+    p.add_argument("--fail-on-drop", action="store_true", help="exit 1 when a drop is flagged (for cron or CI)")
+    p.set_defaults(handler=_monitor)
 
     p = sub.add_parser("drift", help="per-feature drift (PSI) between the training window and the latest quarter")
     p.add_argument("--data", default="data/leads.parquet")
