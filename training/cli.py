@@ -55,6 +55,10 @@ def _train(args: argparse.Namespace) -> int:
     _sleeping_openmp_threads()
     from training.pipeline import train_command
 
+    if args.from_log:
+        from serving.predlog.export import train_from_log
+
+        return train_from_log(args, train_command)
     return train_command(args)
 
 
@@ -149,6 +153,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="weight leads by recency: one this many days older than the newest counts half (default: off)")
     p.add_argument("--promote", choices=["auto", "never", "force"], default="auto")
     p.add_argument("--models-dir", default="models", help="where bundles are exported")
+    p.add_argument("--from-log", action="store_true",
+                   help="train on the prediction log joined with posted outcomes instead of --data")
+    p.add_argument("--database-url", help="with --from-log: the log (default: LEADSCORE_DATABASE_URL or predictions.db)")
     p.set_defaults(handler=_train)
 
     p = sub.add_parser("backtest", help="replay quarterly retraining over the history")
