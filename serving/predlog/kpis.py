@@ -282,7 +282,7 @@ def _from_history(args: argparse.Namespace) -> KpiTables:
     scorer = Scorer.load(args.model)
     explained = scorer.explain(window, progress=sys.stderr.isatty())
     leads = kpi_leads_from_history(explained, window, schema, as_of=data_end(frame, schema))
-    feedback = _read_feedback(args.database_url, required=False)
+    feedback = read_feedback(args.database_url, required=False)
     source = (f"{len(window):,} leads from {Path(args.data).name}, scored by {scorer.bundle.name} version "
               f"{scorer.bundle.version}; outcomes from the file where their window has closed")
     return build_kpis(leads, feedback, schema, source=source)
@@ -307,7 +307,7 @@ def _from_log(args: argparse.Namespace) -> KpiTables:
     leads = kpi_leads_from_log(scored, schema)
     source = (f"{len(leads):,} leads from the prediction log ({describe(args.database_url)}), "
               f"{int(leads['final'].sum()):,} with posted outcomes")
-    return build_kpis(leads, _read_feedback(args.database_url, required=True), schema, source=source)
+    return build_kpis(leads, read_feedback(args.database_url, required=True), schema, source=source)
 
 
 def _schema(args: argparse.Namespace) -> LeadSchema:
@@ -320,7 +320,8 @@ def _schema(args: argparse.Namespace) -> LeadSchema:
     return load_bundle(args.model).schema
 
 
-def _read_feedback(url: str | None, *, required: bool) -> pd.DataFrame:
+def read_feedback(url: str | None = None, *, required: bool = False) -> pd.DataFrame:
+    """Sales verdicts (lead id, factor) from the log; with `required` False an unreachable log gives none."""
     from sqlalchemy import select
 
     from serving.predlog.db import connect, feedback
