@@ -29,7 +29,16 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from serve_latency import sample_leads, train_bundle  # noqa: E402  (bench/ is on sys.path when run as a script)
+from serve_latency import sample_leads  # noqa: E402  (bench/ is on sys.path when run as a script)
+
+
+def train_bundle(folder: Path) -> Path:
+    """A champion from `leadscore train` on a small synthetic history, in a throwaway MLflow store (untimed)."""
+    from features.synthetic import generate, write_history
+    from training.pipeline import train
+
+    data = write_history(generate(quarters=6, leads_per_quarter=3000, seed=5), folder / "leads.parquet")["leads"]
+    return train(data, models_dir=folder / "models", tracking_uri=f"sqlite:///{folder / 'mlflow.db'}").bundle_dir
 
 
 def main() -> int:
@@ -41,7 +50,7 @@ def main() -> int:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         url = args.database_url or f"sqlite:///{Path(tmp) / 'predictions.db'}"
-        model = args.model or str(train_bundle(Path(tmp), small=True))
+        model = args.model or str(train_bundle(Path(tmp)))
         bodies = sample_leads(model, 300)
         latency = http_side_by_side(model, url, bodies, requests=args.requests)
         record_us = record_cost(model, url, bodies)

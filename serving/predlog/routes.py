@@ -6,12 +6,12 @@ committed before the 2xx; a database that cannot be reached is a 503, never a lo
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header, HTTPException, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
 
@@ -26,7 +26,8 @@ from serving.schemas import ErrorBody
 
 router = APIRouter(prefix="/v1", tags=["closing the loop"])
 _ERRORS = {code: {"model": ErrorBody} for code in (400, 401, 404, 422, 503)}
-LeadId = Annotated[str, Field(min_length=1, max_length=ID_LENGTH, description="the lead id the score used")]
+LeadId = Annotated[str, BeforeValidator(lambda v: str(v) if type(v) is int else v),  # a CRM's numeric ids too
+                   Field(min_length=1, max_length=ID_LENGTH, description="the lead id the score used")]
 
 
 class OutcomeIn(BaseModel):
@@ -75,16 +76,16 @@ def _check(settings: Any, authorization: str | None) -> None:
 @router.post("/outcomes", responses={200: {}, 201: {}, **_ERRORS}, summary="Record a lead's outcome")
 async def post_outcome(request: Request, settings: SettingsDep,
                        authorization: Annotated[str | None, Header()] = None) -> JSONResponse:
-    """Converted or lost, and when. Idempotent: 201 the first time, 200 for a repeat or a correction."""
+    """Converted or lost, and when. Idempotent: 201 the first time, 200 for a repeat or a correction;
+    a repeat that leaves out `occurred_at` or `owner` keeps what was stored."""
     _check(settings, authorization)
     body = _parse(OutcomeIn, await request.body())
     loop = _loop(request)
-    occurred = body.occurred_at or datetime.now(timezone.utc)
     engine = await _in_db(loop.ready_engine)
-    status = await _in_db(store.record_outcome, engine=engine, lead_id=body.lead_id,
-                          converted=body.outcome == "converted", occurred_at=occurred, owner=body.owner)
-    return JSONResponse({"lead_id": body.lead_id, "outcome": body.outcome, "occurred_at": store.utc(occurred).isoformat(),
-                         "owner": body.owner, "status": status}, status_code=201 if status == "created" else 200)
+    status, row = await _in_db(store.record_outcome, engine=engine, lead_id=body.lead_id,
+                               converted=body.outcome == "converted", occurred_at=body.occurred_at, owner=body.owner)
+    return JSONResponse({"lead_id": body.lead_id, "outcome": body.outcome, "occurred_at": row["occurred_at"].isoformat(),
+                         "owner": row["owner"], "status": status}, status_code=201 if status == "created" else 200)
 
 
 @router.post("/feedback", status_code=201, responses=_ERRORS, summary="Record a seller's verdict on a lead")

@@ -24,26 +24,31 @@ def utc(value: datetime | None) -> datetime | None:
     return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
 
 
-def record_outcome(engine: Engine, *, lead_id: str, converted: bool, occurred_at: datetime,
-                   owner: str | None = None) -> str:
-    """Store a lead's outcome; returns 'created', 'unchanged' (the same post again) or 'updated'.
+def record_outcome(engine: Engine, *, lead_id: str, converted: bool, occurred_at: datetime | None = None,
+                   owner: str | None = None) -> tuple[str, dict[str, Any]]:
+    """Store a lead's outcome; returns 'created', 'unchanged' (the same post again) or 'updated', and the row.
 
     One row per lead: a repeat never duplicates it, and a correction (lost, later won) replaces it.
+    What a repeat leaves out (`occurred_at`, `owner`) stays as stored, so a retried post without a
+    time does not move the outcome to the retry's time.
     """
-    values = {"converted": converted, "occurred_at": utc(occurred_at), "owner": owner}
     now = datetime.now(timezone.utc)
+    values = {"converted": converted, "occurred_at": utc(occurred_at) or now, "owner": owner}
     try:
         with engine.begin() as connection:
             connection.execute(insert(outcomes).values(lead_id=lead_id, recorded_at=now, **values))
-        return "created"
+        return "created", values
     except IntegrityError:
         pass  # already recorded (perhaps by a concurrent repeat): compare and update below
     with engine.begin() as connection:
         row = connection.execute(select(outcomes).where(outcomes.c.lead_id == lead_id)).mappings().one()
-        if (row["converted"], utc(row["occurred_at"]), row["owner"]) == (converted, values["occurred_at"], owner):
-            return "unchanged"
-        connection.execute(update(outcomes).where(outcomes.c.lead_id == lead_id).values(recorded_at=now, **values))
-    return "updated"
+        stored = {"converted": row["converted"], "occurred_at": utc(row["occurred_at"]), "owner": row["owner"]}
+        wanted = {"converted": converted, "occurred_at": utc(occurred_at) or stored["occurred_at"],
+                  "owner": owner if owner is not None else stored["owner"]}
+        if wanted == stored:
+            return "unchanged", stored
+        connection.execute(update(outcomes).where(outcomes.c.lead_id == lead_id).values(recorded_at=now, **wanted))
+    return "updated", wanted
 
 
 def add_feedback(engine: Engine, *, lead_id: str, factor: str, author: str, comment: str = "") -> dict[str, Any]:

@@ -38,6 +38,15 @@ def test_an_outcome_is_recorded_once_however_often_it_is_posted(client: Any, dat
         assert connection.execute(select(outcomes.c.converted)).scalar_one() is True
 
 
+def test_numeric_lead_ids_are_the_same_ids_as_text(client: Any) -> None:
+    """The score API echoes a numeric id as text; an outcome posted with the number must match it."""
+    assert client.post("/v1/outcomes", json={"lead_id": 12345, "outcome": "lost"}, headers=AUTH).json()["lead_id"] \
+        == "12345"
+    repeat = client.post("/v1/outcomes", json={"lead_id": "12345", "outcome": "lost"}, headers=AUTH)
+    assert (repeat.status_code, repeat.json()["status"]) == (200, "unchanged")
+    assert client.get("/v1/leads/12345/history").json()["outcome"]["outcome"] == "lost"
+
+
 @pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer wrong"}, {"Authorization": "sales-secret"}])
 @pytest.mark.parametrize("path", ["/v1/outcomes", "/v1/feedback"])
 def test_writes_need_the_write_token(client: Any, path: str, headers: dict[str, str]) -> None:
