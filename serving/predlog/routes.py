@@ -88,17 +88,18 @@ async def post_outcome(request: Request, settings: SettingsDep,
                          "owner": row["owner"], "status": status}, status_code=201 if status == "created" else 200)
 
 
-@router.post("/feedback", status_code=201, responses=_ERRORS, summary="Record a seller's verdict on a lead")
+@router.post("/feedback", responses={200: {}, 201: {}, **_ERRORS}, summary="Record a seller's verdict on a lead")
 async def post_feedback(request: Request, settings: SettingsDep,
-                        authorization: Annotated[str | None, Header()] = None) -> dict[str, Any]:
-    """What sales found wrong with a lead, in the same factor vocabulary the model explains with."""
+                        authorization: Annotated[str | None, Header()] = None) -> JSONResponse:
+    """What sales found wrong with a lead, in the factor vocabulary the model explains with. 201 when
+    stored; 200 with the stored verdict when the same person already said the same thing (a retry)."""
     _check(settings, authorization)
     body = _parse(FeedbackIn, await request.body())
     loop = _loop(request)
     engine = await _in_db(loop.ready_engine)
-    row = await _in_db(store.add_feedback, engine=engine, lead_id=body.lead_id, factor=body.factor,
-                       author=body.author, comment=body.comment)
-    return {**row, "created_at": row["created_at"].isoformat()}
+    created, row = await _in_db(store.add_feedback, engine=engine, lead_id=body.lead_id, factor=body.factor,
+                                author=body.author, comment=body.comment)
+    return JSONResponse({**row, "created_at": row["created_at"].isoformat()}, status_code=201 if created else 200)
 
 
 @router.get("/leads/{lead_id}/history", responses=_ERRORS, summary="A lead's scores over time, outcome and feedback")

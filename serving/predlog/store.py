@@ -51,13 +51,20 @@ def record_outcome(engine: Engine, *, lead_id: str, converted: bool, occurred_at
     return "updated", wanted
 
 
-def add_feedback(engine: Engine, *, lead_id: str, factor: str, author: str, comment: str = "") -> dict[str, Any]:
-    """Store a seller's verdict on a lead, in the factor vocabulary; returns the stored row."""
-    row = {"lead_id": lead_id, "factor": factor, "author": author, "comment": comment,
-           "created_at": datetime.now(timezone.utc)}
+def add_feedback(engine: Engine, *, lead_id: str, factor: str, author: str,
+                 comment: str = "") -> tuple[bool, dict[str, Any]]:
+    """Store a seller's verdict on a lead, in the factor vocabulary; returns (created, the stored row).
+
+    The same verdict from the same person again (a retried post) is not stored twice."""
+    key = {"lead_id": lead_id, "factor": factor, "author": author, "comment": comment}
     with engine.begin() as connection:
+        same = connection.execute(select(feedback).where(*[feedback.c[k] == v for k, v in key.items()])
+                                  .order_by(feedback.c.id)).mappings().first()
+        if same is not None:
+            return False, {**dict(same), "created_at": utc(same["created_at"])}
+        row = {**key, "created_at": datetime.now(timezone.utc)}
         new_id = connection.execute(insert(feedback).values(**row)).inserted_primary_key[0]
-    return {"id": int(new_id), **row}
+    return True, {"id": int(new_id), **row}
 
 
 def lead_history(engine: Engine, lead_id: str) -> dict[str, Any] | None:

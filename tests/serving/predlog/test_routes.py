@@ -93,6 +93,9 @@ def test_history_shows_scores_over_time_outcome_and_feedback(client: Any, lead_r
     note = client.post("/v1/feedback", json={"lead_id": lead_id, "factor": "authority", "author": "ana.silva",
                                               "comment": "talked to an intern"}, headers=AUTH)
     assert note.status_code == 201 and note.json()["factor"] == "authority"
+    retry = client.post("/v1/feedback", json={"lead_id": lead_id, "factor": "authority", "author": "ana.silva",
+                                               "comment": "talked to an intern"}, headers=AUTH)
+    assert retry.status_code == 200 and retry.json() == note.json()  # a retried post is not stored twice
     client.post("/v1/outcomes", json={"lead_id": lead_id, "outcome": "lost", "occurred_at": "2026-09-01T00:00:00"},
                 headers=AUTH)
     assert client.app.state.loop.log.wait_idle(10)
