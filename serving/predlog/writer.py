@@ -52,7 +52,7 @@ class PredictionLog:
                               "(the batch is retried)", registry=registry)
         self.depth = Gauge("leadscore_prediction_log_queue", "Scores waiting to be written", registry=registry)
         self.depth.set_function(self._queue.qsize)
-        for reason in ("queue_full", "shutdown"):
+        for reason in ("queue_full", "shutdown", "bad_row"):
             self.lost.labels(reason)
 
     # -- the request side ---------------------------------------------------------------------------
@@ -67,6 +67,9 @@ class PredictionLog:
                 self._queue.put_nowait(prediction_row(lead, result, scored_at=now, explore=flag))
             except queue.Full:
                 dropped += 1
+            except Exception:  # a row that cannot be built must not fail the score: count it, say why
+                self.lost.labels("bad_row").inc()
+                _logger.exception("prediction log: could not build the row for lead %r", result.get("lead_id"))
         if dropped:
             self.lost.labels("queue_full").inc(dropped)
             self._warn(f"prediction log queue full: {dropped} scores not logged (database slow or down?)")
