@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import html
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from features import progress
 from features.factors import FACTOR_LABELS, FACTORS
 from features.schema import LeadSchema
 from serving.report import LOWERED_AT, MISSING_GROUP, _CSS, _figure, _figure_html, _png, _write_text_atomic
@@ -280,7 +280,7 @@ def _from_history(args: argparse.Namespace) -> KpiTables:
     frame, schema = load_history_with_schema(Path(args.data), args.schema)
     window = report_window(frame, schema, args.quarter)
     scorer = Scorer.load(args.model)
-    explained = scorer.explain(window, progress=sys.stderr.isatty())
+    explained = scorer.explain(window, progress=progress.shown())
     leads = kpi_leads_from_history(explained, window, schema, as_of=data_end(frame, schema))
     feedback = read_feedback(args.database_url, required=False)
     source = (f"{len(window):,} leads from {Path(args.data).name}, scored by {scorer.bundle.name} version "
