@@ -203,8 +203,8 @@ def cast_to_schema(frame: pd.DataFrame, schema: LeadSchema, *, source: str = "da
             _refuse_cells(frame, schema.created_at, future, "are dates in the future", source)
     if schema.id_column in out.columns:
         out[schema.id_column] = out[schema.id_column].astype("string")
-    for col in schema.context:
-        if col in out.columns:
+    for col in (*schema.context, schema.owner):
+        if col and col in out.columns:
             out[col] = out[col].astype("string")
     return out
 

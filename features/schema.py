@@ -10,6 +10,7 @@ A schema is a YAML file. Example (the bundled synthetic CRM uses this format)::
       negative_values: [0]
       created_at: created_at        # optional
       converted_at: converted_at    # optional
+      owner: sales_owner            # optional: the seller or team a lead is handed to (KPI reports)
     outcome_window_days: 90
     grades: {A: 0.30, B: 0.15, C: 0.06, D: 0.0}
     context: [lead_source, campaign]   # kept for reports, never model features
@@ -136,6 +137,7 @@ class LeadSchema:
     features: tuple[FeatureSpec, ...]
     created_at: str | None = None
     converted_at: str | None = None
+    owner: str | None = None
     outcome_window_days: int = 90
     grades: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_GRADES))
     context: tuple[str, ...] = ()
@@ -158,7 +160,7 @@ class LeadSchema:
 
     @property
     def role_columns(self) -> list[str]:
-        cols = [self.id_column, self.target_column, self.created_at, self.converted_at]
+        cols = [self.id_column, self.target_column, self.created_at, self.converted_at, self.owner]
         return [c for c in cols if c]
 
     def is_positive(self, value: Any) -> bool:
@@ -182,6 +184,8 @@ class LeadSchema:
             roles["created_at"] = self.created_at
         if self.converted_at:
             roles["converted_at"] = self.converted_at
+        if self.owner:
+            roles["owner"] = self.owner
         out: dict[str, Any] = {"name": self.name}
         if self.description:
             out["description"] = self.description
@@ -246,7 +250,7 @@ def schema_from_dict(raw: Any, *, source: str = "schema") -> LeadSchema:
     neg = tuple(normalise_label(v) for v in negative)
     if set(pos) & set(neg):
         raise SchemaError(f"{source}: a value is both positive and negative in roles", field="roles.positive_values")
-    for role in ("created_at", "converted_at"):
+    for role in ("created_at", "converted_at", "owner"):
         if roles.get(role) is not None and not isinstance(roles.get(role), str):
             raise SchemaError(f"{source}: roles.{role} must be a column name", field=f"roles.{role}")
 
@@ -261,7 +265,7 @@ def schema_from_dict(raw: Any, *, source: str = "schema") -> LeadSchema:
         raise SchemaError(f"{source}: 'features' must be a non-empty list", field="features")
     features: list[FeatureSpec] = []
     seen: set[str] = set()
-    role_cols = {roles["id"], roles["target"], roles.get("created_at"), roles.get("converted_at")}
+    role_cols = {roles["id"], roles["target"], roles.get("created_at"), roles.get("converted_at"), roles.get("owner")}
     for i, item in enumerate(features_raw):
         spec = _feature_from_dict(item, index=i, source=source)
         if spec.name in seen:
@@ -293,6 +297,7 @@ def schema_from_dict(raw: Any, *, source: str = "schema") -> LeadSchema:
         negative_values=neg,
         created_at=roles.get("created_at"),
         converted_at=roles.get("converted_at"),
+        owner=roles.get("owner"),
         outcome_window_days=window,
         features=tuple(features),
         grades=grades,

@@ -49,8 +49,9 @@ class LeadFields:
     @classmethod
     def of(cls, schema: LeadSchema) -> LeadFields:
         accepted = {schema.id_column, *schema.context, *schema.feature_names}
-        if schema.created_at:
-            accepted.add(schema.created_at)
+        for role in (schema.created_at, schema.owner):  # kept for reports (the owner: sales KPIs)
+            if role:
+                accepted.add(role)
         ignored = {name: f"ignored: excluded from the model ({why})" for name, why in schema.excluded.items()}
         for role in (schema.target_column, schema.converted_at):
             if role and role not in accepted:

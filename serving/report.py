@@ -27,7 +27,7 @@ import html
 import io
 import os
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -570,30 +570,36 @@ def report_window(frame: pd.DataFrame, schema: LeadSchema, quarter: str | None =
 
 
 def write_report(tables: ReportTables, out: str | Path) -> dict[str, Path]:
-    """Write report.html, report.csv (the quarter) and report_quarterly.csv together or not at all:
-    everything is rendered and written to temporary files first, then the three are renamed in.
+    """Write report.html, report.csv (the quarter) and report_quarterly.csv together or not at all.
     CSV cells a spreadsheet would run as formulas are neutralised (`spreadsheet_safe`)."""
     out = Path(out)
     paths = {"html": out / "report.html", "csv": out / "report.csv", "quarterly": out / "report_quarterly.csv"}
     page = render_html(tables)  # the step that can fail on odd data: before any file is touched
-    out.mkdir(parents=True, exist_ok=True)
-    staged: dict[str, Path] = {}
+    write_together({
+        paths["html"]: lambda tmp: tmp.write_text(page, encoding="utf-8"),
+        paths["csv"]: lambda tmp: spreadsheet_safe(tables.current).to_csv(tmp, index=False),
+        paths["quarterly"]: lambda tmp: spreadsheet_safe(tables.quarterly).to_csv(tmp, index=False),
+    })
+    return paths
+
+
+def write_together(writers: dict[Path, Callable[[Path], object]]) -> None:
+    """Each writer fills a temporary file beside its path; the files are renamed in only when every
+    writer succeeded, so a failure leaves the older files as they were."""
+    staged: dict[Path, Path] = {}
     try:
-        for key, path in paths.items():
-            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=out)
+        for path, write in writers.items():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
             os.close(fd)
-            staged[key] = Path(tmp)
-        staged["html"].write_text(page, encoding="utf-8")
-        spreadsheet_safe(tables.current).to_csv(staged["csv"], index=False)
-        spreadsheet_safe(tables.quarterly).to_csv(staged["quarterly"], index=False)
-        for key, tmp in staged.items():
+            staged[path] = Path(tmp)
+            write(staged[path])
             os.chmod(tmp, readable_mode())  # mkstemp makes owner-only files; a report is meant to be shared
-        for key, tmp in staged.items():
-            os.replace(tmp, paths[key])
+        for path, tmp in staged.items():
+            os.replace(tmp, path)
     finally:
         for tmp in staged.values():
             tmp.unlink(missing_ok=True)
-    return paths
 
 
 def report_command(args: argparse.Namespace) -> int:

@@ -88,6 +88,10 @@ def _lead_model(schema: LeadSchema) -> type[BaseModel]:
     for i, name in enumerate(schema.context):
         fields[f"c{i}"] = (Annotated[str, Field(max_length=MAX_TEXT)] | None,
                            Field(None, alias=name, description="context for reports; not a model input"))
+    if schema.owner:
+        fields["f_owner"] = (Annotated[str, Field(max_length=MAX_TEXT)] | None,
+                             Field(None, alias=schema.owner, description="the seller or team the lead goes to; "
+                                                                         "for KPI reports, not a model input"))
     for j, spec in enumerate(schema.features):
         fields[f"f{j}"] = (_annotation(spec), Field(None, alias=spec.name, description=_describe(spec),
                                                     examples=[_example(spec)]))

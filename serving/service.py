@@ -117,10 +117,15 @@ def describe_model(*, scorer: Scorer) -> dict[str, Any]:
 
 def check_admin(*, configured: SecretStr | None, authorization: str | None) -> None:
     """404 while no token is configured; 401 unless the bearer token matches (constant-time compare)."""
+    check_token(configured=configured, authorization=authorization, kind="admin", variable="LEADSCORE_ADMIN_TOKEN")
+
+
+def check_token(*, configured: SecretStr | None, authorization: str | None, kind: str, variable: str) -> None:
+    """404 while `variable` is unset (the endpoints are disabled); 401 unless the bearer token matches."""
     if configured is None or not configured.get_secret_value():
-        raise HTTPException(404, "admin endpoints are disabled: set LEADSCORE_ADMIN_TOKEN to enable them")
+        raise HTTPException(404, f"{kind} endpoints are disabled: set {variable} to enable them")
     scheme, _, supplied = (authorization or "").partition(" ")
     expected = configured.get_secret_value().encode()
     if scheme.lower() != "bearer" or not hmac.compare_digest(supplied.strip().encode(), expected):
-        raise HTTPException(401, "missing or wrong admin token (send Authorization: Bearer <token>)",
+        raise HTTPException(401, f"missing or wrong {kind} token (send Authorization: Bearer <token>)",
                             headers={"WWW-Authenticate": "Bearer"})

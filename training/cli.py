@@ -56,6 +56,10 @@ def _train(args: argparse.Namespace) -> int:
     _sleeping_openmp_threads()
     from training.pipeline import train_command
 
+    if args.from_log:
+        from serving.predlog.export import train_from_log
+
+        return train_from_log(args, train_command)
     return train_command(args)
 
 
@@ -88,6 +92,18 @@ def _drift(args: argparse.Namespace) -> int:
     from features.drift import drift_command
 
     return drift_command(args)
+
+
+def _kpis(args: argparse.Namespace) -> int:
+    from serving.predlog.kpis import kpis_command
+
+    return kpis_command(args)
+
+
+def _monitor(args: argparse.Namespace) -> int:
+    from serving.predlog.monitor import monitor_command
+
+    return monitor_command(args)
 
 
 def _add_quiet(parser: argparse.ArgumentParser) -> None:
@@ -148,6 +164,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="weight leads by recency: one this many days older than the newest counts half (default: off)")
     p.add_argument("--promote", choices=["auto", "never", "force"], default="auto")
     p.add_argument("--models-dir", default="models", help="where bundles are exported")
+    p.add_argument("--from-log", action="store_true",
+                   help="train on the prediction log joined with posted outcomes instead of --data")
+    p.add_argument("--database-url", help="with --from-log: the log (default: LEADSCORE_DATABASE_URL or predictions.db)")
     p.add_argument("--force", action="store_true",
                    help="train and register even when data, schema and parameters equal the champion's")
     _add_quiet(p)
@@ -187,6 +206,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="reports/")
     _add_quiet(p)
     p.set_defaults(handler=_report)
+
+    p = sub.add_parser("kpis", help="shared KPIs for marketing and sales, from the prediction log or a history file")
+    p.add_argument("--data", help="a lead history file to explain instead of reading the prediction log")
+    p.add_argument("--schema", help="schema YAML (default: the model's)")
+    p.add_argument("--model", help="models:/lead-conversion@champion (default), a version URI, or a bundle folder")
+    p.add_argument("--database-url", help="the prediction log (default: LEADSCORE_DATABASE_URL or predictions.db)")
+    p.add_argument("--quarter", help="with --data: the last quarter to include (four quarters are reported)")
+    p.add_argument("--out", default="reports/")
+    p.set_defaults(handler=_kpis)
+
+    p = sub.add_parser("monitor", help="live AUC, calibration and score mix by week, from the prediction log")
+    p.add_argument("--database-url", help="the prediction log (default: LEADSCORE_DATABASE_URL or predictions.db)")
+    p.add_argument("--weeks", type=int, default=12, help="weeks to print")
+    p.add_argument("--fail-on-drop", action="store_true", help="exit 1 when a drop is flagged (for cron or CI)")
+    p.set_defaults(handler=_monitor)
 
     p = sub.add_parser("drift", help="per-feature drift (PSI) between the training window and the latest quarter")
     p.add_argument("--data", default="data/leads.parquet")

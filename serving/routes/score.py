@@ -26,6 +26,7 @@ async def score_one(request: Request, scorer: ScorerDep, settings: SettingsDep, 
                                         timeout_s=settings.scoring_timeout_s)
     [result] = service.with_warnings(results, parsed)
     metrics.scored([result["grade"]])
+    request.app.state.loop.record(parsed.leads, [result])
     return Response(to_json(result), media_type="application/json")
 
 
@@ -40,4 +41,5 @@ async def score_batch(request: Request, scorer: ScorerDep, settings: SettingsDep
                                         timeout_s=settings.scoring_timeout_s)
     results = service.with_warnings(results, parsed)
     metrics.scored([r["grade"] for r in results])
+    request.app.state.loop.record(parsed.leads, results)
     return Response(batch_to_json(results), media_type="application/json")
