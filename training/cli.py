@@ -53,6 +53,10 @@ def _sleeping_openmp_threads() -> None:
 
 def _train(args: argparse.Namespace) -> int:
     _sleeping_openmp_threads()
+    if args.engine == "dask":
+        from training.distributed import train_command as train_on_dask
+
+        return train_on_dask(args)
     from training.pipeline import train_command
 
     return train_command(args)
@@ -66,6 +70,10 @@ def _backtest(args: argparse.Namespace) -> int:
 
 
 def _score(args: argparse.Namespace) -> int:
+    if args.engine == "dask":
+        from serving.distributed import score_command as score_on_dask
+
+        return score_on_dask(args)
     from serving.batch import score_command
 
     return score_command(args)
@@ -87,6 +95,14 @@ def _drift(args: argparse.Namespace) -> int:
     from features.drift import drift_command
 
     return drift_command(args)
+
+
+def _dask_flags(p: argparse.ArgumentParser, what: str) -> None:
+    p.add_argument("--engine", choices=["local", "dask"], default="local", help=f"local: this process (default); dask: {what}")
+    p.add_argument("--scheduler", metavar="tcp://HOST:PORT", help="with --engine dask: a running Dask scheduler "
+                   "(default: start a LocalCluster on this machine)")
+    p.add_argument("--workers", type=int, metavar="N", help="with --engine dask and no --scheduler: local worker "
+                   "processes (default: one per core)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -137,6 +153,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="weight leads by recency: one this many days older than the newest counts half (default: off)")
     p.add_argument("--promote", choices=["auto", "never", "force"], default="auto")
     p.add_argument("--models-dir", default="models", help="where bundles are exported")
+    _dask_flags(p, "every LightGBM fit runs on a Dask cluster with lightgbm.dask")
     p.set_defaults(handler=_train)
 
     p = sub.add_parser("backtest", help="replay quarterly retraining over the history")
@@ -152,6 +169,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", help="models:/lead-conversion@champion (default), a version URI, or a bundle folder")
     p.add_argument("--out", required=True, help=".csv or .parquet")
     p.add_argument("--chunk-rows", type=int, default=100_000)
+    _dask_flags(p, "score partitions on a Dask cluster (--data may then be a glob or a folder of parts; "
+                   "--out a folder of Parquet parts, or one .csv)")
     p.set_defaults(handler=_score)
 
     p = sub.add_parser("serve", help="run the scoring API")

@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Callable
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -92,6 +94,24 @@ class Components:
         return out
 
 
+def train_booster(params: dict[str, Any], X: np.ndarray, y: np.ndarray, weights: np.ndarray | None,
+                  encoder: LeadEncoder, *, rounds: int,
+                  valid: tuple[np.ndarray, np.ndarray] | None = None) -> lgb.Booster:
+    """LightGBM in this process: `rounds` rounds, or early-stopped on `valid` (at most `rounds`)."""
+    dtrain = lgb.Dataset(X, label=y, weight=weights, feature_name=encoder.feature_names,
+                         categorical_feature=encoder.categorical_indices, free_raw_data=True)
+    if valid is None:
+        return lgb.train(params, dtrain, num_boost_round=rounds)
+    dvalid = lgb.Dataset(valid[0], label=valid[1], reference=dtrain)
+    return lgb.train(params, dtrain, num_boost_round=rounds, valid_sets=[dvalid], valid_names=["valid"],
+                     callbacks=[lgb.early_stopping(EARLY_STOPPING_ROUNDS, verbose=False)])
+
+
+# Every LightGBM fit of the recipe goes through this one function; `training.distributed` swaps in
+# lightgbm.dask for the length of a `train --engine dask` run, everything else staying the same.
+BOOSTER_TRAINER: ContextVar[Callable[..., lgb.Booster]] = ContextVar("booster_trainer", default=train_booster)
+
+
 def lightgbm_params(schema: LeadSchema, encoder: LeadEncoder, n_rows: int, params: dict[str, Any] | None,
                     seed: int) -> dict[str, Any]:
     out = {**DEFAULT_PARAMS, **size_params(n_rows), **(params or {}), "seed": seed}
@@ -112,11 +132,8 @@ def choose_recipe(train: pd.DataFrame, y_train: np.ndarray, valid: pd.DataFrame,
     X_train, X_valid = encoder.transform(train), encoder.transform(valid)
     lgb_params = lightgbm_params(schema, encoder, len(train), params, seed)
     weights = recency_weights(train, schema, half_life_days)
-    dtrain = lgb.Dataset(X_train, label=y_train, weight=weights, feature_name=encoder.feature_names,
-                         categorical_feature=encoder.categorical_indices, free_raw_data=True)
-    dvalid = lgb.Dataset(X_valid, label=y_valid, reference=dtrain)
-    booster = lgb.train(lgb_params, dtrain, num_boost_round=MAX_ROUNDS, valid_sets=[dvalid], valid_names=["valid"],
-                        callbacks=[lgb.early_stopping(EARLY_STOPPING_ROUNDS, verbose=False)])
+    booster = BOOSTER_TRAINER.get()(lgb_params, X_train, y_train, weights, encoder, rounds=MAX_ROUNDS,
+                                    valid=(X_valid, y_valid))
     rounds = booster.best_iteration or booster.current_iteration()
     if rounds < booster.current_iteration():
         booster = booster.model_from_string(booster.model_to_string(num_iteration=rounds))
@@ -151,9 +168,7 @@ def fit_components(frame: pd.DataFrame, y: np.ndarray, schema: LeadSchema, recip
         params = {**recipe.params, **size_params(len(frame)), "seed": seed}
         if any(encoder.monotone_constraints):
             params["monotone_constraints"] = encoder.monotone_constraints
-        data = lgb.Dataset(X, label=y, weight=weights, feature_name=encoder.feature_names,
-                           categorical_feature=encoder.categorical_indices, free_raw_data=True)
-        booster = lgb.train(params, data, num_boost_round=rounds)
+        booster = BOOSTER_TRAINER.get()(params, X, y, weights, encoder, rounds=rounds)
     linear = fit_linear(X, y, encoder, C=recipe.C, sample_weight=weights, seed=seed) \
         if recipe.tree_weight < 1 else None
     return Components(encoder=encoder, booster=booster, linear=linear, tree_weight=recipe.tree_weight,

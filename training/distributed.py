@@ -1,0 +1,149 @@
+"""`leadscore train --engine dask`: the same training, with every LightGBM fit run by lightgbm.dask.
+
+Labelling, the time split, the family choice, the refit, calibration, the MLflow run, the registry and
+the bundle are the single-machine pipeline's own (`training.pipeline.train`); only the booster
+fits move to the cluster, through `training.family.BOOSTER_TRAINER`. `DaskLGBMClassifier.to_local()`
+gives the plain LightGBM model the pickle-free bundle stores.
+
+lightgbm.dask's known pitfalls, and what is done about each:
+- Early stopping is not supported (it hangs or breaks the sockets when one worker stops first). The
+  fit runs a fixed number of rounds; the validation curve is computed here from the fitted trees, and
+  the in-process early-stopping rule (stop after 50 rounds without improvement) is replayed on it.
+  When the curve has not stopped yet, the fit is repeated with twice the rounds (the first trees are
+  the same for the same seed), so the result is what early stopping would have chosen.
+- Every worker must hold data, and partitions must not move during training: the matrix is scattered
+  in at least two pieces per worker, spread over all workers, before the fit.
+- Several workers on one host must not collide on LightGBM's ports: lightgbm.dask (>= 3.2) picks free
+  ports per host in one call; `time_out` bounds a worker that cannot connect.
+- OpenMP threads: each worker's LightGBM uses as many threads as the worker has, not every core.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import math
+import sys
+from collections.abc import Iterator
+from functools import partial
+from typing import Any
+
+import lightgbm as lgb
+import numpy as np
+
+from training.family import BOOSTER_TRAINER
+from training.model import EARLY_STOPPING_ROUNDS
+
+_logger = logging.getLogger(__name__)
+
+FIRST_ROUNDS = 200       # the first try at an early-stopped fit; doubled while the curve still improves
+PIECES_PER_WORKER = 2
+NETWORK_TIMEOUT_MIN = 5  # minutes LightGBM's workers wait for each other
+
+
+@contextlib.contextmanager
+def lightgbm_on(client: Any) -> Iterator[None]:
+    """Within this block every LightGBM fit of the training recipe runs on `client`'s workers."""
+    token = BOOSTER_TRAINER.set(partial(train_on_dask, client))
+    try:
+        yield
+    finally:
+        BOOSTER_TRAINER.reset(token)
+
+
+def train_on_dask(client: Any, params: dict[str, Any], X: np.ndarray, y: np.ndarray, weights: np.ndarray | None,
+                  encoder: Any, *, rounds: int, valid: tuple[np.ndarray, np.ndarray] | None = None) -> lgb.Booster:
+    """`training.family.train_booster`'s contract on the cluster: `rounds` rounds, or early-stopped on `valid`."""
+    data = _scatter(client, X, y, weights)
+    try:
+        if valid is None:
+            return _fit(client, params, data, encoder, rounds)
+        n = min(FIRST_ROUNDS, rounds)
+        while True:
+            booster = _fit(client, params, data, encoder, n)
+            best, stopped = early_stopping_point(validation_curve(booster, *valid), EARLY_STOPPING_ROUNDS)
+            if stopped or n >= rounds:
+                _logger.info("lightgbm.dask: best iteration %d of %d trained", best, n)
+                return booster.model_from_string(booster.model_to_string(num_iteration=best))
+            n = min(2 * n, rounds)
+    finally:
+        client.cancel([part for key in ("X", "y", "w") for part in data[key] if part is not None])
+
+
+def early_stopping_point(curve: np.ndarray, patience: int) -> tuple[int, bool]:
+    """LightGBM's early-stopping rule replayed on a validation curve (loss per round, lower is better):
+    the best round (1-based) and whether training would have stopped within the curve."""
+    best_loss, best = math.inf, 0
+    for i, loss in enumerate(curve):
+        if loss < best_loss:
+            best_loss, best = float(loss), i
+        elif i - best >= patience:
+            return best + 1, True
+    return best + 1, False
+
+
+def validation_curve(booster: lgb.Booster, X: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Binary log loss on (X, y) after each round, from the fitted trees one at a time (the binary
+    objective starts from zero: the average is folded into the first tree)."""
+    n = booster.current_iteration()
+    raw = np.zeros(len(X))
+    y = np.asarray(y, dtype=float)
+    curve = np.empty(n)
+    for k in range(n):
+        raw += booster.predict(X, raw_score=True, start_iteration=k, num_iteration=1)
+        curve[k] = float(np.mean(np.logaddexp(0.0, raw) - y * raw))
+    return curve
+
+
+def _scatter(client: Any, X: np.ndarray, y: np.ndarray, weights: np.ndarray | None) -> dict[str, list[Any]]:
+    """The matrix, labels and weights in row pieces spread over every worker (so each holds data)."""
+    workers = list(client.scheduler_info()["workers"])
+    pieces = max(1, min(len(X), PIECES_PER_WORKER * len(workers)))
+    bounds = np.linspace(0, len(X), pieces + 1).astype(int)
+    out: dict[str, list[Any]] = {"X": [], "y": [], "w": [], "n": list(np.diff(bounds))}
+    for k, (start, stop) in enumerate(zip(bounds[:-1], bounds[1:], strict=True)):
+        worker = [workers[k % len(workers)]]
+        out["X"].append(client.scatter(X[start:stop], workers=worker))
+        out["y"].append(client.scatter(np.asarray(y[start:stop], dtype=float), workers=worker))
+        out["w"].append(client.scatter(weights[start:stop], workers=worker) if weights is not None else None)
+    return out
+
+
+def _fit(client: Any, params: dict[str, Any], data: dict[str, list[Any]], encoder: Any, rounds: int) -> lgb.Booster:
+    import dask.array as da
+    from lightgbm import DaskLGBMClassifier
+
+    sizes = data["n"]
+    n_features = len(encoder.feature_names)
+    dX = da.concatenate([da.from_delayed(f, shape=(n, n_features), dtype=float) for f, n in zip(data["X"], sizes)])
+    dy = da.concatenate([da.from_delayed(f, shape=(n,), dtype=float) for f, n in zip(data["y"], sizes)])
+    dw = None if data["w"][0] is None else \
+        da.concatenate([da.from_delayed(f, shape=(n,), dtype=float) for f, n in zip(data["w"], sizes)])
+    threads = min(info["nthreads"] for info in client.scheduler_info()["workers"].values())
+    settings = {**params, "num_threads": threads, "time_out": NETWORK_TIMEOUT_MIN}
+    settings.pop("n_estimators", None)
+    model = DaskLGBMClassifier(client=client, n_estimators=rounds, **settings)
+    model.fit(dX, dy, sample_weight=dw, feature_name=encoder.feature_names,
+              categorical_feature=encoder.categorical_indices)
+    return model.to_local().booster_
+
+
+def train_command(args: argparse.Namespace) -> int:
+    """`leadscore train --engine dask`: the pipeline's `train` with LightGBM on the cluster."""
+    from serving.distributed import connect
+    from training import tracking
+    from training.pipeline import train
+
+    with connect(args.scheduler, args.workers) as client, lightgbm_on(client):
+        workers = len(client.scheduler_info()["workers"])
+        print(f"dask: {workers} workers, dashboard {client.dashboard_link}", file=sys.stderr)
+        result = train(args.data, args.schema, args.as_of, args.promote, args.models_dir,
+                       export_date=getattr(args, "export_date", None),
+                       half_life_days=getattr(args, "half_life_days", None))
+    with tracking.use_tracking(result.tracking_uri) as mlflow_client:
+        mlflow_client.set_tag(result.run_id, "leadscore.engine", f"dask ({workers} workers)")
+    print(result.summary())
+    print(f"  engine: lightgbm.dask on {workers} Dask workers"
+          f"{' at ' + args.scheduler if args.scheduler else ' (LocalCluster)'}")
+    return 0
