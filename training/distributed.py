@@ -120,9 +120,9 @@ def _fit(client: Any, params: dict[str, Any], data: dict[str, list[Any]], encode
     dy = da.concatenate([da.from_delayed(f, shape=(n,), dtype=float) for f, n in zip(data["y"], sizes)])
     dw = None if data["w"][0] is None else \
         da.concatenate([da.from_delayed(f, shape=(n,), dtype=float) for f, n in zip(data["w"], sizes)])
-    threads = min(info["nthreads"] for info in client.scheduler_info()["workers"].values())
-    settings = {**params, "num_threads": threads, "time_out": NETWORK_TIMEOUT_MIN}
-    settings.pop("n_estimators", None)
+    # lightgbm.dask gives each worker's LightGBM that worker's threads; a thread count here is ignored
+    settings = {k: v for k, v in params.items() if k not in ("num_threads", "n_jobs", "n_estimators")}
+    settings["time_out"] = NETWORK_TIMEOUT_MIN
     model = DaskLGBMClassifier(client=client, n_estimators=rounds, **settings)
     model.fit(dX, dy, sample_weight=dw, feature_name=encoder.feature_names,
               categorical_feature=encoder.categorical_indices)
@@ -135,6 +135,7 @@ def train_command(args: argparse.Namespace) -> int:
     from training import tracking
     from training.pipeline import train
 
+    lgb.register_logger(_logger)  # lightgbm.dask's notes ("Finding random open ports") go to -v, not stdout
     with connect(args.scheduler, args.workers) as client, lightgbm_on(client):
         workers = len(client.scheduler_info()["workers"])
         print(f"dask: {workers} workers, dashboard {client.dashboard_link}", file=sys.stderr)
