@@ -63,6 +63,9 @@ def connect(scheduler: str | None = None, workers: int | None = None) -> Iterato
 
     if workers is not None and workers < 1:
         raise ClusterError(f"--workers must be at least 1, got {workers}", field="workers")
+    if scheduler and workers is not None:
+        raise ClusterError("--workers starts local workers; a scheduler's workers are started with `dask worker` "
+                           "(leave out --workers or --scheduler)", field="workers")
     if scheduler:
         try:
             client = Client(scheduler, timeout="10s")
@@ -244,7 +247,7 @@ def score_files(scorer: Scorer, data: str | Path, out: str | Path, *, client: An
 
     client = client or get_client()
     out = Path(out)
-    fmt = "csv" if out.suffix.lower() == ".csv" else "parquet"
+    fmt = output_format(out)
     files = expand_inputs(data)
     missing: list[str] = []
     for path in files:  # every header before any row is read, like the in-process path
@@ -265,7 +268,7 @@ def score_files(scorer: Scorer, data: str | Path, out: str | Path, *, client: An
 
             show_progress(futures)
             print(file=sys.stderr)
-        statuses = client.gather(futures)
+        statuses = _gather(client, futures)
         _raise_first_error(statuses, parts, frame, scorer)
         rows = sum(s["rows"] for s in statuses)
         if rows == 0:
@@ -277,6 +280,26 @@ def score_files(scorer: Scorer, data: str | Path, out: str | Path, *, client: An
     for status in statuses:
         grades.update(status["grades"])
     return {"rows": rows, "grades": dict(grades), "missing_columns": missing, "partitions": len(parts)}
+
+
+def output_format(out: Path) -> str:
+    """`csv` for one CSV file, `parquet` for a folder of parts; refused before any work when `out` is
+    something else, or a file or folder this command did not write (it would be replaced)."""
+    suffix = out.suffix.lower()
+    if suffix not in ("", ".csv", ".parquet", ".pq"):
+        raise DataError(f"{out.name}: --out must end in .csv (one file) or name a folder for Parquet parts", field="out")
+    fmt = "csv" if suffix == ".csv" else "parquet"
+    if fmt == "parquet" and out.exists() and (not out.is_dir() or any(p.suffix != ".parquet" for p in out.iterdir())):
+        raise DataError(f"{out}: exists and is not an earlier scored folder; choose another --out", field="out")
+    return fmt
+
+
+def _gather(client: Any, futures: list[Any]) -> list[dict[str, Any]]:
+    """The partitions' statuses; a task that crashed (a worker killed, out of memory) is one line."""
+    try:
+        return client.gather(futures)
+    except Exception as exc:  # noqa: BLE001 - anything from the cluster means the same to a user
+        raise ClusterError(f"a Dask task failed, nothing was written: {type(exc).__name__}: {_first_line(exc)}") from None
 
 
 def _raise_first_error(statuses: list[dict[str, Any]], parts: list[Part], frame: Any, scorer: Scorer) -> None:
@@ -313,9 +336,7 @@ def _publish(staging: Path, out: Path, fmt: str) -> None:
         os.chmod(piece, readable_mode())
     os.chmod(staging, readable_mode() | (readable_mode() & 0o444) >> 2)  # a folder: x wherever r
     old = None
-    if out.exists():
-        if not out.is_dir() or any(p.suffix != ".parquet" for p in out.iterdir()):
-            raise DataError(f"{out}: exists and is not an earlier scored folder; choose another --out")
+    if out.exists():  # an earlier scored folder (output_format refused anything else)
         old = out.with_name(f".{out.name}.old-{uuid.uuid4().hex[:8]}")
         os.replace(out, old)
     os.replace(staging, out)

@@ -57,6 +57,7 @@ def _train(args: argparse.Namespace) -> int:
         from training.distributed import train_command as train_on_dask
 
         return train_on_dask(args)
+    _local_only(args)
     from training.pipeline import train_command
 
     return train_command(args)
@@ -69,11 +70,19 @@ def _backtest(args: argparse.Namespace) -> int:
     return backtest_command(args)
 
 
+def _local_only(args: argparse.Namespace) -> None:
+    """--scheduler and --workers mean nothing without --engine dask: say so rather than run in process."""
+    for flag in ("scheduler", "workers"):
+        if getattr(args, flag) is not None:
+            raise LeadscoreError(f"--{flag} needs --engine dask", field=flag)
+
+
 def _score(args: argparse.Namespace) -> int:
     if args.engine == "dask":
         from serving.distributed import score_command as score_on_dask
 
         return score_on_dask(args)
+    _local_only(args)
     from serving.batch import score_command
 
     return score_command(args)

@@ -32,6 +32,7 @@ from typing import Any
 import lightgbm as lgb
 import numpy as np
 
+from features.errors import TrainingError
 from training.family import BOOSTER_TRAINER
 from training.model import EARLY_STOPPING_ROUNDS
 
@@ -124,8 +125,13 @@ def _fit(client: Any, params: dict[str, Any], data: dict[str, list[Any]], encode
     settings = {k: v for k, v in params.items() if k not in ("num_threads", "n_jobs", "n_estimators")}
     settings["time_out"] = NETWORK_TIMEOUT_MIN
     model = DaskLGBMClassifier(client=client, n_estimators=rounds, **settings)
-    model.fit(dX, dy, sample_weight=dw, feature_name=encoder.feature_names,
-              categorical_feature=encoder.categorical_indices)
+    try:
+        model.fit(dX, dy, sample_weight=dw, feature_name=encoder.feature_names,
+                  categorical_feature=encoder.categorical_indices)
+    except Exception as exc:  # noqa: BLE001 - a lost worker or a network timeout: one line, nothing recorded
+        text = str(exc).strip().splitlines()
+        raise TrainingError(f"lightgbm.dask failed on the cluster, nothing was recorded: {type(exc).__name__}: "
+                            f"{text[0][:200] if text else ''}") from None
     return model.to_local().booster_
 
 

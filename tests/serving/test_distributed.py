@@ -143,4 +143,29 @@ def test_analyst_explain_accepts_a_dask_frame(dask_client, scorer, leads, in_pro
     assert isinstance(explained, dd.DataFrame)  # lazy until computed
     result = explained.compute().reset_index(drop=True)
     assert result["lead_source"].tolist() == leads["lead_source"].tolist()
-    assert_same(result.drop(columns="lead_source").rename(columns={"lead_id": "lead_id"}), in_process)
+    assert_same(result.drop(columns="lead_source"), in_process)
+
+
+@pytest.mark.parametrize("flags, problem", [
+    (["--scheduler", "tcp://127.0.0.1:8786"], "--scheduler needs --engine dask"),
+    (["--workers", "2"], "--workers needs --engine dask"),
+    (["--engine", "dask", "--workers", "0"], "--workers must be at least 1, got 0"),
+    (["--engine", "dask", "--workers", "2", "--scheduler", "tcp://127.0.0.1:8786"],
+     "--workers starts local workers; a scheduler's workers are started with `dask worker` "
+     "(leave out --workers or --scheduler)"),
+])
+def test_flags_that_do_not_fit_are_one_line(bundle_dir: Path, files, tmp_path: Path, capsys, flags, problem) -> None:
+    code = main(["score", "--data", str(files["parquet"]), "--model", str(bundle_dir),
+                 "--out", str(tmp_path / "scored"), *flags])
+    assert code == 2 and capsys.readouterr().err.strip() == f"leadscore score: error: {problem}"
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_output_it_did_not_write_is_never_replaced(dask_client, scorer, files, tmp_path: Path) -> None:
+    (tmp_path / "report.parquet").write_text("someone else's file")
+    with pytest.raises(DataError, match="exists and is not an earlier scored folder"):
+        distributed.score_files(scorer, files["parquet"], tmp_path / "report.parquet", client=dask_client)
+    with pytest.raises(DataError, match="--out must end in .csv"):
+        distributed.score_files(scorer, files["parquet"], tmp_path / "scored.xlsx", client=dask_client)
+    assert [p.name for p in tmp_path.iterdir()] == ["report.parquet"]
+    assert (tmp_path / "report.parquet").read_text() == "someone else's file"
