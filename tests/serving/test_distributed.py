@@ -66,6 +66,9 @@ def test_cluster_output_equals_the_in_process_output(dask_client, scorer, files,
     assert sorted(p.name for p in out.iterdir()) == [f"part-{k:05d}.parquet" for k in range(summary["partitions"])]
     assert_same(pd.read_parquet(out), in_process)
     assert [p.name for p in tmp_path.iterdir()] == ["scored"]  # no staging folder left behind
+    loaded = dask_client.run(lambda dask_worker: [name for name, plugin in dask_worker.plugins.items()
+                                                  if getattr(plugin, "scorer", None) is not None])
+    assert len(loaded) == 2 and all(names for names in loaded.values())  # each worker holds the loaded bundle
 
 
 def test_cli_writes_one_csv_from_csv_blocks(dask_client, bundle_dir: Path, files, in_process, tmp_path: Path,
