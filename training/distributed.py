@@ -54,34 +54,41 @@ def lightgbm_on(client: Any) -> Iterator[None]:
 
 
 def train_on_dask(client: Any, params: dict[str, Any], X: np.ndarray, y: np.ndarray, weights: np.ndarray | None,
-                  encoder: Any, *, rounds: int, valid: tuple[np.ndarray, np.ndarray] | None = None) -> lgb.Booster:
-    """`training.family.train_booster`'s contract on the cluster: `rounds` rounds, or early-stopped on `valid`."""
+                  encoder: Any, *, rounds: int, valid: tuple[np.ndarray, np.ndarray] | None = None,
+                  min_rounds: int = 0) -> lgb.Booster:
+    """`training.family.train_booster`'s contract on the cluster: `rounds` rounds; with `valid`, the
+    booster early stopping would leave (its rounds up to the stop, `best_iteration` set when it stopped)."""
     data = _scatter(client, X, y, weights)
     try:
         if valid is None:
             return _fit(client, params, data, encoder, rounds)
-        n = min(FIRST_ROUNDS, rounds)
+        n = min(max(FIRST_ROUNDS, min_rounds), rounds)
         while True:
             booster = _fit(client, params, data, encoder, n)
-            best, stopped = early_stopping_point(validation_curve(booster, *valid), EARLY_STOPPING_ROUNDS)
-            if stopped or n >= rounds:
-                _logger.info("lightgbm.dask: best iteration %d of %d trained", best, n)
-                return booster.model_from_string(booster.model_to_string(num_iteration=best))
+            best, stop = early_stopping_point(validation_curve(booster, *valid), EARLY_STOPPING_ROUNDS, min_rounds)
+            if stop is not None:
+                _logger.info("lightgbm.dask: best iteration %d, stopped after %d of %d trained", best, stop, n)
+                stopped = lgb.Booster(model_str=booster.model_to_string(num_iteration=stop))
+                stopped.best_iteration = best
+                return stopped
+            if n >= rounds:
+                return booster  # never stopped: like LightGBM, best_iteration stays 0 and every round counts
             n = min(2 * n, rounds)
     finally:
         client.cancel([part for key in ("X", "y", "w") for part in data[key] if part is not None])
 
 
-def early_stopping_point(curve: np.ndarray, patience: int) -> tuple[int, bool]:
-    """LightGBM's early-stopping rule replayed on a validation curve (loss per round, lower is better):
-    the best round (1-based) and whether training would have stopped within the curve."""
+def early_stopping_point(curve: np.ndarray, patience: int, min_rounds: int = 0) -> tuple[int, int | None]:
+    """The in-process early-stopping rule (`training.family`) replayed on a validation curve (loss per
+    round, lower is better): the best round (1-based) and the rounds trained when it stops, never
+    before `min_rounds`; None when it would not stop within the curve."""
     best_loss, best = math.inf, 0
     for i, loss in enumerate(curve):
         if loss < best_loss:
             best_loss, best = float(loss), i
-        elif i - best >= patience:
-            return best + 1, True
-    return best + 1, False
+        if i + 1 >= min_rounds and i - best >= patience:
+            return best + 1, i + 1
+    return best + 1, None
 
 
 def validation_curve(booster: lgb.Booster, X: np.ndarray, y: np.ndarray) -> np.ndarray:

@@ -3,34 +3,37 @@ everything else the single-machine pipeline's own."""
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import lightgbm as lgb
 import numpy as np
 import pytest
 
 from features.loading import labels
 from training.distributed import early_stopping_point, validation_curve
+from training.family import train_booster
 from training.model import EARLY_STOPPING_ROUNDS
 
 
-def test_replayed_early_stopping_picks_lightgbms_own_iteration() -> None:
-    """lightgbm.dask cannot early-stop; the rule replayed on the validation curve must choose the round
-    LightGBM's callback chooses on the same data (noisy labels, so it does stop early)."""
+@pytest.mark.parametrize("min_rounds", [0, 200])
+def test_replayed_early_stopping_leaves_the_in_process_booster(min_rounds: int) -> None:
+    """lightgbm.dask cannot early-stop; the rule replayed on the validation curve must stop where the
+    in-process fit stops and pick its best round (noisy labels, so it does stop early)."""
     rng = np.random.default_rng(5)
     X = rng.normal(size=(6000, 6))
     y = (rng.random(6000) < 1 / (1 + np.exp(-(X[:, 0] - 0.5 * X[:, 1] - 2)))).astype(float)
     train, valid = slice(0, 4000), slice(4000, None)
     params = {"objective": "binary", "learning_rate": 0.2, "num_leaves": 15, "verbosity": -1, "num_threads": 1,
               "seed": 1, "bagging_fraction": 0.8, "bagging_freq": 1}
-    dtrain = lgb.Dataset(X[train], label=y[train])
-    stopped = lgb.train(params, dtrain, num_boost_round=400,
-                        valid_sets=[lgb.Dataset(X[valid], label=y[valid], reference=dtrain)],
-                        callbacks=[lgb.early_stopping(EARLY_STOPPING_ROUNDS, verbose=False)])
-    full = lgb.train(params, lgb.Dataset(X[train], label=y[train]), num_boost_round=400)
+    encoder = SimpleNamespace(feature_names=[f"x{i}" for i in range(6)], categorical_indices=[])
+    stopped = train_booster(params, X[train], y[train], None, encoder, rounds=600, valid=(X[valid], y[valid]),
+                            min_rounds=min_rounds)
+    full = lgb.train(params, lgb.Dataset(X[train], label=y[train]), num_boost_round=600)
     curve = validation_curve(full, X[valid], y[valid])
-    best, did_stop = early_stopping_point(curve, EARLY_STOPPING_ROUNDS)
-    assert did_stop and stopped.best_iteration < 300
-    assert best == stopped.best_iteration
-    assert early_stopping_point(curve[: best + 10], EARLY_STOPPING_ROUNDS) == (best, False)  # needs more rounds
+    best, stop = early_stopping_point(curve, EARLY_STOPPING_ROUNDS, min_rounds)
+    assert stop is not None and stop < 600 and stop >= min_rounds
+    assert (best, stop) == (stopped.best_iteration, stopped.current_iteration())
+    assert early_stopping_point(curve[: stop - 1], EARLY_STOPPING_ROUNDS, min_rounds) == (best, None)  # needs more
 
 
 def test_cli_trains_registers_and_exports_like_the_single_machine_path(dask_client, trained_model, mlflow_store,
