@@ -63,6 +63,7 @@ class Recipe:
     params: dict[str, Any]
     losses: dict[str, float] = field(default_factory=dict)  # validation log loss per candidate
     half_life_days: float | None = None  # recency weighting: a lead this much older than the newest counts half
+    valid_auc: float = math.nan  # how well a model of the older leads ranked the newest slice (drift shows here)
 
     @property
     def family(self) -> str:
@@ -153,9 +154,11 @@ def choose_recipe(train: pd.DataFrame, y_train: np.ndarray, valid: pd.DataFrame,
     per_lead = {w: platt_losses(w * raw_trees + (1 - w) * raw_linear, y_valid) for w in sorted(allowed, reverse=True)}
     losses = {f"w={w:.1f}": float(per_lead[w].mean()) for w in allowed}
     tree_weight = best_with_evidence(per_lead, BLEND_PRIOR)
+    valid_auc = _auc(y_valid, tree_weight * raw_trees + (1 - tree_weight) * raw_linear)
     _logger.info("family: %s (tree weight %.1f, %d rounds, C=%g)", family_of(tree_weight), tree_weight, rounds, C)
     recipe = Recipe(rounds=rounds, n_rows_chosen=len(train), C=C, tree_weight=float(tree_weight),
-                    params=lgb_params, losses=losses, half_life_days=half_life_days)
+                    params=lgb_params, losses=losses, half_life_days=half_life_days,
+                    valid_auc=valid_auc)
     chooser = Components(encoder=encoder, booster=booster if tree_weight > 0 else None,
                          linear=linear if tree_weight < 1 else None, tree_weight=float(tree_weight), rounds=rounds)
     return recipe, chooser
@@ -271,3 +274,9 @@ def _rounds_with_evidence(booster: lgb.Booster, X_valid: np.ndarray, y_valid: np
     per_lead = {r: platt_losses(booster.predict(X_valid, raw_score=True, num_iteration=r), y_valid)
                 for r in (best, prior)}
     return best_with_evidence(per_lead, prior)
+
+
+def _auc(y: np.ndarray, score: np.ndarray) -> float:
+    from sklearn.metrics import roc_auc_score
+
+    return float(roc_auc_score(y, score)) if 0 < np.sum(y) < len(y) else math.nan

@@ -75,7 +75,7 @@ def run_params(report: SplitReport, candidate: Candidate, bundle: Bundle, schema
         "as_of_source": report.as_of_source, "label": outcome_label(report.outcome_window_days),
         "family": candidate.recipe.family, "tree_weight": candidate.recipe.tree_weight,
         "logistic_C": candidate.recipe.C, "rounds_early_stopping": candidate.recipe.rounds,
-        "rounds_evaluated_model": candidate.evaluated_rounds, "n_deployed": report.n_used,
+        "rounds_evaluated_model": candidate.evaluated_rounds, "newest_slice_roc_auc": candidate.recipe.valid_auc, "n_deployed": report.n_used,
         "calibration_source": candidate.deployed.method, "evaluation_folds": len(candidate.folds),
         "baseline": "logistic regression (one-hot categoricals, median-imputed standardised numerics)",
         "promote_mode": promote, "promote_tolerance": settings.tolerance,
