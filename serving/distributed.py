@@ -169,7 +169,6 @@ def read_frame(files: Sequence[Path], *, csv_blocksize: str | int = CSV_BLOCKSIZ
     import dask.dataframe as dd
 
     parts: list[Part] = []
-    frames = []
     if table_format(files[0]) == "parquet":
         import pyarrow.parquet as pq
 
@@ -185,8 +184,12 @@ def read_frame(files: Sequence[Path], *, csv_blocksize: str | int = CSV_BLOCKSIZ
             raise DataError(f"{files[0].name}: the file has a header but no rows")
         meta = pq.read_schema(files[0]).empty_table().to_pandas()
         return dd.from_map(_read_row_group, pieces, meta=meta, enforce_metadata=False), parts
+    frames = []
     for path in files:
-        part = dd.read_csv(str(path), dtype=str, na_values=[""], skipinitialspace=True, blocksize=csv_blocksize)
+        try:
+            part = dd.read_csv(str(path), dtype=str, na_values=[""], skipinitialspace=True, blocksize=csv_blocksize)
+        except Exception as exc:  # noqa: BLE001 - parser and OS errors mean the same to a user
+            raise DataError(f"{path.name}: not a readable CSV table ({_first_line(exc)})") from None
         frames.append(part)
         parts += [Part(len(parts) + i, path.name, None) for i in range(part.npartitions)]
     return (frames[0] if len(frames) == 1 else dd.concat(frames)), parts
