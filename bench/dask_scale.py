@@ -48,7 +48,7 @@ def history(leads: int, seed: int) -> pd.DataFrame:
     return generate(quarters=12, leads_per_quarter=per_quarter, seed=seed).leads.iloc[:leads]
 
 
-def write_parts(total: int, folder: Path) -> Path:
+def write_parts(total: int, folder: Path, row_group: int = ROW_GROUP) -> Path:
     """`total` leads as Parquet parts: one generated history of up to PART_ROWS, repeated with new ids."""
     folder.mkdir(parents=True, exist_ok=True)
     base = history(min(total, PART_ROWS), seed=8)
@@ -56,7 +56,7 @@ def write_parts(total: int, folder: Path) -> Path:
     while written < total:
         part = base.iloc[: total - written].copy()
         part["lead_id"] = [f"P{k:03d}-{i:07d}" for i in range(len(part))]
-        part.to_parquet(folder / f"leads-{k:03d}.parquet", row_group_size=ROW_GROUP, index=False)
+        part.to_parquet(folder / f"leads-{k:03d}.parquet", row_group_size=row_group, index=False)
         written += len(part)
         k += 1
     return folder
@@ -76,7 +76,7 @@ def bench_scoring(args: argparse.Namespace, folder: Path, client) -> dict:
     from serving.scorer import Scorer
 
     model = args.model or str(train_model(folder / "model", 240_000))
-    parts = write_parts(args.score_leads, folder / "parts")
+    parts = write_parts(args.score_leads, folder / "parts", args.partition_rows)
     scorer = Scorer.load(model)
     first = sorted(parts.iterdir())[0]
     sample = folder / "inprocess.parquet"
@@ -145,6 +145,7 @@ def main() -> int:
     parser.add_argument("--train-leads", type=int, default=5_000_000, help="0 skips the training comparison")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--chunk-rows", type=int, default=100_000)
+    parser.add_argument("--partition-rows", type=int, default=ROW_GROUP, help="leads per Parquet row group = Dask partition")
     parser.add_argument("--model", help="bundle folder or models:/ URI (default: train one on 240,000 leads, untimed)")
     args = parser.parse_args()
     from serving.distributed import connect
