@@ -26,22 +26,23 @@ import base64
 import html
 import io
 import os
-import sys
 import tempfile
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from features.datasets import load_history_with_schema
+from features import progress
 from features.errors import DataError
 from features.factors import FACTOR_LABELS, FACTORS
 from features.loading import labels, readable_mode, write_table
-from features.periods import data_end, outcome_final, parse_quarter, quarters
+from features.periods import data_end, outcome_final, outcome_label, parse_quarter, quarters
 from features.schema import LeadSchema
 
+SOURCE_COLUMN = "lead_source"  # shown beside each campaign
 LOWERED_AT = -0.25
 """A factor lowers a lead when its impact is at most this many log-odds (odds cut by about a fifth)."""
 MIN_LEADS = 30
@@ -75,6 +76,12 @@ class ReportTables:
     """The latest quarter whose outcomes are all final: where expected meets actual."""
     lowered_at: float = LOWERED_AT
     model: str = ""
+    grade_floors: tuple[float, ...] = ()
+    """The schema's grade floors on the probability, in the order of `grades`."""
+    outcome: str = ""
+    """What the probability is of, e.g. 'converted within 90 days of creation'."""
+    sources: dict[str, dict[str, str]] = field(default_factory=dict)
+    """Per grouping column other than the lead source: each group's lead source(s), shown beside it."""
 
 
 # -- aggregation (pure) ---------------------------------------------------------------------------
@@ -102,7 +109,9 @@ def build_report(explained: pd.DataFrame, history: pd.DataFrame, schema: LeadSch
                         min_leads=min_leads)
     return ReportTables(quarter=report_q, previous=previous, by=by, factors=factors, grades=grades,
                         quarterly=quarterly, current=current, summary=summary,
-                        calibration_quarter=calibration_q, lowered_at=lowered_at, model=model)
+                        calibration_quarter=calibration_q, lowered_at=lowered_at, model=model,
+                        grade_floors=tuple(schema.grades.values()), outcome=outcome_label(schema.outcome_window_days),
+                        sources=group_sources(history, by))
 
 
 def report_factors(explained: pd.DataFrame, schema: LeadSchema) -> tuple[str, ...]:
@@ -137,6 +146,23 @@ def lead_rows(explained: pd.DataFrame, history: pd.DataFrame, schema: LeadSchema
         out[f"impact_{factor}"] = impact
         out[f"lowered_{factor}"] = (impact <= lowered_at).astype(float)
     return out[out["quarter"].notna()]
+
+
+def group_sources(history: pd.DataFrame, by: Sequence[str]) -> dict[str, dict[str, str]]:
+    """Each campaign's (or other group's) lead source, most leads first: a campaign name alone does not
+    say where its leads come from. Empty when the history has no lead source column."""
+    if SOURCE_COLUMN not in history.columns:
+        return {}
+    out: dict[str, dict[str, str]] = {}
+    for column in by:
+        if column == SOURCE_COLUMN or column not in history.columns:
+            continue
+        pairs = history[[column, SOURCE_COLUMN]].astype("string").fillna(MISSING_GROUP)
+        per_group: dict[str, list[str]] = {}
+        for (group, source), _ in pairs.value_counts().items():  # most leads first
+            per_group.setdefault(str(group), []).append(str(source))
+        out[column] = {g: s[0] if len(s) == 1 else f"{s[0]} and {len(s) - 1} more" for g, s in per_group.items()}
+    return out
 
 
 def check_grouping(history: pd.DataFrame, by: Sequence[str], schema: LeadSchema) -> None:
@@ -328,6 +354,7 @@ def render_html(tables: ReportTables) -> str:
         f"<title>{html.escape(title)}</title><style>{_CSS}</style></head><body>",
         f"<h1>{html.escape(title)}</h1>",
         f'<p class="meta">{html.escape(_meta_line(tables))}</p>',
+        f'<p id="meaning">{_meaning(tables)}</p>',
         '<section id="summary"><h2>Summary</h2><ul>',
         *[f"<li>{html.escape(line)}</li>" for line in tables.summary],
         "</ul></section>",
@@ -361,6 +388,23 @@ def _meta_line(tables: ReportTables) -> str:
     return f"Quarter {tables.quarter}{previous}.{model}"
 
 
+def _meaning(tables: ReportTables) -> str:
+    """Score and grades in plain words, for a reader who never saw the model."""
+    if not tables.grade_floors:
+        return ""
+    outcome = f" ({html.escape(tables.outcome)})" if tables.outcome else ""
+    bands = []
+    for k, (grade, floor) in enumerate(zip(tables.grades, tables.grade_floors)):
+        if k == len(tables.grades) - 1:
+            bands.append(f"{html.escape(grade)} below {tables.grade_floors[k - 1]:.0%}" if k else html.escape(grade))
+        else:
+            bands.append(f"{html.escape(grade)} from {floor:.0%}")
+    return (f"A lead's <b>score</b> (1 to 99) is its chance of converting{outcome}, in percent: of 100 leads "
+            "scored 12, about 12 convert. <b>Grades</b> put scores into bands: " + ", ".join(bands) + ". "
+            "The bands are the qualification definition sales and marketing agreed on; they are written in "
+            "the lead schema (<code>grades</code>), where both teams can read and change them.")
+
+
 def _figure_html(caption: str, png: bytes) -> str:
     data = base64.b64encode(png).decode("ascii")
     return (f'<figure><img alt="{html.escape(caption)}" src="data:image/png;base64,{data}">'
@@ -379,7 +423,8 @@ def _display_frame(rows: pd.DataFrame, tables: ReportTables) -> pd.DataFrame:
     """Readable cells: counts, scores with their change, shares with their change in points."""
     leads, lowered = "leads", "share of leads lowered by"
     out = pd.DataFrame({
-        (leads, "group"): [html.escape(str(g)) for g in rows["group"]],
+        (leads, "group"): [_group_cell(str(g), tables.sources.get(str(d), {})) for g, d in
+                           zip(rows["group"], rows["dimension"])],
         (leads, "leads"): [f"{n:,}" for n in rows["leads"]],
         (leads, "mean score"): [_with_change(v, c, "{:.1f}", "{:+.1f}") for v, c in
                                 zip(rows["mean_score"], rows["mean_score_change"])],
@@ -396,11 +441,19 @@ def _display_frame(rows: pd.DataFrame, tables: ReportTables) -> pd.DataFrame:
     return out
 
 
+def _group_cell(group: str, sources: dict[str, str]) -> str:
+    source = sources.get(group)
+    return html.escape(group) + (f" <small>({html.escape(source)})</small>" if source else "")
+
+
 def _with_change(value: float, change: float, fmt: str, change_fmt: str) -> str:
     text = fmt.format(value)
     if pd.isna(change):
         return text
-    return f"{text} <small>({change_fmt.format(change)})</small>"
+    shown = change_fmt.format(change)
+    if not any(ch in "123456789" for ch in shown.split()[0]):  # "-0 pp" and "+0.0" are no change
+        shown = change_fmt.format(0.0).replace("+", "±", 1)
+    return f"{text} <small>({shown})</small>"
 
 
 def _actual_text(row: pd.Series) -> str:
@@ -415,11 +468,11 @@ def _actual_text(row: pd.Series) -> str:
 
 def _definitions(tables: ReportTables) -> str:
     items = [
-        f"A lead is <b>lowered by</b> a factor when that factor costs it at least {-tables.lowered_at:g} "
-        f"log-odds against the model's average lead (its odds of converting cut by "
-        f"{1 - np.exp(tables.lowered_at):.0%} or more).",
-        "A source <b>got worse</b> when its mean log-odds fell by at least 0.1 and by more than three "
-        "standard errors of the change, so that the summary does not name sampling noise.",
+        f"A lead is <b>lowered by</b> a factor when that factor alone cuts its odds of converting by "
+        f"{1 - np.exp(tables.lowered_at):.0%} or more, compared with the model's average lead.",
+        f"A source <b>got worse</b> when its leads' odds of converting fell by {1 - np.exp(WORSE_AT):.0%} or more "
+        "on average, and by more than chance would explain (three standard errors), so that the summary "
+        "does not name sampling noise.",
         "<b>Expected</b> conversions are the sum of the calibrated probabilities; <b>actual</b> counts "
         "conversions only among leads whose outcome window has closed, so both cover the same leads.",
         "Changes in brackets are against the same group in the previous quarter (pp = percentage points).",
@@ -528,7 +581,7 @@ def report_command(args: argparse.Namespace) -> int:
     check_grouping(frame, by, schema)
     window = report_window(frame, schema, args.quarter)
     scorer = Scorer.load(args.model)
-    explained = scorer.explain(window, progress=sys.stderr.isatty())
+    explained = scorer.explain(window, progress=progress.shown())
     model = f"{scorer.bundle.name} version {scorer.bundle.version}"
     tables = build_report(explained, window, schema, by, args.quarter, model=model, as_of=data_end(frame, schema))
     paths = write_report(tables, args.out)

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import logging
 import os
+import socket
 import tempfile
 from typing import TYPE_CHECKING
 
@@ -29,6 +31,7 @@ def serve_command(args: argparse.Namespace) -> int:
 
     settings = load_settings(host=args.host, port=args.port, model=args.model,
                              workers=getattr(args, "workers", None))
+    check_port_free(settings.host, settings.port)
     scorer = Scorer.load(settings.model)
     base = f"http://{settings.host}:{settings.port}"
     processes = f", {settings.workers} worker processes" if settings.workers > 1 else ""
@@ -44,6 +47,28 @@ def serve_command(args: argparse.Namespace) -> int:
         uvicorn.run("serving.main:create_app", factory=True, workers=settings.workers, host=settings.host,
                     port=settings.port, log_level="warning", access_log=False)
     return 0
+
+
+def check_port_free(host: str, port: int) -> None:
+    """Bind and release the address before announcing anything, so a busy port is one line (exit 2),
+    not a curl hint followed by uvicorn's traceback. Binds like uvicorn does (SO_REUSEADDR)."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        raise LeadscoreError(f"cannot listen on host {host!r}: {exc.strerror}; use --host or LEADSCORE_HOST",
+                             field="host") from None
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(address)
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise LeadscoreError(f"port {port} on {host} is already in use (another server is running there); "
+                                     "choose another with --port or LEADSCORE_PORT", field="port") from None
+            raise LeadscoreError(f"cannot listen on {host}:{port}: {exc.strerror}; "
+                                 "choose another with --host/--port or LEADSCORE_HOST/LEADSCORE_PORT",
+                                 field="port") from None
 
 
 def settings_env(settings: Settings, **overrides: object) -> dict[str, str]:

@@ -12,6 +12,7 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 
+from features import progress
 from features.errors import LeadscoreError
 
 Handler = Callable[[argparse.Namespace], int]
@@ -114,9 +115,17 @@ def _dask_flags(p: argparse.ArgumentParser, what: str) -> None:
                    "processes (default: one per core)")
 
 
+def _add_quiet(parser: argparse.ArgumentParser) -> None:
+    """`--quiet` after the subcommand too (`leadscore score ... --quiet`), where people type it."""
+    parser.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS,
+                        help="no progress on stderr (it shows only on a terminal anyway)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="leadscore", description="Lead conversion predictor.")
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
+    parser.add_argument("-q", "--quiet", action="store_true",
+                        help="no progress on stderr (it shows only on a terminal anyway)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("generate", help="write a synthetic CRM history, its truth and its schema")
@@ -131,6 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the last two quarters convert at X times the earlier base rate")
     p.add_argument("--leak-column", metavar="NAME",
                    help="add a column of post-contact events that reveals the outcome (excluded in the schema)")
+    _add_quiet(p)
     p.set_defaults(handler=_generate)
 
     schema = sub.add_parser("schema", help="work with lead schemas")
@@ -149,6 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("data")
     p.add_argument("--schema", help="schema YAML (default: the one beside the data, else the bundled one)")
     p.add_argument("--max-examples", type=int, default=5)
+    _add_quiet(p)
     p.set_defaults(handler=_validate)
 
     p = sub.add_parser("train", help="train, calibrate, evaluate, register and maybe promote a model")
@@ -163,6 +174,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--promote", choices=["auto", "never", "force"], default="auto")
     p.add_argument("--models-dir", default="models", help="where bundles are exported")
     _dask_flags(p, "every LightGBM fit runs on a Dask cluster with lightgbm.dask")
+    p.add_argument("--force", action="store_true",
+                   help="train and register even when data, schema and parameters equal the champion's")
+    _add_quiet(p)
     p.set_defaults(handler=_train)
 
     p = sub.add_parser("backtest", help="replay quarterly retraining over the history")
@@ -171,6 +185,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--from", dest="start", help="first quarter to score, e.g. 2024Q3")
     p.add_argument("--to", dest="end", help="last quarter to score, e.g. 2026Q3")
     p.add_argument("--out", default="reports/backtest", help="folder for the table and chart")
+    _add_quiet(p)
     p.set_defaults(handler=_backtest)
 
     p = sub.add_parser("score", help="score a file of leads in batch")
@@ -180,6 +195,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--chunk-rows", type=int, default=100_000)
     _dask_flags(p, "score partitions on a Dask cluster (--data may then be a glob or a folder of parts; "
                    "--out a folder of Parquet parts, or one .csv)")
+    _add_quiet(p)
     p.set_defaults(handler=_score)
 
     p = sub.add_parser("serve", help="run the scoring API")
@@ -197,6 +213,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--by", default="lead_source,campaign", help="comma-separated grouping columns")
     p.add_argument("--quarter", help="quarter to report, e.g. 2026Q3 (default: the latest)")
     p.add_argument("--out", default="reports/")
+    _add_quiet(p)
     p.set_defaults(handler=_report)
 
     p = sub.add_parser("drift", help="per-feature drift (PSI) between the training window and the latest quarter")
@@ -204,6 +221,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--schema")
     p.add_argument("--threshold", type=float, default=0.2, help="flag features whose PSI is above this")
     p.add_argument("--quarter", help="check this quarter instead of the latest, e.g. 2025Q4")
+    _add_quiet(p)
     p.set_defaults(handler=_drift)
     return parser
 
@@ -212,6 +230,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
+    progress.set_quiet(args.quiet)
     handler: Handler = args.handler
     try:
         return handler(args)

@@ -143,21 +143,36 @@ def _fit(client: Any, params: dict[str, Any], data: dict[str, list[Any]], encode
 
 
 def train_command(args: argparse.Namespace) -> int:
-    """`leadscore train --engine dask`: the pipeline's `train` with LightGBM on the cluster."""
+    """`leadscore train --engine dask`: the pipeline's own command (its checks, summary and `--force`)
+    with LightGBM on the cluster; the new run is tagged with the engine."""
+    import time
+
     from serving.distributed import connect
-    from training import tracking
-    from training.pipeline import train
+    from training import pipeline
 
     lgb.register_logger(_logger)  # lightgbm.dask's notes ("Finding random open ports") go to -v, not stdout
+    started_ms = int(time.time() * 1000)
     with connect(args.scheduler, args.workers) as client, lightgbm_on(client):
         workers = len(client.scheduler_info()["workers"])
         print(f"dask: {workers} workers, dashboard {client.dashboard_link}", file=sys.stderr)
-        result = train(args.data, args.schema, args.as_of, args.promote, args.models_dir,
-                       export_date=getattr(args, "export_date", None),
-                       half_life_days=getattr(args, "half_life_days", None))
-    with tracking.use_tracking(result.tracking_uri) as mlflow_client:
-        mlflow_client.set_tag(result.run_id, "leadscore.engine", f"dask ({workers} workers)")
-    print(result.summary())
-    print(f"  engine: lightgbm.dask on {workers} Dask workers"
-          f"{' at ' + args.scheduler if args.scheduler else ' (LocalCluster)'}")
-    return 0
+        code = pipeline.train_command(args)
+    if code == 0 and _tag_new_run(started_ms, f"dask ({workers} workers)"):
+        print(f"  engine: lightgbm.dask on {workers} Dask workers"
+              f"{' at ' + args.scheduler if args.scheduler else ' (LocalCluster)'}")
+    return code
+
+
+def _tag_new_run(started_ms: int, engine: str) -> bool:
+    """Tag the run behind the newest challenger when this command created it (not when the inputs were
+    unchanged and nothing was trained)."""
+    from training import tracking
+
+    with tracking.use_tracking(tracking.resolve_tracking_uri(None)) as client:
+        version = tracking.alias_version(client, tracking.CHALLENGER)
+        if version is None:
+            return False
+        run_id = client.get_model_version(tracking.MODEL_NAME, version).run_id
+        if client.get_run(run_id).info.start_time < started_ms:
+            return False
+        client.set_tag(run_id, "leadscore.engine", engine)
+    return True
