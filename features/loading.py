@@ -74,8 +74,29 @@ def iter_table(path: str | Path, *, chunk_rows: int = 100_000) -> Iterator[pd.Da
         raise DataError(f"{path.name}: not a readable {fmt.upper()} table ({_first_line(exc)})") from None
 
 
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(frame: pd.DataFrame) -> pd.DataFrame:
+    """Text cells that a spreadsheet would run as a formula (starting with = + - @, tab or carriage
+    return) prefixed with a single quote, the OWASP rule for CSV injection: a campaign named
+    `=HYPERLINK(...)` is shown as text when an analyst opens our CSV in Excel. Numbers are untouched."""
+    out = frame
+    for column in frame.columns:
+        values = frame[column]
+        if not (values.dtype == object or pd.api.types.is_string_dtype(values.dtype)):
+            continue
+        text = values.astype("string")
+        risky = text.str.startswith(FORMULA_START).fillna(False).to_numpy(dtype=bool)
+        if risky.any():
+            out = frame.copy() if out is frame else out
+            out[column] = text.where(~risky, "'" + text)
+    return out
+
+
 def write_table(frame: pd.DataFrame, path: str | Path) -> None:
-    """Write atomically: a temp file beside the target, renamed on success, so no half-written file."""
+    """Write atomically: a temp file beside the target, renamed on success, so no half-written file.
+    CSV cells that a spreadsheet would run as formulas are neutralised (`spreadsheet_safe`)."""
     path = Path(path)
     fmt = table_format(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -85,7 +106,7 @@ def write_table(frame: pd.DataFrame, path: str | Path) -> None:
         if fmt == "parquet":
             frame.to_parquet(tmp, index=False)
         else:
-            frame.to_csv(tmp, index=False)
+            spreadsheet_safe(frame).to_csv(tmp, index=False)
         os.chmod(tmp, readable_mode())  # mkstemp makes owner-only files; a table is as readable as any other
         os.replace(tmp, path)
     except BaseException:

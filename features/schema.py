@@ -95,10 +95,13 @@ class FeatureSpec:
 
     def reason_for(self, value: Any) -> str:
         """The text shown when this feature lowers a lead; missing values have their own."""
-        missing = value is None or (isinstance(value, float) and math.isnan(value))
+        return self.reason_text(missing=value is None or (isinstance(value, float) and math.isnan(value)))
+
+    def reason_text(self, *, missing: bool) -> str:
+        """The schema's reason, else one default for every feature (the API shows the value beside it)."""
         if missing and self.reason_missing:
             return self.reason_missing
-        return self.reason or f"{self.label}: {value!r} lowers the score"
+        return self.reason or f"{self.label} lowers the score"
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"name": self.name, "type": self.type, "factor": self.factor, "label": self.label}

@@ -20,14 +20,14 @@ import numpy as np
 import pandas as pd
 
 from features.errors import DataError
+from features.lead_checks import TYPE_WORDS
 from features.loading import coerce_feature, parse_dates, read_table
 from features.schema import FeatureSpec, LeadSchema, load_schema, normalise_label
 from features.synthetic import bundled_schema_path, schema_path_for
 
 ERROR = "error"
 WARNING = "warning"
-_TYPE_WORDS = {"numeric": "a number", "integer": "a whole number", "boolean": "true or false",
-               "datetime": "a date", "categorical": "text"}
+_TYPE_WORDS = TYPE_WORDS
 
 
 @dataclass(frozen=True)

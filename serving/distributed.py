@@ -391,7 +391,11 @@ def explain_frame(frame: Any, scorer: Scorer, *, client: Any = None, chunk_rows:
 
 
 def _explain_partition(chunk: pd.DataFrame, *, plugin: str, chunk_rows: int, keep: tuple[str, ...]) -> pd.DataFrame:
-    explained = worker_scorer(plugin).explain(chunk, chunk_rows=chunk_rows)
+    from features.lead_checks import check_frame
+
+    scorer = worker_scorer(plugin)
+    check_frame(chunk, scorer.schema, source="frame")  # the in-process analyst's check, per partition
+    explained = scorer.explain(chunk, chunk_rows=chunk_rows)
     explained.index = chunk.index
     for column in keep:
         explained[column] = chunk[column]

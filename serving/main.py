@@ -52,7 +52,7 @@ def create_app(settings: Settings | None = None, *, scorer: Scorer | None = None
     for router in (score.router, model.router, health.router, admin.router):
         app.include_router(router)
     errors.install(app)
-    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes, timeout_s=settings.body_timeout_s)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app

@@ -38,7 +38,7 @@ from features.datasets import load_history_with_schema
 from features import progress
 from features.errors import DataError
 from features.factors import FACTOR_LABELS, FACTORS
-from features.loading import labels, readable_mode, write_table
+from features.loading import labels, readable_mode, spreadsheet_safe
 from features.periods import data_end, outcome_final, outcome_label, parse_quarter, quarters
 from features.schema import LeadSchema
 
@@ -338,6 +338,13 @@ def _dimension_label(column: str) -> str:
 
 def render_html(tables: ReportTables) -> str:
     """One self-contained page: inline CSS, charts as base64 PNG, no scripts, fonts or links."""
+    import matplotlib
+
+    with matplotlib.rc_context({"text.parse_math": False}):  # "Save $50" is text, not math: plain labels
+        return _render_html(tables)
+
+
+def _render_html(tables: ReportTables) -> str:
     title = f"Lead quality report, {tables.quarter}"
     main_dim = tables.by[0] if tables.by else ALL
     charts = [
@@ -563,12 +570,29 @@ def report_window(frame: pd.DataFrame, schema: LeadSchema, quarter: str | None =
 
 
 def write_report(tables: ReportTables, out: str | Path) -> dict[str, Path]:
-    """Write report.html, report.csv (the quarter) and report_quarterly.csv, each atomically."""
+    """Write report.html, report.csv (the quarter) and report_quarterly.csv together or not at all:
+    everything is rendered and written to temporary files first, then the three are renamed in.
+    CSV cells a spreadsheet would run as formulas are neutralised (`spreadsheet_safe`)."""
     out = Path(out)
     paths = {"html": out / "report.html", "csv": out / "report.csv", "quarterly": out / "report_quarterly.csv"}
-    write_table(tables.current, paths["csv"])
-    write_table(tables.quarterly, paths["quarterly"])
-    _write_text_atomic(paths["html"], render_html(tables))
+    page = render_html(tables)  # the step that can fail on odd data: before any file is touched
+    out.mkdir(parents=True, exist_ok=True)
+    staged: dict[str, Path] = {}
+    try:
+        for key, path in paths.items():
+            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=out)
+            os.close(fd)
+            staged[key] = Path(tmp)
+        staged["html"].write_text(page, encoding="utf-8")
+        spreadsheet_safe(tables.current).to_csv(staged["csv"], index=False)
+        spreadsheet_safe(tables.quarterly).to_csv(staged["quarterly"], index=False)
+        for key, tmp in staged.items():
+            os.chmod(tmp, readable_mode())  # mkstemp makes owner-only files; a report is meant to be shared
+        for key, tmp in staged.items():
+            os.replace(tmp, paths[key])
+    finally:
+        for tmp in staged.values():
+            tmp.unlink(missing_ok=True)
     return paths
 
 
@@ -588,16 +612,3 @@ def report_command(args: argparse.Namespace) -> int:
     print("\n".join(tables.summary))
     print(f"wrote {paths['html']}, {paths['csv']} and {paths['quarterly']}")
     return 0
-
-
-def _write_text_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.chmod(tmp, readable_mode())  # mkstemp makes owner-only files; a report is meant to be shared
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

@@ -27,5 +27,12 @@ class Settings(BaseSettings):
     admin_token: SecretStr | None = Field(None, description="enables POST /v1/admin/reload when set")
     what_if: int = Field(3, ge=0, le=20, description="most what-if changes returned per lead")
     workers: int = Field(1, ge=1, le=32, description="server processes; one per core uses every core")
+    strict_fields: bool = Field(False, description="refuse fields the lead schema does not know (a typo is a "
+                                "422) instead of ignoring them with a warning")
+    body_timeout_s: float = Field(10.0, gt=0, description="a request whose body has not fully arrived by then "
+                                  "gets a 408 (a client sending a byte a second holds no connection for long)")
+    max_connections: int = Field(256, ge=1, le=100_000, description="open connections per process; past it new "
+                                 "requests get a 503 at once")
+    keep_alive_s: float = Field(5.0, gt=0, le=3600, description="an idle keep-alive connection is closed after this")
     reload_signal: str | None = Field(None, description="set by `leadscore serve --workers N`: the file "
                                       "through which its worker processes hear of a reload")

@@ -10,7 +10,7 @@ import asyncio
 import logging
 from typing import Any
 
-from features.errors import LeadscoreError
+from features.errors import LeadscoreError, ModelNotFoundError
 from serving.errors import scrub_paths
 from serving.metrics import Metrics
 from serving.reload_signal import ReloadSignal
@@ -40,7 +40,7 @@ class ModelState:
         """
         async with self._lock:
             try:
-                scorer = await asyncio.to_thread(Scorer.load, self.model)
+                scorer = await asyncio.to_thread(load_scorer, self.model)
             except LeadscoreError as exc:
                 self.error = scrub_paths(str(exc))  # shown by /readyz; the log below keeps the full text
                 self.metrics.reloads.labels("failed").inc()
@@ -60,8 +60,8 @@ class ModelState:
             if self.signal.changed():
                 try:
                     await self.load(announce=False)
-                except LeadscoreError:
-                    pass  # logged and kept for /readyz by load(); this worker serves its old model
+                except Exception:  # noqa: BLE001 - logged and kept for /readyz; this worker serves its old model
+                    pass  # and keeps following: the next announced reload may succeed
 
     def _swap(self, scorer: Scorer) -> None:
         self.scorer = scorer  # one reference assignment: atomic for every reader
@@ -71,3 +71,15 @@ class ModelState:
 
     def describe(self) -> dict[str, Any]:
         return {"model": self.model, "loaded": self.scorer is not None, "error": self.error}
+
+
+def load_scorer(model: str) -> Scorer:
+    """The server's way to load: unverified trees parsed in a child process first, any failure a LeadscoreError
+    (a bug in building the scorer must not leave /readyz saying "still loading" for ever)."""
+    from serving.registry import load_bundle
+
+    bundle = load_bundle(model, probe=True)
+    try:
+        return Scorer(bundle)
+    except Exception as exc:  # noqa: BLE001
+        raise ModelNotFoundError(f"could not prepare {model} for scoring: {type(exc).__name__}: {exc}") from None

@@ -1,7 +1,7 @@
 """`leadscore`: the command line. Each subcommand parses its flags and calls one plain function.
 
-Errors a user can act on (LeadscoreError) print one line to stderr and exit 2; nothing else here
-decides anything.
+Errors a user can act on (LeadscoreError, and OSError such as a full disk) print one line to stderr
+and exit 2; nothing else here decides anything.
 """
 
 from __future__ import annotations
@@ -240,6 +240,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"leadscore {args.command}: interrupted", file=sys.stderr)
         return 130
+    except OSError as exc:  # a full disk, a read-only folder: the machine's problem, said in one line
+        where = f": {exc.filename}" if exc.filename else ""
+        print(f"leadscore {args.command}: error: {exc.strerror or exc}{where}",
+              file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":
