@@ -38,7 +38,8 @@ import pandas as pd
 
 from features.errors import DataError, LeadscoreError
 from features.loading import SUFFIXES, read_header, readable_mode, table_format
-from serving.batch import _check_cells, _check_columns
+from features.lead_checks import check_frame
+from serving.batch import _check_columns
 from serving.bundle import Bundle
 from serving.scorer import Scorer
 
@@ -223,7 +224,7 @@ def score_partition(chunk: pd.DataFrame, *, plugin: str, part: Part, folder: str
     scorer = worker_scorer(plugin)
     status: dict[str, Any] = {"index": part.index, "rows": len(chunk), "grades": {}, "error": None}
     try:
-        _check_cells(chunk, scorer, _where(part), rows_before=part.rows_before or 0)
+        check_frame(chunk, scorer.schema, source=_where(part), rows_before=part.rows_before or 0)
     except DataError as exc:
         status["error"] = str(exc)
         return status
@@ -316,7 +317,7 @@ def _raise_first_error(statuses: list[dict[str, Any]], parts: list[Part], frame:
         raise DataError(first["error"])
     before = sum(s["rows"] for s in statuses if s["index"] < part.index and parts[s["index"]].source == part.source)
     chunk = frame.partitions[part.index].compute(scheduler="sync")
-    _check_cells(chunk, scorer, _where(part), rows_before=before)  # the same check, now with file rows
+    check_frame(chunk, scorer.schema, source=_where(part), rows_before=before)  # the same check, now with file rows
     raise DataError(first["error"])  # pragma: no cover - the check above raises
 
 

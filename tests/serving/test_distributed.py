@@ -94,7 +94,7 @@ def test_bad_cell_names_file_partition_and_row_and_leaves_no_output(dask_client,
         distributed.score_files(scorer, data, out, client=dask_client, csv_blocksize=100_000)
     message = str(caught.value)
     assert message.startswith("export.csv (partition ")
-    assert "web_visits: 1 values do not fit its type integer (first: 'lots' in data row 2345)" in message
+    assert "web_visits: expected a whole number, got 'lots' (data row 2345; 1 value like it)" in message
     assert caught.value.field == "web_visits"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["export.csv"]  # no output, no staging folder
 
@@ -112,8 +112,8 @@ def test_cli_refuses_a_bad_part_with_one_line(dask_client, bundle_dir: Path, fil
                  "--model", str(bundle_dir), "--out", str(out)])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and not out.exists()
-    assert err[-1].startswith("leadscore score: error: leads-1.csv (partition 1): company_size: 1 values do not "
-                              "fit its type integer (first: 'ten' in data row 7)")
+    assert err[-1].startswith("leadscore score: error: leads-1.csv (partition 1): company_size: expected a whole "
+                              "number, got 'ten' (data row 7; 1 value like it)")
 
 
 def test_refuses_unknown_inputs_before_starting(dask_client, scorer, tmp_path: Path) -> None:
