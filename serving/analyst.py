@@ -69,13 +69,25 @@ def explain(frame: pd.DataFrame, scorer: Scorer | None = None, *, chunk_rows: in
     Chunked with a progress bar (exact TreeSHAP costs about a millisecond per lead). `keep` copies
     columns of `frame` (e.g. lead_source, quarter) into the result for grouping. A value the API would
     refuse (a negative company size, infinity, `True` as a number) is refused here too (DataError).
+
+    A Dask dataframe gives a lazy Dask dataframe, explained on the current `distributed.Client`'s
+    workers (`serving.distributed.explain_frame`, each partition checked the same way);
+    `.compute()` or `.to_parquet()` runs it.
     """
     scorer = scorer if scorer is not None else load_scorer()
+    if _is_dask(frame):
+        from serving.distributed import explain_frame
+
+        return explain_frame(frame, scorer, chunk_rows=chunk_rows, keep=keep)
     check_frame(frame, scorer.schema, source="frame")
     explained = scorer.explain(frame, chunk_rows=chunk_rows, progress=progress)
     for column in keep:
         explained[column] = frame[column].to_numpy()
     return explained
+
+
+def _is_dask(frame: Any) -> bool:
+    return type(frame).__module__.startswith(("dask.", "dask_expr"))
 
 
 def tracking_uri() -> str:

@@ -129,3 +129,12 @@ def registry_copy(trained_model: TrainedModel, tmp_path: Path, monkeypatch: pyte
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     monkeypatch.delenv("LEADSCORE_PROMOTE_TOLERANCE", raising=False)
     return uri
+
+
+@pytest.fixture(scope="session")
+def dask_client() -> Any:
+    """A real Dask LocalCluster with 2 worker processes (one thread each), started once per session."""
+    from serving.distributed import connect
+
+    with connect(workers=2) as client:
+        yield client

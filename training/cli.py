@@ -54,6 +54,11 @@ def _sleeping_openmp_threads() -> None:
 
 def _train(args: argparse.Namespace) -> int:
     _sleeping_openmp_threads()
+    if args.engine == "dask":
+        from training.distributed import train_command as train_on_dask
+
+        return train_on_dask(args)
+    _local_only(args)
     from training.pipeline import train_command
 
     if args.from_log:
@@ -70,7 +75,19 @@ def _backtest(args: argparse.Namespace) -> int:
     return backtest_command(args)
 
 
+def _local_only(args: argparse.Namespace) -> None:
+    """--scheduler and --workers mean nothing without --engine dask: say so rather than run in process."""
+    for flag in ("scheduler", "workers"):
+        if getattr(args, flag) is not None:
+            raise LeadscoreError(f"--{flag} needs --engine dask", field=flag)
+
+
 def _score(args: argparse.Namespace) -> int:
+    if args.engine == "dask":
+        from serving.distributed import score_command as score_on_dask
+
+        return score_on_dask(args)
+    _local_only(args)
     from serving.batch import score_command
 
     return score_command(args)
@@ -104,6 +121,14 @@ def _monitor(args: argparse.Namespace) -> int:
     from serving.predlog.monitor import monitor_command
 
     return monitor_command(args)
+
+
+def _dask_flags(p: argparse.ArgumentParser, what: str) -> None:
+    p.add_argument("--engine", choices=["local", "dask"], default="local", help=f"local: this process (default); dask: {what}")
+    p.add_argument("--scheduler", metavar="tcp://HOST:PORT", help="with --engine dask: a running Dask scheduler "
+                   "(default: start a LocalCluster on this machine)")
+    p.add_argument("--workers", type=int, metavar="N", help="with --engine dask and no --scheduler: local worker "
+                   "processes (default: one per core)")
 
 
 def _add_quiet(parser: argparse.ArgumentParser) -> None:
@@ -167,6 +192,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--from-log", action="store_true",
                    help="train on the prediction log joined with posted outcomes instead of --data")
     p.add_argument("--database-url", help="with --from-log: the log (default: LEADSCORE_DATABASE_URL or predictions.db)")
+    _dask_flags(p, "every LightGBM fit runs on a Dask cluster with lightgbm.dask")
     p.add_argument("--force", action="store_true",
                    help="train and register even when data, schema and parameters equal the champion's")
     _add_quiet(p)
@@ -186,6 +212,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", help="models:/lead-conversion@champion (default), a version URI, or a bundle folder")
     p.add_argument("--out", required=True, help=".csv or .parquet")
     p.add_argument("--chunk-rows", type=int, default=100_000)
+    _dask_flags(p, "score partitions on a Dask cluster (--data may then be a glob or a folder of parts; "
+                   "--out a folder of Parquet parts, or one .csv)")
     _add_quiet(p)
     p.set_defaults(handler=_score)
 
