@@ -43,11 +43,24 @@ def serve_command(args: argparse.Namespace) -> int:
                     **connection_limits(settings))
         return 0
     del scorer  # each worker process loads its own copy
+    if settings.log_predictions:
+        _migrate_log_once(settings.database_url)
     with tempfile.TemporaryDirectory(prefix="leadscore-serve-") as run_dir:
         os.environ.update(settings_env(settings, reload_signal=os.path.join(run_dir, "reload")))
         uvicorn.run("serving.main:create_app", factory=True, workers=settings.workers, host=settings.host,
                     port=settings.port, log_level="warning", access_log=False, **connection_limits(settings))
     return 0
+
+
+def _migrate_log_once(url: str | None) -> None:
+    """Create the prediction log's tables before the workers start, so they do not race to create them.
+    A database that cannot be reached now is not fatal: scores are served and the loss counted."""
+    from serving.predlog.db import connect, describe, migrate
+
+    try:
+        migrate(connect(url))
+    except Exception as exc:  # noqa: BLE001 - the workers retry and count what they cannot write
+        print(f"warning: prediction log {describe(url or '')} not ready: {type(exc).__name__}", flush=True)
 
 
 def connection_limits(settings: Settings) -> dict[str, object]:
