@@ -85,8 +85,8 @@ def main() -> int:
 
 def train_bundle(folder: Path, *, small: bool) -> Path:
     """A model the size training makes from the default 12 x 20,000-lead history (~300 trees)."""
-    from features.loading import labels
     from features.synthetic import bundled_schema, generate
+    from features.target import labels
     from training.model import fit_lightgbm, make_bundle
 
     schema = bundled_schema()

@@ -24,8 +24,16 @@ import pandas as pd
 
 from features.datasets import load_history_with_schema
 from features.errors import DataError
-from features.periods import (created_at, data_end, latest_quarter, mature_mask, parse_quarter,
-                              quarters)
+from features.periods import (
+    created_at,
+    data_end,
+    days_before,
+    latest_quarter,
+    mature_mask,
+    parse_quarter,
+    quarter_label,
+    quarters,
+)
 from features.schema import FeatureSpec, LeadSchema
 
 N_BINS = 10
@@ -84,7 +92,7 @@ def drift_windows(frame: pd.DataFrame, schema: LeadSchema,
     as if the export ended with the quarter, so a past quarter is checked exactly as it was then.
     """
     labels = quarters(frame, schema)
-    current_q = latest_quarter(frame, schema) if quarter is None else _quarter_label(quarter)
+    current_q = latest_quarter(frame, schema) if quarter is None else quarter_label(parse_quarter(quarter))
     if not (labels == current_q).any():
         raise DataError(f"no leads in {current_q} (the data covers {labels.min()} to {labels.max()})",
                         field="quarter")
@@ -138,21 +146,14 @@ def drift_command(args: argparse.Namespace) -> int:
 
 # -- binning helpers ------------------------------------------------------------------------------
 
-def _quarter_label(text: str) -> str:
-    period = parse_quarter(text)
-    return f"{period.year}Q{period.quarter}"
-
-
 def _as_numbers(frame: pd.DataFrame, spec: FeatureSpec, schema: LeadSchema | None) -> np.ndarray:
     """A feature as floats with NaN for missing; dates become days before the lead was created."""
     column = frame[spec.name]
     if spec.type == "datetime":
         when = pd.to_datetime(column, errors="coerce")
         if schema is not None and schema.created_at in frame.columns:
-            days = (pd.to_datetime(frame[schema.created_at], errors="coerce") - when).dt.total_seconds() / 86_400
-        else:
-            days = (when - pd.Timestamp(0)).dt.total_seconds() / 86_400
-        return days.to_numpy(dtype=float, na_value=np.nan)
+            return days_before(pd.to_datetime(frame[schema.created_at], errors="coerce"), when)
+        return -days_before(pd.Timestamp(0), when)  # no creation time: days since 1970 (PSI needs an order only)
     return pd.to_numeric(column, errors="coerce").astype("Float64").to_numpy(dtype=float, na_value=np.nan)
 
 

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
+import numpy as np
+
 FACTOR_LABELS: dict[str, str] = {
     "icp_fit": "Ideal-customer fit",
     "readiness": "Buying readiness",
@@ -13,3 +17,17 @@ FACTOR_LABELS: dict[str, str] = {
 }
 
 FACTORS: tuple[str, ...] = tuple(FACTOR_LABELS)
+
+
+def factor_matrix(factor_of_feature: Sequence[str]) -> np.ndarray:
+    """(n_features, n_factors) 0/1 matrix, given each feature's factor in model column order."""
+    matrix = np.zeros((len(factor_of_feature), len(FACTORS)), dtype=np.float64)
+    for j, factor in enumerate(factor_of_feature):
+        matrix[j, FACTORS.index(factor)] = 1.0
+    return matrix
+
+
+def factor_impacts(contributions: np.ndarray, matrix: np.ndarray) -> np.ndarray:
+    """Per-lead factor impacts in log-odds: the sum of each factor's feature contributions, so
+    baseline + sum of impacts = raw score. `contributions` may carry pred_contrib's bias column."""
+    return contributions[:, : matrix.shape[0]] @ matrix

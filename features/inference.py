@@ -14,10 +14,8 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
 import re
 import sys
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,12 +26,18 @@ import yaml
 
 from features.errors import DataError
 from features.factors import FACTOR_LABELS, FACTORS
-from features.loading import parse_dates, read_table, readable_mode
+from features.files import write_text_atomic
+from features.loading import check_separator, parse_dates, read_table
 from features.outcome_window import WindowChoice, choose_window
 from features.schema import (
-    DEFAULT_GRADES, FALSE_WORDS, TRUE_WORDS, LeadSchema, normalise_label, schema_from_dict,
+    DEFAULT_GRADES,
+    FALSE_WORDS,
+    TRUE_WORDS,
+    LeadSchema,
+    normalise_label,
+    schema_from_dict,
 )
-from features.validation import check_delimiter
+from features.target import matches
 
 # Words in a column name that say which quality factor it carries. A word matches a name's word
 # exactly, with a plural or past-tense ending, or (for words of 5+ letters) as its start; words
@@ -112,7 +116,7 @@ def infer_schema(frame: pd.DataFrame, *, target: str, id_column: str | None = No
     if positive is None:
         notes.append(f"{target} values that mean converted: {', '.join(map(str, positives))} "
                      "(guessed; pass --positive to change)")
-    is_positive = _is_positive(frame[target], positives)
+    is_positive = pd.Series(matches(frame[target], positives), index=frame.index)
     y = is_positive[known].to_numpy(dtype=bool)
 
     columns = {c: _read_column(frame[c]) for c in frame.columns if c != target}
@@ -211,7 +215,7 @@ def infer_schema_command(args: argparse.Namespace) -> int:
     frame = read_table(path)
     if frame.empty:
         raise DataError(f"{path.name}: the file has a header but no rows")
-    check_delimiter(frame, path.name)
+    check_separator([str(c) for c in frame.columns], path.name)
     positive = [v.strip() for v in args.positive.split(",") if v.strip()] if args.positive else None
     schema, notes = infer_schema(frame, target=args.target, id_column=args.id_column, created_at=args.created_at,
                                  converted_at=args.converted_at, positive=positive,
@@ -221,7 +225,7 @@ def infer_schema_command(args: argparse.Namespace) -> int:
     if not args.out:
         sys.stdout.write(text)
         return 0
-    _write_text_atomic(Path(args.out), text)
+    write_text_atomic(Path(args.out), text)
     leaks = {c: why for c, why in schema.excluded.items() if why.startswith("possible leakage")}
     print(f"wrote {args.out}: {_count(len(schema.features), 'feature')}, "
           f"{_count(len(schema.excluded), 'column')} left out"
@@ -312,20 +316,6 @@ def _dump(data: Any) -> str:
                      default_flow_style=False)
 
 
-def _write_text_atomic(path: Path, text: str) -> None:
-    """Temp file beside the target, renamed on success, so a failed run never leaves half a schema."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
-        os.chmod(tmp, readable_mode())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 # -- roles -------------------------------------------------------------------------------------
 
 def _require_columns(frame: pd.DataFrame, roles: dict[str, str | None]) -> None:
@@ -362,14 +352,6 @@ def _target_values(target: pd.Series, positive: list[str] | None, name: str) -> 
     if not neg:
         raise DataError(f"every value of '{name}' means converted; a model needs both outcomes", field=name)
     return pos, neg
-
-
-def _is_positive(target: pd.Series, positives: list[Any]) -> pd.Series:
-    """Converted or not per row, normalising each distinct value once (not once per row)."""
-    wanted = {normalise_label(p) for p in positives}
-    codes, uniques = pd.factorize(target, use_na_sentinel=True)
-    flags = np.array([normalise_label(u) in wanted for u in uniques] + [False])
-    return pd.Series(flags[codes], index=target.index)
 
 
 def _guess_id(frame: pd.DataFrame, columns: dict[str, _Column]) -> str:

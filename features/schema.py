@@ -38,6 +38,7 @@ import yaml
 
 from features.errors import SchemaError
 from features.factors import FACTORS
+from features.grades import assign_grades
 
 FEATURE_TYPES: tuple[str, ...] = ("numeric", "integer", "boolean", "categorical", "datetime")
 GRADE_NAMES: tuple[str, ...] = ("A", "B", "C", "D")
@@ -163,10 +164,7 @@ class LeadSchema:
 
     def grade(self, probability: float) -> str:
         """The shared qualification definition: the first grade whose floor the probability reaches."""
-        for name, floor in self.grades.items():
-            if probability >= floor:
-                return name
-        return list(self.grades)[-1]
+        return str(assign_grades(probability, self.grades))
 
     def to_dict(self) -> dict[str, Any]:
         roles: dict[str, Any] = {

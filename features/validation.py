@@ -19,10 +19,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from features.datasets import schema_path as resolve_schema_path
 from features.errors import DataError
-from features.loading import coerce_feature, parse_dates, read_table
-from features.schema import FeatureSpec, LeadSchema, load_schema, normalise_label
-from features.synthetic import bundled_schema_path, schema_path_for
+from features.loading import check_separator, coerce_feature, parse_dates, read_table
+from features.schema import FeatureSpec, LeadSchema, load_schema
+from features.target import normalised_labels
 
 ERROR = "error"
 WARNING = "warning"
@@ -97,20 +98,12 @@ def validate_frame(frame: pd.DataFrame, schema: LeadSchema, now: pd.Timestamp | 
     return ValidationReport(n_rows=len(frame), n_columns=frame.shape[1], issues=tuple(issues))
 
 
-def default_schema_path(data: str | Path, explicit: str | Path | None = None) -> Path:
-    """The schema a data file is read with: --schema, else `<stem>.schema.yaml` beside it, else the bundled one."""
-    if explicit:
-        return Path(explicit)
-    beside = schema_path_for(Path(data))
-    return beside if beside.is_file() else bundled_schema_path()
-
-
 # -- the command -------------------------------------------------------------------------------
 
 def validate_command(args: argparse.Namespace) -> int:
     """`leadscore validate`: print the report; exit 2 when there are errors, 0 otherwise."""
     data = Path(args.data)
-    schema_path = default_schema_path(data, args.schema)
+    schema_path = resolve_schema_path(data, args.schema)
     schema = load_schema(schema_path)
     frame = read_table(data)
     if frame.empty:
@@ -121,23 +114,12 @@ def validate_command(args: argparse.Namespace) -> int:
     return 0 if report.ok else 2
 
 
-def check_delimiter(frame: pd.DataFrame, name: str) -> None:
-    """A CSV read as one column whose name holds `;`, tabs or `|` was written with another separator."""
-    if frame.shape[1] != 1:
-        return
-    header = str(frame.columns[0])
-    for sep, word in ((";", "semicolons"), ("\t", "tabs"), ("|", "'|'")):
-        if sep in header:
-            raise DataError(f"{name}: the header is one column '{header[:60]}'; the file seems separated by "
-                            f"{word}, but leadscore reads comma-separated CSV")
-
-
 def _require_some_schema_columns(frame: pd.DataFrame, schema: LeadSchema, name: str) -> None:
     """A file sharing no column with the schema is the wrong file or delimiter: say so in one line."""
     expected = set(schema.role_columns) | set(schema.feature_names)
     if expected & set(map(str, frame.columns)):
         return
-    check_delimiter(frame, name)
+    check_separator([str(c) for c in frame.columns], name)
     found = ", ".join(str(c)[:40] for c in frame.columns[:5])
     raise DataError(f"{name}: none of the schema's columns are in the file (found: {found}); "
                     f"is this the right file or --schema?")
@@ -183,7 +165,7 @@ def _check_target(target: pd.Series, schema: LeadSchema, ids: pd.Series | None, 
         issues.append(_issue(ERROR, schema.target_column, f"{_plural(int(missing.sum()), 'row')} without a "
                              "target value", missing, target, ids, max_examples))
     allowed = set(schema.positive_values) | set(schema.negative_values)
-    unknown = ~missing & ~_labels(target).isin(allowed)
+    unknown = ~missing & ~normalised_labels(target).isin(allowed)
     if unknown.any():
         values = ", ".join(sorted(allowed))
         issues.append(_issue(ERROR, schema.target_column, f"{_plural(int(unknown.sum()), 'value')} not in the "
@@ -231,7 +213,7 @@ def _conversion_date_agrees(frame: pd.DataFrame, schema: LeadSchema, converted: 
                             ids: pd.Series | None, max_examples: int) -> list[Issue]:
     """A conversion date and a target that disagree usually mean one of them is stale."""
     target = frame[schema.target_column]
-    label = _labels(target)
+    label = normalised_labels(target)
     known = label.isin(set(schema.positive_values) | set(schema.negative_values))
     positive = known & label.isin(schema.positive_values)
     issues = []
@@ -300,13 +282,6 @@ def _issue(level: str, column: str | None, problem: str, mask: pd.Series, values
         ids=tuple(str(ids.iloc[i]) for i in where) if ids is not None else (),
         values=tuple(_cell(values.iloc[i]) for i in where),
     )
-
-
-def _labels(target: pd.Series) -> pd.Series:
-    """Each target cell's normalised label (missing stays None), normalising each distinct value once."""
-    codes, uniques = pd.factorize(target, use_na_sentinel=True)
-    labels = np.array([normalise_label(u) for u in uniques] + [None], dtype=object)
-    return pd.Series(labels[codes], index=target.index)
 
 
 def _id_text(frame: pd.DataFrame, schema: LeadSchema) -> pd.Series | None:

@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
-import tempfile
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -19,6 +17,7 @@ from typing import Any
 import pandas as pd
 
 from features.errors import DataError
+from features.files import commit, temp_beside
 from features.loading import (
     check_separator,
     coerce_feature,
@@ -103,10 +102,7 @@ class _TableWriter:
     def __init__(self, out: Path) -> None:
         self.out = out
         self.format = table_format(out)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
-        os.close(fd)
-        self.tmp = Path(tmp)
+        self.tmp = temp_beside(out)
         self._parquet: Any = None
         self._wrote_header = False
 
@@ -127,16 +123,10 @@ class _TableWriter:
         if self._parquet is not None:
             self._parquet.close()
             self._parquet = None
-        os.chmod(self.tmp, 0o666 & ~_umask())
-        os.replace(self.tmp, self.out)
+        commit(self.tmp, self.out)
 
     def discard(self) -> None:
         if self._parquet is not None:
             self._parquet.close()
         self.tmp.unlink(missing_ok=True)
 
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask

@@ -39,19 +39,6 @@ class Candidate:
     code: float
 
 
-def factor_matrix(schema: LeadSchema) -> np.ndarray:
-    """(n_features, n_factors) 0/1 matrix: contributions @ matrix sums each factor's features."""
-    matrix = np.zeros((len(schema.features), len(FACTORS)), dtype=np.float64)
-    for j, spec in enumerate(schema.features):
-        matrix[j, FACTORS.index(spec.factor)] = 1.0
-    return matrix
-
-
-def factor_impacts(contributions: np.ndarray, matrix: np.ndarray) -> np.ndarray:
-    """Per-lead factor impacts in log-odds; `contributions` may carry pred_contrib's bias column."""
-    return contributions[:, : matrix.shape[0]] @ matrix
-
-
 def what_if_candidates(schema: LeadSchema, encoder: LeadEncoder) -> list[Candidate]:
     """Every actionable (feature, value) pair from the schema, encoded once."""
     out: list[Candidate] = []

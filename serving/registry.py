@@ -60,7 +60,7 @@ def resolve(uri: str) -> ModelRef:
         found = MlflowClient().get_model_version_by_alias(name, alias)
     except MlflowException as exc:
         raise ModelNotFoundError(f"no model version of '{name}' has the alias '{alias}' "
-                                 f"(train one with `leadscore train`): {_first_line(exc)}") from None
+                                 f"(train one with `leadscore train`): {_first_line(exc)}") from exc
     return ModelRef(name, str(found.version), found.run_id)
 
 
@@ -113,7 +113,7 @@ def _downloaded(ref: ModelRef) -> Iterator[Path]:
         try:
             root = Path(mlflow.artifacts.download_artifacts(artifact_uri=ref.uri, dst_path=str(tmp)))
         except MlflowException as exc:
-            raise ModelNotFoundError(f"cannot download {ref.uri}: {_first_line(exc)}") from None
+            raise ModelNotFoundError(f"cannot download {ref.uri}: {_first_line(exc)}") from exc
         found = sorted(root.rglob(META_FILE), key=lambda p: len(p.parts))
         if not found:
             raise ModelNotFoundError(f"{ref.uri} has no {META_FILE} among its artifacts (not a leadscore model)")

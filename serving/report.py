@@ -25,9 +25,7 @@ import argparse
 import base64
 import html
 import io
-import os
 import sys
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,9 +36,11 @@ import pandas as pd
 from features.datasets import load_history_with_schema
 from features.errors import DataError
 from features.factors import FACTOR_LABELS, FACTORS
-from features.loading import labels, readable_mode, write_table
-from features.periods import data_end, outcome_final, parse_quarter, quarters
+from features.files import write_text_atomic
+from features.loading import write_table
+from features.periods import data_end, outcome_final, parse_quarter, quarter_label, quarters
 from features.schema import LeadSchema
+from features.target import labels
 
 LOWERED_AT = -0.25
 """A factor lowers a lead when its impact is at most this many log-odds (odds cut by about a fifth)."""
@@ -251,7 +251,7 @@ def _report_quarter(leads: pd.DataFrame, quarter: str | None) -> str:
     if quarter is None:
         return str(available[-1])
     period = parse_quarter(quarter)
-    label = f"{period.year}Q{period.quarter}"
+    label = quarter_label(period)
     if label not in available:
         raise DataError(f"no leads in {label} (the data covers {available[0]} to {available[-1]})", field="quarter")
     return label
@@ -259,7 +259,7 @@ def _report_quarter(leads: pd.DataFrame, quarter: str | None) -> str:
 
 def _previous_quarter(leads: pd.DataFrame, quarter: str) -> str | None:
     previous = parse_quarter(quarter) - 1
-    label = f"{previous.year}Q{previous.quarter}"
+    label = quarter_label(previous)
     return label if (leads["quarter"] == label).any() else None
 
 
@@ -502,7 +502,7 @@ def report_window(frame: pd.DataFrame, schema: LeadSchema, quarter: str | None =
     labels = quarters(frame, schema)
     last = parse_quarter(quarter) if quarter else pd.Period(str(labels.max()), freq="Q")
     first = last - (n_quarters - 1)
-    keep = ((labels >= f"{first.year}Q{first.quarter}") & (labels <= f"{last.year}Q{last.quarter}"))
+    keep = (labels >= quarter_label(first)) & (labels <= quarter_label(last))
     keep = keep.fillna(False).to_numpy(dtype=bool)
     if not keep.any():
         raise DataError(f"no leads in {last} (the data covers {labels.min()} to {labels.max()})", field="quarter")
@@ -515,7 +515,7 @@ def write_report(tables: ReportTables, out: str | Path) -> dict[str, Path]:
     paths = {"html": out / "report.html", "csv": out / "report.csv", "quarterly": out / "report_quarterly.csv"}
     write_table(tables.current, paths["csv"])
     write_table(tables.quarterly, paths["quarterly"])
-    _write_text_atomic(paths["html"], render_html(tables))
+    write_text_atomic(paths["html"], render_html(tables))
     return paths
 
 
@@ -535,16 +535,3 @@ def report_command(args: argparse.Namespace) -> int:
     print("\n".join(tables.summary))
     print(f"wrote {paths['html']}, {paths['csv']} and {paths['quarterly']}")
     return 0
-
-
-def _write_text_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.chmod(tmp, readable_mode())  # mkstemp makes owner-only files; a report is meant to be shared
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

@@ -23,7 +23,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from features.factors import FACTORS
+from features.factors import FACTORS, factor_impacts, factor_matrix
+from features.grades import assign_grades
 from serving import explain as ex
 from serving.bundle import Bundle
 from serving.forest import Forest, numba_available
@@ -51,7 +52,7 @@ class Scorer:
                 self._forest.warm_up()
             elif engine == "auto":
                 _logger.warning("numba is not installed: explanations use LightGBM's slower pred_contrib")
-        self._matrix = ex.factor_matrix(self.schema)
+        self._matrix = factor_matrix([spec.factor for spec in self.schema.features])
         self._candidates = ex.what_if_candidates(self.schema, bundle.encoder)
         self._feature_factor = np.array([FACTORS.index(s.factor) for s in self.schema.features])
         self._reason_present = np.array([s.reason or f"{s.label} lowers the score" for s in self.schema.features],
@@ -116,10 +117,7 @@ class Scorer:
     def scores_and_grades(self, probability: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The 1-99 score (probability in percent, rounded, clipped) and the schema's grade."""
         score = np.clip(np.rint(probability * 100.0), 1, 99).astype(np.int64)
-        names = list(self.schema.grades)
-        floors = np.array(list(self.schema.grades.values()))
-        grade = np.asarray(names, dtype=object)[np.argmax(probability[:, None] >= floors[None, :], axis=1)]
-        return score, grade
+        return score, assign_grades(probability, self.schema.grades)
 
     # -- the real-time path --------------------------------------------------------------
     def score(self, records: Sequence[Mapping[str, Any]], *, what_if: int = ex.MAX_WHAT_IF) -> list[dict[str, Any]]:
@@ -132,7 +130,7 @@ class Scorer:
         raw = self.raw_scores(X)
         prob = self.probability(raw)
         score, grade = self.scores_and_grades(prob)
-        impacts = ex.factor_impacts(contrib, self._matrix)
+        impacts = factor_impacts(contrib, self._matrix)
         rescored = self._what_if_probabilities(X)
         model = self.model_info
         out = []
@@ -185,7 +183,7 @@ class Scorer:
         raw = self.raw_scores(X)
         prob = self.probability(raw)
         score, grade = self.scores_and_grades(prob)
-        impacts = ex.factor_impacts(contrib, self._matrix)
+        impacts = factor_impacts(contrib, self._matrix)
         factor, reason = self._top_lowering(X, contrib, impacts)
         id_col = self.schema.id_column
         ids = chunk[id_col].astype("string").to_numpy(dtype=object, na_value=None) if id_col in chunk.columns \

@@ -27,12 +27,12 @@ import pandas as pd
 
 from features.datasets import schema_for
 from features.errors import TrainingError
-from features.periods import parse_quarter
+from features.periods import parse_quarter, quarter_periods
 from features.schema import LeadSchema
 from serving.bundle import Bundle
 from training import plots, tracking
-from training.metrics import Evaluation, evaluate
 from training.family import choose_recipe, fit_calibrated
+from training.metrics import Evaluation, evaluate
 from training.model import make_bundle, raw_scores
 from training.pipeline import MIN_EVAL_POSITIVES, MIN_TRAIN_POSITIVES, load_history
 from training.splits import Labelled, label_at, time_split
@@ -103,7 +103,7 @@ def backtest(data_path: str | Path, start: str | None = None, end: str | None = 
     rows: list[dict[str, Any]] = []
     skipped: dict[str, str] = {}
     frozen: Fitted | None = None
-    known_quarter = known.frame[schema.created_at].dt.to_period("Q").to_numpy()
+    known_quarter = quarter_periods(known.frame[schema.created_at]).to_numpy()
     cutoff = known.as_of - pd.Timedelta(days=schema.outcome_window_days)
     for quarter in quarters:
         label = str(quarter)
@@ -177,8 +177,7 @@ def _quarter_range(frame: pd.DataFrame, schema: LeadSchema, known: Labelled, sta
                    end: str | None) -> pd.PeriodIndex:
     """From `start` (default: the first quarter with two fully mature quarters before it) to `end`
     (default: the last quarter whose outcomes are all known)."""
-    created = pd.to_datetime(frame[schema.created_at], errors="coerce").dropna()
-    present = sorted(created.dt.to_period("Q").unique())
+    present = sorted(quarter_periods(frame[schema.created_at]).dropna().unique())
     window = pd.Timedelta(days=schema.outcome_window_days)
     if start is not None:
         first = parse_quarter(start)

@@ -20,6 +20,8 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import average_precision_score, roc_auc_score
 
+from features.grades import assign_grades
+
 ECE_BINS = 10
 TOP_SHARES = (0.10, 0.20)
 MIN_GROUP_POSITIVES = 5
@@ -120,14 +122,6 @@ def lift_and_capture(y: np.ndarray, p: np.ndarray, share: float) -> tuple[float,
     top = np.argsort(-np.asarray(p, dtype=np.float64), kind="stable")[:k]
     hits = y[top].sum()
     return float((hits / k) / (total / len(y))), float(hits / total)
-
-
-def assign_grades(p: np.ndarray, floors: Mapping[str, float]) -> np.ndarray:
-    """Vectorised `LeadSchema.grade`: the first grade whose floor the probability reaches."""
-    names = list(floors)
-    p = np.asarray(p, dtype=np.float64)
-    choices = [p >= floor for floor in floors.values()]
-    return np.select(choices, names, default=names[-1])
 
 
 def grade_table(y: np.ndarray, p: np.ndarray, floors: Mapping[str, float]) -> list[dict[str, Any]]:

@@ -24,20 +24,25 @@ import numpy as np
 import pandas as pd
 
 from features.datasets import schema_for
+from features.encoding import LeadEncoder
 from features.errors import DataError, LeadscoreError, TrainingError
 from features.loading import read_leads
-from features.periods import outcome_label
+from features.periods import outcome_label, quarter_periods
 from features.schema import LeadSchema
 from serving.bundle import Bundle
 from training import tracking
 from training.baseline import fit_baseline
-from training.metrics import Evaluation, evaluate
-from features.encoding import LeadEncoder
 from training.calibrate import fit_calibrator
 from training.family import (
-    CROSS_FIT_MAX_ROWS, Calibrated, Recipe, choose_recipe, fit_calibrated, fit_components,
+    CROSS_FIT_MAX_ROWS,
+    Calibrated,
+    Recipe,
+    choose_recipe,
+    fit_calibrated,
+    fit_components,
 )
 from training.linear import log_loss_from_raw
+from training.metrics import Evaluation, evaluate
 from training.model import make_bundle, raw_scores
 from training.promotion import MODES, Decision, PromotionSettings, decide
 from training.record import bundle_metadata, run_metrics, run_params, write_artifacts
@@ -430,7 +435,7 @@ def _drift_table(frame: pd.DataFrame, split: Split, schema: LeadSchema) -> pd.Da
         return None
     created = pd.to_datetime(frame[schema.created_at], errors="coerce")
     visible = created <= pd.Timestamp(split.report.as_of)
-    quarter = created.dt.to_period("Q")
+    quarter = quarter_periods(created)
     latest = quarter[visible].max()
     current = frame[(visible & (quarter == latest)).to_numpy(dtype=bool)]
     reference = split.train

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from features.factors import FACTOR_LABELS, FACTORS
+from features.factors import FACTOR_LABELS, FACTORS, factor_impacts, factor_matrix
 from features.periods import outcome_label
 from features.schema import LeadSchema
 from serving.bundle import Bundle
@@ -43,18 +43,17 @@ def factor_importance(bundle: Bundle, frame: pd.DataFrame, *, sample: int = IMPO
     """
     if len(frame) > sample:
         frame = frame.sample(sample, random_state=seed)
-    contrib = bundle.contributions(bundle.encoder.transform(frame))[:, :-1]
     names = bundle.encoder.feature_names
-    factor_of = bundle.schema.factor_map
+    factor_of = [bundle.schema.factor_map[name] for name in names]
+    matrix = factor_matrix(factor_of)
+    impacts = factor_impacts(bundle.contributions(bundle.encoder.transform(frame)), matrix)
     rows = []
-    for factor in FACTORS:
-        cols = [i for i, name in enumerate(names) if factor_of[name] == factor]
-        if not cols:
+    for k, factor in enumerate(FACTORS):
+        if not matrix[:, k].any():
             continue
-        impact = contrib[:, cols].sum(axis=1)
         rows.append({"factor": factor, "label": FACTOR_LABELS[factor],
-                     "mean_abs_impact": float(np.abs(impact).mean()),
-                     "features": ", ".join(names[i] for i in cols)})
+                     "mean_abs_impact": float(np.abs(impacts[:, k]).mean()),
+                     "features": ", ".join(n for n, f in zip(names, factor_of, strict=True) if f == factor)})
     table = pd.DataFrame(rows)
     total = table["mean_abs_impact"].sum()
     table["share"] = table["mean_abs_impact"] / total if total > 0 else 0.0

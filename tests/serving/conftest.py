@@ -19,8 +19,8 @@ import pandas as pd
 import pytest
 import uvicorn
 
-from features.loading import labels
 from features.synthetic import SyntheticHistory, bundled_schema, generate
+from features.target import labels
 
 TRAIN = {"quarters": 4, "leads_per_quarter": 3000, "seed": 3}
 FRESH = {"quarters": 4, "leads_per_quarter": 1000, "seed": 99}

@@ -17,8 +17,8 @@ import pytest
 from features.encoding import LeadEncoder
 from features.errors import ModelNotFoundError
 from features.factors import FACTORS
-from features.loading import labels
 from features.synthetic import bundled_schema, generate
+from features.target import labels
 from serving.bundle import META_FILE, MODEL_FILE, Bundle, expected_raw
 from serving.linear import LinearModel
 from serving.scorer import Scorer

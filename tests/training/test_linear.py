@@ -9,9 +9,9 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 from features.encoding import LeadEncoder
-from features.loading import labels
 from features.schema import LeadSchema
 from features.synthetic import bundled_schema, generate
+from features.target import labels
 from serving.linear import CategoricalTerm, NumericTerm
 from training.linear import C_GRID, fit_linear, fit_linear_details, log_loss_from_raw, select_C
 

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from sklearn.metrics import log_loss as sk_log_loss
 
+from features.grades import assign_grades
 from training.metrics import (
-    assign_grades,
     auc_by_group,
     evaluate,
     expected_calibration_error,
