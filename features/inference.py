@@ -127,6 +127,7 @@ def infer_schema(frame: pd.DataFrame, *, target: str, id_column: str | None = No
         columns.pop(col, None)
 
     features, context, excluded = _place_columns(columns, _Sample.of(y, known, dates["created_at"]), notes)
+    roles.update(_guess_groups(context))
     base_rate = float(y.mean())
     window = _outcome_window(dates["created_at"], dates["converted_at"], is_positive)
     notes.append(f"outcome window: {window.note}")
@@ -145,6 +146,15 @@ def infer_schema(frame: pd.DataFrame, *, target: str, id_column: str | None = No
         "features": sorted(features, key=lambda f: FACTORS.index(f["factor"])),
     }
     return schema_from_dict(raw, source="inferred schema"), notes
+
+
+def _guess_groups(context: list[str]) -> dict[str, str | None]:
+    """roles.source and roles.campaign among the context columns (`utm_source`, `Campaign Name`)."""
+    found: dict[str, str | None] = {}
+    for role, keywords in (("source", ["source", "channel", "medium"]), ("campaign", ["campaign"])):
+        found[role] = next((c for c in context if c not in found.values()
+                            and _matching_position(_words(c), keywords) is not None), None)
+    return found
 
 
 def _guess_roles(roles: dict[str, str | None], frame: pd.DataFrame, columns: dict[str, _Column],

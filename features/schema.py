@@ -10,6 +10,8 @@ A schema is a YAML file. Example (the bundled synthetic CRM uses this format)::
       negative_values: [0]
       created_at: created_at        # optional
       converted_at: converted_at    # optional
+      source: lead_source           # optional: where leads come from (reports and metrics group by it)
+      campaign: campaign            # optional: the campaign that brought the lead
     outcome_window_days: 90
     grades: {A: 0.30, B: 0.15, C: 0.06, D: 0.0}
     context: [lead_source, campaign]   # kept for reports, never model features
@@ -139,6 +141,8 @@ class LeadSchema:
     context: tuple[str, ...] = ()
     excluded: dict[str, str] = field(default_factory=dict)
     description: str = ""
+    source: str | None = None
+    campaign: str | None = None
 
     @property
     def feature_names(self) -> list[str]:
@@ -153,6 +157,12 @@ class LeadSchema:
             if spec.name == name:
                 return spec
         raise KeyError(name)
+
+    @property
+    def group_columns(self) -> list[str]:
+        """What reports group by unless told otherwise: roles.source and roles.campaign, else the context."""
+        named = [c for c in (self.source, self.campaign) if c]
+        return named or list(self.context)
 
     @property
     def role_columns(self) -> list[str]:
@@ -177,6 +187,10 @@ class LeadSchema:
             roles["created_at"] = self.created_at
         if self.converted_at:
             roles["converted_at"] = self.converted_at
+        if self.source:
+            roles["source"] = self.source
+        if self.campaign:
+            roles["campaign"] = self.campaign
         out: dict[str, Any] = {"name": self.name}
         if self.description:
             out["description"] = self.description
@@ -241,7 +255,7 @@ def schema_from_dict(raw: Any, *, source: str = "schema") -> LeadSchema:
     neg = tuple(normalise_label(v) for v in negative)
     if set(pos) & set(neg):
         raise SchemaError(f"{source}: a value is both positive and negative in roles", field="roles.positive_values")
-    for role in ("created_at", "converted_at"):
+    for role in ("created_at", "converted_at", "source", "campaign"):
         if roles.get(role) is not None and not isinstance(roles.get(role), str):
             raise SchemaError(f"{source}: roles.{role} must be a column name", field=f"roles.{role}")
 
@@ -271,6 +285,8 @@ def schema_from_dict(raw: Any, *, source: str = "schema") -> LeadSchema:
     context = raw.get("context") or []
     if not isinstance(context, list) or not all(isinstance(c, str) for c in context):
         raise SchemaError(f"{source}: 'context' must be a list of column names", field="context")
+    # the source and campaign columns are report context by definition
+    context = context + [roles[r] for r in ("source", "campaign") if roles.get(r) and roles[r] not in context]
     clash = seen & set(context)
     if clash:
         name = sorted(clash)[0]
@@ -288,6 +304,8 @@ def schema_from_dict(raw: Any, *, source: str = "schema") -> LeadSchema:
         negative_values=neg,
         created_at=roles.get("created_at"),
         converted_at=roles.get("converted_at"),
+        source=roles.get("source"),
+        campaign=roles.get("campaign"),
         outcome_window_days=window,
         features=tuple(features),
         grades=grades,

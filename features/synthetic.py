@@ -362,17 +362,14 @@ def _last_touch(rng: np.random.Generator, converted: np.ndarray) -> np.ndarray:
 
 
 def _with_dtypes(leads: pd.DataFrame) -> pd.DataFrame:
-    for name in ("company_size", "web_visits", "pages_viewed", "content_downloads", "pricing_page_views",
-                 "days_since_last_activity"):
-        leads[name] = pd.array(np.where(np.isnan(leads[name]), np.nan, leads[name]), dtype="Float64").astype("Int64")
-    for name in ("demo_requested", "webinar_attended", "email_present", "email_bounced", "phone_present",
-                 "opted_out_email"):
-        leads[name] = leads[name].astype("boolean")
-    for name in ("phone_valid", "budget_confirmed", "decision_maker"):
-        leads[name] = pd.array(leads[name].to_numpy(dtype=float), dtype="Float64").astype("boolean")
-    for name in ("industry", "country", "email_type", "purchase_timeline", "seniority", "department",
-                 "product_interest", "use_case", "lead_source", "campaign", "lead_status"):
-        leads[name] = pd.Series(leads[name].to_numpy(dtype=object), dtype="string")
+    """The dtypes the bundled schema declares (one definition of them), plus text for the excluded status."""
+    from features.loading import cast_to_schema
+
+    schema = bundled_schema()
+    ids = leads[schema.id_column]  # already text; kept as generated so a seed's history stays byte-identical
+    leads = cast_to_schema(leads, schema)
+    leads[schema.id_column] = ids
+    leads["lead_status"] = leads["lead_status"].astype("string")
     leads.loc[leads["converted"] == 0, "converted_at"] = pd.NaT
     return leads
 

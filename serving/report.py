@@ -80,7 +80,7 @@ class ReportTables:
 # -- aggregation (pure) ---------------------------------------------------------------------------
 
 def build_report(explained: pd.DataFrame, history: pd.DataFrame, schema: LeadSchema,
-                 by: Sequence[str] = ("lead_source", "campaign"), quarter: str | None = None, *,
+                 by: Sequence[str] | None = None, quarter: str | None = None, *,
                  lowered_at: float = LOWERED_AT, min_leads: int = MIN_LEADS, model: str = "",
                  as_of: pd.Timestamp | None = None) -> ReportTables:
     """Aggregate explained leads into the report's tables and summary sentences.
@@ -88,7 +88,7 @@ def build_report(explained: pd.DataFrame, history: pd.DataFrame, schema: LeadSch
     `explained` is `Scorer.explain(history)`: same rows, same order. `as_of` is when the outcomes
     were read (default: the newest lead in `history`); pass the export's end when `history` is a slice.
     """
-    by = tuple(by)
+    by = tuple(schema.group_columns if by is None else by)
     factors = report_factors(explained, schema)
     leads = lead_rows(explained, history, schema, by, factors, lowered_at=lowered_at, as_of=as_of)
     report_q = _report_quarter(leads, quarter)
@@ -305,7 +305,7 @@ def _pretty(value: str) -> str:
 
 
 def _dimension_label(column: str) -> str:
-    return {"lead_source": "lead source", ALL: "group"}.get(column, column.replace("_", " "))
+    return "group" if column == ALL else column.replace("_", " ")
 
 
 # -- rendering (HTML with inline charts) ---------------------------------------------------------
@@ -524,7 +524,7 @@ def report_command(args: argparse.Namespace) -> int:
     from serving.scorer import Scorer
 
     frame, schema = load_history_with_schema(Path(args.data), args.schema)
-    by = [c.strip() for c in str(args.by).split(",") if c.strip()]
+    by = [c.strip() for c in str(args.by).split(",") if c.strip()] if args.by else schema.group_columns
     check_grouping(frame, by, schema)
     window = report_window(frame, schema, args.quarter)
     scorer = Scorer.load(args.model)

@@ -166,7 +166,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", default="data/leads.parquet")
     p.add_argument("--schema")
     p.add_argument("--model", help="models:/lead-conversion@champion (default), a version URI, or a bundle folder")
-    p.add_argument("--by", default="lead_source,campaign", help="comma-separated grouping columns")
+    p.add_argument("--by", default=None,
+                   help="comma-separated grouping columns (default: the schema's roles.source and roles.campaign)")
     p.add_argument("--quarter", help="quarter to report, e.g. 2026Q3 (default: the latest)")
     p.add_argument("--out", default="reports/")
     p.set_defaults(handler=_report)

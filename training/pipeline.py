@@ -53,7 +53,6 @@ _logger = logging.getLogger(__name__)
 
 MIN_TRAIN_POSITIVES = 50
 MIN_EVAL_POSITIVES = 10
-SOURCE_COLUMN = "lead_source"
 DRIFT_SAMPLE = 200_000  # reference leads for PSI: ten bins per feature need far fewer than a million
 
 
@@ -316,7 +315,7 @@ def fit_and_evaluate(split: Split, schema: LeadSchema, *, params: dict[str, Any]
     deployed = _deploy(split, schema, recipe, evaluated, seed=seed)
     clock.lap("refit")
     bundle = make_bundle(deployed, schema, metadata={}, background=pool)
-    groups = split.test[SOURCE_COLUMN] if SOURCE_COLUMN in split.test.columns else None
+    groups = split.test[schema.source] if schema.source and schema.source in split.test.columns else None
     scored = {"model": np.concatenate(model_p), "baseline": np.concatenate(baseline_p)}
     evaluations: dict[str, Evaluation | None] = {
         name: evaluate(split.y_test, p, grades=schema.grades, groups=groups) for name, p in scored.items()}

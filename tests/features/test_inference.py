@@ -158,6 +158,7 @@ def test_synthetic_export_drafts_the_bundled_definition(history_files: dict[str,
     assert set(schema.excluded) == {"lead_status"}
     assert (schema.id_column, schema.created_at, schema.converted_at) == ("lead_id", "created_at", "converted_at")
     assert schema.context == bundled.context
+    assert (schema.source, schema.campaign) == (bundled.source, bundled.campaign) == ("lead_source", "campaign")
     assert schema.outcome_window_days == 90
 
 
@@ -208,6 +209,7 @@ def test_only_text_columns_are_report_context() -> None:
     frame["Paid Channel"] = np.random.default_rng(6).choice(["yes", "no"], len(frame))
     schema, _ = infer_schema(frame, target="Converted")
     assert schema.context == ("Lead Source", "Campaign Name")
+    assert (schema.source, schema.campaign) == ("Lead Source", "Campaign Name")
     assert schema.feature("campaign").type == "integer"
     assert schema.feature("Paid Channel").type == "boolean"
 

@@ -94,6 +94,7 @@ def test_target_spellings_of_converted_compare_equal(value: Any) -> None:
     ("roles.positive_values", [], "roles.positive_values", "non-empty list"),
     ("roles.negative_values", ["Yes"], "roles.positive_values", "both positive and negative"),
     ("roles.created_at", 3, "roles.created_at", "must be a column name"),
+    ("roles.source", ["a"], "roles.source", "must be a column name"),
     ("grades.C", 0.5, "grades", "must fall from A to D"),
     ("grades.D", 0.01, "grades.D", "grades.D must be 0"),
     ("grades.A", 1.5, "grades.A", "between 0 and 1"),
@@ -117,6 +118,19 @@ def test_each_schema_mistake_is_one_line_naming_the_field(path: str, value: Any,
     assert caught.value.field == field
     assert words in str(caught.value)
     assert "\n" not in str(caught.value)
+
+
+def test_source_and_campaign_roles_are_what_reports_group_by() -> None:
+    plain = schema_from_dict(valid())
+    assert plain.source is None and plain.group_columns == ["lead_source"]
+    raw = with_change("roles.source", "utm_source")
+    raw["roles"]["campaign"] = "utm_campaign"
+    schema = schema_from_dict(raw)
+    assert (schema.source, schema.campaign) == ("utm_source", "utm_campaign")
+    assert schema.group_columns == ["utm_source", "utm_campaign"]
+    assert schema.context == ("lead_source", "utm_source", "utm_campaign")  # grouping columns are context
+    assert schema_from_dict(schema.to_dict()) == schema
+    assert bundled_schema().group_columns == ["lead_source", "campaign"]
 
 
 def test_feature_without_a_name_names_its_position() -> None:

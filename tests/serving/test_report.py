@@ -6,6 +6,7 @@ import base64
 import re
 import shutil
 import subprocess
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -155,6 +156,15 @@ def test_bad_inputs_are_one_clear_error(explained, history, schema):
         build_report(explained.iloc[:10], history.leads, schema)
     with pytest.raises(DataError, match="row order"):
         build_report(explained.iloc[::-1].reset_index(drop=True), history.leads, schema)
+
+
+def test_grouping_follows_the_schema_roles_so_a_utm_export_needs_no_renaming(explained, history, schema):
+    leads = history.leads.rename(columns={"lead_source": "utm_source"})
+    utm = replace(schema, source="utm_source", context=("utm_source", "campaign"))
+    tables = build_report(explained, leads, utm)
+    assert tables.by == ("utm_source", "campaign")
+    assert set(tables.current["dimension"]) >= {"utm_source", "campaign"}
+    assert "trade_show" in set(tables.current.loc[tables.current["dimension"] == "utm_source", "group"])
 
 
 def test_report_window_keeps_the_quarter_and_the_three_before(history, schema):
