@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Literal, get_args
 
 import numpy as np
+
+Factor = Literal["icp_fit", "readiness", "contactability", "timeline", "authority", "product_fit", "other"]
+"""A quality factor key: the type a schema's `factor:` must have."""
+
+FACTORS: tuple[str, ...] = get_args(Factor)
 
 FACTOR_LABELS: dict[str, str] = {
     "icp_fit": "Ideal-customer fit",
@@ -16,7 +22,8 @@ FACTOR_LABELS: dict[str, str] = {
     "other": "Other",
 }
 
-FACTORS: tuple[str, ...] = tuple(FACTOR_LABELS)
+if tuple(FACTOR_LABELS) != FACTORS:  # pragma: no cover - a programming error, caught at import
+    raise RuntimeError("FACTOR_LABELS must label every Factor, in the same order")
 
 
 def factor_matrix(factor_of_feature: Sequence[str]) -> np.ndarray:

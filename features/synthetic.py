@@ -17,7 +17,7 @@ Everything is vectorised numpy: one million leads take seconds, not minutes.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
@@ -113,7 +113,7 @@ class SyntheticHistory:
     def schema(self) -> LeadSchema:
         """The bundled schema, with this history's leaky columns listed under `excluded`."""
         base = bundled_schema()
-        return replace(base, excluded={**base.excluded, **self.leaks}) if self.leaks else base
+        return base.model_copy(update={"excluded": {**base.excluded, **self.leaks}}) if self.leaks else base
 
 
 def bundled_schema_path() -> Path:

@@ -39,6 +39,15 @@ def _schema_infer(args: argparse.Namespace) -> int:
     return infer_schema_command(args)
 
 
+def _schema_json(args: argparse.Namespace) -> int:
+    import json
+
+    from features.schema import json_schema
+
+    print(json.dumps(json_schema(), indent=2))
+    return 0
+
+
 def _validate(args: argparse.Namespace) -> int:
     from features.validation import validate_command
 
@@ -119,6 +128,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--positive", help="comma-separated target values that mean converted (guessed when omitted)")
     p.add_argument("--out", help="write the YAML here (default: print it)")
     p.set_defaults(handler=_schema_infer)
+    p = schema_sub.add_parser("json-schema", help="print the JSON Schema of a schema YAML file, for editors")
+    p.set_defaults(handler=_schema_json)
 
     p = sub.add_parser("validate", help="check a data file against its schema")
     p.add_argument("data")

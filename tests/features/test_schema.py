@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import copy
+import json
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import pytest
 import yaml
 
 from features.errors import SchemaError
 from features.factors import FACTORS
-from features.schema import load_schema, normalise_label, schema_from_dict
+from features.schema import json_schema, load_schema, normalise_label, schema_from_dict
 from features.synthetic import bundled_schema, bundled_schema_path
 
 DELETE = object()
@@ -164,3 +166,13 @@ def test_the_readme_schema_example_loads() -> None:
     schema = schema_from_dict(yaml.safe_load(block), source="README")
     assert schema.feature("company_size").max == 500000
     assert {f.name for f in schema.features} == {"phone_present", "company_size", "industry"}
+
+
+def test_the_shipped_json_schema_is_the_models_and_editors_can_check_a_file_with_it() -> None:
+    shipped = Path(__file__).resolve().parents[2] / "features" / "data" / "lead-schema.json"
+    assert json.loads(shipped.read_text()) == json_schema()
+    document = yaml.safe_load(bundled_schema_path().read_text())
+    jsonschema.validate(document, json_schema())
+    document["features"][0]["factor"] = "icp"
+    with pytest.raises(jsonschema.ValidationError, match="'icp' is not one of"):
+        jsonschema.validate(document, json_schema())

@@ -6,7 +6,6 @@ import base64
 import re
 import shutil
 import subprocess
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +14,7 @@ import pytest
 
 from features.errors import DataError
 from features.factors import FACTORS
-from features.schema import LeadSchema
+from features.schema import LeadSchema, schema_from_dict
 from features.synthetic import QUALITY_FACTORS, bundled_schema, generate, write_history
 from serving.report import (ALL, LOWERED_AT, build_report, render_html, report_window, worsened_groups,
                             write_report)
@@ -160,7 +159,10 @@ def test_bad_inputs_are_one_clear_error(explained, history, schema):
 
 def test_grouping_follows_the_schema_roles_so_a_utm_export_needs_no_renaming(explained, history, schema):
     leads = history.leads.rename(columns={"lead_source": "utm_source"})
-    utm = replace(schema, source="utm_source", context=("utm_source", "campaign"))
+    raw = schema.to_dict()
+    raw["roles"]["source"] = "utm_source"
+    raw["context"] = ["campaign"]
+    utm = schema_from_dict(raw)
     tables = build_report(explained, leads, utm)
     assert tables.by == ("utm_source", "campaign")
     assert set(tables.current["dimension"]) >= {"utm_source", "campaign"}
