@@ -22,8 +22,7 @@ from mlflow.models import set_model
 from mlflow.pyfunc import PythonModel
 
 from features.grades import assign_grades
-
-BUNDLE_ARTIFACT = "bundle"
+from serving.registry import BUNDLE_ARTIFACT
 
 
 class LeadConversionModel(PythonModel):

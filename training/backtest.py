@@ -203,15 +203,12 @@ def _row(quarter: str, model: str, fitted: Fitted, ev: Evaluation) -> dict[str, 
 
 def _log_to_mlflow(result: BacktestResult, data_path: Path, uri: str) -> None:
     """One parent run (table, chart, averages) and one nested run per quarter."""
-    import mlflow
-
     table = result.table
     quarters = list(dict.fromkeys(table["quarter"]))
     with tracking.use_tracking(uri) as client:
-        experiment_id = tracking.ensure_experiment(client, uri)
-        with mlflow.start_run(experiment_id=experiment_id, run_name=f"backtest {quarters[0]}..{quarters[-1]}",
-                              tags={"leadscore.kind": "backtest"}) as parent:
-            result.run_id = parent.info.run_id
+        with tracking.start_run(client, uri, f"backtest {quarters[0]}..{quarters[-1]}",
+                                tags={"leadscore.kind": "backtest"}) as parent_id:
+            result.run_id = parent_id
             tracking.log_params({"data_file": data_path.name, "first_quarter": quarters[0],
                                  "last_quarter": quarters[-1], "quarters": len(quarters),
                                  "skipped": "; ".join(f"{q}: {r}" for q, r in result.skipped.items()) or None})
@@ -220,13 +217,13 @@ def _log_to_mlflow(result: BacktestResult, data_path: Path, uri: str) -> None:
                                   for model in means.index for metric in TABLE_METRICS})
             for quarter in quarters:
                 part = table[table["quarter"] == quarter].set_index("model")
-                with mlflow.start_run(experiment_id=experiment_id, run_name=f"backtest {quarter}", nested=True,
-                                      tags={"leadscore.kind": "backtest-quarter"}) as child:
-                    result.child_run_ids.append(child.info.run_id)
+                with tracking.start_run(client, uri, f"backtest {quarter}", nested=True,
+                                        tags={"leadscore.kind": "backtest-quarter"}) as child_id:
+                    result.child_run_ids.append(child_id)
                     first = part.iloc[0]
                     tracking.log_params({"quarter": quarter, "as_of": first["as_of"], "n_train": first["n_train"],
                                          "n_scored": first["n"], "positives": first["positives"]})
                     tracking.log_metrics({f"{model}_{metric}": part.loc[model, metric]
                                           for model in part.index for metric in TABLE_METRICS})
-            mlflow.log_artifact(str(result.csv_path))
-            mlflow.log_artifact(str(result.chart_path))
+            tracking.log_artifact(result.csv_path)
+            tracking.log_artifact(result.chart_path)

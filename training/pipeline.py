@@ -29,6 +29,7 @@ from features.errors import DataError, LeadscoreError, TrainingError
 from features.loading import read_leads
 from features.periods import outcome_label, quarter_periods
 from features.schema import LeadSchema
+from serving import registry
 from serving.bundle import Bundle
 from training import tracking
 from training.baseline import fit_baseline
@@ -152,11 +153,7 @@ def train(data_path: str | Path, schema_path: str | Path | None = None, as_of: s
         champion_before, decision = _challenge_champion(client, candidate, split, schema, promote, settings,
                                                         scratch_path / "champion")
         clock.lap("champion")
-        import mlflow
-
-        experiment_id = tracking.ensure_experiment(client, uri)
-        with mlflow.start_run(experiment_id=experiment_id, run_name=f"train as of {_day(split.report.as_of)}") as run:
-            run_id = run.info.run_id
+        with tracking.start_run(client, uri, f"train as of {_day(split.report.as_of)}") as run_id:
             bundle = candidate.bundle
             bundle.metadata = bundle_metadata(version=tracking.next_version(client), run_id=run_id,
                                               report=split.report, model_eval=candidate.evaluations["model"],
@@ -172,7 +169,7 @@ def train(data_path: str | Path, schema_path: str | Path | None = None, as_of: s
                                            promote, settings, champion_before))
             tracking.log_metrics(run_metrics(candidate.evaluations, drift, candidate.folds))
             tracking.log_artifacts(artifacts)
-            mlflow.set_tags({"leadscore.decision": decision.reason, "leadscore.promoted": str(decision.promote)})
+            tracking.set_tags({"leadscore.decision": decision.reason, "leadscore.promoted": decision.promote})
             version, bundle_dir = _register_and_export(client, bundle, run_id, decision, split.report,
                                                        staging=scratch_path / "bundle", models_dir=Path(models_dir))
             clock.lap("mlflow")
@@ -391,13 +388,13 @@ def _challenge_champion(client: Any, candidate: Candidate, split: Split, schema:
 def _register_and_export(client: Any, bundle: Bundle, run_id: str, decision: Decision, report: SplitReport, *,
                          staging: Path, models_dir: Path) -> tuple[str, Path]:
     """Register the bundle as a new version, export it, then move the aliases (last, so a failure moves none)."""
-    staged = bundle.save(staging)
+    staged = registry.save_model(bundle, staging)
     version = tracking.log_bundle_model(client, staged, run_id)
     if version != bundle.metadata["version"]:  # another training registered in between: keep the export truthful
         _logger.warning("registered as version %s, not %s as recorded in the logged bundle", version,
                         bundle.metadata["version"])
         bundle.metadata["version"] = version
-    bundle_dir = bundle.save(models_dir / tracking.MODEL_NAME / version)
+    bundle_dir = registry.save_model(bundle, models_dir / tracking.MODEL_NAME / version)
     tracking.tag_version(client, version, {"decision": decision.reason, "as_of": report.as_of,
                                            "test_quarter": report.test_quarter,
                                            "log_loss": f"{bundle.metadata['metrics'].get('log_loss', float('nan')):.5f}"})
@@ -413,7 +410,8 @@ def _score_champion(client: Any, version: str | None, test: pd.DataFrame,
     if version is None:
         return None, "", None
     try:
-        champion = Bundle.load(tracking.download_bundle(client, version, folder))
+        uri = f"models:/{tracking.MODEL_NAME}/{version}"
+        champion = Bundle.load(registry.download_bundle(uri, folder, tracking_uri=client.tracking_uri))
         return champion.calibrator(raw_scores(champion, test)), "", champion.metadata.get("as_of")
     except (LeadscoreError, ValueError, KeyError, OSError) as exc:
         _logger.warning("could not score champion version %s: %s", version, exc)
