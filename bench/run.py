@@ -17,7 +17,7 @@ store (so nothing here touches ./mlflow.db or ./models):
    peer's batch `/invocations`;
 5. where the time goes: one explained request split into its phases, cProfile of a request and a batch;
 6. hardening: 30 s at 8 clients while the champion is reloaded every few seconds, and the long
-   schemathesis fuzz run (bench/fuzz.py).
+   schemathesis fuzz run (tests/support/fuzz.py).
 Figures are printed as they come; nothing asserts an absolute time (the machine is shared).
 """
 
@@ -48,7 +48,9 @@ from typing import Any
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
+SUPPORT = ROOT / "tests" / "support"  # the load client and fuzzer, shared with the test suite
 sys.path.insert(0, str(BENCH))
+sys.path.insert(0, str(SUPPORT))
 sys.path.insert(0, str(ROOT))
 
 from http_load import compare_clients, post, run_load
@@ -572,8 +574,8 @@ def reload_under_load(store: Store, url: str, leads: list[dict[str, Any]], budge
 
 
 def fuzz(store: Store, budget: Budget) -> dict[str, Any]:
-    """The long fuzz run, in its own process (bench/fuzz.py prints one JSON line last)."""
-    cmd = [sys.executable, str(BENCH / "fuzz.py"), "--cases", str(budget.fuzz_cases), "--model",
+    """The long fuzz run, in its own process (tests/support/fuzz.py prints one JSON line last)."""
+    cmd = [sys.executable, str(SUPPORT / "fuzz.py"), "--cases", str(budget.fuzz_cases), "--model",
            str(store.bundle_dir(store.champion)), "--json"]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=1200, cwd=ROOT, check=False,
                           env={**os.environ, "PYTHONPATH": checkout_pythonpath()})

@@ -16,7 +16,6 @@ epsilon, so a level that is new (or gone) counts as a large but finite change. R
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import numpy as np
@@ -132,15 +131,16 @@ def format_psi_table(table: pd.DataFrame, *, threshold: float) -> str:
     return "\n".join(lines)
 
 
-def drift_command(args: argparse.Namespace) -> int:
+def drift_command(*, data: str | Path, schema: str | Path | None = None, threshold: float = DEFAULT_THRESHOLD,
+                  quarter: str | None = None) -> int:
     """`leadscore drift`: print PSI per feature between the training window and the latest quarter."""
-    frame, schema = load_history_with_schema(Path(args.data), args.schema)
-    reference, current, latest = drift_windows(frame, schema, getattr(args, "quarter", None))
-    table = psi_table(reference, current, schema, threshold=args.threshold)
-    when = created_at(reference, schema)
+    frame, lead_schema = load_history_with_schema(Path(data), schema)
+    reference, current, latest = drift_windows(frame, lead_schema, quarter)
+    table = psi_table(reference, current, lead_schema, threshold=threshold)
+    when = created_at(reference, lead_schema)
     print(f"drift: {latest} ({len(current):,} leads) against the training window "
           f"{when.min():%Y-%m-%d} to {when.max():%Y-%m-%d} ({len(reference):,} mature leads)")
-    print(format_psi_table(table, threshold=args.threshold))
+    print(format_psi_table(table, threshold=threshold))
     return 0
 
 

@@ -12,7 +12,6 @@ be features (ids, free text, constants) and columns that probably leak the outco
 
 from __future__ import annotations
 
-import argparse
 import math
 import re
 import sys
@@ -219,25 +218,29 @@ def guess_factor(column: str) -> str:
 
 # -- the command -------------------------------------------------------------------------------
 
-def infer_schema_command(args: argparse.Namespace) -> int:
-    """`leadscore schema infer`: draft a schema and print it, or write it to --out."""
-    path = Path(args.data)
+def infer_schema_command(*, data: str | Path, target: str, id_column: str | None = None,
+                         created_at: str | None = None, converted_at: str | None = None,
+                         positive: str | None = None, out: str | Path | None = None) -> int:
+    """`leadscore schema infer`: draft a schema and print it, or write it to `out`.
+
+    `positive` is the comma-separated target values that mean converted, as typed on the command line."""
+    path = Path(data)
     frame = read_table(path)
     if frame.empty:
         raise DataError(f"{path.name}: the file has a header but no rows")
     check_separator([str(c) for c in frame.columns], path.name)
-    positive = [v.strip() for v in args.positive.split(",") if v.strip()] if args.positive else None
-    schema, notes = infer_schema(frame, target=args.target, id_column=args.id_column, created_at=args.created_at,
-                                 converted_at=args.converted_at, positive=positive,
+    positives = [v.strip() for v in positive.split(",") if v.strip()] if positive else None
+    schema, notes = infer_schema(frame, target=target, id_column=id_column, created_at=created_at,
+                                 converted_at=converted_at, positive=positives,
                                  name=path.name.split(".")[0] or "leads")
     header = [f"Drafted by `leadscore schema infer {path.name}`. Review every line before training."] + notes
     text = schema_yaml(schema, header=header)
-    if not args.out:
+    if not out:
         sys.stdout.write(text)
         return 0
-    write_text_atomic(Path(args.out), text)
+    write_text_atomic(Path(out), text)
     leaks = {c: why for c, why in schema.excluded.items() if why.startswith("possible leakage")}
-    print(f"wrote {args.out}: {_count(len(schema.features), 'feature')}, "
+    print(f"wrote {out}: {_count(len(schema.features), 'feature')}, "
           f"{_count(len(schema.excluded), 'column')} left out"
           + (f", possible leakage in {', '.join(leaks)}" if leaks else ""))
     for note in notes:

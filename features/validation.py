@@ -11,7 +11,6 @@ columns, a feature with no values) are worth reading but do not.
 
 from __future__ import annotations
 
-import argparse
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -100,17 +99,17 @@ def validate_frame(frame: pd.DataFrame, schema: LeadSchema, now: pd.Timestamp | 
 
 # -- the command -------------------------------------------------------------------------------
 
-def validate_command(args: argparse.Namespace) -> int:
+def validate_command(*, data: str | Path, schema: str | Path | None = None, max_examples: int = 5) -> int:
     """`leadscore validate`: print the report; exit 2 when there are errors, 0 otherwise."""
-    data = Path(args.data)
-    schema_path = resolve_schema_path(data, args.schema)
-    schema = load_schema(schema_path)
+    data = Path(data)
+    schema_path = resolve_schema_path(data, schema)
+    lead_schema = load_schema(schema_path)
     frame = read_table(data)
     if frame.empty:
         raise DataError(f"{data.name}: the file has a header but no rows")
-    _require_some_schema_columns(frame, schema, data.name)
-    report = validate_frame(frame, schema, max_examples=args.max_examples)
-    print(report.render(source=data.name, schema_source=str(schema_path), max_examples=args.max_examples))
+    _require_some_schema_columns(frame, lead_schema, data.name)
+    report = validate_frame(frame, lead_schema, max_examples=max_examples)
+    print(report.render(source=data.name, schema_source=str(schema_path), max_examples=max_examples))
     return 0 if report.ok else 2
 
 

@@ -7,7 +7,6 @@ half-written file behind.
 
 from __future__ import annotations
 
-import argparse
 import logging
 import sys
 from collections import Counter
@@ -29,15 +28,18 @@ from serving.scorer import Scorer
 
 _logger = logging.getLogger(__name__)
 
+CHUNK_ROWS = 100_000  # leads read, scored and written at a time: files larger than memory work
 
-def score_command(args: argparse.Namespace) -> int:
-    """Score `args.data` with `args.model` (default: the champion) into `args.out`."""
-    out = Path(args.out)
+
+def score_command(*, data: str | Path, out: str | Path, model: str | None = None,
+                  chunk_rows: int = CHUNK_ROWS) -> int:
+    """Score `data` with `model` (default: the champion) into `out`."""
+    out = Path(out)
     table_format(out)  # refuse an unsupported output type before any work
-    if int(args.chunk_rows) < 1:
-        raise DataError(f"--chunk-rows must be at least 1, got {args.chunk_rows}")
-    scorer = Scorer.load(args.model)
-    summary = score_file(scorer=scorer, data=Path(args.data), out=out, chunk_rows=int(args.chunk_rows),
+    if int(chunk_rows) < 1:
+        raise DataError(f"--chunk-rows must be at least 1, got {chunk_rows}")
+    scorer = Scorer.load(model)
+    summary = score_file(scorer=scorer, data=Path(data), out=out, chunk_rows=int(chunk_rows),
                          progress=sys.stderr.isatty())
     grades = ", ".join(f"{g} {summary['grades'].get(g, 0):,}" for g in scorer.schema.grades)
     print(f"scored {summary['rows']:,} leads with {scorer.bundle.name} version {scorer.bundle.version} "
@@ -48,7 +50,7 @@ def score_command(args: argparse.Namespace) -> int:
     return 0
 
 
-def score_file(*, scorer: Scorer, data: Path, out: Path, chunk_rows: int = 100_000,
+def score_file(*, scorer: Scorer, data: Path, out: Path, chunk_rows: int = CHUNK_ROWS,
                progress: bool = False) -> dict[str, Any]:
     """Stream `data` through `scorer.explain` into `out` atomically; returns row and grade counts."""
     writer = _TableWriter(out)

@@ -21,7 +21,6 @@ the edges.
 
 from __future__ import annotations
 
-import argparse
 import base64
 import html
 import io
@@ -519,19 +518,23 @@ def write_report(tables: ReportTables, out: str | Path) -> dict[str, Path]:
     return paths
 
 
-def report_command(args: argparse.Namespace) -> int:
-    """`leadscore report`: explain the recent quarters with the champion and write the report."""
+def report_command(*, data: str | Path, out: str | Path, schema: str | Path | None = None,
+                   model: str | None = None, by: str | None = None, quarter: str | None = None) -> int:
+    """`leadscore report`: explain the recent quarters with the champion and write the report.
+
+    `by` is the comma-separated grouping columns as typed (default: the schema's source and campaign)."""
     from serving.scorer import Scorer
 
-    frame, schema = load_history_with_schema(Path(args.data), args.schema)
-    by = [c.strip() for c in str(args.by).split(",") if c.strip()] if args.by else schema.group_columns
-    check_grouping(frame, by, schema)
-    window = report_window(frame, schema, args.quarter)
-    scorer = Scorer.load(args.model)
+    frame, lead_schema = load_history_with_schema(Path(data), schema)
+    groups = [c.strip() for c in by.split(",") if c.strip()] if by else lead_schema.group_columns
+    check_grouping(frame, groups, lead_schema)
+    window = report_window(frame, lead_schema, quarter)
+    scorer = Scorer.load(model)
     explained = scorer.explain(window, progress=sys.stderr.isatty())
-    model = f"{scorer.bundle.name} version {scorer.bundle.version}"
-    tables = build_report(explained, window, schema, by, args.quarter, model=model, as_of=data_end(frame, schema))
-    paths = write_report(tables, args.out)
+    name = f"{scorer.bundle.name} version {scorer.bundle.version}"
+    tables = build_report(explained, window, lead_schema, groups, quarter, model=name,
+                          as_of=data_end(frame, lead_schema))
+    paths = write_report(tables, out)
     print("\n".join(tables.summary))
     print(f"wrote {paths['html']}, {paths['csv']} and {paths['quarterly']}")
     return 0

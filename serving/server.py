@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import os
@@ -19,7 +18,8 @@ if TYPE_CHECKING:
 _logger = logging.getLogger(__name__)
 
 
-def serve_command(args: argparse.Namespace) -> int:
+def serve_command(*, host: str | None = None, port: int | None = None, model: str | None = None,
+                  workers: int | None = None) -> int:
     """Fail fast on a bad setting or a missing model (exit 2), else serve until interrupted."""
     import uvicorn
 
@@ -27,8 +27,7 @@ def serve_command(args: argparse.Namespace) -> int:
     from serving.schemas import example_lead
     from serving.scorer import Scorer
 
-    settings = load_settings(host=args.host, port=args.port, model=args.model,
-                             workers=getattr(args, "workers", None))
+    settings = load_settings(host=host, port=port, model=model, workers=workers)
     scorer = Scorer.load(settings.model)
     base = f"http://{settings.host}:{settings.port}"
     processes = f", {settings.workers} worker processes" if settings.workers > 1 else ""

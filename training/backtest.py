@@ -16,7 +16,6 @@ parent run with a child run per quarter.
 
 from __future__ import annotations
 
-import argparse
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,6 +37,8 @@ from training.pipeline import MIN_EVAL_POSITIVES, MIN_TRAIN_POSITIVES, load_hist
 from training.splits import Labelled, label_at, time_split
 
 _logger = logging.getLogger(__name__)
+
+DEFAULT_OUT = "reports/backtest"
 
 MODELS = ("retrained", "frozen", "prior")
 TABLE_METRICS = ("roc_auc", "log_loss", "ece", "lift_top10", "pr_auc", "brier")
@@ -87,7 +88,7 @@ class BacktestResult:
 
 
 def backtest(data_path: str | Path, start: str | None = None, end: str | None = None, *,
-             schema_path: str | Path | None = None, out: str | Path = "reports/backtest",
+             schema_path: str | Path | None = None, out: str | Path = DEFAULT_OUT,
              tracking_uri: str | None = None, params: dict[str, Any] | None = None, seed: int = 0,
              track: bool = True) -> BacktestResult:
     """Replay retraining quarter by quarter; see the module docstring."""
@@ -143,9 +144,10 @@ def backtest(data_path: str | Path, start: str | None = None, end: str | None = 
     return result
 
 
-def backtest_command(args: argparse.Namespace) -> int:
-    """`leadscore backtest`: print the per-quarter table; the CSV and chart go to --out."""
-    result = backtest(args.data, args.start, args.end, schema_path=args.schema, out=args.out)
+def backtest_command(*, data: str | Path, schema: str | Path | None = None, start: str | None = None,
+                     end: str | None = None, out: str | Path = DEFAULT_OUT) -> int:
+    """`leadscore backtest`: print the per-quarter table; the CSV and chart go to `out`."""
+    result = backtest(data, start, end, schema_path=schema, out=out)
     print(result.summary())
     return 0
 

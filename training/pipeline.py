@@ -12,7 +12,6 @@ champion on the same test quarter; charts, model card and data profile; registra
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import logging
 import time
@@ -185,11 +184,12 @@ def train(data_path: str | Path, schema_path: str | Path | None = None, as_of: s
                        seconds=clock.total, timings=dict(clock.marks))
 
 
-def train_command(args: argparse.Namespace) -> int:
+def train_command(*, data: str | Path, schema: str | Path | None = None, as_of: str | None = None,
+                  promote: str = "auto", models_dir: str | Path = "models", export_date: str | None = None,
+                  half_life_days: float | None = None) -> int:
     """`leadscore train`: run `train` and print its summary; errors become one line (exit 2) in the CLI."""
-    result = train(args.data, args.schema, args.as_of, args.promote, args.models_dir,
-                   export_date=getattr(args, "export_date", None),
-                   half_life_days=getattr(args, "half_life_days", None))
+    result = train(data, schema, as_of, promote, models_dir, export_date=export_date,
+                   half_life_days=half_life_days)
     print(result.summary())
     return 0
 

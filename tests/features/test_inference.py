@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import numpy as np
@@ -247,9 +246,7 @@ def test_the_console_lists_each_flagged_column_with_its_evidence(tmp_path: Path,
                                                                 capsys: pytest.CaptureFixture[str]) -> None:
     data = tmp_path / "leads.csv"
     post_contact_export().to_csv(data, index=False)
-    args = argparse.Namespace(data=str(data), target="converted", id_column=None, created_at=None,
-                              converted_at=None, positive=None, out=str(tmp_path / "leads.schema.yaml"))
-    assert infer_schema_command(args) == 0
+    assert infer_schema_command(data=data, target="converted", out=tmp_path / "leads.schema.yaml") == 0
     out = capsys.readouterr().out
     assert out.splitlines()[0].endswith("1 column left out, possible leakage in touch")
     assert "    touch: values 'Meeting held', 'Proposal sent' occur only among converted leads (" in out

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from hardening_support import registry_state
+from support.hardening import registry_state
 
 from features.loading import read_table
 from training.cli import main

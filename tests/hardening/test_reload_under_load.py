@@ -9,8 +9,8 @@ import json
 import threading
 import time
 
-from hardening_support import MODEL, Registry, serve
-from http_load import post, run_load
+from support.hardening import MODEL, Registry, serve
+from support.http_load import post, run_load
 from mlflow import MlflowClient
 
 from serving.main import create_app

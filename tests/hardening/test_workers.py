@@ -9,7 +9,7 @@ import subprocess
 import sys
 import time
 
-from hardening_support import MODEL, Registry, free_port
+from support.hardening import MODEL, Registry, free_port
 from mlflow import MlflowClient
 
 TOKEN = "workers-token"
