@@ -691,12 +691,12 @@ def _cross_fitted_auc(codes: np.ndarray, y: np.ndarray) -> float:
 
 
 def _separation(score: np.ndarray, y: np.ndarray) -> float:
-    """max(AUC, 1 - AUC) from ranks: how well the score orders converted against not converted."""
-    ranks = pd.Series(score).rank(method="average").to_numpy()
-    n1 = int(y.sum())
-    n0 = len(y) - n1
-    auc = (ranks[y].sum() - n1 * (n1 + 1) / 2) / (n1 * n0)
-    return float(max(auc, 1 - auc))
+    """max(AUC, 1 - AUC): how well the score orders converted against not converted, either way round."""
+    from sklearn.metrics import roc_auc_score
+
+    ranks = pd.Series(score).rank(method="average").to_numpy()  # finite, same order: missing sorts as +-inf
+    auc = float(roc_auc_score(y, ranks))
+    return max(auc, 1 - auc)
 
 
 # -- words in column names ---------------------------------------------------------------------

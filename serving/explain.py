@@ -29,7 +29,7 @@ _EPS = 1e-12
 
 
 @dataclass(frozen=True)
-class Candidate:
+class WhatIfChange:
     """One single change a person can make: feature column `column` set to `value` (encoded `code`)."""
 
     column: int
@@ -39,14 +39,14 @@ class Candidate:
     code: float
 
 
-def what_if_candidates(schema: LeadSchema, encoder: LeadEncoder) -> list[Candidate]:
+def what_if_candidates(schema: LeadSchema, encoder: LeadEncoder) -> list[WhatIfChange]:
     """Every actionable (feature, value) pair from the schema, encoded once."""
-    out: list[Candidate] = []
+    out: list[WhatIfChange] = []
     for j, spec in enumerate(schema.features):
         for value in spec.actionable:
             code = float(encoder.transform_records([{spec.name: value}])[0, j])
             if not math.isnan(code):
-                out.append(Candidate(column=j, name=spec.name, label=spec.label, value=value, code=code))
+                out.append(WhatIfChange(column=j, name=spec.name, label=spec.label, value=value, code=code))
     return out
 
 
@@ -95,7 +95,7 @@ def _lowering_features(factor: str, contributions: np.ndarray, record: Mapping[s
     return [row for _, row in rows]
 
 
-def what_if(*, x: np.ndarray, probability: float, candidates: Sequence[Candidate], record: Mapping[str, Any],
+def what_if(*, x: np.ndarray, probability: float, candidates: Sequence[WhatIfChange], record: Mapping[str, Any],
             rescored: np.ndarray, limit: int = MAX_WHAT_IF) -> list[dict[str, Any]]:
     """The single changes that raise the probability most; `rescored[c]` is candidate c's probability."""
     found = []
@@ -114,7 +114,7 @@ def what_if(*, x: np.ndarray, probability: float, candidates: Sequence[Candidate
     return [row for _, row in found[:limit]]
 
 
-def what_if_rows(X: np.ndarray, candidates: Sequence[Candidate]) -> np.ndarray:
+def what_if_rows(X: np.ndarray, candidates: Sequence[WhatIfChange]) -> np.ndarray:
     """All single-change variants of every lead, lead-major: row i * len(candidates) + c."""
     rows = np.repeat(X, len(candidates), axis=0)
     for c, cand in enumerate(candidates):

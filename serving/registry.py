@@ -37,7 +37,7 @@ _URI = re.compile(r"^models:/(?P<name>[^/@]+)(?:@(?P<alias>[^/@]+)|/(?P<version>
 
 
 @dataclass(frozen=True)
-class ModelRef:
+class RegisteredVersion:
     """A registered model version, resolved to a number (aliases move; versions do not)."""
 
     name: str
@@ -103,14 +103,14 @@ def is_registry_uri(model: str | Path) -> bool:
     return isinstance(model, str) and model.startswith("models:/")
 
 
-def resolve(uri: str) -> ModelRef:
+def resolve(uri: str) -> RegisteredVersion:
     """`models:/name@alias` or `models:/name/N` to a concrete version, via MLflow's registry."""
     match = _URI.match(uri)
     if not match:
         raise ModelNotFoundError(f"model URI {uri!r} is not models:/NAME@ALIAS or models:/NAME/VERSION")
     name, alias, version = match["name"], match["alias"], match["version"]
     if version is not None:
-        return ModelRef(name, version)
+        return RegisteredVersion(name, version)
     from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
 
@@ -119,7 +119,7 @@ def resolve(uri: str) -> ModelRef:
     except MlflowException as exc:
         raise ModelNotFoundError(f"no model version of '{name}' has the alias '{alias}' "
                                  f"(train one with `leadscore train`): {_first_line(exc)}") from exc
-    return ModelRef(name, str(found.version), found.run_id)
+    return RegisteredVersion(name, str(found.version), found.run_id)
 
 
 def load_bundle(model: str | Path | None = None, *, models_dir: Path = MODELS_DIR) -> Bundle:
@@ -142,7 +142,7 @@ def load_bundle(model: str | Path | None = None, *, models_dir: Path = MODELS_DI
     return bundle
 
 
-def _same_run(bundle: Bundle, ref: ModelRef) -> bool:
+def _same_run(bundle: Bundle, ref: RegisteredVersion) -> bool:
     """False when a local export records another training run than the registry's version: a stale
     ./models folder (another store, an earlier registry) must not be served under this version number."""
     exported = bundle.metadata.get("run_id")
@@ -161,7 +161,7 @@ def _same_run(bundle: Bundle, ref: ModelRef) -> bool:
 
 
 @contextmanager
-def _downloaded(ref: ModelRef) -> Iterator[Path]:
+def _downloaded(ref: RegisteredVersion) -> Iterator[Path]:
     """The version's artifacts in a temporary folder (removed after loading: the bundle is in memory)."""
     tmp = Path(tempfile.mkdtemp(prefix="leadscore-model-"))
     try:
@@ -195,7 +195,7 @@ def tracking_uri() -> str:
     return mlflow.get_tracking_uri()
 
 
-def version_by_alias(name: str, alias: str) -> ModelRef:
+def version_by_alias(name: str, alias: str) -> RegisteredVersion:
     """The version an alias points to, with its run; one clear error when there is none."""
     from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
@@ -205,7 +205,7 @@ def version_by_alias(name: str, alias: str) -> ModelRef:
     except MlflowException as exc:
         raise ModelNotFoundError(f"no model {name}@{alias} in {tracking_uri()}: run `leadscore train` first",
                                  field="alias") from exc
-    return ModelRef(name, str(found.version), found.run_id)
+    return RegisteredVersion(name, str(found.version), found.run_id)
 
 
 def run_metrics(run_id: str) -> dict[str, float]:

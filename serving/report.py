@@ -22,12 +22,13 @@ the edges.
 from __future__ import annotations
 
 import base64
-import html
+import functools
 import io
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -310,8 +311,9 @@ def _dimension_label(column: str) -> str:
 # -- rendering (HTML with inline charts) ---------------------------------------------------------
 
 def render_html(tables: ReportTables) -> str:
-    """One self-contained page: inline CSS, charts as base64 PNG, no scripts, fonts or links."""
-    title = f"Lead quality report, {tables.quarter}"
+    """One self-contained page: inline CSS, charts as base64 PNG, no scripts, fonts or links.
+
+    Drawn by serving/templates/report.html.j2 with autoescaping on: group names come from the data."""
     main_dim = tables.by[0] if tables.by else ALL
     charts = [
         ("Share of leads lowered by each factor", _chart_lowered(tables, main_dim)),
@@ -320,24 +322,26 @@ def render_html(tables: ReportTables) -> str:
     if tables.calibration_quarter is not None:
         charts.append((f"Expected against actual conversions, {tables.calibration_quarter}",
                        _chart_expected_actual(tables, main_dim)))
-    parts = [
-        "<!DOCTYPE html>",
-        '<html lang="en"><head><meta charset="utf-8">',
-        '<meta name="viewport" content="width=device-width, initial-scale=1">',
-        f"<title>{html.escape(title)}</title><style>{_CSS}</style></head><body>",
-        f"<h1>{html.escape(title)}</h1>",
-        f'<p class="meta">{html.escape(_meta_line(tables))}</p>',
-        '<section id="summary"><h2>Summary</h2><ul>',
-        *[f"<li>{html.escape(line)}</li>" for line in tables.summary],
-        "</ul></section>",
-        '<section id="charts">',
-        *[_figure_html(caption, png) for caption, png in charts],
-        "</section>",
-        *[_table_section(tables, dim) for dim in (ALL, *tables.by)],
-        f'<section id="definitions"><h2>How to read this</h2>{_definitions(tables)}</section>',
-        "</body></html>",
-    ]
-    return "\n".join(parts)
+    return _template().render(
+        title=f"Lead quality report, {tables.quarter}",
+        css=_CSS,
+        meta=_meta_line(tables),
+        summary=tables.summary,
+        quarter=tables.quarter,
+        charts=[{"caption": caption, "png": base64.b64encode(png).decode("ascii")} for caption, png in charts],
+        sections=[_table_section(tables, dim) for dim in (ALL, *tables.by)],
+        lowered_at=f"{-tables.lowered_at:g}",
+        odds_cut=f"{1 - np.exp(tables.lowered_at):.0%}",
+    )
+
+
+@functools.cache
+def _template() -> Any:
+    import jinja2
+
+    env = jinja2.Environment(loader=jinja2.PackageLoader("serving", "templates"),
+                             autoescape=True, undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
+    return env.get_template("report.html.j2")
 
 
 _CSS = """
@@ -360,46 +364,47 @@ def _meta_line(tables: ReportTables) -> str:
     return f"Quarter {tables.quarter}{previous}.{model}"
 
 
-def _figure_html(caption: str, png: bytes) -> str:
-    data = base64.b64encode(png).decode("ascii")
-    return (f'<figure><img alt="{html.escape(caption)}" src="data:image/png;base64,{data}">'
-            f"<figcaption>{html.escape(caption)}</figcaption></figure>")
+Cell = tuple[str, str | None]  # a value and its change against the previous quarter, if any
 
 
-def _table_section(tables: ReportTables, dimension: str) -> str:
+def _table_section(tables: ReportTables, dimension: str) -> dict[str, Any]:
+    """One table of the page: grouped column headings and rows of cells (plain text; the template escapes)."""
     rows = tables.current[tables.current["dimension"] == dimension].sort_values("leads", ascending=False)
     heading = "All leads" if dimension == ALL else f"By {_dimension_label(dimension)}"
-    table = _display_frame(rows, tables).to_html(index=False, escape=False, border=0)
-    return (f'<section class="table" id="by-{html.escape(dimension)}"><h2>{html.escape(heading)}, '
-            f'{html.escape(tables.quarter)}</h2><div class="scroll">{table}</div></section>')
+    columns = _display_columns(rows, tables)
+    groups: list[list[Any]] = []
+    for group, _ in columns:
+        if groups and groups[-1][0] == group:
+            groups[-1][1] += 1
+        else:
+            groups.append([group, 1])
+    cells = list(zip(*columns.values(), strict=True)) if columns else []
+    return {"dimension": dimension, "heading": heading, "groups": groups,
+            "columns": [name for _, name in columns], "rows": cells}
 
 
-def _display_frame(rows: pd.DataFrame, tables: ReportTables) -> pd.DataFrame:
+def _display_columns(rows: pd.DataFrame, tables: ReportTables) -> dict[tuple[str, str], list[Cell]]:
     """Readable cells: counts, scores with their change, shares with their change in points."""
     leads, lowered = "leads", "share of leads lowered by"
-    out = pd.DataFrame({
-        (leads, "group"): [html.escape(str(g)) for g in rows["group"]],
-        (leads, "leads"): [f"{n:,}" for n in rows["leads"]],
+    out: dict[tuple[str, str], list[Cell]] = {
+        (leads, "group"): [(str(g), None) for g in rows["group"]],
+        (leads, "leads"): [(f"{n:,}", None) for n in rows["leads"]],
         (leads, "mean score"): [_with_change(v, c, "{:.1f}", "{:+.1f}") for v, c in
-                                zip(rows["mean_score"], rows["mean_score_change"])],
+                                zip(rows["mean_score"], rows["mean_score_change"], strict=True)],
         (leads, "grades " + "/".join(tables.grades)): [
-            "/".join(f"{row[f'grade_{g}']:.0%}" for g in tables.grades) for _, row in rows.iterrows()],
-        ("conversions", "expected"): [f"{v:,.0f}" for v in rows["expected_conversions"]],
-        ("conversions", "actual"): [_actual_text(row) for _, row in rows.iterrows()],
-    })
+            ("/".join(f"{row[f'grade_{g}']:.0%}" for g in tables.grades), None) for _, row in rows.iterrows()],
+        ("conversions", "expected"): [(f"{v:,.0f}", None) for v in rows["expected_conversions"]],
+        ("conversions", "actual"): [(_actual_text(row), None) for _, row in rows.iterrows()],
+    }
     for factor in tables.factors:
         out[(lowered, FACTOR_LABELS[factor])] = [
             _with_change(v, c * 100 if pd.notna(c) else c, "{:.0%}", "{:+.0f} pp")
-            for v, c in zip(rows[f"lowered_{factor}"], rows[f"lowered_{factor}_change"])]
-    out.columns = pd.MultiIndex.from_tuples(out.columns)
+            for v, c in zip(rows[f"lowered_{factor}"], rows[f"lowered_{factor}_change"], strict=True)]
     return out
 
 
-def _with_change(value: float, change: float, fmt: str, change_fmt: str) -> str:
-    text = fmt.format(value)
-    if pd.isna(change):
-        return text
-    return f"{text} <small>({change_fmt.format(change)})</small>"
+def _with_change(value: float, change: float, fmt: str, change_fmt: str) -> Cell:
+    return fmt.format(value), (None if pd.isna(change) else change_fmt.format(change))
 
 
 def _actual_text(row: pd.Series) -> str:
@@ -410,21 +415,6 @@ def _actual_text(row: pd.Series) -> str:
     if share < 1:
         return f"{row['actual_final']:,.0f} of {row['expected_final']:,.0f} expected ({share:.0%} final)"
     return f"{row['actual_final']:,.0f}"
-
-
-def _definitions(tables: ReportTables) -> str:
-    items = [
-        f"A lead is <b>lowered by</b> a factor when that factor costs it at least {-tables.lowered_at:g} "
-        f"log-odds against the model's average lead (its odds of converting cut by "
-        f"{1 - np.exp(tables.lowered_at):.0%} or more).",
-        "A source <b>got worse</b> when its mean log-odds fell by at least 0.1 and by more than three "
-        "standard errors of the change, so that the summary does not name sampling noise.",
-        "<b>Expected</b> conversions are the sum of the calibrated probabilities; <b>actual</b> counts "
-        "conversions only among leads whose outcome window has closed, so both cover the same leads.",
-        "Changes in brackets are against the same group in the previous quarter (pp = percentage points).",
-        "One model scores every quarter, so changes reflect the leads, not a change of model.",
-    ]
-    return "<ul>" + "".join(f"<li>{item}</li>" for item in items) + "</ul>"
 
 
 def _figure(width: float, height: float):

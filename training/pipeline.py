@@ -46,7 +46,7 @@ from training.metrics import Evaluation, evaluate
 from training.model import make_bundle, raw_scores
 from training.promotion import MODES, Decision, PromotionSettings, decide
 from training.record import bundle_metadata, run_metrics, run_params, write_artifacts
-from training.report import factor_importance
+from training.model_card import factor_importance
 from training.splits import Split, SplitReport, label_at, time_split
 
 _logger = logging.getLogger(__name__)
@@ -261,7 +261,7 @@ def _window_hint(frame: pd.DataFrame | None, schema: LeadSchema | None, report: 
 
 
 @dataclass
-class Candidate:
+class TrainedCandidate:
     """The served model (refitted on every used lead) and how its recipe scored where it was judged.
 
     `scored["model"]` holds, for every test lead, the probability from the model the same recipe
@@ -283,7 +283,7 @@ class Candidate:
 
 
 def fit_and_evaluate(split: Split, schema: LeadSchema, *, params: dict[str, Any] | None = None, seed: int = 0,
-                     clock: _Clock | None = None, half_life_days: float | None = None) -> Candidate:
+                     clock: _Clock | None = None, half_life_days: float | None = None) -> TrainedCandidate:
     """Judge the recipe fold by fold on leads it never saw, then refit it on every used lead and calibrate."""
     clock = clock or _Clock()
     pool, y = split.frame, split.y
@@ -317,7 +317,7 @@ def fit_and_evaluate(split: Split, schema: LeadSchema, *, params: dict[str, Any]
     evaluations: dict[str, Evaluation | None] = {
         name: evaluate(split.y_test, p, grades=schema.grades, groups=groups) for name, p in scored.items()}
     clock.lap("evaluation")
-    return Candidate(deployed=deployed, recipe=recipe, bundle=bundle, scored=scored, evaluations=evaluations,
+    return TrainedCandidate(deployed=deployed, recipe=recipe, bundle=bundle, scored=scored, evaluations=evaluations,
                      groups=groups, folds=folds, evaluated_rounds=evaluated.components.rounds)
 
 
@@ -365,7 +365,7 @@ def _parse_as_of(as_of: str | pd.Timestamp | None, name: str = "as_of") -> pd.Ti
 
 # -- champion and drift (optional pieces) --------------------------------------------------------------
 
-def _challenge_champion(client: Any, candidate: Candidate, split: Split, schema: LeadSchema, promote: str,
+def _challenge_champion(client: Any, candidate: TrainedCandidate, split: Split, schema: LeadSchema, promote: str,
                         settings: PromotionSettings, folder: Path) -> tuple[str | None, Decision]:
     """Score the current champion on the same test leads (added to the candidate's figures) and decide."""
     champion_before = tracking.alias_version(client, tracking.CHAMPION)

@@ -19,15 +19,15 @@ from serving.bundle import Bundle
 from training import plots, tracking
 from training.metrics import Evaluation
 from training.promotion import Decision, PromotionSettings
-from training.report import data_profile, model_card
+from training.model_card import data_profile, model_card
 from training.splits import Split, SplitReport
 
 if TYPE_CHECKING:
-    from training.pipeline import Candidate
+    from training.pipeline import TrainedCandidate
 
 
 def bundle_metadata(*, version: str, run_id: str, report: SplitReport, model_eval: Evaluation,
-                    candidate: Candidate, bundle: Bundle, data_sha: str) -> dict[str, Any]:
+                    candidate: TrainedCandidate, bundle: Bundle, data_sha: str) -> dict[str, Any]:
     """Bundle.metadata per the team contract, plus what a reader of the bundle alone needs."""
     return {
         "name": tracking.MODEL_NAME,
@@ -58,7 +58,7 @@ def bundle_metadata(*, version: str, run_id: str, report: SplitReport, model_eva
     }
 
 
-def run_params(report: SplitReport, candidate: Candidate, bundle: Bundle, schema: LeadSchema, data_path: Path,
+def run_params(report: SplitReport, candidate: TrainedCandidate, bundle: Bundle, schema: LeadSchema, data_path: Path,
                data_sha: str, promote: str, settings: PromotionSettings,
                champion_before: str | None) -> dict[str, Any]:
     params: dict[str, Any] = {
