@@ -612,7 +612,8 @@ def markdown(results: dict[str, Any]) -> str:
     for row in results.get("http", []):
         o, p = row["ours"], row["peer"]
         lines.append(f"| {row['concurrency']} | {o['p50_ms']:.2f} ms | {o['p95_ms']:.2f} ms | {o['p99_ms']:.2f} ms | "
-                     f"{o['throughput_rps']:,.0f} | {p['p50_ms']:.1f} ms | {p['p95_ms']:.1f} ms | {p['p99_ms']:.1f} ms | "
+                     f"{o['throughput_rps']:,.0f} | {p['p50_ms']:.1f} ms | {p['p95_ms']:.1f} ms | "
+                     f"{p['p99_ms']:.1f} ms | "
                      f"{p['throughput_rps']:,.0f} | {row['p50_ratio']}x faster | {row['throughput_ratio']}x |")
     b = results.get("batch")
     if b:
@@ -620,7 +621,8 @@ def markdown(results: dict[str, Any]) -> str:
                   (f"| `Scorer.explain` in process (explained, {b['leads_in_process']:,} leads; "
                   f"{b['in_process_explain_cpu_ms_per_lead']:.2f} CPU ms per lead) | "
                   f"{b['in_process_explain_leads_per_s']:,} |"),
-                  f"| `Scorer.predict_proba` in process (no explanation) | {b['in_process_predict_proba_leads_per_s']:,} |",
+                  ("| `Scorer.predict_proba` in process (no explanation) | "
+                   f"{b['in_process_predict_proba_leads_per_s']:,} |"),
                   f"| `Scorer.score` on records (full API response) | {b['in_process_score_records_leads_per_s']:,} |",
                   (f"| `POST /v1/score/batch`, {b['batch_size']:,} leads per request (explained) | "
                   f"{b['api_batch_leads_per_s']:,} |"),
@@ -655,11 +657,13 @@ def markdown(results: dict[str, Any]) -> str:
         if bp:
             lines += ["", (f"A batch (`Scorer.explain` on {bp['leads']:,} leads, wall / CPU seconds): encode "
                           f"{bp['encode_s']:.2f} / {bp['encode_cpu_s']:.2f}, TreeSHAP {bp['treeshap_s']:.2f} / "
-                          f"{bp['treeshap_cpu_s']:.2f}, raw scores {bp['raw_score_s']:.2f} / {bp['raw_score_cpu_s']:.2f}, "
+                          f"{bp['treeshap_cpu_s']:.2f}, raw scores {bp['raw_score_s']:.2f} / "
+                          f"{bp['raw_score_cpu_s']:.2f}, "
                           f"whole explain {bp['explain_total_s']:.2f} / {bp['explain_total_cpu_s']:.2f}: TreeSHAP is "
                           f"{bp['treeshap_s'] / bp['explain_total_s']:.0%} of it.")]
         lines += ["", (f"The explanation (exact TreeSHAP over {sp['trees']} trees, compiled with numba) costs "
-                      f"{ph['treeshap_contributions']:,.0f} µs per lead, {sp['explanation_share_of_request']:.0%} of the "
+                      f"{ph['treeshap_contributions']:,.0f} µs per lead, "
+                      f"{sp['explanation_share_of_request']:.0%} of the "
                       f"request; LightGBM's own `pred_contrib` on the same lead takes "
                       f"{ph.get('lightgbm_pred_contrib', float('nan')):,.0f} µs.")]
     r = results.get("reload_under_load")
@@ -702,7 +706,7 @@ def readme_summary(results: dict[str, Any], table: str) -> str:
     lines = table.splitlines()
     http_end = next(i for i, line in enumerate(lines) if line.startswith("**Batch**")) \
         if any(line.startswith("**Batch**") for line in lines) else len(lines)
-    out = [line for line in lines[:http_end]]
+    out = list(lines[:http_end])
     b, c, prof = results.get("batch"), results.get("cold_start"), results.get("profile")
     trainings = {t["leads"]: t for t in results.get("training", [])}
     facts = []
@@ -712,7 +716,8 @@ def readme_summary(results: dict[str, Any], table: str) -> str:
                      f"(`predict_proba`) {b['in_process_predict_proba_leads_per_s']:,} leads/s.")
     if trainings:
         facts.append("Training (`leadscore train`): " + "; ".join(
-            f"{n:,} leads in {t['wall_s']:.0f} s, peak {t['peak_rss_mib']:,.0f} MiB" for n, t in sorted(trainings.items()))
+            f"{n:,} leads in {t['wall_s']:.0f} s, peak {t['peak_rss_mib']:,.0f} MiB"
+            for n, t in sorted(trainings.items()))
             + ".")
     if c:
         facts.append(f"Cold start to the first scored request: {c['ours_first_score_s']:.1f} s "

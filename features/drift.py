@@ -175,7 +175,7 @@ def _bin_numbers(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
 def _edge_labels(edges: np.ndarray) -> list[str]:
     if edges.size == 0:
         return ["all values"]
-    inner = [f"[{lo:g}, {hi:g})" for lo, hi in zip(edges[:-1], edges[1:])]
+    inner = [f"[{lo:g}, {hi:g})" for lo, hi in zip(edges[:-1], edges[1:], strict=True)]
     return [f"< {edges[0]:g}", *inner, f">= {edges[-1]:g}"]
 
 

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 import yaml
 
@@ -539,7 +540,7 @@ def _leak_by_values(info: _Column, sample: _Sample) -> str | None:
     return f"possible leakage, {why}" if why else None
 
 
-def _one_side(n: np.ndarray, k: np.ndarray, base: float) -> np.ndarray:
+def _one_side(n: npt.ArrayLike, k: npt.ArrayLike, base: float) -> np.ndarray:
     """Per level with n leads and k conversions: 1 when (almost) only converted, -1 when only lost, else 0."""
     n, k = np.asarray(n, dtype=float), np.asarray(k, dtype=float)
     lost_expected, conv_expected = n * (1 - base), n * base
@@ -586,7 +587,7 @@ def _one_sided_levels(values: pd.Series, y: np.ndarray) -> str | None:
     if max(held_conv, held_lost) < PURE_CLASS_SHARE:
         return None
     parts = []
-    for wanted, word in ((1, "converted"), (-1, "lost")):
+    for wanted in (1, -1):  # converted, then lost
         levels = np.flatnonzero(side == wanted)
         if not len(levels):
             continue
@@ -722,7 +723,7 @@ def _matching_position(words: list[str], keywords: list[str]) -> int | None:
         parts = keyword.split("_")
         for end in range(len(parts) - 1, len(words)):
             window = words[end - len(parts) + 1:end + 1]
-            if all(_word_matches(w, k) for w, k in zip(window, parts)):
+            if all(_word_matches(w, k) for w, k in zip(window, parts, strict=True)):
                 best = end if best is None else max(best, end)
     return best
 

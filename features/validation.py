@@ -202,7 +202,8 @@ def _check_dates(frame: pd.DataFrame, schema: LeadSchema, now: pd.Timestamp, ids
         early = converted < created
         if early.any():
             issues.append(_issue(ERROR, schema.converted_at, f"{_plural(int(early.sum()), 'lead')} with a "
-                                 "conversion date before the creation date", early, frame[schema.converted_at], ids, max_examples))
+                                 "conversion date before the creation date", early, frame[schema.converted_at], ids,
+                                 max_examples))
     if converted is not None and schema.target_column in frame.columns:
         issues += _conversion_date_agrees(frame, schema, converted, ids, max_examples)
     return issues
@@ -239,8 +240,9 @@ def _check_feature(values: pd.Series, spec: FeatureSpec, ids: pd.Series | None, 
                              bad, values, ids, max_examples))
     if spec.type in ("numeric", "integer"):
         numbers = cast.astype("Float64")
-        for bound, mask, word in ((spec.min, numbers < spec.min if spec.min is not None else None, "below the minimum"),
-                                  (spec.max, numbers > spec.max if spec.max is not None else None, "above the maximum")):
+        below = numbers < spec.min if spec.min is not None else None
+        above = numbers > spec.max if spec.max is not None else None
+        for bound, mask, word in ((spec.min, below, "below the minimum"), (spec.max, above, "above the maximum")):
             if mask is not None and mask.fillna(False).any():
                 mask = mask.fillna(False).astype(bool)
                 issues.append(_issue(ERROR, spec.name, f"{_plural(int(mask.sum()), 'value')} {word} "
@@ -294,7 +296,8 @@ def _examples(issue: Issue, max_examples: int) -> str:
     label = "row" if len(rows) == 1 else "rows"
     text = f"{label} {', '.join(map(str, rows))}"
     if issue.ids and issue.values and list(issue.ids[:max_examples]) != list(issue.values[:max_examples]):
-        cells = ", ".join(f"{i}={v}" for i, v in zip(issue.ids[:max_examples], issue.values[:max_examples]))
+        pairs = zip(issue.ids[:max_examples], issue.values[:max_examples], strict=True)
+        cells = ", ".join(f"{i}={v}" for i, v in pairs)
         text += f" (id=value: {cells})"
     elif issue.values:
         text += f" ({', '.join(issue.values[:max_examples])})"

@@ -54,7 +54,8 @@ def score_file(*, scorer: Scorer, data: Path, out: Path, chunk_rows: int = CHUNK
                progress: bool = False) -> dict[str, Any]:
     """Stream `data` through `scorer.explain` into `out` atomically; returns row and grade counts."""
     writer = _TableWriter(out)
-    rows, grades = 0, Counter()
+    rows = 0
+    grades: Counter[str] = Counter()
     try:
         missing = _check_columns(read_header(data), scorer, data.name)  # before any row is read
         for chunk in iter_table(data, chunk_rows=chunk_rows):

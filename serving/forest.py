@@ -201,9 +201,12 @@ class _Builder:
         return index
 
     def _arrays(self) -> Forest:
-        paths = sorted((p for p in zip(self.leaf_value, self.leaf_paths) if p[1]),
+        paths = sorted((p for p in zip(self.leaf_value, self.leaf_paths, strict=True) if p[1]),
                        key=lambda item: len({step[0] for step in item[1]}))
-        path_value, slot_start, slot_feature, slot_zero = [], [0], [], []
+        path_value: list[float] = []
+        slot_start: list[int] = [0]
+        slot_feature: list[int] = []
+        slot_zero: list[float] = []
         cond_slot, cond_node, cond_left = [], [], []
         max_k = 1
         for value, path in paths:

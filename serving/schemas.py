@@ -96,8 +96,9 @@ class RequestModels:
         self.schema = schema
         self.max_batch = max_batch
         self.lead = _lead_model(schema)
-        self.batch = create_model("LeadBatch", __config__=ConfigDict(extra="forbid"),
-                                  leads=(list[self.lead], Field(min_length=1, max_length=max_batch)))
+        leads: Any = list.__class_getitem__(self.lead)  # list[LeadIn], built at run time from the schema
+        self.batch: Any = create_model("LeadBatch", __config__=ConfigDict(extra="forbid"),
+                                       leads=(leads, Field(min_length=1, max_length=max_batch)))
         self.example = example_lead(schema)
 
     def parse_lead(self, body: bytes) -> dict[str, Any]:
@@ -147,7 +148,7 @@ def _lead_model(schema: LeadSchema) -> type[BaseModel]:
 
 
 def _annotation(spec: FeatureSpec) -> Any:
-    bounds = {"ge": spec.min, "le": spec.max}
+    bounds: dict[str, Any] = {"ge": spec.min, "le": spec.max}
     if spec.type == "numeric":
         return Annotated[float, Field(allow_inf_nan=False, **bounds)] | None
     if spec.type == "integer":

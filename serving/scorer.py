@@ -26,7 +26,7 @@ import pandas as pd
 from features.factors import FACTORS, factor_impacts, factor_matrix
 from features.grades import assign_grades
 from serving import explain as ex
-from serving.bundle import Bundle
+from serving.bundle import Bundle, part
 from serving.forest import Forest, numba_available
 
 _logger = logging.getLogger(__name__)
@@ -58,7 +58,7 @@ class Scorer:
         self._reason_present = np.array([s.reason or f"{s.label} lowers the score" for s in self.schema.features],
                                         dtype=object)
         self._reason_missing = np.array([s.reason_missing or r for s, r in
-                                         zip(self.schema.features, self._reason_present)], dtype=object)
+                                         zip(self.schema.features, self._reason_present, strict=True)], dtype=object)
         self.baseline_probability = float(bundle.calibrator(bundle.baseline_raw))
 
     @classmethod
@@ -87,25 +87,25 @@ class Scorer:
         """Log-odds for an encoded matrix, equal to `Bundle.raw_scores` (LightGBM's raw_score for trees)."""
         w = self._tree_weight
         if w == 0.0:
-            return self._linear.raw(X)
-        trees = self._forest.raw(X) if self._forest is not None else self._booster.predict(X, raw_score=True)
+            return part(self._linear).raw(X)
+        trees = self._forest.raw(X) if self._forest is not None else part(self._booster).predict(X, raw_score=True)
         if w == 1.0:
             return trees
-        return w * trees + (1.0 - w) * self._linear.raw(X)
+        return w * trees + (1.0 - w) * part(self._linear).raw(X)
 
     def contributions(self, X: np.ndarray) -> np.ndarray:
         """Exact Shapley values per feature plus the baseline column (pred_contrib's layout): TreeSHAP
         for trees, term - mean for the logistic model, their weighted sum for a blend."""
         w = self._tree_weight
         if w == 0.0:
-            return self._linear.contributions(X)
+            return part(self._linear).contributions(X)
         if self._forest is not None:
             trees = self._forest.contributions(X)
         else:
-            trees = self._booster.predict(X, pred_contrib=True)
+            trees = part(self._booster).predict(X, pred_contrib=True)
         if w == 1.0:
             return trees
-        return w * trees + (1.0 - w) * self._linear.contributions(X)
+        return w * trees + (1.0 - w) * part(self._linear).contributions(X)
 
     def probability(self, raw: np.ndarray | float) -> np.ndarray:
         return self.bundle.calibrator(raw)
@@ -188,8 +188,8 @@ class Scorer:
         id_col = self.schema.id_column
         ids = chunk[id_col].astype("string").to_numpy(dtype=object, na_value=None) if id_col in chunk.columns \
             else np.full(len(chunk), None, dtype=object)
-        columns: dict[str, Any] = {"lead_id": pd.array(ids, dtype="string"), "probability": prob, "score": score, "grade": grade,
-                                   "raw_score": raw}
+        columns: dict[str, Any] = {"lead_id": pd.array(ids, dtype="string"), "probability": prob, "score": score,
+                                   "grade": grade, "raw_score": raw}
         for k, key in enumerate(FACTORS):
             columns[f"impact_{key}"] = impacts[:, k]
         columns["top_lowering_factor"] = pd.array(factor, dtype="string")  # one dtype even if all None
@@ -208,7 +208,8 @@ class Scorer:
         missing = np.isnan(X[np.arange(n), j])
         reason = np.where(missing, self._reason_missing[j], self._reason_present[j])
         factor = np.asarray(FACTORS, dtype=object)[k]
-        return np.where(lowered, factor, None), np.where(lowered, reason, None)
+        none = np.full(n, None, dtype=object)
+        return np.where(lowered, factor, none), np.where(lowered, reason, none)
 
 
 def _chunks(frame: pd.DataFrame, rows: int) -> Iterator[pd.DataFrame]:

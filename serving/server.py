@@ -6,7 +6,7 @@ import json
 import logging
 import os
 import tempfile
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
@@ -62,7 +62,7 @@ def load_settings(**overrides: object) -> Settings:
     """Environment settings with the command line's flags on top; bad values become one line."""
     from serving.settings import Settings
 
-    given = {k: v for k, v in overrides.items() if v is not None}
+    given: dict[str, Any] = {k: v for k, v in overrides.items() if v is not None}
     try:
         return Settings(**given)
     except ValidationError as exc:

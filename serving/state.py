@@ -7,6 +7,7 @@ reference in between never changes a request half-way: in-flight requests finish
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from typing import Any
 
@@ -58,10 +59,9 @@ class ModelState:
         while True:
             await asyncio.sleep(interval_s)
             if self.signal.changed():
-                try:
+                # a failure is logged and kept for /readyz by load(); this worker serves its old model
+                with contextlib.suppress(LeadscoreError):
                     await self.load(announce=False)
-                except LeadscoreError:
-                    pass  # logged and kept for /readyz by load(); this worker serves its old model
 
     def _swap(self, scorer: Scorer) -> None:
         self.scorer = scorer  # one reference assignment: atomic for every reader

@@ -207,9 +207,8 @@ def _log_to_mlflow(result: BacktestResult, data_path: Path, uri: str) -> None:
     """One parent run (table, chart, averages) and one nested run per quarter."""
     table = result.table
     quarters = list(dict.fromkeys(table["quarter"]))
-    with tracking.use_tracking(uri) as client:
-        with tracking.start_run(client, uri, f"backtest {quarters[0]}..{quarters[-1]}",
-                                tags={"leadscore.kind": "backtest"}) as parent_id:
+    with tracking.use_tracking(uri) as client, tracking.start_run(
+            client, uri, f"backtest {quarters[0]}..{quarters[-1]}", tags={"leadscore.kind": "backtest"}) as parent_id:
             result.run_id = parent_id
             tracking.log_params({"data_file": data_path.name, "first_quarter": quarters[0],
                                  "last_quarter": quarters[-1], "quarters": len(quarters),

@@ -66,8 +66,8 @@ def data_profile(frame: pd.DataFrame, schema: LeadSchema, *, sample: int = PROFI
     roles = {schema.id_column: "id", schema.target_column: "target"}
     roles.update({c: "date" for c in (schema.created_at, schema.converted_at) if c})
     roles.update({f.name: f"feature ({f.type}, {f.factor})" for f in schema.features})
-    roles.update({c: "context" for c in schema.context})
-    roles.update({c: "excluded" for c in schema.excluded})
+    roles.update(dict.fromkeys(schema.context, "context"))
+    roles.update(dict.fromkeys(schema.excluded, "excluded"))
     part = frame.sample(sample, random_state=seed) if len(frame) > sample else frame
     rows = []
     for column in frame.columns:
@@ -87,6 +87,8 @@ def model_card(*, bundle: Bundle, report: SplitReport, evaluations: Mapping[str,
     """The Markdown page a reviewer reads before trusting the model."""
     meta = bundle.metadata
     model = evaluations["model"]
+    if model is None:
+        raise ValueError("a model card needs the model's evaluation")
     lines = [
         f"# Model card: {meta.get('name', 'lead-conversion')} version {meta.get('version', '?')}",
         "",
@@ -96,7 +98,8 @@ def model_card(*, bundle: Bundle, report: SplitReport, evaluations: Mapping[str,
          "after the evaluation below."),
         "",
         "## Training",
-        f"- as-of: {report.as_of or 'n/a'}; trained at {meta.get('trained_at', '?')}; MLflow run `{meta.get('run_id')}`",
+        (f"- as-of: {report.as_of or 'n/a'}; trained at {meta.get('trained_at', '?')}; "
+         f"MLflow run `{meta.get('run_id')}`"),
         (f"- data: `{data_name}` (sha256 `{data_fingerprint[:16]}`), window {report.data_window['start']} to "
          f"{report.data_window['end']}"),
         (f"- split: {report.method}; train {_window(report.train_window)} ({report.n_train:,} leads, "
@@ -138,8 +141,9 @@ def model_card(*, bundle: Bundle, report: SplitReport, evaluations: Mapping[str,
     return "\n".join(lines) + "\n"
 
 
-def _metrics_table(evaluations: Mapping[str, Evaluation | None]) -> str:
-    names = [n for n, e in evaluations.items() if e is not None]
+def _metrics_table(all_evaluations: Mapping[str, Evaluation | None]) -> str:
+    evaluations = {n: e for n, e in all_evaluations.items() if e is not None}
+    names = list(evaluations)
     rows = [("ROC AUC", "roc_auc"), ("PR AUC", "pr_auc"), ("log loss", "log_loss"), ("Brier", "brier"),
             ("ECE", "ece")]
     out = ["| metric | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]

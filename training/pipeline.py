@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,9 +45,9 @@ from training.family import (
 from training.linear import log_loss_from_raw
 from training.metrics import Evaluation, evaluate
 from training.model import make_bundle, raw_scores
+from training.model_card import factor_importance
 from training.promotion import MODES, Decision, PromotionSettings, decide
 from training.record import bundle_metadata, run_metrics, run_params, write_artifacts
-from training.model_card import factor_importance
 from training.splits import Split, SplitReport, label_at, time_split
 
 _logger = logging.getLogger(__name__)
@@ -136,8 +137,8 @@ def train(data_path: str | Path, schema_path: str | Path | None = None, as_of: s
     schema = schema_for(data_path, schema_path)
     frame = load_history(data_path, schema)
     clock.lap("load")
-    split = time_split(label_at(frame, schema, _parse_as_of(as_of), export_date=_parse_as_of(export_date, "export_date")),
-                       schema, seed=seed)
+    labelled = label_at(frame, schema, _parse_as_of(as_of), export_date=_parse_as_of(export_date, "export_date"))
+    split = time_split(labelled, schema, seed=seed)
     check_split(split, frame, schema)
     clock.lap("split")
     if half_life_days is not None and not half_life_days > 0:
@@ -155,7 +156,7 @@ def train(data_path: str | Path, schema_path: str | Path | None = None, as_of: s
         with tracking.start_run(client, uri, f"train as of {_day(split.report.as_of)}") as run_id:
             bundle = candidate.bundle
             bundle.metadata = bundle_metadata(version=tracking.next_version(client), run_id=run_id,
-                                              report=split.report, model_eval=candidate.evaluations["model"],
+                                              report=split.report, model_eval=candidate.model_evaluation,
                                               candidate=candidate, bundle=bundle, data_sha=data_sha)
             drift = _drift_table(frame, split, schema)
             importance = factor_importance(bundle, split.test, seed=seed)
@@ -281,6 +282,14 @@ class TrainedCandidate:
     def fitted(self) -> Calibrated:  # the name older callers use
         return self.deployed
 
+    @property
+    def model_evaluation(self) -> Evaluation:
+        """The served recipe's test-quarter figures (always computed; only the baseline's may be missing)."""
+        found = self.evaluations["model"]
+        if found is None:
+            raise TrainingError("the model was not evaluated on the test leads", field="model")
+        return found
+
 
 def fit_and_evaluate(split: Split, schema: LeadSchema, *, params: dict[str, Any] | None = None, seed: int = 0,
                      clock: _Clock | None = None, half_life_days: float | None = None) -> TrainedCandidate:
@@ -370,7 +379,7 @@ def _challenge_champion(client: Any, candidate: TrainedCandidate, split: Split, 
     """Score the current champion on the same test leads (added to the candidate's figures) and decide."""
     champion_before = tracking.alias_version(client, tracking.CHAMPION)
     champion_p, note, champion_as_of = _score_champion(client, champion_before, split.test, folder)
-    model = candidate.evaluations["model"]
+    model = candidate.model_evaluation
     champion = None
     if champion_p is not None:
         champion = evaluate(split.y_test, champion_p, grades=schema.grades, groups=candidate.groups)
@@ -397,7 +406,7 @@ def _register_and_export(client: Any, bundle: Bundle, run_id: str, decision: Dec
     bundle_dir = registry.save_model(bundle, models_dir / tracking.MODEL_NAME / version)
     tracking.tag_version(client, version, {"decision": decision.reason, "as_of": report.as_of,
                                            "test_quarter": report.test_quarter,
-                                           "log_loss": f"{bundle.metadata['metrics'].get('log_loss', float('nan')):.5f}"})
+                                           "log_loss": f"{bundle.metadata['metrics'].get('log_loss', math.nan):.5f}"})
     tracking.set_alias(client, tracking.CHALLENGER, version)
     if decision.promote:
         tracking.set_alias(client, tracking.CHAMPION, version)

@@ -18,8 +18,8 @@ from features.schema import LeadSchema
 from serving.bundle import Bundle
 from training import plots, tracking
 from training.metrics import Evaluation
-from training.promotion import Decision, PromotionSettings
 from training.model_card import data_profile, model_card
+from training.promotion import Decision, PromotionSettings
 from training.splits import Split, SplitReport
 
 if TYPE_CHECKING:
@@ -120,7 +120,7 @@ def write_artifacts(folder: Path, *, bundle: Bundle, split: Split, scored: dict[
     plots.importance_chart(importance, charts / "factor_importance.png")
     importance.to_csv(folder / "factor_importance.csv", index=False)
     holdout = pd.DataFrame({"lead_id": split.test[bundle.schema.id_column].astype("string").to_numpy(),
-                            "converted": split.y_test, **{name: p for name, p in scored.items()}})
+                            "converted": split.y_test, **scored})
     holdout.to_csv(folder / "test_predictions.csv", index=False)
     profile = data_profile(frame, bundle.schema)
     profile.to_csv(folder / "data_profile.csv", index=False)

@@ -14,9 +14,9 @@ adapts to how much the export holds:
   before it, train = every earlier quarter; used while there are three such quarters and the valid
   and test quarters each hold MIN_HOLDOUT_POSITIVES conversions (and as many non-conversions);
 - time_ordered: otherwise the mature leads are cut by creation time (70% / 15% / 15%);
-- rolling_origin: small data (fewer than SMALL_DATA_POSITIVES mature conversions), the newest ROLLING_SHARE of the leads is cut into ROLLING_FOLDS blocks and each block is scored
-  by a model fitted on everything before it (expanding window); metrics are pooled, with the mean and
-  spread across folds;
+- rolling_origin: small data (fewer than SMALL_DATA_POSITIVES mature conversions), the newest
+  ROLLING_SHARE of the leads is cut into ROLLING_FOLDS blocks and each block is scored by a model fitted
+  on everything before it (expanding window); metrics are pooled, with the mean and spread across folds;
 - stratified_random: without a created-at column there is no time; the report says so.
 
 Each fold says what its model may learn from (`fit`), which newest slice of that chooses the rounds,
@@ -144,10 +144,10 @@ class Split:
     test: pd.DataFrame
     y_test: np.ndarray
     report: SplitReport = field(repr=False)
-    frame: pd.DataFrame = field(default=None, repr=False)  # type: ignore[assignment]
-    y: np.ndarray = field(default=None, repr=False)  # type: ignore[assignment]
+    frame: pd.DataFrame = field(default=None, repr=False)
+    y: np.ndarray = field(default=None, repr=False)  # type: ignore[arg-type]
     folds: tuple[Fold, ...] = ()
-    deploy_select: np.ndarray = field(default=None, repr=False)  # type: ignore[assignment]
+    deploy_select: np.ndarray = field(default=None, repr=False)  # type: ignore[arg-type]
 
     @property
     def test_positions(self) -> np.ndarray:
@@ -211,7 +211,7 @@ def label_at(frame: pd.DataFrame, schema: LeadSchema, as_of: pd.Timestamp | str 
     if schema.converted_at and schema.converted_at in kept.columns:
         converted_at = pd.to_datetime(kept[schema.converted_at], errors="coerce").to_numpy()
         deadline = (created[usable] + pd.Timedelta(days=schema.outcome_window_days)).to_numpy()
-        late = (converted_at > as_of.to_datetime64()) | (converted_at > deadline)
+        late = (converted_at > pd.Timestamp(as_of).to_datetime64()) | (converted_at > deadline)
         y = np.where(late, 0, y).astype(np.int8)
     return Labelled(kept, y, as_of, n_rows, left, as_of_source=source)
 

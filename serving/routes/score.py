@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, Request, Response
 from pydantic_core import to_json
 
@@ -10,7 +12,7 @@ from serving.deps import MetricsDep, ScorerDep, SettingsDep, models_for
 from serving.schemas import BatchResponse, ErrorBody, ScoreResponse
 
 router = APIRouter(prefix="/v1", tags=["scoring"])
-_ERRORS = {code: {"model": ErrorBody} for code in (400, 413, 422, 503)}
+_ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": ErrorBody} for code in (400, 413, 422, 503)}
 
 
 @router.post("/score", response_model=None, responses={200: {"model": ScoreResponse}, **_ERRORS},

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 
 import pytest
+
 from support.fuzz import build_app, fuzz, response_problem
 from support.hardening import Registry
 

@@ -12,13 +12,13 @@ from collections.abc import Iterator
 
 import pytest
 from fastapi.testclient import TestClient
-from support.hardening import Registry
-from support.http_load import post
 from pydantic import ValidationError
 
 from serving.main import create_app
 from serving.scorer import Scorer
 from serving.settings import Settings
+from support.hardening import Registry
+from support.http_load import post
 
 LEAD = {"lead_id": "L-1", "industry": "software", "web_visits": 3}
 

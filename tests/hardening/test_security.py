@@ -11,13 +11,13 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from support.fuzz import LEAK_MARKERS
-from support.hardening import Registry
 
 from serving.deps import get_scorer
 from serving.main import create_app
 from serving.scorer import Scorer
 from serving.settings import Settings
+from support.fuzz import LEAK_MARKERS
+from support.hardening import Registry
 
 ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "s3cret-admin-token"

@@ -65,7 +65,7 @@ def as_records(frame: pd.DataFrame, columns: list[str]) -> list[dict[str, Any]]:
     """DataFrame rows as the JSON-like dicts a CRM would send (missing as None, plain Python types)."""
     out = []
     for row in frame[columns].astype(object).to_numpy():
-        out.append({c: _plain(v) for c, v in zip(columns, row)})
+        out.append({c: _plain(v) for c, v in zip(columns, row, strict=True)})
     return out
 
 

@@ -99,7 +99,7 @@ def test_contributions_are_exact_interventional_shapley_values(linear: LinearMod
     background = X
     n = len(players)
     for lead in X[[5, 123, 4000]]:
-        def value(coalition: tuple[int, ...]) -> float:
+        def value(coalition: tuple[int, ...], lead: np.ndarray = lead) -> float:
             z = np.repeat(lead[None, :], len(background), axis=0)
             absent = [p for p in players if p not in coalition]
             z[:, absent] = background[:, absent]

@@ -16,8 +16,7 @@ from features.errors import DataError
 from features.factors import FACTORS
 from features.schema import LeadSchema, schema_from_dict
 from features.synthetic import QUALITY_FACTORS, bundled_schema, generate, write_history
-from serving.report import (ALL, LOWERED_AT, build_report, render_html, report_window, worsened_groups,
-                            write_report)
+from serving.report import ALL, LOWERED_AT, build_report, render_html, report_window, worsened_groups, write_report
 
 
 def truth_explained(leads: pd.DataFrame, truth: pd.DataFrame, schema: LeadSchema) -> pd.DataFrame:
@@ -111,7 +110,8 @@ def test_grade_mix_sums_to_one(tables):
 
 
 def test_lowered_share_counts_leads_whose_factor_costs_enough(tables, explained, history):
-    mask = ((history.leads["lead_source"] == "purchased_list") & (history.leads["created_at"] >= "2026-07-01")).to_numpy()
+    leads = history.leads
+    mask = ((leads["lead_source"] == "purchased_list") & (leads["created_at"] >= "2026-07-01")).to_numpy()
     expected = (explained.loc[mask, "impact_readiness"] <= LOWERED_AT).mean()
     assert _row(tables, "lead_source", "purchased_list")["lowered_readiness"] == pytest.approx(expected)
     # Purchased lists carry no web tracking: readiness is what lowers them most.

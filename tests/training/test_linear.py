@@ -56,7 +56,7 @@ def test_terms_follow_the_schema(history, newest, encoder, schema: LeadSchema) -
     leads, y = history
     model = fit_linear(encoder.transform(leads[~newest]), y[~newest], encoder)
     assert model.feature_names == schema.feature_names
-    for spec, term in zip(schema.features, model.terms):
+    for spec, term in zip(schema.features, model.terms, strict=True):
         if spec.is_categorical:
             assert isinstance(term, CategoricalTerm) and len(term.weights) == len(encoder.levels_[spec.name])
         else:
