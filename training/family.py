@@ -31,6 +31,7 @@ from features.encoding import LeadEncoder
 from features.schema import LeadSchema
 from serving.linear import LinearModel
 from training.calibrate import fit_calibrator
+from training.evidence import best_with_evidence, platt_losses
 from training.linear import fit_linear, select_C
 from training.model import DEFAULT_PARAMS, EARLY_STOPPING_ROUNDS, MAX_ROUNDS, size_params
 
@@ -42,7 +43,7 @@ CROSS_FIT_MAX_ROWS = 300_000   # above this, one more fit costs more than cross-
 MAX_ROUND_SCALE = 1.5          # a refit on more leads gets proportionally more rounds, at most this many times
 MIN_ROUNDS = 10
 BLEND_PRIOR = 0.5              # the weight kept unless the validation leads clearly prefer another
-EVIDENCE_SE = 2.0
+LEARNING_BUDGET = 10.0         # prior rounds x learning rate: LightGBM's own defaults (100 rounds at 0.1)
 
 
 def family_of(tree_weight: float) -> str:
@@ -60,6 +61,7 @@ class Recipe:
     params: dict[str, Any]
     losses: dict[str, float] = field(default_factory=dict)  # validation log loss per candidate
     half_life_days: float | None = None  # recency weighting: a lead this much older than the newest counts half
+    valid_auc: float = math.nan  # how well a model of the older leads ranked the newest slice (drift shows here)
 
     @property
     def family(self) -> str:
@@ -115,11 +117,12 @@ def choose_recipe(train: pd.DataFrame, y_train: np.ndarray, valid: pd.DataFrame,
     dtrain = lgb.Dataset(X_train, label=y_train, weight=weights, feature_name=encoder.feature_names,
                          categorical_feature=encoder.categorical_indices, free_raw_data=True)
     dvalid = lgb.Dataset(X_valid, label=y_valid, reference=dtrain)
-    booster = lgb.train(lgb_params, dtrain, num_boost_round=MAX_ROUNDS, valid_sets=[dvalid], valid_names=["valid"],
-                        callbacks=[lgb.early_stopping(EARLY_STOPPING_ROUNDS, verbose=False)])
-    rounds = booster.best_iteration or booster.current_iteration()
-    if rounds < booster.current_iteration():
-        booster = booster.model_from_string(booster.model_to_string(num_iteration=rounds))
+    prior_rounds = default_rounds(lgb_params)
+    booster = lgb.train(lgb_params, dtrain, num_boost_round=max(MAX_ROUNDS, prior_rounds), valid_sets=[dvalid],
+                        valid_names=["valid"], callbacks=[_early_stopping_after(prior_rounds, EARLY_STOPPING_ROUNDS)],
+                        keep_training_booster=True)  # keep the rounds after the best: the prior may need them
+    rounds = _rounds_with_evidence(booster, X_valid, y_valid, prior_rounds)
+    booster = lgb.Booster(model_str=booster.model_to_string(num_iteration=rounds))
     raw_trees = booster.predict(X_valid, raw_score=True)
 
     linear, C, raw_linear = None, 1.0, np.zeros(len(valid))
@@ -128,12 +131,15 @@ def choose_recipe(train: pd.DataFrame, y_train: np.ndarray, valid: pd.DataFrame,
         linear = fit_linear(X_train, y_train, encoder, C=C, sample_weight=weights, seed=seed)
         raw_linear = linear.raw(X_valid)
     allowed = [w for w in BLEND_WEIGHTS if family_of(w) in families]
-    per_lead = {w: _platt_losses(w * raw_trees + (1 - w) * raw_linear, y_valid) for w in allowed}
+    # heavier tree weights first: on equal loss the trees win
+    per_lead = {w: platt_losses(w * raw_trees + (1 - w) * raw_linear, y_valid) for w in sorted(allowed, reverse=True)}
     losses = {f"w={w:.1f}": float(per_lead[w].mean()) for w in allowed}
-    tree_weight = _weight_with_evidence(per_lead)
+    tree_weight = best_with_evidence(per_lead, BLEND_PRIOR)
+    valid_auc = _auc(y_valid, tree_weight * raw_trees + (1 - tree_weight) * raw_linear)
     _logger.info("family: %s (tree weight %.1f, %d rounds, C=%g)", family_of(tree_weight), tree_weight, rounds, C)
     recipe = Recipe(rounds=rounds, n_rows_chosen=len(train), C=C, tree_weight=float(tree_weight),
-                    params=lgb_params, losses=losses, half_life_days=half_life_days)
+                    params=lgb_params, losses=losses, half_life_days=half_life_days,
+                    valid_auc=valid_auc)
     chooser = Components(encoder=encoder, booster=booster if tree_weight > 0 else None,
                          linear=linear if tree_weight < 1 else None, tree_weight=float(tree_weight), rounds=rounds)
     return recipe, chooser
@@ -220,30 +226,40 @@ def _halves(y: np.ndarray, seed: int) -> np.ndarray:
     return half
 
 
-def _weight_with_evidence(per_lead: dict[float, np.ndarray]) -> float:
-    """The best weight, if the valid leads show it beats the even blend; otherwise the even blend.
-
-    One small or drifting validation window is weak evidence, and an even blend is rarely far behind
-    the better of its two parts; so the weight moves away from 0.5 only when its per-lead log loss is
-    lower by more than EVIDENCE_SE standard errors (the one-standard-error rule).
-    """
-    best = min(per_lead, key=lambda w: (per_lead[w].mean(), -w))
-    if BLEND_PRIOR not in per_lead or best == BLEND_PRIOR:
-        return float(best)
-    gain = per_lead[BLEND_PRIOR] - per_lead[best]
-    se = gain.std(ddof=1) / math.sqrt(len(gain)) if len(gain) > 1 else np.inf
-    return float(best) if gain.mean() > EVIDENCE_SE * se else BLEND_PRIOR
+def default_rounds(params: dict[str, Any]) -> int:
+    """LightGBM's rounds when the validation leads give no clear reason for another number."""
+    return max(MIN_ROUNDS, int(math.ceil(LEARNING_BUDGET / float(params.get("learning_rate", 0.1)))))
 
 
-def _platt_losses(raw: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Per-lead validation log loss after the best two-parameter map a*raw + b (fitted on the same leads)."""
-    from sklearn.linear_model import LogisticRegression
+def _early_stopping_after(min_rounds: int, patience: int) -> Any:
+    """LightGBM's early stopping, except that it never stops before `min_rounds`: the rounds the
+    evidence rule compares against must exist."""
+    best: dict[str, Any] = {"score": math.inf, "iteration": 0, "results": []}
 
-    raw = np.asarray(raw, dtype=np.float64).reshape(-1, 1)
-    y = np.asarray(y, dtype=np.float64)
-    if np.ptp(raw) == 0:
-        rate = float(np.clip(np.mean(y), 1e-6, 1 - 1e-6))
-        z = np.full(len(y), math.log(rate / (1 - rate)))
-    else:
-        z = LogisticRegression(C=1e6).fit(raw, y).decision_function(raw)
-    return np.logaddexp(0.0, z) - y * z
+    def callback(env: Any) -> None:
+        results = env.evaluation_result_list
+        score = float(results[0][2])
+        if score < best["score"]:
+            best.update(score=score, iteration=env.iteration, results=results)
+        if env.iteration + 1 >= min_rounds and env.iteration - best["iteration"] >= patience:
+            raise lgb.callback.EarlyStopException(best["iteration"], best["results"])
+
+    callback.order = 30  # type: ignore[attr-defined]  # after LightGBM's evaluation logging
+    return callback
+
+
+def _rounds_with_evidence(booster: lgb.Booster, X_valid: np.ndarray, y_valid: np.ndarray, prior: int) -> int:
+    """Early stopping's best rounds if the validation leads clearly prefer them to the prior's."""
+    best = booster.best_iteration or booster.current_iteration()
+    prior = min(prior, booster.current_iteration())
+    if best == prior:
+        return best
+    per_lead = {r: platt_losses(booster.predict(X_valid, raw_score=True, num_iteration=r), y_valid)
+                for r in (best, prior)}
+    return best_with_evidence(per_lead, prior)
+
+
+def _auc(y: np.ndarray, score: np.ndarray) -> float:
+    from sklearn.metrics import roc_auc_score
+
+    return float(roc_auc_score(y, score)) if 0 < np.sum(y) < len(y) else math.nan

@@ -28,11 +28,13 @@ from threadpoolctl import threadpool_limits
 
 from features.encoding import LeadEncoder
 from serving.linear import CategoricalTerm, LinearModel, NumericTerm, Term, standardise
+from training.evidence import best_with_evidence, platt_losses
 
 _logger = logging.getLogger(__name__)
 
 MAX_ROWS = 300_000  # ~100 coefficients are well determined long before this; keeps 1M-lead training cheap
 C_GRID = (0.01, 0.03, 0.1, 0.3, 1.0, 3.0)
+DEFAULT_C = 1.0  # scikit-learn's default; on standardised terms rarely far from the best
 MAX_ITER = 1000
 CLIP_PERCENTILES = (1.0, 99.0)
 LOG_TAIL_RATIO = 10.0  # log when the 99th percentile > 10 x median + 1 ...
@@ -145,7 +147,8 @@ def fit_linear_details(X: np.ndarray, y: np.ndarray, encoder: LeadEncoder, *, C:
 def select_C(X_train: np.ndarray, y_train: np.ndarray, X_valid: np.ndarray, y_valid: np.ndarray,
              encoder: LeadEncoder, grid: Sequence[float] = C_GRID, *, sample_weight: np.ndarray | None = None,
              seed: int = 0) -> float:
-    """The C in `grid` with the lowest validation log loss (ties: the stronger regularisation).
+    """DEFAULT_C unless another C in `grid` has a clearly lower validation log loss after Platt
+    (`training.evidence`; on equal loss the stronger regularisation).
 
     The design is built once and C runs from strong to weak regularisation, each fit warm-started
     from the previous one; monotone constraints are applied as in `fit_linear`.
@@ -158,16 +161,14 @@ def select_C(X_train: np.ndarray, y_train: np.ndarray, X_valid: np.ndarray, y_va
     design = make_design(Xs, encoder)
     D = design.matrix(Xs)
     warm = _estimator(1.0, warm_start=True)
-    best_C, best_loss = float(sorted(grid)[0]), np.inf
-    for C in sorted(float(c) for c in grid):
+    per_lead: dict[float, np.ndarray] = {}
+    for C in sorted({float(c) for c in grid} | {DEFAULT_C}):
         warm.set_params(C=C)
         fitted, estimator, _ = _fit_monotone(design, D, ys, ws, encoder, C=C, first=warm)
         model = fitted.to_model(estimator.coef_, float(estimator.intercept_[0]), Xv[:0])
-        loss = log_loss_from_raw(model.raw(Xv), yv)
-        _logger.debug("logistic model: C=%g validation log loss %.5f", C, loss)
-        if loss < best_loss - 1e-12:
-            best_C, best_loss = C, loss
-    return best_C
+        per_lead[C] = platt_losses(model.raw(Xv), yv)
+        _logger.debug("logistic model: C=%g validation log loss %.5f", C, per_lead[C].mean())
+    return float(best_with_evidence(per_lead, DEFAULT_C))
 
 
 def log_loss_from_raw(raw: np.ndarray, y: np.ndarray) -> float:

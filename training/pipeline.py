@@ -54,6 +54,7 @@ _logger = logging.getLogger(__name__)
 
 MIN_TRAIN_POSITIVES = 50
 MIN_EVAL_POSITIVES = 10
+DRIFT_AUC = 0.6  # below this on the newest slice, the summary warns that the export drifts
 DRIFT_SAMPLE = 200_000  # reference leads for PSI: ten bins per feature need far fewer than a million
 
 
@@ -78,6 +79,7 @@ class TrainResult:
     tree_weight: float = 1.0
     folds: list[dict[str, Any]] = field(default_factory=list)
     calibration_source: str = ""
+    valid_auc: float = float("nan")
 
     def summary(self) -> str:
         """The few lines a person reads after `leadscore train`."""
@@ -109,6 +111,10 @@ class TrainResult:
                      f"{self.calibration_source}")
         if r.note:
             lines.append(f"  note: {r.note}")
+        if self.valid_auc < DRIFT_AUC:
+            lines.append(f"  drift: a model of the older leads ranks the newest slice at ROC AUC {self.valid_auc:.2f} "
+                         "(0.5 is chance): the past says little about the newest leads, so training kept its "
+                         "default settings unless clearly beaten; watch the next quarter, or try --half-life-days")
         lines.append(f"  {'test leads':<16}{'ROC AUC':>9}{'PR AUC':>9}{'log loss':>10}{'ECE':>8}{'lift@10%':>10}")
         for name, ev in self.evaluations.items():
             if ev is None:
@@ -182,6 +188,7 @@ def train(data_path: str | Path, schema_path: str | Path | None = None, as_of: s
                        best_iteration=candidate.deployed.components.rounds, calibration=bundle.calibrator.method,
                        family=candidate.recipe.family, tree_weight=candidate.recipe.tree_weight,
                        folds=candidate.folds, calibration_source=candidate.deployed.method,
+                       valid_auc=candidate.recipe.valid_auc,
                        seconds=clock.total, timings=dict(clock.marks))
 
 
