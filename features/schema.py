@@ -350,7 +350,7 @@ class LeadSchema(_Model):
 
     def grade(self, probability: float) -> str:
         """The shared qualification definition: the first grade whose floor the probability reaches."""
-        return str(assign_grades(probability, self.grades))
+        return assign_grades(float(probability), self.grades)
 
     def to_dict(self) -> dict[str, Any]:
         roles: dict[str, Any] = {
