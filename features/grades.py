@@ -26,13 +26,13 @@ def assign_grades(probability: float | npt.ArrayLike, floors: Mapping[str, float
     """Each probability's grade: a name for one number, an object array for an array; NaN gets the last grade.
 
     One number is graded in plain Python (a few hundred nanoseconds, for row-by-row callers)."""
-    names = list(floors)
     if isinstance(probability, float | int):
         if not math.isnan(probability):
             for name, floor in floors.items():
                 if probability >= floor:
                     return name
-        return names[-1]
+        return next(reversed(floors))
+    names = list(floors)
     p = np.asarray(probability, dtype=np.float64)
     reached = p[..., None] >= np.array(list(floors.values()))
     first = reached.argmax(axis=-1)
