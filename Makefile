@@ -2,6 +2,7 @@
 #   make demo   generate the synthetic CRM history, check it, train a champion and serve it (Ctrl-C stops)
 #   make test   check the house rules (make check), then run the whole test suite
 #   make check  ruff, mypy and the import contracts (see CONTRIBUTING.md)
+#   make notebooks  install JupyterLab (the `notebooks` extra) and open notebooks/ in it
 # Use another interpreter with `make demo PYTHON=python3.12`.
 
 PYTHON ?= python3
@@ -11,7 +12,9 @@ STAMP := $(VENV)/.installed
 PYTEST_FLAGS ?= -q -n 2
 BENCH_FLAGS ?=
 
-.PHONY: demo check test bench install clean
+NB_STAMP := $(VENV)/.notebooks-installed
+
+.PHONY: demo check test bench install notebooks clean
 
 demo: $(STAMP)
 	$(BIN)/leadscore generate --out data/leads.parquet
@@ -32,6 +35,14 @@ bench: $(STAMP)
 	$(BIN)/python bench/run.py $(BENCH_FLAGS)
 
 install: $(STAMP)
+
+notebooks: $(NB_STAMP)
+	$(BIN)/jupyter lab notebooks/
+
+# JupyterLab is an extra, so `make test` and `make demo` do not wait for it.
+$(NB_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev,notebooks]'
+	@touch $@
 
 # The stamp is newer than pyproject.toml once the project and its dev tools are installed.
 $(STAMP): pyproject.toml | $(BIN)/python

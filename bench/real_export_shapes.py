@@ -42,6 +42,12 @@ def write_scenario(folder: Path, options: dict) -> tuple[Path, Path]:
     truth = history.truth.set_index("lead_id").loc[test["lead_id"], "true_probability"].to_numpy()
     test["converted"] = (np.random.default_rng(options["seed"]).random(len(test)) < truth).astype(int)
     test = test.drop(columns=["converted_at"])
+    # true/false with blanks: the references' one-hot encoder refuses a column of booleans and strings
+    for frame in (train, test):
+        for column in frame.columns:
+            values = frame[column].dropna()
+            if len(values) and values.map(lambda v: isinstance(v, (bool, np.bool_))).all():
+                frame[column] = frame[column].map({True: 1.0, False: 0.0})
     folder.mkdir(parents=True, exist_ok=True)
     train.to_csv(folder / "train.csv", index=False)
     test.to_csv(folder / "test.csv", index=False)
@@ -62,6 +68,8 @@ def main() -> int:
                                "--id", "lead_id", "--created-at", "created_at", "--leadscore", leadscore],
                               capture_output=True, text=True, check=False)
         print(f"== {name}: {SCENARIOS[name]}\n{done.stdout.strip()}", flush=True)
+        if done.returncode != 0:
+            print(f"compare_references exited {done.returncode}: {done.stderr.strip()[-2000:]}", flush=True)
         verdicts.append(f"{name}: {(done.stdout.strip().splitlines() or ['no output'])[-1]}")
     print("\n".join(verdicts))
     return 0

@@ -31,7 +31,7 @@ def assign_grades(probability: float | npt.ArrayLike, floors: Mapping[str, float
             for name, floor in floors.items():
                 if probability >= floor:
                     return name
-        return next(reversed(floors))
+        return list(floors)[-1]
     names = list(floors)
     p = np.asarray(probability, dtype=np.float64)
     reached = p[..., None] >= np.array(list(floors.values()))

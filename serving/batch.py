@@ -24,7 +24,9 @@ from features.loading import (
     read_header,
     table_format,
 )
-from serving.scorer import Scorer
+from features.progress import Advance, count_rows, shown
+from features.progress import rows as progress_rows
+from serving.scorer import PROGRESS_ROWS, Scorer
 
 _logger = logging.getLogger(__name__)
 
@@ -40,7 +42,7 @@ def score_command(*, data: str | Path, out: str | Path, model: str | None = None
         raise DataError(f"--chunk-rows must be at least 1, got {chunk_rows}")
     scorer = Scorer.load(model)
     summary = score_file(scorer=scorer, data=Path(data), out=out, chunk_rows=int(chunk_rows),
-                         progress=sys.stderr.isatty())
+                         progress=shown())
     grades = ", ".join(f"{g} {summary['grades'].get(g, 0):,}" for g in scorer.schema.grades)
     print(f"scored {summary['rows']:,} leads with {scorer.bundle.name} version {scorer.bundle.version} "
           f"to {out} (grades: {grades})")
@@ -58,23 +60,30 @@ def score_file(*, scorer: Scorer, data: Path, out: Path, chunk_rows: int = CHUNK
     grades: Counter[str] = Counter()
     try:
         missing = _check_columns(read_header(data), scorer, data.name)  # before any row is read
-        for chunk in iter_table(data, chunk_rows=chunk_rows):
-            _check_cells(chunk, scorer, data.name, rows_before=rows)
-            explained = scorer.explain(chunk, chunk_rows=chunk_rows)
-            explained = explained.rename(columns={"lead_id": scorer.schema.id_column})
-            writer.write(explained)
-            rows += len(explained)
-            grades.update(explained["grade"].tolist())
-            if progress:
-                print(f"\r{rows:,} leads scored", end="", file=sys.stderr, flush=True)
-        if progress:
-            print(file=sys.stderr)
+        total = count_rows(data) if progress else None
+        with progress_rows(total, "score", enabled=progress) as advance:
+            for chunk in iter_table(data, chunk_rows=chunk_rows):
+                _check_cells(chunk, scorer, data.name, rows_before=rows)
+                explained = _explain(scorer, chunk, advance)
+                explained = explained.rename(columns={"lead_id": scorer.schema.id_column})
+                writer.write(explained)
+                rows += len(explained)
+                grades.update(explained["grade"].tolist())
         if rows == 0:
             raise DataError(f"{data.name}: the file has a header but no rows")
         writer.commit()
     finally:
         writer.discard()
     return {"rows": rows, "grades": dict(grades), "missing_columns": missing or []}
+
+
+def _explain(scorer: Scorer, chunk: pd.DataFrame, advance: Advance) -> pd.DataFrame:
+    """Explain a read chunk in steps of PROGRESS_ROWS, so the bar moves every few seconds."""
+    parts = []
+    for start in range(0, max(len(chunk), 1), PROGRESS_ROWS):
+        parts.append(scorer.explain(chunk.iloc[start:start + PROGRESS_ROWS]))
+        advance(len(parts[-1]))
+    return parts[0] if len(parts) == 1 else pd.concat(parts, ignore_index=True)
 
 
 def _check_columns(columns: list[str], scorer: Scorer, source: str) -> list[str]:

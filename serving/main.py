@@ -3,6 +3,9 @@
     uvicorn --factory serving.main:create_app        # settings from LEADSCORE_* variables
     leadscore serve --model models/lead-conversion/3 # the same, loading the model before listening
 
+/docs and /redoc are served with Swagger UI and ReDoc from the installed `fastapi-offline` package, not
+from a CDN: scoring services often run on networks without internet access.
+
 The model loads in the lifespan (in a worker thread, so /healthz answers and /readyz says 503 until
 it is there) unless a ready Scorer is handed in.
 """
@@ -17,6 +20,7 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
+from fastapi_offline import FastAPIOffline
 
 from features.errors import LeadscoreError
 from serving import errors
@@ -31,13 +35,15 @@ from serving.state import ModelState
 
 _logger = logging.getLogger(__name__)
 TITLE = "Lead conversion predictor"
+DOCS_ASSETS = "/docs-assets"  # Swagger UI and ReDoc's scripts, shipped inside the fastapi-offline wheel
 
 
 def create_app(settings: Settings | None = None, *, scorer: Scorer | None = None) -> FastAPI:
     """An app serving `settings.model`, or the given scorer (reload still re-resolves settings.model)."""
     settings = settings or Settings()
     metrics = Metrics()
-    app = FastAPI(title=TITLE, version="1", lifespan=_lifespan,
+    app = FastAPIOffline(title=TITLE, version="1", lifespan=_lifespan, static_url=DOCS_ASSETS,
+                         swagger_ui_parameters={"defaultModelsExpandDepth": 2},
                   description="Calibrated conversion probability per lead, with the quality factors that lower it.")
     app.state.settings = settings
     app.state.metrics = metrics
@@ -48,7 +54,7 @@ def create_app(settings: Settings | None = None, *, scorer: Scorer | None = None
     errors.install(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
-    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
+    app.openapi = lambda: _openapi(app)
     return app
 
 

@@ -24,24 +24,25 @@ from __future__ import annotations
 import base64
 import functools
 import io
-import sys
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from features import progress
 from features.datasets import load_history_with_schema
 from features.errors import DataError
 from features.factors import FACTOR_LABELS, FACTORS
 from features.files import write_text_atomic
 from features.loading import write_table
-from features.periods import data_end, outcome_final, parse_quarter, quarter_label, quarters
+from features.periods import data_end, outcome_final, outcome_label, parse_quarter, quarter_label, quarters
 from features.schema import LeadSchema
 from features.target import labels
 
+SOURCE_COLUMN = "lead_source"  # shown beside each campaign
 LOWERED_AT = -0.25
 """A factor lowers a lead when its impact is at most this many log-odds (odds cut by about a fifth)."""
 MIN_LEADS = 30
@@ -75,6 +76,12 @@ class ReportTables:
     """The latest quarter whose outcomes are all final: where expected meets actual."""
     lowered_at: float = LOWERED_AT
     model: str = ""
+    grade_floors: tuple[float, ...] = ()
+    """The schema's grade floors on the probability, in the order of `grades`."""
+    outcome: str = ""
+    """What the probability is of, e.g. 'converted within 90 days of creation'."""
+    sources: dict[str, dict[str, str]] = field(default_factory=dict)
+    """Per grouping column other than the lead source: each group's lead source(s), shown beside it."""
 
 
 # -- aggregation (pure) ---------------------------------------------------------------------------
@@ -102,7 +109,9 @@ def build_report(explained: pd.DataFrame, history: pd.DataFrame, schema: LeadSch
                         min_leads=min_leads)
     return ReportTables(quarter=report_q, previous=previous, by=by, factors=factors, grades=grades,
                         quarterly=quarterly, current=current, summary=summary,
-                        calibration_quarter=calibration_q, lowered_at=lowered_at, model=model)
+                        calibration_quarter=calibration_q, lowered_at=lowered_at, model=model,
+                        grade_floors=tuple(schema.grades.values()), outcome=outcome_label(schema.outcome_window_days),
+                        sources=group_sources(history, by, schema.source))
 
 
 def report_factors(explained: pd.DataFrame, schema: LeadSchema) -> tuple[str, ...]:
@@ -137,6 +146,23 @@ def lead_rows(explained: pd.DataFrame, history: pd.DataFrame, schema: LeadSchema
         out[f"impact_{factor}"] = impact
         out[f"lowered_{factor}"] = (impact <= lowered_at).astype(float)
     return out[out["quarter"].notna()]
+
+
+def group_sources(history: pd.DataFrame, by: Sequence[str], source: str | None) -> dict[str, dict[str, str]]:
+    """Each campaign's (or other group's) lead source (the schema's roles.source), most leads first: a
+    campaign name alone does not say where its leads come from. Empty when there is no source column."""
+    if not source or source not in history.columns:
+        return {}
+    out: dict[str, dict[str, str]] = {}
+    for column in by:
+        if column == source or column not in history.columns:
+            continue
+        pairs = history[[column, source]].astype("string").fillna(MISSING_GROUP)
+        per_group: dict[str, list[str]] = {}
+        for (group, source), _ in pairs.value_counts().items():  # most leads first
+            per_group.setdefault(str(group), []).append(str(source))
+        out[column] = {g: s[0] if len(s) == 1 else f"{s[0]} and {len(s) - 1} more" for g, s in per_group.items()}
+    return out
 
 
 def check_grouping(history: pd.DataFrame, by: Sequence[str], schema: LeadSchema) -> None:
@@ -326,12 +352,13 @@ def render_html(tables: ReportTables) -> str:
         title=f"Lead quality report, {tables.quarter}",
         css=_CSS,
         meta=_meta_line(tables),
+        meaning=_meaning(tables),
         summary=tables.summary,
         quarter=tables.quarter,
         charts=[{"caption": caption, "png": base64.b64encode(png).decode("ascii")} for caption, png in charts],
         sections=[_table_section(tables, dim) for dim in (ALL, *tables.by)],
-        lowered_at=f"{-tables.lowered_at:g}",
-        odds_cut=f"{1 - np.exp(tables.lowered_at):.0%}",
+        lowered_cut=f"{1 - np.exp(tables.lowered_at):.0%}",
+        worse_cut=f"{1 - np.exp(WORSE_AT):.0%}",
     )
 
 
@@ -364,7 +391,20 @@ def _meta_line(tables: ReportTables) -> str:
     return f"Quarter {tables.quarter}{previous}.{model}"
 
 
-Cell = tuple[str, str | None]  # a value and its change against the previous quarter, if any
+def _meaning(tables: ReportTables) -> dict[str, Any] | None:
+    """Score and grades in plain words, for a reader who never saw the model (the template words it)."""
+    if not tables.grade_floors:
+        return None
+    bands = []
+    for k, (grade, floor) in enumerate(zip(tables.grades, tables.grade_floors, strict=True)):
+        if k == len(tables.grades) - 1:
+            bands.append(f"{grade} below {tables.grade_floors[k - 1]:.0%}" if k else grade)
+        else:
+            bands.append(f"{grade} from {floor:.0%}")
+    return {"outcome": tables.outcome, "bands": ", ".join(bands)}
+
+
+Cell = tuple[str, str | None]  # a value and its note in brackets (the change, or a campaign's source), if any
 
 
 def _table_section(tables: ReportTables, dimension: str) -> dict[str, Any]:
@@ -387,7 +427,8 @@ def _display_columns(rows: pd.DataFrame, tables: ReportTables) -> dict[tuple[str
     """Readable cells: counts, scores with their change, shares with their change in points."""
     leads, lowered = "leads", "share of leads lowered by"
     out: dict[tuple[str, str], list[Cell]] = {
-        (leads, "group"): [(str(g), None) for g in rows["group"]],
+        (leads, "group"): [(str(g), tables.sources.get(str(d), {}).get(str(g)) or None)
+                           for g, d in zip(rows["group"], rows["dimension"], strict=True)],
         (leads, "leads"): [(f"{n:,}", None) for n in rows["leads"]],
         (leads, "mean score"): [_with_change(v, c, "{:.1f}", "{:+.1f}") for v, c in
                                 zip(rows["mean_score"], rows["mean_score_change"], strict=True)],
@@ -404,7 +445,12 @@ def _display_columns(rows: pd.DataFrame, tables: ReportTables) -> dict[tuple[str
 
 
 def _with_change(value: float, change: float, fmt: str, change_fmt: str) -> Cell:
-    return fmt.format(value), (None if pd.isna(change) else change_fmt.format(change))
+    if pd.isna(change):
+        return fmt.format(value), None
+    shown = change_fmt.format(change)
+    if not any(ch in "123456789" for ch in shown.split()[0]):  # "-0 pp" and "+0.0" are no change
+        shown = change_fmt.format(0.0).replace("+", "±", 1)
+    return fmt.format(value), shown
 
 
 def _actual_text(row: pd.Series) -> str:
@@ -520,7 +566,7 @@ def report_command(*, data: str | Path, out: str | Path, schema: str | Path | No
     check_grouping(frame, groups, lead_schema)
     window = report_window(frame, lead_schema, quarter)
     scorer = Scorer.load(model)
-    explained = scorer.explain(window, progress=sys.stderr.isatty())
+    explained = scorer.explain(window, progress=progress.shown())
     name = f"{scorer.bundle.name} version {scorer.bundle.version}"
     tables = build_report(explained, window, lead_schema, groups, quarter, model=name,
                           as_of=data_end(frame, lead_schema))

@@ -186,10 +186,22 @@ def _example(spec: FeatureSpec) -> Any:
 
 
 def example_lead(schema: LeadSchema) -> dict[str, Any]:
-    """A complete, valid lead for the docs and the README's curl example."""
+    """A complete, valid lead for the docs and `leadscore serve`'s curl line. Its actionable fields hold
+    a value a person could improve (no demo, long timeline), so a new user sees what the product is for:
+    lowering factors with their reasons and what-if changes, not a perfect lead with nothing to say."""
     lead: dict[str, Any] = {schema.id_column: "L-example-1"}
-    lead.update({spec.name: _example(spec) for spec in schema.features})
+    lead.update({spec.name: _improvable(spec) if spec.actionable else _example(spec) for spec in schema.features})
     return lead
+
+
+def _improvable(spec: FeatureSpec) -> Any:
+    """A valid value outside the feature's actionable ones (the value a what-if would change)."""
+    if spec.type == "boolean":
+        return not spec.actionable[0]
+    others = [v for v in spec.values or [] if v not in spec.actionable]
+    if others:
+        return others[-1]
+    return _example(spec) if spec.values else None  # numbers: missing, which the what-if fills in
 
 
 def problems(exc: ValidationError) -> list[dict[str, str]]:

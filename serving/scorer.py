@@ -25,6 +25,7 @@ import pandas as pd
 
 from features.factors import FACTORS, factor_impacts, factor_matrix
 from features.grades import assign_grades
+from features.progress import track
 from serving import explain as ex
 from serving.bundle import Bundle, part
 from serving.forest import Forest, numba_available
@@ -32,6 +33,7 @@ from serving.forest import Forest, numba_available
 _logger = logging.getLogger(__name__)
 
 ENGINES = ("auto", "forest", "lightgbm")
+PROGRESS_ROWS = 10_000  # leads per progress step: ten seconds at most at a millisecond per lead
 
 
 class Scorer:
@@ -171,7 +173,9 @@ class Scorer:
     # -- the batch path ------------------------------------------------------------------
     def explain(self, frame: pd.DataFrame, chunk_rows: int = 100_000, progress: bool = False) -> pd.DataFrame:
         """One row per lead, same order: id, probability, score, grade, raw score, impacts, top reason."""
-        chunks = _progress(_chunks(frame, chunk_rows), len(frame), progress)
+        if progress:  # smaller steps so the bar moves every few seconds; the cost per chunk is negligible
+            chunk_rows = min(chunk_rows, PROGRESS_ROWS)
+        chunks = track(_chunks(frame, chunk_rows), len(frame), "explain", enabled=progress)
         parts = [self._explain_chunk(chunk) for chunk in chunks]
         if not parts:
             return self._explain_chunk(frame.iloc[:0])
@@ -216,16 +220,3 @@ def _chunks(frame: pd.DataFrame, rows: int) -> Iterator[pd.DataFrame]:
     rows = max(int(rows), 1)
     for start in range(0, len(frame), rows):
         yield frame.iloc[start:start + rows]
-
-
-def _progress(chunks: Iterator[pd.DataFrame], total: int, enabled: bool) -> Iterator[pd.DataFrame]:
-    if not enabled:
-        yield from chunks
-        return
-    from tqdm import tqdm
-
-    with tqdm(total=total, unit="lead", desc="explain") as bar:
-        for chunk in chunks:
-            yield chunk
-            bar.update(len(chunk))
-

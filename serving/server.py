@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
+import socket
 import tempfile
 from typing import TYPE_CHECKING, Any
 
@@ -28,6 +30,7 @@ def serve_command(*, host: str | None = None, port: int | None = None, model: st
     from serving.scorer import Scorer
 
     settings = load_settings(host=host, port=port, model=model, workers=workers)
+    check_port_free(settings.host, settings.port)
     scorer = Scorer.load(settings.model)
     base = f"http://{settings.host}:{settings.port}"
     processes = f", {settings.workers} worker processes" if settings.workers > 1 else ""
@@ -43,6 +46,28 @@ def serve_command(*, host: str | None = None, port: int | None = None, model: st
         uvicorn.run("serving.main:create_app", factory=True, workers=settings.workers, host=settings.host,
                     port=settings.port, log_level="warning", access_log=False)
     return 0
+
+
+def check_port_free(host: str, port: int) -> None:
+    """Bind and release the address before announcing anything, so a busy port is one line (exit 2),
+    not a curl hint followed by uvicorn's traceback. Binds like uvicorn does (SO_REUSEADDR)."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        raise LeadscoreError(f"cannot listen on host {host!r}: {exc.strerror}; use --host or LEADSCORE_HOST",
+                             field="host") from None
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(address)
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise LeadscoreError(f"port {port} on {host} is already in use (another server is running there); "
+                                     "choose another with --port or LEADSCORE_PORT", field="port") from None
+            raise LeadscoreError(f"cannot listen on {host}:{port}: {exc.strerror}; "
+                                 "choose another with --host/--port or LEADSCORE_HOST/LEADSCORE_PORT",
+                                 field="port") from None
 
 
 def settings_env(settings: Settings, **overrides: object) -> dict[str, str]:

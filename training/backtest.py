@@ -27,6 +27,7 @@ import pandas as pd
 from features.datasets import schema_for
 from features.errors import TrainingError
 from features.periods import parse_quarter, quarter_periods
+from features.progress import Steps
 from features.schema import LeadSchema
 from serving.bundle import Bundle
 from training import plots, tracking
@@ -106,8 +107,10 @@ def backtest(data_path: str | Path, start: str | None = None, end: str | None = 
     frozen: Fitted | None = None
     known_quarter = quarter_periods(known.frame[schema.created_at]).to_numpy()
     cutoff = known.as_of - pd.Timedelta(days=schema.outcome_window_days)
+    steps = Steps("backtest", [str(q) for q in quarters])
     for quarter in quarters:
         label = str(quarter)
+        steps.start(label)
         if quarter.end_time > cutoff:
             skipped[label] = f"outcomes of its leads are not all known by the data's end ({known.as_of:%Y-%m-%d})"
             continue

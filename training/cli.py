@@ -15,10 +15,11 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from features import progress
 from features.errors import LeadscoreError
 
 Options = dict[str, Any]
-_PARSER_KEYS = ("command", "schema_command", "handler", "verbose")
+_PARSER_KEYS = ("command", "schema_command", "handler", "verbose", "quiet")
 
 
 def _generate(*, quarters: int, leads_per_quarter: int, seed: int, end: str, out: str, conversion_delay: str,
@@ -72,11 +73,19 @@ class _HelpFormatter(argparse.HelpFormatter):
         return f"{text} (default: %(default)s)"
 
 
+def _add_quiet(parser: argparse.ArgumentParser) -> None:
+    """`--quiet` after the subcommand too (`leadscore score ... --quiet`), where people type it."""
+    parser.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS,
+                        help="no progress on stderr (it shows only on a terminal anyway)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="leadscore", description="Lead conversion predictor.",
                                      formatter_class=_HelpFormatter)
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
+    parser.add_argument("-q", "--quiet", action="store_true",
+                        help="no progress on stderr (it shows only on a terminal anyway)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def command(name: str, help: str, sub: Any = sub) -> argparse.ArgumentParser:
@@ -95,6 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--leak-column", metavar="NAME",
                    help="add a column of post-contact events that reveals the outcome (excluded in the schema; "
                         "default: none)")
+    _add_quiet(p)
     p.set_defaults(handler=_generate)
 
     schema = command("schema", "work with lead schemas")
@@ -117,6 +127,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("data", help="the lead file to check (.csv or .parquet)")
     p.add_argument("--schema", help="schema YAML (default: the one beside the data, else the bundled one)")
     p.add_argument("--max-examples", type=int, default=5, help="example rows shown per problem")
+    _add_quiet(p)
     p.set_defaults(handler=_lazy("features.validation", "validate_command"))
 
     p = command("train", "train, calibrate, evaluate, register and maybe promote a model")
@@ -130,6 +141,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--promote", choices=["auto", "never", "force"], default="auto",
                    help="auto: make the new version champion when it is not worse on the same test quarter")
     p.add_argument("--models-dir", default="models", help="where bundles are exported")
+    p.add_argument("--force", action="store_true",
+                   help="train and register even when data, schema and parameters equal the champion's")
+    _add_quiet(p)
     p.set_defaults(handler=_lazy("training.pipeline", "train_command", lightgbm=True))
 
     p = command("backtest", "replay quarterly retraining over the history")
@@ -138,6 +152,7 @@ def build_parser() -> argparse.ArgumentParser:
                                                 "two mature quarters before it)")
     p.add_argument("--to", dest="end", help="last quarter to score, e.g. 2026Q3 (default: the last mature one)")
     p.add_argument("--out", default="reports/backtest", help="folder for the table and chart")
+    _add_quiet(p)
     p.set_defaults(handler=_lazy("training.backtest", "backtest_command", lightgbm=True))
 
     p = command("score", "score a file of leads in batch")
@@ -145,6 +160,7 @@ def build_parser() -> argparse.ArgumentParser:
     _model_option(p)
     p.add_argument("--out", required=True, help="where to write the scores, .csv or .parquet")
     p.add_argument("--chunk-rows", type=int, default=100_000, help="leads read and scored at a time")
+    _add_quiet(p)
     p.set_defaults(handler=_lazy("serving.batch", "score_command"))
 
     p = command("serve", "run the scoring API")
@@ -163,12 +179,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="comma-separated grouping columns (default: the schema's roles.source and roles.campaign)")
     p.add_argument("--quarter", help="quarter to report, e.g. 2026Q3 (default: the latest)")
     p.add_argument("--out", default="reports/", help="folder for report.html and the CSV tables")
+    _add_quiet(p)
     p.set_defaults(handler=_lazy("serving.report", "report_command"))
 
     p = command("drift", "per-feature drift (PSI) between the training window and the latest quarter")
     _data_options(p)
     p.add_argument("--threshold", type=float, default=0.2, help="flag features whose PSI is above this")
     p.add_argument("--quarter", help="check this quarter instead of the latest, e.g. 2025Q4 (default: the latest)")
+    _add_quiet(p)
     p.set_defaults(handler=_lazy("features.drift", "drift_command"))
     return parser
 
@@ -199,6 +217,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
+    progress.set_quiet(args.quiet)
     handler: Callable[..., int] = args.handler
     try:
         return handler(**options(args))

@@ -28,6 +28,7 @@ from features.encoding import LeadEncoder
 from features.errors import DataError, LeadscoreError, TrainingError
 from features.loading import read_leads
 from features.periods import outcome_label, quarter_periods
+from features.progress import Steps
 from features.schema import LeadSchema
 from serving import registry
 from serving.bundle import Bundle
@@ -49,6 +50,8 @@ from training.model_card import factor_importance
 from training.promotion import MODES, Decision, PromotionSettings, decide
 from training.record import bundle_metadata, run_metrics, run_params, write_artifacts
 from training.splits import Split, SplitReport, label_at, time_split
+from training.unchanged import TAG as UNCHANGED_TAG
+from training.unchanged import Unchanged, inputs_fingerprint, unchanged_champion
 
 _logger = logging.getLogger(__name__)
 
@@ -136,6 +139,7 @@ def train(data_path: str | Path, schema_path: str | Path | None = None, as_of: s
           half_life_days: float | None = None) -> TrainResult:
     """Train, evaluate, track, register and (per `promote`) promote one model. See the module doc."""
     clock = _Clock()
+    clock.begin("read the data")
     if promote not in MODES:
         raise TrainingError(f"promote must be one of {', '.join(MODES)}, got {promote!r}", field="promote")
     settings = settings or PromotionSettings.from_env()
@@ -143,6 +147,7 @@ def train(data_path: str | Path, schema_path: str | Path | None = None, as_of: s
     schema = schema_for(data_path, schema_path)
     frame = load_history(data_path, schema)
     clock.lap("load")
+    clock.begin("split by time")
     labelled = label_at(frame, schema, _parse_as_of(as_of), export_date=_parse_as_of(export_date, "export_date"))
     split = time_split(labelled, schema, seed=seed)
     check_split(split, frame, schema)
@@ -152,10 +157,13 @@ def train(data_path: str | Path, schema_path: str | Path | None = None, as_of: s
                             field="half_life_days")
     candidate = fit_and_evaluate(split, schema, params=params, seed=seed, clock=clock, half_life_days=half_life_days)
     data_sha = file_sha256(data_path)
+    inputs = inputs_fingerprint(data_sha=data_sha, schema=schema, as_of=as_of, export_date=export_date,
+                                half_life_days=half_life_days, params=params, seed=seed)
 
     uri = tracking.resolve_tracking_uri(tracking_uri)
     with tracking.use_tracking(uri) as client, tracking.scratch_dir("train") as scratch:
         scratch_path = Path(scratch)
+        clock.begin("score the champion on the same test leads")
         champion_before, decision = _challenge_champion(client, candidate, split, schema, promote, settings,
                                                         scratch_path / "champion")
         clock.lap("champion")
@@ -164,6 +172,7 @@ def train(data_path: str | Path, schema_path: str | Path | None = None, as_of: s
             bundle.metadata = bundle_metadata(version=tracking.next_version(client), run_id=run_id,
                                               report=split.report, model_eval=candidate.model_evaluation,
                                               candidate=candidate, bundle=bundle, data_sha=data_sha)
+            clock.begin("write charts, model card and drift")
             drift = _drift_table(frame, split, schema)
             importance = factor_importance(bundle, split.test, seed=seed)
             artifacts = scratch_path / "artifacts"
@@ -171,35 +180,57 @@ def train(data_path: str | Path, schema_path: str | Path | None = None, as_of: s
                             evaluations=candidate.evaluations, importance=importance, drift=drift, frame=frame,
                             decision=decision, data_name=data_path.name, data_sha=data_sha)
             clock.lap("reports")
+            clock.begin("register in MLflow")
             tracking.log_params(run_params(split.report, candidate, bundle, schema, data_path, data_sha,
                                            promote, settings, champion_before))
             tracking.log_metrics(run_metrics(candidate.evaluations, drift, candidate.folds))
             tracking.log_artifacts(artifacts)
+            tracking.log_training_data(frame, path=data_path, digest=data_sha, target=schema.target_column)
             tracking.set_tags({"leadscore.decision": decision.reason, "leadscore.promoted": decision.promote})
             version, bundle_dir = _register_and_export(client, bundle, run_id, decision, split.report,
-                                                       staging=scratch_path / "bundle", models_dir=Path(models_dir))
+                                                       staging=scratch_path / "bundle", models_dir=Path(models_dir),
+                                                       inputs=inputs)
             clock.lap("mlflow")
             tracking.log_metrics({"promoted": float(decision.promote), "train_seconds": clock.total,
                                   **{f"seconds_{k}": v for k, v in clock.marks.items()}})
 
-    return TrainResult(run_id=run_id, version=version, promoted=decision.promote, decision=decision.reason,
-                       bundle_dir=bundle_dir, tracking_uri=uri, report=split.report,
-                       evaluations=candidate.evaluations, champion_before=champion_before,
-                       best_iteration=candidate.deployed.components.rounds, calibration=bundle.calibrator.method,
-                       family=candidate.recipe.family, tree_weight=candidate.recipe.tree_weight,
-                       folds=candidate.folds, calibration_source=candidate.deployed.method,
-                       valid_auc=candidate.recipe.valid_auc,
-                       seconds=clock.total, timings=dict(clock.marks))
+        result = TrainResult(run_id=run_id, version=version, promoted=decision.promote, decision=decision.reason,
+                             bundle_dir=bundle_dir, tracking_uri=uri, report=split.report,
+                             evaluations=candidate.evaluations, champion_before=champion_before,
+                             best_iteration=candidate.deployed.components.rounds,
+                             calibration=bundle.calibrator.method, family=candidate.recipe.family,
+                             tree_weight=candidate.recipe.tree_weight, folds=candidate.folds,
+                             calibration_source=candidate.deployed.method, valid_auc=candidate.recipe.valid_auc,
+                             seconds=clock.total, timings=dict(clock.marks))
+        tracking.describe_run(client, run_id, result.summary())
+    return result
 
 
 def train_command(*, data: str | Path, schema: str | Path | None = None, as_of: str | None = None,
                   promote: str = "auto", models_dir: str | Path = "models", export_date: str | None = None,
-                  half_life_days: float | None = None) -> int:
-    """`leadscore train`: run `train` and print its summary; errors become one line (exit 2) in the CLI."""
+                  half_life_days: float | None = None, force: bool = False) -> int:
+    """`leadscore train`: run `train` and print its summary; errors become one line (exit 2) in the CLI.
+    Inputs equal to the champion's (data, schema, parameters) train nothing unless `force`."""
+    if not force:
+        same = _unchanged(data, schema, as_of=as_of, export_date=export_date, half_life_days=half_life_days)
+        if same is not None:
+            print(same.summary(data))
+            return 0
     result = train(data, schema, as_of, promote, models_dir, export_date=export_date,
                    half_life_days=half_life_days)
     print(result.summary())
     return 0
+
+
+def _unchanged(data: str | Path, schema_path: str | Path | None, *, as_of: str | None, export_date: str | None,
+               half_life_days: float | None) -> Unchanged | None:
+    data_path = Path(data)
+    if not data_path.is_file():
+        return None  # train() says what is wrong with the path
+    schema = schema_for(data_path, schema_path)
+    fingerprint = inputs_fingerprint(data_sha=file_sha256(data_path), schema=schema, as_of=as_of,
+                                     export_date=export_date, half_life_days=half_life_days)
+    return unchanged_champion(fingerprint, tracking.resolve_tracking_uri(None))
 
 
 # -- steps before MLflow ---------------------------------------------------------------------------
@@ -307,7 +338,10 @@ def fit_and_evaluate(split: Split, schema: LeadSchema, *, params: dict[str, Any]
     baseline_p: list[np.ndarray] = []
     folds: list[dict[str, Any]] = []
     chooser = recipe = evaluated = None
+    clock.begin("fit and evaluate")
     for fold in split.folds:
+        if len(split.folds) > 1:
+            clock.begin(f"fit and evaluate: fold {fold.label} ({len(folds) + 1} of {len(split.folds)})")
         learn = np.setdiff1d(fold.fit, fold.select, assume_unique=True)
         recipe, chooser = choose_recipe(pool.iloc[learn], y[learn], pool.iloc[fold.select], y[fold.select], schema,
                                         params=params, seed=seed, half_life_days=half_life_days)
@@ -324,6 +358,7 @@ def fit_and_evaluate(split: Split, schema: LeadSchema, *, params: dict[str, Any]
         baseline_p.append(fit_baseline(pool.iloc[fold.fit], y[fold.fit], encoder, seed=seed).predict_proba(test))
         folds.append(_fold_record(fold.label, y[fold.score], p, recipe, len(fold.fit)))
     clock.lap("evaluation fits")
+    clock.begin("refit on every used lead")
     assert recipe is not None and chooser is not None and evaluated is not None
     deployed = _deploy(split, schema, recipe, evaluated, seed=seed)
     clock.lap("refit")
@@ -402,7 +437,7 @@ def _challenge_champion(client: Any, candidate: TrainedCandidate, split: Split, 
 
 
 def _register_and_export(client: Any, bundle: Bundle, run_id: str, decision: Decision, report: SplitReport, *,
-                         staging: Path, models_dir: Path) -> tuple[str, Path]:
+                         staging: Path, models_dir: Path, inputs: str) -> tuple[str, Path]:
     """Register the bundle as a new version, export it, then move the aliases (last, so a failure moves none)."""
     staged = registry.save_model(bundle, staging)
     version = tracking.log_bundle_model(client, staged, run_id)
@@ -412,7 +447,7 @@ def _register_and_export(client: Any, bundle: Bundle, run_id: str, decision: Dec
         bundle.metadata["version"] = version
     bundle_dir = registry.save_model(bundle, models_dir / tracking.MODEL_NAME / version)
     tracking.tag_version(client, version, {"decision": decision.reason, "as_of": report.as_of,
-                                           "test_quarter": report.test_quarter,
+                                           "test_quarter": report.test_quarter, UNCHANGED_TAG: inputs,
                                            "log_loss": f"{bundle.metadata['metrics'].get('log_loss', math.nan):.5f}"})
     tracking.set_alias(client, tracking.CHALLENGER, version)
     if decision.promote:
@@ -461,12 +496,22 @@ def _drift_table(frame: pd.DataFrame, split: Split, schema: LeadSchema) -> pd.Da
         return None
 
 
+STEPS = ("read the data", "split by time", "fit and evaluate", "refit on every used lead",
+         "score the champion on the same test leads", "write charts, model card and drift",
+         "register in MLflow")
+
+
 class _Clock:
-    """Seconds per stage, for the summary, the run's metrics and the benchmark."""
+    """Seconds per stage, for the summary, the run's metrics and the benchmark; `begin` tells a person at
+    a terminal which step is running (training has no row count to show)."""
 
     def __init__(self) -> None:
         self.start = self._last = time.perf_counter()
         self.marks: dict[str, float] = {}
+        self._steps = Steps("train", STEPS)
+
+    def begin(self, step: str) -> None:
+        self._steps.start(step)
 
     def lap(self, name: str) -> None:
         now = time.perf_counter()

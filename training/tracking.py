@@ -31,6 +31,9 @@ CHALLENGER = "challenger"
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 TRACKING_ENV = "MLFLOW_TRACKING_URI"
 _PROGRESS_ENV = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
+# MLflow 3's UI opens an experiment by its kind; without one it may open on the GenAI overview.
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+EXPERIMENT_KIND = "custom_model_development"
 
 
 def resolve_tracking_uri(uri: str | None = None) -> str:
@@ -80,8 +83,31 @@ def ensure_experiment(client: Any, uri: str, name: str = EXPERIMENT) -> str:
     if found is not None:
         if found.lifecycle_stage == "deleted":
             client.restore_experiment(found.experiment_id)
+        if found.tags.get(EXPERIMENT_KIND_TAG) is None:
+            client.set_experiment_tag(found.experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
         return found.experiment_id
-    return client.create_experiment(name, artifact_location=_artifact_location(uri))
+    return client.create_experiment(name, artifact_location=_artifact_location(uri),
+                                    tags={EXPERIMENT_KIND_TAG: EXPERIMENT_KIND})
+
+
+def log_training_data(frame: Any, *, path: Path, digest: str, target: str) -> None:
+    """The training file as the run's dataset input (source, digest, column schema), so the MLflow UI
+    shows which export a model learned from. The digest is the first 36 hex digits of the file's SHA-256
+    (the run's `data_fingerprint` param has all 64; MLflow stores at most 36)."""
+    import warnings
+
+    import mlflow
+
+    with warnings.catch_warnings():  # MLflow's hints on local paths and integer columns: not the user's concern
+        warnings.simplefilter("ignore", UserWarning)
+        dataset = mlflow.data.from_pandas(frame, source=str(path.absolute()), name=path.name, digest=digest[:36],
+                                          targets=target if target in frame.columns else None)
+        mlflow.log_input(dataset, context="training")
+
+
+def describe_run(client: Any, run_id: str, text: str) -> None:
+    """The run's description in the MLflow UI (its "Description" box): the training summary."""
+    client.set_tag(run_id, "mlflow.note.content", f"```\n{text}\n```")
 
 
 def _artifact_location(uri: str) -> str | None:

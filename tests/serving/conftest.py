@@ -148,3 +148,27 @@ def run_threaded() -> Callable[..., Any]:
 def run_cli() -> Callable[..., Any]:
     """`with run_cli(bundle_dir) as base_url:` runs `leadscore serve` in a subprocess."""
     return cli_server
+
+
+# -- a real browser, offline ---------------------------------------------------------------------
+@pytest.fixture(scope="session")
+def chromium(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., subprocess.CompletedProcess[str]]:
+    """`chromium(url, "--dump-dom")`: headless Chromium with every host name unresolvable except the
+    loopback address, so a page that needs the internet (a CDN) shows it. Skips where it is missing."""
+    import shutil
+
+    binary = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+    if binary is None:
+        pytest.skip("chromium is not installed here (apt-get install -y chromium); .ci/run installs it")
+
+    def run(url: str, *mode: str) -> subprocess.CompletedProcess[str]:
+        profile = tmp_path_factory.mktemp("chromium-profile")
+        command = [
+            binary, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+            "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={profile}",
+            "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",  # no network beyond this machine
+            "--virtual-time-budget=10000", *mode, url,
+        ]
+        return subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
+
+    return run

@@ -188,6 +188,36 @@ def test_html_is_self_contained_with_summary_tables_and_charts(tables):
     assert all(base64.b64decode(data).startswith(b"\x89PNG\r\n\x1a\n") for data in images)
 
 
+def test_html_says_what_score_and_grades_mean_without_log_odds(tables, schema):
+    page = render_html(tables)
+    meaning = re.search(r'<p id="meaning">(.*?)</p>', page).group(1)
+    floors = list(schema.grades.values())
+    assert "chance of converting (converted within 90 days of creation), in percent" in meaning
+    assert f"A from {floors[0]:.0%}, B from {floors[1]:.0%}, C from {floors[2]:.0%}, D below {floors[2]:.0%}" in meaning
+    assert "sales and marketing agreed on" in meaning
+    definitions = page[page.index('id="definitions"'):]
+    assert "log-odds" not in definitions and "cuts its odds of converting by 22% or more" in definitions
+
+
+def test_campaigns_show_their_lead_source(tables, history):
+    page = render_html(tables)
+    leads = history.leads
+    campaign = leads["campaign"].value_counts().index[0]
+    sources = leads.loc[leads["campaign"] == campaign, "lead_source"].value_counts()
+    assert len(sources) == 1, "the synthetic history runs each campaign in one source"
+    assert f"<td>{campaign} <small>({sources.index[0]})</small></td>" in page
+    assert "<td>paid_search <small>" not in page  # a source row needs no source
+
+
+def test_no_change_is_never_shown_as_minus_zero() -> None:
+    from serving.report import _with_change
+
+    assert _with_change(0.31, -0.2, "{:.0%}", "{:+.0f} pp") == "31% <small>(±0 pp)</small>"
+    assert _with_change(4.0, -0.04, "{:.1f}", "{:+.1f}") == "4.0 <small>(±0.0)</small>"
+    assert _with_change(0.31, -2.4, "{:.0%}", "{:+.0f} pp") == "31% <small>(-2 pp)</small>"
+    assert _with_change(0.31, 0.6, "{:.0%}", "{:+.0f} pp") == "31% <small>(+1 pp)</small>"
+
+
 def test_html_escapes_group_names(explained, history, schema):
     leads = history.leads.copy()
     leads["campaign"] = leads["campaign"].str.replace("seo-blog", "<b>seo</b>", regex=False)

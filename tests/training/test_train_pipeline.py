@@ -15,6 +15,7 @@ import pandas as pd
 import pytest
 
 from features.loading import read_leads
+from features.schema import load_schema
 from features.synthetic import bundled_schema
 from serving.bundle import Bundle
 from training import tracking
@@ -117,6 +118,22 @@ def test_run_records_params_metrics_and_artifacts(trained_model) -> None:
     assert "## Known limits" in card and "| A |" in card and "2026Q2" in card
 
 
+def test_run_has_the_training_data_as_input_and_the_summary_as_description(trained_model) -> None:
+    from training.pipeline import file_sha256
+
+    client = _client(trained_model.tracking_uri)
+    run = client.get_run(trained_model.result.run_id)
+    [data_input] = run.inputs.dataset_inputs
+    assert data_input.dataset.name == "leads.parquet"
+    assert data_input.dataset.digest == file_sha256(trained_model.data_path)[:36]
+    assert str(trained_model.data_path.absolute()) in data_input.dataset.source
+    assert '"name": "company_size"' in data_input.dataset.schema
+    assert {t.key: t.value for t in data_input.tags} == {"mlflow.data.context": "training"}
+    assert run.data.tags["mlflow.note.content"] == f"```\n{trained_model.result.summary()}\n```"
+    experiment = client.get_experiment(run.info.experiment_id)
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
+
+
 def test_drift_is_logged_when_the_drift_module_exists(trained_model) -> None:
     pytest.importorskip("features.drift")
     metrics = _client(trained_model.tracking_uri).get_run(trained_model.result.run_id).data.metrics
@@ -154,11 +171,42 @@ def test_worse_challenger_is_registered_but_not_promoted(trained_model, registry
 
 
 def test_cli_never_registers_a_challenger_only(trained_model, registry_copy: str, capsys) -> None:
-    code = main(["train", "--data", str(trained_model.data_path), "--promote", "never"])
+    code = main(["train", "--data", str(trained_model.data_path), "--promote", "never", "--force"])
     out = capsys.readouterr().out
     assert code == 0
     assert "registered as challenger" in out and "champion v1" in out and "2026Q2" in out
     assert _aliases(registry_copy) == {"champion": "1", "challenger": "2"}
+
+
+def test_cli_skips_a_run_whose_inputs_equal_the_champions(trained_model, registry_copy: str, capsys) -> None:
+    versions_before = _client(registry_copy).search_model_versions(f"name='{NAME}'")
+    code = main(["train", "--data", str(trained_model.data_path)])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert out.startswith("unchanged: champion version 1 was trained on the same data (leads.parquet), schema "
+                          "and parameters") and "use --force to train anyway" in out, out
+    assert len(_client(registry_copy).search_model_versions(f"name='{NAME}'")) == len(versions_before) == 1
+    assert _aliases(registry_copy) == {"champion": "1", "challenger": "1"}
+    assert not Path("models").exists()
+
+
+def test_the_champion_records_what_it_was_trained_from(trained_model, tmp_path: Path) -> None:
+    from training.pipeline import file_sha256
+    from training.unchanged import TAG, inputs_fingerprint
+
+    schema = load_schema(trained_model.schema_path)
+    data_sha = file_sha256(trained_model.data_path)
+    tags = _client(trained_model.tracking_uri).get_model_version(NAME, trained_model.version).tags
+    assert tags[TAG] == inputs_fingerprint(data_sha=data_sha, schema=schema)
+    changed = tmp_path / "changed.parquet"
+    pd.read_parquet(trained_model.data_path).iloc[:-1].to_parquet(changed)
+    others = {inputs_fingerprint(data_sha=file_sha256(changed), schema=schema),
+              inputs_fingerprint(data_sha=data_sha, schema=schema, as_of="2026-07-01"),
+              inputs_fingerprint(data_sha=data_sha, schema=schema, half_life_days=365.0),
+              inputs_fingerprint(data_sha=data_sha, schema=schema, params={"num_leaves": 7})}
+    assert tags[TAG] not in others and len(others) == 4
+    assert inputs_fingerprint(data_sha=data_sha, schema=schema, as_of="2026-07-01") == \
+        inputs_fingerprint(data_sha=data_sha, schema=schema, as_of=pd.Timestamp("2026-07-01"))
 
 
 # -- failed runs move nothing -------------------------------------------------------------------------
