@@ -141,7 +141,7 @@ def test_every_option_of_every_command_says_what_it_does_and_its_default() -> No
             if isinstance(action, argparse._HelpAction | argparse._VersionAction | argparse._SubParsersAction):
                 continue
             assert action.help, f"{prog} {action.dest} has no help text"
-            if action.option_strings and not action.required and action.default not in (None, False):
+            if action.option_strings and not action.required and action.default not in (None, False, argparse.SUPPRESS):
                 assert "(default: %(default)s)" in parser.formatter_class(prog)._get_help_string(action) \
                     or "default" in action.help, f"{prog} {action.dest} does not show its default"
     text = build_parser()._subparsers._group_actions[0].choices["train"].format_help()
