@@ -17,7 +17,8 @@ store (so nothing here touches ./mlflow.db or ./models):
    peer's batch `/invocations`;
 5. where the time goes: one explained request split into its phases, cProfile of a request and a batch;
 6. hardening: 30 s at 8 clients while the champion is reloaded every few seconds, and the long
-   schemathesis fuzz run (tests/support/fuzz.py).
+   schemathesis fuzz run (tests/support/fuzz.py), and cost probes (300,000 keys, 10,000 empty leads, 5,000
+   invalid leads, a 1 MB id, a body sent at 1 byte/s) with the server CPU each costs.
 Figures are printed as they come; nothing asserts an absolute time (the machine is shared).
 """
 
@@ -53,7 +54,7 @@ sys.path.insert(0, str(BENCH))
 sys.path.insert(0, str(SUPPORT))
 sys.path.insert(0, str(ROOT))
 
-from http_load import compare_clients, post, run_load
+from http_load import compare_clients, get, post, run_load
 from peer import (
     OURS_PATH,
     PEER_PATH,
@@ -150,6 +151,7 @@ def main(argv: list[str] | None = None) -> int:
             results["batch"] = batch_benchmark(store, ours.base_url, peer.base_url, budget)
             results["profile"] = profile(store, leads, budget, results["http"])
             results["reload_under_load"] = reload_under_load(store, ours.base_url, leads, budget)
+            results["cost_probes"] = cost_probes(ours, leads)
         if "fuzz" not in skip:
             results["fuzz"] = fuzz(store, budget)
     results["bench_seconds"] = round(time.perf_counter() - started, 1)
@@ -573,6 +575,82 @@ def reload_under_load(store: Store, url: str, leads: list[dict[str, Any]], budge
     return out
 
 
+def _server_cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a process so far (Linux /proc; NaN elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def cost_probes(server: Any, leads: list[dict[str, Any]]) -> dict[str, Any]:
+    """Small requests that used to cost much (issue 15): server CPU, wall time and answer size of each,
+    and whether /healthz stayed quick meanwhile. Loopback, bounded (the slow body stops at the server's
+    LEADSCORE_BODY_TIMEOUT_S, 10 s by default)."""
+    import socket
+
+    url, pid = server.base_url, server.process.pid
+    probes = {
+        "300,000 unknown keys": ("/v1/score", json.dumps({f"k{i}": 1 for i in range(300_000)}).encode()),
+        "10,000 empty leads": ("/v1/score/batch", json.dumps({"leads": [{}] * 10_000}).encode()),
+        "5,000 invalid leads": ("/v1/score/batch",
+                                json.dumps({"leads": [{"web_visits": -1, "company_size": True}] * 5_000}).encode()),
+        "1 MB lead id": ("/v1/score", json.dumps({**leads[0], "lead_id": "x" * 1_000_000}).encode()),
+    }
+    out: dict[str, Any] = {}
+    for name, (path, body) in probes.items():
+        healthz: list[float] = []
+        done = threading.Event()
+
+        def watch(done: threading.Event, healthz: list[float]) -> None:
+            while not done.is_set():
+                began = time.perf_counter()
+                with contextlib.suppress(OSError):  # a timeout counts as the time waited
+                    get(url, "/healthz")
+                healthz.append((time.perf_counter() - began) * 1000)
+                time.sleep(0.02)
+
+        watcher = threading.Thread(target=watch, args=(done, healthz))
+        cpu0, began = _server_cpu_s(pid), time.perf_counter()
+        watcher.start()
+        status, answer = post(url, path, body, timeout_s=120)
+        wall = time.perf_counter() - began
+        done.set()
+        watcher.join()
+        time.sleep(0.5)  # anything the server still does for this request shows in its CPU now
+        cpu = _server_cpu_s(pid) - cpu0
+        out[name] = {"request_bytes": len(body), "status": status, "answer_bytes": len(answer),
+                     "wall_ms": round(wall * 1000, 1), "server_cpu_ms": round(cpu * 1000),
+                     "healthz_max_ms": round(max(healthz), 1) if healthz else None}
+        _say(f"probe {name}: {status}, {len(body) / 1e6:.1f} MB in, {len(answer):,} bytes out, "
+             f"{wall * 1000:.0f} ms wall, ~{cpu * 1000:.0f} ms server CPU, /healthz max "
+             f"{out[name]['healthz_max_ms']} ms")
+    host, port = url.removeprefix("http://").split(":")
+    body = json.dumps(leads[0]).encode()
+    began = time.perf_counter()
+    answer = b""
+    with socket.create_connection((host, int(port)), timeout=60) as sock:
+        sock.sendall(b"POST /v1/score HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: "
+                     + str(len(body)).encode() + b"\r\n\r\n")
+        sock.settimeout(1.0)
+        for byte in body:  # one byte a second, until the server answers
+            try:
+                sock.sendall(bytes([byte]))
+                answer = sock.recv(4096)
+            except TimeoutError:
+                continue
+            except OSError:
+                break
+            if answer:
+                break
+    waited = time.perf_counter() - began
+    status = int(answer.split()[1]) if answer.startswith(b"HTTP/") else None
+    out["slow body, 1 byte/s"] = {"status": status, "answered_after_s": round(waited, 1)}
+    _say(f"probe slow body at 1 byte/s: {status} after {waited:.1f} s")
+    return out
+
+
 def fuzz(store: Store, budget: Budget) -> dict[str, Any]:
     """The long fuzz run, in its own process (tests/support/fuzz.py prints one JSON line last)."""
     cmd = [sys.executable, str(SUPPORT / "fuzz.py"), "--cases", str(budget.fuzz_cases), "--model",
@@ -668,13 +746,22 @@ def markdown(results: dict[str, Any]) -> str:
                       f"{ph.get('lightgbm_pred_contrib', float('nan')):,.0f} µs.")]
     r = results.get("reload_under_load")
     f = results.get("fuzz")
-    if r or f:
+    c = results.get("cost_probes")
+    if r or f or c:
         lines += ["", "**Hardening**", ""]
     if r:
         ok = sum(1 for x in r["reloads"] if x["status"] == 200 and x["served"] == x["to"])
         lines.append(f"- Reload under load: {r['requests']:,} requests from {r['clients']} clients in "
                      f"{r['seconds']:.0f} s with {len(r['reloads'])} champion reloads ({ok} swapped): "
                      f"{r['failures']} failed; versions named {dict(sorted(r['versions_seen'].items()))}.")
+    for name, probe in (c or {}).items():
+        if "answer_bytes" in probe:
+            lines.append(f"- Probe, {name} ({probe['request_bytes'] / 1e6:.1f} MB): {probe['status']} in "
+                         f"{probe['wall_ms']:,.0f} ms, ~{probe['server_cpu_ms']:,} ms server CPU, "
+                         f"{probe['answer_bytes']:,} bytes back; "
+                         f"/healthz at most {probe['healthz_max_ms']} ms meanwhile.")
+        else:
+            lines.append(f"- Probe, {name}: {probe['status']} after {probe['answered_after_s']} s.")
     if f and "error" not in f:
         lines.append(f"- Fuzz (schemathesis, from the OpenAPI document): {f['cases']:,} requests, "
                      f"{f['server_errors']} 5xx, {f['bad_4xx']} 4xx without a JSON problem, {f['leaks']} leaking "

@@ -9,7 +9,7 @@ from __future__ import annotations
 import functools
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -54,3 +54,18 @@ def write_text_atomic(path: str | Path, text: str) -> None:
     """Write a whole text file (UTF-8) or nothing."""
     with atomic_path(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
+
+
+def write_together(writers: dict[Path, Callable[[Path], object]]) -> None:
+    """Each writer fills a temp file beside its path; the files are renamed in only when every writer
+    succeeded, so a failure leaves the older files as they were (a report's page and its tables agree)."""
+    staged: dict[Path, Path] = {}
+    try:
+        for path, write in writers.items():
+            staged[path] = temp_beside(path)
+            write(staged[path])
+        for path, tmp in staged.items():
+            commit(tmp, path)
+    finally:
+        for tmp in staged.values():
+            tmp.unlink(missing_ok=True)

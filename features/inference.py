@@ -64,6 +64,9 @@ AFTER_CONTACT_KEYWORDS: list[str] = [
 # Words that mark where a lead came from: kept as report context (by campaign, by source), not features.
 CONTEXT_KEYWORDS: list[str] = ["source", "campaign", "channel", "utm", "medium"]
 
+# Words that name the seller or team a lead is handed to: the `owner` role (KPI report), never a feature.
+OWNER_KEYWORDS: list[str] = ["owner", "assigned_to", "salesperson", "sales_rep", "account_manager"]
+
 CREATED_KEYWORDS: list[str] = ["created", "create", "creation"]
 UPDATED_KEYWORDS: list[str] = ["last", "modified", "updated", "activity"]
 CONVERTED_KEYWORDS: list[str] = ["conver", "won", "closed", "close"]
@@ -120,7 +123,7 @@ def infer_schema(frame: pd.DataFrame, *, target: str, id_column: str | None = No
     y = is_positive[known].to_numpy(dtype=bool)
 
     columns = {c: _read_column(frame[c]) for c in frame.columns if c != target}
-    roles = {"id": id_column, "created_at": created_at, "converted_at": converted_at}
+    roles = {"id": id_column, "created_at": created_at, "converted_at": converted_at, "owner": None}
     _guess_roles(roles, frame, columns, notes)
     dates = {role: _dates_of(frame, columns, roles[role]) for role in ("created_at", "converted_at")}
     for col in roles.values():
@@ -176,6 +179,11 @@ def _guess_roles(roles: dict[str, str | None], frame: pd.DataFrame, columns: dic
         if roles["converted_at"]:
             notes.append(f"converted_at: {roles['converted_at']} (guessed from its name; "
                          "pass --converted-at to change)")
+    texts = [c for c, info in columns.items() if info.kind == "categorical" and c != roles["id"]]
+    roles["owner"] = next((c for c in texts if _matching_position(_words(c), OWNER_KEYWORDS) is not None), None)
+    if roles["owner"]:
+        notes.append(f"owner: {roles['owner']} (guessed from its name: who works the lead, for conversion "
+                     "against expectation in `leadscore kpis`; never a feature)")
 
 
 def _place_columns(columns: dict[str, _Column], sample: _Sample,

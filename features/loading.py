@@ -71,14 +71,35 @@ def iter_table(path: str | Path, *, chunk_rows: int = 100_000) -> Iterator[pd.Da
         raise DataError(f"{path.name}: not a readable {fmt.upper()} table ({_first_line(exc)})") from exc
 
 
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(frame: pd.DataFrame) -> pd.DataFrame:
+    """Text cells that a spreadsheet would run as a formula (starting with = + - @, tab or carriage
+    return) prefixed with a single quote, the OWASP rule for CSV injection: a campaign named
+    `=HYPERLINK(...)` is shown as text when an analyst opens our CSV in Excel. Numbers are untouched."""
+    out = frame
+    for column in frame.columns:
+        values = frame[column]
+        if not (values.dtype == object or pd.api.types.is_string_dtype(values.dtype)):
+            continue
+        text = values.astype("string")
+        risky = text.str.startswith(FORMULA_START).fillna(False).to_numpy(dtype=bool)
+        if risky.any():
+            out = frame.copy() if out is frame else out
+            out[column] = text.where(~risky, "'" + text)
+    return out
+
+
 def write_table(frame: pd.DataFrame, path: str | Path) -> None:
-    """Write atomically: a temp file beside the target, renamed on success, so no half-written file."""
+    """Write atomically: a temp file beside the target, renamed on success, so no half-written file.
+    CSV cells that a spreadsheet would run as formulas are neutralised (`spreadsheet_safe`)."""
     fmt = table_format(path)
     with atomic_path(path) as tmp:
         if fmt == "parquet":
             frame.to_parquet(tmp, index=False)
         else:
-            frame.to_csv(tmp, index=False)
+            spreadsheet_safe(frame).to_csv(tmp, index=False)
 
 
 def coerce_feature(values: pd.Series, spec: FeatureSpec) -> tuple[pd.Series, pd.Series]:
@@ -161,8 +182,8 @@ def cast_to_schema(frame: pd.DataFrame, schema: LeadSchema, *, source: str = "da
             _refuse_cells(frame, schema.created_at, future, "are dates in the future", source)
     if schema.id_column in out.columns:
         out[schema.id_column] = out[schema.id_column].astype("string")
-    for col in schema.context:
-        if col in out.columns:
+    for col in (*schema.context, schema.owner):
+        if col and col in out.columns:
             out[col] = out[col].astype("string")
     return out
 

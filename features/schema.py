@@ -12,6 +12,7 @@ A schema is a YAML file. Example (the bundled synthetic CRM uses this format)::
       converted_at: converted_at    # optional
       source: lead_source           # optional: where leads come from (reports and metrics group by it)
       campaign: campaign            # optional: the campaign that brought the lead
+      owner: sales_owner            # optional: the seller or team a lead is handed to (KPI reports)
     outcome_window_days: 90
     grades: {A: 0.30, B: 0.15, C: 0.06, D: 0.0}
     context: [lead_source, campaign]   # kept for reports, never model features
@@ -182,10 +183,13 @@ class FeatureSpec(_Model):
 
     def reason_for(self, value: Any) -> str:
         """The text shown when this feature lowers a lead; missing values have their own."""
-        missing = value is None or (isinstance(value, float) and math.isnan(value))
+        return self.reason_text(missing=value is None or (isinstance(value, float) and math.isnan(value)))
+
+    def reason_text(self, *, missing: bool) -> str:
+        """The schema's reason, else one default for every feature (the API shows the value beside it)."""
         if missing and self.reason_missing:
             return self.reason_missing
-        return self.reason or f"{self.label}: {value!r} lowers the score"
+        return self.reason or f"{self.label} lowers the score"
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"name": self.name, "type": self.type, "factor": self.factor, "label": self.label}
@@ -219,6 +223,7 @@ class Roles(_Model):
     converted_at: str | None = Field(None, description="when it converted")
     source: str | None = Field(None, description="where leads come from, e.g. utm_source (reports group by it)")
     campaign: str | None = Field(None, description="the campaign that brought the lead (reports group by it)")
+    owner: str | None = Field(None, description="the seller or team a lead is handed to (KPI reports)")
 
     @model_validator(mode="after")
     def _disjoint(self) -> Roles:
@@ -267,7 +272,7 @@ class LeadSchema(_Model):
     @model_validator(mode="after")
     def _consistent(self) -> LeadSchema:
         roles = self.roles
-        role_cols = {roles.id, roles.target, roles.created_at, roles.converted_at}
+        role_cols = {roles.id, roles.target, roles.created_at, roles.converted_at, roles.owner}
         seen: set[str] = set()
         for spec in self.features:
             if spec.name in seen:
@@ -321,6 +326,10 @@ class LeadSchema(_Model):
         return self.roles.campaign
 
     @property
+    def owner(self) -> str | None:
+        return self.roles.owner
+
+    @property
     def feature_names(self) -> list[str]:
         return [f.name for f in self.features]
 
@@ -342,7 +351,7 @@ class LeadSchema(_Model):
 
     @property
     def role_columns(self) -> list[str]:
-        cols = [self.id_column, self.target_column, self.created_at, self.converted_at]
+        cols = [self.id_column, self.target_column, self.created_at, self.converted_at, self.owner]
         return [c for c in cols if c]
 
     def is_positive(self, value: Any) -> bool:
@@ -359,7 +368,7 @@ class LeadSchema(_Model):
             "positive_values": list(self.positive_values),
             "negative_values": list(self.negative_values),
         }
-        for role in ("created_at", "converted_at", "source", "campaign"):
+        for role in ("created_at", "converted_at", "source", "campaign", "owner"):
             if getattr(self.roles, role):
                 roles[role] = getattr(self.roles, role)
         out: dict[str, Any] = {"name": self.name}

@@ -50,6 +50,15 @@ _CAMPAIGNS = {
 }
 LAUNCH_CAMPAIGN = "ai-assistant-launch"
 
+# Sales owners, for the shared KPI report. Each is handed leads and closes them with their own skill:
+# the odds multiplier on converting, against the pool. Two are planted so tests know the answer:
+# STRONG_OWNER converts better than expected although handed weaker leads (a raw conversion rate
+# would blame them), WEAK_OWNER worse although handed stronger ones (a raw rate would flatter them).
+OWNERS = ("ana.silva", "ben.okafor", "chen.wei", "dana.kovac", "eli.haddad", "fay.moreau")
+STRONG_OWNER, WEAK_OWNER = "ana.silva", "ben.okafor"
+OWNER_SKILL = {STRONG_OWNER: 3.0, WEAK_OWNER: 0.35}
+OWNER_TILT = {STRONG_OWNER: -0.5, WEAK_OWNER: 0.5}  # log-weight per unit of the lead's true log-odds
+
 # The true effects, in log-odds, before centring. Missing values have their own effect.
 INDUSTRY = {"software": 0.6, "financial_services": 0.4, "healthcare": 0.25, "manufacturing": 0.1,
             "retail": -0.3, "education": -0.6, "government": -0.7, "other": -0.4}
@@ -294,6 +303,8 @@ def generate(*, quarters: int = 12, leads_per_quarter: int = 20_000, seed: int =
     if leak_column is not None:
         leads[leak_column] = pd.Series(_last_touch(rng, observed), dtype="string")
         leaks[leak_column] = LEAK_REASON
+    owner_rng = np.random.default_rng([seed, 12])  # its own stream: every other column stays as it was
+    leads["sales_owner"] = pd.Series(_assign_owners(owner_rng, logit - logit.mean(), eventually), dtype="string")
 
     truth = pd.DataFrame({"lead_id": ids, "true_probability": prob, "true_logit": logit,
                           "true_converted_eventually": eventually.astype(np.int8)})
@@ -350,6 +361,19 @@ def _shifted_intercept(total: np.ndarray, intercept: float, late: np.ndarray, sh
     if target > 0.8:  # also keeps the solved intercept well inside _solve_intercept's range
         raise DataError(f"base-rate-shift {shift} would lift the base rate from {earlier:.1%} to {target:.0%}")
     return np.where(late, _solve_intercept(total[late], target), intercept)
+
+
+def _assign_owners(rng: np.random.Generator, centred_logit: np.ndarray, converted: np.ndarray) -> np.ndarray:
+    """Who each lead went to. Drawn after the outcome, in proportion to how likely each seller was to be
+    handed this lead (OWNER_TILT) and, for a converted lead, to have closed it (OWNER_SKILL): for leads
+    of equal quality, a seller's odds of converting are their skill times the pool's."""
+    tilt = np.array([OWNER_TILT.get(o, 0.0) for o in OWNERS])
+    skill = np.array([OWNER_SKILL.get(o, 1.0) for o in OWNERS])
+    weight = np.exp(np.clip(centred_logit, -3, 3)[:, None] * tilt[None, :])
+    weight = weight * np.where(converted[:, None], skill[None, :], 1.0)
+    cum = np.cumsum(weight / weight.sum(axis=1, keepdims=True), axis=1)
+    idx = (rng.random(len(converted))[:, None] > cum).sum(axis=1)
+    return np.asarray(OWNERS, dtype=object)[np.minimum(idx, len(OWNERS) - 1)]
 
 
 def _last_touch(rng: np.random.Generator, converted: np.ndarray) -> np.ndarray:

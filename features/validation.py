@@ -20,14 +20,13 @@ import pandas as pd
 
 from features.datasets import schema_path as resolve_schema_path
 from features.errors import DataError
+from features.lead_checks import TYPE_WORDS
 from features.loading import check_separator, coerce_feature, parse_dates, read_table
 from features.schema import FeatureSpec, LeadSchema, load_schema
 from features.target import normalised_labels
 
 ERROR = "error"
 WARNING = "warning"
-_TYPE_WORDS = {"numeric": "a number", "integer": "a whole number", "boolean": "true or false",
-               "datetime": "a date", "categorical": "text"}
 
 
 @dataclass(frozen=True)
@@ -236,7 +235,7 @@ def _check_feature(values: pd.Series, spec: FeatureSpec, ids: pd.Series | None, 
     issues = []
     if bad.any():
         issues.append(_issue(ERROR, spec.name, f"{_plural(int(bad.sum()), 'value')} of the wrong type "
-                             f"(expected {_TYPE_WORDS[spec.type]})",
+                             f"(expected {TYPE_WORDS[spec.type]})",
                              bad, values, ids, max_examples))
     if spec.type in ("numeric", "integer"):
         numbers = cast.astype("Float64")

@@ -25,6 +25,7 @@ import pandas as pd
 
 from features.datasets import default_data_path, load_history_with_schema, schema_for
 from features.errors import ModelNotFoundError
+from features.lead_checks import check_frame
 from features.periods import quarters
 from features.schema import LeadSchema
 from serving import registry
@@ -67,13 +68,27 @@ def explain(frame: pd.DataFrame, scorer: Scorer | None = None, *, chunk_rows: in
     """Probability, score, grade, per-factor impact and top lowering factor for every lead, in order.
 
     Chunked with a progress bar (exact TreeSHAP costs about a millisecond per lead). `keep` copies
-    columns of `frame` (e.g. lead_source, quarter) into the result for grouping.
+    columns of `frame` (e.g. lead_source, quarter) into the result for grouping. A value the API would
+    refuse (a negative company size, infinity, `True` as a number) is refused here too (DataError).
+
+    A Dask dataframe gives a lazy Dask dataframe, explained on the current `distributed.Client`'s
+    workers (`serving.distributed.explain_frame`, each partition checked the same way);
+    `.compute()` or `.to_parquet()` runs it.
     """
     scorer = scorer if scorer is not None else load_scorer()
+    if _is_dask(frame):
+        from serving.distributed import explain_frame
+
+        return explain_frame(frame, scorer, chunk_rows=chunk_rows, keep=keep)
+    check_frame(frame, scorer.schema, source="frame")
     explained = scorer.explain(frame, chunk_rows=chunk_rows, progress=progress)
     for column in keep:
         explained[column] = frame[column].to_numpy()
     return explained
+
+
+def _is_dask(frame: Any) -> bool:
+    return type(frame).__module__.startswith(("dask.", "dask_expr"))
 
 
 def tracking_uri() -> str:

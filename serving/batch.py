@@ -17,11 +17,12 @@ import pandas as pd
 
 from features.errors import DataError
 from features.files import commit, temp_beside
+from features.lead_checks import check_frame
 from features.loading import (
     check_separator,
-    coerce_feature,
     iter_table,
     read_header,
+    spreadsheet_safe,
     table_format,
 )
 from features.progress import Advance, count_rows, shown
@@ -63,7 +64,7 @@ def score_file(*, scorer: Scorer, data: Path, out: Path, chunk_rows: int = CHUNK
         total = count_rows(data) if progress else None
         with progress_rows(total, "score", enabled=progress) as advance:
             for chunk in iter_table(data, chunk_rows=chunk_rows):
-                _check_cells(chunk, scorer, data.name, rows_before=rows)
+                check_frame(chunk, scorer.schema, source=data.name, rows_before=rows)  # as the API refuses it
                 explained = _explain(scorer, chunk, advance)
                 explained = explained.rename(columns={"lead_id": scorer.schema.id_column})
                 writer.write(explained)
@@ -96,18 +97,6 @@ def _check_columns(columns: list[str], scorer: Scorer, source: str) -> list[str]
     return missing
 
 
-def _check_cells(chunk: pd.DataFrame, scorer: Scorer, source: str, *, rows_before: int) -> None:
-    """Refuse a cell that does not fit its feature's type: scored as missing, it would skew the score."""
-    for spec in scorer.schema.features:
-        if spec.name in chunk.columns and spec.type != "categorical":
-            _, bad = coerce_feature(chunk[spec.name], spec)
-            if bad.any():
-                first = int(bad.to_numpy(dtype=bool).argmax())
-                raise DataError(f"{source}: {spec.name}: {int(bad.sum()):,} values do not fit its type "
-                                f"{spec.type} (first: {chunk[spec.name].iloc[first]!r} in data row "
-                                f"{rows_before + first + 1}); fix them or leave those cells empty", field=spec.name)
-
-
 class _TableWriter:
     """Appends DataFrames to a temporary CSV or Parquet file; `commit` renames it into place."""
 
@@ -120,7 +109,7 @@ class _TableWriter:
 
     def write(self, frame: pd.DataFrame) -> None:
         if self.format == "csv":
-            frame.to_csv(self.tmp, mode="a", header=not self._wrote_header, index=False)
+            spreadsheet_safe(frame).to_csv(self.tmp, mode="a", header=not self._wrote_header, index=False)
             self._wrote_header = True
             return
         import pyarrow as pa

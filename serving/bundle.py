@@ -17,9 +17,12 @@ The served model is one of three families, all in log-odds over the encoder's ma
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
+import subprocess
+import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,6 +42,7 @@ READABLE_FORMATS = (1, 2)
 MODEL_FILE = "model.txt"
 META_FILE = "bundle.json"
 FAMILIES = ("lightgbm", "logistic", "blend")
+PROBE_TIMEOUT_S = 120.0
 
 
 T = TypeVar("T")
@@ -142,7 +146,7 @@ class Bundle:
     def version(self) -> str:
         return str(self.metadata.get("version", "local"))
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self, files: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
         return {
             "format_version": FORMAT_VERSION,
             "schema": self.schema.to_dict(),
@@ -153,17 +157,21 @@ class Bundle:
             "blend": {"tree_weight": self.tree_weight, "family": self.family},
             "linear": None if self.linear is None else self.linear.to_dict(),
             "metadata": self.metadata,
+            "files": files or {},
         }
 
     def save(self, folder: str | Path) -> Path:
         """Write to a temp folder beside the target and rename it in, so no half-written bundle exists."""
         folder = Path(folder)
         folder.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
+        # the pid in the name: see training.recovery
+        tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.{os.getpid()}.", dir=folder.parent))
         try:
+            files = {}
             if self.booster is not None:
                 self.booster.save_model(str(tmp / MODEL_FILE))
-            (tmp / META_FILE).write_text(json.dumps(self.to_json(), indent=2, default=str))
+                files[MODEL_FILE] = file_digest(tmp / MODEL_FILE)
+            (tmp / META_FILE).write_text(json.dumps(self.to_json(files), indent=2, default=str))
             if folder.exists():
                 shutil.rmtree(folder)
             os.replace(tmp, folder)
@@ -173,12 +181,35 @@ class Bundle:
         return folder
 
     @classmethod
-    def load(cls, folder: str | Path) -> Bundle:
+    def load(cls, folder: str | Path, *, probe: bool = False) -> Bundle:
+        """Read a bundle; every damage is a ModelNotFoundError naming the file, never a crash.
+
+        `model.txt` is checked against the SHA-256 that `bundle.json` records before LightGBM's parser
+        reads it (the parser segfaults on a truncated file). With `probe=True` (the server), a bundle
+        that records no checksum (written before they existed, or stripped) is parsed in a child
+        process first, so a file nobody vouches for cannot take the server down.
+        """
         folder = Path(folder)
+        try:
+            return cls._load(folder, probe=probe)
+        except ModelNotFoundError:
+            raise
+        except (OSError, ValueError, KeyError, TypeError, AttributeError, lgb.basic.LightGBMError) as exc:
+            raise ModelNotFoundError(f"bundle at {folder} is damaged: {type(exc).__name__}: "
+                                     f"{_first_line(exc)}") from None
+
+    @classmethod
+    def _load(cls, folder: Path, *, probe: bool) -> Bundle:
         model_path, meta_path = folder / MODEL_FILE, folder / META_FILE
         if not meta_path.is_file():
             raise ModelNotFoundError(f"no model bundle at {folder} (expected {META_FILE})")
-        state = json.loads(meta_path.read_text())
+        try:
+            state = json.loads(meta_path.read_bytes())
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise ModelNotFoundError(f"bundle at {folder} is damaged: {META_FILE} is not valid JSON "
+                                     f"({_first_line(exc)})") from None
+        if not isinstance(state, dict):
+            raise ModelNotFoundError(f"bundle at {folder} is damaged: {META_FILE} is not a JSON object")
         version = state.get("format_version")
         if version not in READABLE_FORMATS:
             raise ModelNotFoundError(f"bundle at {folder} has format {version!r}, "
@@ -196,8 +227,15 @@ class Bundle:
             raise ModelNotFoundError(f"bundle at {folder} is not usable: {exc}") from None
         if tree_weight > 0.0 and not model_path.is_file():
             raise ModelNotFoundError(f"no model bundle at {folder} (expected {MODEL_FILE} and {META_FILE})")
+        booster = None
+        if model_path.is_file():
+            recorded = state.get("files") or {}
+            verify_files(folder, recorded)
+            if probe and MODEL_FILE not in recorded:
+                probe_model_file(model_path)  # no checksum to trust: let a child process take any crash
+            booster = lgb.Booster(model_file=str(model_path))
         return cls(
-            booster=lgb.Booster(model_file=str(model_path)) if model_path.is_file() else None,
+            booster=booster,
             schema=schema,
             encoder=encoder,
             calibrator=Calibrator.from_dict(state["calibration"]),
@@ -206,3 +244,52 @@ class Bundle:
             linear=linear,
             tree_weight=tree_weight,
         )
+
+
+def file_digest(path: Path) -> dict[str, Any]:
+    """Size and SHA-256 of a file, as `bundle.json` records them."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return {"bytes": path.stat().st_size, "sha256": digest.hexdigest()}
+
+
+def verify_files(folder: Path, recorded: dict[str, Any]) -> None:
+    """Refuse a bundle whose files differ from what `bundle.json` recorded (truncated, edited, swapped).
+
+    Bundles written before checksums were recorded have none; the server's child-process probe covers them.
+    """
+    for name, expected in recorded.items():
+        path = folder / name
+        if not isinstance(expected, dict) or Path(name).name != name:
+            raise ModelNotFoundError(f"bundle at {folder} is damaged: bad file record for {name!r}")
+        if not path.is_file():
+            raise ModelNotFoundError(f"bundle at {folder} is damaged: {name} is missing")
+        found = file_digest(path)
+        if found["bytes"] != expected.get("bytes"):
+            raise ModelNotFoundError(f"bundle at {folder} is damaged: {name} has {found['bytes']:,} bytes, "
+                                     f"{META_FILE} recorded {expected.get('bytes')!r}")
+        if found["sha256"] != expected.get("sha256"):
+            raise ModelNotFoundError(f"bundle at {folder} is damaged: {name} does not match the SHA-256 "
+                                     f"recorded in {META_FILE}")
+
+
+def probe_model_file(path: Path, timeout_s: float = PROBE_TIMEOUT_S) -> None:
+    """Parse a LightGBM model file in a child process: a crash there is an error here, not a dead server."""
+    code = "import sys, lightgbm; lightgbm.Booster(model_file=sys.argv[1])"
+    try:
+        done = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, timeout=timeout_s,
+                              env={**os.environ, "OMP_NUM_THREADS": "1"}, check=False)
+    except subprocess.TimeoutExpired:
+        raise ModelNotFoundError(f"{path.name} at {path.parent} took over {timeout_s:g} s to parse") from None
+    if done.returncode != 0:
+        how = f"signal {-done.returncode}" if done.returncode < 0 else f"exit code {done.returncode}"
+        last = (done.stderr.decode(errors="replace").strip().splitlines() or [""])[-1][:200]
+        raise ModelNotFoundError(f"bundle at {path.parent} is damaged: LightGBM could not parse {path.name} "
+                                 f"({how}{': ' + last if last else ''})")
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0][:200] if lines else type(exc).__name__

@@ -8,11 +8,10 @@ import re
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import ValidationError
 from starlette.exceptions import HTTPException
 
 from features.errors import LeadscoreError
-from serving.schemas import problems
+from serving.response import Problem
 
 _logger = logging.getLogger(__name__)
 
@@ -33,27 +32,10 @@ def scrub_paths(text: str) -> str:
 class InputError(Exception):
     """Bad request input, already phrased per field."""
 
-    def __init__(self, status: int, detail: list[dict[str, str]]) -> None:
+    def __init__(self, status: int, detail: list[Problem]) -> None:
         super().__init__(detail)
         self.status = status
         self.detail = detail
-
-
-def input_error(exc: ValidationError, *, max_batch: int | None = None) -> InputError:
-    """422 for invalid leads, 400 for malformed JSON, 413 for a batch over the limit."""
-    found = problems(exc)
-    kinds = {err["type"] for err in exc.errors(include_url=False, include_input=False)}
-    if "json_invalid" in kinds:
-        return InputError(400, found)
-    too_long = [e for e in exc.errors(include_url=False, include_input=False)
-                if e["type"] == "too_long" and tuple(e["loc"]) == ("leads",)]
-    if too_long and max_batch is not None:
-        return InputError(413, [{"field": "leads", "problem": f"at most {max_batch:,} leads per batch request; "
-                                                              "split the batch"}])
-    for item in found:
-        if item["field"] == "leads" and "at least 1" in item["problem"]:
-            item["problem"] = "empty batch: send at least one lead"
-    return InputError(422, found)
 
 
 def install(app: FastAPI) -> None:

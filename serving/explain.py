@@ -23,6 +23,7 @@ import pandas as pd
 from features.encoding import LeadEncoder
 from features.factors import FACTOR_LABELS, FACTORS
 from features.schema import LeadSchema
+from serving.response import FactorImpact, FeatureReason, LoweringFactor, WhatIf
 
 MAX_WHAT_IF = 3
 _EPS = 1e-12
@@ -50,20 +51,20 @@ def what_if_candidates(schema: LeadSchema, encoder: LeadEncoder) -> list[WhatIfC
     return out
 
 
-def factors_list(impacts: np.ndarray) -> list[dict[str, Any]]:
+def factors_list(impacts: np.ndarray) -> list[FactorImpact]:
     """Every factor with its impact, in the vocabulary's order."""
     return [{"key": key, "label": FACTOR_LABELS[key], "impact": float(impacts[k])} for k, key in enumerate(FACTORS)]
 
 
 def lowering_factors(*, impacts: np.ndarray, contributions: np.ndarray, raw: float, record: Mapping[str, Any],
                      unseen: Mapping[str, str], schema: LeadSchema,
-                     calibrate: Callable[[np.ndarray], np.ndarray]) -> list[dict[str, Any]]:
+                     calibrate: Callable[[np.ndarray], np.ndarray]) -> list[LoweringFactor]:
     """The factors with negative impact, largest first, each with the features and reasons behind it."""
     order = [k for k in np.argsort(impacts, kind="stable") if impacts[k] < -_EPS]
     if not order:
         return []
     shifted = calibrate(np.array([raw] + [raw - impacts[k] for k in order]))
-    out = []
+    out: list[LoweringFactor] = []
     for i, k in enumerate(order):
         key = FACTORS[k]
         out.append({
@@ -77,8 +78,8 @@ def lowering_factors(*, impacts: np.ndarray, contributions: np.ndarray, raw: flo
 
 
 def _lowering_features(factor: str, contributions: np.ndarray, record: Mapping[str, Any],
-                       unseen: Mapping[str, str], schema: LeadSchema) -> list[dict[str, Any]]:
-    rows = []
+                       unseen: Mapping[str, str], schema: LeadSchema) -> list[FeatureReason]:
+    rows: list[tuple[float, FeatureReason]] = []
     for j, spec in enumerate(schema.features):
         if spec.factor != factor or contributions[j] >= -_EPS:
             continue
@@ -96,9 +97,9 @@ def _lowering_features(factor: str, contributions: np.ndarray, record: Mapping[s
 
 
 def what_if(*, x: np.ndarray, probability: float, candidates: Sequence[WhatIfChange], record: Mapping[str, Any],
-            rescored: np.ndarray, limit: int = MAX_WHAT_IF) -> list[dict[str, Any]]:
+            rescored: np.ndarray, limit: int = MAX_WHAT_IF) -> list[WhatIf]:
     """The single changes that raise the probability most; `rescored[c]` is candidate c's probability."""
-    found = []
+    found: list[tuple[float, WhatIf]] = []
     for c, cand in enumerate(candidates):
         if x[cand.column] == cand.code or rescored[c] <= probability + _EPS:
             continue

@@ -26,6 +26,8 @@ from features.errors import LeadscoreError
 from serving import errors
 from serving.metrics import Metrics
 from serving.middleware import BodyLimitMiddleware, MetricsMiddleware
+from serving.predlog import routes as loop_routes
+from serving.predlog.service import Loop
 from serving.reload_signal import ReloadSignal
 from serving.routes import admin, health, model, score
 from serving.schemas import request_models
@@ -49,10 +51,11 @@ def create_app(settings: Settings | None = None, *, scorer: Scorer | None = None
     app.state.metrics = metrics
     signal = ReloadSignal(settings.reload_signal) if settings.reload_signal else None
     app.state.model = ModelState(model=settings.model, metrics=metrics, scorer=scorer, signal=signal)
-    for router in (score.router, model.router, health.router, admin.router):
+    app.state.loop = Loop.from_settings(settings, metrics.registry)
+    for router in (score.router, model.router, health.router, admin.router, loop_routes.router):
         app.include_router(router)
     errors.install(app)
-    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes, timeout_s=settings.body_timeout_s)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
@@ -64,10 +67,12 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     tasks = [] if state.scorer is not None else [asyncio.create_task(_first_load(state))]
     if state.signal is not None:
         tasks.append(asyncio.create_task(state.follow()))
+    app.state.loop.start()
     yield
     for task in tasks:
         if not task.done():
             task.cancel()
+    await asyncio.to_thread(app.state.loop.stop)
 
 
 async def _first_load(state: ModelState) -> None:

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from features.errors import ModelNotFoundError
+from features.errors import LeadscoreError, ModelNotFoundError
 from serving.bundle import META_FILE, Bundle
 
 _logger = logging.getLogger(__name__)
@@ -122,21 +122,35 @@ def resolve(uri: str) -> RegisteredVersion:
     return RegisteredVersion(name, str(found.version), found.run_id)
 
 
-def load_bundle(model: str | Path | None = None, *, models_dir: Path = MODELS_DIR) -> Bundle:
-    """Load a bundle from a folder or the registry, preferring the local export of a registered version."""
+def load_bundle(model: str | Path | None = None, *, models_dir: Path = MODELS_DIR, probe: bool = False) -> Bundle:
+    """Load a bundle from a folder or the registry, preferring the local export of a registered version.
+
+    Every failure (a damaged file, a locked or unreachable tracking store) is a ModelNotFoundError with
+    one readable line, so the CLI exits 2 and the server keeps serving what it has. `probe` parses the
+    trees in a child process first (see `Bundle.load`).
+    """
     model = DEFAULT_MODEL if model is None else model
+    try:
+        return _load_bundle(model, models_dir=models_dir, probe=probe)
+    except LeadscoreError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - anything from MLflow, SQLAlchemy or the file system
+        raise ModelNotFoundError(f"could not load {model}: {type(exc).__name__}: {_first_line(exc)}") from None
+
+
+def _load_bundle(model: str | Path, *, models_dir: Path, probe: bool) -> Bundle:
     if not is_registry_uri(model):
-        return Bundle.load(Path(model))
+        return Bundle.load(Path(model), probe=probe)
     ref = resolve(str(model))
     local = models_dir / ref.name / ref.version
-    bundle = Bundle.load(local) if (local / META_FILE).is_file() else None
+    bundle = Bundle.load(local, probe=probe) if (local / META_FILE).is_file() else None
     if bundle is not None and not _same_run(bundle, ref):
         _logger.warning("%s was exported from another run than %s in this registry; loading the registry's",
                         local, ref.uri)
         bundle = None
     if bundle is None:
         with _downloaded(ref) as folder:
-            bundle = Bundle.load(folder)
+            bundle = Bundle.load(folder, probe=probe)
     bundle.metadata.setdefault("name", ref.name)
     bundle.metadata["version"] = str(bundle.metadata.get("version") or ref.version)
     return bundle

@@ -36,8 +36,8 @@ from features import progress
 from features.datasets import load_history_with_schema
 from features.errors import DataError
 from features.factors import FACTOR_LABELS, FACTORS
-from features.files import write_text_atomic
-from features.loading import write_table
+from features.files import write_together
+from features.loading import spreadsheet_safe
 from features.periods import data_end, outcome_final, outcome_label, parse_quarter, quarter_label, quarters
 from features.schema import LeadSchema
 from features.target import labels
@@ -340,6 +340,13 @@ def render_html(tables: ReportTables) -> str:
     """One self-contained page: inline CSS, charts as base64 PNG, no scripts, fonts or links.
 
     Drawn by serving/templates/report.html.j2 with autoescaping on: group names come from the data."""
+    import matplotlib
+
+    with matplotlib.rc_context({"text.parse_math": False}):  # "Save $50" is text, not math: plain labels
+        return _render_html(tables)
+
+
+def _render_html(tables: ReportTables) -> str:
     main_dim = tables.by[0] if tables.by else ALL
     charts = [
         ("Share of leads lowered by each factor", _chart_lowered(tables, main_dim)),
@@ -545,12 +552,16 @@ def report_window(frame: pd.DataFrame, schema: LeadSchema, quarter: str | None =
 
 
 def write_report(tables: ReportTables, out: str | Path) -> dict[str, Path]:
-    """Write report.html, report.csv (the quarter) and report_quarterly.csv, each atomically."""
+    """Write report.html, report.csv (the quarter) and report_quarterly.csv together or not at all.
+    CSV cells a spreadsheet would run as formulas are neutralised (`spreadsheet_safe`)."""
     out = Path(out)
     paths = {"html": out / "report.html", "csv": out / "report.csv", "quarterly": out / "report_quarterly.csv"}
-    write_table(tables.current, paths["csv"])
-    write_table(tables.quarterly, paths["quarterly"])
-    write_text_atomic(paths["html"], render_html(tables))
+    page = render_html(tables)  # the step that can fail on odd data: before any file is touched
+    write_together({
+        paths["html"]: lambda tmp: tmp.write_text(page, encoding="utf-8"),
+        paths["csv"]: lambda tmp: spreadsheet_safe(tables.current).to_csv(tmp, index=False),
+        paths["quarterly"]: lambda tmp: spreadsheet_safe(tables.quarterly).to_csv(tmp, index=False),
+    })
     return paths
 
 

@@ -1,9 +1,10 @@
-"""Request and response bodies. Requests are built from the lead schema, so a lead is defined once.
+"""Request bodies, built from the lead schema so a lead is defined once (responses: serving/response.py).
 
 Every field is optional and nullable: a missing phone number is itself a signal the model scores.
-Ranges come from the schema's min/max; unknown fields are refused (a typo would otherwise be
-scored as missing data without anyone noticing). Category values outside the schema's list are
-accepted on purpose: the model scores them as missing and the response reports them in `warnings`.
+Types are strict (`true` is not a number) and ranges come from the schema's min/max. Parsing a body
+(`serving.lead_input`) reads these models; it decides what happens to fields the schema does not
+list. Category values outside the schema's list are accepted on purpose: the model scores them as
+missing and the response reports them in `warnings`.
 """
 
 from __future__ import annotations
@@ -12,81 +13,20 @@ from datetime import datetime
 from typing import Annotated, Any
 from weakref import WeakKeyDictionary
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
+from pydantic import BaseModel, ConfigDict, Field, Strict, ValidationError, create_model
 
 from features.factors import FACTOR_LABELS
 from features.schema import FeatureSpec, LeadSchema
+from serving.response import Problem
 
 MAX_TEXT = 200
-
-
-class Problem(BaseModel):
-    field: str
-    problem: str
+INT64: dict[str, Any] = {"ge": -(2**63), "le": 2**63 - 1}
 
 
 class ErrorBody(BaseModel):
     """Every 4xx/5xx body: what is wrong, field by field."""
 
     detail: list[Problem] | str
-
-
-class ModelRef(BaseModel):
-    name: str
-    version: str
-    as_of: str | None = None
-
-
-class FeatureReason(BaseModel):
-    name: str
-    label: str
-    value: Any = None
-    impact: float = Field(description="log-odds")
-    reason: str
-
-
-class FactorImpact(BaseModel):
-    key: str
-    label: str
-    impact: float = Field(description="log-odds: the sum of the factor's features' SHAP values")
-
-
-class LoweringFactor(FactorImpact):
-    cost_points: float = Field(description="percentage points of probability this factor costs: "
-                                           "100 * (p(raw - impact) - p(raw))")
-    features: list[FeatureReason]
-
-
-class WhatIf(BaseModel):
-    feature: str
-    label: str
-    from_: Any = Field(None, alias="from")
-    to: Any
-    probability: float = Field(description="calibrated probability after this one change, re-scored")
-    gain_points: float
-
-
-class LogOdds(BaseModel):
-    baseline: float
-    raw_score: float = Field(description="baseline + sum of factor impacts")
-
-
-class ScoreResponse(BaseModel):
-    lead_id: str | None
-    probability: float = Field(description="calibrated P(convert)")
-    score: int = Field(ge=1, le=99, description="probability in percent, rounded, clipped to 1-99")
-    grade: str = Field(description="A-D from the schema's grade floors")
-    model: ModelRef
-    baseline_probability: float
-    log_odds: LogOdds
-    factors: list[FactorImpact]
-    lowering_factors: list[LoweringFactor]
-    what_if: list[WhatIf]
-    warnings: list[Problem]
-
-
-class BatchResponse(BaseModel):
-    results: list[ScoreResponse]
 
 
 class RequestModels:
@@ -100,18 +40,27 @@ class RequestModels:
         self.batch: Any = create_model("LeadBatch", __config__=ConfigDict(extra="forbid"),
                                        leads=(leads, Field(min_length=1, max_length=max_batch)))
         self.example = example_lead(schema)
+        from serving.lead_input import LeadFields
+
+        self.fields = LeadFields.of(schema)
 
     def parse_lead(self, body: bytes) -> dict[str, Any]:
-        """One lead as a dict keyed by schema names; raises pydantic's ValidationError."""
-        return self.lead.model_validate_json(body).model_dump(by_alias=True)
+        """One lead as a dict keyed by schema names; raises serving.errors.InputError."""
+        from serving.lead_input import parse_lead
+
+        return parse_lead(self, body).leads[0]
 
     def parse_batch(self, body: bytes) -> list[dict[str, Any]]:
-        parsed = self.batch.model_validate_json(body)
-        return [lead.model_dump(by_alias=True) for lead in parsed.leads]
+        from serving.lead_input import parse_batch
+
+        return parse_batch(self, body).leads
 
     def openapi_components(self) -> dict[str, Any]:
         lead = self.lead.model_json_schema(by_alias=True)
         lead["examples"] = [self.example]
+        lead["additionalProperties"] = True  # a CRM's whole record is read (serving.lead_input)
+        lead["description"] = ("A lead: every field optional. Other fields (a CRM's whole record) are ignored and "
+                               "named in `warnings`, or refused when the server sets LEADSCORE_STRICT_FIELDS.")
         batch = {"title": "LeadBatch", "type": "object", "additionalProperties": False, "required": ["leads"],
                  "properties": {"leads": {"type": "array", "items": {"$ref": "#/components/schemas/Lead"},
                                           "minItems": 1, "maxItems": self.max_batch}}}
@@ -131,8 +80,8 @@ def request_models(owner: Any, schema: LeadSchema, max_batch: int) -> RequestMod
 
 def _lead_model(schema: LeadSchema) -> type[BaseModel]:
     fields: dict[str, Any] = {
-        "f_id": (str | int | None, Field(None, alias=schema.id_column, description="the lead's id, echoed back",
-                                         examples=["L00012345"])),
+        "f_id": (Annotated[str, Field(max_length=MAX_TEXT)] | Annotated[int, Strict(), Field(**INT64)] | None,
+                 Field(None, alias=schema.id_column, description="the lead's id, echoed back", examples=["L00012345"])),
     }
     if schema.created_at:
         fields["f_created"] = (datetime | None, Field(None, alias=schema.created_at,
@@ -140,6 +89,10 @@ def _lead_model(schema: LeadSchema) -> type[BaseModel]:
     for i, name in enumerate(schema.context):
         fields[f"c{i}"] = (Annotated[str, Field(max_length=MAX_TEXT)] | None,
                            Field(None, alias=name, description="context for reports; not a model input"))
+    if schema.owner:
+        fields["f_owner"] = (Annotated[str, Field(max_length=MAX_TEXT)] | None,
+                             Field(None, alias=schema.owner, description="the seller or team the lead goes to; "
+                                                                         "for KPI reports, not a model input"))
     for j, spec in enumerate(schema.features):
         fields[f"f{j}"] = (_annotation(spec), Field(None, alias=spec.name, description=_describe(spec),
                                                     examples=[_example(spec)]))
@@ -150,11 +103,11 @@ def _lead_model(schema: LeadSchema) -> type[BaseModel]:
 def _annotation(spec: FeatureSpec) -> Any:
     bounds: dict[str, Any] = {"ge": spec.min, "le": spec.max}
     if spec.type == "numeric":
-        return Annotated[float, Field(allow_inf_nan=False, **bounds)] | None
+        return Annotated[float, Strict(), Field(allow_inf_nan=False, **bounds)] | None
     if spec.type == "integer":
-        return Annotated[int, Field(**bounds)] | None
+        return Annotated[int, Strict(), Field(**bounds)] | None
     if spec.type == "boolean":
-        return bool | None
+        return Annotated[bool, Strict()] | None
     if spec.type == "datetime":
         return datetime | None
     return Annotated[str, Field(max_length=MAX_TEXT)] | None
@@ -204,22 +157,20 @@ def _improvable(spec: FeatureSpec) -> Any:
     return _example(spec) if spec.values else None  # numbers: missing, which the what-if fills in
 
 
-def problems(exc: ValidationError) -> list[dict[str, str]]:
+def problems(exc: ValidationError) -> list[Problem]:
     """pydantic's errors as [{"field": "leads[2].web_visits", "problem": "..."}], no input echoed."""
-    out = []
-    for err in exc.errors(include_url=False, include_input=False):
-        out.append({"field": _field(err["loc"]), "problem": _problem(err)})
-    return out
+    return [Problem(field=field_path(err["loc"]), problem=problem_text(err))
+            for err in exc.errors(include_url=False, include_input=False)]
 
 
-def _field(loc: tuple[Any, ...]) -> str:
+def field_path(loc: tuple[Any, ...]) -> str:
     text = ""
     for part in loc:
         text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
     return text or "body"
 
 
-def _problem(err: Any) -> str:
+def problem_text(err: Any) -> str:
     kind = err["type"]
     if kind == "extra_forbidden":
         return "unknown field: not in the lead schema (GET /v1/model lists the fields)"

@@ -29,6 +29,7 @@ from features.progress import track
 from serving import explain as ex
 from serving.bundle import Bundle, part
 from serving.forest import Forest, numba_available
+from serving.response import ModelRef, ScoreResponse
 
 _logger = logging.getLogger(__name__)
 
@@ -57,10 +58,8 @@ class Scorer:
         self._matrix = factor_matrix([spec.factor for spec in self.schema.features])
         self._candidates = ex.what_if_candidates(self.schema, bundle.encoder)
         self._feature_factor = np.array([FACTORS.index(s.factor) for s in self.schema.features])
-        self._reason_present = np.array([s.reason or f"{s.label} lowers the score" for s in self.schema.features],
-                                        dtype=object)
-        self._reason_missing = np.array([s.reason_missing or r for s, r in
-                                         zip(self.schema.features, self._reason_present, strict=True)], dtype=object)
+        self._reason_present = np.array([s.reason_text(missing=False) for s in self.schema.features], dtype=object)
+        self._reason_missing = np.array([s.reason_text(missing=True) for s in self.schema.features], dtype=object)
         self.baseline_probability = float(bundle.calibrator(bundle.baseline_raw))
 
     @classmethod
@@ -79,7 +78,7 @@ class Scorer:
         return "forest" if self._forest is not None else "lightgbm"
 
     @property
-    def model_info(self) -> dict[str, Any]:
+    def model_info(self) -> ModelRef:
         meta = self.bundle.metadata
         return {"name": self.bundle.name, "version": self.bundle.version, "as_of": meta.get("as_of"),
                 "family": self.bundle.family}
@@ -122,8 +121,8 @@ class Scorer:
         return score, assign_grades(probability, self.schema.grades)
 
     # -- the real-time path --------------------------------------------------------------
-    def score(self, records: Sequence[Mapping[str, Any]], *, what_if: int = ex.MAX_WHAT_IF) -> list[dict[str, Any]]:
-        """The full API response for each lead, in order: probability, grade, factors, what-ifs."""
+    def score(self, records: Sequence[Mapping[str, Any]], *, what_if: int = ex.MAX_WHAT_IF) -> list[ScoreResponse]:
+        """The full API response for each lead (serving.response.ScoreResponse), in order."""
         if not records:
             return []
         encoder = self.bundle.encoder
@@ -135,7 +134,7 @@ class Scorer:
         impacts = factor_impacts(contrib, self._matrix)
         rescored = self._what_if_probabilities(X)
         model = self.model_info
-        out = []
+        out: list[ScoreResponse] = []
         for i, record in enumerate(records):
             unseen = encoder.unseen(record)
             lead_id = record.get(self.schema.id_column)

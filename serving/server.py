@@ -27,25 +27,32 @@ def serve_command(*, host: str | None = None, port: int | None = None, model: st
 
     from serving.main import create_app
     from serving.schemas import example_lead
-    from serving.scorer import Scorer
+    from serving.state import load_scorer
 
     settings = load_settings(host=host, port=port, model=model, workers=workers)
     check_port_free(settings.host, settings.port)
-    scorer = Scorer.load(settings.model)
+    scorer = load_scorer(settings.model)  # a damaged model or a locked store: one line, exit 2
     base = f"http://{settings.host}:{settings.port}"
     processes = f", {settings.workers} worker processes" if settings.workers > 1 else ""
     print(f"serving {scorer.bundle.name} version {scorer.bundle.version} at {base}{processes} (docs: {base}/docs)")
     print("try:\n  " + curl_example(base, example_lead(scorer.schema)), flush=True)
     if settings.workers == 1:
         app = create_app(settings, scorer=scorer)
-        uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning", access_log=False)
+        uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning", access_log=False,
+                    **connection_limits(settings))
         return 0
     del scorer  # each worker process loads its own copy
     with tempfile.TemporaryDirectory(prefix="leadscore-serve-") as run_dir:
         os.environ.update(settings_env(settings, reload_signal=os.path.join(run_dir, "reload")))
         uvicorn.run("serving.main:create_app", factory=True, workers=settings.workers, host=settings.host,
-                    port=settings.port, log_level="warning", access_log=False)
+                    port=settings.port, log_level="warning", access_log=False, **connection_limits(settings))
     return 0
+
+
+def connection_limits(settings: Settings) -> dict[str, Any]:
+    """uvicorn's own bounds: open connections per process (503 past it) and idle keep-alive time.
+    A slow request body is bounded by the app (BodyLimitMiddleware, LEADSCORE_BODY_TIMEOUT_S)."""
+    return {"limit_concurrency": settings.max_connections, "timeout_keep_alive": settings.keep_alive_s}
 
 
 def check_port_free(host: str, port: int) -> None:

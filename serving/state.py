@@ -11,7 +11,7 @@ import contextlib
 import logging
 from typing import Any
 
-from features.errors import LeadscoreError
+from features.errors import LeadscoreError, ModelNotFoundError
 from serving.errors import scrub_paths
 from serving.metrics import Metrics
 from serving.reload_signal import ReloadSignal
@@ -41,7 +41,7 @@ class ModelState:
         """
         async with self._lock:
             try:
-                scorer = await asyncio.to_thread(Scorer.load, self.model)
+                scorer = await asyncio.to_thread(load_scorer, self.model)
             except LeadscoreError as exc:
                 self.error = scrub_paths(str(exc))  # shown by /readyz; the log below keeps the full text
                 self.metrics.reloads.labels("failed").inc()
@@ -60,7 +60,8 @@ class ModelState:
             await asyncio.sleep(interval_s)
             if self.signal.changed():
                 # a failure is logged and kept for /readyz by load(); this worker serves its old model
-                with contextlib.suppress(LeadscoreError):
+                # and keeps following, whatever the failure: the next announced reload may succeed
+                with contextlib.suppress(Exception):
                     await self.load(announce=False)
 
     def _swap(self, scorer: Scorer) -> None:
@@ -71,3 +72,15 @@ class ModelState:
 
     def describe(self) -> dict[str, Any]:
         return {"model": self.model, "loaded": self.scorer is not None, "error": self.error}
+
+
+def load_scorer(model: str) -> Scorer:
+    """The server's way to load: unverified trees parsed in a child process first, any failure a LeadscoreError
+    (a bug in building the scorer must not leave /readyz saying "still loading" for ever)."""
+    from serving.registry import load_bundle
+
+    bundle = load_bundle(model, probe=True)
+    try:
+        return Scorer(bundle)
+    except Exception as exc:  # noqa: BLE001
+        raise ModelNotFoundError(f"could not prepare {model} for scoring: {type(exc).__name__}: {exc}") from None

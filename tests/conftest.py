@@ -25,6 +25,14 @@ import pytest
 # tests in parallel, spinning threads slow training ten-fold. Must be set before LightGBM loads.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
+
+@pytest.fixture(scope="session", autouse=True)
+def prediction_log_outside_the_checkout(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Every app a test builds logs its scores; by default to a SQLite file in a session folder, not
+    predictions.db in the checkout. Tests of the log itself point each app at its own database."""
+    if "LEADSCORE_DATABASE_URL" not in os.environ:
+        os.environ["LEADSCORE_DATABASE_URL"] = f"sqlite:///{tmp_path_factory.mktemp('predlog') / 'predictions.db'}"
+
 HISTORY = {"quarters": 12, "leads_per_quarter": 4000, "seed": 11}
 
 
@@ -121,3 +129,12 @@ def registry_copy(trained_model: TrainedModel, tmp_path: Path, monkeypatch: pyte
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     monkeypatch.delenv("LEADSCORE_PROMOTE_TOLERANCE", raising=False)
     return uri
+
+
+@pytest.fixture(scope="session")
+def dask_client() -> Any:
+    """A real Dask LocalCluster with 2 worker processes (one thread each), started once per session."""
+    from serving.distributed import connect
+
+    with connect(workers=2) as client:
+        yield client

@@ -26,6 +26,7 @@ import pandas as pd
 
 from features.datasets import schema_for
 from features.errors import TrainingError
+from features.loading import spreadsheet_safe
 from features.periods import parse_quarter, quarter_periods
 from features.progress import Steps
 from features.schema import LeadSchema
@@ -139,7 +140,7 @@ def backtest(data_path: str | Path, start: str | None = None, end: str | None = 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     csv_path, chart_path = out / CSV_NAME, out / CHART_NAME
-    table.to_csv(csv_path, index=False)
+    spreadsheet_safe(table).to_csv(csv_path, index=False)
     plots.backtest_chart(table, chart_path)
     result = BacktestResult(table=table, skipped=skipped, csv_path=csv_path, chart_path=chart_path)
     if track:

@@ -1,7 +1,7 @@
 """`leadscore`: the command line. Each subcommand parses its flags and calls one plain function.
 
-Errors a user can act on (LeadscoreError) print one line to stderr and exit 2; nothing else here
-decides anything.
+Errors a user can act on (LeadscoreError, and OSError such as a full disk) print one line to stderr
+and exit 2; nothing else here decides anything.
 """
 
 from __future__ import annotations
@@ -61,6 +61,57 @@ def _lazy(module: str, name: str, *, lightgbm: bool = False) -> Callable[..., in
         command: Callable[..., int] = getattr(importlib.import_module(module), name)
         return command(**options)
     return run
+
+
+def _train(*, engine: str = "local", scheduler: str | None = None, workers: int | None = None,
+           from_log: bool = False, database_url: str | None = None, **options: Any) -> int:
+    """`leadscore train`: in this process, on a Dask cluster (`--engine dask`), or on the prediction log."""
+    _sleeping_openmp_threads()
+    if engine == "dask":
+        from training.distributed import train_command as train_on_dask
+
+        return train_on_dask(scheduler=scheduler, workers=workers, **options)
+    _local_only(scheduler=scheduler, workers=workers)
+    from training.pipeline import train_command
+
+    if from_log:
+        from serving.predlog.export import train_from_log
+
+        return train_from_log(train_command, database_url=database_url, **options)
+    return train_command(**options)
+
+
+def _score(*, engine: str = "local", scheduler: str | None = None, workers: int | None = None,
+           **options: Any) -> int:
+    """`leadscore score`: in this process (chunked) or on a Dask cluster (`--engine dask`)."""
+    if engine == "dask":
+        from serving.distributed import score_command as score_on_dask
+
+        return score_on_dask(scheduler=scheduler, workers=workers, **options)
+    _local_only(scheduler=scheduler, workers=workers)
+    from serving.batch import score_command
+
+    return score_command(**options)
+
+
+def _local_only(**flags: Any) -> None:
+    """--scheduler and --workers mean nothing without --engine dask: say so rather than run in process."""
+    for flag, value in flags.items():
+        if value is not None:
+            raise LeadscoreError(f"--{flag} needs --engine dask", field=flag)
+
+
+def _dask_flags(p: argparse.ArgumentParser, what: str) -> None:
+    p.add_argument("--engine", choices=["local", "dask"], default="local",
+                   help=f"local: this process; dask: {what}")
+    p.add_argument("--scheduler", metavar="tcp://HOST:PORT", help="with --engine dask: a running Dask scheduler "
+                   "(default: start a LocalCluster on this machine)")
+    p.add_argument("--workers", type=int, metavar="N", help="with --engine dask and no --scheduler: local worker "
+                   "processes (default: one per core)")
+
+
+def _database_option(p: argparse.ArgumentParser, what: str) -> None:
+    p.add_argument("--database-url", help=f"{what} (default: LEADSCORE_DATABASE_URL, else predictions.db)")
 
 
 class _HelpFormatter(argparse.HelpFormatter):
@@ -141,10 +192,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--promote", choices=["auto", "never", "force"], default="auto",
                    help="auto: make the new version champion when it is not worse on the same test quarter")
     p.add_argument("--models-dir", default="models", help="where bundles are exported")
+    p.add_argument("--from-log", action="store_true",
+                   help="train on the prediction log joined with posted outcomes instead of --data")
+    _database_option(p, "with --from-log: the log")
+    _dask_flags(p, "every LightGBM fit runs on a Dask cluster with lightgbm.dask")
     p.add_argument("--force", action="store_true",
                    help="train and register even when data, schema and parameters equal the champion's")
     _add_quiet(p)
-    p.set_defaults(handler=_lazy("training.pipeline", "train_command", lightgbm=True))
+    p.set_defaults(handler=_train)
 
     p = command("backtest", "replay quarterly retraining over the history")
     _data_options(p)
@@ -160,8 +215,10 @@ def build_parser() -> argparse.ArgumentParser:
     _model_option(p)
     p.add_argument("--out", required=True, help="where to write the scores, .csv or .parquet")
     p.add_argument("--chunk-rows", type=int, default=100_000, help="leads read and scored at a time")
+    _dask_flags(p, "score partitions on a Dask cluster (--data may then be a glob or a folder of parts; "
+                   "--out a folder of Parquet parts, or one .csv)")
     _add_quiet(p)
-    p.set_defaults(handler=_lazy("serving.batch", "score_command"))
+    p.set_defaults(handler=_score)
 
     p = command("serve", "run the scoring API")
     p.add_argument("--host", default=None, help="address to listen on (default: LEADSCORE_HOST, else 127.0.0.1)")
@@ -181,6 +238,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="reports/", help="folder for report.html and the CSV tables")
     _add_quiet(p)
     p.set_defaults(handler=_lazy("serving.report", "report_command"))
+
+    p = command("kpis", "shared KPIs for marketing and sales, from the prediction log or a history file")
+    p.add_argument("--data", help="a lead history file to explain instead of reading the prediction log")
+    p.add_argument("--schema", help="schema YAML (default: the model's)")
+    _model_option(p)
+    _database_option(p, "the prediction log")
+    p.add_argument("--quarter", help="with --data: the last quarter to include (four quarters are reported; "
+                                     "default: the latest)")
+    p.add_argument("--out", default="reports/", help="folder for kpis.html and the CSV tables")
+    _add_quiet(p)
+    p.set_defaults(handler=_lazy("serving.predlog.kpis", "kpis_command"))
+
+    p = command("monitor", "live AUC, calibration and score mix by week, from the prediction log")
+    _database_option(p, "the prediction log")
+    p.add_argument("--weeks", type=int, default=12, help="weeks to print")
+    p.add_argument("--fail-on-drop", action="store_true", help="exit 1 when a drop is flagged (for cron or CI)")
+    p.set_defaults(handler=_lazy("serving.predlog.monitor", "monitor_command"))
 
     p = command("drift", "per-feature drift (PSI) between the training window and the latest quarter")
     _data_options(p)
@@ -227,6 +301,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"leadscore {args.command}: interrupted", file=sys.stderr)
         return 130
+    except OSError as exc:  # a full disk, a read-only folder: the machine's problem, said in one line
+        where = f": {exc.filename}" if exc.filename else ""
+        print(f"leadscore {args.command}: error: {exc.strerror or exc}{where}",
+              file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Callable
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -94,6 +96,26 @@ class Components:
         return out
 
 
+def train_booster(params: dict[str, Any], X: np.ndarray, y: np.ndarray, weights: np.ndarray | None,
+                  encoder: LeadEncoder, *, rounds: int, valid: tuple[np.ndarray, np.ndarray] | None = None,
+                  min_rounds: int = 0) -> lgb.Booster:
+    """LightGBM in this process: `rounds` rounds; with `valid`, early-stopped there (never before
+    `min_rounds`), keeping the rounds after the best and setting `best_iteration` when it stopped."""
+    dtrain = lgb.Dataset(X, label=y, weight=weights, feature_name=encoder.feature_names,
+                         categorical_feature=encoder.categorical_indices, free_raw_data=True)
+    if valid is None:
+        return lgb.train(params, dtrain, num_boost_round=rounds)
+    dvalid = lgb.Dataset(valid[0], label=valid[1], reference=dtrain)
+    return lgb.train(params, dtrain, num_boost_round=rounds, valid_sets=[dvalid], valid_names=["valid"],
+                     callbacks=[_early_stopping_after(min_rounds, EARLY_STOPPING_ROUNDS)],
+                     keep_training_booster=True)  # keep the rounds after the best: the prior may need them
+
+
+# Every LightGBM fit of the recipe goes through this one function; `training.distributed` swaps in
+# lightgbm.dask for the length of a `train --engine dask` run, everything else staying the same.
+BOOSTER_TRAINER: ContextVar[Callable[..., lgb.Booster]] = ContextVar("booster_trainer", default=train_booster)
+
+
 def lightgbm_params(schema: LeadSchema, encoder: LeadEncoder, n_rows: int, params: dict[str, Any] | None,
                     seed: int) -> dict[str, Any]:
     out = {**DEFAULT_PARAMS, **size_params(n_rows), **(params or {}), "seed": seed}
@@ -114,13 +136,10 @@ def choose_recipe(train: pd.DataFrame, y_train: np.ndarray, valid: pd.DataFrame,
     X_train, X_valid = encoder.transform(train), encoder.transform(valid)
     lgb_params = lightgbm_params(schema, encoder, len(train), params, seed)
     weights = recency_weights(train, schema, half_life_days)
-    dtrain = lgb.Dataset(X_train, label=y_train, weight=weights, feature_name=encoder.feature_names,
-                         categorical_feature=encoder.categorical_indices, free_raw_data=True)
-    dvalid = lgb.Dataset(X_valid, label=y_valid, reference=dtrain)
     prior_rounds = default_rounds(lgb_params)
-    booster = lgb.train(lgb_params, dtrain, num_boost_round=max(MAX_ROUNDS, prior_rounds), valid_sets=[dvalid],
-                        valid_names=["valid"], callbacks=[_early_stopping_after(prior_rounds, EARLY_STOPPING_ROUNDS)],
-                        keep_training_booster=True)  # keep the rounds after the best: the prior may need them
+    booster = BOOSTER_TRAINER.get()(lgb_params, X_train, y_train, weights, encoder,
+                                    rounds=max(MAX_ROUNDS, prior_rounds), valid=(X_valid, y_valid),
+                                    min_rounds=prior_rounds)
     rounds = _rounds_with_evidence(booster, X_valid, y_valid, prior_rounds)
     booster = lgb.Booster(model_str=booster.model_to_string(num_iteration=rounds))
     raw_trees = booster.predict(X_valid, raw_score=True)
@@ -157,9 +176,7 @@ def fit_components(frame: pd.DataFrame, y: np.ndarray, schema: LeadSchema, recip
         params = {**recipe.params, **size_params(len(frame)), "seed": seed}
         if any(encoder.monotone_constraints):
             params["monotone_constraints"] = encoder.monotone_constraints
-        data = lgb.Dataset(X, label=y, weight=weights, feature_name=encoder.feature_names,
-                           categorical_feature=encoder.categorical_indices, free_raw_data=True)
-        booster = lgb.train(params, data, num_boost_round=rounds)
+        booster = BOOSTER_TRAINER.get()(params, X, y, weights, encoder, rounds=rounds)
     linear = fit_linear(X, y, encoder, C=recipe.C, sample_weight=weights, seed=seed) \
         if recipe.tree_weight < 1 else None
     return Components(encoder=encoder, booster=booster, linear=linear, tree_weight=recipe.tree_weight,

@@ -32,7 +32,7 @@ from features.progress import Steps
 from features.schema import LeadSchema
 from serving import registry
 from serving.bundle import Bundle
-from training import tracking
+from training import recovery, tracking
 from training.baseline import fit_baseline
 from training.calibrate import fit_calibrator
 from training.family import (
@@ -83,6 +83,7 @@ class TrainResult:
     folds: list[dict[str, Any]] = field(default_factory=list)
     calibration_source: str = ""
     valid_auc: float = float("nan")
+    repairs: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
         """The few lines a person reads after `leadscore train`."""
@@ -91,10 +92,9 @@ class TrainResult:
         family = {"lightgbm": f"LightGBM, {self.best_iteration} trees", "logistic": "regularised logistic model",
                   "blend": f"blend in log-odds: {self.tree_weight:.0%} LightGBM ({self.best_iteration} trees), "
                            f"{1 - self.tree_weight:.0%} logistic"}[self.family]
-        lines = [
-            (f"trained lead-conversion version {self.version} as of {_day(r.as_of)} in {self.seconds:.0f}s "
-             f"({family}; {self.calibration} calibration)"),
-        ]
+        lines = [f"repaired: {line}" for line in self.repairs]
+        lines.append(f"trained lead-conversion version {self.version} as of {_day(r.as_of)} in {self.seconds:.0f}s "
+                     f"({family}; {self.calibration} calibration)")
         if r.as_of_source:
             lines.append(f"  as of: {_day(r.as_of)}, {r.as_of_source}")
         lines += [
@@ -163,11 +163,14 @@ def train(data_path: str | Path, schema_path: str | Path | None = None, as_of: s
     uri = tracking.resolve_tracking_uri(tracking_uri)
     with tracking.use_tracking(uri) as client, tracking.scratch_dir("train") as scratch:
         scratch_path = Path(scratch)
+        experiment_id = tracking.ensure_experiment(client, uri)
+        repairs = recovery.recover(client, experiment_id, Path(models_dir))  # before the champion is read
         clock.begin("score the champion on the same test leads")
         champion_before, decision = _challenge_champion(client, candidate, split, schema, promote, settings,
                                                         scratch_path / "champion")
         clock.lap("champion")
-        with tracking.start_run(client, uri, f"train as of {_day(split.report.as_of)}") as run_id:
+        with tracking.start_run(client, uri, f"train as of {_day(split.report.as_of)}",
+                                tags=recovery.run_tags()) as run_id:
             bundle = candidate.bundle
             bundle.metadata = bundle_metadata(version=tracking.next_version(client), run_id=run_id,
                                               report=split.report, model_eval=candidate.model_evaluation,
@@ -201,7 +204,7 @@ def train(data_path: str | Path, schema_path: str | Path | None = None, as_of: s
                              calibration=bundle.calibrator.method, family=candidate.recipe.family,
                              tree_weight=candidate.recipe.tree_weight, folds=candidate.folds,
                              calibration_source=candidate.deployed.method, valid_auc=candidate.recipe.valid_auc,
-                             seconds=clock.total, timings=dict(clock.marks))
+                             seconds=clock.total, timings=dict(clock.marks), repairs=repairs)
         tracking.describe_run(client, run_id, result.summary())
     return result
 
@@ -438,9 +441,13 @@ def _challenge_champion(client: Any, candidate: TrainedCandidate, split: Split, 
 
 def _register_and_export(client: Any, bundle: Bundle, run_id: str, decision: Decision, report: SplitReport, *,
                          staging: Path, models_dir: Path, inputs: str) -> tuple[str, Path]:
-    """Register the bundle as a new version, export it, then move the aliases (last, so a failure moves none)."""
+    """Register the bundle as a new version, export it, then move the aliases (last, so a failure moves none).
+
+    The version is tagged `leadscore.started` when it is created and `leadscore.complete` after the last
+    alias move, so a training killed in between is finished by the next one (training.recovery).
+    """
     staged = registry.save_model(bundle, staging)
-    version = tracking.log_bundle_model(client, staged, run_id)
+    version = tracking.log_bundle_model(client, staged, run_id, tags={recovery.STARTED_TAG: "true"})
     if version != bundle.metadata["version"]:  # another training registered in between: keep the export truthful
         _logger.warning("registered as version %s, not %s as recorded in the logged bundle", version,
                         bundle.metadata["version"])
@@ -452,6 +459,7 @@ def _register_and_export(client: Any, bundle: Bundle, run_id: str, decision: Dec
     tracking.set_alias(client, tracking.CHALLENGER, version)
     if decision.promote:
         tracking.set_alias(client, tracking.CHAMPION, version)
+    tracking.tag_version(client, version, {recovery.COMPLETE_TAG: "true"})
     return version, bundle_dir
 
 

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from features.loading import spreadsheet_safe
 from features.periods import outcome_label
 from features.schema import LeadSchema
 from serving.bundle import Bundle
@@ -119,18 +120,18 @@ def write_artifacts(folder: Path, *, bundle: Bundle, split: Split, scored: dict[
     plots.calibration_chart(curves, charts / "calibration.png")
     plots.lift_chart(curves, charts / "lift.png")
     plots.importance_chart(importance, charts / "factor_importance.png")
-    importance.to_csv(folder / "factor_importance.csv", index=False)
+    spreadsheet_safe(importance).to_csv(folder / "factor_importance.csv", index=False)
     holdout = pd.DataFrame({"lead_id": split.test[bundle.schema.id_column].astype("string").to_numpy(),
                             "converted": split.y_test, **scored})
-    holdout.to_csv(folder / "test_predictions.csv", index=False)
+    spreadsheet_safe(holdout).to_csv(folder / "test_predictions.csv", index=False)
     profile = data_profile(frame, bundle.schema)
-    profile.to_csv(folder / "data_profile.csv", index=False)
+    spreadsheet_safe(profile).to_csv(folder / "data_profile.csv", index=False)
     (folder / "data_profile.json").write_text(profile.to_json(orient="records", indent=2))
     (folder / "split_report.json").write_text(json.dumps(split.report.to_dict(), indent=2, default=str))
     (folder / "evaluation.json").write_text(json.dumps(
         _finite({k: v.to_dict() for k, v in evaluations.items() if v is not None}), indent=2, default=str))
     if drift is not None:
-        drift.to_csv(folder / "drift_psi.csv", index=False)
+        spreadsheet_safe(drift).to_csv(folder / "drift_psi.csv", index=False)
     (folder / "model_card.md").write_text(model_card(
         bundle=bundle, report=split.report, evaluations=evaluations, importance=importance,
         decision=decision.reason, data_name=data_name, data_fingerprint=data_sha, drift=drift))

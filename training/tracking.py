@@ -140,7 +140,8 @@ def next_version(client: Any, name: str = MODEL_NAME) -> str:
     return str(max((int(v.version) for v in versions), default=0) + 1)
 
 
-def log_bundle_model(client: Any, bundle_dir: Path, run_id: str, name: str = MODEL_NAME) -> str:
+def log_bundle_model(client: Any, bundle_dir: Path, run_id: str, name: str = MODEL_NAME,
+                     tags: Mapping[str, str] | None = None) -> str:
     """Log the bundle with the leadscore flavour (serving/registry.py), register it, return the version.
 
     Registration goes through the client rather than `mlflow.register_model`, which prints to stderr.
@@ -154,7 +155,8 @@ def log_bundle_model(client: Any, bundle_dir: Path, run_id: str, name: str = MOD
     except MlflowException as exc:
         if exc.error_code not in ("RESOURCE_ALREADY_EXISTS", "ALREADY_EXISTS"):
             raise
-    version = client.create_model_version(name, source=info.model_uri, run_id=run_id, model_id=info.model_id)
+    version = client.create_model_version(name, source=info.model_uri, run_id=run_id, model_id=info.model_id,
+                                          tags=dict(tags or {}))
     return str(version.version)
 
 
@@ -221,7 +223,8 @@ def log_artifacts(folder: Path, artifact_path: str | None = None) -> None:
 
 
 def scratch_dir(prefix: str) -> tempfile.TemporaryDirectory[str]:
-    return tempfile.TemporaryDirectory(prefix=f"leadscore-{prefix}-")
+    """A temporary folder named with this process id, so a later run can tell a killed run's leftovers."""
+    return tempfile.TemporaryDirectory(prefix=f"leadscore-{prefix}-{os.getpid()}-")
 
 
 def _short(value: Any, limit: int = 500) -> str:

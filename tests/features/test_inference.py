@@ -156,6 +156,7 @@ def test_synthetic_export_drafts_the_bundled_definition(history_files: dict[str,
     assert {f.name: f.type for f in schema.features} == {f.name: f.type for f in bundled.features}
     assert set(schema.excluded) == {"lead_status"}
     assert (schema.id_column, schema.created_at, schema.converted_at) == ("lead_id", "created_at", "converted_at")
+    assert schema.owner == bundled.owner == "sales_owner"  # a role for the KPI report, not a feature
     assert schema.context == bundled.context
     assert (schema.source, schema.campaign) == (bundled.source, bundled.campaign) == ("lead_source", "campaign")
     assert schema.outcome_window_days == 90

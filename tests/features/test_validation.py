@@ -49,7 +49,7 @@ def find(report: ValidationReport, column: str | None, words: str) -> Issue:
 def test_clean_export_has_no_issues(clean: pd.DataFrame) -> None:
     report = validate_frame(clean, bundled_schema(), now=NOW)
     assert report.issues == () and report.ok
-    assert (report.n_rows, report.n_columns) == (300, 31)
+    assert (report.n_rows, report.n_columns) == (300, 32)
 
 
 def test_typed_parquet_is_checked_the_same_way(history_files: dict[str, Path]) -> None:
@@ -123,7 +123,7 @@ def test_report_reads_top_to_bottom(clean: pd.DataFrame) -> None:
     text = validate_frame(planted_faults(clean), bundled_schema(), now=NOW).render(source="leads.csv",
                                                                                    max_examples=2)
     lines = text.splitlines()
-    assert lines[0] == "leads.csv: 300 rows, 31 columns, checked"
+    assert lines[0] == "leads.csv: 300 rows, 32 columns, checked"
     assert "ERROR    industry: 3 values not allowed (allowed: software, financial_services," in text
     assert "         rows 5, 6 (id=value: " in text and ", and 1 more" in text
     assert lines[-1].startswith("FAILED: 11 errors, 1 warning")

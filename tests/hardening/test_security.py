@@ -100,6 +100,68 @@ def test_loading_from_the_registry_and_scoring_never_unpickle(in_registry: Regis
     assert len(loaded.explain(_frame(loaded))) == 3
 
 
+# Run in a fresh interpreter: the trap is armed before anything is imported, so start-up is covered,
+# including numba loading its compiled kernels. numba's cache index is a pickle: it may be read only
+# by numba, only from the owner-only folder serving.forest.compiled_cache_dir() names.
+_STARTUP_PROBE = """
+import pickle, sys
+from pathlib import Path
+cache = Path(sys.argv[2]).resolve()
+seen = []
+real_load, real_loads = pickle.load, pickle.loads
+def _source():
+    frame = sys._getframe(2)
+    if not frame.f_code.co_filename.replace("\\\\", "/").endswith("numba/core/caching.py"):
+        raise AssertionError(f"unpickling on the serving path from {frame.f_code.co_filename}")
+    where = frame.f_locals.get("path") or getattr(frame.f_locals.get("self"), "_index_path", None)
+    if where is None or cache not in Path(where).resolve().parents:
+        raise AssertionError(f"numba read a cached pickle outside its owned folder: {where}")
+    seen.append(str(where))
+def load(*a, **k):
+    _source(); return real_load(*a, **k)
+def loads(*a, **k):
+    _source(); return real_loads(*a, **k)
+class Refusing:
+    def __init__(self, *a, **k): raise AssertionError("pickle.Unpickler on the serving path")
+pickle.load, pickle.loads, pickle.Unpickler = load, loads, Refusing
+from serving.scorer import Scorer
+scorer = Scorer.load(sys.argv[1])
+print(scorer.engine, scorer.score([{"lead_id": "S-1", "web_visits": 2}])[0]["grade"], len(seen))
+"""
+
+
+def test_start_up_reads_no_pickle_but_numbas_own_cache(bundle_dir: Path, tmp_path: Path) -> None:
+    """First start compiles into the owned folder; the second reads it back, and nothing else."""
+    import os
+    import subprocess
+    import sys
+
+    folder = tmp_path / "numba-cache"
+    env = {**os.environ, "LEADSCORE_NUMBA_CACHE_DIR": str(folder)}
+    reads = []
+    for _ in ("fresh", "warm"):
+        done = subprocess.run([sys.executable, "-c", _STARTUP_PROBE, str(bundle_dir), str(folder)], env=env,
+                              capture_output=True, text=True, timeout=300, cwd=ROOT)
+        assert done.returncode == 0, done.stderr[-3000:]
+        engine, grade, count = done.stdout.split()
+        assert engine == "forest" and grade in "ABCD"
+        reads.append(int(count))
+    assert (folder.stat().st_mode & 0o077) == 0  # owner-only
+    assert reads[1] > 0  # the second start used the cache, and only from the owned folder
+
+
+def test_a_cache_folder_others_can_write_is_not_used(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from serving.forest import compiled_cache_dir
+
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o777)
+    monkeypatch.setenv("LEADSCORE_NUMBA_CACHE_DIR", str(shared))
+    chosen = compiled_cache_dir()
+    assert chosen != shared and chosen.name.startswith("leadscore-numba-")
+    chosen.rmdir()
+
+
 def _frame(scorer: Scorer):
     import pandas as pd
 

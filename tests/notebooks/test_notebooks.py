@@ -57,7 +57,8 @@ def with_champion(trained_model, tmp_path, monkeypatch) -> Path:
 
 def test_expected_notebooks_exist():
     assert [p.stem for p in ALL_NOTEBOOKS] == ["01-explore-leads", "02-model-quality",
-                                               "03-lead-quality-by-campaign", "04-quarterly-retraining"]
+                                               "03-lead-quality-by-campaign", "04-quarterly-retraining",
+                                               "05-shared-kpis"]
 
 
 @pytest.mark.parametrize("path", ALL_NOTEBOOKS, ids=lambda p: p.name)
@@ -114,3 +115,13 @@ def test_04_quarterly_retraining(with_champion, monkeypatch):
     out = text_output(notebook)
     assert "product_interest" in out
     assert "2026Q1" in out and "2026Q2" in out
+
+
+def test_05_shared_kpis_names_the_planted_sellers(with_champion):
+    from features.synthetic import STRONG_OWNER, WEAK_OWNER
+
+    notebook = execute("05-shared-kpis.ipynb", with_champion)
+    assert images(notebook) == 2
+    out = text_output(notebook)
+    assert f"{STRONG_OWNER}: " in out and "above expectation" in out
+    assert f"{WEAK_OWNER}: " in out and "below expectation" in out

@@ -41,7 +41,10 @@ class RecordingScorer:
     """Stands in for serving.scorer.Scorer: returns contract-shaped rows and records how it was called."""
 
     def __init__(self) -> None:
+        from features.synthetic import bundled_schema
+
         self.calls: list[dict] = []
+        self.schema = bundled_schema()  # explain checks values against it, as the API does
 
     def explain(self, frame: pd.DataFrame, chunk_rows: int = 100_000, progress: bool = False) -> pd.DataFrame:
         self.calls.append({"rows": len(frame), "chunk_rows": chunk_rows, "progress": progress})

@@ -25,7 +25,10 @@ def test_trained_bundle_matches_lightgbm(scorer, fresh) -> None:
     X = _awkward(scorer.bundle.encoder.transform(fresh.leads.iloc[:250]))
     forest = Forest.from_booster(booster)
     np.testing.assert_allclose(forest.raw(X), booster.predict(X, raw_score=True), rtol=0, atol=1e-9)
-    np.testing.assert_allclose(forest.contributions(X), booster.predict(X, pred_contrib=True), rtol=0, atol=1e-9)
+    expected = booster.predict(X, pred_contrib=True)
+    np.testing.assert_allclose(forest.contributions(X), expected, rtol=0, atol=1e-9)  # eight leads at a time
+    one_by_one = np.vstack([forest.contributions(X[i:i + 1]) for i in range(0, len(X), 97)])  # a request's lead
+    np.testing.assert_allclose(one_by_one, expected[::97], rtol=0, atol=1e-9)
     assert forest.expected_value == pytest.approx(scorer.bundle.baseline_raw, abs=1e-12)
 
 
@@ -40,6 +43,7 @@ def test_parallel_rows_equal_serial(scorer, fresh) -> None:
     {"zero_as_missing": True},                                    # missing type Zero
     {"use_missing": False},                                       # missing type None
     {"num_leaves": 63, "max_cat_to_onehot": 64, "min_data_in_leaf": 5},  # deep trees, wide category sets
+    {"monotone_constraints": [1, 0, -1, 0], "monotone_constraints_method": "advanced"},  # monotone splits
 ])
 def test_other_tree_shapes_match_lightgbm(params: dict) -> None:
     rng = np.random.default_rng(1)

@@ -68,20 +68,63 @@ def test_unknown_category_value_is_accepted_and_reported(client: TestClient) -> 
 
 
 @pytest.mark.parametrize("body, field, words", [
-    ({"web_visits": -1}, "web_visits", "greater than or equal to 0"),
-    ({"company_size": 10**9}, "company_size", "less than or equal to 500000"),
-    ({"company_size": "big"}, "company_size", "valid integer"),
-    ({"demo_requested": "perhaps"}, "demo_requested", "valid boolean"),
-    ({"industry": 7}, "industry", "valid string"),
-    ({"annual_revenue": "NaN"}, "annual_revenue", "finite"),
-    ({"lead_status": "Converted"}, "lead_status", "unknown field"),
-    ({"industri": "software"}, "industri", "unknown field"),
+    ({"web_visits": -1}, "web_visits", "-1 is below the minimum 0"),
+    ({"company_size": 10**9}, "company_size", "1000000000 is above the maximum 500000"),
+    ({"company_size": "big"}, "company_size", "expected a whole number"),
+    ({"company_size": True}, "company_size", "expected a whole number"),
+    ({"company_size": 12.5}, "company_size", "expected a whole number"),
+    ({"demo_requested": "perhaps"}, "demo_requested", "expected true or false"),
+    ({"demo_requested": 1}, "demo_requested", "expected true or false"),
+    ({"industry": 7}, "industry", "expected text"),
+    ({"annual_revenue": "NaN"}, "annual_revenue", "expected a number"),
+    ({"annual_revenue": float("inf")}, "annual_revenue", "Infinity is not a finite number"),
+    ({"annual_revenue": "12.5"}, "annual_revenue", "expected a number"),
+    ({"lead_id": True}, "lead_id", "expected text of at most 200 characters or a whole number"),
+    ({"lead_id": "x" * 201}, "lead_id", "expected text of at most 200 characters"),
 ])
 def test_bad_fields_are_422_naming_the_field(client: TestClient, body: dict, field: str, words: str) -> None:
-    response = client.post("/v1/score", json=body)
+    response = client.post("/v1/score", content=json.dumps(body), headers={"content-type": "application/json"})
     assert response.status_code == 422
     [problem] = response.json()["detail"]
     assert problem["field"] == field and words in problem["problem"]
+
+
+# -- a CRM posts its whole record ----------------------------------------------------------------
+CRM_RECORD = {**GOOD, "lead_source": "webinar", "campaign": "Q3 launch", "lead_status": "Converted",
+              "converted": 1, "owner_email": "rep@example.com", "industri": "retail"}
+
+
+def test_a_whole_crm_record_is_scored_with_the_ignored_fields_named(client: TestClient) -> None:
+    response = client.post("/v1/score", json=CRM_RECORD)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["probability"] == client.post("/v1/score", json=GOOD).json()["probability"]
+    assert body["warnings"] == [
+        {"field": "lead_status", "problem": "ignored: excluded from the model (filled in by sales after contact "
+                                            "(leakage))"},
+        {"field": "converted", "problem": "ignored: the outcome is what the model predicts, not an input"},
+        {"field": "owner_email", "problem": "ignored: not in the lead schema (GET /v1/model lists the fields)"},
+        {"field": "industri", "problem": "ignored: not in the lead schema (GET /v1/model lists the fields)"},
+    ]  # lead_source and campaign are context fields: accepted, no warning
+
+
+def test_batch_results_carry_each_leads_own_ignored_fields(client: TestClient) -> None:
+    response = client.post("/v1/score/batch", json={"leads": [GOOD, {**GOOD, "crm_id": "0031x"}]})
+    assert response.status_code == 200
+    first, second = response.json()["results"]
+    assert first["warnings"] == [] and [w["field"] for w in second["warnings"]] == ["crm_id"]
+
+
+def test_strict_fields_refuses_unknown_fields_but_still_ignores_excluded_ones(scorer, bundle_dir: Path) -> None:
+    for client in _client(Settings(model=str(bundle_dir), strict_fields=True), scorer):
+        response = client.post("/v1/score", json=CRM_RECORD)
+        assert response.status_code == 422
+        assert [p["field"] for p in response.json()["detail"]] == ["owner_email", "industri"]
+        assert all(p["problem"].startswith("unknown field: not in the lead schema") for p in response.json()["detail"])
+        response = client.post("/v1/score/batch", json={"leads": [GOOD, {**GOOD, "industri": "x"}]})
+        assert response.status_code == 422 and response.json()["detail"][0]["field"] == "leads[1].industri"
+        ok = client.post("/v1/score", json={**GOOD, "lead_status": "Converted", "campaign": "Q3"})
+        assert ok.status_code == 200 and [w["field"] for w in ok.json()["warnings"]] == ["lead_status"]
 
 
 @pytest.mark.parametrize("raw", [b"{bad json", b"", b'{"web_visits": 1,}', b"\xff\xfe"])
@@ -226,13 +269,43 @@ def test_unknown_routes_are_404_json(client: TestClient) -> None:
 def test_openapi_request_bodies_come_from_the_lead_schema(client: TestClient) -> None:
     doc = client.get("/openapi.json").json()
     lead = doc["components"]["schemas"]["Lead"]
-    assert lead["additionalProperties"] is False
+    assert lead["additionalProperties"] is True and "warnings" in lead["description"]  # a whole CRM record is read
     assert "web_visits" in lead["properties"] and "lead_status" not in lead["properties"]
     assert "enum" not in json.dumps(lead["properties"]["industry"])  # unknown categories are accepted
     example = doc["paths"]["/v1/score"]["post"]["requestBody"]["content"]["application/json"]["example"]
     assert client.post("/v1/score", json=example).status_code == 200
     batch = doc["paths"]["/v1/score/batch"]["post"]["requestBody"]["content"]["application/json"]["example"]
     assert client.post("/v1/score/batch", json=batch).status_code == 200
+
+
+def test_the_documented_response_is_the_one_served(client: TestClient) -> None:
+    """Every object in a served answer has the fields OpenAPI documents for it: every required one, and
+    no field it does not document (`explore` is documented as optional: only with LEADSCORE_EXPLORE_SHARE)."""
+    doc = client.get("/openapi.json").json()
+    schemas = doc["components"]["schemas"]
+
+    def resolve(node: dict) -> dict:
+        while "$ref" in node:
+            node = schemas[node["$ref"].rsplit("/", 1)[-1]]
+        return node
+
+    def check(value: object, node: dict, where: str) -> int:
+        node = resolve(node)
+        if isinstance(value, dict) and "properties" in node:
+            assert set(node["required"]) <= set(value) <= set(node["properties"]), where
+            assert set(node["properties"]) - set(node["required"]) <= {"explore"}, where
+            return 1 + sum(check(value[k], node["properties"][k], f"{where}.{k}") for k in value)
+        if isinstance(value, list) and "items" in node:
+            return sum(check(item, node["items"], f"{where}[]") for item in value)
+        return 0
+
+    body = client.post("/v1/score", json=GOOD).json()
+    assert body["lowering_factors"] and body["lowering_factors"][0]["features"] and body["what_if"]
+    one = doc["paths"]["/v1/score"]["post"]["responses"]["200"]["content"]["application/json"]["schema"]
+    assert check(body, one, "ScoreResponse") >= 5  # the answer, its model, log-odds, factors, what-ifs
+    batch = client.post("/v1/score/batch", json={"leads": [GOOD, {"industry": "mining"}]}).json()
+    many = doc["paths"]["/v1/score/batch"]["post"]["responses"]["200"]["content"]["application/json"]["schema"]
+    assert check(batch, many, "BatchResponse") >= 10
 
 
 # -- POST /v1/admin/reload -----------------------------------------------------------------------

@@ -34,7 +34,7 @@ def test_validate_passes_a_clean_file_and_finds_its_schema_beside_it(history_fil
                                                                      capsys: pytest.CaptureFixture[str]) -> None:
     code, stdout, stderr = run(capsys, "validate", str(history_files["parquet"]))
     assert code == 0 and stderr == ""
-    assert stdout.splitlines()[0] == (f"leads.parquet: 12,000 rows, 31 columns, checked against "
+    assert stdout.splitlines()[0] == (f"leads.parquet: 12,000 rows, 32 columns, checked against "
                                       f"{history_files['schema']}")
     assert stdout.splitlines()[-1] == "OK: 0 errors, 0 warnings"
 

@@ -1,0 +1,152 @@
+"""What the prediction log costs a score request, and how fast its writer drains.
+
+Measured side by side in one run, on 127.0.0.1:
+  1. one client sending one lead per request to an in-process uvicorn server, with the log on and
+     off (alternating blocks, so load changes hit both): p50 and p99 latency;
+  2. in process: what `Loop.record` costs per lead (building the row, putting it on the queue);
+  3. writer throughput: rows per second from queue to database, in batches of 500.
+
+    python bench/predlog.py                                  # SQLite file in a temporary folder
+    python bench/predlog.py --database-url postgresql://u@127.0.0.1:5432/db
+
+Figures are printed, never asserted. Bounded in request count and time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+from serve_latency import sample_leads  # noqa: E402  (bench/ is on sys.path when run as a script)
+
+
+def train_bundle(folder: Path) -> Path:
+    """A champion from `leadscore train` on a small synthetic history, in a throwaway MLflow store (untimed)."""
+    from features.synthetic import generate, write_history
+    from training.pipeline import train
+
+    data = write_history(generate(quarters=6, leads_per_quarter=3000, seed=5), folder / "leads.parquet")["leads"]
+    return train(data, models_dir=folder / "models", tracking_uri=f"sqlite:///{folder / 'mlflow.db'}").bundle_dir
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", help="bundle folder (default: train a small one, untimed)")
+    parser.add_argument("--database-url", help="default: a SQLite file in a temporary folder")
+    parser.add_argument("--requests", type=int, default=600, help="requests per mode (log on, log off)")
+    parser.add_argument("--rows", type=int, default=20_000, help="rows for the writer throughput")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        url = args.database_url or f"sqlite:///{Path(tmp) / 'predictions.db'}"
+        model = args.model or str(train_bundle(Path(tmp)))
+        bodies = sample_leads(model, 300)
+        latency = http_side_by_side(model, url, bodies, requests=args.requests)
+        record_us = record_cost(model, url, bodies)
+        rows_per_s = writer_throughput(url, rows=args.rows)
+    print(f"database: {url.split('@')[-1]}")
+    for mode, ms in latency.items():
+        print(f"POST /v1/score, one client, log {mode}: p50 {ms['p50']:.2f} ms, p99 {ms['p99']:.2f} ms "
+              f"({ms['n']} requests)")
+    print(f"p50 ratio log on / off: {latency['on']['p50'] / latency['off']['p50']:.2f}")
+    print(f"Loop.record per lead (row + queue, in the request): median {record_us:.1f} µs")
+    print(f"writer: {rows_per_s:,.0f} rows/s from queue to database (batches of 500)")
+    return 0
+
+
+def http_side_by_side(model: str, url: str, bodies: list[bytes], *, requests: int) -> dict[str, dict[str, float]]:
+    import uvicorn
+
+    from serving.main import create_app
+    from serving.scorer import Scorer
+    from serving.settings import Settings
+
+    scorer = Scorer.load(model)
+    times: dict[str, list[float]] = {"on": [], "off": []}
+    servers = {}
+    for mode in times:
+        app = create_app(Settings(database_url=url, log_predictions=mode == "on"), scorer=scorer)
+        server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
+        thread = threading.Thread(target=server.run, daemon=True)
+        thread.start()
+        while not server.started:
+            time.sleep(0.02)
+        port = server.servers[0].sockets[0].getsockname()[1]
+        servers[mode] = (server, thread, http.client.HTTPConnection("127.0.0.1", port, timeout=10))
+    deadline = time.monotonic() + 120
+    for block in range(requests // 50):
+        for mode in (("on", "off") if block % 2 == 0 else ("off", "on")):
+            connection = servers[mode][2]
+            for i in range(50):
+                body = bodies[(block * 50 + i) % len(bodies)]
+                start = time.perf_counter()
+                connection.request("POST", "/v1/score", body, {"content-type": "application/json"})
+                connection.getresponse().read()
+                times[mode].append(time.perf_counter() - start)
+        if time.monotonic() > deadline:
+            break
+    for server, thread, connection in servers.values():
+        connection.close()
+        server.should_exit = True
+        thread.join(30)
+    return {mode: {"p50": 1e3 * statistics.median(t), "p99": 1e3 * sorted(t)[int(0.99 * len(t))], "n": len(t)}
+            for mode, t in times.items()}
+
+
+def record_cost(model: str, url: str, bodies: list[bytes]) -> float:
+    from prometheus_client import CollectorRegistry
+
+    from serving.predlog.db import connect
+    from serving.predlog.service import Loop
+    from serving.scorer import Scorer
+
+    scorer = Scorer.load(model)
+    leads = [json.loads(b) for b in bodies]
+    results = scorer.score(leads)
+    loop = Loop(connect(url), registry=CollectorRegistry(), max_queue=1_000_000)
+    loop.start()
+    costs = []
+    for lead, result in zip(leads * 5, results * 5, strict=True):
+        start = time.perf_counter()
+        loop.record([lead], [result])
+        costs.append(time.perf_counter() - start)
+    loop.log.wait_idle(60)
+    loop.stop()
+    return 1e6 * statistics.median(costs)
+
+
+def writer_throughput(url: str, *, rows: int) -> float:
+    from prometheus_client import CollectorRegistry
+
+    from serving.predlog.db import connect, migrate
+    from serving.predlog.writer import PredictionLog
+
+    result: dict[str, Any] = {"lead_id": "L1", "model": {"name": "m", "version": "1"}, "probability": 0.1,
+                              "score": 10, "grade": "C", "log_odds": {"raw_score": -2.2},
+                              "factors": [{"key": "icp_fit", "impact": -0.3}], "lowering_factors": []}
+    lead = {"lead_id": "L1", "industry": "software", "company_size": 120, "phone_present": True}
+    engine = connect(url)
+    migrate(engine)
+    log = PredictionLog(engine, registry=CollectorRegistry(), max_queue=rows + 1)
+    log.record([lead] * rows, [result] * rows)
+    start = time.perf_counter()
+    log.start()
+    log.wait_idle(300)
+    spent = time.perf_counter() - start
+    log.stop()
+    return rows / spent
+
+
+if __name__ == "__main__":
+    sys.exit(main())
