@@ -1,6 +1,7 @@
 # Two commands, each sets up .venv on first use (and again only when pyproject.toml changes):
 #   make demo   generate the synthetic CRM history, check it, train a champion and serve it (Ctrl-C stops)
-#   make test   run the whole test suite
+#   make test   check the house rules (make check), then run the whole test suite
+#   make check  ruff, mypy and the import contracts (see CONTRIBUTING.md)
 #   make notebooks  install JupyterLab (the `notebooks` extra) and open notebooks/ in it
 # Use another interpreter with `make demo PYTHON=python3.12`.
 
@@ -13,7 +14,7 @@ BENCH_FLAGS ?=
 
 NB_STAMP := $(VENV)/.notebooks-installed
 
-.PHONY: demo test bench install notebooks clean
+.PHONY: demo check test bench install notebooks clean
 
 demo: $(STAMP)
 	$(BIN)/leadscore generate --out data/leads.parquet
@@ -21,7 +22,13 @@ demo: $(STAMP)
 	$(BIN)/leadscore train --data data/leads.parquet
 	$(BIN)/leadscore serve
 
-test: $(STAMP)
+# The house rules, checked before any test runs (CONTRIBUTING.md says why each exists).
+check: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+test: check
 	$(BIN)/python -m pytest $(PYTEST_FLAGS)
 
 bench: $(STAMP)

@@ -128,7 +128,8 @@ def bench_training(args: argparse.Namespace, folder: Path, client) -> dict:
         model = result.evaluations["model"]
         out[engine] = {"seconds": seconds, "roc_auc": model.roc_auc, "log_loss": model.log_loss,
                        "family": result.family, "trees": result.best_iteration,
-                       "lightgbm_seconds": result.timings.get("evaluation fits", 0.0) + result.timings.get("refit", 0.0)}
+                       "lightgbm_seconds": result.timings.get("evaluation fits", 0.0)
+                       + result.timings.get("refit", 0.0)}
         print(f"train {engine:>5}: {result.report.n_rows:,} leads in {seconds:.0f}s, test ROC AUC {model.roc_auc:.4f}, "
               f"log loss {model.log_loss:.4f} ({result.family}, {result.best_iteration} trees)", flush=True)
     return out
@@ -145,7 +146,8 @@ def main() -> int:
     parser.add_argument("--train-leads", type=int, default=5_000_000, help="0 skips the training comparison")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--chunk-rows", type=int, default=100_000)
-    parser.add_argument("--partition-rows", type=int, default=ROW_GROUP, help="leads per Parquet row group = Dask partition")
+    parser.add_argument("--partition-rows", type=int, default=ROW_GROUP,
+                        help="leads per Parquet row group = Dask partition")
     parser.add_argument("--model", help="bundle folder or models:/ URI (default: train one on 240,000 leads, untimed)")
     args = parser.parse_args()
     from serving.distributed import connect

@@ -117,7 +117,7 @@ def record_cost(model: str, url: str, bodies: list[bytes]) -> float:
     loop = Loop(connect(url), registry=CollectorRegistry(), max_queue=1_000_000)
     loop.start()
     costs = []
-    for lead, result in zip(leads * 5, results * 5):
+    for lead, result in zip(leads * 5, results * 5, strict=True):
         start = time.perf_counter()
         loop.record([lead], [result])
         costs.append(time.perf_counter() - start)

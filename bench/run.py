@@ -17,7 +17,7 @@ store (so nothing here touches ./mlflow.db or ./models):
    peer's batch `/invocations`;
 5. where the time goes: one explained request split into its phases, cProfile of a request and a batch;
 6. hardening: 30 s at 8 clients while the champion is reloaded every few seconds, and the long
-   schemathesis fuzz run (bench/fuzz.py), and cost probes (300,000 keys, 10,000 empty leads, 5,000
+   schemathesis fuzz run (tests/support/fuzz.py), and cost probes (300,000 keys, 10,000 empty leads, 5,000
    invalid leads, a 1 MB id, a body sent at 1 byte/s) with the server CPU each costs.
 Figures are printed as they come; nothing asserts an absolute time (the machine is shared).
 """
@@ -49,7 +49,9 @@ from typing import Any
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
+SUPPORT = ROOT / "tests" / "support"  # the load client and fuzzer, shared with the test suite
 sys.path.insert(0, str(BENCH))
+sys.path.insert(0, str(SUPPORT))
 sys.path.insert(0, str(ROOT))
 
 from http_load import compare_clients, get, post, run_load
@@ -601,7 +603,7 @@ def cost_probes(server: Any, leads: list[dict[str, Any]]) -> dict[str, Any]:
         healthz: list[float] = []
         done = threading.Event()
 
-        def watch() -> None:
+        def watch(done: threading.Event, healthz: list[float]) -> None:
             while not done.is_set():
                 began = time.perf_counter()
                 with contextlib.suppress(OSError):  # a timeout counts as the time waited
@@ -609,7 +611,7 @@ def cost_probes(server: Any, leads: list[dict[str, Any]]) -> dict[str, Any]:
                 healthz.append((time.perf_counter() - began) * 1000)
                 time.sleep(0.02)
 
-        watcher = threading.Thread(target=watch)
+        watcher = threading.Thread(target=watch, args=(done, healthz))
         cpu0, began = _server_cpu_s(pid), time.perf_counter()
         watcher.start()
         status, answer = post(url, path, body, timeout_s=120)
@@ -650,8 +652,8 @@ def cost_probes(server: Any, leads: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def fuzz(store: Store, budget: Budget) -> dict[str, Any]:
-    """The long fuzz run, in its own process (bench/fuzz.py prints one JSON line last)."""
-    cmd = [sys.executable, str(BENCH / "fuzz.py"), "--cases", str(budget.fuzz_cases), "--model",
+    """The long fuzz run, in its own process (tests/support/fuzz.py prints one JSON line last)."""
+    cmd = [sys.executable, str(SUPPORT / "fuzz.py"), "--cases", str(budget.fuzz_cases), "--model",
            str(store.bundle_dir(store.champion)), "--json"]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=1200, cwd=ROOT, check=False,
                           env={**os.environ, "PYTHONPATH": checkout_pythonpath()})
@@ -688,7 +690,8 @@ def markdown(results: dict[str, Any]) -> str:
     for row in results.get("http", []):
         o, p = row["ours"], row["peer"]
         lines.append(f"| {row['concurrency']} | {o['p50_ms']:.2f} ms | {o['p95_ms']:.2f} ms | {o['p99_ms']:.2f} ms | "
-                     f"{o['throughput_rps']:,.0f} | {p['p50_ms']:.1f} ms | {p['p95_ms']:.1f} ms | {p['p99_ms']:.1f} ms | "
+                     f"{o['throughput_rps']:,.0f} | {p['p50_ms']:.1f} ms | {p['p95_ms']:.1f} ms | "
+                     f"{p['p99_ms']:.1f} ms | "
                      f"{p['throughput_rps']:,.0f} | {row['p50_ratio']}x faster | {row['throughput_ratio']}x |")
     b = results.get("batch")
     if b:
@@ -696,7 +699,8 @@ def markdown(results: dict[str, Any]) -> str:
                   (f"| `Scorer.explain` in process (explained, {b['leads_in_process']:,} leads; "
                   f"{b['in_process_explain_cpu_ms_per_lead']:.2f} CPU ms per lead) | "
                   f"{b['in_process_explain_leads_per_s']:,} |"),
-                  f"| `Scorer.predict_proba` in process (no explanation) | {b['in_process_predict_proba_leads_per_s']:,} |",
+                  ("| `Scorer.predict_proba` in process (no explanation) | "
+                   f"{b['in_process_predict_proba_leads_per_s']:,} |"),
                   f"| `Scorer.score` on records (full API response) | {b['in_process_score_records_leads_per_s']:,} |",
                   (f"| `POST /v1/score/batch`, {b['batch_size']:,} leads per request (explained) | "
                   f"{b['api_batch_leads_per_s']:,} |"),
@@ -731,11 +735,13 @@ def markdown(results: dict[str, Any]) -> str:
         if bp:
             lines += ["", (f"A batch (`Scorer.explain` on {bp['leads']:,} leads, wall / CPU seconds): encode "
                           f"{bp['encode_s']:.2f} / {bp['encode_cpu_s']:.2f}, TreeSHAP {bp['treeshap_s']:.2f} / "
-                          f"{bp['treeshap_cpu_s']:.2f}, raw scores {bp['raw_score_s']:.2f} / {bp['raw_score_cpu_s']:.2f}, "
+                          f"{bp['treeshap_cpu_s']:.2f}, raw scores {bp['raw_score_s']:.2f} / "
+                          f"{bp['raw_score_cpu_s']:.2f}, "
                           f"whole explain {bp['explain_total_s']:.2f} / {bp['explain_total_cpu_s']:.2f}: TreeSHAP is "
                           f"{bp['treeshap_s'] / bp['explain_total_s']:.0%} of it.")]
         lines += ["", (f"The explanation (exact TreeSHAP over {sp['trees']} trees, compiled with numba) costs "
-                      f"{ph['treeshap_contributions']:,.0f} µs per lead, {sp['explanation_share_of_request']:.0%} of the "
+                      f"{ph['treeshap_contributions']:,.0f} µs per lead, "
+                      f"{sp['explanation_share_of_request']:.0%} of the "
                       f"request; LightGBM's own `pred_contrib` on the same lead takes "
                       f"{ph.get('lightgbm_pred_contrib', float('nan')):,.0f} µs.")]
     r = results.get("reload_under_load")
@@ -752,7 +758,8 @@ def markdown(results: dict[str, Any]) -> str:
         if "answer_bytes" in probe:
             lines.append(f"- Probe, {name} ({probe['request_bytes'] / 1e6:.1f} MB): {probe['status']} in "
                          f"{probe['wall_ms']:,.0f} ms, ~{probe['server_cpu_ms']:,} ms server CPU, "
-                         f"{probe['answer_bytes']:,} bytes back; /healthz at most {probe['healthz_max_ms']} ms meanwhile.")
+                         f"{probe['answer_bytes']:,} bytes back; "
+                         f"/healthz at most {probe['healthz_max_ms']} ms meanwhile.")
         else:
             lines.append(f"- Probe, {name}: {probe['status']} after {probe['answered_after_s']} s.")
     if f and "error" not in f:
@@ -786,7 +793,7 @@ def readme_summary(results: dict[str, Any], table: str) -> str:
     lines = table.splitlines()
     http_end = next(i for i, line in enumerate(lines) if line.startswith("**Batch**")) \
         if any(line.startswith("**Batch**") for line in lines) else len(lines)
-    out = [line for line in lines[:http_end]]
+    out = list(lines[:http_end])
     b, c, prof = results.get("batch"), results.get("cold_start"), results.get("profile")
     trainings = {t["leads"]: t for t in results.get("training", [])}
     facts = []
@@ -796,7 +803,8 @@ def readme_summary(results: dict[str, Any], table: str) -> str:
                      f"(`predict_proba`) {b['in_process_predict_proba_leads_per_s']:,} leads/s.")
     if trainings:
         facts.append("Training (`leadscore train`): " + "; ".join(
-            f"{n:,} leads in {t['wall_s']:.0f} s, peak {t['peak_rss_mib']:,.0f} MiB" for n, t in sorted(trainings.items()))
+            f"{n:,} leads in {t['wall_s']:.0f} s, peak {t['peak_rss_mib']:,.0f} MiB"
+            for n, t in sorted(trainings.items()))
             + ".")
     if c:
         facts.append(f"Cold start to the first scored request: {c['ours_first_score_s']:.1f} s "

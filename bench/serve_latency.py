@@ -72,7 +72,8 @@ def main() -> int:
           f"full score() {inproc['score_us']:.0f} µs")
     print(f"one client:  p50 {single['p50_ms']:.2f} ms (target {TARGETS['p50_ms']}), "
           f"p99 {single['p99_ms']:.2f} ms (target {TARGETS['p99_ms']}) over {single['requests']} requests")
-    print(f"{args.clients} clients: {many['leads_per_s']:.0f} explained leads/s (target {TARGETS['leads_per_s_16']:.0f}), "
+    print(f"{args.clients} clients: {many['leads_per_s']:.0f} explained leads/s "
+          f"(target {TARGETS['leads_per_s_16']:.0f}), "
           f"p50 {many['p50_ms_concurrent']:.1f} ms, {many['failed']} failed")
     cores = os.cpu_count() or 1
     print(f"server CPU per request: {single['server_cpu_ms_per_request']:.2f} ms (one client), "
@@ -85,8 +86,8 @@ def main() -> int:
 
 def train_bundle(folder: Path, *, small: bool) -> Path:
     """A model the size training makes from the default 12 x 20,000-lead history (~300 trees)."""
-    from features.loading import labels
     from features.synthetic import bundled_schema, generate
+    from features.target import labels
     from training.model import fit_lightgbm, make_bundle
 
     schema = bundled_schema()

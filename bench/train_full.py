@@ -100,7 +100,8 @@ def _child(data: Path, uri: str) -> int:
     true_p = truth.loc[split.test[schema.id_column].astype(str), "true_probability"].to_numpy()
     figures = {name: ev.scalars() for name, ev in result.evaluations.items() if ev is not None}
     print(json.dumps({
-        "train_seconds": seconds, "cpu_seconds": cpu, "load_average": os.getloadavg()[0], "peak_rss_gb": peak_gb, "timings": result.timings,
+        "train_seconds": seconds, "cpu_seconds": cpu, "load_average": os.getloadavg()[0], "peak_rss_gb": peak_gb,
+        "timings": result.timings,
         "rows": result.report.n_rows, "n_train": result.report.n_train, "n_test": result.report.n_test,
         "best_iteration": result.best_iteration, "calibration": result.calibration,
         "true_roc_auc": roc_auc(split.y_test, true_p), "metrics": figures,

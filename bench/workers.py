@@ -3,7 +3,7 @@
     python bench/workers.py --model models/lead-conversion/1            # a bundle folder or models:/ URI
 
 Starts `leadscore serve --workers N` for N in --workers (default 1 and 2), waits until ten /readyz
-answers in a row are 200, warms up, then runs the bounded load client (bench/http_load.py) at 1 and 16
+answers in a row are 200, warms up, then runs the bounded load client (tests/support/http_load.py) at 1 and 16
 clients for --seconds each. The client shares the machine's cores with the server: read the ratio.
 """
 
@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE.parent / "tests" / "support"))  # the shared load client
 
 from http_load import run_load  # noqa: E402
 

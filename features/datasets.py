@@ -15,7 +15,7 @@ import pandas as pd
 
 from features.loading import read_leads
 from features.schema import LeadSchema, load_schema
-from features.synthetic import bundled_schema, schema_path_for
+from features.synthetic import bundled_schema_path, schema_path_for
 
 DEFAULT_DATA = "data/leads.parquet"
 DATA_ENV = "LEADSCORE_DATA"
@@ -26,14 +26,20 @@ def default_data_path() -> Path:
     return Path(os.environ.get(DATA_ENV) or DEFAULT_DATA)
 
 
+def schema_path(data: str | Path | None = None, explicit: str | Path | None = None) -> Path:
+    """The schema file a data file is read with: `explicit`, else `<stem>.schema.yaml` beside the data,
+    else the bundled synthetic one."""
+    if explicit:
+        return Path(explicit)
+    beside = schema_path_for(Path(data if data is not None else default_data_path()))
+    return beside if beside.is_file() else bundled_schema_path()
+
+
 def schema_for(data: str | Path | None = None, schema: str | Path | LeadSchema | None = None) -> LeadSchema:
     """The schema given, else the one written beside the data, else the bundled synthetic one."""
     if isinstance(schema, LeadSchema):
         return schema
-    if schema is not None:
-        return load_schema(schema)
-    beside = schema_path_for(Path(data if data is not None else default_data_path()))
-    return load_schema(beside) if beside.is_file() else bundled_schema()
+    return load_schema(schema_path(data, schema))
 
 
 def load_history_with_schema(data: str | Path | None = None,

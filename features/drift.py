@@ -16,7 +16,6 @@ epsilon, so a level that is new (or gone) counts as a large but finite change. R
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import numpy as np
@@ -24,8 +23,16 @@ import pandas as pd
 
 from features.datasets import load_history_with_schema
 from features.errors import DataError
-from features.periods import (created_at, data_end, latest_quarter, mature_mask, parse_quarter,
-                              quarters)
+from features.periods import (
+    created_at,
+    data_end,
+    days_before,
+    latest_quarter,
+    mature_mask,
+    parse_quarter,
+    quarter_label,
+    quarters,
+)
 from features.schema import FeatureSpec, LeadSchema
 
 N_BINS = 10
@@ -84,7 +91,7 @@ def drift_windows(frame: pd.DataFrame, schema: LeadSchema,
     as if the export ended with the quarter, so a past quarter is checked exactly as it was then.
     """
     labels = quarters(frame, schema)
-    current_q = latest_quarter(frame, schema) if quarter is None else _quarter_label(quarter)
+    current_q = latest_quarter(frame, schema) if quarter is None else quarter_label(parse_quarter(quarter))
     if not (labels == current_q).any():
         raise DataError(f"no leads in {current_q} (the data covers {labels.min()} to {labels.max()})",
                         field="quarter")
@@ -124,24 +131,20 @@ def format_psi_table(table: pd.DataFrame, *, threshold: float) -> str:
     return "\n".join(lines)
 
 
-def drift_command(args: argparse.Namespace) -> int:
+def drift_command(*, data: str | Path, schema: str | Path | None = None, threshold: float = DEFAULT_THRESHOLD,
+                  quarter: str | None = None) -> int:
     """`leadscore drift`: print PSI per feature between the training window and the latest quarter."""
-    frame, schema = load_history_with_schema(Path(args.data), args.schema)
-    reference, current, latest = drift_windows(frame, schema, getattr(args, "quarter", None))
-    table = psi_table(reference, current, schema, threshold=args.threshold)
-    when = created_at(reference, schema)
+    frame, lead_schema = load_history_with_schema(Path(data), schema)
+    reference, current, latest = drift_windows(frame, lead_schema, quarter)
+    table = psi_table(reference, current, lead_schema, threshold=threshold)
+    when = created_at(reference, lead_schema)
     print(f"drift: {latest} ({len(current):,} leads) against the training window "
           f"{when.min():%Y-%m-%d} to {when.max():%Y-%m-%d} ({len(reference):,} mature leads)")
-    print(format_psi_table(table, threshold=args.threshold))
+    print(format_psi_table(table, threshold=threshold))
     return 0
 
 
 # -- binning helpers ------------------------------------------------------------------------------
-
-def _quarter_label(text: str) -> str:
-    period = parse_quarter(text)
-    return f"{period.year}Q{period.quarter}"
-
 
 def _as_numbers(frame: pd.DataFrame, spec: FeatureSpec, schema: LeadSchema | None) -> np.ndarray:
     """A feature as floats with NaN for missing; dates become days before the lead was created."""
@@ -149,10 +152,8 @@ def _as_numbers(frame: pd.DataFrame, spec: FeatureSpec, schema: LeadSchema | Non
     if spec.type == "datetime":
         when = pd.to_datetime(column, errors="coerce")
         if schema is not None and schema.created_at in frame.columns:
-            days = (pd.to_datetime(frame[schema.created_at], errors="coerce") - when).dt.total_seconds() / 86_400
-        else:
-            days = (when - pd.Timestamp(0)).dt.total_seconds() / 86_400
-        return days.to_numpy(dtype=float, na_value=np.nan)
+            return days_before(pd.to_datetime(frame[schema.created_at], errors="coerce"), when)
+        return -days_before(pd.Timestamp(0), when)  # no creation time: days since 1970 (PSI needs an order only)
     return pd.to_numeric(column, errors="coerce").astype("Float64").to_numpy(dtype=float, na_value=np.nan)
 
 
@@ -174,7 +175,7 @@ def _bin_numbers(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
 def _edge_labels(edges: np.ndarray) -> list[str]:
     if edges.size == 0:
         return ["all values"]
-    inner = [f"[{lo:g}, {hi:g})" for lo, hi in zip(edges[:-1], edges[1:])]
+    inner = [f"[{lo:g}, {hi:g})" for lo, hi in zip(edges[:-1], edges[1:], strict=True)]
     return [f"< {edges[0]:g}", *inner, f">= {edges[-1]:g}"]
 
 

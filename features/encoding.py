@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from features.loading import coerce_boolean, parse_dates
+from features.periods import days_before, days_before_one
 from features.schema import FALSE_WORDS, TRUE_WORDS, LeadSchema
 
 MAX_LEVELS = 200
@@ -101,8 +102,7 @@ class LeadEncoder:
                 if created is None:
                     created = _created_at(frame, self.schema)
                 when = parse_dates(col)
-                out[:, j] = ((created - when).dt.total_seconds() / 86_400.0).to_numpy(dtype=np.float64,
-                                                                                     na_value=np.nan)
+                out[:, j] = days_before(created, when)
             else:
                 out[:, j] = pd.to_numeric(col, errors="coerce").astype("Float64").to_numpy(
                     dtype=np.float64, na_value=np.nan)
@@ -125,7 +125,7 @@ class LeadEncoder:
                     if now is None:
                         now = pd.Timestamp.now()
                     created = record.get(self.schema.created_at) if self.schema.created_at else None
-                    out[i, j] = _days_between(value, created or now)
+                    out[i, j] = days_before_one(created or now, value)
                 else:
                     out[i, j] = _float_value(value)
         return out
@@ -174,12 +174,5 @@ def _bool_value(value: Any) -> float:
 def _float_value(value: Any) -> float:
     try:
         return float(value)
-    except (TypeError, ValueError):
-        return np.nan
-
-
-def _days_between(value: Any, created: Any) -> float:
-    try:
-        return (pd.Timestamp(created) - pd.Timestamp(value)).total_seconds() / 86_400.0
     except (TypeError, ValueError):
         return np.nan

@@ -12,28 +12,32 @@ be features (ids, free text, constants) and columns that probably leak the outco
 
 from __future__ import annotations
 
-import argparse
 import math
-import os
 import re
 import sys
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 import yaml
 
 from features.errors import DataError
 from features.factors import FACTOR_LABELS, FACTORS
-from features.loading import parse_dates, read_table, readable_mode
+from features.files import write_text_atomic
+from features.loading import check_separator, parse_dates, read_table
 from features.outcome_window import WindowChoice, choose_window
 from features.schema import (
-    DEFAULT_GRADES, FALSE_WORDS, TRUE_WORDS, LeadSchema, normalise_label, schema_from_dict,
+    DEFAULT_GRADES,
+    FALSE_WORDS,
+    TRUE_WORDS,
+    LeadSchema,
+    normalise_label,
+    schema_from_dict,
 )
-from features.validation import check_delimiter
+from features.target import matches
 
 # Words in a column name that say which quality factor it carries. A word matches a name's word
 # exactly, with a plural or past-tense ending, or (for words of 5+ letters) as its start; words
@@ -115,7 +119,7 @@ def infer_schema(frame: pd.DataFrame, *, target: str, id_column: str | None = No
     if positive is None:
         notes.append(f"{target} values that mean converted: {', '.join(map(str, positives))} "
                      "(guessed; pass --positive to change)")
-    is_positive = _is_positive(frame[target], positives)
+    is_positive = pd.Series(matches(frame[target], positives), index=frame.index)
     y = is_positive[known].to_numpy(dtype=bool)
 
     columns = {c: _read_column(frame[c]) for c in frame.columns if c != target}
@@ -126,6 +130,7 @@ def infer_schema(frame: pd.DataFrame, *, target: str, id_column: str | None = No
         columns.pop(col, None)
 
     features, context, excluded = _place_columns(columns, _Sample.of(y, known, dates["created_at"]), notes)
+    roles.update(_guess_groups(context))
     base_rate = float(y.mean())
     window = _outcome_window(dates["created_at"], dates["converted_at"], is_positive)
     notes.append(f"outcome window: {window.note}")
@@ -144,6 +149,15 @@ def infer_schema(frame: pd.DataFrame, *, target: str, id_column: str | None = No
         "features": sorted(features, key=lambda f: FACTORS.index(f["factor"])),
     }
     return schema_from_dict(raw, source="inferred schema"), notes
+
+
+def _guess_groups(context: list[str]) -> dict[str, str | None]:
+    """roles.source and roles.campaign among the context columns (`utm_source`, `Campaign Name`)."""
+    found: dict[str, str | None] = {}
+    for role, keywords in (("source", ["source", "channel", "medium"]), ("campaign", ["campaign"])):
+        found[role] = next((c for c in context if c not in found.values()
+                            and _matching_position(_words(c), keywords) is not None), None)
+    return found
 
 
 def _guess_roles(roles: dict[str, str | None], frame: pd.DataFrame, columns: dict[str, _Column],
@@ -213,25 +227,29 @@ def guess_factor(column: str) -> str:
 
 # -- the command -------------------------------------------------------------------------------
 
-def infer_schema_command(args: argparse.Namespace) -> int:
-    """`leadscore schema infer`: draft a schema and print it, or write it to --out."""
-    path = Path(args.data)
+def infer_schema_command(*, data: str | Path, target: str, id_column: str | None = None,
+                         created_at: str | None = None, converted_at: str | None = None,
+                         positive: str | None = None, out: str | Path | None = None) -> int:
+    """`leadscore schema infer`: draft a schema and print it, or write it to `out`.
+
+    `positive` is the comma-separated target values that mean converted, as typed on the command line."""
+    path = Path(data)
     frame = read_table(path)
     if frame.empty:
         raise DataError(f"{path.name}: the file has a header but no rows")
-    check_delimiter(frame, path.name)
-    positive = [v.strip() for v in args.positive.split(",") if v.strip()] if args.positive else None
-    schema, notes = infer_schema(frame, target=args.target, id_column=args.id_column, created_at=args.created_at,
-                                 converted_at=args.converted_at, positive=positive,
+    check_separator([str(c) for c in frame.columns], path.name)
+    positives = [v.strip() for v in positive.split(",") if v.strip()] if positive else None
+    schema, notes = infer_schema(frame, target=target, id_column=id_column, created_at=created_at,
+                                 converted_at=converted_at, positive=positives,
                                  name=path.name.split(".")[0] or "leads")
     header = [f"Drafted by `leadscore schema infer {path.name}`. Review every line before training."] + notes
     text = schema_yaml(schema, header=header)
-    if not args.out:
+    if not out:
         sys.stdout.write(text)
         return 0
-    _write_text_atomic(Path(args.out), text)
+    write_text_atomic(Path(out), text)
     leaks = {c: why for c, why in schema.excluded.items() if why.startswith("possible leakage")}
-    print(f"wrote {args.out}: {_count(len(schema.features), 'feature')}, "
+    print(f"wrote {out}: {_count(len(schema.features), 'feature')}, "
           f"{_count(len(schema.excluded), 'column')} left out"
           + (f", possible leakage in {', '.join(leaks)}" if leaks else ""))
     for note in notes:
@@ -320,20 +338,6 @@ def _dump(data: Any) -> str:
                      default_flow_style=False)
 
 
-def _write_text_atomic(path: Path, text: str) -> None:
-    """Temp file beside the target, renamed on success, so a failed run never leaves half a schema."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
-        os.chmod(tmp, readable_mode())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 # -- roles -------------------------------------------------------------------------------------
 
 def _require_columns(frame: pd.DataFrame, roles: dict[str, str | None]) -> None:
@@ -370,14 +374,6 @@ def _target_values(target: pd.Series, positive: list[str] | None, name: str) -> 
     if not neg:
         raise DataError(f"every value of '{name}' means converted; a model needs both outcomes", field=name)
     return pos, neg
-
-
-def _is_positive(target: pd.Series, positives: list[Any]) -> pd.Series:
-    """Converted or not per row, normalising each distinct value once (not once per row)."""
-    wanted = {normalise_label(p) for p in positives}
-    codes, uniques = pd.factorize(target, use_na_sentinel=True)
-    flags = np.array([normalise_label(u) in wanted for u in uniques] + [False])
-    return pd.Series(flags[codes], index=target.index)
 
 
 def _guess_id(frame: pd.DataFrame, columns: dict[str, _Column]) -> str:
@@ -552,7 +548,7 @@ def _leak_by_values(info: _Column, sample: _Sample) -> str | None:
     return f"possible leakage, {why}" if why else None
 
 
-def _one_side(n: np.ndarray, k: np.ndarray, base: float) -> np.ndarray:
+def _one_side(n: npt.ArrayLike, k: npt.ArrayLike, base: float) -> np.ndarray:
     """Per level with n leads and k conversions: 1 when (almost) only converted, -1 when only lost, else 0."""
     n, k = np.asarray(n, dtype=float), np.asarray(k, dtype=float)
     lost_expected, conv_expected = n * (1 - base), n * base
@@ -599,7 +595,7 @@ def _one_sided_levels(values: pd.Series, y: np.ndarray) -> str | None:
     if max(held_conv, held_lost) < PURE_CLASS_SHARE:
         return None
     parts = []
-    for wanted, word in ((1, "converted"), (-1, "lost")):
+    for wanted in (1, -1):  # converted, then lost
         levels = np.flatnonzero(side == wanted)
         if not len(levels):
             continue
@@ -704,12 +700,12 @@ def _cross_fitted_auc(codes: np.ndarray, y: np.ndarray) -> float:
 
 
 def _separation(score: np.ndarray, y: np.ndarray) -> float:
-    """max(AUC, 1 - AUC) from ranks: how well the score orders converted against not converted."""
-    ranks = pd.Series(score).rank(method="average").to_numpy()
-    n1 = int(y.sum())
-    n0 = len(y) - n1
-    auc = (ranks[y].sum() - n1 * (n1 + 1) / 2) / (n1 * n0)
-    return float(max(auc, 1 - auc))
+    """max(AUC, 1 - AUC): how well the score orders converted against not converted, either way round."""
+    from sklearn.metrics import roc_auc_score
+
+    ranks = pd.Series(score).rank(method="average").to_numpy()  # finite, same order: missing sorts as +-inf
+    auc = float(roc_auc_score(y, ranks))
+    return max(auc, 1 - auc)
 
 
 # -- words in column names ---------------------------------------------------------------------
@@ -735,7 +731,7 @@ def _matching_position(words: list[str], keywords: list[str]) -> int | None:
         parts = keyword.split("_")
         for end in range(len(parts) - 1, len(words)):
             window = words[end - len(parts) + 1:end + 1]
-            if all(_word_matches(w, k) for w, k in zip(window, parts)):
+            if all(_word_matches(w, k) for w, k in zip(window, parts, strict=True)):
                 best = end if best is None else max(best, end)
     return best
 

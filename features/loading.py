@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import functools
-import os
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from features.errors import DataError
+from features.files import atomic_path
 from features.schema import FALSE_WORDS, TRUE_WORDS, FeatureSpec, LeadSchema
 
 SUFFIXES = (".csv", ".parquet", ".pq")
@@ -48,10 +45,10 @@ def read_table(path: str | Path, *, columns: list[str] | None = None) -> pd.Data
                                 skipinitialspace=True)
     except ValueError as exc:
         if columns is not None and ("not in list" in str(exc) or "Usecols" in str(exc)):
-            raise DataError(f"{path.name}: missing columns: {exc}") from None
-        raise DataError(f"{path.name}: not a readable {fmt.upper()} table ({_first_line(exc)})") from None
+            raise DataError(f"{path.name}: missing columns: {exc}") from exc
+        raise DataError(f"{path.name}: not a readable {fmt.upper()} table ({_first_line(exc)})") from exc
     except Exception as exc:  # pyarrow, parser and OS errors all mean the same to a user
-        raise DataError(f"{path.name}: not a readable {fmt.upper()} table ({_first_line(exc)})") from None
+        raise DataError(f"{path.name}: not a readable {fmt.upper()} table ({_first_line(exc)})") from exc
     if frame.shape[1] == 0:
         raise DataError(f"{path.name}: no columns found")
     return frame
@@ -71,7 +68,7 @@ def iter_table(path: str | Path, *, chunk_rows: int = 100_000) -> Iterator[pd.Da
     except DataError:
         raise
     except Exception as exc:
-        raise DataError(f"{path.name}: not a readable {fmt.upper()} table ({_first_line(exc)})") from None
+        raise DataError(f"{path.name}: not a readable {fmt.upper()} table ({_first_line(exc)})") from exc
 
 
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
@@ -97,30 +94,12 @@ def spreadsheet_safe(frame: pd.DataFrame) -> pd.DataFrame:
 def write_table(frame: pd.DataFrame, path: str | Path) -> None:
     """Write atomically: a temp file beside the target, renamed on success, so no half-written file.
     CSV cells that a spreadsheet would run as formulas are neutralised (`spreadsheet_safe`)."""
-    path = Path(path)
     fmt = table_format(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         if fmt == "parquet":
             frame.to_parquet(tmp, index=False)
         else:
             spreadsheet_safe(frame).to_csv(tmp, index=False)
-        os.chmod(tmp, readable_mode())  # mkstemp makes owner-only files; a table is as readable as any other
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-@functools.cache
-def readable_mode() -> int:
-    """The mode a plain open() would give a new file under the umask (usually 0o644); read once,
-    because reading the umask means briefly setting it."""
-    umask = os.umask(0)
-    os.umask(umask)
-    return 0o666 & ~umask
 
 
 def coerce_feature(values: pd.Series, spec: FeatureSpec) -> tuple[pd.Series, pd.Series]:
@@ -233,7 +212,7 @@ def peek_table(path: str | Path) -> tuple[list[str], bool]:
         head = pd.read_csv(path, nrows=1, dtype=str, skipinitialspace=True)
         return [str(c) for c in head.columns], len(head) > 0
     except Exception as exc:
-        raise DataError(f"{path.name}: not a readable {fmt.upper()} table ({_first_line(exc)})") from None
+        raise DataError(f"{path.name}: not a readable {fmt.upper()} table ({_first_line(exc)})") from exc
 
 
 def check_separator(columns: list[str], source: str) -> None:
@@ -277,15 +256,6 @@ def read_leads(path: str | Path, schema: LeadSchema, *, require_target: bool = T
     if frame.empty:
         raise DataError(f"{path.name}: the file has a header but no rows")
     return cast_to_schema(frame, schema, source=path.name, strict=strict)
-
-
-def labels(frame: pd.DataFrame, schema: LeadSchema) -> np.ndarray:
-    """The target as 0/1, using the schema's list of values that mean converted."""
-    from features.schema import normalise_label
-
-    codes, uniques = pd.factorize(frame[schema.target_column])
-    positive = np.array([normalise_label(u) in schema.positive_values for u in uniques] + [False])
-    return positive[codes].astype(np.int8)
 
 
 def _first_line(exc: BaseException) -> str:

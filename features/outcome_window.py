@@ -90,8 +90,8 @@ def window_options(created: pd.Series, converted: pd.Series | None, *, as_of: pd
     n_leads = len(created_ns)
     lags, lag_created_ns = _lags(start, end)
     since = _conversions_recorded_from(start, lags, end)
-    recorded = lag_created_ns >= (since.value if since is not None else np.iinfo(np.int64).min)
-    ages = (as_of.value - lag_created_ns[recorded]) / _DAY_NS
+    recorded = lag_created_ns >= (pd.Timestamp(since).value if since is not None else np.iinfo(np.int64).min)
+    ages = (pd.Timestamp(as_of).value - lag_created_ns[recorded]) / _DAY_NS
     coverage = _coverage_curve(lags[recorded], ages) if recorded.sum() >= MIN_LAGS else None
     options = []
     for days in sorted(int(d) for d in candidates):

@@ -10,10 +10,14 @@ makes sense on mature leads; the newest quarter is usually not mature yet.
 
 from __future__ import annotations
 
+from typing import Any
+
+import numpy as np
 import pandas as pd
 
 from features.errors import DataError
 from features.schema import LeadSchema
+from features.target import matches
 
 
 def outcome_label(window_days: int) -> str:
@@ -23,11 +27,39 @@ def outcome_label(window_days: int) -> str:
     return f"converted within {window_days} days of creation"
 
 
+SECONDS_PER_DAY = 86_400.0
+
+
+def quarter_periods(when: pd.Series) -> pd.Series:
+    """Each date's calendar quarter as a pandas Period (comparable, with start and end times)."""
+    return pd.to_datetime(when, errors="coerce").dt.to_period("Q")
+
+
+def quarter_label(period: pd.Period) -> str:
+    """The one spelling of a quarter: '2026Q3'."""
+    return f"{period.year}Q{period.quarter}"
+
+
 def quarter_of(when: pd.Series) -> pd.Series:
     """Calendar quarter labels such as '2026Q3' (missing dates stay missing)."""
     when = pd.to_datetime(when, errors="coerce")
     labels = when.dt.to_period("Q").astype("string")
     return labels.where(when.notna(), pd.NA)
+
+
+def days_before(created: pd.Series | pd.Timestamp, when: pd.Series) -> np.ndarray:
+    """How many days each date lies before the lead's creation (a datetime feature as the model sees it);
+    NaN where either is missing."""
+    days = (created - when).dt.total_seconds() / SECONDS_PER_DAY
+    return days.to_numpy(dtype=np.float64, na_value=np.nan)
+
+
+def days_before_one(created: Any, when: Any) -> float:
+    """`days_before` for one record (the real-time path); unreadable dates are NaN."""
+    try:
+        return (pd.Timestamp(created) - pd.Timestamp(when)).total_seconds() / SECONDS_PER_DAY
+    except (TypeError, ValueError):
+        return np.nan
 
 
 def parse_quarter(text: str) -> pd.Period:
@@ -37,7 +69,7 @@ def parse_quarter(text: str) -> pd.Period:
         period = pd.Period(cleaned, freq="Q")
     except (ValueError, TypeError):
         raise DataError(f"quarter {text!r} is not a quarter like 2026Q3", field="quarter") from None
-    if f"{period.year}Q{period.quarter}" != cleaned:
+    if quarter_label(period) != cleaned:
         raise DataError(f"quarter {text!r} is not a quarter like 2026Q3", field="quarter")
     return period
 
@@ -88,5 +120,5 @@ def mature_mask(frame: pd.DataFrame, schema: LeadSchema, as_of: pd.Timestamp | N
     if schema.converted_at and schema.converted_at in frame.columns:
         converted = pd.to_datetime(frame[schema.converted_at], errors="coerce") <= as_of
     else:
-        converted = pd.Series([schema.is_positive(v) for v in frame[schema.target_column]], index=frame.index)
+        converted = pd.Series(matches(frame[schema.target_column], schema.positive_values), index=frame.index)
     return (old_enough | converted.fillna(False)).astype(bool) & (created <= as_of)

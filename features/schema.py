@@ -10,6 +10,8 @@ A schema is a YAML file. Example (the bundled synthetic CRM uses this format)::
       negative_values: [0]
       created_at: created_at        # optional
       converted_at: converted_at    # optional
+      source: lead_source           # optional: where leads come from (reports and metrics group by it)
+      campaign: campaign            # optional: the campaign that brought the lead
       owner: sales_owner            # optional: the seller or team a lead is handed to (KPI reports)
     outcome_window_days: 90
     grades: {A: 0.30, B: 0.15, C: 0.06, D: 0.0}
@@ -31,25 +33,33 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from dataclasses import dataclass, field
+import re
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal, get_args
 
 import yaml
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictFloat,
+    StrictInt,
+    ValidationError,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
 
 from features.errors import SchemaError
-from features.factors import FACTORS
+from features.factors import FACTORS, Factor
+from features.grades import assign_grades
 
-FEATURE_TYPES: tuple[str, ...] = ("numeric", "integer", "boolean", "categorical", "datetime")
+FeatureType = Literal["numeric", "integer", "boolean", "categorical", "datetime"]
+FEATURE_TYPES: tuple[str, ...] = get_args(FeatureType)
 GRADE_NAMES: tuple[str, ...] = ("A", "B", "C", "D")
 DEFAULT_GRADES: dict[str, float] = {"A": 0.30, "B": 0.15, "C": 0.06, "D": 0.0}
-_FEATURE_KEYS = {
-    "name", "type", "factor", "label", "description", "min", "max", "values",
-    "reason", "reason_missing", "actionable", "monotone",
-}
-_TOP_KEYS = {
-    "name", "roles", "outcome_window_days", "grades", "context", "excluded", "features", "description",
-}
 
 TRUE_WORDS = frozenset({"1", "1.0", "true", "t", "yes", "y"})
 FALSE_WORDS = frozenset({"0", "0.0", "false", "f", "no", "n"})
@@ -73,22 +83,99 @@ def normalise_label(value: Any) -> str:
     return str(int(number)) if number.is_integer() else text
 
 
-@dataclass(frozen=True)
-class FeatureSpec:
+# -- field types: what the YAML allows, with the JSON Schema editors see -----------------------
+
+def _problem(message: str, field: str | None = None, *, whole: bool = False) -> PydanticCustomError:
+    """A problem in our own words, said after the field's path ("grades.D must be 0 ..."), or the `whole`
+    sentence; `field` (relative to the model that fails) when the problem is in one of its keys."""
+    return PydanticCustomError("leadscore", message, {"field": field or "", "whole": whole})
+
+
+def _labels_list(value: Any) -> tuple[str, ...]:
+    if not isinstance(value, list | tuple) or not value:
+        raise _problem("must be a non-empty list")
+    return tuple(normalise_label(v) for v in value)
+
+
+_Scalar = {"type": ["string", "number", "integer", "boolean"]}
+TargetValues = Annotated[
+    tuple[str, ...], BeforeValidator(_labels_list),
+    WithJsonSchema({"type": "array", "items": _Scalar, "minItems": 1}),
+]
+Number = StrictInt | StrictFloat
+_Text = Annotated[str, BeforeValidator(lambda v: "" if v is None else v)]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class FeatureSpec(_Model):
     """One model input: its type, its quality factor and how to explain it."""
 
-    name: str
-    type: str
-    factor: str
-    label: str
-    description: str = ""
-    min: float | None = None
-    max: float | None = None
-    values: tuple[str, ...] | None = None
-    reason: str = ""
-    reason_missing: str = ""
-    actionable: tuple[Any, ...] = ()
-    monotone: int = 0
+    name: str = Field(min_length=1, description="the column name")
+    type: FeatureType
+    factor: Factor = "other"
+    label: _Text = Field("", description="shown to people (default: the name, capitalised)")
+    description: _Text = ""
+    min: Number | None = None
+    max: Number | None = None
+    values: tuple[str, ...] | None = Field(None, description="the allowed levels of a categorical feature")
+    reason: _Text = Field("", description="shown when this feature lowers a lead")
+    reason_missing: _Text = Field("", description="shown instead when the value is missing")
+    actionable: tuple[Any, ...] = Field((), description="values a person could change it to (for what-if)")
+    monotone: Literal[-1, 0, 1] = Field(0, description="1: more never lowers the score, -1: never raises it")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_label(cls, data: Any) -> Any:
+        if isinstance(data, dict) and isinstance(data.get("name"), str) and not data.get("label"):
+            data = {**data, "label": data["name"].replace("_", " ").capitalize()}
+        return data
+
+    @field_validator("values", mode="before")
+    @classmethod
+    def _text_values(cls, value: Any) -> Any:
+        if value is None:
+            return None
+        if not isinstance(value, list | tuple) or not value:
+            raise _problem("must be a non-empty list")
+        text = tuple(str(v) for v in value)
+        if len(set(text)) != len(text):
+            raise _problem("lists a value twice")
+        return text
+
+    @field_validator("monotone", mode="before")
+    @classmethod
+    def _not_a_bool(cls, value: Any) -> Any:
+        if isinstance(value, bool):
+            raise _problem("must be 1, -1 or 0")
+        return value
+
+    @field_validator("actionable", mode="before")
+    @classmethod
+    def _list(cls, value: Any) -> Any:
+        if value is None:
+            return ()
+        if not isinstance(value, list | tuple):
+            raise _problem("must be a list of candidate values")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> FeatureSpec:
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise _problem(f"features.{self.name}: min {self.min} is above max {self.max}", "min", whole=True)
+        if self.values is not None and self.type != "categorical":
+            raise _problem(f"features.{self.name}.values is only for categorical features", "values", whole=True)
+        if self.monotone and self.type == "categorical":
+            raise _problem(f"features.{self.name}.monotone needs an ordered type, not categorical", "monotone",
+                           whole=True)
+        if self.values is not None:
+            for candidate in self.actionable:
+                if str(candidate) not in self.values:
+                    raise _problem(f"features.{self.name}.actionable value {candidate!r} is not one of its values",
+                                   "actionable", whole=True)
+        return self
 
     @property
     def is_categorical(self) -> bool:
@@ -125,24 +212,122 @@ class FeatureSpec:
         return out
 
 
-@dataclass(frozen=True)
-class LeadSchema:
+class Roles(_Model):
+    """Which columns are the id, the outcome and the dates, and how groups of leads are named."""
+
+    id: str = Field(min_length=1, description="unique per lead")
+    target: str = Field(min_length=1, description="the outcome column")
+    positive_values: TargetValues = Field(("1",), description="target values that mean converted")
+    negative_values: TargetValues = Field(("0",), description="target values that mean not converted")
+    created_at: str | None = Field(None, description="when the lead arrived (needed for quarterly retraining)")
+    converted_at: str | None = Field(None, description="when it converted")
+    source: str | None = Field(None, description="where leads come from, e.g. utm_source (reports group by it)")
+    campaign: str | None = Field(None, description="the campaign that brought the lead (reports group by it)")
+    owner: str | None = Field(None, description="the seller or team a lead is handed to (KPI reports)")
+
+    @model_validator(mode="after")
+    def _disjoint(self) -> Roles:
+        if set(self.positive_values) & set(self.negative_values):
+            raise _problem("a value is both positive and negative in roles", "positive_values", whole=True)
+        return self
+
+
+def _grades(value: Any) -> dict[str, float]:
+    if not isinstance(value, dict) or list(value) != list(GRADE_NAMES):
+        raise _problem("must give floors for A, B, C and D, in that order")
+    for name, floor in value.items():
+        if isinstance(floor, bool) or not isinstance(floor, int | float) or not 0.0 <= floor <= 1.0:
+            raise _problem("must be a probability between 0 and 1", name)
+    floors = [float(f) for f in value.values()]
+    if any(a <= b for a, b in zip(floors, floors[1:], strict=False)):
+        raise _problem("grade floors must fall from A to D", whole=True)
+    if floors[-1] != 0.0:
+        raise _problem("must be 0 so that every lead gets a grade", "D")
+    return dict(zip(GRADE_NAMES, floors, strict=True))
+
+
+Grades = Annotated[
+    dict[str, float], BeforeValidator(_grades),
+    WithJsonSchema({"type": "object", "description": "floors on the calibrated probability, falling, D = 0",
+                    "properties": {g: {"type": "number", "minimum": 0, "maximum": 1} for g in GRADE_NAMES},
+                    "required": list(GRADE_NAMES), "additionalProperties": False}),
+]
+
+
+class LeadSchema(_Model):
     """A company's leads: roles, features with their factors, and the grade thresholds."""
 
-    name: str
-    id_column: str
-    target_column: str
-    positive_values: tuple[str, ...]
-    negative_values: tuple[str, ...]
-    features: tuple[FeatureSpec, ...]
-    created_at: str | None = None
-    converted_at: str | None = None
-    owner: str | None = None
-    outcome_window_days: int = 90
-    grades: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_GRADES))
-    context: tuple[str, ...] = ()
-    excluded: dict[str, str] = field(default_factory=dict)
-    description: str = ""
+    name: Annotated[str, BeforeValidator(lambda v: str(v or "leads"))] = "leads"
+    description: _Text = ""
+    roles: Roles
+    outcome_window_days: StrictInt = Field(90, ge=0, description="how long after creation an outcome is final; "
+                                           "0: the export records final outcomes")
+    grades: Grades = Field(default_factory=lambda: dict(DEFAULT_GRADES))
+    context: Annotated[tuple[str, ...], BeforeValidator(lambda v: () if v is None else v)] = Field(
+        (), description="columns kept for reports by source and campaign, never model features")
+    excluded: Annotated[dict[str, str], BeforeValidator(lambda v: {} if v is None else v)] = Field(
+        default_factory=dict, description="columns deliberately left out, and why")
+    features: tuple[FeatureSpec, ...] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> LeadSchema:
+        roles = self.roles
+        role_cols = {roles.id, roles.target, roles.created_at, roles.converted_at, roles.owner}
+        seen: set[str] = set()
+        for spec in self.features:
+            if spec.name in seen:
+                raise _problem(f"feature '{spec.name}' is listed twice", f"features.{spec.name}", whole=True)
+            if spec.name in role_cols:
+                raise _problem(f"feature '{spec.name}' is also a role column (id, target or date)",
+                               f"features.{spec.name}", whole=True)
+            seen.add(spec.name)
+        for name in self.context:
+            if name in seen:
+                raise _problem(f"'{name}' is both a feature and a context column", f"features.{name}", whole=True)
+        grouping = [c for c in (roles.source, roles.campaign) if c and c not in self.context]
+        if grouping:  # the source and campaign columns are report context by definition
+            object.__setattr__(self, "context", (*self.context, *grouping))
+        for name in grouping:
+            if name in seen:
+                raise _problem(f"'{name}' is both a feature and a context column", f"features.{name}", whole=True)
+        return self
+
+    # -- the names the rest of the code reads ----------------------------------------------
+    @property
+    def id_column(self) -> str:
+        return self.roles.id
+
+    @property
+    def target_column(self) -> str:
+        return self.roles.target
+
+    @property
+    def positive_values(self) -> tuple[str, ...]:
+        return self.roles.positive_values
+
+    @property
+    def negative_values(self) -> tuple[str, ...]:
+        return self.roles.negative_values
+
+    @property
+    def created_at(self) -> str | None:
+        return self.roles.created_at
+
+    @property
+    def converted_at(self) -> str | None:
+        return self.roles.converted_at
+
+    @property
+    def source(self) -> str | None:
+        return self.roles.source
+
+    @property
+    def campaign(self) -> str | None:
+        return self.roles.campaign
+
+    @property
+    def owner(self) -> str | None:
+        return self.roles.owner
 
     @property
     def feature_names(self) -> list[str]:
@@ -159,6 +344,12 @@ class LeadSchema:
         raise KeyError(name)
 
     @property
+    def group_columns(self) -> list[str]:
+        """What reports group by unless told otherwise: roles.source and roles.campaign, else the context."""
+        named = [c for c in (self.source, self.campaign) if c]
+        return named or list(self.context)
+
+    @property
     def role_columns(self) -> list[str]:
         cols = [self.id_column, self.target_column, self.created_at, self.converted_at, self.owner]
         return [c for c in cols if c]
@@ -168,10 +359,7 @@ class LeadSchema:
 
     def grade(self, probability: float) -> str:
         """The shared qualification definition: the first grade whose floor the probability reaches."""
-        for name, floor in self.grades.items():
-            if probability >= floor:
-                return name
-        return list(self.grades)[-1]
+        return assign_grades(float(probability), self.grades)
 
     def to_dict(self) -> dict[str, Any]:
         roles: dict[str, Any] = {
@@ -180,12 +368,9 @@ class LeadSchema:
             "positive_values": list(self.positive_values),
             "negative_values": list(self.negative_values),
         }
-        if self.created_at:
-            roles["created_at"] = self.created_at
-        if self.converted_at:
-            roles["converted_at"] = self.converted_at
-        if self.owner:
-            roles["owner"] = self.owner
+        for role in ("created_at", "converted_at", "source", "campaign", "owner"):
+            if getattr(self.roles, role):
+                roles[role] = getattr(self.roles, role)
         out: dict[str, Any] = {"name": self.name}
         if self.description:
             out["description"] = self.description
@@ -212,6 +397,14 @@ def to_yaml(schema: LeadSchema) -> str:
     return yaml.safe_dump(schema.to_dict(), sort_keys=False, allow_unicode=True, width=100)
 
 
+def json_schema() -> dict[str, Any]:
+    """The JSON Schema of a schema YAML file, for editors (shipped as features/data/lead-schema.json)."""
+    out = LeadSchema.model_json_schema()
+    out["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    out["title"] = "leadscore lead schema"
+    return out
+
+
 def load_schema(path: str | Path) -> LeadSchema:
     """Read a schema YAML file; any problem raises SchemaError naming the field."""
     path = Path(path)
@@ -222,7 +415,7 @@ def load_schema(path: str | Path) -> LeadSchema:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""
-        raise SchemaError(f"schema {path.name}: not valid YAML{where}") from None
+        raise SchemaError(f"schema {path.name}: not valid YAML{where}") from exc
     return schema_from_dict(raw, source=path.name)
 
 
@@ -230,155 +423,76 @@ def schema_from_dict(raw: Any, *, source: str = "schema") -> LeadSchema:
     """Build and check a schema from plain data (YAML or a bundle's JSON)."""
     if not isinstance(raw, dict):
         raise SchemaError(f"{source}: expected a mapping at the top level")
-    unknown = set(raw) - _TOP_KEYS
-    if unknown:
-        raise SchemaError(f"{source}: unknown key '{sorted(unknown)[0]}' (allowed: {', '.join(sorted(_TOP_KEYS))})",
-                          field=sorted(unknown)[0])
-    roles = raw.get("roles")
-    if not isinstance(roles, dict):
-        raise SchemaError(f"{source}: 'roles' is missing (it names the id and target columns)", field="roles")
-    for role in ("id", "target"):
-        if not roles.get(role) or not isinstance(roles.get(role), str):
-            raise SchemaError(f"{source}: roles.{role} is missing: name the {role} column", field=f"roles.{role}")
-    positive = roles.get("positive_values", [1])
-    negative = roles.get("negative_values", [0])
-    if not isinstance(positive, list) or not positive:
-        raise SchemaError(f"{source}: roles.positive_values must be a non-empty list", field="roles.positive_values")
-    if not isinstance(negative, list) or not negative:
-        raise SchemaError(f"{source}: roles.negative_values must be a non-empty list", field="roles.negative_values")
-    pos = tuple(normalise_label(v) for v in positive)
-    neg = tuple(normalise_label(v) for v in negative)
-    if set(pos) & set(neg):
-        raise SchemaError(f"{source}: a value is both positive and negative in roles", field="roles.positive_values")
-    for role in ("created_at", "converted_at", "owner"):
-        if roles.get(role) is not None and not isinstance(roles.get(role), str):
-            raise SchemaError(f"{source}: roles.{role} must be a column name", field=f"roles.{role}")
-
-    window = raw.get("outcome_window_days", 90)
-    # 0 means the export records final outcomes (no conversion dates: every recorded outcome is taken as final).
-    if not isinstance(window, int) or isinstance(window, bool) or window < 0:
-        raise SchemaError(f"{source}: outcome_window_days must be a whole number of days (0 or more), got {window!r}",
-                          field="outcome_window_days")
-
-    features_raw = raw.get("features")
-    if not isinstance(features_raw, list) or not features_raw:
-        raise SchemaError(f"{source}: 'features' must be a non-empty list", field="features")
-    features: list[FeatureSpec] = []
-    seen: set[str] = set()
-    role_cols = {roles["id"], roles["target"], roles.get("created_at"), roles.get("converted_at"), roles.get("owner")}
-    for i, item in enumerate(features_raw):
-        spec = _feature_from_dict(item, index=i, source=source)
-        if spec.name in seen:
-            raise SchemaError(f"{source}: feature '{spec.name}' is listed twice", field=f"features.{spec.name}")
-        if spec.name in role_cols:
-            raise SchemaError(f"{source}: feature '{spec.name}' is also a role column (id, target or date)",
-                              field=f"features.{spec.name}")
-        seen.add(spec.name)
-        features.append(spec)
-
-    grades = _grades_from(raw.get("grades", DEFAULT_GRADES), source)
-    context = raw.get("context") or []
-    if not isinstance(context, list) or not all(isinstance(c, str) for c in context):
-        raise SchemaError(f"{source}: 'context' must be a list of column names", field="context")
-    clash = seen & set(context)
-    if clash:
-        name = sorted(clash)[0]
-        raise SchemaError(f"{source}: '{name}' is both a feature and a context column", field=f"features.{name}")
-    excluded = raw.get("excluded") or {}
-    if not isinstance(excluded, dict):
-        raise SchemaError(f"{source}: 'excluded' must map column names to the reason they are left out",
-                          field="excluded")
-    return LeadSchema(
-        name=str(raw.get("name") or "leads"),
-        description=str(raw.get("description") or ""),
-        id_column=roles["id"],
-        target_column=roles["target"],
-        positive_values=pos,
-        negative_values=neg,
-        created_at=roles.get("created_at"),
-        converted_at=roles.get("converted_at"),
-        owner=roles.get("owner"),
-        outcome_window_days=window,
-        features=tuple(features),
-        grades=grades,
-        context=tuple(context),
-        excluded={str(k): str(v) for k, v in excluded.items()},
-    )
+    try:
+        return LeadSchema.model_validate(raw)
+    except ValidationError as exc:
+        message, field = _first_problem(exc, raw)
+        raise SchemaError(f"{source}: {message}", field=field) from exc
 
 
-def _feature_from_dict(item: Any, *, index: int, source: str) -> FeatureSpec:
-    if not isinstance(item, dict) or not isinstance(item.get("name"), str) or not item["name"]:
-        raise SchemaError(f"{source}: features[{index}] needs a 'name'", field=f"features[{index}]")
-    name = item["name"]
-    where = f"features.{name}"
-    unknown = set(item) - _FEATURE_KEYS
-    if unknown:
-        key = sorted(unknown)[0]
-        raise SchemaError(f"{source}: {where}: unknown key '{key}'", field=f"{where}.{key}")
-    ftype = item.get("type")
-    if ftype not in FEATURE_TYPES:
-        raise SchemaError(f"{source}: {where}.type: unknown type {ftype!r} (allowed: {', '.join(FEATURE_TYPES)})",
-                          field=f"{where}.type")
-    factor = item.get("factor", "other")
-    if factor not in FACTORS:
-        raise SchemaError(f"{source}: {where}.factor: unknown factor {factor!r} (allowed: {', '.join(FACTORS)})",
-                          field=f"{where}.factor")
-    lo, hi = item.get("min"), item.get("max")
-    for key, bound in (("min", lo), ("max", hi)):
-        if bound is not None and (isinstance(bound, bool) or not isinstance(bound, int | float)):
-            raise SchemaError(f"{source}: {where}.{key} must be a number", field=f"{where}.{key}")
-    if lo is not None and hi is not None and lo > hi:
-        raise SchemaError(f"{source}: {where}: min {lo} is above max {hi}", field=f"{where}.min")
-    values = item.get("values")
-    if values is not None:
-        if ftype != "categorical":
-            raise SchemaError(f"{source}: {where}.values is only for categorical features", field=f"{where}.values")
-        if not isinstance(values, list) or not values:
-            raise SchemaError(f"{source}: {where}.values must be a non-empty list", field=f"{where}.values")
-        values = tuple(str(v) for v in values)
-        if len(set(values)) != len(values):
-            raise SchemaError(f"{source}: {where}.values lists a value twice", field=f"{where}.values")
-    monotone = item.get("monotone", 0)
-    if monotone not in (-1, 0, 1) or isinstance(monotone, bool):
-        raise SchemaError(f"{source}: {where}.monotone must be 1, -1 or 0", field=f"{where}.monotone")
-    if monotone and ftype == "categorical":
-        raise SchemaError(f"{source}: {where}.monotone needs an ordered type, not categorical", field=f"{where}.monotone")
-    actionable = item.get("actionable") or []
-    if not isinstance(actionable, list):
-        raise SchemaError(f"{source}: {where}.actionable must be a list of candidate values",
-                          field=f"{where}.actionable")
-    if values is not None:
-        for candidate in actionable:
-            if str(candidate) not in values:
-                raise SchemaError(f"{source}: {where}.actionable value {candidate!r} is not one of its values",
-                                  field=f"{where}.actionable")
-    return FeatureSpec(
-        name=name,
-        type=ftype,
-        factor=factor,
-        label=str(item.get("label") or name.replace("_", " ").capitalize()),
-        description=str(item.get("description") or ""),
-        min=lo,
-        max=hi,
-        values=values,
-        reason=str(item.get("reason") or ""),
-        reason_missing=str(item.get("reason_missing") or ""),
-        actionable=tuple(actionable),
-        monotone=int(monotone),
-    )
+# -- one readable line per problem -------------------------------------------------------------
+
+_TOP_KEYS = ", ".join(LeadSchema.model_fields)
+_UNION_TAG = re.compile(r"^(int|float|str|bool|none|function-.*|(list|tuple|dict)\[.*)$")  # pydantic's, not ours
+_TYPE_PROBLEMS = {
+    "outcome_window_days": "must be a whole number of days (0 or more)",
+    "features": "must be a non-empty list",
+    "context": "must be a list of column names",
+    "excluded": "must map column names to the reason they are left out",
+    "min": "must be a number",
+    "max": "must be a number",
+    "monotone": "must be 1, -1 or 0",
+    "name": "must be text",
+}
 
 
-def _grades_from(raw: Any, source: str) -> dict[str, float]:
-    if not isinstance(raw, dict) or list(raw) != list(GRADE_NAMES):
-        raise SchemaError(f"{source}: 'grades' must give floors for A, B, C and D, in that order", field="grades")
-    floors: dict[str, float] = {}
-    for name, floor in raw.items():
-        if isinstance(floor, bool) or not isinstance(floor, int | float) or not 0.0 <= floor <= 1.0:
-            raise SchemaError(f"{source}: grades.{name} must be a probability between 0 and 1", field=f"grades.{name}")
-        floors[name] = float(floor)
-    values = list(floors.values())
-    if any(a <= b for a, b in zip(values, values[1:])):
-        raise SchemaError(f"{source}: grade floors must fall from A to D", field="grades")
-    if values[-1] != 0.0:
-        raise SchemaError(f"{source}: grades.D must be 0 so that every lead gets a grade", field="grades.D")
-    return floors
+def _first_problem(exc: ValidationError, raw: dict[str, Any]) -> tuple[str, str]:
+    """The first error as one line and the dotted field it names (features by name, not position)."""
+    error = exc.errors(include_url=False)[0]
+    loc = [str(part) for part in error["loc"] if not _UNION_TAG.match(str(part))]
+    kind, ctx = error["type"], error.get("ctx") or {}
+    if ctx.get("field"):
+        loc += str(ctx["field"]).split(".")
+    if len(loc) >= 2 and loc[0] == "features" and loc[1].isdigit():
+        item = _item(raw.get("features"), loc[1])
+        if not isinstance(item, dict) or not isinstance(item.get("name"), str) or not item["name"]:
+            return f"features[{loc[1]}] needs a 'name'", f"features[{loc[1]}]"
+        loc[1] = item["name"]
+    field = ".".join(loc)
+    key = loc[-1] if loc else ""
+    if kind == "leadscore":
+        return (error["msg"] if ctx.get("whole") else f"{_quoted(field)} {error['msg']}"), field
+    if kind == "missing":
+        if loc[:1] == ["roles"] and len(loc) == 2:
+            return f"{field} is missing: name the {key} column", field
+        if field == "roles":
+            return "'roles' is missing (it names the id and target columns)", field
+        return f"'{field}' is missing", field
+    if kind == "extra_forbidden":
+        where = ".".join(loc[:-1])
+        allowed = f" (allowed: {_TOP_KEYS})" if len(loc) == 1 else ""
+        return (f"{where}: " if where else "") + f"unknown key '{key}'{allowed}", field
+    if kind == "literal_error" and key in ("type", "factor"):
+        allowed = ", ".join(FEATURE_TYPES if key == "type" else FACTORS)
+        return f"{field}: unknown {key} {error['input']!r} (allowed: {allowed})", field
+    if field == "roles":
+        return "'roles' is missing (it names the id and target columns)", field
+    if loc[:1] == ["roles"] and len(loc) == 2:
+        return (f"{field} is missing: name the {key} column" if key in ("id", "target")
+                else f"{field} must be a column name"), field
+    if key in _TYPE_PROBLEMS and (key != "name" or len(loc) == 1):
+        shown = f", got {error['input']!r}" if key == "outcome_window_days" else ""
+        return f"{_quoted(field)} {_TYPE_PROBLEMS[key]}{shown}", field
+    return f"{field}: {error['msg']}", field
+
+
+def _item(items: Any, index: str) -> Any:
+    try:
+        return items[int(index)]
+    except (TypeError, ValueError, IndexError, KeyError):
+        return None
+
+
+def _quoted(field: str) -> str:
+    """Top-level keys are quoted in messages ('features' must ...), nested ones are paths."""
+    return f"'{field}'" if "." not in field and field in LeadSchema.model_fields else field

@@ -17,7 +17,7 @@ Everything is vectorised numpy: one million leads take seconds, not minutes.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
@@ -122,7 +122,7 @@ class SyntheticHistory:
     def schema(self) -> LeadSchema:
         """The bundled schema, with this history's leaky columns listed under `excluded`."""
         base = bundled_schema()
-        return replace(base, excluded={**base.excluded, **self.leaks}) if self.leaks else base
+        return base.model_copy(update={"excluded": {**base.excluded, **self.leaks}}) if self.leaks else base
 
 
 def bundled_schema_path() -> Path:
@@ -225,7 +225,7 @@ def generate(*, quarters: int = 12, leads_per_quarter: int = 20_000, seed: int =
     # --- Contact data: trade shows often lack e-mail, purchased lists bounce and carry bad phones.
     email_present = rng.random(n) < np.where(is_show, 0.55, np.where(is_list, 0.85, 0.97))
     free = rng.random(n) < np.where(is_list, 0.45, 0.22)
-    email_type = np.where(email_present, np.where(free, "free", "corporate"), None)
+    email_type = np.where(email_present, np.where(free, "free", "corporate"), np.full(n, None, dtype=object))
     bounced = email_present & (rng.random(n) < np.where(is_list, 0.2, 0.04))
     phone_p = np.select([source == "web_form", is_show, is_list, source == "referral"], [0.45, 0.8, 0.7, 0.9], 0.55)
     phone_present = rng.random(n) < phone_p
@@ -241,7 +241,7 @@ def generate(*, quarters: int = 12, leads_per_quarter: int = 20_000, seed: int =
     shift = np.clip(0.25 + 0.12 * interest, 0.05, 0.6)
     u = rng.random(n)
     timeline = np.select([u < shift, u < shift + 0.3, u < shift + 0.55], list(TIMELINE)[:3], "12+ months")
-    timeline = np.where(rng.random(n) < np.where(is_list, 0.8, 0.33), None, timeline)
+    timeline = np.where(rng.random(n) < np.where(is_list, 0.8, 0.33), np.full(n, None, dtype=object), timeline)
     budget = (rng.random(n) < _sigmoid(-1.4 + 0.5 * interest)).astype(float)
     budget[rng.random(n) < 0.4] = np.nan
     contrib["timeline"] += _effect(timeline, TIMELINE, missing=-0.4)
@@ -261,7 +261,8 @@ def generate(*, quarters: int = 12, leads_per_quarter: int = 20_000, seed: int =
     cols.update(seniority=seniority, department=department, decision_maker=decides)
 
     # --- Product fit: an AI assistant launches two thirds in, with its own campaign.
-    product = _choice(rng, ["analytics", "crm", "automation", "hardware", "consulting"], [0.35, 0.3, 0.2, 0.08, 0.07], n)
+    product = _choice(rng, ["analytics", "crm", "automation", "hardware", "consulting"],
+                      [0.35, 0.3, 0.2, 0.08, 0.07], n)
     ai = launched & ((campaign == LAUNCH_CAMPAIGN) & (rng.random(n) < 0.8) | (rng.random(n) < 0.12))
     product = _blank(rng, np.where(ai, "ai_assistant", product), 0.15)
     use_case = _blank(rng, _choice(rng, list(USE_CASE), USE_CASE_P, n), 0.25)
@@ -273,8 +274,7 @@ def generate(*, quarters: int = 12, leads_per_quarter: int = 20_000, seed: int =
     total = np.sum([centred[f] for f in QUALITY_FACTORS], axis=0)
     intercept = _solve_intercept(total, BASE_RATE)
     late = quarter >= quarters - LATE_QUARTERS
-    intercept = _shifted_intercept(total, intercept, late, base_rate_shift)
-    logit = intercept + total
+    logit = _shifted_intercept(total, intercept, late, base_rate_shift) + total
     prob = _sigmoid(logit)
     eventually = rng.random(n) < prob
     delay_days = np.clip(np.exp(rng.normal(np.log(delay.median_days), delay.sigma, n)), 1, delay.max_days)
@@ -386,17 +386,14 @@ def _last_touch(rng: np.random.Generator, converted: np.ndarray) -> np.ndarray:
 
 
 def _with_dtypes(leads: pd.DataFrame) -> pd.DataFrame:
-    for name in ("company_size", "web_visits", "pages_viewed", "content_downloads", "pricing_page_views",
-                 "days_since_last_activity"):
-        leads[name] = pd.array(np.where(np.isnan(leads[name]), np.nan, leads[name]), dtype="Float64").astype("Int64")
-    for name in ("demo_requested", "webinar_attended", "email_present", "email_bounced", "phone_present",
-                 "opted_out_email"):
-        leads[name] = leads[name].astype("boolean")
-    for name in ("phone_valid", "budget_confirmed", "decision_maker"):
-        leads[name] = pd.array(leads[name].to_numpy(dtype=float), dtype="Float64").astype("boolean")
-    for name in ("industry", "country", "email_type", "purchase_timeline", "seniority", "department",
-                 "product_interest", "use_case", "lead_source", "campaign", "lead_status"):
-        leads[name] = pd.Series(leads[name].to_numpy(dtype=object), dtype="string")
+    """The dtypes the bundled schema declares (one definition of them), plus text for the excluded status."""
+    from features.loading import cast_to_schema
+
+    schema = bundled_schema()
+    ids = leads[schema.id_column]  # already text; kept as generated so a seed's history stays byte-identical
+    leads = cast_to_schema(leads, schema)
+    leads[schema.id_column] = ids
+    leads["lead_status"] = leads["lead_status"].astype("string")
     leads.loc[leads["converted"] == 0, "converted_at"] = pd.NaT
     return leads
 

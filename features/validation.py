@@ -11,7 +11,6 @@ columns, a feature with no values) are worth reading but do not.
 
 from __future__ import annotations
 
-import argparse
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,15 +18,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from features.datasets import schema_path as resolve_schema_path
 from features.errors import DataError
 from features.lead_checks import TYPE_WORDS
-from features.loading import coerce_feature, parse_dates, read_table
-from features.schema import FeatureSpec, LeadSchema, load_schema, normalise_label
-from features.synthetic import bundled_schema_path, schema_path_for
+from features.loading import check_separator, coerce_feature, parse_dates, read_table
+from features.schema import FeatureSpec, LeadSchema, load_schema
+from features.target import normalised_labels
 
 ERROR = "error"
 WARNING = "warning"
-_TYPE_WORDS = TYPE_WORDS
 
 
 @dataclass(frozen=True)
@@ -97,39 +96,20 @@ def validate_frame(frame: pd.DataFrame, schema: LeadSchema, now: pd.Timestamp | 
     return ValidationReport(n_rows=len(frame), n_columns=frame.shape[1], issues=tuple(issues))
 
 
-def default_schema_path(data: str | Path, explicit: str | Path | None = None) -> Path:
-    """The schema a data file is read with: --schema, else `<stem>.schema.yaml` beside it, else the bundled one."""
-    if explicit:
-        return Path(explicit)
-    beside = schema_path_for(Path(data))
-    return beside if beside.is_file() else bundled_schema_path()
-
-
 # -- the command -------------------------------------------------------------------------------
 
-def validate_command(args: argparse.Namespace) -> int:
+def validate_command(*, data: str | Path, schema: str | Path | None = None, max_examples: int = 5) -> int:
     """`leadscore validate`: print the report; exit 2 when there are errors, 0 otherwise."""
-    data = Path(args.data)
-    schema_path = default_schema_path(data, args.schema)
-    schema = load_schema(schema_path)
+    data = Path(data)
+    schema_path = resolve_schema_path(data, schema)
+    lead_schema = load_schema(schema_path)
     frame = read_table(data)
     if frame.empty:
         raise DataError(f"{data.name}: the file has a header but no rows")
-    _require_some_schema_columns(frame, schema, data.name)
-    report = validate_frame(frame, schema, max_examples=args.max_examples)
-    print(report.render(source=data.name, schema_source=str(schema_path), max_examples=args.max_examples))
+    _require_some_schema_columns(frame, lead_schema, data.name)
+    report = validate_frame(frame, lead_schema, max_examples=max_examples)
+    print(report.render(source=data.name, schema_source=str(schema_path), max_examples=max_examples))
     return 0 if report.ok else 2
-
-
-def check_delimiter(frame: pd.DataFrame, name: str) -> None:
-    """A CSV read as one column whose name holds `;`, tabs or `|` was written with another separator."""
-    if frame.shape[1] != 1:
-        return
-    header = str(frame.columns[0])
-    for sep, word in ((";", "semicolons"), ("\t", "tabs"), ("|", "'|'")):
-        if sep in header:
-            raise DataError(f"{name}: the header is one column '{header[:60]}'; the file seems separated by "
-                            f"{word}, but leadscore reads comma-separated CSV")
 
 
 def _require_some_schema_columns(frame: pd.DataFrame, schema: LeadSchema, name: str) -> None:
@@ -137,7 +117,7 @@ def _require_some_schema_columns(frame: pd.DataFrame, schema: LeadSchema, name: 
     expected = set(schema.role_columns) | set(schema.feature_names)
     if expected & set(map(str, frame.columns)):
         return
-    check_delimiter(frame, name)
+    check_separator([str(c) for c in frame.columns], name)
     found = ", ".join(str(c)[:40] for c in frame.columns[:5])
     raise DataError(f"{name}: none of the schema's columns are in the file (found: {found}); "
                     f"is this the right file or --schema?")
@@ -183,7 +163,7 @@ def _check_target(target: pd.Series, schema: LeadSchema, ids: pd.Series | None, 
         issues.append(_issue(ERROR, schema.target_column, f"{_plural(int(missing.sum()), 'row')} without a "
                              "target value", missing, target, ids, max_examples))
     allowed = set(schema.positive_values) | set(schema.negative_values)
-    unknown = ~missing & ~_labels(target).isin(allowed)
+    unknown = ~missing & ~normalised_labels(target).isin(allowed)
     if unknown.any():
         values = ", ".join(sorted(allowed))
         issues.append(_issue(ERROR, schema.target_column, f"{_plural(int(unknown.sum()), 'value')} not in the "
@@ -221,7 +201,8 @@ def _check_dates(frame: pd.DataFrame, schema: LeadSchema, now: pd.Timestamp, ids
         early = converted < created
         if early.any():
             issues.append(_issue(ERROR, schema.converted_at, f"{_plural(int(early.sum()), 'lead')} with a "
-                                 "conversion date before the creation date", early, frame[schema.converted_at], ids, max_examples))
+                                 "conversion date before the creation date", early, frame[schema.converted_at], ids,
+                                 max_examples))
     if converted is not None and schema.target_column in frame.columns:
         issues += _conversion_date_agrees(frame, schema, converted, ids, max_examples)
     return issues
@@ -231,7 +212,7 @@ def _conversion_date_agrees(frame: pd.DataFrame, schema: LeadSchema, converted: 
                             ids: pd.Series | None, max_examples: int) -> list[Issue]:
     """A conversion date and a target that disagree usually mean one of them is stale."""
     target = frame[schema.target_column]
-    label = _labels(target)
+    label = normalised_labels(target)
     known = label.isin(set(schema.positive_values) | set(schema.negative_values))
     positive = known & label.isin(schema.positive_values)
     issues = []
@@ -254,12 +235,13 @@ def _check_feature(values: pd.Series, spec: FeatureSpec, ids: pd.Series | None, 
     issues = []
     if bad.any():
         issues.append(_issue(ERROR, spec.name, f"{_plural(int(bad.sum()), 'value')} of the wrong type "
-                             f"(expected {_TYPE_WORDS[spec.type]})",
+                             f"(expected {TYPE_WORDS[spec.type]})",
                              bad, values, ids, max_examples))
     if spec.type in ("numeric", "integer"):
         numbers = cast.astype("Float64")
-        for bound, mask, word in ((spec.min, numbers < spec.min if spec.min is not None else None, "below the minimum"),
-                                  (spec.max, numbers > spec.max if spec.max is not None else None, "above the maximum")):
+        below = numbers < spec.min if spec.min is not None else None
+        above = numbers > spec.max if spec.max is not None else None
+        for bound, mask, word in ((spec.min, below, "below the minimum"), (spec.max, above, "above the maximum")):
             if mask is not None and mask.fillna(False).any():
                 mask = mask.fillna(False).astype(bool)
                 issues.append(_issue(ERROR, spec.name, f"{_plural(int(mask.sum()), 'value')} {word} "
@@ -302,13 +284,6 @@ def _issue(level: str, column: str | None, problem: str, mask: pd.Series, values
     )
 
 
-def _labels(target: pd.Series) -> pd.Series:
-    """Each target cell's normalised label (missing stays None), normalising each distinct value once."""
-    codes, uniques = pd.factorize(target, use_na_sentinel=True)
-    labels = np.array([normalise_label(u) for u in uniques] + [None], dtype=object)
-    return pd.Series(labels[codes], index=target.index)
-
-
 def _id_text(frame: pd.DataFrame, schema: LeadSchema) -> pd.Series | None:
     if schema.id_column not in frame.columns:
         return None
@@ -320,7 +295,8 @@ def _examples(issue: Issue, max_examples: int) -> str:
     label = "row" if len(rows) == 1 else "rows"
     text = f"{label} {', '.join(map(str, rows))}"
     if issue.ids and issue.values and list(issue.ids[:max_examples]) != list(issue.values[:max_examples]):
-        cells = ", ".join(f"{i}={v}" for i, v in zip(issue.ids[:max_examples], issue.values[:max_examples]))
+        pairs = zip(issue.ids[:max_examples], issue.values[:max_examples], strict=True)
+        cells = ", ".join(f"{i}={v}" for i, v in pairs)
         text += f" (id=value: {cells})"
     elif issue.values:
         text += f" ({', '.join(issue.values[:max_examples])})"

@@ -45,7 +45,8 @@ def raw_scores(X, out, feature, threshold, categorical, missing, default_left, l
                 if categorical[node]:
                     code = _category_code(value)
                     word = code >> 5
-                    go = code >= 0 and word < cat_words[node] and (cat_bits[cat_start[node] + word] >> (code & 31)) & 1 == 1
+                    go = (code >= 0 and word < cat_words[node]
+                          and (cat_bits[cat_start[node] + word] >> (code & 31)) & 1 == 1)
                 else:
                     go = _numeric_left(value, missing[node], default_left[node], threshold[node])
                 node = left[node] if go else right[node]

@@ -28,6 +28,7 @@ from features.errors import ModelNotFoundError
 from features.lead_checks import check_frame
 from features.periods import quarters
 from features.schema import LeadSchema
+from serving import registry
 
 if TYPE_CHECKING:
     from serving.scorer import Scorer
@@ -92,15 +93,13 @@ def _is_dask(frame: Any) -> bool:
 
 def tracking_uri() -> str:
     """Where metrics are read from: `MLFLOW_TRACKING_URI`, else MLflow's default `sqlite:///mlflow.db` here."""
-    import mlflow
-
-    return mlflow.get_tracking_uri()
+    return registry.tracking_uri()
 
 
 def model_version(alias: str = "champion", name: str = MODEL_NAME) -> dict[str, Any]:
     """Which registered version an alias points to, and the MLflow run that trained it."""
-    version = _version_by_alias(_client(), name, alias)
-    return {"name": name, "alias": alias, "version": str(version.version), "run_id": version.run_id}
+    version = registry.version_by_alias(name, alias)
+    return {"name": name, "alias": alias, "version": version.version, "run_id": version.run_id}
 
 
 HOLDOUT_ARTIFACT = "test_predictions.csv"
@@ -108,21 +107,14 @@ HOLDOUT_ARTIFACT = "test_predictions.csv"
 
 def champion_metrics(alias: str = "champion", name: str = MODEL_NAME) -> dict[str, float]:
     """The metrics logged by the run behind `name@alias` (test-quarter AUC, log loss, lift, ...)."""
-    client = _client()
-    version = _version_by_alias(client, name, alias)
-    return dict(client.get_run(version.run_id).data.metrics)
+    return registry.run_metrics(_run_id(name, alias))
 
 
 def holdout_predictions(alias: str = "champion", name: str = MODEL_NAME) -> pd.DataFrame:
     """The test leads of the run behind `name@alias`, with their outcome and each model's out-of-sample
     probability (`model`: the recipe fitted on the leads before them; the served model was then refitted
     on them too, so scoring them again with it would flatter it)."""
-    import mlflow
-
-    client = _client()
-    version = _version_by_alias(client, name, alias)
-    path = mlflow.artifacts.download_artifacts(run_id=version.run_id, artifact_path=HOLDOUT_ARTIFACT,
-                                               tracking_uri=tracking_uri())
+    path = registry.run_artifact(_run_id(name, alias), HOLDOUT_ARTIFACT)
     return pd.read_csv(path, dtype={"lead_id": "string"})
 
 
@@ -137,17 +129,8 @@ def compare_metrics(aliases: Sequence[str] = ("champion", "challenger"), name: s
     return pd.DataFrame(columns).sort_index()
 
 
-def _client():
-    from mlflow import MlflowClient
-
-    return MlflowClient()  # the same store serving.registry resolves aliases in
-
-
-def _version_by_alias(client: Any, name: str, alias: str) -> Any:
-    from mlflow.exceptions import MlflowException
-
-    try:
-        return client.get_model_version_by_alias(name, alias)
-    except MlflowException:
-        raise ModelNotFoundError(f"no model {name}@{alias} in {tracking_uri()}: run `leadscore train` first",
-                                 field="alias") from None
+def _run_id(name: str, alias: str) -> str:
+    run_id = registry.version_by_alias(name, alias).run_id
+    if not run_id:
+        raise ModelNotFoundError(f"model {name}@{alias} records no training run", field="alias")
+    return run_id

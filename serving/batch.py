@@ -7,11 +7,8 @@ half-written file behind.
 
 from __future__ import annotations
 
-import argparse
 import logging
-import os
 import sys
-import tempfile
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -19,6 +16,7 @@ from typing import Any
 import pandas as pd
 
 from features.errors import DataError
+from features.files import commit, temp_beside
 from features.lead_checks import check_frame
 from features.loading import (
     check_separator,
@@ -33,15 +31,18 @@ from serving.scorer import PROGRESS_ROWS, Scorer
 
 _logger = logging.getLogger(__name__)
 
+CHUNK_ROWS = 100_000  # leads read, scored and written at a time: files larger than memory work
 
-def score_command(args: argparse.Namespace) -> int:
-    """Score `args.data` with `args.model` (default: the champion) into `args.out`."""
-    out = Path(args.out)
+
+def score_command(*, data: str | Path, out: str | Path, model: str | None = None,
+                  chunk_rows: int = CHUNK_ROWS) -> int:
+    """Score `data` with `model` (default: the champion) into `out`."""
+    out = Path(out)
     table_format(out)  # refuse an unsupported output type before any work
-    if int(args.chunk_rows) < 1:
-        raise DataError(f"--chunk-rows must be at least 1, got {args.chunk_rows}")
-    scorer = Scorer.load(args.model)
-    summary = score_file(scorer=scorer, data=Path(args.data), out=out, chunk_rows=int(args.chunk_rows),
+    if int(chunk_rows) < 1:
+        raise DataError(f"--chunk-rows must be at least 1, got {chunk_rows}")
+    scorer = Scorer.load(model)
+    summary = score_file(scorer=scorer, data=Path(data), out=out, chunk_rows=int(chunk_rows),
                          progress=shown())
     grades = ", ".join(f"{g} {summary['grades'].get(g, 0):,}" for g in scorer.schema.grades)
     print(f"scored {summary['rows']:,} leads with {scorer.bundle.name} version {scorer.bundle.version} "
@@ -52,11 +53,12 @@ def score_command(args: argparse.Namespace) -> int:
     return 0
 
 
-def score_file(*, scorer: Scorer, data: Path, out: Path, chunk_rows: int = 100_000,
+def score_file(*, scorer: Scorer, data: Path, out: Path, chunk_rows: int = CHUNK_ROWS,
                progress: bool = False) -> dict[str, Any]:
     """Stream `data` through `scorer.explain` into `out` atomically; returns row and grade counts."""
     writer = _TableWriter(out)
-    rows, grades = 0, Counter()
+    rows = 0
+    grades: Counter[str] = Counter()
     try:
         missing = _check_columns(read_header(data), scorer, data.name)  # before any row is read
         total = count_rows(data) if progress else None
@@ -101,10 +103,7 @@ class _TableWriter:
     def __init__(self, out: Path) -> None:
         self.out = out
         self.format = table_format(out)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
-        os.close(fd)
-        self.tmp = Path(tmp)
+        self.tmp = temp_beside(out)
         self._parquet: Any = None
         self._wrote_header = False
 
@@ -125,16 +124,10 @@ class _TableWriter:
         if self._parquet is not None:
             self._parquet.close()
             self._parquet = None
-        os.chmod(self.tmp, 0o666 & ~_umask())
-        os.replace(self.tmp, self.out)
+        commit(self.tmp, self.out)
 
     def discard(self) -> None:
         if self._parquet is not None:
             self._parquet.close()
         self.tmp.unlink(missing_ok=True)
 
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask

@@ -26,7 +26,7 @@ import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import lightgbm as lgb
 import numpy as np
@@ -45,9 +45,20 @@ FAMILIES = ("lightgbm", "logistic", "blend")
 PROBE_TIMEOUT_S = 120.0
 
 
+T = TypeVar("T")
+
+
 def family_of(tree_weight: float) -> str:
     """`lightgbm` for weight 1, `logistic` for 0, `blend` in between."""
     return "lightgbm" if tree_weight == 1.0 else "logistic" if tree_weight == 0.0 else "blend"
+
+
+def part(component: T | None) -> T:
+    """A model part the family needs (trees when tree_weight > 0, the logistic model when < 1); loading
+    checks that it is there, so a missing one is a bug, said plainly."""
+    if component is None:
+        raise ValueError("this bundle's family needs a model part it does not have")
+    return component
 
 
 def expected_raw(booster: lgb.Booster | None, linear: LinearModel | None, tree_weight: float,
@@ -62,10 +73,11 @@ def expected_raw(booster: lgb.Booster | None, linear: LinearModel | None, tree_w
     if tree_weight > 0.0:
         if X_sample is None or len(X_sample) == 0:
             raise ValueError("expected_raw needs at least one encoded row to read TreeSHAP's expected value")
-        tree = float(booster.predict(np.asarray(X_sample, dtype=np.float64)[:1], pred_contrib=True)[0, -1])
+        tree = float(part(booster).predict(np.asarray(X_sample, dtype=np.float64)[:1], pred_contrib=True)[0, -1])
         value += tree if tree_weight == 1.0 else tree_weight * tree
     if tree_weight < 1.0:
-        value += linear.expected_value if tree_weight == 0.0 else (1.0 - tree_weight) * linear.expected_value
+        expected = part(linear).expected_value
+        value += expected if tree_weight == 0.0 else (1.0 - tree_weight) * expected
     return float(value)
 
 
@@ -111,19 +123,20 @@ class Bundle:
         """Log-odds of the served model for an encoded matrix."""
         w = self.tree_weight
         if w == 1.0:
-            return self.booster.predict(X, raw_score=True)
+            return part(self.booster).predict(X, raw_score=True)
         if w == 0.0:
-            return self.linear.raw(X)
-        return w * self.booster.predict(X, raw_score=True) + (1.0 - w) * self.linear.raw(X)
+            return part(self.linear).raw(X)
+        return w * part(self.booster).predict(X, raw_score=True) + (1.0 - w) * part(self.linear).raw(X)
 
     def contributions(self, X: np.ndarray) -> np.ndarray:
         """Exact Shapley values per feature plus the expected value column (pred_contrib's layout)."""
         w = self.tree_weight
         if w == 1.0:
-            return self.booster.predict(X, pred_contrib=True)
+            return part(self.booster).predict(X, pred_contrib=True)
         if w == 0.0:
-            return self.linear.contributions(X)
-        return w * self.booster.predict(X, pred_contrib=True) + (1.0 - w) * self.linear.contributions(X)
+            return part(self.linear).contributions(X)
+        return (w * part(self.booster).predict(X, pred_contrib=True)
+                + (1.0 - w) * part(self.linear).contributions(X))
 
     @property
     def name(self) -> str:
@@ -151,7 +164,8 @@ class Bundle:
         """Write to a temp folder beside the target and rename it in, so no half-written bundle exists."""
         folder = Path(folder)
         folder.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.{os.getpid()}.", dir=folder.parent))  # pid: see training.recovery
+        # the pid in the name: see training.recovery
+        tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.{os.getpid()}.", dir=folder.parent))
         try:
             files = {}
             if self.booster is not None:

@@ -19,7 +19,6 @@ than a `map_partitions` call:
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import glob
 import logging
@@ -37,8 +36,9 @@ from typing import Any
 import pandas as pd
 
 from features.errors import DataError, LeadscoreError
-from features.loading import SUFFIXES, read_header, readable_mode, table_format
+from features.files import readable_mode
 from features.lead_checks import check_frame
+from features.loading import SUFFIXES, read_header, table_format
 from serving.batch import _check_columns
 from serving.bundle import Bundle
 from serving.scorer import Scorer
@@ -127,7 +127,8 @@ def worker_scorer(plugin: str) -> Scorer:
     """The Scorer the plugin loaded on the worker running this task."""
     from distributed import get_worker
 
-    scorer = get_worker().plugins[plugin].scorer
+    loaded: Any = get_worker().plugins[plugin]  # our plugin class, made in _plugin_class
+    scorer = loaded.scorer
     if scorer is None:  # pragma: no cover - setup runs before any task
         raise RuntimeError(f"worker plugin {plugin} has no scorer loaded")
     return scorer
@@ -291,7 +292,8 @@ def output_format(out: Path) -> str:
     something else, or a file or folder this command did not write (it would be replaced)."""
     suffix = out.suffix.lower()
     if suffix not in ("", ".csv", ".parquet", ".pq"):
-        raise DataError(f"{out.name}: --out must end in .csv (one file) or name a folder for Parquet parts", field="out")
+        raise DataError(f"{out.name}: --out must end in .csv (one file) or name a folder for Parquet parts",
+                        field="out")
     fmt = "csv" if suffix == ".csv" else "parquet"
     if fmt == "parquet" and out.exists() and (not out.is_dir() or any(p.suffix != ".parquet" for p in out.iterdir())):
         raise DataError(f"{out}: exists and is not an earlier scored folder; choose another --out", field="out")
@@ -303,7 +305,8 @@ def _gather(client: Any, futures: list[Any]) -> list[dict[str, Any]]:
     try:
         return client.gather(futures)
     except Exception as exc:  # noqa: BLE001 - anything from the cluster means the same to a user
-        raise ClusterError(f"a Dask task failed, nothing was written: {type(exc).__name__}: {_first_line(exc)}") from None
+        raise ClusterError(f"a Dask task failed, nothing was written: {type(exc).__name__}: "
+                           f"{_first_line(exc)}") from None
 
 
 def _raise_first_error(statuses: list[dict[str, Any]], parts: list[Part], frame: Any, scorer: Scorer) -> None:
@@ -350,16 +353,17 @@ def _publish(staging: Path, out: Path, fmt: str) -> None:
 
 # -- the command and the analyst ---------------------------------------------------------------------
 
-def score_command(args: argparse.Namespace) -> int:
+def score_command(*, data: str | Path, out: str | Path, model: str | None = None, chunk_rows: int = 100_000,
+                  scheduler: str | None = None, workers: int | None = None) -> int:
     """`leadscore score --engine dask`: connect, score, print the summary line."""
-    out = Path(args.out)
-    if int(args.chunk_rows) < 1:
-        raise DataError(f"--chunk-rows must be at least 1, got {args.chunk_rows}")
-    scorer = Scorer.load(args.model, engine="lightgbm")  # the driver only reads the schema; workers explain
-    with connect(args.scheduler, args.workers) as client:
+    out = Path(out)
+    if int(chunk_rows) < 1:
+        raise DataError(f"--chunk-rows must be at least 1, got {chunk_rows}")
+    scorer = Scorer.load(model, engine="lightgbm")  # the driver only reads the schema; workers explain
+    with connect(scheduler, workers) as client:
         print(f"dask: {len(client.scheduler_info()['workers'])} workers, dashboard {client.dashboard_link}",
               file=sys.stderr)
-        summary = score_files(scorer, args.data, out, client=client, chunk_rows=int(args.chunk_rows),
+        summary = score_files(scorer, data, out, client=client, chunk_rows=int(chunk_rows),
                               progress=sys.stderr.isatty())
     grades = ", ".join(f"{g} {summary['grades'].get(g, 0):,}" for g in scorer.schema.grades)
     print(f"scored {summary['rows']:,} leads in {summary['partitions']:,} partitions with {scorer.bundle.name} "

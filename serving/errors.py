@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
 from features.errors import LeadscoreError
+from serving.response import Problem
 
 _logger = logging.getLogger(__name__)
 
@@ -31,7 +32,7 @@ def scrub_paths(text: str) -> str:
 class InputError(Exception):
     """Bad request input, already phrased per field."""
 
-    def __init__(self, status: int, detail: list[dict[str, str]]) -> None:
+    def __init__(self, status: int, detail: list[Problem]) -> None:
         super().__init__(detail)
         self.status = status
         self.detail = detail

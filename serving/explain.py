@@ -30,7 +30,7 @@ _EPS = 1e-12
 
 
 @dataclass(frozen=True)
-class Candidate:
+class WhatIfChange:
     """One single change a person can make: feature column `column` set to `value` (encoded `code`)."""
 
     column: int
@@ -40,27 +40,14 @@ class Candidate:
     code: float
 
 
-def factor_matrix(schema: LeadSchema) -> np.ndarray:
-    """(n_features, n_factors) 0/1 matrix: contributions @ matrix sums each factor's features."""
-    matrix = np.zeros((len(schema.features), len(FACTORS)), dtype=np.float64)
-    for j, spec in enumerate(schema.features):
-        matrix[j, FACTORS.index(spec.factor)] = 1.0
-    return matrix
-
-
-def factor_impacts(contributions: np.ndarray, matrix: np.ndarray) -> np.ndarray:
-    """Per-lead factor impacts in log-odds; `contributions` may carry pred_contrib's bias column."""
-    return contributions[:, : matrix.shape[0]] @ matrix
-
-
-def what_if_candidates(schema: LeadSchema, encoder: LeadEncoder) -> list[Candidate]:
+def what_if_candidates(schema: LeadSchema, encoder: LeadEncoder) -> list[WhatIfChange]:
     """Every actionable (feature, value) pair from the schema, encoded once."""
-    out: list[Candidate] = []
+    out: list[WhatIfChange] = []
     for j, spec in enumerate(schema.features):
         for value in spec.actionable:
             code = float(encoder.transform_records([{spec.name: value}])[0, j])
             if not math.isnan(code):
-                out.append(Candidate(column=j, name=spec.name, label=spec.label, value=value, code=code))
+                out.append(WhatIfChange(column=j, name=spec.name, label=spec.label, value=value, code=code))
     return out
 
 
@@ -109,7 +96,7 @@ def _lowering_features(factor: str, contributions: np.ndarray, record: Mapping[s
     return [row for _, row in rows]
 
 
-def what_if(*, x: np.ndarray, probability: float, candidates: Sequence[Candidate], record: Mapping[str, Any],
+def what_if(*, x: np.ndarray, probability: float, candidates: Sequence[WhatIfChange], record: Mapping[str, Any],
             rescored: np.ndarray, limit: int = MAX_WHAT_IF) -> list[WhatIf]:
     """The single changes that raise the probability most; `rescored[c]` is candidate c's probability."""
     found: list[tuple[float, WhatIf]] = []
@@ -128,7 +115,7 @@ def what_if(*, x: np.ndarray, probability: float, candidates: Sequence[Candidate
     return [row for _, row in found[:limit]]
 
 
-def what_if_rows(X: np.ndarray, candidates: Sequence[Candidate]) -> np.ndarray:
+def what_if_rows(X: np.ndarray, candidates: Sequence[WhatIfChange]) -> np.ndarray:
     """All single-change variants of every lead, lead-major: row i * len(candidates) + c."""
     rows = np.repeat(X, len(candidates), axis=0)
     for c, cand in enumerate(candidates):

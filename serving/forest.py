@@ -218,10 +218,16 @@ class _Builder:
         return index
 
     def _arrays(self) -> Forest:
-        paths = sorted((p for p in zip(self.leaf_value, self.leaf_paths) if p[1]),
+        paths = sorted((p for p in zip(self.leaf_value, self.leaf_paths, strict=True) if p[1]),
                        key=lambda item: len({step[0] for step in item[1]}))
-        path_value, slot_start, slot_feature, slot_zero = [], [0], [], []
-        slot_cond, cond_slot, cond_node, cond_left = [0], [], [], []
+        path_value: list[float] = []
+        slot_start: list[int] = [0]
+        slot_feature: list[int] = []
+        slot_zero: list[float] = []
+        slot_cond: list[int] = [0]
+        cond_slot: list[int] = []
+        cond_node: list[int] = []
+        cond_left: list[int] = []
         max_k = 1
         for value, path in paths:
             zero: dict[int, float] = {}
@@ -334,7 +340,8 @@ def _kernels() -> tuple[Any, Any, Any]:
 
         folder = str(compiled_cache_dir())
         os.environ["NUMBA_CACHE_DIR"] = folder  # numba's compiler re-reads its settings from the environment
-        numba.config.CACHE_DIR = folder
+        config: Any = numba.config  # numba types its settings module loosely
+        config.CACHE_DIR = folder
         from serving import _forest_kernels
 
         _KERNELS = (_forest_kernels.raw_scores, _forest_kernels.contributions, _forest_kernels.contributions_rows)

@@ -22,6 +22,7 @@ from pydantic import ValidationError
 from features.lead_checks import cell_problem, type_problem, value_problem
 from features.schema import FeatureSpec, LeadSchema
 from serving.errors import InputError
+from serving.response import Problem
 
 if TYPE_CHECKING:
     from serving.schemas import RequestModels
@@ -33,8 +34,6 @@ UNKNOWN = "ignored: not in the lead schema (GET /v1/model lists the fields)"
 _TYPE_KINDS = {"int_type", "int_from_float", "int_parsing", "float_type", "float_parsing", "bool_type",
                "bool_parsing", "string_type", "datetime_type", "datetime_parsing", "datetime_from_date_parsing"}
 _RANGE_KINDS = {"greater_than_equal", "less_than_equal", "finite_number"}
-
-Problem = dict[str, str]
 
 
 @dataclass(frozen=True)

@@ -106,8 +106,9 @@ class LinearModel:
         nums = [j for j, t in enumerate(terms) if isinstance(t, NumericTerm)]
         if len(cats) + len(nums) != len(terms):
             raise ValueError("every term must be a CategoricalTerm or a NumericTerm")
-        levels = np.array([len(terms[j].weights) for j in cats], dtype=np.intp)
-        table = [np.append(np.asarray(terms[j].weights, dtype=np.float64), terms[j].missing_weight) for j in cats]
+        cat_terms = [t for t in terms if isinstance(t, CategoricalTerm)]  # in the order of `cats`
+        levels = np.array([len(t.weights) for t in cat_terms], dtype=np.intp)
+        table = [np.append(np.asarray(t.weights, dtype=np.float64), t.missing_weight) for t in cat_terms]
         set_ = object.__setattr__
         set_(self, "_cat_cols", np.array(cats, dtype=np.intp))
         set_(self, "_cat_levels", levels)
@@ -200,16 +201,16 @@ def _term(item: Any, where: str) -> Term:
                                missing_weight=_number(item.get("missing_weight"), f"{where}.missing_weight"),
                                mean=_number(item.get("mean"), f"{where}.mean"))
     if kind == NUMERIC:
-        values = {key: _number(item.get(key), f"{where}.{key}")
+        fields = {key: _number(item.get(key), f"{where}.{key}")
                   for key in ("lo", "hi", "center", "scale", "coef", "missing_weight", "mean")}
-        if not values["lo"] <= values["hi"]:
-            raise ValueError(f"{where} ({name}): lo {values['lo']} is above hi {values['hi']}")
-        if not values["scale"] > 0:
-            raise ValueError(f"{where}.scale ({name}) must be positive, got {values['scale']}")
+        if not fields["lo"] <= fields["hi"]:
+            raise ValueError(f"{where} ({name}): lo {fields['lo']} is above hi {fields['hi']}")
+        if not fields["scale"] > 0:
+            raise ValueError(f"{where}.scale ({name}) must be positive, got {fields['scale']}")
         log = item.get("log", False)
         if not isinstance(log, bool):
             raise ValueError(f"{where}.log ({name}) must be true or false")
-        return NumericTerm(name=name, log=log, **values)
+        return NumericTerm(name=name, log=log, **fields)
     raise ValueError(f"{where}.kind ({name}) must be {CATEGORICAL!r} or {NUMERIC!r}, got {kind!r}")
 
 

@@ -5,6 +5,7 @@ Each app owns its registry (not the process-global one), so tests and reloads ne
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from prometheus_client import (
@@ -39,7 +40,7 @@ class Metrics:
         for grade in grades:
             self.scores.labels(grade).inc()
 
-    def serving(self, info: dict[str, Any]) -> None:
+    def serving(self, info: Mapping[str, Any]) -> None:
         self.model.clear()
         self.model.labels(str(info["name"]), str(info["version"]), str(info.get("as_of") or "")).set(1)
 

@@ -21,7 +21,8 @@ import pandas as pd
 from mlflow.models import set_model
 from mlflow.pyfunc import PythonModel
 
-BUNDLE_ARTIFACT = "bundle"
+from features.grades import assign_grades
+from serving.registry import BUNDLE_ARTIFACT
 
 
 class LeadConversionModel(PythonModel):
@@ -43,9 +44,7 @@ class LeadConversionModel(PythonModel):
             probability = np.asarray(bundle.calibrator(raw), dtype=np.float64)
         else:
             probability = np.empty(0, dtype=np.float64)
-        floors = list(schema.grades.items())
-        grade = np.select([probability >= floor for _, floor in floors], [name for name, _ in floors],
-                          default=floors[-1][0])
+        grade = assign_grades(probability, schema.grades)
         out = pd.DataFrame({"probability": probability, "grade": grade})
         if schema.id_column in frame.columns:
             out.insert(0, schema.id_column, frame[schema.id_column].astype("string").to_numpy())

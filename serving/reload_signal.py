@@ -11,6 +11,8 @@ import os
 import time
 from pathlib import Path
 
+from features.files import write_text_atomic
+
 
 class ReloadSignal:
     def __init__(self, path: str | Path) -> None:
@@ -26,9 +28,7 @@ class ReloadSignal:
     def announce(self) -> None:
         """Tell the other workers; written whole (temp file, then rename) so no one reads half a token."""
         token = f"{os.getpid()}-{time.time_ns()}"
-        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}")
-        tmp.write_text(token)
-        os.replace(tmp, self.path)
+        write_text_atomic(self.path, token)
         self._seen = token
 
     def changed(self) -> bool:

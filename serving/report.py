@@ -21,26 +21,26 @@ the edges.
 
 from __future__ import annotations
 
-import argparse
 import base64
-import html
+import functools
 import io
-import os
-import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from features.datasets import load_history_with_schema
 from features import progress
+from features.datasets import load_history_with_schema
 from features.errors import DataError
 from features.factors import FACTOR_LABELS, FACTORS
-from features.loading import labels, readable_mode, spreadsheet_safe
-from features.periods import data_end, outcome_final, outcome_label, parse_quarter, quarters
+from features.files import write_together
+from features.loading import spreadsheet_safe
+from features.periods import data_end, outcome_final, outcome_label, parse_quarter, quarter_label, quarters
 from features.schema import LeadSchema
+from features.target import labels
 
 SOURCE_COLUMN = "lead_source"  # shown beside each campaign
 LOWERED_AT = -0.25
@@ -87,7 +87,7 @@ class ReportTables:
 # -- aggregation (pure) ---------------------------------------------------------------------------
 
 def build_report(explained: pd.DataFrame, history: pd.DataFrame, schema: LeadSchema,
-                 by: Sequence[str] = ("lead_source", "campaign"), quarter: str | None = None, *,
+                 by: Sequence[str] | None = None, quarter: str | None = None, *,
                  lowered_at: float = LOWERED_AT, min_leads: int = MIN_LEADS, model: str = "",
                  as_of: pd.Timestamp | None = None) -> ReportTables:
     """Aggregate explained leads into the report's tables and summary sentences.
@@ -95,7 +95,7 @@ def build_report(explained: pd.DataFrame, history: pd.DataFrame, schema: LeadSch
     `explained` is `Scorer.explain(history)`: same rows, same order. `as_of` is when the outcomes
     were read (default: the newest lead in `history`); pass the export's end when `history` is a slice.
     """
-    by = tuple(by)
+    by = tuple(schema.group_columns if by is None else by)
     factors = report_factors(explained, schema)
     leads = lead_rows(explained, history, schema, by, factors, lowered_at=lowered_at, as_of=as_of)
     report_q = _report_quarter(leads, quarter)
@@ -111,7 +111,7 @@ def build_report(explained: pd.DataFrame, history: pd.DataFrame, schema: LeadSch
                         quarterly=quarterly, current=current, summary=summary,
                         calibration_quarter=calibration_q, lowered_at=lowered_at, model=model,
                         grade_floors=tuple(schema.grades.values()), outcome=outcome_label(schema.outcome_window_days),
-                        sources=group_sources(history, by))
+                        sources=group_sources(history, by, schema.source))
 
 
 def report_factors(explained: pd.DataFrame, schema: LeadSchema) -> tuple[str, ...]:
@@ -148,16 +148,16 @@ def lead_rows(explained: pd.DataFrame, history: pd.DataFrame, schema: LeadSchema
     return out[out["quarter"].notna()]
 
 
-def group_sources(history: pd.DataFrame, by: Sequence[str]) -> dict[str, dict[str, str]]:
-    """Each campaign's (or other group's) lead source, most leads first: a campaign name alone does not
-    say where its leads come from. Empty when the history has no lead source column."""
-    if SOURCE_COLUMN not in history.columns:
+def group_sources(history: pd.DataFrame, by: Sequence[str], source: str | None) -> dict[str, dict[str, str]]:
+    """Each campaign's (or other group's) lead source (the schema's roles.source), most leads first: a
+    campaign name alone does not say where its leads come from. Empty when there is no source column."""
+    if not source or source not in history.columns:
         return {}
     out: dict[str, dict[str, str]] = {}
     for column in by:
-        if column == SOURCE_COLUMN or column not in history.columns:
+        if column == source or column not in history.columns:
             continue
-        pairs = history[[column, SOURCE_COLUMN]].astype("string").fillna(MISSING_GROUP)
+        pairs = history[[column, source]].astype("string").fillna(MISSING_GROUP)
         per_group: dict[str, list[str]] = {}
         for (group, source), _ in pairs.value_counts().items():  # most leads first
             per_group.setdefault(str(group), []).append(str(source))
@@ -277,7 +277,7 @@ def _report_quarter(leads: pd.DataFrame, quarter: str | None) -> str:
     if quarter is None:
         return str(available[-1])
     period = parse_quarter(quarter)
-    label = f"{period.year}Q{period.quarter}"
+    label = quarter_label(period)
     if label not in available:
         raise DataError(f"no leads in {label} (the data covers {available[0]} to {available[-1]})", field="quarter")
     return label
@@ -285,7 +285,7 @@ def _report_quarter(leads: pd.DataFrame, quarter: str | None) -> str:
 
 def _previous_quarter(leads: pd.DataFrame, quarter: str) -> str | None:
     previous = parse_quarter(quarter) - 1
-    label = f"{previous.year}Q{previous.quarter}"
+    label = quarter_label(previous)
     return label if (leads["quarter"] == label).any() else None
 
 
@@ -331,13 +331,15 @@ def _pretty(value: str) -> str:
 
 
 def _dimension_label(column: str) -> str:
-    return {"lead_source": "lead source", ALL: "group"}.get(column, column.replace("_", " "))
+    return "group" if column == ALL else column.replace("_", " ")
 
 
 # -- rendering (HTML with inline charts) ---------------------------------------------------------
 
 def render_html(tables: ReportTables) -> str:
-    """One self-contained page: inline CSS, charts as base64 PNG, no scripts, fonts or links."""
+    """One self-contained page: inline CSS, charts as base64 PNG, no scripts, fonts or links.
+
+    Drawn by serving/templates/report.html.j2 with autoescaping on: group names come from the data."""
     import matplotlib
 
     with matplotlib.rc_context({"text.parse_math": False}):  # "Save $50" is text, not math: plain labels
@@ -345,7 +347,6 @@ def render_html(tables: ReportTables) -> str:
 
 
 def _render_html(tables: ReportTables) -> str:
-    title = f"Lead quality report, {tables.quarter}"
     main_dim = tables.by[0] if tables.by else ALL
     charts = [
         ("Share of leads lowered by each factor", _chart_lowered(tables, main_dim)),
@@ -354,25 +355,27 @@ def _render_html(tables: ReportTables) -> str:
     if tables.calibration_quarter is not None:
         charts.append((f"Expected against actual conversions, {tables.calibration_quarter}",
                        _chart_expected_actual(tables, main_dim)))
-    parts = [
-        "<!DOCTYPE html>",
-        '<html lang="en"><head><meta charset="utf-8">',
-        '<meta name="viewport" content="width=device-width, initial-scale=1">',
-        f"<title>{html.escape(title)}</title><style>{_CSS}</style></head><body>",
-        f"<h1>{html.escape(title)}</h1>",
-        f'<p class="meta">{html.escape(_meta_line(tables))}</p>',
-        f'<p id="meaning">{_meaning(tables)}</p>',
-        '<section id="summary"><h2>Summary</h2><ul>',
-        *[f"<li>{html.escape(line)}</li>" for line in tables.summary],
-        "</ul></section>",
-        '<section id="charts">',
-        *[_figure_html(caption, png) for caption, png in charts],
-        "</section>",
-        *[_table_section(tables, dim) for dim in (ALL, *tables.by)],
-        f'<section id="definitions"><h2>How to read this</h2>{_definitions(tables)}</section>',
-        "</body></html>",
-    ]
-    return "\n".join(parts)
+    return _template().render(
+        title=f"Lead quality report, {tables.quarter}",
+        css=_CSS,
+        meta=_meta_line(tables),
+        meaning=_meaning(tables),
+        summary=tables.summary,
+        quarter=tables.quarter,
+        charts=[{"caption": caption, "png": base64.b64encode(png).decode("ascii")} for caption, png in charts],
+        sections=[_table_section(tables, dim) for dim in (ALL, *tables.by)],
+        lowered_cut=f"{1 - np.exp(tables.lowered_at):.0%}",
+        worse_cut=f"{1 - np.exp(WORSE_AT):.0%}",
+    )
+
+
+@functools.cache
+def _template() -> Any:
+    import jinja2
+
+    env = jinja2.Environment(loader=jinja2.PackageLoader("serving", "templates"),
+                             autoescape=True, undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
+    return env.get_template("report.html.j2")
 
 
 _CSS = """
@@ -395,72 +398,66 @@ def _meta_line(tables: ReportTables) -> str:
     return f"Quarter {tables.quarter}{previous}.{model}"
 
 
-def _meaning(tables: ReportTables) -> str:
-    """Score and grades in plain words, for a reader who never saw the model."""
+def _meaning(tables: ReportTables) -> dict[str, Any] | None:
+    """Score and grades in plain words, for a reader who never saw the model (the template words it)."""
     if not tables.grade_floors:
-        return ""
-    outcome = f" ({html.escape(tables.outcome)})" if tables.outcome else ""
+        return None
     bands = []
-    for k, (grade, floor) in enumerate(zip(tables.grades, tables.grade_floors)):
+    for k, (grade, floor) in enumerate(zip(tables.grades, tables.grade_floors, strict=True)):
         if k == len(tables.grades) - 1:
-            bands.append(f"{html.escape(grade)} below {tables.grade_floors[k - 1]:.0%}" if k else html.escape(grade))
+            bands.append(f"{grade} below {tables.grade_floors[k - 1]:.0%}" if k else grade)
         else:
-            bands.append(f"{html.escape(grade)} from {floor:.0%}")
-    return (f"A lead's <b>score</b> (1 to 99) is its chance of converting{outcome}, in percent: of 100 leads "
-            "scored 12, about 12 convert. <b>Grades</b> put scores into bands: " + ", ".join(bands) + ". "
-            "The bands are the qualification definition sales and marketing agreed on; they are written in "
-            "the lead schema (<code>grades</code>), where both teams can read and change them.")
+            bands.append(f"{grade} from {floor:.0%}")
+    return {"outcome": tables.outcome, "bands": ", ".join(bands)}
 
 
-def _figure_html(caption: str, png: bytes) -> str:
-    data = base64.b64encode(png).decode("ascii")
-    return (f'<figure><img alt="{html.escape(caption)}" src="data:image/png;base64,{data}">'
-            f"<figcaption>{html.escape(caption)}</figcaption></figure>")
+Cell = tuple[str, str | None]  # a value and its note in brackets (the change, or a campaign's source), if any
 
 
-def _table_section(tables: ReportTables, dimension: str) -> str:
+def _table_section(tables: ReportTables, dimension: str) -> dict[str, Any]:
+    """One table of the page: grouped column headings and rows of cells (plain text; the template escapes)."""
     rows = tables.current[tables.current["dimension"] == dimension].sort_values("leads", ascending=False)
     heading = "All leads" if dimension == ALL else f"By {_dimension_label(dimension)}"
-    table = _display_frame(rows, tables).to_html(index=False, escape=False, border=0)
-    return (f'<section class="table" id="by-{html.escape(dimension)}"><h2>{html.escape(heading)}, '
-            f'{html.escape(tables.quarter)}</h2><div class="scroll">{table}</div></section>')
+    columns = _display_columns(rows, tables)
+    groups: list[list[Any]] = []
+    for group, _ in columns:
+        if groups and groups[-1][0] == group:
+            groups[-1][1] += 1
+        else:
+            groups.append([group, 1])
+    cells = list(zip(*columns.values(), strict=True)) if columns else []
+    return {"dimension": dimension, "heading": heading, "groups": groups,
+            "columns": [name for _, name in columns], "rows": cells}
 
 
-def _display_frame(rows: pd.DataFrame, tables: ReportTables) -> pd.DataFrame:
+def _display_columns(rows: pd.DataFrame, tables: ReportTables) -> dict[tuple[str, str], list[Cell]]:
     """Readable cells: counts, scores with their change, shares with their change in points."""
     leads, lowered = "leads", "share of leads lowered by"
-    out = pd.DataFrame({
-        (leads, "group"): [_group_cell(str(g), tables.sources.get(str(d), {})) for g, d in
-                           zip(rows["group"], rows["dimension"])],
-        (leads, "leads"): [f"{n:,}" for n in rows["leads"]],
+    out: dict[tuple[str, str], list[Cell]] = {
+        (leads, "group"): [(str(g), tables.sources.get(str(d), {}).get(str(g)) or None)
+                           for g, d in zip(rows["group"], rows["dimension"], strict=True)],
+        (leads, "leads"): [(f"{n:,}", None) for n in rows["leads"]],
         (leads, "mean score"): [_with_change(v, c, "{:.1f}", "{:+.1f}") for v, c in
-                                zip(rows["mean_score"], rows["mean_score_change"])],
+                                zip(rows["mean_score"], rows["mean_score_change"], strict=True)],
         (leads, "grades " + "/".join(tables.grades)): [
-            "/".join(f"{row[f'grade_{g}']:.0%}" for g in tables.grades) for _, row in rows.iterrows()],
-        ("conversions", "expected"): [f"{v:,.0f}" for v in rows["expected_conversions"]],
-        ("conversions", "actual"): [_actual_text(row) for _, row in rows.iterrows()],
-    })
+            ("/".join(f"{row[f'grade_{g}']:.0%}" for g in tables.grades), None) for _, row in rows.iterrows()],
+        ("conversions", "expected"): [(f"{v:,.0f}", None) for v in rows["expected_conversions"]],
+        ("conversions", "actual"): [(_actual_text(row), None) for _, row in rows.iterrows()],
+    }
     for factor in tables.factors:
         out[(lowered, FACTOR_LABELS[factor])] = [
             _with_change(v, c * 100 if pd.notna(c) else c, "{:.0%}", "{:+.0f} pp")
-            for v, c in zip(rows[f"lowered_{factor}"], rows[f"lowered_{factor}_change"])]
-    out.columns = pd.MultiIndex.from_tuples(out.columns)
+            for v, c in zip(rows[f"lowered_{factor}"], rows[f"lowered_{factor}_change"], strict=True)]
     return out
 
 
-def _group_cell(group: str, sources: dict[str, str]) -> str:
-    source = sources.get(group)
-    return html.escape(group) + (f" <small>({html.escape(source)})</small>" if source else "")
-
-
-def _with_change(value: float, change: float, fmt: str, change_fmt: str) -> str:
-    text = fmt.format(value)
+def _with_change(value: float, change: float, fmt: str, change_fmt: str) -> Cell:
     if pd.isna(change):
-        return text
+        return fmt.format(value), None
     shown = change_fmt.format(change)
     if not any(ch in "123456789" for ch in shown.split()[0]):  # "-0 pp" and "+0.0" are no change
         shown = change_fmt.format(0.0).replace("+", "±", 1)
-    return f"{text} <small>({shown})</small>"
+    return fmt.format(value), shown
 
 
 def _actual_text(row: pd.Series) -> str:
@@ -471,21 +468,6 @@ def _actual_text(row: pd.Series) -> str:
     if share < 1:
         return f"{row['actual_final']:,.0f} of {row['expected_final']:,.0f} expected ({share:.0%} final)"
     return f"{row['actual_final']:,.0f}"
-
-
-def _definitions(tables: ReportTables) -> str:
-    items = [
-        f"A lead is <b>lowered by</b> a factor when that factor alone cuts its odds of converting by "
-        f"{1 - np.exp(tables.lowered_at):.0%} or more, compared with the model's average lead.",
-        f"A source <b>got worse</b> when its leads' odds of converting fell by {1 - np.exp(WORSE_AT):.0%} or more "
-        "on average, and by more than chance would explain (three standard errors), so that the summary "
-        "does not name sampling noise.",
-        "<b>Expected</b> conversions are the sum of the calibrated probabilities; <b>actual</b> counts "
-        "conversions only among leads whose outcome window has closed, so both cover the same leads.",
-        "Changes in brackets are against the same group in the previous quarter (pp = percentage points).",
-        "One model scores every quarter, so changes reflect the leads, not a change of model.",
-    ]
-    return "<ul>" + "".join(f"<li>{item}</li>" for item in items) + "</ul>"
 
 
 def _figure(width: float, height: float):
@@ -562,7 +544,7 @@ def report_window(frame: pd.DataFrame, schema: LeadSchema, quarter: str | None =
     labels = quarters(frame, schema)
     last = parse_quarter(quarter) if quarter else pd.Period(str(labels.max()), freq="Q")
     first = last - (n_quarters - 1)
-    keep = ((labels >= f"{first.year}Q{first.quarter}") & (labels <= f"{last.year}Q{last.quarter}"))
+    keep = (labels >= quarter_label(first)) & (labels <= quarter_label(last))
     keep = keep.fillna(False).to_numpy(dtype=bool)
     if not keep.any():
         raise DataError(f"no leads in {last} (the data covers {labels.min()} to {labels.max()})", field="quarter")
@@ -583,38 +565,23 @@ def write_report(tables: ReportTables, out: str | Path) -> dict[str, Path]:
     return paths
 
 
-def write_together(writers: dict[Path, Callable[[Path], object]]) -> None:
-    """Each writer fills a temporary file beside its path; the files are renamed in only when every
-    writer succeeded, so a failure leaves the older files as they were."""
-    staged: dict[Path, Path] = {}
-    try:
-        for path, write in writers.items():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-            os.close(fd)
-            staged[path] = Path(tmp)
-            write(staged[path])
-            os.chmod(tmp, readable_mode())  # mkstemp makes owner-only files; a report is meant to be shared
-        for path, tmp in staged.items():
-            os.replace(tmp, path)
-    finally:
-        for tmp in staged.values():
-            tmp.unlink(missing_ok=True)
+def report_command(*, data: str | Path, out: str | Path, schema: str | Path | None = None,
+                   model: str | None = None, by: str | None = None, quarter: str | None = None) -> int:
+    """`leadscore report`: explain the recent quarters with the champion and write the report.
 
-
-def report_command(args: argparse.Namespace) -> int:
-    """`leadscore report`: explain the recent quarters with the champion and write the report."""
+    `by` is the comma-separated grouping columns as typed (default: the schema's source and campaign)."""
     from serving.scorer import Scorer
 
-    frame, schema = load_history_with_schema(Path(args.data), args.schema)
-    by = [c.strip() for c in str(args.by).split(",") if c.strip()]
-    check_grouping(frame, by, schema)
-    window = report_window(frame, schema, args.quarter)
-    scorer = Scorer.load(args.model)
+    frame, lead_schema = load_history_with_schema(Path(data), schema)
+    groups = [c.strip() for c in by.split(",") if c.strip()] if by else lead_schema.group_columns
+    check_grouping(frame, groups, lead_schema)
+    window = report_window(frame, lead_schema, quarter)
+    scorer = Scorer.load(model)
     explained = scorer.explain(window, progress=progress.shown())
-    model = f"{scorer.bundle.name} version {scorer.bundle.version}"
-    tables = build_report(explained, window, schema, by, args.quarter, model=model, as_of=data_end(frame, schema))
-    paths = write_report(tables, args.out)
+    name = f"{scorer.bundle.name} version {scorer.bundle.version}"
+    tables = build_report(explained, window, lead_schema, groups, quarter, model=name,
+                          as_of=data_end(frame, lead_schema))
+    paths = write_report(tables, out)
     print("\n".join(tables.summary))
     print(f"wrote {paths['html']}, {paths['csv']} and {paths['quarterly']}")
     return 0

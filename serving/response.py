@@ -10,10 +10,14 @@ the hot path). mypy checks the scorer fills every key; pydantic's TypeAdapter gi
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import (
+    Annotated,
+    Any,
+    NotRequired,  # pydantic needs this one on Python < 3.12
+)
 
 from pydantic import Field, TypeAdapter
-from typing_extensions import NotRequired, TypedDict  # pydantic needs this one on Python < 3.12
+from typing_extensions import TypedDict
 
 
 class Problem(TypedDict):
@@ -78,8 +82,9 @@ class ScoreResponse(TypedDict):
     lowering_factors: list[LoweringFactor]
     what_if: list[WhatIf]
     warnings: list[Problem]
-    explore: NotRequired[Annotated[bool, Field(description="only with LEADSCORE_EXPLORE_SHARE set: route this lead "
-                                               "regardless of its score, so the next model also learns from such leads")]]
+    explore: NotRequired[Annotated[bool, Field(
+        description="only with LEADSCORE_EXPLORE_SHARE set: route this lead regardless of its score, "
+                    "so the next model also learns from such leads")]]
 
 
 class BatchResponse(TypedDict):

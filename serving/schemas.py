@@ -20,7 +20,7 @@ from features.schema import FeatureSpec, LeadSchema
 from serving.response import Problem
 
 MAX_TEXT = 200
-INT64 = {"ge": -(2**63), "le": 2**63 - 1}
+INT64: dict[str, Any] = {"ge": -(2**63), "le": 2**63 - 1}
 
 
 class ErrorBody(BaseModel):
@@ -36,8 +36,9 @@ class RequestModels:
         self.schema = schema
         self.max_batch = max_batch
         self.lead = _lead_model(schema)
-        self.batch = create_model("LeadBatch", __config__=ConfigDict(extra="forbid"),
-                                  leads=(list[self.lead], Field(min_length=1, max_length=max_batch)))
+        leads: Any = list.__class_getitem__(self.lead)  # list[LeadIn], built at run time from the schema
+        self.batch: Any = create_model("LeadBatch", __config__=ConfigDict(extra="forbid"),
+                                       leads=(leads, Field(min_length=1, max_length=max_batch)))
         self.example = example_lead(schema)
         from serving.lead_input import LeadFields
 
@@ -100,7 +101,7 @@ def _lead_model(schema: LeadSchema) -> type[BaseModel]:
 
 
 def _annotation(spec: FeatureSpec) -> Any:
-    bounds = {"ge": spec.min, "le": spec.max}
+    bounds: dict[str, Any] = {"ge": spec.min, "le": spec.max}
     if spec.type == "numeric":
         return Annotated[float, Strict(), Field(allow_inf_nan=False, **bounds)] | None
     if spec.type == "integer":
@@ -156,12 +157,10 @@ def _improvable(spec: FeatureSpec) -> Any:
     return _example(spec) if spec.values else None  # numbers: missing, which the what-if fills in
 
 
-def problems(exc: ValidationError) -> list[dict[str, str]]:
+def problems(exc: ValidationError) -> list[Problem]:
     """pydantic's errors as [{"field": "leads[2].web_visits", "problem": "..."}], no input echoed."""
-    out = []
-    for err in exc.errors(include_url=False, include_input=False):
-        out.append({"field": field_path(err["loc"]), "problem": problem_text(err)})
-    return out
+    return [Problem(field=field_path(err["loc"]), problem=problem_text(err))
+            for err in exc.errors(include_url=False, include_input=False)]
 
 
 def field_path(loc: tuple[Any, ...]) -> str:

@@ -23,10 +23,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from features.factors import FACTORS
+from features.factors import FACTORS, factor_impacts, factor_matrix
+from features.grades import assign_grades
 from features.progress import track
 from serving import explain as ex
-from serving.bundle import Bundle
+from serving.bundle import Bundle, part
 from serving.forest import Forest, numba_available
 from serving.response import ModelRef, ScoreResponse
 
@@ -54,7 +55,7 @@ class Scorer:
                 self._forest.warm_up()
             elif engine == "auto":
                 _logger.warning("numba is not installed: explanations use LightGBM's slower pred_contrib")
-        self._matrix = ex.factor_matrix(self.schema)
+        self._matrix = factor_matrix([spec.factor for spec in self.schema.features])
         self._candidates = ex.what_if_candidates(self.schema, bundle.encoder)
         self._feature_factor = np.array([FACTORS.index(s.factor) for s in self.schema.features])
         self._reason_present = np.array([s.reason_text(missing=False) for s in self.schema.features], dtype=object)
@@ -87,25 +88,25 @@ class Scorer:
         """Log-odds for an encoded matrix, equal to `Bundle.raw_scores` (LightGBM's raw_score for trees)."""
         w = self._tree_weight
         if w == 0.0:
-            return self._linear.raw(X)
-        trees = self._forest.raw(X) if self._forest is not None else self._booster.predict(X, raw_score=True)
+            return part(self._linear).raw(X)
+        trees = self._forest.raw(X) if self._forest is not None else part(self._booster).predict(X, raw_score=True)
         if w == 1.0:
             return trees
-        return w * trees + (1.0 - w) * self._linear.raw(X)
+        return w * trees + (1.0 - w) * part(self._linear).raw(X)
 
     def contributions(self, X: np.ndarray) -> np.ndarray:
         """Exact Shapley values per feature plus the baseline column (pred_contrib's layout): TreeSHAP
         for trees, term - mean for the logistic model, their weighted sum for a blend."""
         w = self._tree_weight
         if w == 0.0:
-            return self._linear.contributions(X)
+            return part(self._linear).contributions(X)
         if self._forest is not None:
             trees = self._forest.contributions(X)
         else:
-            trees = self._booster.predict(X, pred_contrib=True)
+            trees = part(self._booster).predict(X, pred_contrib=True)
         if w == 1.0:
             return trees
-        return w * trees + (1.0 - w) * self._linear.contributions(X)
+        return w * trees + (1.0 - w) * part(self._linear).contributions(X)
 
     def probability(self, raw: np.ndarray | float) -> np.ndarray:
         return self.bundle.calibrator(raw)
@@ -117,10 +118,7 @@ class Scorer:
     def scores_and_grades(self, probability: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The 1-99 score (probability in percent, rounded, clipped) and the schema's grade."""
         score = np.clip(np.rint(probability * 100.0), 1, 99).astype(np.int64)
-        names = list(self.schema.grades)
-        floors = np.array(list(self.schema.grades.values()))
-        grade = np.asarray(names, dtype=object)[np.argmax(probability[:, None] >= floors[None, :], axis=1)]
-        return score, grade
+        return score, assign_grades(probability, self.schema.grades)
 
     # -- the real-time path --------------------------------------------------------------
     def score(self, records: Sequence[Mapping[str, Any]], *, what_if: int = ex.MAX_WHAT_IF) -> list[ScoreResponse]:
@@ -133,7 +131,7 @@ class Scorer:
         raw = self.raw_scores(X)
         prob = self.probability(raw)
         score, grade = self.scores_and_grades(prob)
-        impacts = ex.factor_impacts(contrib, self._matrix)
+        impacts = factor_impacts(contrib, self._matrix)
         rescored = self._what_if_probabilities(X)
         model = self.model_info
         out: list[ScoreResponse] = []
@@ -188,13 +186,13 @@ class Scorer:
         raw = self.raw_scores(X)
         prob = self.probability(raw)
         score, grade = self.scores_and_grades(prob)
-        impacts = ex.factor_impacts(contrib, self._matrix)
+        impacts = factor_impacts(contrib, self._matrix)
         factor, reason = self._top_lowering(X, contrib, impacts)
         id_col = self.schema.id_column
         ids = chunk[id_col].astype("string").to_numpy(dtype=object, na_value=None) if id_col in chunk.columns \
             else np.full(len(chunk), None, dtype=object)
-        columns: dict[str, Any] = {"lead_id": pd.array(ids, dtype="string"), "probability": prob, "score": score, "grade": grade,
-                                   "raw_score": raw}
+        columns: dict[str, Any] = {"lead_id": pd.array(ids, dtype="string"), "probability": prob, "score": score,
+                                   "grade": grade, "raw_score": raw}
         for k, key in enumerate(FACTORS):
             columns[f"impact_{key}"] = impacts[:, k]
         columns["top_lowering_factor"] = pd.array(factor, dtype="string")  # one dtype even if all None
@@ -213,7 +211,8 @@ class Scorer:
         missing = np.isnan(X[np.arange(n), j])
         reason = np.where(missing, self._reason_missing[j], self._reason_present[j])
         factor = np.asarray(FACTORS, dtype=object)[k]
-        return np.where(lowered, factor, None), np.where(lowered, reason, None)
+        none = np.full(n, None, dtype=object)
+        return np.where(lowered, factor, none), np.where(lowered, reason, none)
 
 
 def _chunks(frame: pd.DataFrame, rows: int) -> Iterator[pd.DataFrame]:

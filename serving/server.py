@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import argparse
 import errno
 import json
 import logging
 import os
 import socket
 import tempfile
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
@@ -21,7 +20,8 @@ if TYPE_CHECKING:
 _logger = logging.getLogger(__name__)
 
 
-def serve_command(args: argparse.Namespace) -> int:
+def serve_command(*, host: str | None = None, port: int | None = None, model: str | None = None,
+                  workers: int | None = None) -> int:
     """Fail fast on a bad setting or a missing model (exit 2), else serve until interrupted."""
     import uvicorn
 
@@ -29,8 +29,7 @@ def serve_command(args: argparse.Namespace) -> int:
     from serving.schemas import example_lead
     from serving.state import load_scorer
 
-    settings = load_settings(host=args.host, port=args.port, model=args.model,
-                             workers=getattr(args, "workers", None))
+    settings = load_settings(host=host, port=port, model=model, workers=workers)
     check_port_free(settings.host, settings.port)
     scorer = load_scorer(settings.model)  # a damaged model or a locked store: one line, exit 2
     base = f"http://{settings.host}:{settings.port}"
@@ -60,10 +59,10 @@ def _migrate_log_once(url: str | None) -> None:
     try:
         migrate(connect(url))
     except Exception as exc:  # noqa: BLE001 - the workers retry and count what they cannot write
-        print(f"warning: prediction log {describe(url or '')} not ready: {type(exc).__name__}", flush=True)
+        print(f"warning: prediction log {describe(url)} not ready: {type(exc).__name__}", flush=True)
 
 
-def connection_limits(settings: Settings) -> dict[str, object]:
+def connection_limits(settings: Settings) -> dict[str, Any]:
     """uvicorn's own bounds: open connections per process (503 past it) and idle keep-alive time.
     A slow request body is bounded by the app (BodyLimitMiddleware, LEADSCORE_BODY_TIMEOUT_S)."""
     return {"limit_concurrency": settings.max_connections, "timeout_keep_alive": settings.keep_alive_s}
@@ -108,7 +107,7 @@ def load_settings(**overrides: object) -> Settings:
     """Environment settings with the command line's flags on top; bad values become one line."""
     from serving.settings import Settings
 
-    given = {k: v for k, v in overrides.items() if v is not None}
+    given: dict[str, Any] = {k: v for k, v in overrides.items() if v is not None}
     try:
         return Settings(**given)
     except ValidationError as exc:

@@ -85,7 +85,7 @@ def score_in_chunks(scorer: Scorer, leads: list[dict[str, Any]], what_if: int,
 
 def with_warnings(results: list[ScoreResponse], parsed: ParsedLeads) -> list[ScoreResponse]:
     """Each result's warnings, after the fields its request sent that were ignored."""
-    for result, ignored in zip(results, parsed.warnings):
+    for result, ignored in zip(results, parsed.warnings, strict=True):
         if ignored:
             result["warnings"] = [*ignored, *result["warnings"]]
     return results

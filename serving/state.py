@@ -7,6 +7,7 @@ reference in between never changes a request half-way: in-flight requests finish
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from typing import Any
 
@@ -58,10 +59,10 @@ class ModelState:
         while True:
             await asyncio.sleep(interval_s)
             if self.signal.changed():
-                try:
+                # a failure is logged and kept for /readyz by load(); this worker serves its old model
+                # and keeps following, whatever the failure: the next announced reload may succeed
+                with contextlib.suppress(Exception):
                     await self.load(announce=False)
-                except Exception:  # noqa: BLE001 - logged and kept for /readyz; this worker serves its old model
-                    pass  # and keeps following: the next announced reload may succeed
 
     def _swap(self, scorer: Scorer) -> None:
         self.scorer = scorer  # one reference assignment: atomic for every reader

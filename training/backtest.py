@@ -16,7 +16,6 @@ parent run with a child run per quarter.
 
 from __future__ import annotations
 
-import argparse
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,18 +27,20 @@ import pandas as pd
 from features.datasets import schema_for
 from features.errors import TrainingError
 from features.loading import spreadsheet_safe
-from features.periods import parse_quarter
+from features.periods import parse_quarter, quarter_periods
 from features.progress import Steps
 from features.schema import LeadSchema
 from serving.bundle import Bundle
 from training import plots, tracking
-from training.metrics import Evaluation, evaluate
 from training.family import choose_recipe, fit_calibrated
+from training.metrics import Evaluation, evaluate
 from training.model import make_bundle, raw_scores
 from training.pipeline import MIN_EVAL_POSITIVES, MIN_TRAIN_POSITIVES, load_history
 from training.splits import Labelled, label_at, time_split
 
 _logger = logging.getLogger(__name__)
+
+DEFAULT_OUT = "reports/backtest"
 
 MODELS = ("retrained", "frozen", "prior")
 TABLE_METRICS = ("roc_auc", "log_loss", "ece", "lift_top10", "pr_auc", "brier")
@@ -89,7 +90,7 @@ class BacktestResult:
 
 
 def backtest(data_path: str | Path, start: str | None = None, end: str | None = None, *,
-             schema_path: str | Path | None = None, out: str | Path = "reports/backtest",
+             schema_path: str | Path | None = None, out: str | Path = DEFAULT_OUT,
              tracking_uri: str | None = None, params: dict[str, Any] | None = None, seed: int = 0,
              track: bool = True) -> BacktestResult:
     """Replay retraining quarter by quarter; see the module docstring."""
@@ -105,7 +106,7 @@ def backtest(data_path: str | Path, start: str | None = None, end: str | None = 
     rows: list[dict[str, Any]] = []
     skipped: dict[str, str] = {}
     frozen: Fitted | None = None
-    known_quarter = known.frame[schema.created_at].dt.to_period("Q").to_numpy()
+    known_quarter = quarter_periods(known.frame[schema.created_at]).to_numpy()
     cutoff = known.as_of - pd.Timedelta(days=schema.outcome_window_days)
     steps = Steps("backtest", [str(q) for q in quarters])
     for quarter in quarters:
@@ -147,9 +148,10 @@ def backtest(data_path: str | Path, start: str | None = None, end: str | None = 
     return result
 
 
-def backtest_command(args: argparse.Namespace) -> int:
-    """`leadscore backtest`: print the per-quarter table; the CSV and chart go to --out."""
-    result = backtest(args.data, args.start, args.end, schema_path=args.schema, out=args.out)
+def backtest_command(*, data: str | Path, schema: str | Path | None = None, start: str | None = None,
+                     end: str | None = None, out: str | Path = DEFAULT_OUT) -> int:
+    """`leadscore backtest`: print the per-quarter table; the CSV and chart go to `out`."""
+    result = backtest(data, start, end, schema_path=schema, out=out)
     print(result.summary())
     return 0
 
@@ -181,8 +183,7 @@ def _quarter_range(frame: pd.DataFrame, schema: LeadSchema, known: Labelled, sta
                    end: str | None) -> pd.PeriodIndex:
     """From `start` (default: the first quarter with two fully mature quarters before it) to `end`
     (default: the last quarter whose outcomes are all known)."""
-    created = pd.to_datetime(frame[schema.created_at], errors="coerce").dropna()
-    present = sorted(created.dt.to_period("Q").unique())
+    present = sorted(quarter_periods(frame[schema.created_at]).dropna().unique())
     window = pd.Timedelta(days=schema.outcome_window_days)
     if start is not None:
         first = parse_quarter(start)
@@ -208,15 +209,11 @@ def _row(quarter: str, model: str, fitted: Fitted, ev: Evaluation) -> dict[str, 
 
 def _log_to_mlflow(result: BacktestResult, data_path: Path, uri: str) -> None:
     """One parent run (table, chart, averages) and one nested run per quarter."""
-    import mlflow
-
     table = result.table
     quarters = list(dict.fromkeys(table["quarter"]))
-    with tracking.use_tracking(uri) as client:
-        experiment_id = tracking.ensure_experiment(client, uri)
-        with mlflow.start_run(experiment_id=experiment_id, run_name=f"backtest {quarters[0]}..{quarters[-1]}",
-                              tags={"leadscore.kind": "backtest"}) as parent:
-            result.run_id = parent.info.run_id
+    with tracking.use_tracking(uri) as client, tracking.start_run(
+            client, uri, f"backtest {quarters[0]}..{quarters[-1]}", tags={"leadscore.kind": "backtest"}) as parent_id:
+            result.run_id = parent_id
             tracking.log_params({"data_file": data_path.name, "first_quarter": quarters[0],
                                  "last_quarter": quarters[-1], "quarters": len(quarters),
                                  "skipped": "; ".join(f"{q}: {r}" for q, r in result.skipped.items()) or None})
@@ -225,13 +222,13 @@ def _log_to_mlflow(result: BacktestResult, data_path: Path, uri: str) -> None:
                                   for model in means.index for metric in TABLE_METRICS})
             for quarter in quarters:
                 part = table[table["quarter"] == quarter].set_index("model")
-                with mlflow.start_run(experiment_id=experiment_id, run_name=f"backtest {quarter}", nested=True,
-                                      tags={"leadscore.kind": "backtest-quarter"}) as child:
-                    result.child_run_ids.append(child.info.run_id)
+                with tracking.start_run(client, uri, f"backtest {quarter}", nested=True,
+                                        tags={"leadscore.kind": "backtest-quarter"}) as child_id:
+                    result.child_run_ids.append(child_id)
                     first = part.iloc[0]
                     tracking.log_params({"quarter": quarter, "as_of": first["as_of"], "n_train": first["n_train"],
                                          "n_scored": first["n"], "positives": first["positives"]})
                     tracking.log_metrics({f"{model}_{metric}": part.loc[model, metric]
                                           for model in part.index for metric in TABLE_METRICS})
-            mlflow.log_artifact(str(result.csv_path))
-            mlflow.log_artifact(str(result.chart_path))
+            tracking.log_artifact(result.csv_path)
+            tracking.log_artifact(result.chart_path)

@@ -54,5 +54,5 @@ def fit_calibrator(raw: np.ndarray, y: np.ndarray, *, seed: int = 0) -> Calibrat
     for name, fit in (("isotonic", fit_isotonic), ("platt", fit_platt)):
         cal = fit(raw[half], y[half])
         scores[name] = log_loss(y[~half], cal(raw[~half]), labels=[0, 1])
-    best = min(scores, key=scores.get)
+    best = min(scores, key=scores.__getitem__)
     return fit_isotonic(raw, y) if best == "isotonic" else fit_platt(raw, y)

@@ -7,24 +7,28 @@ and exit 2; nothing else here decides anything.
 from __future__ import annotations
 
 import argparse
+import importlib
+import importlib.metadata
 import logging
 import os
 import sys
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from features import progress
 from features.errors import LeadscoreError
 
-Handler = Callable[[argparse.Namespace], int]
+Options = dict[str, Any]
+_PARSER_KEYS = ("command", "schema_command", "handler", "verbose", "quiet")
 
 
-def _generate(args: argparse.Namespace) -> int:
+def _generate(*, quarters: int, leads_per_quarter: int, seed: int, end: str, out: str, conversion_delay: str,
+              base_rate_shift: float, leak_column: str | None) -> int:
     from features.synthetic import generate, write_history
 
-    history = generate(quarters=args.quarters, leads_per_quarter=args.leads_per_quarter, seed=args.seed,
-                       end=args.end, conversion_delay=args.conversion_delay, base_rate_shift=args.base_rate_shift,
-                       leak_column=args.leak_column)
-    paths = write_history(history, args.out)
+    history = generate(quarters=quarters, leads_per_quarter=leads_per_quarter, seed=seed, end=end,
+                       conversion_delay=conversion_delay, base_rate_shift=base_rate_shift, leak_column=leak_column)
+    paths = write_history(history, out)
     leads = history.leads
     print(f"wrote {len(leads):,} leads ({leads['converted'].mean():.1%} converted so far, "
           f"{leads['created_at'].min():%Y-%m-%d} to {leads['created_at'].max():%Y-%m-%d}) to {paths['leads']}")
@@ -34,16 +38,13 @@ def _generate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _schema_infer(args: argparse.Namespace) -> int:
-    from features.inference import infer_schema_command
+def _schema_json() -> int:
+    import json
 
-    return infer_schema_command(args)
+    from features.schema import json_schema
 
-
-def _validate(args: argparse.Namespace) -> int:
-    from features.validation import validate_command
-
-    return validate_command(args)
+    print(json.dumps(json_schema(), indent=2))
+    return 0
 
 
 def _sleeping_openmp_threads() -> None:
@@ -52,83 +53,75 @@ def _sleeping_openmp_threads() -> None:
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
-def _train(args: argparse.Namespace) -> int:
+def _lazy(module: str, name: str, *, lightgbm: bool = False) -> Callable[..., int]:
+    """A handler that imports its module only when its command runs, so `leadscore --help` stays fast."""
+    def run(**options: Any) -> int:
+        if lightgbm:
+            _sleeping_openmp_threads()
+        command: Callable[..., int] = getattr(importlib.import_module(module), name)
+        return command(**options)
+    return run
+
+
+def _train(*, engine: str = "local", scheduler: str | None = None, workers: int | None = None,
+           from_log: bool = False, database_url: str | None = None, **options: Any) -> int:
+    """`leadscore train`: in this process, on a Dask cluster (`--engine dask`), or on the prediction log."""
     _sleeping_openmp_threads()
-    if args.engine == "dask":
+    if engine == "dask":
         from training.distributed import train_command as train_on_dask
 
-        return train_on_dask(args)
-    _local_only(args)
+        return train_on_dask(scheduler=scheduler, workers=workers, **options)
+    _local_only(scheduler=scheduler, workers=workers)
     from training.pipeline import train_command
 
-    if args.from_log:
+    if from_log:
         from serving.predlog.export import train_from_log
 
-        return train_from_log(args, train_command)
-    return train_command(args)
+        return train_from_log(train_command, database_url=database_url, **options)
+    return train_command(**options)
 
 
-def _backtest(args: argparse.Namespace) -> int:
-    _sleeping_openmp_threads()
-    from training.backtest import backtest_command
+def _score(*, engine: str = "local", scheduler: str | None = None, workers: int | None = None,
+           **options: Any) -> int:
+    """`leadscore score`: in this process (chunked) or on a Dask cluster (`--engine dask`)."""
+    if engine == "dask":
+        from serving.distributed import score_command as score_on_dask
 
-    return backtest_command(args)
+        return score_on_dask(scheduler=scheduler, workers=workers, **options)
+    _local_only(scheduler=scheduler, workers=workers)
+    from serving.batch import score_command
+
+    return score_command(**options)
 
 
-def _local_only(args: argparse.Namespace) -> None:
+def _local_only(**flags: Any) -> None:
     """--scheduler and --workers mean nothing without --engine dask: say so rather than run in process."""
-    for flag in ("scheduler", "workers"):
-        if getattr(args, flag) is not None:
+    for flag, value in flags.items():
+        if value is not None:
             raise LeadscoreError(f"--{flag} needs --engine dask", field=flag)
 
 
-def _score(args: argparse.Namespace) -> int:
-    if args.engine == "dask":
-        from serving.distributed import score_command as score_on_dask
-
-        return score_on_dask(args)
-    _local_only(args)
-    from serving.batch import score_command
-
-    return score_command(args)
-
-
-def _serve(args: argparse.Namespace) -> int:
-    from serving.server import serve_command
-
-    return serve_command(args)
-
-
-def _report(args: argparse.Namespace) -> int:
-    from serving.report import report_command
-
-    return report_command(args)
-
-
-def _drift(args: argparse.Namespace) -> int:
-    from features.drift import drift_command
-
-    return drift_command(args)
-
-
-def _kpis(args: argparse.Namespace) -> int:
-    from serving.predlog.kpis import kpis_command
-
-    return kpis_command(args)
-
-
-def _monitor(args: argparse.Namespace) -> int:
-    from serving.predlog.monitor import monitor_command
-
-    return monitor_command(args)
-
-
 def _dask_flags(p: argparse.ArgumentParser, what: str) -> None:
-    p.add_argument("--engine", choices=["local", "dask"], default="local", help=f"local: this process (default); dask: {what}")
+    p.add_argument("--engine", choices=["local", "dask"], default="local",
+                   help=f"local: this process; dask: {what}")
     p.add_argument("--scheduler", metavar="tcp://HOST:PORT", help="with --engine dask: a running Dask scheduler "
                    "(default: start a LocalCluster on this machine)")
     p.add_argument("--workers", type=int, metavar="N", help="with --engine dask and no --scheduler: local worker "
                    "processes (default: one per core)")
+
+
+def _database_option(p: argparse.ArgumentParser, what: str) -> None:
+    p.add_argument("--database-url", help=f"{what} (default: LEADSCORE_DATABASE_URL, else predictions.db)")
+
+
+class _HelpFormatter(argparse.HelpFormatter):
+    """Every option's help ends with its default, unless the text already says what happens without it."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        if action.default in (None, argparse.SUPPRESS, False) or "default" in text or not action.option_strings:
+            return text
+        return f"{text} (default: %(default)s)"
 
 
 def _add_quiet(parser: argparse.ArgumentParser) -> None:
@@ -138,126 +131,160 @@ def _add_quiet(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="leadscore", description="Lead conversion predictor.")
+    parser = argparse.ArgumentParser(prog="leadscore", description="Lead conversion predictor.",
+                                     formatter_class=_HelpFormatter)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
     parser.add_argument("-q", "--quiet", action="store_true",
                         help="no progress on stderr (it shows only on a terminal anyway)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = sub.add_parser("generate", help="write a synthetic CRM history, its truth and its schema")
-    p.add_argument("--quarters", type=int, default=12)
-    p.add_argument("--leads-per-quarter", type=int, default=20_000)
-    p.add_argument("--seed", type=int, default=7)
+    def command(name: str, help: str, sub: Any = sub) -> argparse.ArgumentParser:
+        return sub.add_parser(name, help=help, description=help, formatter_class=_HelpFormatter)
+
+    p = command("generate", "write a synthetic CRM history, its truth and its schema")
+    p.add_argument("--quarters", type=int, default=12, help="how many calendar quarters of history")
+    p.add_argument("--leads-per-quarter", type=int, default=20_000, help="leads created in each quarter")
+    p.add_argument("--seed", type=int, default=7, help="the same seed gives the same history")
     p.add_argument("--end", default="2026-10-01", help="export date: the history ends here (exclusive)")
-    p.add_argument("--out", default="data/leads.parquet", help=".parquet or .csv")
+    p.add_argument("--out", default="data/leads.parquet", help="where to write the leads, .parquet or .csv")
     p.add_argument("--conversion-delay", choices=["fast", "slow"], default="fast",
                    help="fast: conversions within ~3 months; slow: up to ~9 months, like a marketing funnel")
     p.add_argument("--base-rate-shift", type=float, default=1.0, metavar="X",
                    help="the last two quarters convert at X times the earlier base rate")
     p.add_argument("--leak-column", metavar="NAME",
-                   help="add a column of post-contact events that reveals the outcome (excluded in the schema)")
+                   help="add a column of post-contact events that reveals the outcome (excluded in the schema; "
+                        "default: none)")
     _add_quiet(p)
     p.set_defaults(handler=_generate)
 
-    schema = sub.add_parser("schema", help="work with lead schemas")
+    schema = command("schema", "work with lead schemas")
     schema_sub = schema.add_subparsers(dest="schema_command", required=True, metavar="SUBCOMMAND")
-    p = schema_sub.add_parser("infer", help="draft a schema YAML for a CSV/Parquet export")
-    p.add_argument("data")
+    p = command("infer", "draft a schema YAML for a CSV/Parquet export", schema_sub)
+    p.add_argument("data", help="the export to describe (.csv or .parquet)")
     p.add_argument("--target", required=True, help="the column that says whether the lead converted")
-    p.add_argument("--id", dest="id_column", help="the lead id column (guessed when omitted)")
-    p.add_argument("--created-at", dest="created_at", help="the column with the lead's creation time")
-    p.add_argument("--converted-at", dest="converted_at", help="the column with the conversion time")
-    p.add_argument("--positive", help="comma-separated target values that mean converted (guessed when omitted)")
+    p.add_argument("--id", dest="id_column", help="the lead id column (default: guessed)")
+    p.add_argument("--created-at", dest="created_at", help="the column with the lead's creation time "
+                                                            "(default: guessed from the column names)")
+    p.add_argument("--converted-at", dest="converted_at", help="the column with the conversion time "
+                                                                "(default: guessed from the column names)")
+    p.add_argument("--positive", help="comma-separated target values that mean converted (default: guessed)")
     p.add_argument("--out", help="write the YAML here (default: print it)")
-    p.set_defaults(handler=_schema_infer)
+    p.set_defaults(handler=_lazy("features.inference", "infer_schema_command"))
+    p = command("json-schema", "print the JSON Schema of a schema YAML file, for editors", schema_sub)
+    p.set_defaults(handler=_schema_json)
 
-    p = sub.add_parser("validate", help="check a data file against its schema")
-    p.add_argument("data")
+    p = command("validate", "check a data file against its schema")
+    p.add_argument("data", help="the lead file to check (.csv or .parquet)")
     p.add_argument("--schema", help="schema YAML (default: the one beside the data, else the bundled one)")
-    p.add_argument("--max-examples", type=int, default=5)
+    p.add_argument("--max-examples", type=int, default=5, help="example rows shown per problem")
     _add_quiet(p)
-    p.set_defaults(handler=_validate)
+    p.set_defaults(handler=_lazy("features.validation", "validate_command"))
 
-    p = sub.add_parser("train", help="train, calibrate, evaluate, register and maybe promote a model")
-    p.add_argument("--data", default="data/leads.parquet")
-    p.add_argument("--schema")
+    p = command("train", "train, calibrate, evaluate, register and maybe promote a model")
+    _data_options(p)
     p.add_argument("--as-of", dest="as_of",
                    help="train on outcomes known by this date (default: the export date)")
     p.add_argument("--export-date", dest="export_date",
                    help="when the export was taken (default: its newest creation or conversion date)")
     p.add_argument("--half-life-days", dest="half_life_days", type=float,
                    help="weight leads by recency: one this many days older than the newest counts half (default: off)")
-    p.add_argument("--promote", choices=["auto", "never", "force"], default="auto")
+    p.add_argument("--promote", choices=["auto", "never", "force"], default="auto",
+                   help="auto: make the new version champion when it is not worse on the same test quarter")
     p.add_argument("--models-dir", default="models", help="where bundles are exported")
     p.add_argument("--from-log", action="store_true",
                    help="train on the prediction log joined with posted outcomes instead of --data")
-    p.add_argument("--database-url", help="with --from-log: the log (default: LEADSCORE_DATABASE_URL or predictions.db)")
+    _database_option(p, "with --from-log: the log")
     _dask_flags(p, "every LightGBM fit runs on a Dask cluster with lightgbm.dask")
     p.add_argument("--force", action="store_true",
                    help="train and register even when data, schema and parameters equal the champion's")
     _add_quiet(p)
     p.set_defaults(handler=_train)
 
-    p = sub.add_parser("backtest", help="replay quarterly retraining over the history")
-    p.add_argument("--data", default="data/leads.parquet")
-    p.add_argument("--schema")
-    p.add_argument("--from", dest="start", help="first quarter to score, e.g. 2024Q3")
-    p.add_argument("--to", dest="end", help="last quarter to score, e.g. 2026Q3")
+    p = command("backtest", "replay quarterly retraining over the history")
+    _data_options(p)
+    p.add_argument("--from", dest="start", help="first quarter to score, e.g. 2024Q3 (default: the first with "
+                                                "two mature quarters before it)")
+    p.add_argument("--to", dest="end", help="last quarter to score, e.g. 2026Q3 (default: the last mature one)")
     p.add_argument("--out", default="reports/backtest", help="folder for the table and chart")
     _add_quiet(p)
-    p.set_defaults(handler=_backtest)
+    p.set_defaults(handler=_lazy("training.backtest", "backtest_command", lightgbm=True))
 
-    p = sub.add_parser("score", help="score a file of leads in batch")
-    p.add_argument("--data", required=True)
-    p.add_argument("--model", help="models:/lead-conversion@champion (default), a version URI, or a bundle folder")
-    p.add_argument("--out", required=True, help=".csv or .parquet")
-    p.add_argument("--chunk-rows", type=int, default=100_000)
+    p = command("score", "score a file of leads in batch")
+    p.add_argument("--data", required=True, help="the leads to score (.csv or .parquet)")
+    _model_option(p)
+    p.add_argument("--out", required=True, help="where to write the scores, .csv or .parquet")
+    p.add_argument("--chunk-rows", type=int, default=100_000, help="leads read and scored at a time")
     _dask_flags(p, "score partitions on a Dask cluster (--data may then be a glob or a folder of parts; "
                    "--out a folder of Parquet parts, or one .csv)")
     _add_quiet(p)
     p.set_defaults(handler=_score)
 
-    p = sub.add_parser("serve", help="run the scoring API")
-    p.add_argument("--host", default=None, help="default 127.0.0.1")
-    p.add_argument("--port", type=int, default=None, help="default 8000")
+    p = command("serve", "run the scoring API")
+    p.add_argument("--host", default=None, help="address to listen on (default: LEADSCORE_HOST, else 127.0.0.1)")
+    p.add_argument("--port", type=int, default=None, help="port (default: LEADSCORE_PORT, else 8000)")
     p.add_argument("--workers", type=int, default=None,
-                   help="server processes (default 1); one per core serves the most leads per second")
-    p.add_argument("--model", help="models:/lead-conversion@champion (default), a version URI, or a bundle folder")
-    p.set_defaults(handler=_serve)
+                   help="server processes (default: LEADSCORE_WORKERS, else 1); one per core serves the most "
+                        "leads per second")
+    _model_option(p)
+    p.set_defaults(handler=_lazy("serving.server", "serve_command"))
 
-    p = sub.add_parser("report", help="lead-quality report for marketing: HTML page plus CSV")
-    p.add_argument("--data", default="data/leads.parquet")
-    p.add_argument("--schema")
-    p.add_argument("--model", help="models:/lead-conversion@champion (default), a version URI, or a bundle folder")
-    p.add_argument("--by", default="lead_source,campaign", help="comma-separated grouping columns")
+    p = command("report", "lead-quality report for marketing: HTML page plus CSV")
+    _data_options(p)
+    _model_option(p)
+    p.add_argument("--by", default=None,
+                   help="comma-separated grouping columns (default: the schema's roles.source and roles.campaign)")
     p.add_argument("--quarter", help="quarter to report, e.g. 2026Q3 (default: the latest)")
-    p.add_argument("--out", default="reports/")
+    p.add_argument("--out", default="reports/", help="folder for report.html and the CSV tables")
     _add_quiet(p)
-    p.set_defaults(handler=_report)
+    p.set_defaults(handler=_lazy("serving.report", "report_command"))
 
-    p = sub.add_parser("kpis", help="shared KPIs for marketing and sales, from the prediction log or a history file")
+    p = command("kpis", "shared KPIs for marketing and sales, from the prediction log or a history file")
     p.add_argument("--data", help="a lead history file to explain instead of reading the prediction log")
     p.add_argument("--schema", help="schema YAML (default: the model's)")
-    p.add_argument("--model", help="models:/lead-conversion@champion (default), a version URI, or a bundle folder")
-    p.add_argument("--database-url", help="the prediction log (default: LEADSCORE_DATABASE_URL or predictions.db)")
-    p.add_argument("--quarter", help="with --data: the last quarter to include (four quarters are reported)")
-    p.add_argument("--out", default="reports/")
-    p.set_defaults(handler=_kpis)
+    _model_option(p)
+    _database_option(p, "the prediction log")
+    p.add_argument("--quarter", help="with --data: the last quarter to include (four quarters are reported; "
+                                     "default: the latest)")
+    p.add_argument("--out", default="reports/", help="folder for kpis.html and the CSV tables")
+    _add_quiet(p)
+    p.set_defaults(handler=_lazy("serving.predlog.kpis", "kpis_command"))
 
-    p = sub.add_parser("monitor", help="live AUC, calibration and score mix by week, from the prediction log")
-    p.add_argument("--database-url", help="the prediction log (default: LEADSCORE_DATABASE_URL or predictions.db)")
+    p = command("monitor", "live AUC, calibration and score mix by week, from the prediction log")
+    _database_option(p, "the prediction log")
     p.add_argument("--weeks", type=int, default=12, help="weeks to print")
     p.add_argument("--fail-on-drop", action="store_true", help="exit 1 when a drop is flagged (for cron or CI)")
-    p.set_defaults(handler=_monitor)
+    p.set_defaults(handler=_lazy("serving.predlog.monitor", "monitor_command"))
 
-    p = sub.add_parser("drift", help="per-feature drift (PSI) between the training window and the latest quarter")
-    p.add_argument("--data", default="data/leads.parquet")
-    p.add_argument("--schema")
+    p = command("drift", "per-feature drift (PSI) between the training window and the latest quarter")
+    _data_options(p)
     p.add_argument("--threshold", type=float, default=0.2, help="flag features whose PSI is above this")
-    p.add_argument("--quarter", help="check this quarter instead of the latest, e.g. 2025Q4")
+    p.add_argument("--quarter", help="check this quarter instead of the latest, e.g. 2025Q4 (default: the latest)")
     _add_quiet(p)
-    p.set_defaults(handler=_drift)
+    p.set_defaults(handler=_lazy("features.drift", "drift_command"))
     return parser
+
+
+def _data_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data", default="data/leads.parquet", help="the lead history (.csv or .parquet)")
+    p.add_argument("--schema", help="schema YAML (default: the one beside the data, else the bundled one)")
+
+
+def _model_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", help="a bundle folder or a registry URI such as models:/lead-conversion/3 "
+                                   "(default: models:/lead-conversion@champion)")
+
+
+def _version() -> str:
+    try:
+        return importlib.metadata.version("leadscore")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown (not installed)"
+
+
+def options(args: argparse.Namespace) -> Options:
+    """The parsed options as the keyword arguments of the command's function."""
+    return {k: v for k, v in vars(args).items() if k not in _PARSER_KEYS}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -265,9 +292,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     progress.set_quiet(args.quiet)
-    handler: Handler = args.handler
+    handler: Callable[..., int] = args.handler
     try:
-        return handler(args)
+        return handler(**options(args))
     except LeadscoreError as exc:
         print(f"leadscore {args.command}: error: {exc}", file=sys.stderr)
         return 2

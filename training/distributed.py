@@ -20,7 +20,6 @@ lightgbm.dask's known pitfalls, and what is done about each:
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import logging
 import math
@@ -124,10 +123,11 @@ def _fit(client: Any, params: dict[str, Any], data: dict[str, list[Any]], encode
 
     sizes = data["n"]
     n_features = len(encoder.feature_names)
-    dX = da.concatenate([da.from_delayed(f, shape=(n, n_features), dtype=float) for f, n in zip(data["X"], sizes)])
-    dy = da.concatenate([da.from_delayed(f, shape=(n,), dtype=float) for f, n in zip(data["y"], sizes)])
+    dX = da.concatenate([da.from_delayed(f, shape=(n, n_features), dtype=float)
+                         for f, n in zip(data["X"], sizes, strict=True)])
+    dy = da.concatenate([da.from_delayed(f, shape=(n,), dtype=float) for f, n in zip(data["y"], sizes, strict=True)])
     dw = None if data["w"][0] is None else \
-        da.concatenate([da.from_delayed(f, shape=(n,), dtype=float) for f, n in zip(data["w"], sizes)])
+        da.concatenate([da.from_delayed(f, shape=(n,), dtype=float) for f, n in zip(data["w"], sizes, strict=True)])
     # lightgbm.dask gives each worker's LightGBM that worker's threads; a thread count here is ignored
     settings = {k: v for k, v in params.items() if k not in ("num_threads", "n_jobs", "n_estimators")}
     settings["time_out"] = NETWORK_TIMEOUT_MIN
@@ -142,7 +142,7 @@ def _fit(client: Any, params: dict[str, Any], data: dict[str, list[Any]], encode
     return model.to_local().booster_
 
 
-def train_command(args: argparse.Namespace) -> int:
+def train_command(*, scheduler: str | None = None, workers: int | None = None, **options: Any) -> int:
     """`leadscore train --engine dask`: the pipeline's own command (its checks, summary and `--force`)
     with LightGBM on the cluster; the new run is tagged with the engine."""
     import time
@@ -152,13 +152,13 @@ def train_command(args: argparse.Namespace) -> int:
 
     lgb.register_logger(_logger)  # lightgbm.dask's notes ("Finding random open ports") go to -v, not stdout
     started_ms = int(time.time() * 1000)
-    with connect(args.scheduler, args.workers) as client, lightgbm_on(client):
+    with connect(scheduler, workers) as client, lightgbm_on(client):
         workers = len(client.scheduler_info()["workers"])
         print(f"dask: {workers} workers, dashboard {client.dashboard_link}", file=sys.stderr)
-        code = pipeline.train_command(args)
+        code = pipeline.train_command(**options)
     if code == 0 and _tag_new_run(started_ms, f"dask ({workers} workers)"):
         print(f"  engine: lightgbm.dask on {workers} Dask workers"
-              f"{' at ' + args.scheduler if args.scheduler else ' (LocalCluster)'}")
+              f"{' at ' + scheduler if scheduler else ' (LocalCluster)'}")
     return code
 
 

@@ -68,7 +68,7 @@ class Design:
         out = np.zeros((len(X), self.n_columns), dtype=np.float64)
         rows = np.arange(len(X))
         start = 0
-        for j, (term, width) in enumerate(zip(self.shapes, self._widths())):
+        for j, (term, width) in enumerate(zip(self.shapes, self._widths(), strict=True)):
             x = X[:, j]
             missing = np.isnan(x)
             if isinstance(term, CategoricalTerm):
@@ -91,7 +91,7 @@ class Design:
         coef = np.asarray(coef, dtype=np.float64).ravel()
         terms: list[Term] = []
         start = 0
-        for j, (term, width) in enumerate(zip(self.shapes, self._widths())):
+        for j, (term, width) in enumerate(zip(self.shapes, self._widths(), strict=True)):
             block = coef[start:start + width]
             if isinstance(term, CategoricalTerm):
                 terms.append(CategoricalTerm(name=term.name, weights=tuple(float(w) for w in block[:-1]),
@@ -107,7 +107,7 @@ class Design:
             start += width
         zero_means = LinearModel(intercept=float(intercept), terms=tuple(terms))
         means = zero_means.term_values(X_background).mean(axis=0) if len(X_background) else np.zeros(len(terms))
-        with_means = tuple(_replace_mean(t, float(m)) for t, m in zip(terms, means))
+        with_means = tuple(_replace_mean(t, float(m)) for t, m in zip(terms, means, strict=True))
         return LinearModel(intercept=float(intercept), terms=with_means)
 
     def without_linear(self, columns: Sequence[int]) -> Design:

@@ -18,7 +18,10 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.metrics import average_precision_score, roc_auc_score
+from sklearn.metrics import average_precision_score, brier_score_loss, roc_auc_score
+from sklearn.metrics import log_loss as sk_log_loss
+
+from features.grades import assign_grades
 
 ECE_BINS = 10
 TOP_SHARES = (0.10, 0.20)
@@ -75,13 +78,14 @@ def pr_auc(y: np.ndarray, p: np.ndarray) -> float:
 
 
 def log_loss(y: np.ndarray, p: np.ndarray) -> float:
-    y = np.asarray(y, dtype=np.float64)
+    """scikit-learn's log loss, probabilities clipped to [1e-6, 1 - 1e-6] so one confident miss stays finite."""
     p = np.clip(np.asarray(p, dtype=np.float64), _EPS, 1 - _EPS)
-    return float(-np.mean(y * np.log(p) + (1 - y) * np.log1p(-p)))
+    return float(sk_log_loss(np.asarray(y), p, labels=[0, 1]))
 
 
 def brier(y: np.ndarray, p: np.ndarray) -> float:
-    return float(np.mean((np.asarray(p, dtype=np.float64) - np.asarray(y, dtype=np.float64)) ** 2))
+    """scikit-learn's Brier score (defined for one class too: leads of a single outcome still have an error)."""
+    return float(brier_score_loss(np.asarray(y), np.asarray(p, dtype=np.float64), pos_label=1))
 
 
 def calibration_table(y: np.ndarray, p: np.ndarray, bins: int = ECE_BINS) -> pd.DataFrame:
@@ -120,14 +124,6 @@ def lift_and_capture(y: np.ndarray, p: np.ndarray, share: float) -> tuple[float,
     top = np.argsort(-np.asarray(p, dtype=np.float64), kind="stable")[:k]
     hits = y[top].sum()
     return float((hits / k) / (total / len(y))), float(hits / total)
-
-
-def assign_grades(p: np.ndarray, floors: Mapping[str, float]) -> np.ndarray:
-    """Vectorised `LeadSchema.grade`: the first grade whose floor the probability reaches."""
-    names = list(floors)
-    p = np.asarray(p, dtype=np.float64)
-    choices = [p >= floor for floor in floors.values()]
-    return np.select(choices, names, default=names[-1])
 
 
 def grade_table(y: np.ndarray, p: np.ndarray, floors: Mapping[str, float]) -> list[dict[str, Any]]:

@@ -12,7 +12,7 @@ import pandas as pd
 
 from features.encoding import LeadEncoder
 from features.schema import LeadSchema
-from serving.bundle import Bundle
+from serving.bundle import Bundle, expected_raw
 
 if TYPE_CHECKING:
     from training.family import Calibrated
@@ -97,11 +97,6 @@ def make_bundle(calibrated: Calibrated, schema: LeadSchema, metadata: dict[str, 
     TreeSHAP's for the trees, the mean term sum for the logistic part)."""
     parts = calibrated.components
     weight = parts.tree_weight
-    baseline = 0.0
-    if parts.booster is not None and weight > 0:
-        one = parts.encoder.transform(background.iloc[:1])
-        baseline += weight * float(parts.booster.predict(one, pred_contrib=True)[0, -1])
-    if parts.linear is not None and weight < 1:
-        baseline += (1.0 - weight) * parts.linear.expected_value
+    baseline = expected_raw(parts.booster, parts.linear, weight, parts.encoder.transform(background.iloc[:1]))
     return Bundle(booster=parts.booster, schema=schema, encoder=parts.encoder, calibrator=calibrated.calibrator,
                   baseline_raw=baseline, metadata=dict(metadata), linear=parts.linear, tree_weight=weight)

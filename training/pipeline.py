@@ -12,9 +12,9 @@ champion on the same test quarter; charts, model card and data profile; registra
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import logging
+import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,25 +24,31 @@ import numpy as np
 import pandas as pd
 
 from features.datasets import schema_for
+from features.encoding import LeadEncoder
 from features.errors import DataError, LeadscoreError, TrainingError
 from features.loading import read_leads
-from features.periods import outcome_label
+from features.periods import outcome_label, quarter_periods
 from features.progress import Steps
 from features.schema import LeadSchema
+from serving import registry
 from serving.bundle import Bundle
 from training import recovery, tracking
 from training.baseline import fit_baseline
-from training.metrics import Evaluation, evaluate
-from features.encoding import LeadEncoder
 from training.calibrate import fit_calibrator
 from training.family import (
-    CROSS_FIT_MAX_ROWS, Calibrated, Recipe, choose_recipe, fit_calibrated, fit_components,
+    CROSS_FIT_MAX_ROWS,
+    Calibrated,
+    Recipe,
+    choose_recipe,
+    fit_calibrated,
+    fit_components,
 )
 from training.linear import log_loss_from_raw
+from training.metrics import Evaluation, evaluate
 from training.model import make_bundle, raw_scores
+from training.model_card import factor_importance
 from training.promotion import MODES, Decision, PromotionSettings, decide
 from training.record import bundle_metadata, run_metrics, run_params, write_artifacts
-from training.report import factor_importance
 from training.splits import Split, SplitReport, label_at, time_split
 from training.unchanged import TAG as UNCHANGED_TAG
 from training.unchanged import Unchanged, inputs_fingerprint, unchanged_champion
@@ -51,7 +57,6 @@ _logger = logging.getLogger(__name__)
 
 MIN_TRAIN_POSITIVES = 50
 MIN_EVAL_POSITIVES = 10
-SOURCE_COLUMN = "lead_source"
 DRIFT_AUC = 0.6  # below this on the newest slice, the summary warns that the export drifts
 DRIFT_SAMPLE = 200_000  # reference leads for PSI: ten bins per feature need far fewer than a million
 
@@ -143,8 +148,8 @@ def train(data_path: str | Path, schema_path: str | Path | None = None, as_of: s
     frame = load_history(data_path, schema)
     clock.lap("load")
     clock.begin("split by time")
-    split = time_split(label_at(frame, schema, _parse_as_of(as_of), export_date=_parse_as_of(export_date, "export_date")),
-                       schema, seed=seed)
+    labelled = label_at(frame, schema, _parse_as_of(as_of), export_date=_parse_as_of(export_date, "export_date"))
+    split = time_split(labelled, schema, seed=seed)
     check_split(split, frame, schema)
     clock.lap("split")
     if half_life_days is not None and not half_life_days > 0:
@@ -164,14 +169,11 @@ def train(data_path: str | Path, schema_path: str | Path | None = None, as_of: s
         champion_before, decision = _challenge_champion(client, candidate, split, schema, promote, settings,
                                                         scratch_path / "champion")
         clock.lap("champion")
-        import mlflow
-
-        with mlflow.start_run(experiment_id=experiment_id, run_name=f"train as of {_day(split.report.as_of)}",
-                              tags=recovery.run_tags()) as run:
-            run_id = run.info.run_id
+        with tracking.start_run(client, uri, f"train as of {_day(split.report.as_of)}",
+                                tags=recovery.run_tags()) as run_id:
             bundle = candidate.bundle
             bundle.metadata = bundle_metadata(version=tracking.next_version(client), run_id=run_id,
-                                              report=split.report, model_eval=candidate.evaluations["model"],
+                                              report=split.report, model_eval=candidate.model_evaluation,
                                               candidate=candidate, bundle=bundle, data_sha=data_sha)
             clock.begin("write charts, model card and drift")
             drift = _drift_table(frame, split, schema)
@@ -187,7 +189,7 @@ def train(data_path: str | Path, schema_path: str | Path | None = None, as_of: s
             tracking.log_metrics(run_metrics(candidate.evaluations, drift, candidate.folds))
             tracking.log_artifacts(artifacts)
             tracking.log_training_data(frame, path=data_path, digest=data_sha, target=schema.target_column)
-            mlflow.set_tags({"leadscore.decision": decision.reason, "leadscore.promoted": str(decision.promote)})
+            tracking.set_tags({"leadscore.decision": decision.reason, "leadscore.promoted": decision.promote})
             version, bundle_dir = _register_and_export(client, bundle, run_id, decision, split.report,
                                                        staging=scratch_path / "bundle", models_dir=Path(models_dir),
                                                        inputs=inputs)
@@ -207,24 +209,23 @@ def train(data_path: str | Path, schema_path: str | Path | None = None, as_of: s
     return result
 
 
-def train_command(args: argparse.Namespace) -> int:
+def train_command(*, data: str | Path, schema: str | Path | None = None, as_of: str | None = None,
+                  promote: str = "auto", models_dir: str | Path = "models", export_date: str | None = None,
+                  half_life_days: float | None = None, force: bool = False) -> int:
     """`leadscore train`: run `train` and print its summary; errors become one line (exit 2) in the CLI.
-    Inputs equal to the champion's (data, schema, parameters) train nothing unless `--force`."""
-    export_date = getattr(args, "export_date", None)
-    half_life_days = getattr(args, "half_life_days", None)
-    if not getattr(args, "force", False):
-        same = _unchanged(args.data, args.schema, as_of=args.as_of, export_date=export_date,
-                          half_life_days=half_life_days)
+    Inputs equal to the champion's (data, schema, parameters) train nothing unless `force`."""
+    if not force:
+        same = _unchanged(data, schema, as_of=as_of, export_date=export_date, half_life_days=half_life_days)
         if same is not None:
-            print(same.summary(args.data))
+            print(same.summary(data))
             return 0
-    result = train(args.data, args.schema, args.as_of, args.promote, args.models_dir,
-                   export_date=export_date, half_life_days=half_life_days)
+    result = train(data, schema, as_of, promote, models_dir, export_date=export_date,
+                   half_life_days=half_life_days)
     print(result.summary())
     return 0
 
 
-def _unchanged(data: str, schema_path: str | None, *, as_of: str | None, export_date: str | None,
+def _unchanged(data: str | Path, schema_path: str | Path | None, *, as_of: str | None, export_date: str | None,
                half_life_days: float | None) -> Unchanged | None:
     data_path = Path(data)
     if not data_path.is_file():
@@ -302,7 +303,7 @@ def _window_hint(frame: pd.DataFrame | None, schema: LeadSchema | None, report: 
 
 
 @dataclass
-class Candidate:
+class TrainedCandidate:
     """The served model (refitted on every used lead) and how its recipe scored where it was judged.
 
     `scored["model"]` holds, for every test lead, the probability from the model the same recipe
@@ -322,9 +323,17 @@ class Candidate:
     def fitted(self) -> Calibrated:  # the name older callers use
         return self.deployed
 
+    @property
+    def model_evaluation(self) -> Evaluation:
+        """The served recipe's test-quarter figures (always computed; only the baseline's may be missing)."""
+        found = self.evaluations["model"]
+        if found is None:
+            raise TrainingError("the model was not evaluated on the test leads", field="model")
+        return found
+
 
 def fit_and_evaluate(split: Split, schema: LeadSchema, *, params: dict[str, Any] | None = None, seed: int = 0,
-                     clock: _Clock | None = None, half_life_days: float | None = None) -> Candidate:
+                     clock: _Clock | None = None, half_life_days: float | None = None) -> TrainedCandidate:
     """Judge the recipe fold by fold on leads it never saw, then refit it on every used lead and calibrate."""
     clock = clock or _Clock()
     pool, y = split.frame, split.y
@@ -357,12 +366,12 @@ def fit_and_evaluate(split: Split, schema: LeadSchema, *, params: dict[str, Any]
     deployed = _deploy(split, schema, recipe, evaluated, seed=seed)
     clock.lap("refit")
     bundle = make_bundle(deployed, schema, metadata={}, background=pool)
-    groups = split.test[SOURCE_COLUMN] if SOURCE_COLUMN in split.test.columns else None
+    groups = split.test[schema.source] if schema.source and schema.source in split.test.columns else None
     scored = {"model": np.concatenate(model_p), "baseline": np.concatenate(baseline_p)}
     evaluations: dict[str, Evaluation | None] = {
         name: evaluate(split.y_test, p, grades=schema.grades, groups=groups) for name, p in scored.items()}
     clock.lap("evaluation")
-    return Candidate(deployed=deployed, recipe=recipe, bundle=bundle, scored=scored, evaluations=evaluations,
+    return TrainedCandidate(deployed=deployed, recipe=recipe, bundle=bundle, scored=scored, evaluations=evaluations,
                      groups=groups, folds=folds, evaluated_rounds=evaluated.components.rounds)
 
 
@@ -410,12 +419,12 @@ def _parse_as_of(as_of: str | pd.Timestamp | None, name: str = "as_of") -> pd.Ti
 
 # -- champion and drift (optional pieces) --------------------------------------------------------------
 
-def _challenge_champion(client: Any, candidate: Candidate, split: Split, schema: LeadSchema, promote: str,
+def _challenge_champion(client: Any, candidate: TrainedCandidate, split: Split, schema: LeadSchema, promote: str,
                         settings: PromotionSettings, folder: Path) -> tuple[str | None, Decision]:
     """Score the current champion on the same test leads (added to the candidate's figures) and decide."""
     champion_before = tracking.alias_version(client, tracking.CHAMPION)
     champion_p, note, champion_as_of = _score_champion(client, champion_before, split.test, folder)
-    model = candidate.evaluations["model"]
+    model = candidate.model_evaluation
     champion = None
     if champion_p is not None:
         champion = evaluate(split.y_test, champion_p, grades=schema.grades, groups=candidate.groups)
@@ -437,16 +446,16 @@ def _register_and_export(client: Any, bundle: Bundle, run_id: str, decision: Dec
     The version is tagged `leadscore.started` when it is created and `leadscore.complete` after the last
     alias move, so a training killed in between is finished by the next one (training.recovery).
     """
-    staged = bundle.save(staging)
+    staged = registry.save_model(bundle, staging)
     version = tracking.log_bundle_model(client, staged, run_id, tags={recovery.STARTED_TAG: "true"})
     if version != bundle.metadata["version"]:  # another training registered in between: keep the export truthful
         _logger.warning("registered as version %s, not %s as recorded in the logged bundle", version,
                         bundle.metadata["version"])
         bundle.metadata["version"] = version
-    bundle_dir = bundle.save(models_dir / tracking.MODEL_NAME / version)
+    bundle_dir = registry.save_model(bundle, models_dir / tracking.MODEL_NAME / version)
     tracking.tag_version(client, version, {"decision": decision.reason, "as_of": report.as_of,
                                            "test_quarter": report.test_quarter, UNCHANGED_TAG: inputs,
-                                           "log_loss": f"{bundle.metadata['metrics'].get('log_loss', float('nan')):.5f}"})
+                                           "log_loss": f"{bundle.metadata['metrics'].get('log_loss', math.nan):.5f}"})
     tracking.set_alias(client, tracking.CHALLENGER, version)
     if decision.promote:
         tracking.set_alias(client, tracking.CHAMPION, version)
@@ -460,7 +469,8 @@ def _score_champion(client: Any, version: str | None, test: pd.DataFrame,
     if version is None:
         return None, "", None
     try:
-        champion = Bundle.load(tracking.download_bundle(client, version, folder))
+        uri = f"models:/{tracking.MODEL_NAME}/{version}"
+        champion = Bundle.load(registry.download_bundle(uri, folder, tracking_uri=client.tracking_uri))
         return champion.calibrator(raw_scores(champion, test)), "", champion.metadata.get("as_of")
     except (LeadscoreError, ValueError, KeyError, OSError) as exc:
         _logger.warning("could not score champion version %s: %s", version, exc)
@@ -481,7 +491,7 @@ def _drift_table(frame: pd.DataFrame, split: Split, schema: LeadSchema) -> pd.Da
         return None
     created = pd.to_datetime(frame[schema.created_at], errors="coerce")
     visible = created <= pd.Timestamp(split.report.as_of)
-    quarter = created.dt.to_period("Q")
+    quarter = quarter_periods(created)
     latest = quarter[visible].max()
     current = frame[(visible & (quarter == latest)).to_numpy(dtype=bool)]
     reference = split.train

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -93,7 +94,7 @@ def backtest_chart(table: pd.DataFrame, path: Path, metrics: Sequence[str] = ("r
     fig = Figure(figsize=(11, 7))
     FigureCanvasAgg(fig)
     axes = fig.subplots(2, 2).ravel()
-    for ax, metric in zip(axes, metrics):
+    for ax, metric in zip(axes, metrics, strict=False):
         for model, part in table.groupby("model", sort=False):
             ax.plot(part["quarter"].astype(str), part[metric], marker="o", label=model)
         ax.set_title(metric)
@@ -106,13 +107,13 @@ def backtest_chart(table: pd.DataFrame, path: Path, metrics: Sequence[str] = ("r
     return path
 
 
-def _figure() -> tuple[Figure, object]:
+def _figure() -> tuple[Figure, Any]:
     fig = Figure(figsize=(6, 5))
     FigureCanvasAgg(fig)
     return fig, fig.add_subplot(1, 1, 1)
 
 
-def _save(fig: Figure, ax: object, path: Path) -> Path:
+def _save(fig: Figure, ax: Any, path: Path) -> Path:
     ax.legend(loc="best", fontsize="small")
     ax.grid(alpha=0.3)
     fig.tight_layout()

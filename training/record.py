@@ -19,16 +19,16 @@ from features.schema import LeadSchema
 from serving.bundle import Bundle
 from training import plots, tracking
 from training.metrics import Evaluation
+from training.model_card import data_profile, model_card
 from training.promotion import Decision, PromotionSettings
-from training.report import data_profile, model_card
 from training.splits import Split, SplitReport
 
 if TYPE_CHECKING:
-    from training.pipeline import Candidate
+    from training.pipeline import TrainedCandidate
 
 
 def bundle_metadata(*, version: str, run_id: str, report: SplitReport, model_eval: Evaluation,
-                    candidate: Candidate, bundle: Bundle, data_sha: str) -> dict[str, Any]:
+                    candidate: TrainedCandidate, bundle: Bundle, data_sha: str) -> dict[str, Any]:
     """Bundle.metadata per the team contract, plus what a reader of the bundle alone needs."""
     return {
         "name": tracking.MODEL_NAME,
@@ -59,7 +59,7 @@ def bundle_metadata(*, version: str, run_id: str, report: SplitReport, model_eva
     }
 
 
-def run_params(report: SplitReport, candidate: Candidate, bundle: Bundle, schema: LeadSchema, data_path: Path,
+def run_params(report: SplitReport, candidate: TrainedCandidate, bundle: Bundle, schema: LeadSchema, data_path: Path,
                data_sha: str, promote: str, settings: PromotionSettings,
                champion_before: str | None) -> dict[str, Any]:
     params: dict[str, Any] = {
@@ -76,7 +76,8 @@ def run_params(report: SplitReport, candidate: Candidate, bundle: Bundle, schema
         "as_of_source": report.as_of_source, "label": outcome_label(report.outcome_window_days),
         "family": candidate.recipe.family, "tree_weight": candidate.recipe.tree_weight,
         "logistic_C": candidate.recipe.C, "rounds_early_stopping": candidate.recipe.rounds,
-        "rounds_evaluated_model": candidate.evaluated_rounds, "newest_slice_roc_auc": candidate.recipe.valid_auc, "n_deployed": report.n_used,
+        "rounds_evaluated_model": candidate.evaluated_rounds, "newest_slice_roc_auc": candidate.recipe.valid_auc,
+        "n_deployed": report.n_used,
         "calibration_source": candidate.deployed.method, "evaluation_folds": len(candidate.folds),
         "baseline": "logistic regression (one-hot categoricals, median-imputed standardised numerics)",
         "promote_mode": promote, "promote_tolerance": settings.tolerance,
@@ -121,7 +122,7 @@ def write_artifacts(folder: Path, *, bundle: Bundle, split: Split, scored: dict[
     plots.importance_chart(importance, charts / "factor_importance.png")
     spreadsheet_safe(importance).to_csv(folder / "factor_importance.csv", index=False)
     holdout = pd.DataFrame({"lead_id": split.test[bundle.schema.id_column].astype("string").to_numpy(),
-                            "converted": split.y_test, **{name: p for name, p in scored.items()}})
+                            "converted": split.y_test, **scored})
     spreadsheet_safe(holdout).to_csv(folder / "test_predictions.csv", index=False)
     profile = data_profile(frame, bundle.schema)
     spreadsheet_safe(profile).to_csv(folder / "data_profile.csv", index=False)

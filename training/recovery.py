@@ -23,6 +23,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from serving import registry
 from training import tracking
 
 HOST_TAG, PID_TAG = "leadscore.host", "leadscore.pid"
@@ -112,7 +113,8 @@ def _finish(client: Any, version: Any, models_dir: Path) -> str:
     folder = models_dir / tracking.MODEL_NAME / str(version.version)
     if not (folder / "bundle.json").is_file():
         with tempfile.TemporaryDirectory(prefix=f"leadscore-repair-{os.getpid()}-") as scratch:
-            Bundle.load(tracking.download_bundle(client, str(version.version), scratch)).save(folder)
+            uri = f"models:/{tracking.MODEL_NAME}/{version.version}"
+            Bundle.load(registry.download_bundle(uri, scratch, tracking_uri=client.tracking_uri)).save(folder)
     tracking.set_alias(client, tracking.CHALLENGER, str(version.version))
     if promote:
         tracking.set_alias(client, tracking.CHAMPION, str(version.version))

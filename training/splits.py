@@ -14,9 +14,9 @@ adapts to how much the export holds:
   before it, train = every earlier quarter; used while there are three such quarters and the valid
   and test quarters each hold MIN_HOLDOUT_POSITIVES conversions (and as many non-conversions);
 - time_ordered: otherwise the mature leads are cut by creation time (70% / 15% / 15%);
-- rolling_origin: small data (fewer than SMALL_DATA_POSITIVES mature conversions), the newest ROLLING_SHARE of the leads is cut into ROLLING_FOLDS blocks and each block is scored
-  by a model fitted on everything before it (expanding window); metrics are pooled, with the mean and
-  spread across folds;
+- rolling_origin: small data (fewer than SMALL_DATA_POSITIVES mature conversions), the newest
+  ROLLING_SHARE of the leads is cut into ROLLING_FOLDS blocks and each block is scored by a model fitted
+  on everything before it (expanding window); metrics are pooled, with the mean and spread across folds;
 - stratified_random: without a created-at column there is no time; the report says so.
 
 Each fold says what its model may learn from (`fit`), which newest slice of that chooses the rounds,
@@ -33,9 +33,9 @@ import numpy as np
 import pandas as pd
 
 from features.errors import TrainingError
-from features.loading import labels
-from features.periods import mature_mask
-from features.schema import LeadSchema, normalise_label
+from features.periods import mature_mask, quarter_periods
+from features.schema import LeadSchema
+from features.target import known, labels
 
 QUARTERLY = "quarterly"
 TIME_ORDERED = "time_ordered"
@@ -144,10 +144,10 @@ class Split:
     test: pd.DataFrame
     y_test: np.ndarray
     report: SplitReport = field(repr=False)
-    frame: pd.DataFrame = field(default=None, repr=False)  # type: ignore[assignment]
-    y: np.ndarray = field(default=None, repr=False)  # type: ignore[assignment]
+    frame: pd.DataFrame = field(default=None, repr=False)
+    y: np.ndarray = field(default=None, repr=False)  # type: ignore[arg-type]
     folds: tuple[Fold, ...] = ()
-    deploy_select: np.ndarray = field(default=None, repr=False)  # type: ignore[assignment]
+    deploy_select: np.ndarray = field(default=None, repr=False)  # type: ignore[arg-type]
 
     @property
     def test_positions(self) -> np.ndarray:
@@ -182,7 +182,7 @@ def label_at(frame: pd.DataFrame, schema: LeadSchema, as_of: pd.Timestamp | str 
     """
     n_rows = len(frame)
     left: dict[str, int] = {}
-    known_target = _known_target(frame, schema)
+    known_target = pd.Series(known(frame, schema), index=frame.index)
     if not known_target.all():
         left[LEFT_BAD_TARGET] = int((~known_target).sum())
     if not schema.created_at or schema.created_at not in frame.columns:
@@ -211,7 +211,7 @@ def label_at(frame: pd.DataFrame, schema: LeadSchema, as_of: pd.Timestamp | str 
     if schema.converted_at and schema.converted_at in kept.columns:
         converted_at = pd.to_datetime(kept[schema.converted_at], errors="coerce").to_numpy()
         deadline = (created[usable] + pd.Timedelta(days=schema.outcome_window_days)).to_numpy()
-        late = (converted_at > as_of.to_datetime64()) | (converted_at > deadline)
+        late = (converted_at > pd.Timestamp(as_of).to_datetime64()) | (converted_at > deadline)
         y = np.where(late, 0, y).astype(np.int8)
     return Labelled(kept, y, as_of, n_rows, left, as_of_source=source)
 
@@ -235,7 +235,7 @@ def time_split(labelled: Labelled, schema: LeadSchema, *, with_test: bool = True
     if labelled.as_of is None:
         return _random_split(labelled, schema, with_test=with_test, seed=seed)
     created = pd.to_datetime(labelled.frame[schema.created_at], errors="coerce")
-    quarter = created.dt.to_period("Q")
+    quarter = quarter_periods(created)
     cutoff = labelled.as_of - pd.Timedelta(days=schema.outcome_window_days)
     full = sorted(q for q in quarter.unique() if q.end_time <= cutoff)
     needed = 3 if with_test else 2
@@ -261,13 +261,6 @@ def time_split(labelled: Labelled, schema: LeadSchema, *, with_test: bool = True
 def _enough(y: np.ndarray) -> bool:
     positives = int(y.sum())
     return positives >= MIN_HOLDOUT_POSITIVES and len(y) - positives >= MIN_HOLDOUT_POSITIVES
-
-
-def _known_target(frame: pd.DataFrame, schema: LeadSchema) -> pd.Series:
-    codes, uniques = pd.factorize(frame[schema.target_column])
-    allowed = set(schema.positive_values) | set(schema.negative_values)
-    ok = np.array([normalise_label(u) in allowed for u in uniques] + [False])
-    return pd.Series(ok[codes], index=frame.index)
 
 
 def _quarterly_split(labelled: Labelled, schema: LeadSchema, quarter: pd.Series, full: list[pd.Period], *,

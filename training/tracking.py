@@ -11,7 +11,6 @@ the pickle-free bundle folder, so serving can download it and read JSON, never a
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 import os
 import tempfile
@@ -21,6 +20,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+from serving import registry
+
 _logger = logging.getLogger(__name__)
 
 EXPERIMENT = "lead-conversion"
@@ -29,8 +30,6 @@ CHAMPION = "champion"
 CHALLENGER = "challenger"
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 TRACKING_ENV = "MLFLOW_TRACKING_URI"
-BUNDLE_ARTIFACT = "bundle"  # the key serving/pyfunc_model.py reads from context.artifacts
-MODEL_ARTIFACT = "model"
 _PROGRESS_ENV = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
 # MLflow 3's UI opens an experiment by its kind; without one it may open on the GenAI overview.
 EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
@@ -141,41 +140,15 @@ def next_version(client: Any, name: str = MODEL_NAME) -> str:
     return str(max((int(v.version) for v in versions), default=0) + 1)
 
 
-def download_bundle(client: Any, version: str, dst: str | Path, name: str = MODEL_NAME) -> Path:
-    """Fetch a registered version's artifacts and return the folder that holds bundle.json."""
-    import mlflow
-
-    local = Path(mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{name}/{version}",
-                                                     dst_path=str(dst), tracking_uri=client.tracking_uri))
-    found = sorted(local.rglob("bundle.json"))
-    if not found:
-        from features.errors import ModelNotFoundError
-
-        raise ModelNotFoundError(f"model {name} version {version} has no bundle.json in its artifacts")
-    return found[0].parent
-
-
 def log_bundle_model(client: Any, bundle_dir: Path, run_id: str, name: str = MODEL_NAME,
                      tags: Mapping[str, str] | None = None) -> str:
-    """Log the pyfunc (from code) with the bundle as its artifact, register it, return the version.
+    """Log the bundle with the leadscore flavour (serving/registry.py), register it, return the version.
 
     Registration goes through the client rather than `mlflow.register_model`, which prints to stderr.
     """
-    import mlflow
     from mlflow.exceptions import MlflowException
 
-    pyfunc_logger = logging.getLogger("mlflow.pyfunc")
-    old_level = pyfunc_logger.level
-    pyfunc_logger.setLevel(logging.ERROR)  # "cannot infer a signature": the input is a free-form frame on purpose
-    try:
-        info = mlflow.pyfunc.log_model(
-            name=MODEL_ARTIFACT,
-            python_model=str(pyfunc_code_path()),
-            artifacts={BUNDLE_ARTIFACT: str(bundle_dir)},
-            pip_requirements=pip_requirements(),
-        )
-    finally:
-        pyfunc_logger.setLevel(old_level)
+    info = registry.log_model(bundle_dir)
     try:
         client.create_registered_model(name, description="P(lead converts), calibrated, explained by "
                                                           "quality factors (leadscore)")
@@ -196,29 +169,31 @@ def tag_version(client: Any, version: str, tags: Mapping[str, Any], name: str = 
         client.set_model_version_tag(name, version, key, str(value)[:5000])
 
 
-def pyfunc_code_path() -> Path:
-    """serving/pyfunc_model.py, located without importing it (importing it registers the model)."""
-    spec = importlib.util.find_spec("serving.pyfunc_model")
-    if spec is None or spec.origin is None:
-        raise RuntimeError("serving/pyfunc_model.py is missing from the installed package")
-    return Path(spec.origin)
-
-
-def pip_requirements() -> list[str]:
-    """Pinned to what trained the model; MLflow would otherwise load the model to guess them (slow)."""
-    import lightgbm
-    import mlflow
-    import numpy
-    import pandas
-    import pyarrow
-    import yaml
-
-    return [f"mlflow=={mlflow.__version__}", f"lightgbm=={lightgbm.__version__}",
-            f"pandas=={pandas.__version__}", f"numpy=={numpy.__version__}", f"pyarrow=={pyarrow.__version__}",
-            f"pyyaml=={yaml.__version__}"]
-
-
 # -- runs --------------------------------------------------------------------------------------------
+
+@contextmanager
+def start_run(client: Any, uri: str, run_name: str, *, nested: bool = False,
+              tags: Mapping[str, str] | None = None) -> Iterator[str]:
+    """A run in the leadscore experiment (created when new) inside `use_tracking`; yields its id."""
+    import mlflow
+
+    experiment_id = ensure_experiment(client, uri)
+    with mlflow.start_run(experiment_id=experiment_id, run_name=run_name, nested=nested, tags=dict(tags or {})) as run:
+        yield run.info.run_id
+
+
+def set_tags(tags: Mapping[str, Any]) -> None:
+    import mlflow
+
+    mlflow.set_tags({k: str(v) for k, v in tags.items()})
+
+
+def log_artifact(path: Path) -> None:
+    import mlflow
+
+    mlflow.log_artifact(str(path))
+
+
 
 def log_params(params: Mapping[str, Any]) -> None:
     """MLflow caps a parameter value at a few thousand characters and a batch at 100 entries."""

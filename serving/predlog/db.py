@@ -117,7 +117,7 @@ def migrate(engine: Engine) -> None:
         command.upgrade(config, "head")
 
 
-def describe(url: str) -> str:
+def describe(url: str | None) -> str:
     """The URL without its password, for messages and logs."""
     from sqlalchemy.engine import make_url
 

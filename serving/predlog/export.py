@@ -10,8 +10,8 @@ are unchanged: a lead counts as not converted only once its outcome window has c
 
 from __future__ import annotations
 
-import argparse
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -79,20 +79,21 @@ def write_log_export(url: str | None, schema: LeadSchema, folder: Path) -> Path:
     return path
 
 
-def train_from_log(args: argparse.Namespace, train: Any) -> int:
-    """`leadscore train --from-log`: export the log to a temporary table, then train on it as usual."""
-    schema = _schema(args)
+def train_from_log(train: Callable[..., int], *, database_url: str | None = None, schema: str | None = None,
+                   data: str | None = None, **options: Any) -> int:
+    """`leadscore train --from-log`: export the log to a temporary table, then train on it as usual
+    (`data` is ignored: the log is the data)."""
+    lead_schema = _schema(schema)
     with tempfile.TemporaryDirectory(prefix="leadscore-from-log-") as folder:
-        args.data = str(write_log_export(args.database_url, schema, Path(folder)))
-        args.schema = str(Path(folder) / "leads.schema.yaml")
-        return train(args)
+        exported = write_log_export(database_url, lead_schema, Path(folder))
+        return train(data=str(exported), schema=str(Path(folder) / "leads.schema.yaml"), **options)
 
 
-def _schema(args: argparse.Namespace) -> LeadSchema:
-    if args.schema:
+def _schema(path: str | None) -> LeadSchema:
+    if path:
         from features.schema import load_schema
 
-        return load_schema(args.schema)
+        return load_schema(path)
     from serving.registry import load_bundle
 
     return load_bundle(None).schema  # the champion's: the definition of a lead the logged scores used

@@ -16,7 +16,7 @@ lead history explained by the model (`kpi_leads_from_history`); both give the sa
 
 from __future__ import annotations
 
-import argparse
+import base64
 import html
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -27,9 +27,10 @@ import pandas as pd
 
 from features import progress
 from features.factors import FACTOR_LABELS, FACTORS
-from features.schema import LeadSchema
+from features.files import write_together
 from features.loading import spreadsheet_safe
-from serving.report import LOWERED_AT, MISSING_GROUP, _CSS, _figure, _figure_html, _png, write_together
+from features.schema import LeadSchema
+from serving.report import _CSS, LOWERED_AT, MISSING_GROUP, _figure, _png
 
 Z95 = 1.96
 NO_OWNER = "(no owner)"
@@ -158,7 +159,8 @@ def summary_lines(tables: KpiTables) -> list[str]:
     for _, row in tables.sales.iterrows():
         if row["verdict"] != "as expected":
             lines.append(f"{row['owner']}: {row['actual']:.0f} conversions against {row['expected']:.1f} expected on "
-                         f"{row['leads']:,} leads with final outcomes ({row['points_per_100_leads']:+.1f} per 100 leads): "
+                         f"{row['leads']:,} leads with final outcomes "
+                         f"({row['points_per_100_leads']:+.1f} per 100 leads): "
                          f"{row['verdict']}.")
     mixed = tables.feedback[(tables.feedback["sales_only"] > 0)]
     for _, row in mixed.sort_values("sales_only", ascending=False).head(2).iterrows():
@@ -188,11 +190,20 @@ def render_html(tables: KpiTables) -> str:
     parts.append(_section("feedback", "Sales feedback against the model", _feedback_display(tables.feedback)))
     parts.append('<section id="definitions"><h2>How to read this</h2><ul>'
                  "<li><b>Expected</b> conversions are the sum of calibrated probabilities; a seller's interval is "
-                 "actual minus expected &plusmn; 1.96 &times; sqrt(&sum; p(1&minus;p)), on leads with final outcomes.</li>"
-                 f"<li>A lead is <b>lowered by</b> a factor when it costs the lead at least {-LOWERED_AT:g} log-odds.</li>"
-                 "<li><b>Model agrees</b>: of the leads sales marked with a factor, those the model says it lowers.</li>"
+                 "actual minus expected &plusmn; 1.96 &times; sqrt(&sum; p(1&minus;p)), "
+                 "on leads with final outcomes.</li>"
+                 "<li>A lead is <b>lowered by</b> a factor when it costs the lead at least "
+                 f"{-LOWERED_AT:g} log-odds.</li>"
+                 "<li><b>Model agrees</b>: of the leads sales marked with a factor, "
+                 "those the model says it lowers.</li>"
                  "</ul></section></body></html>")
     return "\n".join(parts)
+
+
+def _figure_html(caption: str, png: bytes) -> str:
+    data = base64.b64encode(png).decode("ascii")
+    return (f'<figure><img alt="{html.escape(caption)}" src="data:image/png;base64,{data}">'
+            f"<figcaption>{html.escape(caption)}</figcaption></figure>")
 
 
 def _section(anchor: str, heading: str, frame: pd.DataFrame) -> str:
@@ -206,7 +217,7 @@ def _sales_display(sales: pd.DataFrame) -> pd.DataFrame:
         "mean probability": [f"{v:.1%}" for v in sales["mean_probability"]],
         "expected": [f"{v:.1f}" for v in sales["expected"]], "actual": [f"{v:.0f}" for v in sales["actual"]],
         "actual − expected (95%)": [f"{d:+.1f} ({lo:+.1f} to {hi:+.1f})" for d, lo, hi in
-                                     zip(sales["actual_minus_expected"], sales["low"], sales["high"])],
+                                     zip(sales["actual_minus_expected"], sales["low"], sales["high"], strict=True)],
         "per 100 leads": [f"{v:+.1f}" for v in sales["points_per_100_leads"]],
         "actual / expected": [f"{v:.2f}" for v in sales["actual_to_expected"]], "verdict": sales["verdict"]})
 
@@ -219,7 +230,8 @@ def _marketing_display(tables: KpiTables, dim: str) -> pd.DataFrame:
         "grades " + "/".join(tables.grades): ["/".join(f"{r[f'grade_{g}']:.0%}" for g in tables.grades)
                                              for _, r in rows.iterrows()],
         "actual of expected (final)": [f"{a:,.0f} of {e:,.1f}" if n else "open" for a, e, n in
-                                       zip(rows["actual_final"], rows["expected_final"], rows["final_leads"])]})
+                                       zip(rows["actual_final"], rows["expected_final"], rows["final_leads"],
+                                           strict=True)]})
     for factor in tables.factors:
         out[f"lowered by {FACTOR_LABELS[factor].lower()}"] = [f"{v:.0%}" for v in rows[f"lowered_{factor}"]]
     return out
@@ -262,65 +274,67 @@ def write_kpis(tables: KpiTables, out: str | Path) -> dict[str, Path]:
 
 # -- command line ---------------------------------------------------------------------------------
 
-def kpis_command(args: argparse.Namespace) -> int:
-    """`leadscore kpis`: from the prediction log (default) or from a lead history file (--data)."""
-    if args.data:
-        tables = _from_history(args)
+def kpis_command(*, out: str | Path = "reports/", data: str | Path | None = None, schema: str | Path | None = None,
+                 model: str | None = None, database_url: str | None = None, quarter: str | None = None) -> int:
+    """`leadscore kpis`: from the prediction log (default) or from a lead history file (`data`)."""
+    if data:
+        tables = _from_history(Path(data), schema=schema, model=model, database_url=database_url, quarter=quarter)
     else:
-        tables = _from_log(args)
-    paths = write_kpis(tables, args.out)
+        tables = _from_log(database_url, schema=schema, model=model)
+    paths = write_kpis(tables, out)
     print("\n".join(summary_lines(tables)))
     print(f"wrote {paths['html']} and {', '.join(str(p) for k, p in paths.items() if k != 'html')}")
     return 0
 
 
-def _from_history(args: argparse.Namespace) -> KpiTables:
+def _from_history(data: Path, *, schema: str | Path | None, model: str | None, database_url: str | None,
+                  quarter: str | None) -> KpiTables:
     from features.datasets import load_history_with_schema
     from features.periods import data_end
     from serving.report import report_window
     from serving.scorer import Scorer
 
-    frame, schema = load_history_with_schema(Path(args.data), args.schema)
-    window = report_window(frame, schema, args.quarter)
-    scorer = Scorer.load(args.model)
+    frame, lead_schema = load_history_with_schema(data, schema)
+    window = report_window(frame, lead_schema, quarter)
+    scorer = Scorer.load(model)
     explained = scorer.explain(window, progress=progress.shown())
-    leads = kpi_leads_from_history(explained, window, schema, as_of=data_end(frame, schema))
-    feedback = read_feedback(args.database_url, required=False)
-    source = (f"{len(window):,} leads from {Path(args.data).name}, scored by {scorer.bundle.name} version "
+    leads = kpi_leads_from_history(explained, window, lead_schema, as_of=data_end(frame, lead_schema))
+    feedback = read_feedback(database_url, required=False)
+    source = (f"{len(window):,} leads from {data.name}, scored by {scorer.bundle.name} version "
               f"{scorer.bundle.version}; outcomes from the file where their window has closed")
-    return build_kpis(leads, feedback, schema, source=source)
+    return build_kpis(leads, feedback, lead_schema, source=source)
 
 
-def _from_log(args: argparse.Namespace) -> KpiTables:
+def _from_log(database_url: str | None, *, schema: str | Path | None, model: str | None) -> KpiTables:
     from features.errors import DataError
     from serving.predlog.db import connect, describe, migrate
     from serving.predlog.monitor import scored_leads
 
-    engine = connect(args.database_url)
+    engine = connect(database_url)
     try:
         migrate(engine)
         scored = scored_leads(engine)
     except Exception as exc:
-        raise DataError(f"cannot read the prediction log at {describe(args.database_url)}: "
+        raise DataError(f"cannot read the prediction log at {describe(database_url)}: "
                         f"{str(exc).splitlines()[0]}") from None
     if scored.empty:
-        raise DataError(f"the prediction log at {describe(args.database_url)} has no scores yet "
+        raise DataError(f"the prediction log at {describe(database_url)} has no scores yet "
                         "(serve the model and score leads, or use --data FILE)")
-    schema = _schema(args)
-    leads = kpi_leads_from_log(scored, schema)
-    source = (f"{len(leads):,} leads from the prediction log ({describe(args.database_url)}), "
+    lead_schema = _schema(schema, model)
+    leads = kpi_leads_from_log(scored, lead_schema)
+    source = (f"{len(leads):,} leads from the prediction log ({describe(database_url)}), "
               f"{int(leads['final'].sum()):,} with posted outcomes")
-    return build_kpis(leads, read_feedback(args.database_url, required=True), schema, source=source)
+    return build_kpis(leads, read_feedback(database_url, required=True), lead_schema, source=source)
 
 
-def _schema(args: argparse.Namespace) -> LeadSchema:
-    if args.schema:
+def _schema(path: str | Path | None, model: str | None) -> LeadSchema:
+    if path:
         from features.schema import load_schema
 
-        return load_schema(args.schema)
+        return load_schema(path)
     from serving.registry import load_bundle
 
-    return load_bundle(args.model).schema
+    return load_bundle(model).schema
 
 
 def read_feedback(url: str | None = None, *, required: bool = False) -> pd.DataFrame:

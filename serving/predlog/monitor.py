@@ -10,7 +10,6 @@ exposes the latest week's figures (refreshed in a background thread by `LiveGaug
 
 from __future__ import annotations
 
-import argparse
 import logging
 import threading
 
@@ -45,7 +44,7 @@ def scored_leads(engine: Engine) -> pd.DataFrame:
     with_id = frame[frame["lead_id"].notna()].drop_duplicates("lead_id", keep="first")
     frame = pd.concat([with_id, frame[frame["lead_id"].isna()]]).sort_values(["scored_at", "id"])
     frame["scored_at"] = pd.to_datetime(frame["scored_at"], utc=True)
-    frame["converted"] = frame["converted"].map({True: 1.0, False: 0.0, 1: 1.0, 0: 0.0})
+    frame["converted"] = frame["converted"].map({True: 1.0, False: 0.0})  # 1 == True and 0 == False as keys
     return frame.drop(columns="id").reset_index(drop=True)
 
 
@@ -147,29 +146,29 @@ class LiveGauges:
             self._stop.wait(self.interval_s)
 
 
-def monitor_command(args: argparse.Namespace) -> int:
+def monitor_command(*, database_url: str | None = None, weeks: int = 12, fail_on_drop: bool = False) -> int:
     """`leadscore monitor`: the weekly table; exit 1 with --fail-on-drop when a drop is flagged."""
     from features.errors import DataError
     from serving.predlog.db import connect, describe, migrate
 
-    engine = connect(args.database_url)
+    engine = connect(database_url)
     try:
         migrate(engine)
         table = weekly(scored_leads(engine))
     except Exception as exc:
-        raise DataError(f"cannot read the prediction log at {describe(args.database_url)}: "
+        raise DataError(f"cannot read the prediction log at {describe(database_url)}: "
                         f"{str(exc).splitlines()[0]}") from None
     if table.empty:
-        print(f"the prediction log at {describe(args.database_url)} has no scores yet")
+        print(f"the prediction log at {describe(database_url)} has no scores yet")
         return 0
-    shown = table.tail(int(args.weeks))
+    shown = table.tail(int(weeks))
     print(_format(shown))
     found = drops(table)
     for line in found:
         print(f"DROP: {line}")
     if not found:
         print(f"OK: no drop (weeks need {MIN_OUTCOMES} leads with outcomes to count)")
-    return 1 if found and args.fail_on_drop else 0
+    return 1 if found and fail_on_drop else 0
 
 
 def _format(table: pd.DataFrame) -> str:
@@ -177,6 +176,7 @@ def _format(table: pd.DataFrame) -> str:
     for col in ("mean_probability", *[c for c in out.columns if c.startswith("grade_")]):
         out[col] = out[col].map(lambda v: f"{v:.1%}")
     for col in ("expected", "gap_se", "auc"):
-        out[col] = out[col].map(lambda v: "" if pd.isna(v) else f"{v:.2f}" if col != "expected" else f"{v:.1f}")
+        digits = 1 if col == "expected" else 2
+        out[col] = ["" if pd.isna(v) else f"{v:.{digits}f}" for v in out[col]]
     out["actual"] = out["actual"].map(lambda v: f"{v:.0f}")
     return out.to_string(index=False)

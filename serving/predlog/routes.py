@@ -26,7 +26,7 @@ from serving.predlog.service import Loop
 from serving.schemas import ErrorBody, problems
 
 router = APIRouter(prefix="/v1", tags=["closing the loop"])
-_ERRORS = {code: {"model": ErrorBody} for code in (400, 401, 404, 422, 503)}
+_ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": ErrorBody} for code in (400, 401, 404, 422, 503)}
 LeadId = Annotated[str, BeforeValidator(lambda v: str(v) if type(v) is int else v),  # a CRM's numeric ids too
                    Field(min_length=1, max_length=ID_LENGTH, description="the lead id the score used")]
 
@@ -86,7 +86,8 @@ async def post_outcome(request: Request, settings: SettingsDep,
     engine = await _in_db(loop.ready_engine)
     status, row = await _in_db(store.record_outcome, engine=engine, lead_id=body.lead_id,
                                converted=body.outcome == "converted", occurred_at=body.occurred_at, owner=body.owner)
-    return JSONResponse({"lead_id": body.lead_id, "outcome": body.outcome, "occurred_at": row["occurred_at"].isoformat(),
+    return JSONResponse({"lead_id": body.lead_id, "outcome": body.outcome,
+                         "occurred_at": row["occurred_at"].isoformat(),
                          "owner": row["owner"], "status": status}, status_code=201 if status == "created" else 200)
 
 

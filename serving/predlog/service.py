@@ -55,7 +55,7 @@ class Loop:
         results too, so the CRM routes them regardless of score."""
         flags = [explore(r.get("lead_id"), self.explore_share) for r in results]
         if self.explore_share > 0:
-            for result, flag in zip(results, flags):
+            for result, flag in zip(results, flags, strict=True):
                 result["explore"] = flag
         if self.enabled:
             self.log.record(leads, results, flags)

@@ -5,8 +5,8 @@ The routes call these in a worker thread; notebooks and tests call them directly
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
-from typing import Any
+from datetime import UTC, datetime
+from typing import Any, overload
 
 from sqlalchemy import Engine, insert, select, update
 from sqlalchemy.exc import IntegrityError
@@ -17,11 +17,19 @@ TREND_POINTS = 2.0
 """A lead's trend is up or down when its latest score moved at least this many points from the one before."""
 
 
+@overload
+def utc(value: datetime) -> datetime: ...
+
+
+@overload
+def utc(value: None) -> None: ...
+
+
 def utc(value: datetime | None) -> datetime | None:
     """Aware UTC; naive times (SQLite hands them back naive) are taken to be UTC already."""
     if value is None:
         return None
-    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 def record_outcome(engine: Engine, *, lead_id: str, converted: bool, occurred_at: datetime | None = None,
@@ -32,7 +40,7 @@ def record_outcome(engine: Engine, *, lead_id: str, converted: bool, occurred_at
     What a repeat leaves out (`occurred_at`, `owner`) stays as stored, so a retried post without a
     time does not move the outcome to the retry's time.
     """
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     values = {"converted": converted, "occurred_at": utc(occurred_at) or now, "owner": owner}
     try:
         with engine.begin() as connection:
@@ -62,8 +70,10 @@ def add_feedback(engine: Engine, *, lead_id: str, factor: str, author: str,
                                   .order_by(feedback.c.id)).mappings().first()
         if same is not None:
             return False, {**dict(same), "created_at": utc(same["created_at"])}
-        row = {**key, "created_at": datetime.now(timezone.utc)}
-        new_id = connection.execute(insert(feedback).values(**row)).inserted_primary_key[0]
+        row = {**key, "created_at": datetime.now(UTC)}
+        key_row = connection.execute(insert(feedback).values(**row)).inserted_primary_key
+        assert key_row is not None  # a single-row insert always has one
+        new_id = key_row[0]
     return True, {"id": int(new_id), **row}
 
 

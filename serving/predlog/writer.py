@@ -18,7 +18,7 @@ import queue
 import threading
 import time
 from collections.abc import Mapping, Sequence
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
@@ -59,10 +59,10 @@ class PredictionLog:
     def record(self, leads: Sequence[Mapping[str, Any]], results: Sequence[Mapping[str, Any]],
                explore: Sequence[bool] | None = None) -> None:
         """Queue one row per scored lead; drops (and counts) what does not fit. Never blocks or raises."""
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         flags = explore or [False] * len(results)
         dropped = 0
-        for lead, result, flag in zip(leads, results, flags):
+        for lead, result, flag in zip(leads, results, flags, strict=True):
             try:
                 self._queue.put_nowait(prediction_row(lead, result, scored_at=now, explore=flag))
             except queue.Full:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, Request, Response
 
 from serving import service
@@ -10,7 +12,7 @@ from serving.response import BatchResponse, ScoreResponse, batch_to_json, to_jso
 from serving.schemas import ErrorBody
 
 router = APIRouter(prefix="/v1", tags=["scoring"])
-_ERRORS = {code: {"model": ErrorBody} for code in (400, 413, 415, 422, 503)}
+_ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": ErrorBody} for code in (400, 413, 415, 422, 503)}
 
 
 # response_model documents the answer; the route returns its bytes itself (a Response skips FastAPI's

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import numpy as np
@@ -159,6 +158,7 @@ def test_synthetic_export_drafts_the_bundled_definition(history_files: dict[str,
     assert (schema.id_column, schema.created_at, schema.converted_at) == ("lead_id", "created_at", "converted_at")
     assert schema.owner == bundled.owner == "sales_owner"  # a role for the KPI report, not a feature
     assert schema.context == bundled.context
+    assert (schema.source, schema.campaign) == (bundled.source, bundled.campaign) == ("lead_source", "campaign")
     assert schema.outcome_window_days == 90
 
 
@@ -209,6 +209,7 @@ def test_only_text_columns_are_report_context() -> None:
     frame["Paid Channel"] = np.random.default_rng(6).choice(["yes", "no"], len(frame))
     schema, _ = infer_schema(frame, target="Converted")
     assert schema.context == ("Lead Source", "Campaign Name")
+    assert (schema.source, schema.campaign) == ("Lead Source", "Campaign Name")
     assert schema.feature("campaign").type == "integer"
     assert schema.feature("Paid Channel").type == "boolean"
 
@@ -246,9 +247,7 @@ def test_the_console_lists_each_flagged_column_with_its_evidence(tmp_path: Path,
                                                                 capsys: pytest.CaptureFixture[str]) -> None:
     data = tmp_path / "leads.csv"
     post_contact_export().to_csv(data, index=False)
-    args = argparse.Namespace(data=str(data), target="converted", id_column=None, created_at=None,
-                              converted_at=None, positive=None, out=str(tmp_path / "leads.schema.yaml"))
-    assert infer_schema_command(args) == 0
+    assert infer_schema_command(data=data, target="converted", out=tmp_path / "leads.schema.yaml") == 0
     out = capsys.readouterr().out
     assert out.splitlines()[0].endswith("1 column left out, possible leakage in touch")
     assert "    touch: values 'Meeting held', 'Proposal sent' occur only among converted leads (" in out

@@ -9,9 +9,10 @@ import pandas as pd
 import pytest
 
 from features.errors import DataError
-from features.loading import cast_to_schema, iter_table, labels, read_leads, read_table, write_table
+from features.loading import cast_to_schema, iter_table, read_leads, read_table, write_table
 from features.schema import LeadSchema, schema_from_dict
 from features.synthetic import bundled_schema
+from features.target import labels
 
 
 def tiny_schema() -> LeadSchema:

@@ -12,7 +12,8 @@ from features.synthetic import bundled_schema, generate, write_history
 
 
 def test_quarter_labels_read_like_finance_quarters():
-    when = pd.Series(pd.to_datetime(["2026-01-01 00:00:00", "2026-03-31 23:59:00", "2026-08-15 00:00:00", None], format="mixed"))
+    when = pd.Series(pd.to_datetime(["2026-01-01 00:00:00", "2026-03-31 23:59:00", "2026-08-15 00:00:00", None],
+                                    format="mixed"))
     assert quarter_of(when).tolist()[:3] == ["2026Q1", "2026Q1", "2026Q3"]
     assert pd.isna(quarter_of(when).iloc[3])
 

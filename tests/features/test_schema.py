@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import copy
+import json
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import pytest
 import yaml
 
 from features.errors import SchemaError
 from features.factors import FACTORS
-from features.schema import load_schema, normalise_label, schema_from_dict
+from features.schema import json_schema, load_schema, normalise_label, schema_from_dict
 from features.synthetic import bundled_schema, bundled_schema_path
 
 DELETE = object()
@@ -94,6 +96,7 @@ def test_target_spellings_of_converted_compare_equal(value: Any) -> None:
     ("roles.positive_values", [], "roles.positive_values", "non-empty list"),
     ("roles.negative_values", ["Yes"], "roles.positive_values", "both positive and negative"),
     ("roles.created_at", 3, "roles.created_at", "must be a column name"),
+    ("roles.source", ["a"], "roles.source", "must be a column name"),
     ("grades.C", 0.5, "grades", "must fall from A to D"),
     ("grades.D", 0.01, "grades.D", "grades.D must be 0"),
     ("grades.A", 1.5, "grades.A", "between 0 and 1"),
@@ -117,6 +120,19 @@ def test_each_schema_mistake_is_one_line_naming_the_field(path: str, value: Any,
     assert caught.value.field == field
     assert words in str(caught.value)
     assert "\n" not in str(caught.value)
+
+
+def test_source_and_campaign_roles_are_what_reports_group_by() -> None:
+    plain = schema_from_dict(valid())
+    assert plain.source is None and plain.group_columns == ["lead_source"]
+    raw = with_change("roles.source", "utm_source")
+    raw["roles"]["campaign"] = "utm_campaign"
+    schema = schema_from_dict(raw)
+    assert (schema.source, schema.campaign) == ("utm_source", "utm_campaign")
+    assert schema.group_columns == ["utm_source", "utm_campaign"]
+    assert schema.context == ("lead_source", "utm_source", "utm_campaign")  # grouping columns are context
+    assert schema_from_dict(schema.to_dict()) == schema
+    assert bundled_schema().group_columns == ["lead_source", "campaign"]
 
 
 def test_feature_without_a_name_names_its_position() -> None:
@@ -150,3 +166,13 @@ def test_the_readme_schema_example_loads() -> None:
     schema = schema_from_dict(yaml.safe_load(block), source="README")
     assert schema.feature("company_size").max == 500000
     assert {f.name for f in schema.features} == {"phone_present", "company_size", "industry"}
+
+
+def test_the_shipped_json_schema_is_the_models_and_editors_can_check_a_file_with_it() -> None:
+    shipped = Path(__file__).resolve().parents[2] / "features" / "data" / "lead-schema.json"
+    assert json.loads(shipped.read_text()) == json_schema()
+    document = yaml.safe_load(bundled_schema_path().read_text())
+    jsonschema.validate(document, json_schema())
+    document["features"][0]["factor"] = "icp"
+    with pytest.raises(jsonschema.ValidationError, match="'icp' is not one of"):
+        jsonschema.validate(document, json_schema())

@@ -14,8 +14,14 @@ from features.errors import DataError
 from features.loading import read_leads
 from features.schema import load_schema
 from features.synthetic import (
-    COUNTRY_AFTER_EXPANSION, DEFAULT_END, LAUNCH_CAMPAIGN, QUALITY_FACTORS, SyntheticHistory, bundled_schema,
-    generate, write_history,
+    COUNTRY_AFTER_EXPANSION,
+    DEFAULT_END,
+    LAUNCH_CAMPAIGN,
+    QUALITY_FACTORS,
+    SyntheticHistory,
+    bundled_schema,
+    generate,
+    write_history,
 )
 from features.validation import validate_frame
 from training.cli import main

@@ -7,9 +7,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from features.datasets import schema_path
 from features.loading import read_table
 from features.synthetic import bundled_schema, bundled_schema_path
-from features.validation import Issue, ValidationReport, default_schema_path, validate_frame
+from features.validation import Issue, ValidationReport, validate_frame
 
 NOW = pd.Timestamp("2026-10-01")
 
@@ -130,7 +131,7 @@ def test_report_reads_top_to_bottom(clean: pd.DataFrame) -> None:
 
 def test_default_schema_is_the_one_beside_the_data_else_the_bundled_one(tmp_path: Path) -> None:
     data = tmp_path / "export.csv"
-    assert default_schema_path(data) == bundled_schema_path()
+    assert schema_path(data) == bundled_schema_path()
     (tmp_path / "export.schema.yaml").write_text("name: x\n")
-    assert default_schema_path(data) == tmp_path / "export.schema.yaml"
-    assert default_schema_path(data, "other.yaml") == Path("other.yaml")
+    assert schema_path(data) == tmp_path / "export.schema.yaml"
+    assert schema_path(data, "other.yaml") == Path("other.yaml")

@@ -1,23 +1,19 @@
 """Fixtures for the hardening tests: a registry with two versions made by the training pipeline.
 
-The load client and the fuzzer are the benchmark's own (bench/http_load.py, bench/fuzz.py), so the
-suite and `make bench` check the same promises; the suite runs them short. Helpers the tests import
-live in hardening_support.py.
+The load client and the fuzzer are shared with the benchmark (tests/support/http_load.py and
+fuzz.py), so the suite and `make bench` check the same promises; the suite runs them short. Helpers the
+tests import live in tests/support/hardening.py.
 """
 
 from __future__ import annotations
 
 import shutil
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-HERE = Path(__file__).resolve().parent
-sys.path[:0] = [str(HERE), str(HERE.parents[1] / "bench")]
-
-from hardening_support import Registry
+from support.hardening import Registry
 
 
 @pytest.fixture(scope="session")

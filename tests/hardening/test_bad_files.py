@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from hardening_support import registry_state
 
 from features.loading import read_table
+from support.hardening import registry_state
 from training.cli import main
 
 ROWS = 3000

@@ -1,13 +1,14 @@
 """The API, fuzzed from its own OpenAPI document: no 5xx, every 4xx a JSON body naming the problem,
-no stack trace or file path in any body. A few hundred requests here; bench/fuzz.py sends thousands."""
+no stack trace or file path in any body. A few hundred requests here; the bench sends thousands."""
 
 from __future__ import annotations
 
 import logging
 
 import pytest
-from fuzz import build_app, fuzz, response_problem
-from hardening_support import Registry
+
+from support.fuzz import build_app, fuzz, response_problem
+from support.hardening import Registry
 
 
 def test_generated_and_malformed_requests_break_no_promise(registry: Registry,

@@ -3,7 +3,6 @@ the API, `leadscore score` and the analyst API alike, with the same words."""
 
 from __future__ import annotations
 
-import argparse
 import json
 import re
 import socket
@@ -15,8 +14,6 @@ from typing import Any
 import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
-from hardening_support import Registry, serve
-from http_load import get, post
 
 from features.errors import DataError
 from serving import analyst
@@ -24,6 +21,8 @@ from serving.lead_input import MAX_KEYS, MAX_PROBLEMS
 from serving.main import create_app
 from serving.scorer import Scorer
 from serving.settings import Settings
+from support.hardening import Registry, serve
+from support.http_load import get, post
 from training.cli import main
 
 LEAD = {"lead_id": "H-1", "industry": "software", "web_visits": 3, "company_size": 40}
@@ -150,8 +149,7 @@ def test_the_server_passes_its_connection_limits_to_uvicorn(scorer: Scorer, regi
     monkeypatch.setattr(uvicorn, "run", lambda app, **kwargs: bound.update(kwargs))
     monkeypatch.setenv("LEADSCORE_MAX_CONNECTIONS", "7")
     monkeypatch.setenv("LEADSCORE_KEEP_ALIVE_S", "2.5")
-    args = argparse.Namespace(host=None, port=None, model=str(registry.bundle_dir(registry.versions[0])))
-    assert server.serve_command(args) == 0
+    assert server.serve_command(model=str(registry.bundle_dir(registry.versions[0]))) == 0
     assert bound["limit_concurrency"] == 7 and bound["timeout_keep_alive"] == 2.5
 
 

@@ -18,7 +18,6 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from hardening_support import Registry, free_port
 
 from features.errors import ModelNotFoundError
 from serving.bundle import META_FILE, MODEL_FILE, Bundle
@@ -28,6 +27,7 @@ from serving.reload_signal import ReloadSignal
 from serving.scorer import Scorer
 from serving.settings import Settings
 from serving.state import ModelState
+from support.hardening import Registry, free_port
 
 TOKEN = "integrity-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -158,7 +158,8 @@ def test_a_follower_keeps_following_after_a_failed_reload(bundle_copy: Path, tmp
     scorer = Scorer.load(good)
     _truncate(bundle_copy / META_FILE, 50)
     leader = ReloadSignal(tmp_path / "reload")
-    state = ModelState(model=str(bundle_copy), metrics=Metrics(), scorer=scorer, signal=ReloadSignal(tmp_path / "reload"))
+    state = ModelState(model=str(bundle_copy), metrics=Metrics(), scorer=scorer,
+                       signal=ReloadSignal(tmp_path / "reload"))
 
     async def run() -> None:
         follower = asyncio.create_task(state.follow(interval_s=0.05))

@@ -13,9 +13,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from hardening_support import registry_state
 
 from features.synthetic import generate, write_history
+from support.hardening import registry_state
 
 
 @pytest.fixture(scope="module")

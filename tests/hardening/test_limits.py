@@ -12,13 +12,13 @@ from collections.abc import Iterator
 
 import pytest
 from fastapi.testclient import TestClient
-from hardening_support import Registry
-from http_load import post
 from pydantic import ValidationError
 
 from serving.main import create_app
 from serving.scorer import Scorer
 from serving.settings import Settings
+from support.hardening import Registry
+from support.http_load import post
 
 LEAD = {"lead_id": "L-1", "industry": "software", "web_visits": 3}
 
@@ -88,7 +88,7 @@ def test_settings_refuse_limits_that_make_no_sense(setting: dict[str, object]) -
 
 
 def test_limits_hold_on_a_real_socket(scorer: Scorer) -> None:
-    from hardening_support import serve
+    from support.hardening import serve
 
     app = create_app(Settings(model="unused", max_body_bytes=2048), scorer=scorer)
     with serve(app) as base:

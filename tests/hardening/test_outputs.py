@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from hardening_support import Registry
 
 from features.synthetic import generate, write_history
+from support.hardening import Registry
 from training.cli import main
 
 FORMULAS = ["=HYPERLINK(\"http://x.example\",\"click\")", "+1+cmd|' /C calc'!A0", "-2+3", "@SUM(A1:A9)"]
@@ -31,7 +31,7 @@ def hostile_history(tmp_path_factory: pytest.TempPathFactory) -> Path:
         leads.loc[leads.index[i::50], "lead_id"] = [f"{text}#{k}" for k in range(len(leads.index[i::50]))]
         leads.loc[leads["campaign"] == leads["campaign"].unique()[i], "campaign"] = text
     sources = leads["lead_source"].unique()
-    for source, text in zip(sources, DOLLAR_SOURCES):
+    for source, text in zip(sources, DOLLAR_SOURCES, strict=False):
         leads.loc[leads["lead_source"] == source, "lead_source"] = text
     history = dataclasses.replace(history, leads=leads)
     path = tmp_path_factory.mktemp("hostile") / "leads.parquet"

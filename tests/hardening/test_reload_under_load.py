@@ -9,12 +9,12 @@ import json
 import threading
 import time
 
-from hardening_support import MODEL, Registry, serve
-from http_load import post, run_load
 from mlflow import MlflowClient
 
 from serving.main import create_app
 from serving.settings import Settings
+from support.hardening import MODEL, Registry, serve
+from support.http_load import post, run_load
 
 TOKEN = "hardening-token"
 LEAD = {"lead_id": "H-1", "industry": "software", "company_size": 80, "web_visits": 4, "phone_present": True,

@@ -3,7 +3,6 @@ and loopback by default."""
 
 from __future__ import annotations
 
-import argparse
 import pickle
 import re
 import time
@@ -12,13 +11,13 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from fuzz import LEAK_MARKERS
-from hardening_support import Registry
 
 from serving.deps import get_scorer
 from serving.main import create_app
 from serving.scorer import Scorer
 from serving.settings import Settings
+from support.fuzz import LEAK_MARKERS
+from support.hardening import Registry
 
 ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "s3cret-admin-token"
@@ -226,11 +225,10 @@ def test_the_server_binds_loopback_by_default(scorer: Scorer, bundle_dir: Path,
     bound: dict[str, Any] = {}
     monkeypatch.setattr(uvicorn, "run", lambda app, **kwargs: bound.update(kwargs))
     monkeypatch.setattr(Scorer, "load", classmethod(lambda cls, model=None, **kw: scorer))
-    args = argparse.Namespace(host=None, port=None, model=str(bundle_dir))
-    assert server.serve_command(args) == 0
+    assert server.serve_command(model=str(bundle_dir)) == 0
     assert bound["host"] == "127.0.0.1"
     monkeypatch.setenv("LEADSCORE_HOST", "0.0.0.0")  # told otherwise
-    server.serve_command(args)
+    server.serve_command(model=str(bundle_dir))
     assert bound["host"] == "0.0.0.0"
 
 

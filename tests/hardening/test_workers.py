@@ -9,8 +9,9 @@ import subprocess
 import sys
 import time
 
-from hardening_support import MODEL, Registry, free_port
 from mlflow import MlflowClient
+
+from support.hardening import MODEL, Registry, free_port
 
 TOKEN = "workers-token"
 LEAD = {"lead_id": "W-1", "industry": "software", "web_visits": 3}

@@ -19,8 +19,8 @@ import pandas as pd
 import pytest
 import uvicorn
 
-from features.loading import labels
 from features.synthetic import SyntheticHistory, bundled_schema, generate
+from features.target import labels
 
 TRAIN = {"quarters": 4, "leads_per_quarter": 3000, "seed": 3}
 FRESH = {"quarters": 4, "leads_per_quarter": 1000, "seed": 99}
@@ -65,7 +65,7 @@ def as_records(frame: pd.DataFrame, columns: list[str]) -> list[dict[str, Any]]:
     """DataFrame rows as the JSON-like dicts a CRM would send (missing as None, plain Python types)."""
     out = []
     for row in frame[columns].astype(object).to_numpy():
-        out.append({c: _plain(v) for c, v in zip(columns, row)})
+        out.append({c: _plain(v) for c, v in zip(columns, row, strict=True)})
     return out
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import numpy as np
@@ -80,10 +79,9 @@ def test_data_problems_are_one_line_errors(bundle_dir: Path, tmp_path: Path, cap
 
 
 def test_unsupported_output_type_is_refused_before_scoring(leads_files, tmp_path: Path) -> None:
-    args = argparse.Namespace(data=str(leads_files["csv"]), model=str(tmp_path / "no-model"),
-                              out=str(tmp_path / "o.xlsx"), chunk_rows=10)
     with pytest.raises(LeadscoreError, match="unsupported file type"):
-        batch.score_command(args)
+        batch.score_command(data=leads_files["csv"], model=str(tmp_path / "no-model"), out=tmp_path / "o.xlsx",
+                            chunk_rows=10)
 
 
 def test_missing_model_is_a_one_line_error(leads_files, tmp_path: Path, capsys) -> None:

@@ -12,7 +12,7 @@ MONOTONE = [s for s in SCHEMA.features if s.monotone]
 
 def test_changing_only_the_lead_id_never_changes_the_score(scorer, lead_records) -> None:
     renamed = [{**r, "lead_id": f"other-{i}"} for i, r in enumerate(lead_records[:100])]
-    for a, b in zip(scorer.score(lead_records[:100]), scorer.score(renamed)):
+    for a, b in zip(scorer.score(lead_records[:100]), scorer.score(renamed), strict=True):
         assert (a["probability"], a["factors"]) == (b["probability"], b["factors"])
 
 

@@ -62,7 +62,7 @@ def test_missing_phone_is_explained_with_the_schema_reason(scorer) -> None:
 
 def test_what_ifs_raise_the_probability_and_match_a_rescore(scorer, lead_records) -> None:
     seen = 0
-    for record, result in zip(lead_records[:60], scorer.score(lead_records[:60])):
+    for record, result in zip(lead_records[:60], scorer.score(lead_records[:60]), strict=True):
         gains = [w["probability"] for w in result["what_if"]]
         assert gains == sorted(gains, reverse=True) and len(gains) <= ex.MAX_WHAT_IF
         for change in result["what_if"]:
@@ -110,9 +110,9 @@ def test_lightgbm_engine_gives_the_same_answers(bundle_dir, scorer, lead_records
     from serving.scorer import Scorer
 
     slow = Scorer.load(bundle_dir, engine="lightgbm")
-    for fast_result, slow_result in zip(scorer.score(lead_records[:20]), slow.score(lead_records[:20])):
+    for fast_result, slow_result in zip(scorer.score(lead_records[:20]), slow.score(lead_records[:20]), strict=True):
         assert fast_result["probability"] == pytest.approx(slow_result["probability"], abs=1e-12)
-        for a, b in zip(fast_result["factors"], slow_result["factors"]):
+        for a, b in zip(fast_result["factors"], slow_result["factors"], strict=True):
             assert a["impact"] == pytest.approx(b["impact"], abs=1e-9)
 
 

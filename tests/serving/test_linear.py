@@ -16,8 +16,8 @@ import pytest
 from features.encoding import LeadEncoder
 from features.errors import ModelNotFoundError
 from features.factors import FACTORS
-from features.loading import labels
 from features.synthetic import bundled_schema, generate
+from features.target import labels
 from serving.bundle import META_FILE, MODEL_FILE, Bundle, expected_raw
 from serving.linear import LinearModel
 from serving.scorer import Scorer
@@ -98,7 +98,7 @@ def test_contributions_are_exact_interventional_shapley_values(linear: LinearMod
     background = X
     n = len(players)
     for lead in X[[5, 123, 4000]]:
-        def value(coalition: tuple[int, ...]) -> float:
+        def value(coalition: tuple[int, ...], lead: np.ndarray = lead) -> float:
             z = np.repeat(lead[None, :], len(background), axis=0)
             absent = [p for p in players if p not in coalition]
             z[:, absent] = background[:, absent]

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from features.errors import ModelNotFoundError
-from serving.registry import ModelRef, load_bundle, resolve
+from serving.registry import RegisteredVersion, load_bundle, resolve
 
 NAME = "lead-conversion"
 
@@ -42,8 +42,8 @@ def registry(bundle_dir: Path, make_mlflow_store, tmp_path_factory: pytest.TempP
 
 
 def test_alias_resolves_to_a_version_number(registry: Path) -> None:
-    assert resolve(f"models:/{NAME}@champion") == ModelRef(NAME, "1")
-    assert resolve(f"models:/{NAME}/4") == ModelRef(NAME, "4")
+    assert resolve(f"models:/{NAME}@champion") == RegisteredVersion(NAME, "1")
+    assert resolve(f"models:/{NAME}/4") == RegisteredVersion(NAME, "4")
 
 
 def test_champion_is_downloaded_when_there_is_no_local_export(registry: Path) -> None:

@@ -14,10 +14,9 @@ import pytest
 
 from features.errors import DataError
 from features.factors import FACTORS
-from features.schema import LeadSchema
+from features.schema import LeadSchema, schema_from_dict
 from features.synthetic import QUALITY_FACTORS, bundled_schema, generate, write_history
-from serving.report import (ALL, LOWERED_AT, build_report, render_html, report_window, worsened_groups,
-                            write_report)
+from serving.report import ALL, LOWERED_AT, build_report, render_html, report_window, worsened_groups, write_report
 
 
 def truth_explained(leads: pd.DataFrame, truth: pd.DataFrame, schema: LeadSchema) -> pd.DataFrame:
@@ -111,7 +110,8 @@ def test_grade_mix_sums_to_one(tables):
 
 
 def test_lowered_share_counts_leads_whose_factor_costs_enough(tables, explained, history):
-    mask = ((history.leads["lead_source"] == "purchased_list") & (history.leads["created_at"] >= "2026-07-01")).to_numpy()
+    leads = history.leads
+    mask = ((leads["lead_source"] == "purchased_list") & (leads["created_at"] >= "2026-07-01")).to_numpy()
     expected = (explained.loc[mask, "impact_readiness"] <= LOWERED_AT).mean()
     assert _row(tables, "lead_source", "purchased_list")["lowered_readiness"] == pytest.approx(expected)
     # Purchased lists carry no web tracking: readiness is what lowers them most.
@@ -157,6 +157,18 @@ def test_bad_inputs_are_one_clear_error(explained, history, schema):
         build_report(explained.iloc[::-1].reset_index(drop=True), history.leads, schema)
 
 
+def test_grouping_follows_the_schema_roles_so_a_utm_export_needs_no_renaming(explained, history, schema):
+    leads = history.leads.rename(columns={"lead_source": "utm_source"})
+    raw = schema.to_dict()
+    raw["roles"]["source"] = "utm_source"
+    raw["context"] = ["campaign"]
+    utm = schema_from_dict(raw)
+    tables = build_report(explained, leads, utm)
+    assert tables.by == ("utm_source", "campaign")
+    assert set(tables.current["dimension"]) >= {"utm_source", "campaign"}
+    assert "trade_show" in set(tables.current.loc[tables.current["dimension"] == "utm_source", "group"])
+
+
 def test_report_window_keeps_the_quarter_and_the_three_before(history, schema):
     window = report_window(history.leads, schema, "2026Q2")
     assert window["created_at"].min() >= pd.Timestamp("2025-07-01")
@@ -200,10 +212,11 @@ def test_campaigns_show_their_lead_source(tables, history):
 def test_no_change_is_never_shown_as_minus_zero() -> None:
     from serving.report import _with_change
 
-    assert _with_change(0.31, -0.2, "{:.0%}", "{:+.0f} pp") == "31% <small>(±0 pp)</small>"
-    assert _with_change(4.0, -0.04, "{:.1f}", "{:+.1f}") == "4.0 <small>(±0.0)</small>"
-    assert _with_change(0.31, -2.4, "{:.0%}", "{:+.0f} pp") == "31% <small>(-2 pp)</small>"
-    assert _with_change(0.31, 0.6, "{:.0%}", "{:+.0f} pp") == "31% <small>(+1 pp)</small>"
+    # (value, change): the template shows the change in brackets after the value
+    assert _with_change(0.31, -0.2, "{:.0%}", "{:+.0f} pp") == ("31%", "±0 pp")
+    assert _with_change(4.0, -0.04, "{:.1f}", "{:+.1f}") == ("4.0", "±0.0")
+    assert _with_change(0.31, -2.4, "{:.0%}", "{:+.0f} pp") == ("31%", "-2 pp")
+    assert _with_change(0.31, 0.6, "{:.0%}", "{:+.0f} pp") == ("31%", "+1 pp")
 
 
 def test_html_escapes_group_names(explained, history, schema):

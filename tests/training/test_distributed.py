@@ -9,7 +9,7 @@ import lightgbm as lgb
 import numpy as np
 import pytest
 
-from features.loading import labels
+from features.target import labels
 from training.distributed import early_stopping_point, validation_curve
 from training.family import train_booster
 from training.model import EARLY_STOPPING_ROUNDS

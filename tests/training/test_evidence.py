@@ -7,8 +7,8 @@ import pytest
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import log_loss
 
-from features.loading import labels
 from features.synthetic import bundled_schema, generate
+from features.target import labels
 from training.evidence import best_with_evidence, platt_losses
 from training.family import BLEND_PRIOR, choose_recipe, default_rounds
 from training.linear import DEFAULT_C

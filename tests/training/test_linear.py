@@ -9,9 +9,9 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 from features.encoding import LeadEncoder
-from features.loading import labels
 from features.schema import LeadSchema
 from features.synthetic import bundled_schema, generate
+from features.target import labels
 from serving.linear import CategoricalTerm, NumericTerm
 from training.linear import DEFAULT_C, fit_linear, fit_linear_details, select_C
 
@@ -56,7 +56,7 @@ def test_terms_follow_the_schema(history, newest, encoder, schema: LeadSchema) -
     leads, y = history
     model = fit_linear(encoder.transform(leads[~newest]), y[~newest], encoder)
     assert model.feature_names == schema.feature_names
-    for spec, term in zip(schema.features, model.terms):
+    for spec, term in zip(schema.features, model.terms, strict=True):
         if spec.is_categorical:
             assert isinstance(term, CategoricalTerm) and len(term.weights) == len(encoder.levels_[spec.name])
         else:

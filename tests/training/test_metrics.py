@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 from sklearn.metrics import log_loss as sk_log_loss
 
+from features.grades import assign_grades
 from training.metrics import (
-    assign_grades,
     auc_by_group,
+    brier,
     evaluate,
     expected_calibration_error,
     grade_table,
@@ -43,6 +44,17 @@ def test_grades_follow_the_schema_floors() -> None:
     rows = {r["grade"]: r for r in grade_table(np.array([1, 0, 1, 0, 0, 0, 0]), p, FLOORS)}
     assert rows["A"]["n"] == 2 and rows["A"]["conversion_rate"] == 0.5
     assert rows["D"]["n"] == 1 and rows["D"]["conversion_rate"] == 0.0
+
+
+def test_log_loss_and_brier_are_their_textbook_formulas() -> None:
+    """They come from scikit-learn now; this pins what they mean (the formulas the project used to write out)."""
+    rng = np.random.default_rng(4)
+    p = np.r_[rng.random(498), 0.0, 1.0]  # two certain predictions: clipped to 1e-6, so the loss stays finite
+    y = (rng.random(500) < p).astype(int)
+    clipped = np.clip(p, 1e-6, 1 - 1e-6)
+    assert log_loss(y, p) == pytest.approx(-np.mean(y * np.log(clipped) + (1 - y) * np.log1p(-clipped)), rel=1e-12)
+    assert brier(y, p) == pytest.approx(np.mean((p - y) ** 2), rel=1e-12)
+    assert brier(np.zeros(3), np.array([0.1, 0.2, 0.3])) == pytest.approx((0.01 + 0.04 + 0.09) / 3)
 
 
 def test_log_loss_matches_sklearn_and_auc_is_undefined_for_one_class() -> None:

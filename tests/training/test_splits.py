@@ -47,7 +47,7 @@ def test_outcome_known_at_as_of_decides_the_label(schema: LeadSchema) -> None:
         ("bad-target", "2026-01-10", 7, None),
     ])
     labelled = label_at(frame, schema, "2026-07-01")
-    got = dict(zip(labelled.frame["lead_id"], labelled.y.tolist()))
+    got = dict(zip(labelled.frame["lead_id"], labelled.y.tolist(), strict=True))
     assert got == {"old-negative": 0, "young-converted": 1, "old-converted-later": 0}
     assert labelled.left_out == {LEFT_BAD_TARGET: 1, LEFT_AFTER_AS_OF: 1, LEFT_IMMATURE: 2}
 

@@ -58,7 +58,7 @@ def test_bundle_is_exported_with_the_contract_metadata(trained_model) -> None:
     assert trained_model.bundle_dir == trained_model.models_dir / NAME / "1"
     bundle = Bundle.load(trained_model.bundle_dir)
     meta = bundle.metadata
-    assert CONTRACT_KEYS <= set(meta)
+    assert set(meta) >= CONTRACT_KEYS
     assert (meta["name"], meta["version"], meta["run_id"]) == (NAME, "1", trained_model.result.run_id)
     assert meta["test_quarter"] == "2026Q2" and meta["data_window"] == {"start": "2023-10-01", "end": "2026-06-30"}
     assert meta["metrics"]["roc_auc"] == pytest.approx(trained_model.result.evaluations["model"].roc_auc)
@@ -160,7 +160,8 @@ def test_registered_pyfunc_scores_like_the_bundle(trained_model) -> None:
 def test_worse_challenger_is_registered_but_not_promoted(trained_model, registry_copy: str) -> None:
     result = train(trained_model.data_path, params={"num_iterations": 3, "num_leaves": 2})
     assert result.version == "2" and not result.promoted
-    assert os.environ["MLFLOW_TRACKING_URI"] == registry_copy, "training leaves the caller's MLflow settings as they were"
+    assert os.environ["MLFLOW_TRACKING_URI"] == registry_copy, \
+        "training leaves the caller's MLflow settings as they were"
     assert "champion kept" in result.decision
     assert result.evaluations["champion"].log_loss < result.evaluations["model"].log_loss
     assert _aliases(registry_copy) == {"champion": "1", "challenger": "2"}

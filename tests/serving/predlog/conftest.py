@@ -25,7 +25,6 @@ import pytest
 from sqlalchemy import create_engine, text
 
 
-
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

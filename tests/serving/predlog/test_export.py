@@ -33,7 +33,7 @@ def logged_history(scorer: Any, fresh: Any, tmp_path_factory: pytest.TempPathFac
         for start in range(0, len(records), 1000):
             assert client.post("/v1/score/batch", json={"leads": records[start:start + 1000]}).status_code == 200
         won = leads[leads["converted"] == 1]
-        for lead_id, when in zip(won[schema.id_column], won[schema.converted_at]):
+        for lead_id, when in zip(won[schema.id_column], won[schema.converted_at], strict=True):
             body = {"lead_id": lead_id, "outcome": "converted", "occurred_at": when.isoformat()}
             assert client.post("/v1/outcomes", json=body, headers=auth).status_code == 201
         assert client.app.state.loop.log.wait_idle(20)

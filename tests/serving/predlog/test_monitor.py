@@ -28,7 +28,8 @@ def logged(scorer: Any, fresh: Any, sqlite_url: str) -> str:
     auth = {"Authorization": "Bearer t"}
     with TestClient(create_app(Settings(database_url=sqlite_url, write_token="t"), scorer=scorer)) as client:
         assert client.post("/v1/score/batch", json={"leads": records}).status_code == 200
-        for lead_id, converted in zip(leads[schema.id_column][:400], fresh.truth["true_converted_eventually"][:400]):
+        for lead_id, converted in zip(leads[schema.id_column][:400], fresh.truth["true_converted_eventually"][:400],
+                                     strict=True):
             body = {"lead_id": lead_id, "outcome": "converted" if converted else "lost"}
             assert client.post("/v1/outcomes", json=body, headers=auth).status_code == 201
         assert client.post("/v1/feedback", json={"lead_id": leads[schema.id_column].iloc[0], "factor": "timeline",

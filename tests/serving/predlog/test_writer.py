@@ -117,8 +117,8 @@ def test_a_restart_keeps_everything_committed(scorer: Any, lead_records: list[di
     with TestClient(_app(scorer, database_url)) as client:
         for _ in range(3):
             assert client.post("/v1/score", json=lead).status_code == 200
-        assert client.post("/v1/outcomes", json={"lead_id": lead["lead_id"], "outcome": "converted",
-                                                 "occurred_at": "2026-09-01T10:00:00Z"}, headers=auth).status_code == 201
+        outcome = {"lead_id": lead["lead_id"], "outcome": "converted", "occurred_at": "2026-09-01T10:00:00Z"}
+        assert client.post("/v1/outcomes", json=outcome, headers=auth).status_code == 201
     with TestClient(_app(scorer, database_url)) as client:  # a new process would see the same
         history = client.get(f"/v1/leads/{lead['lead_id']}/history").json()
     assert len(history["scores"]) == 3

@@ -53,7 +53,8 @@ def free_port() -> int:
 def serve(app: Any, *, ready_timeout_s: float = 60.0) -> Iterator[str]:
     """uvicorn on 127.0.0.1 in a thread; yields the base URL once /readyz answers 200."""
     import uvicorn
-    from http_load import get
+
+    from support.http_load import get
 
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",

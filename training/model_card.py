@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from features.factors import FACTOR_LABELS, FACTORS
+from features.factors import FACTOR_LABELS, FACTORS, factor_impacts, factor_matrix
 from features.periods import outcome_label
 from features.schema import LeadSchema
 from serving.bundle import Bundle
@@ -43,18 +43,17 @@ def factor_importance(bundle: Bundle, frame: pd.DataFrame, *, sample: int = IMPO
     """
     if len(frame) > sample:
         frame = frame.sample(sample, random_state=seed)
-    contrib = bundle.contributions(bundle.encoder.transform(frame))[:, :-1]
     names = bundle.encoder.feature_names
-    factor_of = bundle.schema.factor_map
+    factor_of = [bundle.schema.factor_map[name] for name in names]
+    matrix = factor_matrix(factor_of)
+    impacts = factor_impacts(bundle.contributions(bundle.encoder.transform(frame)), matrix)
     rows = []
-    for factor in FACTORS:
-        cols = [i for i, name in enumerate(names) if factor_of[name] == factor]
-        if not cols:
+    for k, factor in enumerate(FACTORS):
+        if not matrix[:, k].any():
             continue
-        impact = contrib[:, cols].sum(axis=1)
         rows.append({"factor": factor, "label": FACTOR_LABELS[factor],
-                     "mean_abs_impact": float(np.abs(impact).mean()),
-                     "features": ", ".join(names[i] for i in cols)})
+                     "mean_abs_impact": float(np.abs(impacts[:, k]).mean()),
+                     "features": ", ".join(n for n, f in zip(names, factor_of, strict=True) if f == factor)})
     table = pd.DataFrame(rows)
     total = table["mean_abs_impact"].sum()
     table["share"] = table["mean_abs_impact"] / total if total > 0 else 0.0
@@ -67,8 +66,8 @@ def data_profile(frame: pd.DataFrame, schema: LeadSchema, *, sample: int = PROFI
     roles = {schema.id_column: "id", schema.target_column: "target"}
     roles.update({c: "date" for c in (schema.created_at, schema.converted_at) if c})
     roles.update({f.name: f"feature ({f.type}, {f.factor})" for f in schema.features})
-    roles.update({c: "context" for c in schema.context})
-    roles.update({c: "excluded" for c in schema.excluded})
+    roles.update(dict.fromkeys(schema.context, "context"))
+    roles.update(dict.fromkeys(schema.excluded, "excluded"))
     part = frame.sample(sample, random_state=seed) if len(frame) > sample else frame
     rows = []
     for column in frame.columns:
@@ -88,6 +87,8 @@ def model_card(*, bundle: Bundle, report: SplitReport, evaluations: Mapping[str,
     """The Markdown page a reviewer reads before trusting the model."""
     meta = bundle.metadata
     model = evaluations["model"]
+    if model is None:
+        raise ValueError("a model card needs the model's evaluation")
     lines = [
         f"# Model card: {meta.get('name', 'lead-conversion')} version {meta.get('version', '?')}",
         "",
@@ -97,7 +98,8 @@ def model_card(*, bundle: Bundle, report: SplitReport, evaluations: Mapping[str,
          "after the evaluation below."),
         "",
         "## Training",
-        f"- as-of: {report.as_of or 'n/a'}; trained at {meta.get('trained_at', '?')}; MLflow run `{meta.get('run_id')}`",
+        (f"- as-of: {report.as_of or 'n/a'}; trained at {meta.get('trained_at', '?')}; "
+         f"MLflow run `{meta.get('run_id')}`"),
         (f"- data: `{data_name}` (sha256 `{data_fingerprint[:16]}`), window {report.data_window['start']} to "
          f"{report.data_window['end']}"),
         (f"- split: {report.method}; train {_window(report.train_window)} ({report.n_train:,} leads, "
@@ -139,8 +141,9 @@ def model_card(*, bundle: Bundle, report: SplitReport, evaluations: Mapping[str,
     return "\n".join(lines) + "\n"
 
 
-def _metrics_table(evaluations: Mapping[str, Evaluation | None]) -> str:
-    names = [n for n, e in evaluations.items() if e is not None]
+def _metrics_table(all_evaluations: Mapping[str, Evaluation | None]) -> str:
+    evaluations = {n: e for n, e in all_evaluations.items() if e is not None}
+    names = list(evaluations)
     rows = [("ROC AUC", "roc_auc"), ("PR AUC", "pr_auc"), ("log loss", "log_loss"), ("Brier", "brier"),
             ("ECE", "ece")]
     out = ["| metric | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]

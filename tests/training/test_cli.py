@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import argparse
+from importlib import metadata
 from pathlib import Path
 
 import pandas as pd
@@ -9,7 +11,7 @@ import pytest
 
 from features.schema import load_schema
 from features.synthetic import bundled_schema
-from training.cli import main
+from training.cli import build_parser, main
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
@@ -115,3 +117,32 @@ def test_impossible_requests_print_one_line(history_files: dict[str, Path], tmp_
     code, _, stderr = run(capsys, *filled)
     assert code == 2
     assert stderr.count("\n") == 1 and message in stderr and "Traceback" not in stderr
+
+
+def test_version_prints_the_installed_version(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as done:
+        main(["--version"])
+    assert done.value.code == 0
+    assert capsys.readouterr().out.strip() == f"leadscore {metadata.version('leadscore')}"
+
+
+def _commands(parser: argparse.ArgumentParser) -> list[tuple[str, argparse.ArgumentParser]]:
+    found = [(parser.prog, parser)]
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                found += _commands(sub)
+    return found
+
+
+def test_every_option_of_every_command_says_what_it_does_and_its_default() -> None:
+    for prog, parser in _commands(build_parser()):
+        for action in parser._actions:
+            if isinstance(action, argparse._HelpAction | argparse._VersionAction | argparse._SubParsersAction):
+                continue
+            assert action.help, f"{prog} {action.dest} has no help text"
+            if action.option_strings and not action.required and action.default not in (None, False, argparse.SUPPRESS):
+                assert "(default: %(default)s)" in parser.formatter_class(prog)._get_help_string(action) \
+                    or "default" in action.help, f"{prog} {action.dest} does not show its default"
+    text = build_parser()._subparsers._group_actions[0].choices["train"].format_help()
+    assert "(default: data/leads.parquet)" in " ".join(text.split())

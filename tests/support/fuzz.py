@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the checkout, when run as a script
 
 LEAK_MARKERS = ("Traceback", "/work", "site-packages", '.py"', 'File "', "/tmp/", "/home/", "/usr/lib")
 

@@ -1,0 +1,1 @@
+"""Helpers and fixtures the test packages share (importable as `support`: pytest puts tests/ on the path)."""
