@@ -25,6 +25,7 @@ demo: $(STAMP)
 # The house rules, checked before any test runs (CONTRIBUTING.md says why each exists).
 check: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 

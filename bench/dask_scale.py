@@ -35,7 +35,7 @@ import pandas as pd  # noqa: E402
 from features.synthetic import generate, write_history  # noqa: E402
 
 PART_ROWS = 1_000_000
-ROW_GROUP = 100_000   # one Dask partition: what a worker holds at once
+ROW_GROUP = 100_000  # one Dask partition: what a worker holds at once
 TEN_MILLION = 10_000_000
 
 
@@ -86,27 +86,44 @@ def bench_scoring(args: argparse.Namespace, folder: Path, client) -> dict:
     batch.score_file(scorer=scorer, data=sample, out=folder / "inprocess-scored.parquet", chunk_rows=args.chunk_rows)
     local_s = time.perf_counter() - start
     local_rate = args.inprocess_leads / local_s
-    print(f"in process: {args.inprocess_leads:,} leads in {local_s:.1f}s = {local_rate:,.0f} leads/s; "
-          f"process peak {peak_rss_mib():,.0f} MiB", flush=True)
+    print(
+        f"in process: {args.inprocess_leads:,} leads in {local_s:.1f}s = {local_rate:,.0f} leads/s; "
+        f"process peak {peak_rss_mib():,.0f} MiB",
+        flush=True,
+    )
 
     driver = Scorer.load(model, engine="lightgbm")
     start = time.perf_counter()
-    summary = distributed.score_files(driver, parts, folder / "dask-scored", client=client, chunk_rows=args.chunk_rows,
-                                      progress=sys.stderr.isatty())
+    summary = distributed.score_files(
+        driver, parts, folder / "dask-scored", client=client, chunk_rows=args.chunk_rows, progress=sys.stderr.isatty()
+    )
     dask_s = time.perf_counter() - start
     dask_rate = summary["rows"] / dask_s
     workers = client.run(peak_rss_mib)
-    print(f"dask ({len(workers)} workers): {summary['rows']:,} leads in {summary['partitions']} partitions, "
-          f"{dask_s:.1f}s = {dask_rate:,.0f} leads/s ({dask_rate / local_rate:.2f}x in process)", flush=True)
+    print(
+        f"dask ({len(workers)} workers): {summary['rows']:,} leads in {summary['partitions']} partitions, "
+        f"{dask_s:.1f}s = {dask_rate:,.0f} leads/s ({dask_rate / local_rate:.2f}x in process)",
+        flush=True,
+    )
     print("peak memory per worker: " + ", ".join(f"{v:,.0f} MiB" for v in workers.values()), flush=True)
-    print(f"10,000,000 leads would take {TEN_MILLION / local_rate / 3600:.1f} h in process and "
-          f"{TEN_MILLION / dask_rate / 3600:.1f} h on this cluster (extrapolated from the rates above)"
-          if summary["rows"] < TEN_MILLION else f"10,000,000 leads took {dask_s / 3600:.2f} h on this cluster",
-          flush=True)
-    return {"inprocess_leads": args.inprocess_leads, "inprocess_seconds": local_s, "inprocess_leads_per_s": local_rate,
-            "dask_leads": summary["rows"], "dask_partitions": summary["partitions"], "dask_seconds": dask_s,
-            "dask_leads_per_s": dask_rate, "worker_peak_mib": sorted(workers.values()),
-            "driver_peak_mib": peak_rss_mib()}
+    print(
+        f"10,000,000 leads would take {TEN_MILLION / local_rate / 3600:.1f} h in process and "
+        f"{TEN_MILLION / dask_rate / 3600:.1f} h on this cluster (extrapolated from the rates above)"
+        if summary["rows"] < TEN_MILLION
+        else f"10,000,000 leads took {dask_s / 3600:.2f} h on this cluster",
+        flush=True,
+    )
+    return {
+        "inprocess_leads": args.inprocess_leads,
+        "inprocess_seconds": local_s,
+        "inprocess_leads_per_s": local_rate,
+        "dask_leads": summary["rows"],
+        "dask_partitions": summary["partitions"],
+        "dask_seconds": dask_s,
+        "dask_leads_per_s": dask_rate,
+        "worker_peak_mib": sorted(workers.values()),
+        "driver_peak_mib": peak_rss_mib(),
+    }
 
 
 def bench_training(args: argparse.Namespace, folder: Path, client) -> dict:
@@ -126,12 +143,19 @@ def bench_training(args: argparse.Namespace, folder: Path, client) -> dict:
             result = train(data, models_dir=store / "models", tracking_uri=f"sqlite:///{store / 'mlflow.db'}")
         seconds = time.perf_counter() - start
         model = result.evaluations["model"]
-        out[engine] = {"seconds": seconds, "roc_auc": model.roc_auc, "log_loss": model.log_loss,
-                       "family": result.family, "trees": result.best_iteration,
-                       "lightgbm_seconds": result.timings.get("evaluation fits", 0.0)
-                       + result.timings.get("refit", 0.0)}
-        print(f"train {engine:>5}: {result.report.n_rows:,} leads in {seconds:.0f}s, test ROC AUC {model.roc_auc:.4f}, "
-              f"log loss {model.log_loss:.4f} ({result.family}, {result.best_iteration} trees)", flush=True)
+        out[engine] = {
+            "seconds": seconds,
+            "roc_auc": model.roc_auc,
+            "log_loss": model.log_loss,
+            "family": result.family,
+            "trees": result.best_iteration,
+            "lightgbm_seconds": result.timings.get("evaluation fits", 0.0) + result.timings.get("refit", 0.0),
+        }
+        print(
+            f"train {engine:>5}: {result.report.n_rows:,} leads in {seconds:.0f}s, test ROC AUC {model.roc_auc:.4f}, "
+            f"log loss {model.log_loss:.4f} ({result.family}, {result.best_iteration} trees)",
+            flush=True,
+        )
     return out
 
 
@@ -146,8 +170,9 @@ def main() -> int:
     parser.add_argument("--train-leads", type=int, default=5_000_000, help="0 skips the training comparison")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--chunk-rows", type=int, default=100_000)
-    parser.add_argument("--partition-rows", type=int, default=ROW_GROUP,
-                        help="leads per Parquet row group = Dask partition")
+    parser.add_argument(
+        "--partition-rows", type=int, default=ROW_GROUP, help="leads per Parquet row group = Dask partition"
+    )
     parser.add_argument("--model", help="bundle folder or models:/ URI (default: train one on 240,000 leads, untimed)")
     args = parser.parse_args()
     from serving.distributed import connect

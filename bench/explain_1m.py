@@ -33,8 +33,13 @@ def train_bundle(folder: Path) -> Path:
     leads = generate(quarters=12, leads_per_quarter=20_000, seed=7).leads
     split = time_split(label_at(leads, schema), schema)
     fitted = fit_lightgbm(split.train, split.y_train, split.valid, split.y_valid, schema)
-    bundle = make_bundle(fitted, split.valid, split.y_valid, schema,
-                         {"name": "lead-conversion", "version": "bench", "test_quarter": split.report.test_quarter})
+    bundle = make_bundle(
+        fitted,
+        split.valid,
+        split.y_valid,
+        schema,
+        {"name": "lead-conversion", "version": "bench", "test_quarter": split.report.test_quarter},
+    )
     print(f"trained a bench model: {fitted.booster.num_trees()} trees", flush=True)
     return bundle.save(folder / "bench-model")
 
@@ -50,7 +55,7 @@ def main() -> int:
         model = args.model or str(train_bundle(Path(tmp)))
         scorer = analyst.load_scorer(model)
         per_quarter = -(-args.leads // 12)
-        leads = generate(quarters=12, leads_per_quarter=per_quarter, seed=8).leads.iloc[:args.leads]
+        leads = generate(quarters=12, leads_per_quarter=per_quarter, seed=8).leads.iloc[: args.leads]
 
         start = time.perf_counter()
         probabilities = scorer.predict_proba(leads)

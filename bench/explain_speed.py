@@ -63,14 +63,16 @@ def measure(scorer: Any, frame: Any, repeats: int = 3) -> dict[str, Any]:
         _say(f"{name:>24}: {n / wall:>10,.0f} leads/s {cpu / n * 1e6:>9.1f} µs CPU per lead")
     out["load_after"] = os.getloadavg()
     out["explain_vs_predict_proba"] = round(out["explain"]["leads_per_s"] / out["predict_proba"]["leads_per_s"], 4)
-    out["explain_vs_predict_proba_cpu"] = round(out["predict_proba"]["cpu_us_per_lead"]
-                                                / out["explain"]["cpu_us_per_lead"], 4)
+    out["explain_vs_predict_proba_cpu"] = round(
+        out["predict_proba"]["cpu_us_per_lead"] / out["explain"]["cpu_us_per_lead"], 4
+    )
     if forest is not None and booster is not None:
         ours, theirs = forest.contributions(X), booster.predict(X, pred_contrib=True)
         out["max_abs_diff_vs_pred_contrib"] = float(np.max(np.abs(ours - theirs)))
         out["exact"] = out["max_abs_diff_vs_pred_contrib"] <= EXACT
-        out["treeshap_vs_pred_contrib_cpu"] = round(out["pred_contrib_1_thread"]["cpu_us_per_lead"]
-                                                    / out["treeshap_1_thread"]["cpu_us_per_lead"], 2)
+        out["treeshap_vs_pred_contrib_cpu"] = round(
+            out["pred_contrib_1_thread"]["cpu_us_per_lead"] / out["treeshap_1_thread"]["cpu_us_per_lead"], 2
+        )
     return out
 
 
@@ -85,13 +87,17 @@ def main() -> int:
     from serving.scorer import Scorer
 
     scorer = Scorer.load(args.model)
-    frame = generate(quarters=4, leads_per_quarter=-(-args.leads // 4), seed=12).leads.iloc[:args.leads]
+    frame = generate(quarters=4, leads_per_quarter=-(-args.leads // 4), seed=12).leads.iloc[: args.leads]
     result = measure(scorer, frame, repeats=args.repeats)
-    _say(f"explain / predict_proba: {result['explain_vs_predict_proba']:.3f} in leads/s, "
-         f"{result['explain_vs_predict_proba_cpu']:.3f} in CPU per lead (issue 9 target: 0.4)")
+    _say(
+        f"explain / predict_proba: {result['explain_vs_predict_proba']:.3f} in leads/s, "
+        f"{result['explain_vs_predict_proba_cpu']:.3f} in CPU per lead (issue 9 target: 0.4)"
+    )
     if "exact" in result:
-        _say(f"TreeSHAP vs LightGBM pred_contrib: {result['treeshap_vs_pred_contrib_cpu']:.2f}x less CPU per lead, "
-             f"max |difference| {result['max_abs_diff_vs_pred_contrib']:.1e} on all {len(frame):,} leads")
+        _say(
+            f"TreeSHAP vs LightGBM pred_contrib: {result['treeshap_vs_pred_contrib_cpu']:.2f}x less CPU per lead, "
+            f"max |difference| {result['max_abs_diff_vs_pred_contrib']:.1e} on all {len(frame):,} leads"
+        )
     _say(f"load average (1/5/15 min): {result['load_before']} before, {result['load_after']} after")
     print(json.dumps(result))
     return 0 if result.get("exact", True) else 1

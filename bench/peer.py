@@ -74,27 +74,61 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def mlflow_peer(tracking_uri: str, *, cwd: Path, model_uri: str = MODEL_URI,
-                timeout_s: float = 180.0) -> Iterator[Server]:
+def mlflow_peer(
+    tracking_uri: str, *, cwd: Path, model_uri: str = MODEL_URI, timeout_s: float = 180.0
+) -> Iterator[Server]:
     """`mlflow models serve` on the registered model, in the current Python environment."""
     port = free_port()
-    cmd = [sys.executable, "-m", "mlflow", "models", "serve", "-m", model_uri, "--env-manager", "local",
-           "-p", str(port), "--host", "127.0.0.1"]
-    with _process("mlflow-peer", cmd, port=port, ready_path="/ping", cwd=cwd, timeout_s=timeout_s,
-                  env={"MLFLOW_TRACKING_URI": tracking_uri}) as server:
+    cmd = [
+        sys.executable,
+        "-m",
+        "mlflow",
+        "models",
+        "serve",
+        "-m",
+        model_uri,
+        "--env-manager",
+        "local",
+        "-p",
+        str(port),
+        "--host",
+        "127.0.0.1",
+    ]
+    with _process(
+        "mlflow-peer",
+        cmd,
+        port=port,
+        ready_path="/ping",
+        cwd=cwd,
+        timeout_s=timeout_s,
+        env={"MLFLOW_TRACKING_URI": tracking_uri},
+    ) as server:
         yield server
 
 
 @contextlib.contextmanager
-def leadscore_server(tracking_uri: str, *, cwd: Path, model: str | None = None, timeout_s: float = 180.0,
-                     env: Mapping[str, str] | None = None) -> Iterator[Server]:
+def leadscore_server(
+    tracking_uri: str,
+    *,
+    cwd: Path,
+    model: str | None = None,
+    timeout_s: float = 180.0,
+    env: Mapping[str, str] | None = None,
+) -> Iterator[Server]:
     """`leadscore serve` (the champion by default), exactly as a user starts it."""
     port = free_port()
     cmd = [sys.executable, "-m", "training.cli", "serve", "--port", str(port)]
     if model is not None:
         cmd += ["--model", model]
-    with _process("leadscore", cmd, port=port, ready_path="/readyz", cwd=cwd, timeout_s=timeout_s,
-                  env={"MLFLOW_TRACKING_URI": tracking_uri, **(env or {})}) as server:
+    with _process(
+        "leadscore",
+        cmd,
+        port=port,
+        ready_path="/readyz",
+        cwd=cwd,
+        timeout_s=timeout_s,
+        env={"MLFLOW_TRACKING_URI": tracking_uri, **(env or {})},
+    ) as server:
         yield server
 
 
@@ -107,18 +141,24 @@ def first_score_s(server: Server, path: str, body: bytes) -> float:
 
 
 @contextlib.contextmanager
-def _process(name: str, cmd: list[str], *, port: int, ready_path: str, cwd: Path, timeout_s: float,
-             env: Mapping[str, str]) -> Iterator[Server]:
+def _process(
+    name: str, cmd: list[str], *, port: int, ready_path: str, cwd: Path, timeout_s: float, env: Mapping[str, str]
+) -> Iterator[Server]:
     # MLflow launches uvicorn by name through bash, so this interpreter's bin/ must come first on PATH.
     bin_dir = str(Path(sys.executable).parent)
-    full_env = {**os.environ, **env, "PATH": bin_dir + os.pathsep + os.environ.get("PATH", ""),
-                "PYTHONPATH": checkout_pythonpath()}
+    full_env = {
+        **os.environ,
+        **env,
+        "PATH": bin_dir + os.pathsep + os.environ.get("PATH", ""),
+        "PYTHONPATH": checkout_pythonpath(),
+    }
     log = Path(tempfile.mkstemp(prefix=f"bench-{name}-", suffix=".log")[1])
     base_url = f"http://127.0.0.1:{port}"
     with log.open("wb") as sink:
         started = time.monotonic()
-        process = subprocess.Popen(cmd, cwd=cwd, env=full_env, stdout=sink, stderr=subprocess.STDOUT,
-                                   start_new_session=True)  # its own process group: stopped as one
+        process = subprocess.Popen(
+            cmd, cwd=cwd, env=full_env, stdout=sink, stderr=subprocess.STDOUT, start_new_session=True
+        )  # its own process group: stopped as one
         try:
             ready_s = _wait_ready(process, base_url, ready_path, started, timeout_s, log)
             yield Server(name=name, base_url=base_url, process=process, started=started, ready_s=ready_s, log=log)
@@ -126,8 +166,9 @@ def _process(name: str, cmd: list[str], *, port: int, ready_path: str, cwd: Path
             _stop(process)
 
 
-def _wait_ready(process: subprocess.Popen[bytes], base_url: str, path: str, started: float, timeout_s: float,
-                log: Path) -> float:
+def _wait_ready(
+    process: subprocess.Popen[bytes], base_url: str, path: str, started: float, timeout_s: float, log: Path
+) -> float:
     while True:
         if process.poll() is not None:
             tail = log.read_text(errors="replace")[-2000:]

@@ -57,8 +57,10 @@ def main() -> int:
         rows_per_s = writer_throughput(url, rows=args.rows)
     print(f"database: {url.split('@')[-1]}")
     for mode, ms in latency.items():
-        print(f"POST /v1/score, one client, log {mode}: p50 {ms['p50']:.2f} ms, p99 {ms['p99']:.2f} ms "
-              f"({ms['n']} requests)")
+        print(
+            f"POST /v1/score, one client, log {mode}: p50 {ms['p50']:.2f} ms, p99 {ms['p99']:.2f} ms "
+            f"({ms['n']} requests)"
+        )
     print(f"p50 ratio log on / off: {latency['on']['p50'] / latency['off']['p50']:.2f}")
     print(f"Loop.record per lead (row + queue, in the request): median {record_us:.1f} µs")
     print(f"writer: {rows_per_s:,.0f} rows/s from queue to database (batches of 500)")
@@ -86,7 +88,7 @@ def http_side_by_side(model: str, url: str, bodies: list[bytes], *, requests: in
         servers[mode] = (server, thread, http.client.HTTPConnection("127.0.0.1", port, timeout=10))
     deadline = time.monotonic() + 120
     for block in range(requests // 50):
-        for mode in (("on", "off") if block % 2 == 0 else ("off", "on")):
+        for mode in ("on", "off") if block % 2 == 0 else ("off", "on"):
             connection = servers[mode][2]
             for i in range(50):
                 body = bodies[(block * 50 + i) % len(bodies)]
@@ -100,8 +102,10 @@ def http_side_by_side(model: str, url: str, bodies: list[bytes], *, requests: in
         connection.close()
         server.should_exit = True
         thread.join(30)
-    return {mode: {"p50": 1e3 * statistics.median(t), "p99": 1e3 * sorted(t)[int(0.99 * len(t))], "n": len(t)}
-            for mode, t in times.items()}
+    return {
+        mode: {"p50": 1e3 * statistics.median(t), "p99": 1e3 * sorted(t)[int(0.99 * len(t))], "n": len(t)}
+        for mode, t in times.items()
+    }
 
 
 def record_cost(model: str, url: str, bodies: list[bytes]) -> float:
@@ -132,9 +136,16 @@ def writer_throughput(url: str, *, rows: int) -> float:
     from serving.predlog.db import connect, migrate
     from serving.predlog.writer import PredictionLog
 
-    result: dict[str, Any] = {"lead_id": "L1", "model": {"name": "m", "version": "1"}, "probability": 0.1,
-                              "score": 10, "grade": "C", "log_odds": {"raw_score": -2.2},
-                              "factors": [{"key": "icp_fit", "impact": -0.3}], "lowering_factors": []}
+    result: dict[str, Any] = {
+        "lead_id": "L1",
+        "model": {"name": "m", "version": "1"},
+        "probability": 0.1,
+        "score": 10,
+        "grade": "C",
+        "log_odds": {"raw_score": -2.2},
+        "factors": [{"key": "icp_fit", "impact": -0.3}],
+        "lowering_factors": [],
+    }
     lead = {"lead_id": "L1", "industry": "software", "company_size": 120, "phone_present": True}
     engine = connect(url)
     migrate(engine)

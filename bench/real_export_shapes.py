@@ -64,9 +64,25 @@ def main() -> int:
     verdicts = []
     for name in args.only.split(","):
         train, test = write_scenario(base / name, SCENARIOS[name])
-        done = subprocess.run([sys.executable, str(COMPARE), str(train), str(test), "--target", "converted",
-                               "--id", "lead_id", "--created-at", "created_at", "--leadscore", leadscore],
-                              capture_output=True, text=True, check=False)
+        done = subprocess.run(
+            [
+                sys.executable,
+                str(COMPARE),
+                str(train),
+                str(test),
+                "--target",
+                "converted",
+                "--id",
+                "lead_id",
+                "--created-at",
+                "created_at",
+                "--leadscore",
+                leadscore,
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
         print(f"== {name}: {SCENARIOS[name]}\n{done.stdout.strip()}", flush=True)
         if not done.stdout.strip():
             print(f"compare_references exited {done.returncode}: {done.stderr.strip()[-2000:]}", flush=True)

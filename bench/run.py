@@ -70,21 +70,33 @@ from peer import (
 MODEL_NAME = "lead-conversion"
 README_START = "<!-- bench:start -->"
 README_END = "<!-- bench:end -->"
-LIBRARIES = ("numpy", "pandas", "lightgbm", "numba", "mlflow", "fastapi", "starlette", "uvicorn", "pydantic",
-             "scikit-learn", "pyarrow", "schemathesis")
+LIBRARIES = (
+    "numpy",
+    "pandas",
+    "lightgbm",
+    "numba",
+    "mlflow",
+    "fastapi",
+    "starlette",
+    "uvicorn",
+    "pydantic",
+    "scikit-learn",
+    "pyarrow",
+    "schemathesis",
+)
 
 
 @dataclass(frozen=True)
 class Budget:
     """How big each stage is; --quick shrinks everything to a smoke run."""
 
-    train_sizes: tuple[int, ...]      # synthetic leads for the training benchmark
-    serve_leads_per_quarter: int      # history the served model is trained on (12 quarters)
+    train_sizes: tuple[int, ...]  # synthetic leads for the training benchmark
+    serve_leads_per_quarter: int  # history the served model is trained on (12 quarters)
     cold_starts: int
     concurrency: tuple[int, ...]
     ours_requests: int
     peer_requests: int
-    level_seconds: float              # time bound per (server, concurrency) measurement
+    level_seconds: float  # time bound per (server, concurrency) measurement
     warmup_requests: int
     explain_leads: int
     batch_requests: int
@@ -97,26 +109,58 @@ class Budget:
 
     @classmethod
     def full(cls) -> Budget:
-        return cls(train_sizes=(100_000, 1_000_000), serve_leads_per_quarter=20_000, cold_starts=3,
-                   concurrency=(1, 8, 32), ours_requests=4000, peer_requests=1500, level_seconds=15.0,
-                   warmup_requests=150, explain_leads=20_000, batch_requests=5, batch_size=1000,
-                   profile_requests=500, profile_batch_leads=5_000, reload_seconds=30.0, reloads=6,
-                   fuzz_cases=3000)
+        return cls(
+            train_sizes=(100_000, 1_000_000),
+            serve_leads_per_quarter=20_000,
+            cold_starts=3,
+            concurrency=(1, 8, 32),
+            ours_requests=4000,
+            peer_requests=1500,
+            level_seconds=15.0,
+            warmup_requests=150,
+            explain_leads=20_000,
+            batch_requests=5,
+            batch_size=1000,
+            profile_requests=500,
+            profile_batch_leads=5_000,
+            reload_seconds=30.0,
+            reloads=6,
+            fuzz_cases=3000,
+        )
 
     @classmethod
     def quick(cls) -> Budget:
-        return cls(train_sizes=(), serve_leads_per_quarter=2_000, cold_starts=1, concurrency=(1, 8, 32),
-                   ours_requests=600, peer_requests=200, level_seconds=4.0, warmup_requests=30,
-                   explain_leads=4_000, batch_requests=2, batch_size=500, profile_requests=100,
-                   profile_batch_leads=2_000, reload_seconds=6.0, reloads=3, fuzz_cases=300)
+        return cls(
+            train_sizes=(),
+            serve_leads_per_quarter=2_000,
+            cold_starts=1,
+            concurrency=(1, 8, 32),
+            ours_requests=600,
+            peer_requests=200,
+            level_seconds=4.0,
+            warmup_requests=30,
+            explain_leads=4_000,
+            batch_requests=2,
+            batch_size=500,
+            profile_requests=100,
+            profile_batch_leads=2_000,
+            reload_seconds=6.0,
+            reloads=3,
+            fuzz_cases=300,
+        )
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Benchmarks: ours vs `mlflow models serve`, batch, training, "
-                                                 "cold start, profile, reload under load, fuzz.")
+    parser = argparse.ArgumentParser(
+        description="Benchmarks: ours vs `mlflow models serve`, batch, training, "
+        "cold start, profile, reload under load, fuzz."
+    )
     parser.add_argument("--quick", action="store_true", help="small and short: a smoke run of every stage")
-    parser.add_argument("--out", type=Path, help="folder for results.json and RESULTS.md "
-                                                 "(default: bench/ for a full run, nothing for --quick)")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        help="folder for results.json and RESULTS.md (default: bench/ for a full run, nothing for --quick)",
+    )
     parser.add_argument("--no-readme", action="store_true", help="do not update README.md's Benchmarks table")
     parser.add_argument("--skip", default="", help="comma-separated stages to skip: training,fuzz")
     args = parser.parse_args(argv)
@@ -125,8 +169,12 @@ def main(argv: list[str] | None = None) -> int:
     out_dir = args.out or (None if args.quick else BENCH)
 
     started = time.perf_counter()
-    results: dict[str, Any] = {"when": datetime.now(UTC).isoformat(timespec="seconds"), "quick": args.quick,
-                               "machine": machine(), "load_average_at_start": _load_average()}
+    results: dict[str, Any] = {
+        "when": datetime.now(UTC).isoformat(timespec="seconds"),
+        "quick": args.quick,
+        "machine": machine(),
+        "load_average_at_start": _load_average(),
+    }
     _say(f"machine: {results['machine']['summary']}")
     with tempfile.TemporaryDirectory(prefix="leadscore-bench-") as tmp:
         work = Path(tmp)
@@ -139,14 +187,18 @@ def main(argv: list[str] | None = None) -> int:
             # each server's first request is sent right after it is ready, before the next one starts
             peer = servers.enter_context(mlflow_peer(store.uri, cwd=work))
             peer_first = first_score_s(peer, PEER_PATH, peer_body(leads[0]))
-            ours = servers.enter_context(leadscore_server(store.uri, cwd=work,
-                                                          env={"LEADSCORE_ADMIN_TOKEN": store.token}))
+            ours = servers.enter_context(
+                leadscore_server(store.uri, cwd=work, env={"LEADSCORE_ADMIN_TOKEN": store.token})
+            )
             ours_first = first_score_s(ours, OURS_PATH, ours_body(leads[0]))
-            results["cold_start"] = cold_start(store, work, budget, (ours.ready_s, ours_first),
-                                               (peer.ready_s, peer_first), leads[0])
+            results["cold_start"] = cold_start(
+                store, work, budget, (ours.ready_s, ours_first), (peer.ready_s, peer_first), leads[0]
+            )
             results["clients"] = compare_clients(ours.base_url, OURS_PATH, ours_body(leads[0]), requests=300)
-            _say("client overhead (CPU ms per request): "
-                 + ", ".join(f"{k} {v['client_cpu_ms_per_request']:.3f}" for k, v in results["clients"].items()))
+            _say(
+                "client overhead (CPU ms per request): "
+                + ", ".join(f"{k} {v['client_cpu_ms_per_request']:.3f}" for k, v in results["clients"].items())
+            )
             results["http"] = http_benchmark(ours.base_url, peer.base_url, leads, budget)
             results["batch"] = batch_benchmark(store, ours.base_url, peer.base_url, budget)
             results["profile"] = profile(store, leads, budget, results["http"])
@@ -166,10 +218,17 @@ def main(argv: list[str] | None = None) -> int:
 
 # -- the machine -------------------------------------------------------------------------------------
 
+
 def machine() -> dict[str, Any]:
     """Cores, memory, CPU model, OS, Python and library versions."""
-    cpu = next((line.split(":", 1)[1].strip() for line in _read("/proc/cpuinfo").splitlines()
-                if line.startswith("model name")), platform.processor() or "unknown CPU")
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in _read("/proc/cpuinfo").splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor() or "unknown CPU",
+    )
     mem_kb = int(re.search(r"MemTotal:\s+(\d+)", _read("/proc/meminfo") or "MemTotal: 0").group(1))
     versions = {}
     for name in LIBRARIES:
@@ -178,8 +237,14 @@ def machine() -> dict[str, Any]:
         except metadata.PackageNotFoundError:
             versions[name] = None
     cores = os.cpu_count()
-    info = {"cores": cores, "memory_gib": round(mem_kb / 1024 / 1024, 1), "cpu": cpu,
-            "os": platform.platform(terse=True), "python": platform.python_version(), "libraries": versions}
+    info = {
+        "cores": cores,
+        "memory_gib": round(mem_kb / 1024 / 1024, 1),
+        "cpu": cpu,
+        "os": platform.platform(terse=True),
+        "python": platform.python_version(),
+        "libraries": versions,
+    }
     info["summary"] = f"{cores} cores ({cpu}), {info['memory_gib']} GiB, Python {info['python']}, {info['os']}"
     return info
 
@@ -193,21 +258,47 @@ def _read(path: str) -> str:
 
 # -- 1. training ------------------------------------------------------------------------------------
 
+
 def generate(work: Path, leads_per_quarter: int, name: str) -> Path:
     """A synthetic history of 12 quarters (not timed), written by `leadscore generate`."""
     out = work / name / "leads.parquet"
-    _cli(["generate", "--quarters", "12", "--leads-per-quarter", str(leads_per_quarter), "--seed", "7",
-          "--out", str(out)], cwd=work)
+    _cli(
+        [
+            "generate",
+            "--quarters",
+            "12",
+            "--leads-per-quarter",
+            str(leads_per_quarter),
+            "--seed",
+            "7",
+            "--out",
+            str(out),
+        ],
+        cwd=work,
+    )
     return out
 
 
 def timed_train(data: Path, store: Path, *extra: str) -> dict[str, Any]:
     """`leadscore train` in a subprocess: wall seconds and peak RSS of that process (kernel rusage)."""
     store.mkdir(parents=True, exist_ok=True)
-    cmd = [sys.executable, "-m", "training.cli", "train", "--data", str(data), "--models-dir",
-           str(store / "models"), *extra]
-    env = {**os.environ, "MLFLOW_TRACKING_URI": _uri(store), "PYTHONWARNINGS": "ignore",
-           "PYTHONPATH": checkout_pythonpath()}
+    cmd = [
+        sys.executable,
+        "-m",
+        "training.cli",
+        "train",
+        "--data",
+        str(data),
+        "--models-dir",
+        str(store / "models"),
+        *extra,
+    ]
+    env = {
+        **os.environ,
+        "MLFLOW_TRACKING_URI": _uri(store),
+        "PYTHONWARNINGS": "ignore",
+        "PYTHONPATH": checkout_pythonpath(),
+    }
     _migrate(_uri(store))  # MLflow's one-off schema migration is setup, not training
     log = store / "train.log"
     with log.open("ab") as sink:
@@ -220,8 +311,12 @@ def timed_train(data: Path, store: Path, *extra: str) -> dict[str, Any]:
     if process.returncode != 0:
         raise RuntimeError(f"leadscore train failed ({process.returncode}):\n{text[-2000:]}")
     trees = re.findall(r"\((\d+) trees", text)
-    return {"wall_s": round(wall, 1), "peak_rss_mib": round(usage.ru_maxrss / 1024, 0),
-            "cpu_s": round(usage.ru_utime + usage.ru_stime, 1), "trees": int(trees[-1]) if trees else None}
+    return {
+        "wall_s": round(wall, 1),
+        "peak_rss_mib": round(usage.ru_maxrss / 1024, 0),
+        "cpu_s": round(usage.ru_utime + usage.ru_stime, 1),
+        "trees": int(trees[-1]) if trees else None,
+    }
 
 
 def _migrate(uri: str) -> None:
@@ -235,8 +330,10 @@ def train_benchmark(work: Path, leads: int) -> dict[str, Any]:
     data = generate(work, per_quarter, f"train-{leads}")
     figures = timed_train(data, work / f"store-{leads}")
     rows = 12 * per_quarter
-    _say(f"training on {rows:,} leads: {figures['wall_s']:.1f} s wall, peak {figures['peak_rss_mib']:,.0f} MiB, "
-         f"{figures['trees']} trees")
+    _say(
+        f"training on {rows:,} leads: {figures['wall_s']:.1f} s wall, peak {figures['peak_rss_mib']:,.0f} MiB, "
+        f"{figures['trees']} trees"
+    )
     return {"leads": rows, **figures}
 
 
@@ -261,11 +358,16 @@ class Store:
     def describe(self) -> dict[str, Any]:
         bundle = json.loads((self.bundle_dir(self.champion) / "bundle.json").read_text())
         meta = bundle.get("metadata", {})
-        return {"champion": self.champion, "versions": self.versions, "trained_on_leads": self.trainings[0]["leads"],
-                "as_of": meta.get("as_of"), "trees": self.trainings[-1]["trees"],
-                "features": len(bundle.get("schema", {}).get("features", [])),
-                "test_metrics": {k: meta.get("metrics", {}).get(k) for k in ("roc_auc", "log_loss")},
-                "trainings": self.trainings}
+        return {
+            "champion": self.champion,
+            "versions": self.versions,
+            "trained_on_leads": self.trainings[0]["leads"],
+            "as_of": meta.get("as_of"),
+            "trees": self.trainings[-1]["trees"],
+            "features": len(bundle.get("schema", {}).get("features", [])),
+            "test_metrics": {k: meta.get("metrics", {}).get(k) for k in ("roc_auc", "log_loss")},
+            "trainings": self.trainings,
+        }
 
 
 def serving_store(work: Path, budget: Budget) -> Store:
@@ -275,11 +377,19 @@ def serving_store(work: Path, budget: Budget) -> Store:
     rows = 12 * budget.serve_leads_per_quarter
     first = timed_train(data, root, "--as-of", "2026-07-01", "--promote", "force")
     second = timed_train(data, root, "--promote", "force")
-    _say(f"training on {rows:,} leads (served model): {second['wall_s']:.1f} s wall, "
-         f"peak {second['peak_rss_mib']:,.0f} MiB, {second['trees']} trees")
+    _say(
+        f"training on {rows:,} leads (served model): {second['wall_s']:.1f} s wall, "
+        f"peak {second['peak_rss_mib']:,.0f} MiB, {second['trees']} trees"
+    )
     versions = sorted(p.name for p in (root / "models" / MODEL_NAME).iterdir())
-    return Store(root=root, data=data, versions=versions, champion=versions[-1], token=secrets.token_hex(16),
-                 trainings=[{"leads": rows, "as_of": "2026-07-01", **first}, {"leads": rows, **second}])
+    return Store(
+        root=root,
+        data=data,
+        versions=versions,
+        champion=versions[-1],
+        token=secrets.token_hex(16),
+        trainings=[{"leads": rows, "as_of": "2026-07-01", **first}, {"leads": rows, **second}],
+    )
 
 
 def fresh_leads(store: Store, n: int) -> list[dict[str, Any]]:
@@ -294,8 +404,10 @@ def fresh_leads(store: Store, n: int) -> list[dict[str, Any]]:
 
 # -- 2. cold start ----------------------------------------------------------------------------------
 
-def cold_start(store: Store, work: Path, budget: Budget, ours: tuple[float, float], peer: tuple[float, float],
-               lead: dict[str, Any]) -> dict[str, Any]:
+
+def cold_start(
+    store: Store, work: Path, budget: Budget, ours: tuple[float, float], peer: tuple[float, float], lead: dict[str, Any]
+) -> dict[str, Any]:
     """Process start to the first scored answer: `leadscore serve` (median of a few) and the peer (once).
 
     `ours` and `peer` are (ready_s, first_score_s) of the servers already started for the HTTP stage.
@@ -303,17 +415,25 @@ def cold_start(store: Store, work: Path, budget: Budget, ours: tuple[float, floa
     ours_runs = [{"ready_s": ours[0], "first_score_s": ours[1]}]
     for _ in range(budget.cold_starts - 1):
         with leadscore_server(store.uri, cwd=work) as again:
-            ours_runs.append({"ready_s": again.ready_s,
-                              "first_score_s": first_score_s(again, OURS_PATH, ours_body(lead))})
-    result = {"ours_first_score_s": round(statistics.median(r["first_score_s"] for r in ours_runs), 2),
-              "ours_ready_s": round(statistics.median(r["ready_s"] for r in ours_runs), 2),
-              "ours_runs": ours_runs, "peer_first_score_s": round(peer[1], 2), "peer_ready_s": round(peer[0], 2)}
-    _say(f"cold start to first scored request: ours {result['ours_first_score_s']:.2f} s (median of "
-         f"{len(ours_runs)}), peer {result['peer_first_score_s']:.2f} s")
+            ours_runs.append(
+                {"ready_s": again.ready_s, "first_score_s": first_score_s(again, OURS_PATH, ours_body(lead))}
+            )
+    result = {
+        "ours_first_score_s": round(statistics.median(r["first_score_s"] for r in ours_runs), 2),
+        "ours_ready_s": round(statistics.median(r["ready_s"] for r in ours_runs), 2),
+        "ours_runs": ours_runs,
+        "peer_first_score_s": round(peer[1], 2),
+        "peer_ready_s": round(peer[0], 2),
+    }
+    _say(
+        f"cold start to first scored request: ours {result['ours_first_score_s']:.2f} s (median of "
+        f"{len(ours_runs)}), peer {result['peer_first_score_s']:.2f} s"
+    )
     return result
 
 
 # -- 3. HTTP, one lead per request --------------------------------------------------------------------
+
 
 def http_benchmark(ours_url: str, peer_url: str, leads: list[dict[str, Any]], budget: Budget) -> list[dict]:
     """Per concurrency: ours then the peer, same leads in the same order, after a warm-up of each."""
@@ -322,26 +442,43 @@ def http_benchmark(ours_url: str, peer_url: str, leads: list[dict[str, Any]], bu
     rows = []
     for clients in budget.concurrency:
         figures = {}
-        for name, url, path, bodies, count in (("ours", ours_url, OURS_PATH, ours_bodies, budget.ours_requests),
-                                               ("peer", peer_url, PEER_PATH, peer_bodies, budget.peer_requests)):
-            run_load(url, path, bodies, concurrency=clients, max_requests=budget.warmup_requests,
-                     max_seconds=budget.level_seconds / 3)
-            result = run_load(url, path, bodies, concurrency=clients, max_requests=count,
-                              max_seconds=budget.level_seconds, label=name)
+        for name, url, path, bodies, count in (
+            ("ours", ours_url, OURS_PATH, ours_bodies, budget.ours_requests),
+            ("peer", peer_url, PEER_PATH, peer_bodies, budget.peer_requests),
+        ):
+            run_load(
+                url,
+                path,
+                bodies,
+                concurrency=clients,
+                max_requests=budget.warmup_requests,
+                max_seconds=budget.level_seconds / 3,
+            )
+            result = run_load(
+                url, path, bodies, concurrency=clients, max_requests=count, max_seconds=budget.level_seconds, label=name
+            )
             figures[name] = result.summary()
         ours, peer = figures["ours"], figures["peer"]
-        row = {"concurrency": clients, "ours": ours, "peer": peer,
-               "p50_ratio": _ratio(peer["p50_ms"], ours["p50_ms"]), "p99_ratio": _ratio(peer["p99_ms"], ours["p99_ms"]),
-               "throughput_ratio": _ratio(ours["throughput_rps"], peer["throughput_rps"])}
+        row = {
+            "concurrency": clients,
+            "ours": ours,
+            "peer": peer,
+            "p50_ratio": _ratio(peer["p50_ms"], ours["p50_ms"]),
+            "p99_ratio": _ratio(peer["p99_ms"], ours["p99_ms"]),
+            "throughput_ratio": _ratio(ours["throughput_rps"], peer["throughput_rps"]),
+        }
         rows.append(row)
-        _say(f"HTTP x{clients}: ours p50 {ours['p50_ms']:.2f} ms p99 {ours['p99_ms']:.2f} ms "
-             f"{ours['throughput_rps']:.0f}/s ({ours['failures']} failed) | peer p50 {peer['p50_ms']:.2f} ms "
-             f"p99 {peer['p99_ms']:.2f} ms {peer['throughput_rps']:.0f}/s ({peer['failures']} failed) | "
-             f"ours is {row['p50_ratio']}x faster at p50, {row['throughput_ratio']}x the throughput")
+        _say(
+            f"HTTP x{clients}: ours p50 {ours['p50_ms']:.2f} ms p99 {ours['p99_ms']:.2f} ms "
+            f"{ours['throughput_rps']:.0f}/s ({ours['failures']} failed) | peer p50 {peer['p50_ms']:.2f} ms "
+            f"p99 {peer['p99_ms']:.2f} ms {peer['throughput_rps']:.0f}/s ({peer['failures']} failed) | "
+            f"ours is {row['p50_ratio']}x faster at p50, {row['throughput_ratio']}x the throughput"
+        )
     return rows
 
 
 # -- 4. batch -----------------------------------------------------------------------------------------
+
 
 def load_scorer(store: Store, version: str | None = None) -> Any:
     """The served bundle, loaded by folder (never from ./models of the checkout)."""
@@ -362,8 +499,8 @@ def batch_benchmark(store: Store, ours_url: str, peer_url: str, budget: Budget) 
     explain_s = _best_of(1, lambda: scorer.explain(frame))
     explain_cpu_s = time.process_time() - cpu0  # every thread of this process: robust to a shared machine
     predict_s = _best_of(2, lambda: scorer.predict_proba(frame))
-    records = json.loads(frame[columns].iloc[:budget.batch_size * budget.batch_requests].to_json(orient="records"))
-    chunks = [records[i:i + budget.batch_size] for i in range(0, len(records), budget.batch_size)]
+    records = json.loads(frame[columns].iloc[: budget.batch_size * budget.batch_requests].to_json(orient="records"))
+    chunks = [records[i : i + budget.batch_size] for i in range(0, len(records), budget.batch_size)]
     score_s = _best_of(1, lambda: [scorer.score(chunk) for chunk in chunks])
 
     api_bodies = [json.dumps({"leads": chunk}).encode() for chunk in chunks]
@@ -378,13 +515,17 @@ def batch_benchmark(store: Store, ours_url: str, peer_url: str, budget: Budget) 
         "in_process_score_records_leads_per_s": round(len(records) / score_s),
         "api_batch_leads_per_s": round(len(records) / api_s),
         "peer_batch_leads_per_s": round(len(records) / peer_s),
-        "leads_in_process": n, "leads_via_http": len(records), "batch_size": budget.batch_size,
+        "leads_in_process": n,
+        "leads_via_http": len(records),
+        "batch_size": budget.batch_size,
     }
-    _say(f"batch: explain in process {result['in_process_explain_leads_per_s']:,}/s, predict_proba "
-         f"{result['in_process_predict_proba_leads_per_s']:,}/s, score(records) "
-         f"{result['in_process_score_records_leads_per_s']:,}/s, POST /v1/score/batch "
-         f"{result['api_batch_leads_per_s']:,}/s (explained), peer /invocations "
-         f"{result['peer_batch_leads_per_s']:,}/s (not explained)")
+    _say(
+        f"batch: explain in process {result['in_process_explain_leads_per_s']:,}/s, predict_proba "
+        f"{result['in_process_predict_proba_leads_per_s']:,}/s, score(records) "
+        f"{result['in_process_score_records_leads_per_s']:,}/s, POST /v1/score/batch "
+        f"{result['api_batch_leads_per_s']:,}/s (explained), peer /invocations "
+        f"{result['peer_batch_leads_per_s']:,}/s (not explained)"
+    )
     return result
 
 
@@ -408,6 +549,7 @@ def _best_of(repeats: int, work: Callable[[], Any]) -> float:
 
 
 # -- 5. where the time goes ---------------------------------------------------------------------------
+
 
 def profile(store: Store, leads: list[dict[str, Any]], budget: Budget, http: list[dict]) -> dict[str, Any]:
     """One explained request split into phases (median µs), against the HTTP p50 at one client."""
@@ -445,9 +587,11 @@ def profile(store: Store, leads: list[dict[str, Any]], budget: Budget, http: lis
     if booster is not None:  # a logistic-only bundle has no trees to compare with LightGBM's own predict
         # one thread: for one row, OpenMP start-up on a shared machine would dominate LightGBM's figure
         phases["lightgbm_pred_contrib"] = median_us(
-            lambda i: booster.predict(matrices[i], pred_contrib=True, num_threads=1))
+            lambda i: booster.predict(matrices[i], pred_contrib=True, num_threads=1)
+        )
         phases["lightgbm_predict_raw"] = median_us(
-            lambda i: booster.predict(matrices[i], raw_score=True, num_threads=1))
+            lambda i: booster.predict(matrices[i], raw_score=True, num_threads=1)
+        )
     model_us = phases["treeshap_contributions"] + phases["raw_score"] + phases["what_if_rescoring"]
     phases["response_building"] = round(phases["score_total"] - phases["encode_record"] - model_us, 1)
     in_process = phases["parse_and_validate_json"] + phases["score_total"] + phases["serialise_json"]
@@ -470,13 +614,21 @@ def profile(store: Store, leads: list[dict[str, Any]], budget: Budget, http: lis
     frame = synthesize(quarters=4, leads_per_quarter=budget.profile_batch_leads // 4, seed=13).leads
     top_batch = _cprofile(lambda: scorer.explain(frame))
     batch_phases = _batch_phases(scorer, frame)
-    _say(f"one explained request in process: {in_process:.0f} µs of a {http_p50_us:.0f} µs HTTP p50 "
-         f"({split['in_process_share_of_request']:.0%}); TreeSHAP {phases['treeshap_contributions']:.0f} µs "
-         f"({split['explanation_share_of_request']:.0%} of the request; LightGBM pred_contrib would be "
-         f"{phases.get('lightgbm_pred_contrib', float('nan')):.0f} µs), model incl. what-ifs {model_us:.0f} µs "
-         f"({split['model_share_of_request']:.0%}) on {split['trees']} trees")
-    return {"phases_us": phases, "split": split, "cprofile_request_top": top_request,
-            "cprofile_batch_top": top_batch, "cprofile_batch_leads": len(frame), "batch_phases": batch_phases}
+    _say(
+        f"one explained request in process: {in_process:.0f} µs of a {http_p50_us:.0f} µs HTTP p50 "
+        f"({split['in_process_share_of_request']:.0%}); TreeSHAP {phases['treeshap_contributions']:.0f} µs "
+        f"({split['explanation_share_of_request']:.0%} of the request; LightGBM pred_contrib would be "
+        f"{phases.get('lightgbm_pred_contrib', float('nan')):.0f} µs), model incl. what-ifs {model_us:.0f} µs "
+        f"({split['model_share_of_request']:.0%}) on {split['trees']} trees"
+    )
+    return {
+        "phases_us": phases,
+        "split": split,
+        "cprofile_request_top": top_request,
+        "cprofile_batch_top": top_batch,
+        "cprofile_batch_leads": len(frame),
+        "batch_phases": batch_phases,
+    }
 
 
 def _batch_phases(scorer: Any, frame: Any) -> dict[str, float]:
@@ -522,6 +674,7 @@ def _short_path(line: str) -> str:
 
 # -- 6. hardening under load ------------------------------------------------------------------------
 
+
 def reload_under_load(store: Store, url: str, leads: list[dict[str, Any]], budget: Budget) -> dict[str, Any]:
     """8 clients for `reload_seconds` while the champion alias flips between versions and is reloaded.
 
@@ -553,25 +706,44 @@ def reload_under_load(store: Store, url: str, leads: list[dict[str, Any]], budge
             began = time.perf_counter()
             status, body = post(url, "/v1/admin/reload", b"", headers={"Authorization": f"Bearer {store.token}"})
             served = json.loads(body).get("model", {}).get("version") if status == 200 else None
-            reloads.append({"status": status, "to": target, "served": served,
-                            "seconds": round(time.perf_counter() - began, 2)})
+            reloads.append(
+                {"status": status, "to": target, "served": served, "seconds": round(time.perf_counter() - began, 2)}
+            )
 
     thread = threading.Thread(target=reloader)
     thread.start()
-    result = run_load(url, OURS_PATH, [ours_body(lead) for lead in leads], concurrency=8,
-                      max_requests=10_000_000, max_seconds=budget.reload_seconds, check=check, label="reload")
+    result = run_load(
+        url,
+        OURS_PATH,
+        [ours_body(lead) for lead in leads],
+        concurrency=8,
+        max_requests=10_000_000,
+        max_seconds=budget.reload_seconds,
+        check=check,
+        label="reload",
+    )
     stop.set()
     thread.join()
     client.set_registered_model_alias(MODEL_NAME, "champion", store.champion)
     post(url, "/v1/admin/reload", b"", headers={"Authorization": f"Bearer {store.token}"})
     summary = result.summary()
-    out = {"seconds": summary["wall_s"], "clients": 8, "requests": summary["requests"],
-           "failures": summary["failures"], "problems": summary["problems"], "reloads": reloads,
-           "versions_seen": seen, "p50_ms": summary["p50_ms"], "p99_ms": summary["p99_ms"]}
+    out = {
+        "seconds": summary["wall_s"],
+        "clients": 8,
+        "requests": summary["requests"],
+        "failures": summary["failures"],
+        "problems": summary["problems"],
+        "reloads": reloads,
+        "versions_seen": seen,
+        "p50_ms": summary["p50_ms"],
+        "p99_ms": summary["p99_ms"],
+    }
     ok = [r for r in reloads if r["status"] == 200 and r["served"] == r["to"]]
-    _say(f"reload under load: {summary['requests']:,} requests at 8 clients in {summary['wall_s']:.0f} s, "
-         f"{summary['failures']} failed, {len(ok)}/{len(reloads)} reloads swapped the version, versions seen "
-         f"{dict(sorted(seen.items()))}, p99 {summary['p99_ms']:.1f} ms")
+    _say(
+        f"reload under load: {summary['requests']:,} requests at 8 clients in {summary['wall_s']:.0f} s, "
+        f"{summary['failures']} failed, {len(ok)}/{len(reloads)} reloads swapped the version, versions seen "
+        f"{dict(sorted(seen.items()))}, p99 {summary['p99_ms']:.1f} ms"
+    )
     return out
 
 
@@ -594,8 +766,10 @@ def cost_probes(server: Any, leads: list[dict[str, Any]]) -> dict[str, Any]:
     probes = {
         "300,000 unknown keys": ("/v1/score", json.dumps({f"k{i}": 1 for i in range(300_000)}).encode()),
         "10,000 empty leads": ("/v1/score/batch", json.dumps({"leads": [{}] * 10_000}).encode()),
-        "5,000 invalid leads": ("/v1/score/batch",
-                                json.dumps({"leads": [{"web_visits": -1, "company_size": True}] * 5_000}).encode()),
+        "5,000 invalid leads": (
+            "/v1/score/batch",
+            json.dumps({"leads": [{"web_visits": -1, "company_size": True}] * 5_000}).encode(),
+        ),
         "1 MB lead id": ("/v1/score", json.dumps({**leads[0], "lead_id": "x" * 1_000_000}).encode()),
     }
     out: dict[str, Any] = {}
@@ -620,19 +794,29 @@ def cost_probes(server: Any, leads: list[dict[str, Any]]) -> dict[str, Any]:
         watcher.join()
         time.sleep(0.5)  # anything the server still does for this request shows in its CPU now
         cpu = _server_cpu_s(pid) - cpu0
-        out[name] = {"request_bytes": len(body), "status": status, "answer_bytes": len(answer),
-                     "wall_ms": round(wall * 1000, 1), "server_cpu_ms": round(cpu * 1000),
-                     "healthz_max_ms": round(max(healthz), 1) if healthz else None}
-        _say(f"probe {name}: {status}, {len(body) / 1e6:.1f} MB in, {len(answer):,} bytes out, "
-             f"{wall * 1000:.0f} ms wall, ~{cpu * 1000:.0f} ms server CPU, /healthz max "
-             f"{out[name]['healthz_max_ms']} ms")
+        out[name] = {
+            "request_bytes": len(body),
+            "status": status,
+            "answer_bytes": len(answer),
+            "wall_ms": round(wall * 1000, 1),
+            "server_cpu_ms": round(cpu * 1000),
+            "healthz_max_ms": round(max(healthz), 1) if healthz else None,
+        }
+        _say(
+            f"probe {name}: {status}, {len(body) / 1e6:.1f} MB in, {len(answer):,} bytes out, "
+            f"{wall * 1000:.0f} ms wall, ~{cpu * 1000:.0f} ms server CPU, /healthz max "
+            f"{out[name]['healthz_max_ms']} ms"
+        )
     host, port = url.removeprefix("http://").split(":")
     body = json.dumps(leads[0]).encode()
     began = time.perf_counter()
     answer = b""
     with socket.create_connection((host, int(port)), timeout=60) as sock:
-        sock.sendall(b"POST /v1/score HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: "
-                     + str(len(body)).encode() + b"\r\n\r\n")
+        sock.sendall(
+            b"POST /v1/score HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: "
+            + str(len(body)).encode()
+            + b"\r\n\r\n"
+        )
         sock.settimeout(1.0)
         for byte in body:  # one byte a second, until the server answers
             try:
@@ -653,21 +837,38 @@ def cost_probes(server: Any, leads: list[dict[str, Any]]) -> dict[str, Any]:
 
 def fuzz(store: Store, budget: Budget) -> dict[str, Any]:
     """The long fuzz run, in its own process (tests/support/fuzz.py prints one JSON line last)."""
-    cmd = [sys.executable, str(SUPPORT / "fuzz.py"), "--cases", str(budget.fuzz_cases), "--model",
-           str(store.bundle_dir(store.champion)), "--json"]
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=1200, cwd=ROOT, check=False,
-                          env={**os.environ, "PYTHONPATH": checkout_pythonpath()})
+    cmd = [
+        sys.executable,
+        str(SUPPORT / "fuzz.py"),
+        "--cases",
+        str(budget.fuzz_cases),
+        "--model",
+        str(store.bundle_dir(store.champion)),
+        "--json",
+    ]
+    done = subprocess.run(
+        cmd,
+        capture_output=True,
+        text=True,
+        timeout=1200,
+        cwd=ROOT,
+        check=False,
+        env={**os.environ, "PYTHONPATH": checkout_pythonpath()},
+    )
     lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
     if done.returncode not in (0, 1) or not lines:
         return {"error": f"fuzz.py exited {done.returncode}: {(done.stderr or done.stdout)[-1000:]}"}
     result = json.loads(lines[-1])
-    _say(f"fuzz: {result['cases']:,} generated requests, {result['server_errors']} 5xx, "
-         f"{result['bad_4xx']} 4xx without a JSON problem, {result['leaks']} leaking internals "
-         f"({result['seconds']:.0f} s)")
+    _say(
+        f"fuzz: {result['cases']:,} generated requests, {result['server_errors']} 5xx, "
+        f"{result['bad_4xx']} 4xx without a JSON problem, {result['leaks']} leaking internals "
+        f"({result['seconds']:.0f} s)"
+    )
     return result
 
 
 # -- output -----------------------------------------------------------------------------------------
+
 
 def markdown(results: dict[str, Any]) -> str:
     """The committed table: machine, HTTP ours vs peer, batch, training, cold start, profile, hardening."""
@@ -676,74 +877,128 @@ def markdown(results: dict[str, Any]) -> str:
     model = results.get("model", {})
     lines = [
         f"Measured {results['when'][:10]}{' (quick run)' if results['quick'] else ''} on {m['summary']}; {libs}.",
-        (f"Served model: version {model.get('champion')} trained on {model.get('trained_on_leads', 0):,} synthetic "
-        f"leads, {model.get('trees')} trees, {model.get('features')} features. Client: http.client, one keep-alive "
-        "connection per client thread, on 127.0.0.1."),
+        (
+            f"Served model: version {model.get('champion')} trained on {model.get('trained_on_leads', 0):,} synthetic "
+            f"leads, {model.get('trees')} trees, {model.get('features')} features. Client: http.client, one keep-alive "
+            "connection per client thread, on 127.0.0.1."
+        ),
         "",
-        ("**HTTP, one lead per request** (ours: `POST /v1/score` with the full explanation; peer: "
-        "`mlflow models serve` `/invocations`, probability and grade only)"),
+        (
+            "**HTTP, one lead per request** (ours: `POST /v1/score` with the full explanation; peer: "
+            "`mlflow models serve` `/invocations`, probability and grade only)"
+        ),
         "",
-        ("| clients | ours p50 | ours p95 | ours p99 | ours leads/s | peer p50 | peer p95 | peer p99 | peer leads/s "
-        "| p50 ratio | throughput ratio |"),
+        (
+            "| clients | ours p50 | ours p95 | ours p99 | ours leads/s | peer p50 | peer p95 | peer p99 | peer leads/s "
+            "| p50 ratio | throughput ratio |"
+        ),
         "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for row in results.get("http", []):
         o, p = row["ours"], row["peer"]
-        lines.append(f"| {row['concurrency']} | {o['p50_ms']:.2f} ms | {o['p95_ms']:.2f} ms | {o['p99_ms']:.2f} ms | "
-                     f"{o['throughput_rps']:,.0f} | {p['p50_ms']:.1f} ms | {p['p95_ms']:.1f} ms | "
-                     f"{p['p99_ms']:.1f} ms | "
-                     f"{p['throughput_rps']:,.0f} | {row['p50_ratio']}x faster | {row['throughput_ratio']}x |")
+        lines.append(
+            f"| {row['concurrency']} | {o['p50_ms']:.2f} ms | {o['p95_ms']:.2f} ms | {o['p99_ms']:.2f} ms | "
+            f"{o['throughput_rps']:,.0f} | {p['p50_ms']:.1f} ms | {p['p95_ms']:.1f} ms | "
+            f"{p['p99_ms']:.1f} ms | "
+            f"{p['throughput_rps']:,.0f} | {row['p50_ratio']}x faster | {row['throughput_ratio']}x |"
+        )
     b = results.get("batch")
     if b:
-        lines += ["", "**Batch** (leads/s)", "", "| path | leads/s |", "|---|---:|",
-                  (f"| `Scorer.explain` in process (explained, {b['leads_in_process']:,} leads; "
-                  f"{b['in_process_explain_cpu_ms_per_lead']:.2f} CPU ms per lead) | "
-                  f"{b['in_process_explain_leads_per_s']:,} |"),
-                  ("| `Scorer.predict_proba` in process (no explanation) | "
-                   f"{b['in_process_predict_proba_leads_per_s']:,} |"),
-                  f"| `Scorer.score` on records (full API response) | {b['in_process_score_records_leads_per_s']:,} |",
-                  (f"| `POST /v1/score/batch`, {b['batch_size']:,} leads per request (explained) | "
-                  f"{b['api_batch_leads_per_s']:,} |"),
-                  (f"| peer `/invocations`, {b['batch_size']:,} leads per request (not explained) | "
-                  f"{b['peer_batch_leads_per_s']:,} |")]
+        lines += [
+            "",
+            "**Batch** (leads/s)",
+            "",
+            "| path | leads/s |",
+            "|---|---:|",
+            (
+                f"| `Scorer.explain` in process (explained, {b['leads_in_process']:,} leads; "
+                f"{b['in_process_explain_cpu_ms_per_lead']:.2f} CPU ms per lead) | "
+                f"{b['in_process_explain_leads_per_s']:,} |"
+            ),
+            (f"| `Scorer.predict_proba` in process (no explanation) | {b['in_process_predict_proba_leads_per_s']:,} |"),
+            f"| `Scorer.score` on records (full API response) | {b['in_process_score_records_leads_per_s']:,} |",
+            (
+                f"| `POST /v1/score/batch`, {b['batch_size']:,} leads per request (explained) | "
+                f"{b['api_batch_leads_per_s']:,} |"
+            ),
+            (
+                f"| peer `/invocations`, {b['batch_size']:,} leads per request (not explained) | "
+                f"{b['peer_batch_leads_per_s']:,} |"
+            ),
+        ]
     trainings = list(results.get("training", [])) + [
-        {**t, "note": f"served model, as of {t.get('as_of') or 'the export date'}"}
-        for t in model.get("trainings", [])]
+        {**t, "note": f"served model, as of {t.get('as_of') or 'the export date'}"} for t in model.get("trainings", [])
+    ]
     if trainings:
-        lines += ["", "**Training** (`leadscore train` in a subprocess; peak RSS of that process)", "",
-                  "| leads | wall time | peak memory | trees | note |", "|---:|---:|---:|---:|---|"]
+        lines += [
+            "",
+            "**Training** (`leadscore train` in a subprocess; peak RSS of that process)",
+            "",
+            "| leads | wall time | peak memory | trees | note |",
+            "|---:|---:|---:|---:|---|",
+        ]
         for t in trainings:
-            lines.append(f"| {t['leads']:,} | {t['wall_s']:.1f} s | {t['peak_rss_mib']:,.0f} MiB | {t['trees']} | "
-                         f"{t.get('note', '')} |")
+            lines.append(
+                f"| {t['leads']:,} | {t['wall_s']:.1f} s | {t['peak_rss_mib']:,.0f} MiB | {t['trees']} | "
+                f"{t.get('note', '')} |"
+            )
     c = results.get("cold_start")
     if c:
-        lines += ["", (f"**Cold start** (process start to the first scored request): ours "
-                      f"{c['ours_first_score_s']:.2f} s (ready {c['ours_ready_s']:.2f} s), peer "
-                      f"{c['peer_first_score_s']:.2f} s.")]
+        lines += [
+            "",
+            (
+                f"**Cold start** (process start to the first scored request): ours "
+                f"{c['ours_first_score_s']:.2f} s (ready {c['ours_ready_s']:.2f} s), peer "
+                f"{c['peer_first_score_s']:.2f} s."
+            ),
+        ]
     prof = results.get("profile")
     if prof:
         ph, sp = prof["phases_us"], prof["split"]
-        lines += ["", ("**Where the time goes** (one explained lead, median µs in process, against the HTTP p50 at "
-                      "one client)"), "",
-                  "| phase | µs | share of the HTTP p50 |", "|---|---:|---:|"]
-        for key in ("parse_and_validate_json", "encode_record", "treeshap_contributions", "raw_score",
-                    "what_if_rescoring", "response_building", "serialise_json"):
+        lines += [
+            "",
+            ("**Where the time goes** (one explained lead, median µs in process, against the HTTP p50 at one client)"),
+            "",
+            "| phase | µs | share of the HTTP p50 |",
+            "|---|---:|---:|",
+        ]
+        for key in (
+            "parse_and_validate_json",
+            "encode_record",
+            "treeshap_contributions",
+            "raw_score",
+            "what_if_rescoring",
+            "response_building",
+            "serialise_json",
+        ):
             lines.append(f"| {key.replace('_', ' ')} | {ph[key]:,.0f} | {ph[key] / sp['http_p50_us']:.0%} |")
-        lines.append(f"| HTTP, ASGI framework and client | {sp['http_framework_and_client_us']:,.0f} | "
-                     f"{sp['http_framework_and_client_us'] / sp['http_p50_us']:.0%} |")
+        lines.append(
+            f"| HTTP, ASGI framework and client | {sp['http_framework_and_client_us']:,.0f} | "
+            f"{sp['http_framework_and_client_us'] / sp['http_p50_us']:.0%} |"
+        )
         bp = prof.get("batch_phases")
         if bp:
-            lines += ["", (f"A batch (`Scorer.explain` on {bp['leads']:,} leads, wall / CPU seconds): encode "
-                          f"{bp['encode_s']:.2f} / {bp['encode_cpu_s']:.2f}, TreeSHAP {bp['treeshap_s']:.2f} / "
-                          f"{bp['treeshap_cpu_s']:.2f}, raw scores {bp['raw_score_s']:.2f} / "
-                          f"{bp['raw_score_cpu_s']:.2f}, "
-                          f"whole explain {bp['explain_total_s']:.2f} / {bp['explain_total_cpu_s']:.2f}: TreeSHAP is "
-                          f"{bp['treeshap_s'] / bp['explain_total_s']:.0%} of it.")]
-        lines += ["", (f"The explanation (exact TreeSHAP over {sp['trees']} trees, compiled with numba) costs "
-                      f"{ph['treeshap_contributions']:,.0f} µs per lead, "
-                      f"{sp['explanation_share_of_request']:.0%} of the "
-                      f"request; LightGBM's own `pred_contrib` on the same lead takes "
-                      f"{ph.get('lightgbm_pred_contrib', float('nan')):,.0f} µs.")]
+            lines += [
+                "",
+                (
+                    f"A batch (`Scorer.explain` on {bp['leads']:,} leads, wall / CPU seconds): encode "
+                    f"{bp['encode_s']:.2f} / {bp['encode_cpu_s']:.2f}, TreeSHAP {bp['treeshap_s']:.2f} / "
+                    f"{bp['treeshap_cpu_s']:.2f}, raw scores {bp['raw_score_s']:.2f} / "
+                    f"{bp['raw_score_cpu_s']:.2f}, "
+                    f"whole explain {bp['explain_total_s']:.2f} / {bp['explain_total_cpu_s']:.2f}: TreeSHAP is "
+                    f"{bp['treeshap_s'] / bp['explain_total_s']:.0%} of it."
+                ),
+            ]
+        lines += [
+            "",
+            (
+                f"The explanation (exact TreeSHAP over {sp['trees']} trees, compiled with numba) costs "
+                f"{ph['treeshap_contributions']:,.0f} µs per lead, "
+                f"{sp['explanation_share_of_request']:.0%} of the "
+                f"request; LightGBM's own `pred_contrib` on the same lead takes "
+                f"{ph.get('lightgbm_pred_contrib', float('nan')):,.0f} µs."
+            ),
+        ]
     r = results.get("reload_under_load")
     f = results.get("fuzz")
     c = results.get("cost_probes")
@@ -751,38 +1006,53 @@ def markdown(results: dict[str, Any]) -> str:
         lines += ["", "**Hardening**", ""]
     if r:
         ok = sum(1 for x in r["reloads"] if x["status"] == 200 and x["served"] == x["to"])
-        lines.append(f"- Reload under load: {r['requests']:,} requests from {r['clients']} clients in "
-                     f"{r['seconds']:.0f} s with {len(r['reloads'])} champion reloads ({ok} swapped): "
-                     f"{r['failures']} failed; versions named {dict(sorted(r['versions_seen'].items()))}.")
+        lines.append(
+            f"- Reload under load: {r['requests']:,} requests from {r['clients']} clients in "
+            f"{r['seconds']:.0f} s with {len(r['reloads'])} champion reloads ({ok} swapped): "
+            f"{r['failures']} failed; versions named {dict(sorted(r['versions_seen'].items()))}."
+        )
     for name, probe in (c or {}).items():
         if "answer_bytes" in probe:
-            lines.append(f"- Probe, {name} ({probe['request_bytes'] / 1e6:.1f} MB): {probe['status']} in "
-                         f"{probe['wall_ms']:,.0f} ms, ~{probe['server_cpu_ms']:,} ms server CPU, "
-                         f"{probe['answer_bytes']:,} bytes back; "
-                         f"/healthz at most {probe['healthz_max_ms']} ms meanwhile.")
+            lines.append(
+                f"- Probe, {name} ({probe['request_bytes'] / 1e6:.1f} MB): {probe['status']} in "
+                f"{probe['wall_ms']:,.0f} ms, ~{probe['server_cpu_ms']:,} ms server CPU, "
+                f"{probe['answer_bytes']:,} bytes back; "
+                f"/healthz at most {probe['healthz_max_ms']} ms meanwhile."
+            )
         else:
             lines.append(f"- Probe, {name}: {probe['status']} after {probe['answered_after_s']} s.")
     if f and "error" not in f:
-        lines.append(f"- Fuzz (schemathesis, from the OpenAPI document): {f['cases']:,} requests, "
-                     f"{f['server_errors']} 5xx, {f['bad_4xx']} 4xx without a JSON problem, {f['leaks']} leaking "
-                     f"a trace or path.")
+        lines.append(
+            f"- Fuzz (schemathesis, from the OpenAPI document): {f['cases']:,} requests, "
+            f"{f['server_errors']} 5xx, {f['bad_4xx']} 4xx without a JSON problem, {f['leaks']} leaking "
+            f"a trace or path."
+        )
     lines.append("")
     busy = max(results["load_average_at_start"] + results["load_average_at_end"]) > m["cores"]
-    verdict = (f"above {m['cores']}: other work shared the machine, so absolute figures are slower than on an idle "
-               "one; the ratios were measured side by side" if busy else "the machine was otherwise idle")
-    lines.append(f"Load average (1/5/15 min) {results['load_average_at_start']} at the start and "
-                 f"{results['load_average_at_end']} at the end: {verdict}.")
+    verdict = (
+        f"above {m['cores']}: other work shared the machine, so absolute figures are slower than on an idle "
+        "one; the ratios were measured side by side"
+        if busy
+        else "the machine was otherwise idle"
+    )
+    lines.append(
+        f"Load average (1/5/15 min) {results['load_average_at_start']} at the start and "
+        f"{results['load_average_at_end']} at the end: {verdict}."
+    )
     lines.append("")
-    lines.append(f"Whole run: {results['bench_seconds']:.0f} s. Reproduce with `make bench` (or "
-                 "`python bench/run.py --quick` for a smoke run).")
+    lines.append(
+        f"Whole run: {results['bench_seconds']:.0f} s. Reproduce with `make bench` (or "
+        "`python bench/run.py --quick` for a smoke run)."
+    )
     return "\n".join(lines)
 
 
 def write_results(results: dict[str, Any], table: str, out_dir: Path, *, readme: bool) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "results.json").write_text(json.dumps(results, indent=2, default=str) + "\n")
-    (out_dir / "RESULTS.md").write_text("# Benchmark results\n\nWritten by `bench/run.py` (`make bench`).\n\n"
-                                        + table + "\n")
+    (out_dir / "RESULTS.md").write_text(
+        "# Benchmark results\n\nWritten by `bench/run.py` (`make bench`).\n\n" + table + "\n"
+    )
     _say(f"wrote {out_dir / 'results.json'} and {out_dir / 'RESULTS.md'}")
     if readme:
         update_readme(ROOT / "README.md", readme_summary(results, table))
@@ -791,32 +1061,49 @@ def write_results(results: dict[str, Any], table: str, out_dir: Path, *, readme:
 def readme_summary(results: dict[str, Any], table: str) -> str:
     """What the README quotes: the machine, the HTTP table and one line per other benchmark."""
     lines = table.splitlines()
-    http_end = next(i for i, line in enumerate(lines) if line.startswith("**Batch**")) \
-        if any(line.startswith("**Batch**") for line in lines) else len(lines)
+    http_end = (
+        next(i for i, line in enumerate(lines) if line.startswith("**Batch**"))
+        if any(line.startswith("**Batch**") for line in lines)
+        else len(lines)
+    )
     out = list(lines[:http_end])
     b, c, prof = results.get("batch"), results.get("cold_start"), results.get("profile")
     trainings = {t["leads"]: t for t in results.get("training", [])}
     facts = []
     if b:
-        facts.append(f"Batch, explained: {b['in_process_explain_leads_per_s']:,} leads/s in process, "
-                     f"{b['api_batch_leads_per_s']:,} through `POST /v1/score/batch`; without explanations "
-                     f"(`predict_proba`) {b['in_process_predict_proba_leads_per_s']:,} leads/s.")
+        facts.append(
+            f"Batch, explained: {b['in_process_explain_leads_per_s']:,} leads/s in process, "
+            f"{b['api_batch_leads_per_s']:,} through `POST /v1/score/batch`; without explanations "
+            f"(`predict_proba`) {b['in_process_predict_proba_leads_per_s']:,} leads/s."
+        )
     if trainings:
-        facts.append("Training (`leadscore train`): " + "; ".join(
-            f"{n:,} leads in {t['wall_s']:.0f} s, peak {t['peak_rss_mib']:,.0f} MiB"
-            for n, t in sorted(trainings.items()))
-            + ".")
+        facts.append(
+            "Training (`leadscore train`): "
+            + "; ".join(
+                f"{n:,} leads in {t['wall_s']:.0f} s, peak {t['peak_rss_mib']:,.0f} MiB"
+                for n, t in sorted(trainings.items())
+            )
+            + "."
+        )
     if c:
-        facts.append(f"Cold start to the first scored request: {c['ours_first_score_s']:.1f} s "
-                     f"(peer {c['peer_first_score_s']:.1f} s).")
+        facts.append(
+            f"Cold start to the first scored request: {c['ours_first_score_s']:.1f} s "
+            f"(peer {c['peer_first_score_s']:.1f} s)."
+        )
     if prof:
         sp, ph = prof["split"], prof["phases_us"]
-        facts.append(f"The explanation (exact TreeSHAP, {sp['trees']} trees) costs "
-                     f"{ph['treeshap_contributions'] / 1000:.1f} ms of the {sp['http_p50_us'] / 1000:.1f} ms request "
-                     f"({sp['explanation_share_of_request']:.0%}).")
+        facts.append(
+            f"The explanation (exact TreeSHAP, {sp['trees']} trees) costs "
+            f"{ph['treeshap_contributions'] / 1000:.1f} ms of the {sp['http_p50_us'] / 1000:.1f} ms request "
+            f"({sp['explanation_share_of_request']:.0%})."
+        )
     facts += [line for line in lines if line.startswith("Load average")]
-    return "\n".join(out).rstrip() + "\n\n" + "\n".join(f"- {fact}" for fact in facts) + \
-        "\n\nEverything else (batch paths, profile, hardening, load average): `bench/RESULTS.md`."
+    return (
+        "\n".join(out).rstrip()
+        + "\n\n"
+        + "\n".join(f"- {fact}" for fact in facts)
+        + "\n\nEverything else (batch paths, profile, hardening, load average): `bench/RESULTS.md`."
+    )
 
 
 def update_readme(path: Path, table: str) -> None:
@@ -826,16 +1113,22 @@ def update_readme(path: Path, table: str) -> None:
     if start < 0 or end < start:
         _say("README.md has no bench markers; table not quoted there")
         return
-    path.write_text(text[:start + len(README_START)] + "\n" + table + "\n" + text[end:])
+    path.write_text(text[: start + len(README_START)] + "\n" + table + "\n" + text[end:])
     _say(f"updated the table in {path.name}")
 
 
 # -- helpers ----------------------------------------------------------------------------------------
 
+
 def _cli(args: list[str], *, cwd: Path) -> None:
-    done = subprocess.run([sys.executable, "-m", "training.cli", *args], cwd=cwd, capture_output=True, text=True,
-                          env={**os.environ, "PYTHONPATH": checkout_pythonpath()},
-                          check=False)
+    done = subprocess.run(
+        [sys.executable, "-m", "training.cli", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": checkout_pythonpath()},
+        check=False,
+    )
     if done.returncode != 0:
         raise RuntimeError(f"leadscore {' '.join(args)} failed: {done.stderr[-2000:]}")
 

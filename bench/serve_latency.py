@@ -57,29 +57,43 @@ def main() -> int:
             cpu, spent = _cpu_seconds(server.proc.pid), _cpu_seconds(server.proc.pid) - cpu
             single["server_cpu_ms_per_request"] = 1e3 * spent / (single["requests"] + 50)
             many = concurrent_clients(server.port, leads, clients=args.clients, max_seconds=args.seconds)
-            many["server_cpu_ms_per_request_16"] = 1e3 * (_cpu_seconds(server.proc.pid) - cpu) / \
-                max(many["concurrent_requests"], 1)
+            many["server_cpu_ms_per_request_16"] = (
+                1e3 * (_cpu_seconds(server.proc.pid) - cpu) / max(many["concurrent_requests"], 1)
+            )
 
-    result = {**inproc, **single, **many, "clients": args.clients,
-              "machine": f"{os.cpu_count()} cores, Python {platform.python_version()}",
-              "load_avg": round(os.getloadavg()[0], 2)}
+    result = {
+        **inproc,
+        **single,
+        **many,
+        "clients": args.clients,
+        "machine": f"{os.cpu_count()} cores, Python {platform.python_version()}",
+        "load_avg": round(os.getloadavg()[0], 2),
+    }
     nan = float("nan")  # LightGBM's own figures are absent for a logistic-only bundle
     print(f"model: {inproc['family']}, {inproc['trees']} trees, explainer {inproc['explainer']}")
-    print(f"in-process CPU per lead: encode {inproc['encode_us']:.0f} µs, raw score {inproc['raw_us']:.0f} µs, "
-          f"TreeSHAP {inproc['treeshap_us']:.0f} µs "
-          f"(LightGBM pred_contrib {inproc.get('lgb_pred_contrib_us', nan):.0f} µs, "
-          f"predict {inproc.get('lgb_predict_us', nan):.0f} µs, 1-row DataFrame {inproc['dataframe_us']:.0f} µs), "
-          f"full score() {inproc['score_us']:.0f} µs")
-    print(f"one client:  p50 {single['p50_ms']:.2f} ms (target {TARGETS['p50_ms']}), "
-          f"p99 {single['p99_ms']:.2f} ms (target {TARGETS['p99_ms']}) over {single['requests']} requests")
-    print(f"{args.clients} clients: {many['leads_per_s']:.0f} explained leads/s "
-          f"(target {TARGETS['leads_per_s_16']:.0f}), "
-          f"p50 {many['p50_ms_concurrent']:.1f} ms, {many['failed']} failed")
+    print(
+        f"in-process CPU per lead: encode {inproc['encode_us']:.0f} µs, raw score {inproc['raw_us']:.0f} µs, "
+        f"TreeSHAP {inproc['treeshap_us']:.0f} µs "
+        f"(LightGBM pred_contrib {inproc.get('lgb_pred_contrib_us', nan):.0f} µs, "
+        f"predict {inproc.get('lgb_predict_us', nan):.0f} µs, 1-row DataFrame {inproc['dataframe_us']:.0f} µs), "
+        f"full score() {inproc['score_us']:.0f} µs"
+    )
+    print(
+        f"one client:  p50 {single['p50_ms']:.2f} ms (target {TARGETS['p50_ms']}), "
+        f"p99 {single['p99_ms']:.2f} ms (target {TARGETS['p99_ms']}) over {single['requests']} requests"
+    )
+    print(
+        f"{args.clients} clients: {many['leads_per_s']:.0f} explained leads/s "
+        f"(target {TARGETS['leads_per_s_16']:.0f}), "
+        f"p50 {many['p50_ms_concurrent']:.1f} ms, {many['failed']} failed"
+    )
     cores = os.cpu_count() or 1
-    print(f"server CPU per request: {single['server_cpu_ms_per_request']:.2f} ms (one client), "
-          f"{many['server_cpu_ms_per_request_16']:.2f} ms ({args.clients} clients): at most "
-          f"{1e3 * cores / many['server_cpu_ms_per_request_16']:.0f} leads/s on {cores} idle cores "
-          f"(load average during the run {os.getloadavg()[0]:.1f})")
+    print(
+        f"server CPU per request: {single['server_cpu_ms_per_request']:.2f} ms (one client), "
+        f"{many['server_cpu_ms_per_request_16']:.2f} ms ({args.clients} clients): at most "
+        f"{1e3 * cores / many['server_cpu_ms_per_request_16']:.0f} leads/s on {cores} idle cores "
+        f"(load average during the run {os.getloadavg()[0]:.1f})"
+    )
     print(json.dumps(result))
     return 0
 
@@ -124,22 +138,24 @@ def in_process_costs(model: str, bodies: list[bytes]) -> dict[str, Any]:
     records = [json.loads(b) for b in bodies[:200]]
     enc, booster = scorer.bundle.encoder, scorer.bundle.booster
     X = enc.transform_records(records)
-    rows = [X[i:i + 1] for i in range(len(X))]
+    rows = [X[i : i + 1] for i in range(len(X))]
     costs = {
         "family": scorer.bundle.family,
         "trees": booster.num_trees() if booster is not None else 0,
         "explainer": scorer.engine,
-        "encode_us": _median_us(lambda i: enc.transform_records(records[i:i + 1]), len(records)),
+        "encode_us": _median_us(lambda i: enc.transform_records(records[i : i + 1]), len(records)),
         "raw_us": _median_us(lambda i: scorer.raw_scores(rows[i]), len(rows)),
         "treeshap_us": _median_us(lambda i: scorer.contributions(rows[i]), len(rows)),
-        "dataframe_us": _median_us(lambda i: enc.transform(pd.DataFrame(records[i:i + 1])), 50),
-        "score_us": _median_us(lambda i: scorer.score(records[i:i + 1]), len(records)),
+        "dataframe_us": _median_us(lambda i: enc.transform(pd.DataFrame(records[i : i + 1])), 50),
+        "score_us": _median_us(lambda i: scorer.score(records[i : i + 1]), len(records)),
     }
     if booster is not None:  # LightGBM's own predict, for comparison; a logistic-only bundle has no trees
         costs["lgb_pred_contrib_us"] = _median_us(
-            lambda i: booster.predict(rows[i], pred_contrib=True, num_threads=1), 100)
+            lambda i: booster.predict(rows[i], pred_contrib=True, num_threads=1), 100
+        )
         costs["lgb_predict_us"] = _median_us(
-            lambda i: booster.predict(rows[i], raw_score=True, num_threads=1), len(rows))
+            lambda i: booster.predict(rows[i], raw_score=True, num_threads=1), len(rows)
+        )
     return costs
 
 
@@ -248,8 +264,12 @@ def concurrent_clients(port: int, bodies: list[bytes], *, clients: int, max_seco
         t.join()
     elapsed = time.perf_counter() - start
     done = len(times) - failed[0]
-    return {"leads_per_s": done / elapsed, "concurrent_requests": len(times), "failed": failed[0],
-            "p50_ms_concurrent": float(np.percentile(np.array(times) * 1e3, 50))}
+    return {
+        "leads_per_s": done / elapsed,
+        "concurrent_requests": len(times),
+        "failed": failed[0],
+        "p50_ms_concurrent": float(np.percentile(np.array(times) * 1e3, 50)),
+    }
 
 
 if __name__ == "__main__":

@@ -42,8 +42,9 @@ def main() -> int:
     try:
         data, uri = _setup(work, args)
         started = time.perf_counter()
-        child = subprocess.run([sys.executable, __file__, "--child", str(data), uri], cwd=work,
-                               capture_output=True, text=True, check=False)
+        child = subprocess.run(
+            [sys.executable, __file__, "--child", str(data), uri], cwd=work, capture_output=True, text=True, check=False
+        )
         wall = time.perf_counter() - started
         if child.returncode != 0:
             print(child.stdout, child.stderr, sep="\n", file=sys.stderr)
@@ -86,7 +87,7 @@ def _child(data: Path, uri: str) -> int:
     started, cpu_started = time.perf_counter(), _cpu_seconds()
     result = train(data, tracking_uri=uri, models_dir=data.parent / "models")
     seconds, cpu = time.perf_counter() - started, _cpu_seconds() - cpu_started
-    peak_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 ** 2  # Linux reports KiB
+    peak_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2  # Linux reports KiB
     print(result.summary())
 
     # The generator's truth on the same test leads: how close is the model to the best possible?
@@ -99,14 +100,25 @@ def _child(data: Path, uri: str) -> int:
     truth = read_table(truth_path_for(data)).set_index("lead_id")
     true_p = truth.loc[split.test[schema.id_column].astype(str), "true_probability"].to_numpy()
     figures = {name: ev.scalars() for name, ev in result.evaluations.items() if ev is not None}
-    print(json.dumps({
-        "train_seconds": seconds, "cpu_seconds": cpu, "load_average": os.getloadavg()[0], "peak_rss_gb": peak_gb,
-        "timings": result.timings,
-        "rows": result.report.n_rows, "n_train": result.report.n_train, "n_test": result.report.n_test,
-        "best_iteration": result.best_iteration, "calibration": result.calibration,
-        "true_roc_auc": roc_auc(split.y_test, true_p), "metrics": figures,
-        "pandas": pd.__version__,
-    }))
+    print(
+        json.dumps(
+            {
+                "train_seconds": seconds,
+                "cpu_seconds": cpu,
+                "load_average": os.getloadavg()[0],
+                "peak_rss_gb": peak_gb,
+                "timings": result.timings,
+                "rows": result.report.n_rows,
+                "n_train": result.report.n_train,
+                "n_test": result.report.n_test,
+                "best_iteration": result.best_iteration,
+                "calibration": result.calibration,
+                "true_roc_auc": roc_auc(split.y_test, true_p),
+                "metrics": figures,
+                "pandas": pd.__version__,
+            }
+        )
+    )
     return 0
 
 
@@ -121,19 +133,27 @@ def _print(result: dict, wall: float, args: argparse.Namespace) -> None:
 
     model, base = result["metrics"]["model"], result["metrics"]["baseline"]
     print()
-    print(f"machine: {os.cpu_count()} cores, Python {platform.python_version()}, LightGBM {lightgbm.__version__}, "
-          f"MLflow {mlflow.__version__}, pandas {result['pandas']}")
-    print(f"data: {result['rows']:,} leads ({args.quarters} quarters x {args.leads_per_quarter:,}); "
-          f"train {result['n_train']:,}, test {result['n_test']:,}")
-    print(f"train() wall time: {result['train_seconds']:.1f}s (process {wall:.1f}s incl. imports); "
-          f"CPU time {result['cpu_seconds']:.1f}s; peak memory {result['peak_rss_gb']:.2f} GB; "
-          f"load average at the end {result['load_average']:.1f} (other work on the machine stretches wall time)")
+    print(
+        f"machine: {os.cpu_count()} cores, Python {platform.python_version()}, LightGBM {lightgbm.__version__}, "
+        f"MLflow {mlflow.__version__}, pandas {result['pandas']}"
+    )
+    print(
+        f"data: {result['rows']:,} leads ({args.quarters} quarters x {args.leads_per_quarter:,}); "
+        f"train {result['n_train']:,}, test {result['n_test']:,}"
+    )
+    print(
+        f"train() wall time: {result['train_seconds']:.1f}s (process {wall:.1f}s incl. imports); "
+        f"CPU time {result['cpu_seconds']:.1f}s; peak memory {result['peak_rss_gb']:.2f} GB; "
+        f"load average at the end {result['load_average']:.1f} (other work on the machine stretches wall time)"
+    )
     print("stages: " + ", ".join(f"{k} {v:.1f}s" for k, v in result["timings"].items()))
     print(f"trees: {result['best_iteration']}, calibration: {result['calibration']}")
     print(f"{'':10}{'ROC AUC':>9}{'PR AUC':>9}{'log loss':>10}{'Brier':>8}{'ECE':>8}{'lift@10%':>10}")
     for name, m in (("model", model), ("baseline", base)):
-        print(f"{name:10}{m['roc_auc']:>9.4f}{m['pr_auc']:>9.4f}{m['log_loss']:>10.4f}{m['brier']:>8.4f}"
-              f"{m['ece']:>8.4f}{m['lift_top10']:>10.2f}")
+        print(
+            f"{name:10}{m['roc_auc']:>9.4f}{m['pr_auc']:>9.4f}{m['log_loss']:>10.4f}{m['brier']:>8.4f}"
+            f"{m['ece']:>8.4f}{m['lift_top10']:>10.2f}"
+        )
     print(f"{'truth':10}{result['true_roc_auc']:>9.4f}   (generator's true probabilities, same test leads)")
 
 

@@ -24,8 +24,14 @@ sys.path.insert(0, str(HERE.parent / "tests" / "support"))  # the shared load cl
 
 from http_load import run_load  # noqa: E402
 
-LEAD = {"industry": "software", "company_size": 80, "web_visits": 4, "phone_present": True,
-        "purchase_timeline": "3-6 months", "seniority": "director"}
+LEAD = {
+    "industry": "software",
+    "company_size": 80,
+    "web_visits": 4,
+    "phone_present": True,
+    "purchase_timeline": "3-6 months",
+    "seniority": "director",
+}
 
 
 def _wait_ready(port: int, timeout_s: float = 120.0) -> None:
@@ -55,18 +61,27 @@ def main() -> None:
     model = str(Path(args.model).resolve()) if Path(args.model).is_dir() else args.model
     for n in (int(w) for w in args.workers.split(",")):
         port = args.port + n
-        server = subprocess.Popen([sys.executable, "-m", "training.cli", "serve", "--port", str(port),
-                                   "--workers", str(n), "--model", model], env=env, cwd=HERE.parent,
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        server = subprocess.Popen(
+            [sys.executable, "-m", "training.cli", "serve", "--port", str(port), "--workers", str(n), "--model", model],
+            env=env,
+            cwd=HERE.parent,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
         try:
             _wait_ready(port)
             base = f"http://127.0.0.1:{port}"
             run_load(base, "/v1/score", bodies, concurrency=4, max_requests=500, max_seconds=5)  # warm-up
             for clients in (1, 16):
-                r = run_load(base, "/v1/score", bodies, concurrency=clients, max_requests=100_000,
-                             max_seconds=args.seconds).summary()
-                print(f"workers={n} clients={clients:>2}: p50 {r['p50_ms']:.2f} ms, p99 {r['p99_ms']:.2f} ms, "
-                      f"{r['throughput_rps']:.0f} explained leads/s, {r['failures']} failed", flush=True)
+                r = run_load(
+                    base, "/v1/score", bodies, concurrency=clients, max_requests=100_000, max_seconds=args.seconds
+                ).summary()
+                print(
+                    f"workers={n} clients={clients:>2}: p50 {r['p50_ms']:.2f} ms, p99 {r['p99_ms']:.2f} ms, "
+                    f"{r['throughput_rps']:.0f} explained leads/s, {r['failures']} failed",
+                    flush=True,
+                )
         finally:
             os.killpg(server.pid, signal.SIGTERM)
             server.wait(timeout=30)

@@ -42,8 +42,9 @@ def schema_for(data: str | Path | None = None, schema: str | Path | LeadSchema |
     return load_schema(schema_path(data, schema))
 
 
-def load_history_with_schema(data: str | Path | None = None,
-                             schema: str | Path | LeadSchema | None = None) -> tuple[pd.DataFrame, LeadSchema]:
+def load_history_with_schema(
+    data: str | Path | None = None, schema: str | Path | LeadSchema | None = None
+) -> tuple[pd.DataFrame, LeadSchema]:
     """Read a lead history with its schema's dtypes; returns both, since callers need the schema too."""
     path = Path(data) if data is not None else default_data_path()
     resolved = schema_for(path, schema)

@@ -50,8 +50,14 @@ def psi(reference_share: np.ndarray, current_share: np.ndarray, *, epsilon: floa
     return float(np.sum((cur - ref) * np.log(cur / ref)))
 
 
-def feature_shares(reference: pd.DataFrame, current: pd.DataFrame, spec: FeatureSpec, *,
-                   schema: LeadSchema | None = None, bins: int = N_BINS) -> pd.DataFrame:
+def feature_shares(
+    reference: pd.DataFrame,
+    current: pd.DataFrame,
+    spec: FeatureSpec,
+    *,
+    schema: LeadSchema | None = None,
+    bins: int = N_BINS,
+) -> pd.DataFrame:
     """One row per bin: its label and the share of reference and current leads in it."""
     if spec.type in ("numeric", "integer", "datetime"):
         ref = _as_numbers(reference, spec, schema)
@@ -61,15 +67,23 @@ def feature_shares(reference: pd.DataFrame, current: pd.DataFrame, spec: Feature
         labels = _edge_labels(edges) + [MISSING]
     else:
         ref_codes, cur_codes, labels = _level_codes(reference[spec.name], current[spec.name])
-    return pd.DataFrame({
-        "bin": labels,
-        "reference": _shares(ref_codes, len(labels)),
-        "current": _shares(cur_codes, len(labels)),
-    })
+    return pd.DataFrame(
+        {
+            "bin": labels,
+            "reference": _shares(ref_codes, len(labels)),
+            "current": _shares(cur_codes, len(labels)),
+        }
+    )
 
 
-def psi_table(reference: pd.DataFrame, current: pd.DataFrame, schema: LeadSchema, *,
-              threshold: float = DEFAULT_THRESHOLD, bins: int = N_BINS) -> pd.DataFrame:
+def psi_table(
+    reference: pd.DataFrame,
+    current: pd.DataFrame,
+    schema: LeadSchema,
+    *,
+    threshold: float = DEFAULT_THRESHOLD,
+    bins: int = N_BINS,
+) -> pd.DataFrame:
     """PSI per schema feature, largest first, flagged above `threshold`, with the bin that moved most."""
     rows = []
     for spec in schema.features:
@@ -77,14 +91,22 @@ def psi_table(reference: pd.DataFrame, current: pd.DataFrame, schema: LeadSchema
             continue
         shares = feature_shares(reference, current, spec, schema=schema, bins=bins)
         value = psi(shares["reference"].to_numpy(), shares["current"].to_numpy())
-        rows.append({"feature": spec.name, "factor": spec.factor, "psi": value,
-                     "flagged": bool(value > threshold), "largest_change": _largest_change(shares)})
+        rows.append(
+            {
+                "feature": spec.name,
+                "factor": spec.factor,
+                "psi": value,
+                "flagged": bool(value > threshold),
+                "largest_change": _largest_change(shares),
+            }
+        )
     table = pd.DataFrame(rows, columns=TABLE_COLUMNS)
     return table.sort_values("psi", ascending=False, kind="stable").reset_index(drop=True)
 
 
-def drift_windows(frame: pd.DataFrame, schema: LeadSchema,
-                  quarter: str | None = None) -> tuple[pd.DataFrame, pd.DataFrame, str]:
+def drift_windows(
+    frame: pd.DataFrame, schema: LeadSchema, quarter: str | None = None
+) -> tuple[pd.DataFrame, pd.DataFrame, str]:
     """Current = one quarter (default the latest); reference = the mature leads created before it.
 
     The reference is what a model trained at the end of that quarter learned from: maturity is judged
@@ -93,8 +115,7 @@ def drift_windows(frame: pd.DataFrame, schema: LeadSchema,
     labels = quarters(frame, schema)
     current_q = latest_quarter(frame, schema) if quarter is None else quarter_label(parse_quarter(quarter))
     if not (labels == current_q).any():
-        raise DataError(f"no leads in {current_q} (the data covers {labels.min()} to {labels.max()})",
-                        field="quarter")
+        raise DataError(f"no leads in {current_q} (the data covers {labels.min()} to {labels.max()})", field="quarter")
     as_of = min(parse_quarter(current_q).end_time, data_end(frame, schema))
     before = (labels < current_q).fillna(False).to_numpy(dtype=bool)
     mature = mature_mask(frame, schema, as_of=as_of).to_numpy(dtype=bool)
@@ -104,8 +125,9 @@ def drift_windows(frame: pd.DataFrame, schema: LeadSchema,
     return frame[before & mature], frame[in_quarter], current_q
 
 
-def drift_by_quarter(frame: pd.DataFrame, schema: LeadSchema, *, min_reference_quarters: int = 2,
-                     bins: int = N_BINS) -> pd.DataFrame:
+def drift_by_quarter(
+    frame: pd.DataFrame, schema: LeadSchema, *, min_reference_quarters: int = 2, bins: int = N_BINS
+) -> pd.DataFrame:
     """PSI per feature (rows) for each quarter against the window before it (columns): when drift arrived."""
     labels = sorted(quarters(frame, schema).dropna().unique())
     columns = {}
@@ -126,25 +148,35 @@ def format_psi_table(table: pd.DataFrame, *, threshold: float) -> str:
         mark = "DRIFT" if row.flagged else ("watch" if row.psi > min(WATCH, threshold) else "")
         lines.append(f"{row.feature:<{width}}  {row.factor:<14}  {row.psi:>6.3f}  {mark:<7}  {row.largest_change}")
     flagged = int(table["flagged"].sum())
-    lines.append(f"{flagged} of {len(table)} features above PSI {threshold:g}"
-                 + (f": {', '.join(table.loc[table.flagged, 'feature'])}" if flagged else ""))
+    lines.append(
+        f"{flagged} of {len(table)} features above PSI {threshold:g}"
+        + (f": {', '.join(table.loc[table.flagged, 'feature'])}" if flagged else "")
+    )
     return "\n".join(lines)
 
 
-def drift_command(*, data: str | Path, schema: str | Path | None = None, threshold: float = DEFAULT_THRESHOLD,
-                  quarter: str | None = None) -> int:
+def drift_command(
+    *,
+    data: str | Path,
+    schema: str | Path | None = None,
+    threshold: float = DEFAULT_THRESHOLD,
+    quarter: str | None = None,
+) -> int:
     """`leadscore drift`: print PSI per feature between the training window and the latest quarter."""
     frame, lead_schema = load_history_with_schema(Path(data), schema)
     reference, current, latest = drift_windows(frame, lead_schema, quarter)
     table = psi_table(reference, current, lead_schema, threshold=threshold)
     when = created_at(reference, lead_schema)
-    print(f"drift: {latest} ({len(current):,} leads) against the training window "
-          f"{when.min():%Y-%m-%d} to {when.max():%Y-%m-%d} ({len(reference):,} mature leads)")
+    print(
+        f"drift: {latest} ({len(current):,} leads) against the training window "
+        f"{when.min():%Y-%m-%d} to {when.max():%Y-%m-%d} ({len(reference):,} mature leads)"
+    )
     print(format_psi_table(table, threshold=threshold))
     return 0
 
 
 # -- binning helpers ------------------------------------------------------------------------------
+
 
 def _as_numbers(frame: pd.DataFrame, spec: FeatureSpec, schema: LeadSchema | None) -> np.ndarray:
     """A feature as floats with NaN for missing; dates become days before the lead was created."""
@@ -185,8 +217,11 @@ def _level_codes(reference: pd.Series, current: pd.Series) -> tuple[np.ndarray, 
     cur = current.astype("string").fillna(MISSING)
     levels = sorted(set(ref.unique()) | set(cur.unique()))
     dtype = pd.CategoricalDtype(levels)
-    return (pd.Categorical(ref, dtype=dtype).codes.astype(np.int64),
-            pd.Categorical(cur, dtype=dtype).codes.astype(np.int64), levels)
+    return (
+        pd.Categorical(ref, dtype=dtype).codes.astype(np.int64),
+        pd.Categorical(cur, dtype=dtype).codes.astype(np.int64),
+        levels,
+    )
 
 
 def _shares(codes: np.ndarray, n_bins: int) -> np.ndarray:

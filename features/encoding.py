@@ -104,8 +104,9 @@ class LeadEncoder:
                 when = parse_dates(col)
                 out[:, j] = days_before(created, when)
             else:
-                out[:, j] = pd.to_numeric(col, errors="coerce").astype("Float64").to_numpy(
-                    dtype=np.float64, na_value=np.nan)
+                out[:, j] = (
+                    pd.to_numeric(col, errors="coerce").astype("Float64").to_numpy(dtype=np.float64, na_value=np.nan)
+                )
         return out
 
     def transform_records(self, records: Sequence[Mapping[str, Any]]) -> np.ndarray:

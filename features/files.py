@@ -1,7 +1,7 @@
 """Files a reader never sees half of: written to a temp file beside the target, renamed on success.
 
-    >>> with atomic_path(Path("out/report.csv")) as tmp:    # doctest: +SKIP
-    ...     frame.to_csv(tmp, index=False)
+>>> with atomic_path(Path("out/report.csv")) as tmp:    # doctest: +SKIP
+...     frame.to_csv(tmp, index=False)
 """
 
 from __future__ import annotations

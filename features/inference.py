@@ -44,10 +44,39 @@ from features.target import matches
 # joined by "_" match consecutive words. When several factors match, the last matching word in the
 # name wins, because English names end with their head noun ("decision_timeline" is a timeline).
 FACTOR_KEYWORDS: dict[str, list[str]] = {
-    "icp_fit": ["industry", "sector", "vertical", "employee", "headcount", "company_size", "size", "revenue",
-                "turnover", "country", "region", "city", "location", "territory", "geo"],
-    "readiness": ["visit", "page", "view", "download", "demo", "pricing", "webinar", "activity", "engagement",
-                  "session", "click", "open", "trial", "event"],
+    "icp_fit": [
+        "industry",
+        "sector",
+        "vertical",
+        "employee",
+        "headcount",
+        "company_size",
+        "size",
+        "revenue",
+        "turnover",
+        "country",
+        "region",
+        "city",
+        "location",
+        "territory",
+        "geo",
+    ],
+    "readiness": [
+        "visit",
+        "page",
+        "view",
+        "download",
+        "demo",
+        "pricing",
+        "webinar",
+        "activity",
+        "engagement",
+        "session",
+        "click",
+        "open",
+        "trial",
+        "event",
+    ],
     "contactability": ["email", "phone", "mobile", "opt", "optin", "optout", "unsubscribe", "bounce"],
     "timeline": ["timeline", "timeframe", "budget", "urgency"],
     "authority": ["title", "seniority", "role", "department", "dept", "decision", "job", "persona"],
@@ -57,8 +86,28 @@ FACTOR_KEYWORDS: dict[str, list[str]] = {
 # Words in names of fields that sales (or the CRM) fills in after first contact: their values
 # describe what happened to the lead, so a model trained on them learns the answer, not the lead.
 AFTER_CONTACT_KEYWORDS: list[str] = [
-    "status", "stage", "tag", "tags", "tagged", "outcome", "quality", "disqualif", "rating", "owner", "reason",
-    "result", "won", "lost", "closed", "opportunit", "deal", "score", "grade", "sql", "modified", "updated",
+    "status",
+    "stage",
+    "tag",
+    "tags",
+    "tagged",
+    "outcome",
+    "quality",
+    "disqualif",
+    "rating",
+    "owner",
+    "reason",
+    "result",
+    "won",
+    "lost",
+    "closed",
+    "opportunit",
+    "deal",
+    "score",
+    "grade",
+    "sql",
+    "modified",
+    "updated",
 ]
 
 # Words that mark where a lead came from: kept as report context (by campaign, by source), not features.
@@ -74,23 +123,23 @@ POSITIVE_WORDS = frozenset({"1", "converted", "won", "closed won", "closed_won",
 
 # Leakage found in the data (see _leak_by_values). Each is evidence that a value was written after
 # the outcome was known; a person reviews it, so the thresholds aim at "too good to be a lead fact".
-LEAK_AUC = 0.90            # one column alone ranking converted leads this well is too good to be true
-PURE_RATIO = 0.05          # a level is one-sided when the other class is 20x rarer in it than the base rate predicts
-PURE_MIN_EXPECTED = 25     # ... and the base rate predicts at least this many of the other class in it
-PURE_CLASS_SHARE = 0.15    # one-sided levels together holding this share of one class flag the column
+LEAK_AUC = 0.90  # one column alone ranking converted leads this well is too good to be true
+PURE_RATIO = 0.05  # a level is one-sided when the other class is 20x rarer in it than the base rate predicts
+PURE_MIN_EXPECTED = 25  # ... and the base rate predicts at least this many of the other class in it
+PURE_CLASS_SHARE = 0.15  # one-sided levels together holding this share of one class flag the column
 PRESENCE_CLASS_SHARE = 0.05  # a column filled in one-sidedly for this share of one class is flagged
 FLIP_PRESENT, FLIP_ABSENT = 0.95, 0.20  # filled in for >= 95% of one class and <= 20% of the other
 AFTER_CREATION_SHARE = 0.20  # a date later than the lead's creation in more than this share of rows
 AFTER_CREATION_GRACE = pd.Timedelta(days=1)  # same-day dates (a date without a time) are not "later"
-MAX_LEVELS = 1_000         # per-level evidence is read on columns with at most this many distinct values
+MAX_LEVELS = 1_000  # per-level evidence is read on columns with at most this many distinct values
 # First words of names of fields that hold the newest state of a lead at export time ("Last Activity",
 # "Latest Stage"): for a lead sales worked on, that is something that happened after contact.
 SNAPSHOT_FIRST_WORDS = ("last", "latest")
-MAX_LISTED_VALUES = 20     # categoricals with at most this many levels get an explicit `values` list
-FREE_TEXT_UNIQUE = 0.5     # more unique strings than this share: free text or an id, not a category
-NUMERIC_SHARE = 0.98       # share of distinct values that must parse for a column to count as numbers or dates
-PROBE_VALUES = 5_000       # a column's kind is judged on at most this many of its distinct values
-SAMPLE_ROWS = 100_000      # leakage checks run on at most this many rows
+MAX_LISTED_VALUES = 20  # categoricals with at most this many levels get an explicit `values` list
+FREE_TEXT_UNIQUE = 0.5  # more unique strings than this share: free text or an id, not a category
+NUMERIC_SHARE = 0.98  # share of distinct values that must parse for a column to count as numbers or dates
+PROBE_VALUES = 5_000  # a column's kind is judged on at most this many of its distinct values
+SAMPLE_ROWS = 100_000  # leakage checks run on at most this many rows
 _WORD_ENDINGS = ("s", "es", "d", "ed", "ing", "er", "ers")
 _DATE_START = re.compile(r"^\s*\d{1,4}[-/.]\d{1,2}[-/.]\d{1,4}")
 
@@ -99,7 +148,7 @@ _DATE_START = re.compile(r"^\s*\d{1,4}[-/.]\d{1,2}[-/.]\d{1,4}")
 class _Column:
     """What the values of one column look like: its kind and the values cast to that kind."""
 
-    kind: str                # boolean | integer | numeric | categorical | datetime | empty
+    kind: str  # boolean | integer | numeric | categorical | datetime | empty
     values: pd.Series
     bad_cells: int = 0
     bad_example: str = ""
@@ -107,18 +156,27 @@ class _Column:
 
 # -- the pure function -------------------------------------------------------------------------
 
-def infer_schema(frame: pd.DataFrame, *, target: str, id_column: str | None = None,
-                 created_at: str | None = None, converted_at: str | None = None,
-                 positive: list[str] | None = None, name: str = "leads") -> tuple[LeadSchema, list[str]]:
+
+def infer_schema(
+    frame: pd.DataFrame,
+    *,
+    target: str,
+    id_column: str | None = None,
+    created_at: str | None = None,
+    converted_at: str | None = None,
+    positive: list[str] | None = None,
+    name: str = "leads",
+) -> tuple[LeadSchema, list[str]]:
     """Draft a schema for `frame`; returns it and notes that say what was guessed and why."""
-    _require_columns(frame, {"target": target, "id": id_column, "created_at": created_at,
-                             "converted_at": converted_at})
+    _require_columns(frame, {"target": target, "id": id_column, "created_at": created_at, "converted_at": converted_at})
     notes: list[str] = []
     known = frame[target].notna()
     positives, negatives = _target_values(frame[target], positive, target)
     if positive is None:
-        notes.append(f"{target} values that mean converted: {', '.join(map(str, positives))} "
-                     "(guessed; pass --positive to change)")
+        notes.append(
+            f"{target} values that mean converted: {', '.join(map(str, positives))} "
+            "(guessed; pass --positive to change)"
+        )
     is_positive = pd.Series(matches(frame[target], positives), index=frame.index)
     y = is_positive[known].to_numpy(dtype=bool)
 
@@ -134,14 +192,21 @@ def infer_schema(frame: pd.DataFrame, *, target: str, id_column: str | None = No
     base_rate = float(y.mean())
     window = _outcome_window(dates["created_at"], dates["converted_at"], is_positive)
     notes.append(f"outcome window: {window.note}")
-    notes.append(f"converted share {base_rate:.1%} of {int(known.sum()):,} leads; grades A/B/C start at "
-                 f"3x, 1.5x and 0.6x that (agree them with sales)")
+    notes.append(
+        f"converted share {base_rate:.1%} of {int(known.sum()):,} leads; grades A/B/C start at "
+        f"3x, 1.5x and 0.6x that (agree them with sales)"
+    )
     if excluded:
         notes.append("left out: " + ", ".join(excluded) + " (reasons under `excluded`)")
     raw = {
         "name": name,
-        "roles": {"id": roles["id"], "target": target, "positive_values": positives, "negative_values": negatives,
-                  **{k: v for k, v in roles.items() if k != "id" and v}},
+        "roles": {
+            "id": roles["id"],
+            "target": target,
+            "positive_values": positives,
+            "negative_values": negatives,
+            **{k: v for k, v in roles.items() if k != "id" and v},
+        },
         "outcome_window_days": window.days,
         "grades": _grades_for(base_rate),
         "context": context,
@@ -155,39 +220,46 @@ def _guess_groups(context: list[str]) -> dict[str, str | None]:
     """roles.source and roles.campaign among the context columns (`utm_source`, `Campaign Name`)."""
     found: dict[str, str | None] = {}
     for role, keywords in (("source", ["source", "channel", "medium"]), ("campaign", ["campaign"])):
-        found[role] = next((c for c in context if c not in found.values()
-                            and _matching_position(_words(c), keywords) is not None), None)
+        found[role] = next(
+            (c for c in context if c not in found.values() and _matching_position(_words(c), keywords) is not None),
+            None,
+        )
     return found
 
 
-def _guess_roles(roles: dict[str, str | None], frame: pd.DataFrame, columns: dict[str, _Column],
-                 notes: list[str]) -> None:
+def _guess_roles(
+    roles: dict[str, str | None], frame: pd.DataFrame, columns: dict[str, _Column], notes: list[str]
+) -> None:
     """Fill in the id and date roles the user did not name, saying so in the notes."""
     if roles["id"] is None:
         roles["id"] = _guess_id(frame, columns)
         notes.append(f"id column: {roles['id']} (guessed; pass --id to change)")
     dates = {c: info for c, info in columns.items() if info.kind == "datetime" and c != roles["id"]}
     if roles["created_at"] is None:
-        roles["created_at"] = (_guess_date_role(dates, CREATED_KEYWORDS, avoid=CONVERTED_KEYWORDS)
-                               or _guess_date_role(dates, ["date", "timestamp"],
-                                                   avoid=CONVERTED_KEYWORDS + UPDATED_KEYWORDS))
+        roles["created_at"] = _guess_date_role(dates, CREATED_KEYWORDS, avoid=CONVERTED_KEYWORDS) or _guess_date_role(
+            dates, ["date", "timestamp"], avoid=CONVERTED_KEYWORDS + UPDATED_KEYWORDS
+        )
         if roles["created_at"]:
             notes.append(f"created_at: {roles['created_at']} (guessed from its name; pass --created-at to change)")
     if roles["converted_at"] is None:
         dates.pop(roles["created_at"] or "", None)
         roles["converted_at"] = _guess_date_role(dates, CONVERTED_KEYWORDS, avoid=[])
         if roles["converted_at"]:
-            notes.append(f"converted_at: {roles['converted_at']} (guessed from its name; "
-                         "pass --converted-at to change)")
+            notes.append(
+                f"converted_at: {roles['converted_at']} (guessed from its name; pass --converted-at to change)"
+            )
     texts = [c for c, info in columns.items() if info.kind == "categorical" and c != roles["id"]]
     roles["owner"] = next((c for c in texts if _matching_position(_words(c), OWNER_KEYWORDS) is not None), None)
     if roles["owner"]:
-        notes.append(f"owner: {roles['owner']} (guessed from its name: who works the lead, for conversion "
-                     "against expectation in `leadscore kpis`; never a feature)")
+        notes.append(
+            f"owner: {roles['owner']} (guessed from its name: who works the lead, for conversion "
+            "against expectation in `leadscore kpis`; never a feature)"
+        )
 
 
-def _place_columns(columns: dict[str, _Column], sample: _Sample,
-                   notes: list[str]) -> tuple[list[dict[str, Any]], list[str], dict[str, str]]:
+def _place_columns(
+    columns: dict[str, _Column], sample: _Sample, notes: list[str]
+) -> tuple[list[dict[str, Any]], list[str], dict[str, str]]:
     """Each remaining column becomes a feature, a report context column, or an excluded one with a reason.
 
     Only text columns can be context (`lead_source`, `campaign`): a number named like a campaign
@@ -206,8 +278,10 @@ def _place_columns(columns: dict[str, _Column], sample: _Sample,
         else:
             features.append(_feature_dict(col, info))
             if info.bad_cells:
-                notes.append(f"{col}: {info.bad_cells} cells are not {info.kind} values (e.g. "
-                             f"{info.bad_example!r}); they are read as missing")
+                notes.append(
+                    f"{col}: {info.bad_cells} cells are not {info.kind} values (e.g. "
+                    f"{info.bad_example!r}); they are read as missing"
+                )
     if not features:
         summary = "; ".join(f"{c}: {r}" for c, r in list(excluded.items())[:5])
         raise DataError(f"no usable feature columns: every column was left out ({summary})")
@@ -227,9 +301,17 @@ def guess_factor(column: str) -> str:
 
 # -- the command -------------------------------------------------------------------------------
 
-def infer_schema_command(*, data: str | Path, target: str, id_column: str | None = None,
-                         created_at: str | None = None, converted_at: str | None = None,
-                         positive: str | None = None, out: str | Path | None = None) -> int:
+
+def infer_schema_command(
+    *,
+    data: str | Path,
+    target: str,
+    id_column: str | None = None,
+    created_at: str | None = None,
+    converted_at: str | None = None,
+    positive: str | None = None,
+    out: str | Path | None = None,
+) -> int:
     """`leadscore schema infer`: draft a schema and print it, or write it to `out`.
 
     `positive` is the comma-separated target values that mean converted, as typed on the command line."""
@@ -239,9 +321,15 @@ def infer_schema_command(*, data: str | Path, target: str, id_column: str | None
         raise DataError(f"{path.name}: the file has a header but no rows")
     check_separator([str(c) for c in frame.columns], path.name)
     positives = [v.strip() for v in positive.split(",") if v.strip()] if positive else None
-    schema, notes = infer_schema(frame, target=target, id_column=id_column, created_at=created_at,
-                                 converted_at=converted_at, positive=positives,
-                                 name=path.name.split(".")[0] or "leads")
+    schema, notes = infer_schema(
+        frame,
+        target=target,
+        id_column=id_column,
+        created_at=created_at,
+        converted_at=converted_at,
+        positive=positives,
+        name=path.name.split(".")[0] or "leads",
+    )
     header = [f"Drafted by `leadscore schema infer {path.name}`. Review every line before training."] + notes
     text = schema_yaml(schema, header=header)
     if not out:
@@ -249,20 +337,24 @@ def infer_schema_command(*, data: str | Path, target: str, id_column: str | None
         return 0
     write_text_atomic(Path(out), text)
     leaks = {c: why for c, why in schema.excluded.items() if why.startswith("possible leakage")}
-    print(f"wrote {out}: {_count(len(schema.features), 'feature')}, "
-          f"{_count(len(schema.excluded), 'column')} left out"
-          + (f", possible leakage in {', '.join(leaks)}" if leaks else ""))
+    print(
+        f"wrote {out}: {_count(len(schema.features), 'feature')}, "
+        f"{_count(len(schema.excluded), 'column')} left out"
+        + (f", possible leakage in {', '.join(leaks)}" if leaks else "")
+    )
     for note in notes:
         print(f"  {note}")
     if leaks:
-        print("  review before training (move a column into `features` only if its value is known when a lead "
-              "arrives):")
+        print(
+            "  review before training (move a column into `features` only if its value is known when a lead arrives):"
+        )
         for col, why in leaks.items():
             print(f"    {col}: {why.removeprefix('possible leakage, ')}")
     return 0
 
 
 # -- YAML with comments ------------------------------------------------------------------------
+
 
 def schema_yaml(schema: LeadSchema, *, header: list[str] | None = None) -> str:
     """The schema as YAML a person can review: comments say what was guessed and what to check."""
@@ -334,11 +426,11 @@ _Dumper.add_representer(list, _represent_list)
 
 
 def _dump(data: Any) -> str:
-    return yaml.dump(data, Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=110,
-                     default_flow_style=False)
+    return yaml.dump(data, Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=110, default_flow_style=False)
 
 
 # -- roles -------------------------------------------------------------------------------------
+
 
 def _require_columns(frame: pd.DataFrame, roles: dict[str, str | None]) -> None:
     for role, col in roles.items():
@@ -355,20 +447,28 @@ def _target_values(target: pd.Series, positive: list[str] | None, name: str) -> 
     if not spellings:
         raise DataError(f"target column '{name}' has no values", field=name)
     if len(spellings) < 2:
-        raise DataError(f"target column '{name}' has a single value ({next(iter(spellings.values()))!r}); "
-                        "a model needs converted and not-converted leads", field=name)
+        raise DataError(
+            f"target column '{name}' has a single value ({next(iter(spellings.values()))!r}); "
+            "a model needs converted and not-converted leads",
+            field=name,
+        )
     if positive is not None:
         wanted = {normalise_label(v) for v in positive}
         missing = wanted - set(spellings)
         if missing:
-            raise DataError(f"--positive value {min(missing)!r} never occurs in '{name}' "
-                            f"(values: {', '.join(map(str, list(spellings.values())[:8]))})", field=name)
+            raise DataError(
+                f"--positive value {min(missing)!r} never occurs in '{name}' "
+                f"(values: {', '.join(map(str, list(spellings.values())[:8]))})",
+                field=name,
+            )
     else:
         wanted = {k for k, v in spellings.items() if k in POSITIVE_WORDS or str(v).strip().lower() in TRUE_WORDS}
         if not wanted:
-            raise DataError(f"cannot tell which values of '{name}' mean converted "
-                            f"(values: {', '.join(map(str, list(spellings.values())[:8]))}); pass --positive",
-                            field=name)
+            raise DataError(
+                f"cannot tell which values of '{name}' mean converted "
+                f"(values: {', '.join(map(str, list(spellings.values())[:8]))}); pass --positive",
+                field=name,
+            )
     pos = [v for k, v in spellings.items() if k in wanted]
     neg = [v for k, v in spellings.items() if k not in wanted]
     if not neg:
@@ -378,8 +478,11 @@ def _target_values(target: pd.Series, positive: list[str] | None, name: str) -> 
 
 def _guess_id(frame: pd.DataFrame, columns: dict[str, _Column]) -> str:
     """The lead id: text or whole numbers, unique and never blank, preferring a name that says id."""
-    unique = [c for c, info in columns.items() if info.kind in ("categorical", "integer")
-              and frame[c].notna().all() and frame[c].is_unique]
+    unique = [
+        c
+        for c, info in columns.items()
+        if info.kind in ("categorical", "integer") and frame[c].notna().all() and frame[c].is_unique
+    ]
     named = [c for c in unique if _matching_position(_words(c), ["id", "key", "uuid", "guid"]) is not None]
     if named or unique:
         return (named or unique)[0]
@@ -405,8 +508,14 @@ def _dates_of(frame: pd.DataFrame, columns: dict[str, _Column], col: str | None)
 def _outcome_window(created: pd.Series | None, converted: pd.Series | None, positive: pd.Series) -> WindowChoice:
     """Days after creation by which an outcome is final: `choose_window` on converted leads' lags."""
     if created is None:
-        return WindowChoice(90, math.nan, 0, 0, 0, "90 days (default; no creation dates to measure "
-                                                   "how long conversions take or which leads are mature)")
+        return WindowChoice(
+            90,
+            math.nan,
+            0,
+            0,
+            0,
+            "90 days (default; no creation dates to measure how long conversions take or which leads are mature)",
+        )
     return choose_window(created, None if converted is None else converted.where(positive.astype(bool)))
 
 
@@ -419,6 +528,7 @@ def _grades_for(base_rate: float) -> dict[str, float]:
 
 
 # -- one column --------------------------------------------------------------------------------
+
 
 def _read_column(values: pd.Series) -> _Column:
     """Decide a column's kind from its values; typed Parquet columns keep their type."""
@@ -435,8 +545,10 @@ def _read_column(values: pd.Series) -> _Column:
     distinct = pd.Series(text.unique())
     probe = distinct if len(distinct) <= PROBE_VALUES else distinct.sample(PROBE_VALUES, random_state=0)
     if probe.str.lower().isin(TRUE_WORDS | FALSE_WORDS).all():
-        return _Column("boolean", values.astype("string").str.strip().str.lower().isin(TRUE_WORDS)
-                       .astype("boolean").where(values.notna()))
+        return _Column(
+            "boolean",
+            values.astype("string").str.strip().str.lower().isin(TRUE_WORDS).astype("boolean").where(values.notna()),
+        )
     if pd.to_numeric(probe, errors="coerce").notna().mean() >= NUMERIC_SHARE:
         cast = pd.to_numeric(values.astype("string").str.strip(), errors="coerce").astype("Float64").astype(float)
         return _numeric_column(cast, *_bad_cells(values, cast))
@@ -485,8 +597,12 @@ def _reason_to_exclude(col: str, info: _Column, sample: _Sample) -> str | None:
 
 
 def _feature_dict(col: str, info: _Column) -> dict[str, Any]:
-    item: dict[str, Any] = {"name": col, "type": info.kind, "factor": guess_factor(col),
-                            "label": col.replace("_", " ").strip().capitalize()}
+    item: dict[str, Any] = {
+        "name": col,
+        "type": info.kind,
+        "factor": guess_factor(col),
+        "label": col.replace("_", " ").strip().capitalize(),
+    }
     present = info.values.dropna()
     if info.kind in ("integer", "numeric") and len(present) and present.min() >= 0:
         item["min"] = 0
@@ -499,13 +615,14 @@ def _feature_dict(col: str, info: _Column) -> dict[str, Any]:
 
 # -- leakage by values -------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class _Sample:
     """The rows leakage is judged on: leads with a known outcome, at most SAMPLE_ROWS of them."""
 
-    rows: np.ndarray               # positions in the frame
-    y: np.ndarray                  # converted or not, per sampled row
-    created: pd.Series | None      # creation dates of the sampled rows (index 0..n-1), when known
+    rows: np.ndarray  # positions in the frame
+    y: np.ndarray  # converted or not, per sampled row
+    created: pd.Series | None  # creation dates of the sampled rows (index 0..n-1), when known
 
     @classmethod
     def of(cls, y: np.ndarray, known: pd.Series, created: pd.Series | None) -> _Sample:
@@ -562,11 +679,15 @@ def _presence_evidence(present: np.ndarray, y: np.ndarray) -> str | None:
     n1, n0 = int(y.sum()), int((~y).sum())
     k1, k0 = int(present[y].sum()), int(present[~y].sum())
     for (got, total, word), (other, other_total, other_word) in (
-            ((k1, n1, "converted"), (k0, n0, "lost")), ((k0, n0, "lost"), (k1, n1, "converted"))):
+        ((k1, n1, "converted"), (k0, n0, "lost")),
+        ((k0, n0, "lost"), (k1, n1, "converted")),
+    ):
         if got >= FLIP_PRESENT * total and other <= FLIP_ABSENT * other_total:
-            return (f"filled in for {got / total:.0%} of {word} leads ({got:,} of {total:,}) but "
-                    f"{other / other_total:.0%} of {other_word} ones ({other:,} of {other_total:,}): a field filled "
-                    f"in when a lead is {'won' if word == 'converted' else 'lost or disqualified'} looks like this")
+            return (
+                f"filled in for {got / total:.0%} of {word} leads ({got:,} of {total:,}) but "
+                f"{other / other_total:.0%} of {other_word} ones ({other:,} of {other_total:,}): a field filled "
+                f"in when a lead is {'won' if word == 'converted' else 'lost or disqualified'} looks like this"
+            )
     base = n1 / (n1 + n0)
     for mask, state in ((present, "filled in"), (~present, "blank")):
         n, k = int(mask.sum()), int((mask & y).sum())
@@ -574,8 +695,10 @@ def _presence_evidence(present: np.ndarray, y: np.ndarray) -> str | None:
         held = k / n1 if side == 1 else (n - k) / n0 if side == -1 else 0.0
         if held >= PRESENCE_CLASS_SHARE:
             word = "converted" if side == 1 else "lost"
-            return (f"{state} almost only for {word} leads ({n:,} rows, {k:,} converted; the base rate of "
-                    f"{base:.1%} predicts {n * base:,.0f} converted): an outcome field looks like this")
+            return (
+                f"{state} almost only for {word} leads ({n:,} rows, {k:,} converted; the base rate of "
+                f"{base:.1%} predicts {n * base:,.0f} converted): an outcome field looks like this"
+            )
     return None
 
 
@@ -606,8 +729,9 @@ def _one_sided_levels(values: pd.Series, y: np.ndarray) -> str | None:
         almost = "only" if (conv == total if wanted == 1 else conv == 0) else "almost only"
         if wanted == 1:
             verb = "value {} occurs" if len(levels) == 1 else "values {} occur"
-            parts.append(f"{verb.format(shown + more)} {almost} among converted leads "
-                         f"({conv:,} of {total:,} converted)")
+            parts.append(
+                f"{verb.format(shown + more)} {almost} among converted leads ({conv:,} of {total:,} converted)"
+            )
         else:
             parts.append(f"{shown}{more} {almost} among lost ones ({conv:,} of {total:,} converted)")
     return "; ".join(parts) + ": an outcome field filled in later looks like this"
@@ -624,8 +748,10 @@ def _after_creation(values: pd.Series, created: pd.Series) -> str | None:
     if share <= AFTER_CREATION_SHARE:
         return None
     median = gap[later].median() / pd.Timedelta(days=1)
-    return (f"later than the lead's creation date in {share:.0%} of rows ({int(later.sum()):,} of "
-            f"{int(both.sum()):,}, typically {median:,.0f} days later): filled in after the lead arrived")
+    return (
+        f"later than the lead's creation date in {share:.0%} of rows ({int(later.sum()):,} of "
+        f"{int(both.sum()):,}, typically {median:,.0f} days later): filled in after the lead arrived"
+    )
 
 
 def _too_good_a_ranking(values: pd.Series, kind: str, y: np.ndarray) -> str | None:
@@ -633,11 +759,14 @@ def _too_good_a_ranking(values: pd.Series, kind: str, y: np.ndarray) -> str | No
     auc = _cross_fitted_auc(codes, y)
     if kind in ("integer", "numeric", "datetime"):
         numbers = _as_numbers(values)
-        auc = max(auc, _separation(np.nan_to_num(numbers, nan=-np.inf), y),
-                  _separation(np.nan_to_num(numbers, nan=np.inf), y))
+        auc = max(
+            auc, _separation(np.nan_to_num(numbers, nan=-np.inf), y), _separation(np.nan_to_num(numbers, nan=np.inf), y)
+        )
     if auc > LEAK_AUC:
-        return (f"on its own it separates converted leads almost perfectly (AUC {auc:.3f}, an outcome field "
-                "filled in later looks like this)")
+        return (
+            f"on its own it separates converted leads almost perfectly (AUC {auc:.3f}, an outcome field "
+            "filled in later looks like this)"
+        )
     return None
 
 
@@ -651,14 +780,17 @@ def _snapshot_field(col: str, info: _Column, sample: _Sample) -> str | None:
     words = _words(col)
     if not words or words[0] not in SNAPSHOT_FIRST_WORDS or info.kind not in ("categorical", "datetime"):
         return None
-    why = (f"possible leakage, a '{words[0]} ...' field holds the lead's newest state when the file was exported, "
-           "which for leads sales worked on is after contact")
+    why = (
+        f"possible leakage, a '{words[0]} ...' field holds the lead's newest state when the file was exported, "
+        "which for leads sales worked on is after contact"
+    )
     if info.kind != "categorical":
         return why
     values, y = sample.values(info), sample.y
     present = values.notna().to_numpy()
-    rates = pd.DataFrame({"value": values[present].to_numpy(), "y": y[present]}).groupby("value")["y"].agg(
-        ["size", "mean"])
+    rates = (
+        pd.DataFrame({"value": values[present].to_numpy(), "y": y[present]}).groupby("value")["y"].agg(["size", "mean"])
+    )
     base = float(y.mean())
     rates["weight"] = rates["size"] * (rates["mean"] - base).abs()
     top = rates.sort_values("weight", ascending=False).head(3)
@@ -710,6 +842,7 @@ def _separation(score: np.ndarray, y: np.ndarray) -> float:
 
 # -- words in column names ---------------------------------------------------------------------
 
+
 def _words(column: str) -> list[str]:
     """Lower-case words of a column name: `NumberOfEmployees` and `number_of_employees` agree."""
     spaced = re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", str(column))
@@ -721,7 +854,7 @@ def _word_matches(word: str, keyword: str) -> bool:
         return True
     if not word.startswith(keyword):
         return False
-    return len(keyword) >= 5 or word[len(keyword):] in _WORD_ENDINGS
+    return len(keyword) >= 5 or word[len(keyword) :] in _WORD_ENDINGS
 
 
 def _matching_position(words: list[str], keywords: list[str]) -> int | None:
@@ -730,7 +863,7 @@ def _matching_position(words: list[str], keywords: list[str]) -> int | None:
     for keyword in keywords:
         parts = keyword.split("_")
         for end in range(len(parts) - 1, len(words)):
-            window = words[end - len(parts) + 1:end + 1]
+            window = words[end - len(parts) + 1 : end + 1]
             if all(_word_matches(w, k) for w, k in zip(window, parts, strict=True)):
                 best = end if best is None else max(best, end)
     return best
@@ -758,4 +891,3 @@ def _spelling(value: Any) -> Any:
 def _plain(value: Any) -> Any:
     """numpy scalars to Python ones, so YAML can write them."""
     return value.item() if isinstance(value, np.generic) else value
-

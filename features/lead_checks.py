@@ -23,8 +23,13 @@ from features.errors import DataError
 from features.loading import coerce_feature
 from features.schema import FeatureSpec, LeadSchema
 
-TYPE_WORDS = {"numeric": "a number", "integer": "a whole number", "boolean": "true or false",
-              "datetime": "a date", "categorical": "text"}
+TYPE_WORDS = {
+    "numeric": "a number",
+    "integer": "a whole number",
+    "boolean": "true or false",
+    "datetime": "a date",
+    "categorical": "text",
+}
 NUMBER_TYPES = ("numeric", "integer")
 
 
@@ -84,9 +89,11 @@ def check_frame(frame: pd.DataFrame, schema: LeadSchema, *, source: str = "data"
         if problem == type_problem(spec):
             problem += f", got {value!r}"
         count = int(bad.sum())
-        raise DataError(f"{source}: {spec.name}: {problem} (data row {rows_before + first + 1}; "
-                        f"{count:,} value{'s' if count != 1 else ''} like it); fix them or leave those cells empty",
-                        field=spec.name)
+        raise DataError(
+            f"{source}: {spec.name}: {problem} (data row {rows_before + first + 1}; "
+            f"{count:,} value{'s' if count != 1 else ''} like it); fix them or leave those cells empty",
+            field=spec.name,
+        )
 
 
 def cell_problem(spec: FeatureSpec, value: Any) -> str:

@@ -41,8 +41,9 @@ def read_table(path: str | Path, *, columns: list[str] | None = None) -> pd.Data
         if fmt == "parquet":
             frame = pd.read_parquet(path, columns=columns)
         else:
-            frame = pd.read_csv(path, usecols=columns, dtype=str, keep_default_na=True, na_values=[""],
-                                skipinitialspace=True)
+            frame = pd.read_csv(
+                path, usecols=columns, dtype=str, keep_default_na=True, na_values=[""], skipinitialspace=True
+            )
     except ValueError as exc:
         if columns is not None and ("not in list" in str(exc) or "Usecols" in str(exc)):
             raise DataError(f"{path.name}: missing columns: {exc}") from exc
@@ -159,8 +160,9 @@ def coerce_boolean(values: pd.Series) -> tuple[pd.Series, pd.Series]:
 _KINDS = {"numeric": "numbers", "integer": "whole numbers", "boolean": "true/false values", "datetime": "dates"}
 
 
-def cast_to_schema(frame: pd.DataFrame, schema: LeadSchema, *, source: str = "data",
-                   strict: bool = False) -> pd.DataFrame:
+def cast_to_schema(
+    frame: pd.DataFrame, schema: LeadSchema, *, source: str = "data", strict: bool = False
+) -> pd.DataFrame:
     """Give every schema column its declared dtype; unparseable cells become missing.
 
     `strict` (training) refuses instead: a cell that does not fit its feature's type, and a lead
@@ -190,9 +192,11 @@ def cast_to_schema(frame: pd.DataFrame, schema: LeadSchema, *, source: str = "da
 
 def _refuse_cells(frame: pd.DataFrame, column: str, bad: pd.Series, what: str, source: str) -> None:
     first = bad.to_numpy(dtype=bool).argmax()
-    raise DataError(f"{source}: {column}: {int(bad.sum()):,} values {what} (first: {frame[column].iloc[first]!r} "
-                    f"in data row {first + 1}); fix them or leave those cells empty (`leadscore validate` lists them)",
-                    field=column)
+    raise DataError(
+        f"{source}: {column}: {int(bad.sum()):,} values {what} (first: {frame[column].iloc[first]!r} "
+        f"in data row {first + 1}); fix them or leave those cells empty (`leadscore validate` lists them)",
+        field=column,
+    )
 
 
 def read_header(path: str | Path) -> list[str]:
@@ -220,8 +224,10 @@ def check_separator(columns: list[str], source: str) -> None:
     if len(columns) == 1:
         for sep, word in ((";", "semicolons"), ("\t", "tabs"), ("|", "'|'")):
             if sep in columns[0]:
-                raise DataError(f"{source}: the header is one column '{columns[0][:60]}'; the file seems separated "
-                                f"by {word}, but leadscore reads comma-separated CSV")
+                raise DataError(
+                    f"{source}: the header is one column '{columns[0][:60]}'; the file seems separated "
+                    f"by {word}, but leadscore reads comma-separated CSV"
+                )
 
 
 def check_columns(columns: list[str], schema: LeadSchema, source: str, *, require_target: bool = True) -> None:
@@ -235,12 +241,16 @@ def check_columns(columns: list[str], schema: LeadSchema, source: str, *, requir
             raise DataError(f"{source}: missing the {role} column '{col}' named in the schema", field=col)
     missing = [f for f in schema.feature_names if f not in present]
     if missing:
-        raise DataError(f"{source}: missing feature columns named in the schema: {', '.join(missing[:5])}"
-                        + (f" (+{len(missing) - 5} more)" if len(missing) > 5 else ""), field=missing[0])
+        raise DataError(
+            f"{source}: missing feature columns named in the schema: {', '.join(missing[:5])}"
+            + (f" (+{len(missing) - 5} more)" if len(missing) > 5 else ""),
+            field=missing[0],
+        )
 
 
-def read_leads(path: str | Path, schema: LeadSchema, *, require_target: bool = True,
-               strict: bool = False) -> pd.DataFrame:
+def read_leads(
+    path: str | Path, schema: LeadSchema, *, require_target: bool = True, strict: bool = False
+) -> pd.DataFrame:
     """Load a lead file with the schema's dtypes; missing role or feature columns are one clear error.
 
     The header is checked before any row is read, so a large file that does not fit the schema fails

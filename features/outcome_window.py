@@ -41,11 +41,11 @@ import numpy as np
 import pandas as pd
 
 CANDIDATES: tuple[int, ...] = (30, 45, 60, 90, 120, 150, 180, 270, 365, 540, 730)
-DEFAULT_DAYS = 90          # the window without conversion dates to measure lags with
-MIN_DAYS = 30              # never propose a shorter window
-TARGET_COVERAGE = 0.9      # the window should hold this share of conversions
-MIN_LAGS = 20              # fewer conversion lags than this measure nothing
-MIN_AT_RISK = 10           # a lag counts as measured only where this many conversions could have shown it
+DEFAULT_DAYS = 90  # the window without conversion dates to measure lags with
+MIN_DAYS = 30  # never propose a shorter window
+TARGET_COVERAGE = 0.9  # the window should hold this share of conversions
+MIN_LAGS = 20  # fewer conversion lags than this measure nothing
+MIN_AT_RISK = 10  # a lag counts as measured only where this many conversions could have shown it
 _DAY_NS = 86_400 * 10**9
 
 
@@ -53,12 +53,12 @@ _DAY_NS = 86_400 * 10**9
 class WindowChoice:
     """One candidate window and what it leaves to learn from, with a line that says so."""
 
-    days: int                 # the proposed window
-    coverage: float           # share of observed conversions (with a lag) that came within `days`; nan without lags
-    n_mature: int             # leads whose outcome is final at export end under this window
-    n_mature_converted: int   # conversions within the window among those mature leads
+    days: int  # the proposed window
+    coverage: float  # share of observed conversions (with a lag) that came within `days`; nan without lags
+    n_mature: int  # leads whose outcome is final at export end under this window
+    n_mature_converted: int  # conversions within the window among those mature leads
     n_leads: int
-    note: str                 # one line for people
+    note: str  # one line for people
 
 
 def lag_days(created: pd.Series, converted: pd.Series) -> np.ndarray:
@@ -75,8 +75,13 @@ def export_end(created: pd.Series, converted: pd.Series | None) -> pd.Timestamp:
     return max(ends) if ends else pd.NaT
 
 
-def window_options(created: pd.Series, converted: pd.Series | None, *, as_of: pd.Timestamp | str | None = None,
-                   candidates: Sequence[int] = CANDIDATES) -> list[WindowChoice]:
+def window_options(
+    created: pd.Series,
+    converted: pd.Series | None,
+    *,
+    as_of: pd.Timestamp | str | None = None,
+    candidates: Sequence[int] = CANDIDATES,
+) -> list[WindowChoice]:
     """Each candidate window with its coverage and what it leaves mature at `as_of` (default: export end).
 
     Only what is known at `as_of` counts: leads created later are ignored, and conversions after it
@@ -99,15 +104,25 @@ def window_options(created: pd.Series, converted: pd.Series | None, *, as_of: pd
         n_mature = int((created_ns <= cutoff).sum())
         mature_conv = int(((lags <= days) & (lag_created_ns <= cutoff)).sum())
         cov = coverage(days) if coverage else math.nan
-        options.append(WindowChoice(days, cov, n_mature, mature_conv, n_leads,
-                                    _describe(days, cov, n_mature, mature_conv, n_leads)))
+        options.append(
+            WindowChoice(
+                days, cov, n_mature, mature_conv, n_leads, _describe(days, cov, n_mature, mature_conv, n_leads)
+            )
+        )
     return options
 
 
-def choose_window(created: pd.Series, converted: pd.Series | None, *, as_of: pd.Timestamp | str | None = None,
-                  min_mature_share: float = 0.5, min_converted: int = 200,
-                  target_coverage: float = TARGET_COVERAGE, candidates: Sequence[int] = CANDIDATES,
-                  default: int = DEFAULT_DAYS) -> WindowChoice:
+def choose_window(
+    created: pd.Series,
+    converted: pd.Series | None,
+    *,
+    as_of: pd.Timestamp | str | None = None,
+    min_mature_share: float = 0.5,
+    min_converted: int = 200,
+    target_coverage: float = TARGET_COVERAGE,
+    candidates: Sequence[int] = CANDIDATES,
+    default: int = DEFAULT_DAYS,
+) -> WindowChoice:
     """The outcome window to propose, with a note that says why.
 
     The shortest candidate window (never under 30 days) that holds `target_coverage` of the
@@ -121,11 +136,17 @@ def choose_window(created: pd.Series, converted: pd.Series | None, *, as_of: pd.
         # No conversion dates at all: nothing says how long conversions take, and nothing says which
         # recorded "not converted" is still open. The export's outcomes are taken as final (window 0).
         n = int(pd.to_datetime(created, errors="coerce").notna().sum())
-        return WindowChoice(0, math.nan, n, 0, n, "0 days: no conversion dates, so each outcome is taken as the "
-                            "export records it; set outcome_window_days if young leads may still convert")
+        return WindowChoice(
+            0,
+            math.nan,
+            n,
+            0,
+            n,
+            "0 days: no conversion dates, so each outcome is taken as the "
+            "export records it; set outcome_window_days if young leads may still convert",
+        )
     start, end, as_of = _known_at(created, converted, as_of)
-    options = window_options(start, end, as_of=as_of,
-                             candidates=[d for d in candidates if d >= MIN_DAYS] or [MIN_DAYS])
+    options = window_options(start, end, as_of=as_of, candidates=[d for d in candidates if d >= MIN_DAYS] or [MIN_DAYS])
     measured = not math.isnan(options[0].coverage)
     lags = _lags(start, end)[0]
     if measured:
@@ -144,18 +165,23 @@ def choose_window(created: pd.Series, converted: pd.Series | None, *, as_of: pd.
         shorter = [o for o in options if o.days < preferred.days]
         fits = [o for o in shorter if enough(o)]
         chosen = fits[-1] if fits else options[0]
-    choice = _with_reason(chosen, preferred, measured=measured, target=target_coverage,
-                          share=min_mature_share, needed=needed)
+    choice = _with_reason(
+        chosen, preferred, measured=measured, target=target_coverage, share=min_mature_share, needed=needed
+    )
     if measured:
         since = _conversions_recorded_from(start, lags, end)
         if since is not None:
-            choice = replace(choice, note=choice.note + f"; conversions are recorded only from {since:%Y-%m-%d}, "
-                             f"{(since - start.min()).days} days after the first lead, so lags were measured on "
-                             "leads created since then and older leads may be missing conversions")
+            choice = replace(
+                choice,
+                note=choice.note + f"; conversions are recorded only from {since:%Y-%m-%d}, "
+                f"{(since - start.min()).days} days after the first lead, so lags were measured on "
+                "leads created since then and older leads may be missing conversions",
+            )
     return choice
 
 
 # -- helpers -----------------------------------------------------------------------------------
+
 
 def _dates(values: pd.Series | None) -> pd.Series:
     """datetime64[ns] without a zone; text is parsed, unreadable cells become NaT."""
@@ -168,12 +194,16 @@ def _dates(values: pd.Series | None) -> pd.Series:
     return values.astype("datetime64[ns]")
 
 
-def _known_at(created: pd.Series, converted: pd.Series | None,
-              as_of: pd.Timestamp | str | None) -> tuple[pd.Series, pd.Series, pd.Timestamp]:
+def _known_at(
+    created: pd.Series, converted: pd.Series | None, as_of: pd.Timestamp | str | None
+) -> tuple[pd.Series, pd.Series, pd.Timestamp]:
     """Creation and conversion dates as known at `as_of`: later leads dropped, later conversions blanked."""
     start = _dates(created)
-    end = _dates(converted).reindex(start.index) if converted is not None else \
-        pd.Series(pd.NaT, index=start.index, dtype="datetime64[ns]")
+    end = (
+        _dates(converted).reindex(start.index)
+        if converted is not None
+        else pd.Series(pd.NaT, index=start.index, dtype="datetime64[ns]")
+    )
     as_of = export_end(start, end) if as_of is None else pd.Timestamp(as_of)
     if pd.isna(as_of):
         return start, end, as_of
@@ -221,7 +251,7 @@ def _coverage_curve(lags: np.ndarray, ages: np.ndarray):
     if not reliable.any():
         return None
     tau_index = int(np.flatnonzero(reliable)[-1])
-    values, counts, at_risk = values[:tau_index + 1], counts[:tau_index + 1], at_risk[:tau_index + 1]
+    values, counts, at_risk = values[: tau_index + 1], counts[: tau_index + 1], at_risk[: tau_index + 1]
     factors = np.clip(1.0 - counts / np.maximum(at_risk, 1), 0.0, 1.0)
     # share within values[i] = product of factors after i
     suffix = np.concatenate([np.cumprod(factors[::-1])[::-1][1:], [1.0]])
@@ -239,26 +269,31 @@ def _describe(days: int, coverage: float, n_mature: int, mature_conv: int, n_lea
     return f"{days} days: {cover}{n_mature:,} of {n_leads:,} leads mature{within}"
 
 
-def _with_reason(chosen: WindowChoice, preferred: WindowChoice, *, measured: bool, target: float,
-                 share: float, needed: int) -> WindowChoice:
+def _with_reason(
+    chosen: WindowChoice, preferred: WindowChoice, *, measured: bool, target: float, share: float, needed: int
+) -> WindowChoice:
     """The chosen option, its note extended with why it was chosen over the preferred one."""
     note = chosen.note
     if not measured:
         note += f" (default {preferred.days} days: no conversion dates to measure how long conversions take"
-        note += ")" if chosen is preferred else \
-            f"; shortened because {preferred.days} days leaves only {_share(preferred)} of leads mature)"
+        note += (
+            ")"
+            if chosen is preferred
+            else f"; shortened because {preferred.days} days leaves only {_share(preferred)} of leads mature)"
+        )
     elif chosen is not preferred:
         short = []
         if preferred.n_mature < share * preferred.n_leads:
             short.append(f"only {preferred.n_mature:,} leads mature ({_share(preferred)})")
         if preferred.n_mature_converted < needed:
             short.append(f"{preferred.n_mature_converted:,} mature conversions (want {needed:,})")
-        note += (f"; {target:.0%} coverage would need {preferred.days} days, leaving {' and '.join(short)}, "
-                 "so this window trades coverage for data")
+        note += (
+            f"; {target:.0%} coverage would need {preferred.days} days, leaving {' and '.join(short)}, "
+            "so this window trades coverage for data"
+        )
         if chosen.n_mature < share * chosen.n_leads or chosen.n_mature_converted < needed:
             note += f"; even {chosen.days} days leaves little to learn from: collect more history"
-    return WindowChoice(chosen.days, chosen.coverage, chosen.n_mature, chosen.n_mature_converted,
-                        chosen.n_leads, note)
+    return WindowChoice(chosen.days, chosen.coverage, chosen.n_mature, chosen.n_mature_converted, chosen.n_leads, note)
 
 
 def _share(option: WindowChoice) -> str:

@@ -78,8 +78,9 @@ def created_at(frame: pd.DataFrame, schema: LeadSchema) -> pd.Series:
     """The creation time column, or one clear error when the schema or the data has none."""
     column = schema.created_at
     if not column or column not in frame.columns:
-        raise DataError("this needs lead creation times: name the created_at column in the schema's roles",
-                        field="roles.created_at")
+        raise DataError(
+            "this needs lead creation times: name the created_at column in the schema's roles", field="roles.created_at"
+        )
     return pd.to_datetime(frame[column], errors="coerce")
 
 

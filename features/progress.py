@@ -58,13 +58,30 @@ def rows(total: int | None, desc: str, *, unit: str = "lead", enabled: bool | No
     layout = _WITH_TOTAL if total else _WITHOUT_TOTAL
     width = _terminal_width()
     size = {} if width else {"ncols": 100, "nrows": 20}  # tqdm hides its bar on a terminal of size 0
-    with tqdm(total=total, desc=desc, unit=unit, unit_scale=True, file=sys.stderr, dynamic_ncols=bool(width),
-              mininterval=0.5, smoothing=0.1, bar_format=layout, **size) as bar:
+    with tqdm(
+        total=total,
+        desc=desc,
+        unit=unit,
+        unit_scale=True,
+        file=sys.stderr,
+        dynamic_ncols=bool(width),
+        mininterval=0.5,
+        smoothing=0.1,
+        bar_format=layout,
+        **size,
+    ) as bar:
         yield bar.update
 
 
-def track(chunks: Iterable[T], total: int | None, desc: str, *, unit: str = "lead",
-          enabled: bool | None = None, size: Callable[[T], int] = len) -> Iterator[T]:  # type: ignore[assignment]
+def track(
+    chunks: Iterable[T],
+    total: int | None,
+    desc: str,
+    *,
+    unit: str = "lead",
+    enabled: bool | None = None,
+    size: Callable[[T], int] = len,  # type: ignore[assignment]
+) -> Iterator[T]:
     """Yield each chunk, advancing the bar by its size once the caller is done with it."""
     with rows(total, desc, unit=unit, enabled=enabled) as advance:
         for chunk in chunks:

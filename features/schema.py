@@ -85,6 +85,7 @@ def normalise_label(value: Any) -> str:
 
 # -- field types: what the YAML allows, with the JSON Schema editors see -----------------------
 
+
 def _problem(message: str, field: str | None = None, *, whole: bool = False) -> PydanticCustomError:
     """A problem in our own words, said after the field's path ("grades.D must be 0 ..."), or the `whole`
     sentence; `field` (relative to the model that fails) when the problem is in one of its keys."""
@@ -99,7 +100,8 @@ def _labels_list(value: Any) -> tuple[str, ...]:
 
 _Scalar = {"type": ["string", "number", "integer", "boolean"]}
 TargetValues = Annotated[
-    tuple[str, ...], BeforeValidator(_labels_list),
+    tuple[str, ...],
+    BeforeValidator(_labels_list),
     WithJsonSchema({"type": "array", "items": _Scalar, "minItems": 1}),
 ]
 Number = StrictInt | StrictFloat
@@ -168,13 +170,17 @@ class FeatureSpec(_Model):
         if self.values is not None and self.type != "categorical":
             raise _problem(f"features.{self.name}.values is only for categorical features", "values", whole=True)
         if self.monotone and self.type == "categorical":
-            raise _problem(f"features.{self.name}.monotone needs an ordered type, not categorical", "monotone",
-                           whole=True)
+            raise _problem(
+                f"features.{self.name}.monotone needs an ordered type, not categorical", "monotone", whole=True
+            )
         if self.values is not None:
             for candidate in self.actionable:
                 if str(candidate) not in self.values:
-                    raise _problem(f"features.{self.name}.actionable value {candidate!r} is not one of its values",
-                                   "actionable", whole=True)
+                    raise _problem(
+                        f"features.{self.name}.actionable value {candidate!r} is not one of its values",
+                        "actionable",
+                        whole=True,
+                    )
         return self
 
     @property
@@ -247,10 +253,17 @@ def _grades(value: Any) -> dict[str, float]:
 
 
 Grades = Annotated[
-    dict[str, float], BeforeValidator(_grades),
-    WithJsonSchema({"type": "object", "description": "floors on the calibrated probability, falling, D = 0",
-                    "properties": {g: {"type": "number", "minimum": 0, "maximum": 1} for g in GRADE_NAMES},
-                    "required": list(GRADE_NAMES), "additionalProperties": False}),
+    dict[str, float],
+    BeforeValidator(_grades),
+    WithJsonSchema(
+        {
+            "type": "object",
+            "description": "floors on the calibrated probability, falling, D = 0",
+            "properties": {g: {"type": "number", "minimum": 0, "maximum": 1} for g in GRADE_NAMES},
+            "required": list(GRADE_NAMES),
+            "additionalProperties": False,
+        }
+    ),
 ]
 
 
@@ -260,13 +273,16 @@ class LeadSchema(_Model):
     name: Annotated[str, BeforeValidator(lambda v: str(v or "leads"))] = "leads"
     description: _Text = ""
     roles: Roles
-    outcome_window_days: StrictInt = Field(90, ge=0, description="how long after creation an outcome is final; "
-                                           "0: the export records final outcomes")
+    outcome_window_days: StrictInt = Field(
+        90, ge=0, description="how long after creation an outcome is final; 0: the export records final outcomes"
+    )
     grades: Grades = Field(default_factory=lambda: dict(DEFAULT_GRADES))
     context: Annotated[tuple[str, ...], BeforeValidator(lambda v: () if v is None else v)] = Field(
-        (), description="columns kept for reports by source and campaign, never model features")
+        (), description="columns kept for reports by source and campaign, never model features"
+    )
     excluded: Annotated[dict[str, str], BeforeValidator(lambda v: {} if v is None else v)] = Field(
-        default_factory=dict, description="columns deliberately left out, and why")
+        default_factory=dict, description="columns deliberately left out, and why"
+    )
     features: tuple[FeatureSpec, ...] = Field(min_length=1)
 
     @model_validator(mode="after")
@@ -278,8 +294,11 @@ class LeadSchema(_Model):
             if spec.name in seen:
                 raise _problem(f"feature '{spec.name}' is listed twice", f"features.{spec.name}", whole=True)
             if spec.name in role_cols:
-                raise _problem(f"feature '{spec.name}' is also a role column (id, target or date)",
-                               f"features.{spec.name}", whole=True)
+                raise _problem(
+                    f"feature '{spec.name}' is also a role column (id, target or date)",
+                    f"features.{spec.name}",
+                    whole=True,
+                )
             seen.add(spec.name)
         for name in self.context:
             if name in seen:
@@ -374,14 +393,16 @@ class LeadSchema(_Model):
         out: dict[str, Any] = {"name": self.name}
         if self.description:
             out["description"] = self.description
-        out.update({
-            "roles": roles,
-            "outcome_window_days": self.outcome_window_days,
-            "grades": dict(self.grades),
-            "context": list(self.context),
-            "excluded": dict(self.excluded),
-            "features": [f.to_dict() for f in self.features],
-        })
+        out.update(
+            {
+                "roles": roles,
+                "outcome_window_days": self.outcome_window_days,
+                "grades": dict(self.grades),
+                "context": list(self.context),
+                "excluded": dict(self.excluded),
+                "features": [f.to_dict() for f in self.features],
+            }
+        )
         return out
 
     def fingerprint(self) -> str:
@@ -478,8 +499,11 @@ def _first_problem(exc: ValidationError, raw: dict[str, Any]) -> tuple[str, str]
     if field == "roles":
         return "'roles' is missing (it names the id and target columns)", field
     if loc[:1] == ["roles"] and len(loc) == 2:
-        return (f"{field} is missing: name the {key} column" if key in ("id", "target")
-                else f"{field} must be a column name"), field
+        return (
+            f"{field} is missing: name the {key} column"
+            if key in ("id", "target")
+            else f"{field} must be a column name"
+        ), field
     if key in _TYPE_PROBLEMS and (key != "name" or len(loc) == 1):
         shown = f", got {error['input']!r}" if key == "outcome_window_days" else ""
         return f"{_quoted(field)} {_TYPE_PROBLEMS[key]}{shown}", field

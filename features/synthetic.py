@@ -32,12 +32,28 @@ DEFAULT_END = "2026-10-01"
 BASE_RATE = 0.09
 QUALITY_FACTORS = tuple(f for f in FACTORS if f != "other")
 
-SOURCES = ("web_form", "organic_search", "paid_search", "referral", "webinar", "trade_show",
-           "purchased_list", "partner")
+SOURCES = (
+    "web_form",
+    "organic_search",
+    "paid_search",
+    "referral",
+    "webinar",
+    "trade_show",
+    "purchased_list",
+    "partner",
+)
 _MIX_START = np.array([0.24, 0.16, 0.08, 0.09, 0.09, 0.14, 0.08, 0.12])
 _MIX_END = np.array([0.14, 0.12, 0.20, 0.06, 0.07, 0.10, 0.24, 0.07])
-_SOURCE_INTEREST = {"web_form": 0.3, "organic_search": 0.2, "paid_search": 0.0, "referral": 0.7,
-                    "webinar": 0.4, "trade_show": -0.2, "purchased_list": -1.0, "partner": 0.3}
+_SOURCE_INTEREST = {
+    "web_form": 0.3,
+    "organic_search": 0.2,
+    "paid_search": 0.0,
+    "referral": 0.7,
+    "webinar": 0.4,
+    "trade_show": -0.2,
+    "purchased_list": -1.0,
+    "partner": 0.3,
+}
 _CAMPAIGNS = {
     "web_form": ("website-contact", "newsletter-signup"),
     "organic_search": ("seo-blog",),
@@ -60,24 +76,63 @@ OWNER_SKILL = {STRONG_OWNER: 3.0, WEAK_OWNER: 0.35}
 OWNER_TILT = {STRONG_OWNER: -0.5, WEAK_OWNER: 0.5}  # log-weight per unit of the lead's true log-odds
 
 # The true effects, in log-odds, before centring. Missing values have their own effect.
-INDUSTRY = {"software": 0.6, "financial_services": 0.4, "healthcare": 0.25, "manufacturing": 0.1,
-            "retail": -0.3, "education": -0.6, "government": -0.7, "other": -0.4}
+INDUSTRY = {
+    "software": 0.6,
+    "financial_services": 0.4,
+    "healthcare": 0.25,
+    "manufacturing": 0.1,
+    "retail": -0.3,
+    "education": -0.6,
+    "government": -0.7,
+    "other": -0.4,
+}
 INDUSTRY_P = [0.22, 0.12, 0.1, 0.12, 0.12, 0.08, 0.06, 0.18]
-COUNTRY = {"US": 0.3, "GB": 0.25, "DE": 0.2, "FR": 0.1, "CA": 0.25, "NL": 0.2, "AU": 0.15,
-           "IN": -0.7, "BR": -0.7, "JP": -0.3, "MX": -0.5, "ZA": -0.5}
+COUNTRY = {
+    "US": 0.3,
+    "GB": 0.25,
+    "DE": 0.2,
+    "FR": 0.1,
+    "CA": 0.25,
+    "NL": 0.2,
+    "AU": 0.15,
+    "IN": -0.7,
+    "BR": -0.7,
+    "JP": -0.3,
+    "MX": -0.5,
+    "ZA": -0.5,
+}
 COUNTRY_AFTER_EXPANSION = {"IN": 0.35, "BR": 0.35}
 COUNTRY_P = [0.33, 0.1, 0.08, 0.06, 0.06, 0.03, 0.04, 0.11, 0.08, 0.04, 0.04, 0.03]
 TIMELINE = {"0-3 months": 0.9, "3-6 months": 0.4, "6-12 months": -0.3, "12+ months": -1.0}
-SENIORITY = {"c_level": 0.7, "vp": 0.6, "director": 0.4, "manager": 0.1, "individual_contributor": -0.5,
-             "student": -1.5}
+SENIORITY = {
+    "c_level": 0.7,
+    "vp": 0.6,
+    "director": 0.4,
+    "manager": 0.1,
+    "individual_contributor": -0.5,
+    "student": -1.5,
+}
 SENIORITY_P = [0.06, 0.08, 0.15, 0.28, 0.38, 0.05]
-DECIDES_P = {"c_level": 0.8, "vp": 0.65, "director": 0.45, "manager": 0.2, "individual_contributor": 0.05,
-             "student": 0.01}
-DEPARTMENT = {"it": 0.3, "engineering": 0.3, "operations": 0.2, "sales": 0.15, "marketing": 0.1,
-              "finance": 0.0, "hr": -0.4, "other": -0.3}
+DECIDES_P = {
+    "c_level": 0.8,
+    "vp": 0.65,
+    "director": 0.45,
+    "manager": 0.2,
+    "individual_contributor": 0.05,
+    "student": 0.01,
+}
+DEPARTMENT = {
+    "it": 0.3,
+    "engineering": 0.3,
+    "operations": 0.2,
+    "sales": 0.15,
+    "marketing": 0.1,
+    "finance": 0.0,
+    "hr": -0.4,
+    "other": -0.3,
+}
 DEPARTMENT_P = [0.18, 0.14, 0.12, 0.16, 0.16, 0.08, 0.06, 0.10]
-PRODUCT = {"analytics": 0.5, "crm": 0.4, "automation": 0.3, "ai_assistant": 0.9, "hardware": -1.4,
-           "consulting": -0.8}
+PRODUCT = {"analytics": 0.5, "crm": 0.4, "automation": 0.3, "ai_assistant": 0.9, "hardware": -1.4, "consulting": -0.8}
 USE_CASE = {"sales_pipeline": 0.5, "reporting": 0.3, "customer_support": 0.1, "personal": -1.2, "other": -0.3}
 USE_CASE_P = [0.3, 0.3, 0.2, 0.08, 0.12]
 
@@ -134,9 +189,16 @@ def bundled_schema() -> LeadSchema:
     return load_schema(bundled_schema_path())
 
 
-def generate(*, quarters: int = 12, leads_per_quarter: int = 20_000, seed: int = 7, end: str = DEFAULT_END,
-             conversion_delay: str = "fast", base_rate_shift: float = 1.0,
-             leak_column: str | None = None) -> SyntheticHistory:
+def generate(
+    *,
+    quarters: int = 12,
+    leads_per_quarter: int = 20_000,
+    seed: int = 7,
+    end: str = DEFAULT_END,
+    conversion_delay: str = "fast",
+    base_rate_shift: float = 1.0,
+    leak_column: str | None = None,
+) -> SyntheticHistory:
     """Generate `quarters` quarters of leads ending at `end` (the export date, exclusive).
 
     conversion_delay: "fast" (median 25 days, at most 89) or "slow" (median 75 days, at most 270).
@@ -188,7 +250,7 @@ def generate(*, quarters: int = 12, leads_per_quarter: int = 20_000, seed: int =
     industry = _blank(rng, industry, 0.04)
     contrib["icp_fit"] += _effect(industry, INDUSTRY, missing=-0.2)
     log_size = np.clip(rng.normal(2.3, 0.85, n), 0, 5.5)
-    size = np.round(10 ** log_size).astype(float)
+    size = np.round(10**log_size).astype(float)
     size_missing = rng.random(n) < np.where(is_show, 0.25, 0.07)
     size[size_missing] = np.nan
     contrib["icp_fit"] += np.where(size_missing, -0.3, np.maximum(0.5 - 0.9 * (log_size - 2.7) ** 2, -1.5))
@@ -214,13 +276,23 @@ def generate(*, quarters: int = 12, leads_per_quarter: int = 20_000, seed: int =
     days = np.minimum(np.round(rng.exponential(30 * np.exp(-0.4 * interest))), 365)
     days[rng.random(n) < 0.08] = np.nan
     webinar = rng.random(n) < np.where(source == "webinar", 0.9, _sigmoid(-2.2 + 0.5 * interest))
-    ready = np.where(no_tracking, -0.35, np.minimum(0.45 * np.log1p(visits), 1.0) + 0.12 * np.log1p(pages)
-                     + np.minimum(0.5 * np.log1p(pricing), 1.0))
+    ready = np.where(
+        no_tracking,
+        -0.35,
+        np.minimum(0.45 * np.log1p(visits), 1.0) + 0.12 * np.log1p(pages) + np.minimum(0.5 * np.log1p(pricing), 1.0),
+    )
     ready = ready + 0.3 * np.minimum(downloads, 3) + 1.1 * demo + 0.35 * webinar
     ready = ready + np.where(np.isnan(days), -0.5, -1.4 * (1 - np.exp(-np.nan_to_num(days) / 45)))
     contrib["readiness"] += ready
-    cols.update(web_visits=visits, pages_viewed=pages, content_downloads=downloads, demo_requested=demo,
-                pricing_page_views=pricing, days_since_last_activity=days, webinar_attended=webinar)
+    cols.update(
+        web_visits=visits,
+        pages_viewed=pages,
+        content_downloads=downloads,
+        demo_requested=demo,
+        pricing_page_views=pricing,
+        days_since_last_activity=days,
+        webinar_attended=webinar,
+    )
 
     # --- Contact data: trade shows often lack e-mail, purchased lists bounce and carry bad phones.
     email_present = rng.random(n) < np.where(is_show, 0.55, np.where(is_list, 0.85, 0.97))
@@ -234,8 +306,14 @@ def generate(*, quarters: int = 12, leads_per_quarter: int = 20_000, seed: int =
     contact = -0.9 * ~email_present - 0.4 * (email_present & free) - 1.0 * bounced
     contact = contact - 0.7 * ~phone_present - 0.6 * (phone_present & (phone_valid == 0)) - 0.5 * opted_out
     contrib["contactability"] += contact
-    cols.update(email_present=email_present, email_type=email_type, email_bounced=bounced,
-                phone_present=phone_present, phone_valid=phone_valid, opted_out_email=opted_out)
+    cols.update(
+        email_present=email_present,
+        email_type=email_type,
+        email_bounced=bounced,
+        phone_present=phone_present,
+        phone_valid=phone_valid,
+        opted_out_email=opted_out,
+    )
 
     # --- Decision timeline
     shift = np.clip(0.25 + 0.12 * interest, 0.05, 0.6)
@@ -261,8 +339,9 @@ def generate(*, quarters: int = 12, leads_per_quarter: int = 20_000, seed: int =
     cols.update(seniority=seniority, department=department, decision_maker=decides)
 
     # --- Product fit: an AI assistant launches two thirds in, with its own campaign.
-    product = _choice(rng, ["analytics", "crm", "automation", "hardware", "consulting"],
-                      [0.35, 0.3, 0.2, 0.08, 0.07], n)
+    product = _choice(
+        rng, ["analytics", "crm", "automation", "hardware", "consulting"], [0.35, 0.3, 0.2, 0.08, 0.07], n
+    )
     ai = launched & ((campaign == LAUNCH_CAMPAIGN) & (rng.random(n) < 0.8) | (rng.random(n) < 0.12))
     product = _blank(rng, np.where(ai, "ai_assistant", product), 0.15)
     use_case = _blank(rng, _choice(rng, list(USE_CASE), USE_CASE_P, n), 0.25)
@@ -282,17 +361,25 @@ def generate(*, quarters: int = 12, leads_per_quarter: int = 20_000, seed: int =
     converted_ns = (converted_ns // 1_000_000_000) * 1_000_000_000  # whole seconds, like created_at
     observed = eventually & (converted_ns < export.value)
     age_days = (export.value - created_ns) / 86_400e9
-    status = np.where(observed, "Converted",
-                      np.where(age_days > delay.open_days, np.where(rng.random(n) < 0.85, "Disqualified", "Nurture"),
-                               np.where(rng.random(n) < 0.7, "Open", "Working")))
+    status = np.where(
+        observed,
+        "Converted",
+        np.where(
+            age_days > delay.open_days,
+            np.where(rng.random(n) < 0.85, "Disqualified", "Nurture"),
+            np.where(rng.random(n) < 0.7, "Open", "Working"),
+        ),
+    )
 
     ids = np.char.add("L", np.char.zfill(np.arange(1, n + 1).astype(str), 8))
-    leads = pd.DataFrame({
-        "lead_id": ids,
-        "created_at": pd.to_datetime(created_ns),
-        "lead_source": source,
-        "campaign": campaign,
-    })
+    leads = pd.DataFrame(
+        {
+            "lead_id": ids,
+            "created_at": pd.to_datetime(created_ns),
+            "lead_source": source,
+            "campaign": campaign,
+        }
+    )
     for name, values in cols.items():
         leads[name] = values
     leads["lead_status"] = status
@@ -306,8 +393,14 @@ def generate(*, quarters: int = 12, leads_per_quarter: int = 20_000, seed: int =
     owner_rng = np.random.default_rng([seed, 12])  # its own stream: every other column stays as it was
     leads["sales_owner"] = pd.Series(_assign_owners(owner_rng, logit - logit.mean(), eventually), dtype="string")
 
-    truth = pd.DataFrame({"lead_id": ids, "true_probability": prob, "true_logit": logit,
-                          "true_converted_eventually": eventually.astype(np.int8)})
+    truth = pd.DataFrame(
+        {
+            "lead_id": ids,
+            "true_probability": prob,
+            "true_logit": logit,
+            "true_converted_eventually": eventually.astype(np.int8),
+        }
+    )
     for f in QUALITY_FACTORS:
         truth[f"true_{f}"] = centred[f]
     return SyntheticHistory(leads=leads, truth=truth, leaks=leaks)

@@ -33,13 +33,13 @@ WARNING = "warning"
 class Issue:
     """One finding: which column, what is wrong, in how many rows, and the first few of them."""
 
-    level: str                       # "error" fails validation, "warning" does not
+    level: str  # "error" fails validation, "warning" does not
     column: str | None
     problem: str
     count: int = 0
-    rows: tuple[int, ...] = ()       # data row numbers, 1 = the first row after the header
-    ids: tuple[str, ...] = ()        # the lead ids of those rows, when the id column is readable
-    values: tuple[str, ...] = ()     # the offending cells of those rows
+    rows: tuple[int, ...] = ()  # data row numbers, 1 = the first row after the header
+    ids: tuple[str, ...] = ()  # the lead ids of those rows, when the id column is readable
+    values: tuple[str, ...] = ()  # the offending cells of those rows
 
 
 @dataclass(frozen=True)
@@ -70,15 +70,19 @@ class ValidationReport:
             if issue.rows and max_examples > 0:
                 lines.append(" " * 9 + _examples(issue, max_examples))
         verdict = "FAILED" if self.errors else "OK"
-        lines.append(f"{verdict}: {_plural(len(self.errors), 'error')}, {_plural(len(self.warnings), 'warning')}"
-                     + (" (row numbers count data rows from 1, the line after the header)" if self.issues else ""))
+        lines.append(
+            f"{verdict}: {_plural(len(self.errors), 'error')}, {_plural(len(self.warnings), 'warning')}"
+            + (" (row numbers count data rows from 1, the line after the header)" if self.issues else "")
+        )
         return "\n".join(lines)
 
 
 # -- the pure function -------------------------------------------------------------------------
 
-def validate_frame(frame: pd.DataFrame, schema: LeadSchema, now: pd.Timestamp | None = None, *,
-                   max_examples: int = 5) -> ValidationReport:
+
+def validate_frame(
+    frame: pd.DataFrame, schema: LeadSchema, now: pd.Timestamp | None = None, *, max_examples: int = 5
+) -> ValidationReport:
     """Check raw leads (as read from the file) against the schema; never raises on bad cells."""
     now = pd.Timestamp.now() if now is None else pd.Timestamp(now)
     ids = _id_text(frame, schema)
@@ -97,6 +101,7 @@ def validate_frame(frame: pd.DataFrame, schema: LeadSchema, now: pd.Timestamp | 
 
 
 # -- the command -------------------------------------------------------------------------------
+
 
 def validate_command(*, data: str | Path, schema: str | Path | None = None, max_examples: int = 5) -> int:
     """`leadscore validate`: print the report; exit 2 when there are errors, 0 otherwise."""
@@ -119,16 +124,22 @@ def _require_some_schema_columns(frame: pd.DataFrame, schema: LeadSchema, name: 
         return
     check_separator([str(c) for c in frame.columns], name)
     found = ", ".join(str(c)[:40] for c in frame.columns[:5])
-    raise DataError(f"{name}: none of the schema's columns are in the file (found: {found}); "
-                    f"is this the right file or --schema?")
+    raise DataError(
+        f"{name}: none of the schema's columns are in the file (found: {found}); is this the right file or --schema?"
+    )
 
 
 # -- the checks --------------------------------------------------------------------------------
 
+
 def _missing_columns(frame: pd.DataFrame, schema: LeadSchema) -> list[Issue]:
     issues = []
-    roles = {"id": schema.id_column, "target": schema.target_column, "created_at": schema.created_at,
-             "converted_at": schema.converted_at}
+    roles = {
+        "id": schema.id_column,
+        "target": schema.target_column,
+        "created_at": schema.created_at,
+        "converted_at": schema.converted_at,
+    }
     for role, col in roles.items():
         if col and col not in frame.columns:
             issues.append(Issue(ERROR, col, f"the {role} column named in the schema is missing"))
@@ -146,13 +157,23 @@ def _check_ids(ids: pd.Series, column: str, max_examples: int) -> list[Issue]:
     text = ids.astype("string").str.strip()
     blank = (text.isna() | (text == "")).fillna(True).astype(bool)
     if blank.any():
-        issues.append(_issue(ERROR, column, f"{_plural(int(blank.sum()), 'row')} without an id", blank,
-                             ids, None, max_examples))
+        issues.append(
+            _issue(ERROR, column, f"{_plural(int(blank.sum()), 'row')} without an id", blank, ids, None, max_examples)
+        )
     dup = text.duplicated(keep=False) & ~blank
     if dup.any():
         shared = int(text[dup].nunique())
-        issues.append(_issue(ERROR, column, f"{_plural(int(dup.sum()), 'row')} share {_plural(shared, 'id')} "
-                             "(ids must be unique)", dup, ids, None, max_examples))
+        issues.append(
+            _issue(
+                ERROR,
+                column,
+                f"{_plural(int(dup.sum()), 'row')} share {_plural(shared, 'id')} (ids must be unique)",
+                dup,
+                ids,
+                None,
+                max_examples,
+            )
+        )
     return issues
 
 
@@ -160,20 +181,38 @@ def _check_target(target: pd.Series, schema: LeadSchema, ids: pd.Series | None, 
     issues = []
     missing = target.isna()
     if missing.any():
-        issues.append(_issue(ERROR, schema.target_column, f"{_plural(int(missing.sum()), 'row')} without a "
-                             "target value", missing, target, ids, max_examples))
+        issues.append(
+            _issue(
+                ERROR,
+                schema.target_column,
+                f"{_plural(int(missing.sum()), 'row')} without a target value",
+                missing,
+                target,
+                ids,
+                max_examples,
+            )
+        )
     allowed = set(schema.positive_values) | set(schema.negative_values)
     unknown = ~missing & ~normalised_labels(target).isin(allowed)
     if unknown.any():
         values = ", ".join(sorted(allowed))
-        issues.append(_issue(ERROR, schema.target_column, f"{_plural(int(unknown.sum()), 'value')} not in the "
-                             f"schema's positive or negative values ({values})", unknown, target, ids,
-                             max_examples))
+        issues.append(
+            _issue(
+                ERROR,
+                schema.target_column,
+                f"{_plural(int(unknown.sum()), 'value')} not in the schema's positive or negative values ({values})",
+                unknown,
+                target,
+                ids,
+                max_examples,
+            )
+        )
     return issues
 
 
-def _check_dates(frame: pd.DataFrame, schema: LeadSchema, now: pd.Timestamp, ids: pd.Series | None,
-                 max_examples: int) -> list[Issue]:
+def _check_dates(
+    frame: pd.DataFrame, schema: LeadSchema, now: pd.Timestamp, ids: pd.Series | None, max_examples: int
+) -> list[Issue]:
     issues: list[Issue] = []
     parsed: dict[str, pd.Series] = {}
     for col in (schema.created_at, schema.converted_at):
@@ -184,32 +223,60 @@ def _check_dates(frame: pd.DataFrame, schema: LeadSchema, now: pd.Timestamp, ids
         parsed[col] = when
         bad = raw.notna() & when.isna()
         if bad.any():
-            issues.append(_issue(ERROR, col, f"{_plural(int(bad.sum()), 'unreadable date')}", bad,
-                                 raw, ids, max_examples))
+            issues.append(
+                _issue(ERROR, col, f"{_plural(int(bad.sum()), 'unreadable date')}", bad, raw, ids, max_examples)
+            )
         future = when > now
         if future.any():
-            issues.append(_issue(ERROR, col, f"{_plural(int(future.sum()), 'date')} in the future (after "
-                                 f"{now:%Y-%m-%d %H:%M})", future, raw, ids, max_examples))
+            issues.append(
+                _issue(
+                    ERROR,
+                    col,
+                    f"{_plural(int(future.sum()), 'date')} in the future (after {now:%Y-%m-%d %H:%M})",
+                    future,
+                    raw,
+                    ids,
+                    max_examples,
+                )
+            )
     created = parsed.get(schema.created_at or "")
     if created is not None:
         blank = frame[schema.created_at].isna()
         if blank.any():
-            issues.append(_issue(ERROR, schema.created_at, f"{_plural(int(blank.sum()), 'row')} without a "
-                                 "creation date", blank, frame[schema.created_at], ids, max_examples))
+            issues.append(
+                _issue(
+                    ERROR,
+                    schema.created_at,
+                    f"{_plural(int(blank.sum()), 'row')} without a creation date",
+                    blank,
+                    frame[schema.created_at],
+                    ids,
+                    max_examples,
+                )
+            )
     converted = parsed.get(schema.converted_at or "")
     if created is not None and converted is not None:
         early = converted < created
         if early.any():
-            issues.append(_issue(ERROR, schema.converted_at, f"{_plural(int(early.sum()), 'lead')} with a "
-                                 "conversion date before the creation date", early, frame[schema.converted_at], ids,
-                                 max_examples))
+            issues.append(
+                _issue(
+                    ERROR,
+                    schema.converted_at,
+                    f"{_plural(int(early.sum()), 'lead')} with a conversion date before the creation date",
+                    early,
+                    frame[schema.converted_at],
+                    ids,
+                    max_examples,
+                )
+            )
     if converted is not None and schema.target_column in frame.columns:
         issues += _conversion_date_agrees(frame, schema, converted, ids, max_examples)
     return issues
 
 
-def _conversion_date_agrees(frame: pd.DataFrame, schema: LeadSchema, converted: pd.Series,
-                            ids: pd.Series | None, max_examples: int) -> list[Issue]:
+def _conversion_date_agrees(
+    frame: pd.DataFrame, schema: LeadSchema, converted: pd.Series, ids: pd.Series | None, max_examples: int
+) -> list[Issue]:
     """A conversion date and a target that disagree usually mean one of them is stale."""
     target = frame[schema.target_column]
     label = normalised_labels(target)
@@ -218,13 +285,31 @@ def _conversion_date_agrees(frame: pd.DataFrame, schema: LeadSchema, converted: 
     issues = []
     dated_negative = known & ~positive & converted.notna()
     if dated_negative.any():
-        issues.append(_issue(WARNING, schema.converted_at, f"{_plural(int(dated_negative.sum()), 'lead')} with a "
-                             "conversion date although the target says not converted", dated_negative,
-                             frame[schema.converted_at], ids, max_examples))
+        issues.append(
+            _issue(
+                WARNING,
+                schema.converted_at,
+                f"{_plural(int(dated_negative.sum()), 'lead')} with a "
+                "conversion date although the target says not converted",
+                dated_negative,
+                frame[schema.converted_at],
+                ids,
+                max_examples,
+            )
+        )
     undated = positive & converted.isna() & frame[schema.converted_at].isna()
     if undated.any():
-        issues.append(_issue(WARNING, schema.converted_at, f"{_plural(int(undated.sum()), 'converted lead')} "
-                             "without a conversion date", undated, target, ids, max_examples))
+        issues.append(
+            _issue(
+                WARNING,
+                schema.converted_at,
+                f"{_plural(int(undated.sum()), 'converted lead')} without a conversion date",
+                undated,
+                target,
+                ids,
+                max_examples,
+            )
+        )
     return issues
 
 
@@ -234,9 +319,17 @@ def _check_feature(values: pd.Series, spec: FeatureSpec, ids: pd.Series | None, 
     cast, bad = coerce_feature(values, spec)
     issues = []
     if bad.any():
-        issues.append(_issue(ERROR, spec.name, f"{_plural(int(bad.sum()), 'value')} of the wrong type "
-                             f"(expected {TYPE_WORDS[spec.type]})",
-                             bad, values, ids, max_examples))
+        issues.append(
+            _issue(
+                ERROR,
+                spec.name,
+                f"{_plural(int(bad.sum()), 'value')} of the wrong type (expected {TYPE_WORDS[spec.type]})",
+                bad,
+                values,
+                ids,
+                max_examples,
+            )
+        )
     if spec.type in ("numeric", "integer"):
         numbers = cast.astype("Float64")
         below = numbers < spec.min if spec.min is not None else None
@@ -244,15 +337,33 @@ def _check_feature(values: pd.Series, spec: FeatureSpec, ids: pd.Series | None, 
         for bound, mask, word in ((spec.min, below, "below the minimum"), (spec.max, above, "above the maximum")):
             if mask is not None and mask.fillna(False).any():
                 mask = mask.fillna(False).astype(bool)
-                issues.append(_issue(ERROR, spec.name, f"{_plural(int(mask.sum()), 'value')} {word} "
-                                     f"{_number(bound)}", mask, values, ids, max_examples))
+                issues.append(
+                    _issue(
+                        ERROR,
+                        spec.name,
+                        f"{_plural(int(mask.sum()), 'value')} {word} {_number(bound)}",
+                        mask,
+                        values,
+                        ids,
+                        max_examples,
+                    )
+                )
     if spec.values is not None:
         text = cast.astype("string")
         outside = (text.notna() & ~text.isin(spec.values)).fillna(False).astype(bool)
         if outside.any():
             shown = ", ".join(spec.values[:10]) + (", ..." if len(spec.values) > 10 else "")
-            issues.append(_issue(ERROR, spec.name, f"{_plural(int(outside.sum()), 'value')} not allowed "
-                                 f"(allowed: {shown})", outside, values, ids, max_examples))
+            issues.append(
+                _issue(
+                    ERROR,
+                    spec.name,
+                    f"{_plural(int(outside.sum()), 'value')} not allowed (allowed: {shown})",
+                    outside,
+                    values,
+                    ids,
+                    max_examples,
+                )
+            )
     return issues
 
 
@@ -262,17 +373,26 @@ def _extra_columns(frame: pd.DataFrame, schema: LeadSchema) -> list[Issue]:
     if not extra:
         return []
     shown = ", ".join(extra[:8]) + (", ..." if len(extra) > 8 else "")
-    return [Issue(WARNING, None, f"{_plural(len(extra), 'column')} not in the schema, ignored: {shown}",
-                  count=len(extra))]
+    return [
+        Issue(WARNING, None, f"{_plural(len(extra), 'column')} not in the schema, ignored: {shown}", count=len(extra))
+    ]
 
 
 # -- helpers -----------------------------------------------------------------------------------
 
-def _issue(level: str, column: str | None, problem: str, mask: pd.Series, values: pd.Series,
-           ids: pd.Series | None, max_examples: int) -> Issue:
+
+def _issue(
+    level: str,
+    column: str | None,
+    problem: str,
+    mask: pd.Series,
+    values: pd.Series,
+    ids: pd.Series | None,
+    max_examples: int,
+) -> Issue:
     """An issue with the row numbers, ids and cells of its first few offending rows."""
     flags = mask.to_numpy(dtype=bool)
-    where = np.flatnonzero(flags)[:max(max_examples, 0)]
+    where = np.flatnonzero(flags)[: max(max_examples, 0)]
     return Issue(
         level=level,
         column=column,

@@ -34,8 +34,22 @@ def _category_code(value):
 
 
 @njit(cache=True, nogil=True)
-def raw_scores(X, out, feature, threshold, categorical, missing, default_left, left, right, cat_start, cat_words,
-               cat_bits, tree_root, leaf_value):
+def raw_scores(
+    X,
+    out,
+    feature,
+    threshold,
+    categorical,
+    missing,
+    default_left,
+    left,
+    right,
+    cat_start,
+    cat_words,
+    cat_bits,
+    tree_root,
+    leaf_value,
+):
     for r in range(X.shape[0]):
         total = 0.0
         for t in range(tree_root.shape[0]):
@@ -45,8 +59,11 @@ def raw_scores(X, out, feature, threshold, categorical, missing, default_left, l
                 if categorical[node]:
                     code = _category_code(value)
                     word = code >> 5
-                    go = (code >= 0 and word < cat_words[node]
-                          and (cat_bits[cat_start[node] + word] >> (code & 31)) & 1 == 1)
+                    go = (
+                        code >= 0
+                        and word < cat_words[node]
+                        and (cat_bits[cat_start[node] + word] >> (code & 31)) & 1 == 1
+                    )
                 else:
                     go = _numeric_left(value, missing[node], default_left[node], threshold[node])
                 node = left[node] if go else right[node]
@@ -58,8 +75,9 @@ BLOCK = 8  # leads explained together: one AVX-512 vector (two AVX2 ones) of flo
 
 
 @njit(cache=True, nogil=True)
-def _decide_block(XT, width, left, feature, threshold, categorical, missing, default_left, cat_start, cat_words,
-                  cat_bits):
+def _decide_block(
+    XT, width, left, feature, threshold, categorical, missing, default_left, cat_start, cat_words, cat_bits
+):
     """left[m * BLOCK + b] = 1 when lead b goes left at node m. XT[f * BLOCK + b] is the block transposed,
     so the numeric nodes' loop over the block's leads runs as vector code."""
     for m in range(feature.shape[0]):
@@ -87,9 +105,30 @@ def _decide_block(XT, width, left, feature, threshold, categorical, missing, def
 
 
 @njit(cache=True, nogil=True)
-def contributions(X, out, feature, threshold, categorical, missing, default_left, cat_start, cat_words, cat_bits,
-                  path_value, slot_start, slot_feature, slot_zero, slot_cond, cond_node, cond_left, slot_inv,
-                  quad_x, quad_w, quad_inv, expected_value):
+def contributions(
+    X,
+    out,
+    feature,
+    threshold,
+    categorical,
+    missing,
+    default_left,
+    cat_start,
+    cat_words,
+    cat_bits,
+    path_value,
+    slot_start,
+    slot_feature,
+    slot_zero,
+    slot_cond,
+    cond_node,
+    cond_left,
+    slot_inv,
+    quad_x,
+    quad_w,
+    quad_inv,
+    expected_value,
+):
     """Path-dependent TreeSHAP, one leaf path at a time for a block of leads at once.
 
     For a leaf with k path features, lead-specific factor g_j(x) = x + z_j (1 - x) when the lead
@@ -119,8 +158,9 @@ def contributions(X, out, feature, threshold, categorical, missing, default_left
         for b in range(width):
             for f in range(n_features):
                 XT[f * BLOCK + b] = X[r0 + b, f]
-        _decide_block(XT, width, left, feature, threshold, categorical, missing, default_left, cat_start,
-                      cat_words, cat_bits)
+        _decide_block(
+            XT, width, left, feature, threshold, categorical, missing, default_left, cat_start, cat_words, cat_bits
+        )
         sums[:] = 0.0
         for leaf in range(path_value.shape[0]):
             s0 = slot_start[leaf]
@@ -173,10 +213,8 @@ def contributions(X, out, feature, threshold, categorical, missing, default_left
             out[r0 + b, n_features] = expected_value
 
 
-
 @njit(cache=True, nogil=True)
-def _decide_all(x, nodes, out, feature, threshold, categorical, missing, default_left, cat_start, cat_words,
-                cat_bits):
+def _decide_all(x, nodes, out, feature, threshold, categorical, missing, default_left, cat_start, cat_words, cat_bits):
     """out[m] = 1 when the lead goes left at node m, for the nodes listed (numeric and categorical apart,
     so the branch on the node's kind stays predictable)."""
     for i in range(nodes.shape[0]):
@@ -192,9 +230,31 @@ def _decide_all(x, nodes, out, feature, threshold, categorical, missing, default
 
 
 @njit(cache=True, nogil=True)
-def contributions_rows(X, out, feature, threshold, categorical, missing, default_left, cat_start, cat_words, cat_bits,
-                  numeric_nodes, categorical_nodes, path_value, slot_start, slot_feature, slot_zero, cond_slot,
-                  cond_node, cond_left, quad_x, quad_w, quad_pow, expected_value):
+def contributions_rows(
+    X,
+    out,
+    feature,
+    threshold,
+    categorical,
+    missing,
+    default_left,
+    cat_start,
+    cat_words,
+    cat_bits,
+    numeric_nodes,
+    categorical_nodes,
+    path_value,
+    slot_start,
+    slot_feature,
+    slot_zero,
+    cond_slot,
+    cond_node,
+    cond_left,
+    quad_x,
+    quad_w,
+    quad_pow,
+    expected_value,
+):
     """Path-dependent TreeSHAP for one lead at a time (a request's lead), one leaf path at a time, with
     the Shapley sums as exact quadratures. For eight leads or more `contributions` is twice as fast.
 
@@ -215,10 +275,32 @@ def contributions_rows(X, out, feature, threshold, categorical, missing, default
     w_in = np.empty(n_points)
     for r in range(X.shape[0]):
         x = X[r]
-        _decide_all(x, numeric_nodes, left_at, feature, threshold, categorical, missing, default_left, cat_start,
-                    cat_words, cat_bits)
-        _decide_all(x, categorical_nodes, left_at, feature, threshold, categorical, missing, default_left,
-                    cat_start, cat_words, cat_bits)
+        _decide_all(
+            x,
+            numeric_nodes,
+            left_at,
+            feature,
+            threshold,
+            categorical,
+            missing,
+            default_left,
+            cat_start,
+            cat_words,
+            cat_bits,
+        )
+        _decide_all(
+            x,
+            categorical_nodes,
+            left_at,
+            feature,
+            threshold,
+            categorical,
+            missing,
+            default_left,
+            cat_start,
+            cat_words,
+            cat_bits,
+        )
         bad[:] = 0
         for c in range(cond_node.shape[0]):
             bad[cond_slot[c]] |= left_at[cond_node[c]] ^ cond_left[c]

@@ -63,8 +63,14 @@ def load_scorer(model: str | Path | None = None) -> Scorer:
     return Scorer.load(model)
 
 
-def explain(frame: pd.DataFrame, scorer: Scorer | None = None, *, chunk_rows: int = CHUNK_ROWS,
-            progress: bool = True, keep: Sequence[str] = ()) -> pd.DataFrame:
+def explain(
+    frame: pd.DataFrame,
+    scorer: Scorer | None = None,
+    *,
+    chunk_rows: int = CHUNK_ROWS,
+    progress: bool = True,
+    keep: Sequence[str] = (),
+) -> pd.DataFrame:
     """Probability, score, grade, per-factor impact and top lowering factor for every lead, in order.
 
     Chunked with a progress bar (exact TreeSHAP costs about a millisecond per lead). `keep` copies

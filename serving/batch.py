@@ -34,27 +34,31 @@ _logger = logging.getLogger(__name__)
 CHUNK_ROWS = 100_000  # leads read, scored and written at a time: files larger than memory work
 
 
-def score_command(*, data: str | Path, out: str | Path, model: str | None = None,
-                  chunk_rows: int = CHUNK_ROWS) -> int:
+def score_command(*, data: str | Path, out: str | Path, model: str | None = None, chunk_rows: int = CHUNK_ROWS) -> int:
     """Score `data` with `model` (default: the champion) into `out`."""
     out = Path(out)
     table_format(out)  # refuse an unsupported output type before any work
     if int(chunk_rows) < 1:
         raise DataError(f"--chunk-rows must be at least 1, got {chunk_rows}")
     scorer = Scorer.load(model)
-    summary = score_file(scorer=scorer, data=Path(data), out=out, chunk_rows=int(chunk_rows),
-                         progress=shown())
+    summary = score_file(scorer=scorer, data=Path(data), out=out, chunk_rows=int(chunk_rows), progress=shown())
     grades = ", ".join(f"{g} {summary['grades'].get(g, 0):,}" for g in scorer.schema.grades)
-    print(f"scored {summary['rows']:,} leads with {scorer.bundle.name} version {scorer.bundle.version} "
-          f"to {out} (grades: {grades})")
+    print(
+        f"scored {summary['rows']:,} leads with {scorer.bundle.name} version {scorer.bundle.version} "
+        f"to {out} (grades: {grades})"
+    )
     if summary["missing_columns"]:
-        print(f"note: {len(summary['missing_columns'])} schema fields absent from the data were scored as missing: "
-              f"{', '.join(summary['missing_columns'][:5])}", file=sys.stderr)
+        print(
+            f"note: {len(summary['missing_columns'])} schema fields absent from the data were scored as missing: "
+            f"{', '.join(summary['missing_columns'][:5])}",
+            file=sys.stderr,
+        )
     return 0
 
 
-def score_file(*, scorer: Scorer, data: Path, out: Path, chunk_rows: int = CHUNK_ROWS,
-               progress: bool = False) -> dict[str, Any]:
+def score_file(
+    *, scorer: Scorer, data: Path, out: Path, chunk_rows: int = CHUNK_ROWS, progress: bool = False
+) -> dict[str, Any]:
     """Stream `data` through `scorer.explain` into `out` atomically; returns row and grade counts."""
     writer = _TableWriter(out)
     rows = 0
@@ -82,7 +86,7 @@ def _explain(scorer: Scorer, chunk: pd.DataFrame, advance: Advance) -> pd.DataFr
     """Explain a read chunk in steps of PROGRESS_ROWS, so the bar moves every few seconds."""
     parts = []
     for start in range(0, max(len(chunk), 1), PROGRESS_ROWS):
-        parts.append(scorer.explain(chunk.iloc[start:start + PROGRESS_ROWS]))
+        parts.append(scorer.explain(chunk.iloc[start : start + PROGRESS_ROWS]))
         advance(len(parts[-1]))
     return parts[0] if len(parts) == 1 else pd.concat(parts, ignore_index=True)
 
@@ -92,8 +96,10 @@ def _check_columns(columns: list[str], scorer: Scorer, source: str) -> list[str]
     names = scorer.schema.feature_names
     missing = [n for n in names if n not in columns]
     if len(missing) == len(names):
-        raise DataError(f"{source}: none of the model's {len(names)} feature columns are in the file "
-                        f"(expected e.g. {', '.join(names[:3])})")
+        raise DataError(
+            f"{source}: none of the model's {len(names)} feature columns are in the file "
+            f"(expected e.g. {', '.join(names[:3])})"
+        )
     return missing
 
 
@@ -130,4 +136,3 @@ class _TableWriter:
         if self._parquet is not None:
             self._parquet.close()
         self.tmp.unlink(missing_ok=True)
-

@@ -61,8 +61,9 @@ def part(component: T | None) -> T:
     return component
 
 
-def expected_raw(booster: lgb.Booster | None, linear: LinearModel | None, tree_weight: float,
-                 X_sample: np.ndarray | None = None) -> float:
+def expected_raw(
+    booster: lgb.Booster | None, linear: LinearModel | None, tree_weight: float, X_sample: np.ndarray | None = None
+) -> float:
     """The explanation baseline (`Bundle.baseline_raw`): the served model's expected value in log-odds.
 
     TreeSHAP's expected value is pred_contrib's last column, the same for every row, so one encoded
@@ -135,8 +136,7 @@ class Bundle:
             return part(self.booster).predict(X, pred_contrib=True)
         if w == 0.0:
             return part(self.linear).contributions(X)
-        return (w * part(self.booster).predict(X, pred_contrib=True)
-                + (1.0 - w) * part(self.linear).contributions(X))
+        return w * part(self.booster).predict(X, pred_contrib=True) + (1.0 - w) * part(self.linear).contributions(X)
 
     @property
     def name(self) -> str:
@@ -195,8 +195,9 @@ class Bundle:
         except ModelNotFoundError:
             raise
         except (OSError, ValueError, KeyError, TypeError, AttributeError, lgb.basic.LightGBMError) as exc:
-            raise ModelNotFoundError(f"bundle at {folder} is damaged: {type(exc).__name__}: "
-                                     f"{_first_line(exc)}") from None
+            raise ModelNotFoundError(
+                f"bundle at {folder} is damaged: {type(exc).__name__}: {_first_line(exc)}"
+            ) from None
 
     @classmethod
     def _load(cls, folder: Path, *, probe: bool) -> Bundle:
@@ -206,14 +207,16 @@ class Bundle:
         try:
             state = json.loads(meta_path.read_bytes())
         except (ValueError, UnicodeDecodeError) as exc:
-            raise ModelNotFoundError(f"bundle at {folder} is damaged: {META_FILE} is not valid JSON "
-                                     f"({_first_line(exc)})") from None
+            raise ModelNotFoundError(
+                f"bundle at {folder} is damaged: {META_FILE} is not valid JSON ({_first_line(exc)})"
+            ) from None
         if not isinstance(state, dict):
             raise ModelNotFoundError(f"bundle at {folder} is damaged: {META_FILE} is not a JSON object")
         version = state.get("format_version")
         if version not in READABLE_FORMATS:
-            raise ModelNotFoundError(f"bundle at {folder} has format {version!r}, "
-                                     f"this version reads {', '.join(map(str, READABLE_FORMATS))}")
+            raise ModelNotFoundError(
+                f"bundle at {folder} has format {version!r}, this version reads {', '.join(map(str, READABLE_FORMATS))}"
+            )
         blend = (state.get("blend") or {}) if version >= 2 else {}
         schema = schema_from_dict(state["schema"], source=str(meta_path))
         encoder = LeadEncoder.from_dict(schema, state["encoder"])
@@ -268,26 +271,36 @@ def verify_files(folder: Path, recorded: dict[str, Any]) -> None:
             raise ModelNotFoundError(f"bundle at {folder} is damaged: {name} is missing")
         found = file_digest(path)
         if found["bytes"] != expected.get("bytes"):
-            raise ModelNotFoundError(f"bundle at {folder} is damaged: {name} has {found['bytes']:,} bytes, "
-                                     f"{META_FILE} recorded {expected.get('bytes')!r}")
+            raise ModelNotFoundError(
+                f"bundle at {folder} is damaged: {name} has {found['bytes']:,} bytes, "
+                f"{META_FILE} recorded {expected.get('bytes')!r}"
+            )
         if found["sha256"] != expected.get("sha256"):
-            raise ModelNotFoundError(f"bundle at {folder} is damaged: {name} does not match the SHA-256 "
-                                     f"recorded in {META_FILE}")
+            raise ModelNotFoundError(
+                f"bundle at {folder} is damaged: {name} does not match the SHA-256 recorded in {META_FILE}"
+            )
 
 
 def probe_model_file(path: Path, timeout_s: float = PROBE_TIMEOUT_S) -> None:
     """Parse a LightGBM model file in a child process: a crash there is an error here, not a dead server."""
     code = "import sys, lightgbm; lightgbm.Booster(model_file=sys.argv[1])"
     try:
-        done = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, timeout=timeout_s,
-                              env={**os.environ, "OMP_NUM_THREADS": "1"}, check=False)
+        done = subprocess.run(
+            [sys.executable, "-c", code, str(path)],
+            capture_output=True,
+            timeout=timeout_s,
+            env={**os.environ, "OMP_NUM_THREADS": "1"},
+            check=False,
+        )
     except subprocess.TimeoutExpired:
         raise ModelNotFoundError(f"{path.name} at {path.parent} took over {timeout_s:g} s to parse") from None
     if done.returncode != 0:
         how = f"signal {-done.returncode}" if done.returncode < 0 else f"exit code {done.returncode}"
         last = (done.stderr.decode(errors="replace").strip().splitlines() or [""])[-1][:200]
-        raise ModelNotFoundError(f"bundle at {path.parent} is damaged: LightGBM could not parse {path.name} "
-                                 f"({how}{': ' + last if last else ''})")
+        raise ModelNotFoundError(
+            f"bundle at {path.parent} is damaged: LightGBM could not parse {path.name} "
+            f"({how}{': ' + last if last else ''})"
+        )
 
 
 def _first_line(exc: BaseException) -> str:

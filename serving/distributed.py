@@ -45,7 +45,7 @@ from serving.scorer import Scorer
 
 _logger = logging.getLogger(__name__)
 
-CSV_BLOCKSIZE = "64MB"      # one CSV partition: ~200,000 leads, a few hundred MB once explained
+CSV_BLOCKSIZE = "64MB"  # one CSV partition: ~200,000 leads, a few hundred MB once explained
 PLUGIN_PREFIX = "leadscore-scorer-"
 
 
@@ -54,6 +54,7 @@ class ClusterError(LeadscoreError):
 
 
 # -- the cluster ---------------------------------------------------------------------------------
+
 
 @contextlib.contextmanager
 def connect(scheduler: str | None = None, workers: int | None = None) -> Iterator[Any]:
@@ -65,25 +66,35 @@ def connect(scheduler: str | None = None, workers: int | None = None) -> Iterato
     if workers is not None and workers < 1:
         raise ClusterError(f"--workers must be at least 1, got {workers}", field="workers")
     if scheduler and workers is not None:
-        raise ClusterError("--workers starts local workers; a scheduler's workers are started with `dask worker` "
-                           "(leave out --workers or --scheduler)", field="workers")
+        raise ClusterError(
+            "--workers starts local workers; a scheduler's workers are started with `dask worker` "
+            "(leave out --workers or --scheduler)",
+            field="workers",
+        )
     if scheduler:
         try:
             client = Client(scheduler, timeout="10s")
         except (OSError, TimeoutError) as exc:
-            raise ClusterError(f"cannot reach the Dask scheduler at {scheduler} ({_first_line(exc)}); "
-                               "start one with `dask scheduler` or leave out --scheduler for a local cluster",
-                               field="scheduler") from None
+            raise ClusterError(
+                f"cannot reach the Dask scheduler at {scheduler} ({_first_line(exc)}); "
+                "start one with `dask scheduler` or leave out --scheduler for a local cluster",
+                field="scheduler",
+            ) from None
         with client:
             yield client
         return
     n = workers or os.cpu_count() or 1
-    with LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=":0",
-                      silence_logs=logging.ERROR) as cluster, Client(cluster) as client:
+    with (
+        LocalCluster(
+            n_workers=n, threads_per_worker=1, processes=True, dashboard_address=":0", silence_logs=logging.ERROR
+        ) as cluster,
+        Client(cluster) as client,
+    ):
         yield client
 
 
 # -- the scorer on the workers ---------------------------------------------------------------------
+
 
 def _plugin_class() -> type:
     from distributed.diagnostics.plugin import WorkerPlugin
@@ -135,6 +146,7 @@ def worker_scorer(plugin: str) -> Scorer:
 
 
 # -- inputs ----------------------------------------------------------------------------------------
+
 
 def expand_inputs(data: str | Path) -> list[Path]:
     """A file, a glob (`exports/*.csv`) or a folder of parts, as a sorted list of CSV/Parquet files."""
@@ -215,8 +227,10 @@ def _read_row_group(piece: tuple[str, int]) -> pd.DataFrame:
 
 # -- scoring -------------------------------------------------------------------------------------
 
-def score_partition(chunk: pd.DataFrame, *, plugin: str, part: Part, folder: str, fmt: str,
-                    chunk_rows: int) -> dict[str, Any]:
+
+def score_partition(
+    chunk: pd.DataFrame, *, plugin: str, part: Part, folder: str, fmt: str, chunk_rows: int
+) -> dict[str, Any]:
     """Check and explain one partition on a worker; write it as one part file in `folder`.
 
     Returns its row count and grades, or the error: the run fails on the first bad partition (in
@@ -240,9 +254,16 @@ def score_partition(chunk: pd.DataFrame, *, plugin: str, part: Part, folder: str
     return status
 
 
-def score_files(scorer: Scorer, data: str | Path, out: str | Path, *, client: Any = None,
-                chunk_rows: int = 100_000, progress: bool = False,
-                csv_blocksize: str | int = CSV_BLOCKSIZE) -> dict[str, Any]:
+def score_files(
+    scorer: Scorer,
+    data: str | Path,
+    out: str | Path,
+    *,
+    client: Any = None,
+    chunk_rows: int = 100_000,
+    progress: bool = False,
+    csv_blocksize: str | int = CSV_BLOCKSIZE,
+) -> dict[str, Any]:
     """Explain every lead of `data` (file, glob or folder) on the cluster into `out` atomically.
 
     `out` ending in .csv is one CSV file; anything else is a folder of Parquet parts in input order
@@ -264,9 +285,12 @@ def score_files(scorer: Scorer, data: str | Path, out: str | Path, *, client: An
     try:
         import dask
 
-        tasks = [dask.delayed(score_partition)(block, plugin=plugin, part=part, folder=str(staging), fmt=fmt,
-                                               chunk_rows=chunk_rows)
-                 for block, part in zip(frame.to_delayed(), parts, strict=True)]
+        tasks = [
+            dask.delayed(score_partition)(
+                block, plugin=plugin, part=part, folder=str(staging), fmt=fmt, chunk_rows=chunk_rows
+            )
+            for block, part in zip(frame.to_delayed(), parts, strict=True)
+        ]
         futures = client.compute(tasks)
         if progress:
             from distributed import progress as show_progress
@@ -292,8 +316,9 @@ def output_format(out: Path) -> str:
     something else, or a file or folder this command did not write (it would be replaced)."""
     suffix = out.suffix.lower()
     if suffix not in ("", ".csv", ".parquet", ".pq"):
-        raise DataError(f"{out.name}: --out must end in .csv (one file) or name a folder for Parquet parts",
-                        field="out")
+        raise DataError(
+            f"{out.name}: --out must end in .csv (one file) or name a folder for Parquet parts", field="out"
+        )
     fmt = "csv" if suffix == ".csv" else "parquet"
     if fmt == "parquet" and out.exists() and (not out.is_dir() or any(p.suffix != ".parquet" for p in out.iterdir())):
         raise DataError(f"{out}: exists and is not an earlier scored folder; choose another --out", field="out")
@@ -305,8 +330,9 @@ def _gather(client: Any, futures: list[Any]) -> list[dict[str, Any]]:
     try:
         return client.gather(futures)
     except Exception as exc:  # noqa: BLE001 - anything from the cluster means the same to a user
-        raise ClusterError(f"a Dask task failed, nothing was written: {type(exc).__name__}: "
-                           f"{_first_line(exc)}") from None
+        raise ClusterError(
+            f"a Dask task failed, nothing was written: {type(exc).__name__}: {_first_line(exc)}"
+        ) from None
 
 
 def _raise_first_error(statuses: list[dict[str, Any]], parts: list[Part], frame: Any, scorer: Scorer) -> None:
@@ -353,29 +379,46 @@ def _publish(staging: Path, out: Path, fmt: str) -> None:
 
 # -- the command and the analyst ---------------------------------------------------------------------
 
-def score_command(*, data: str | Path, out: str | Path, model: str | None = None, chunk_rows: int = 100_000,
-                  scheduler: str | None = None, workers: int | None = None) -> int:
+
+def score_command(
+    *,
+    data: str | Path,
+    out: str | Path,
+    model: str | None = None,
+    chunk_rows: int = 100_000,
+    scheduler: str | None = None,
+    workers: int | None = None,
+) -> int:
     """`leadscore score --engine dask`: connect, score, print the summary line."""
     out = Path(out)
     if int(chunk_rows) < 1:
         raise DataError(f"--chunk-rows must be at least 1, got {chunk_rows}")
     scorer = Scorer.load(model, engine="lightgbm")  # the driver only reads the schema; workers explain
     with connect(scheduler, workers) as client:
-        print(f"dask: {len(client.scheduler_info()['workers'])} workers, dashboard {client.dashboard_link}",
-              file=sys.stderr)
-        summary = score_files(scorer, data, out, client=client, chunk_rows=int(chunk_rows),
-                              progress=sys.stderr.isatty())
+        print(
+            f"dask: {len(client.scheduler_info()['workers'])} workers, dashboard {client.dashboard_link}",
+            file=sys.stderr,
+        )
+        summary = score_files(
+            scorer, data, out, client=client, chunk_rows=int(chunk_rows), progress=sys.stderr.isatty()
+        )
     grades = ", ".join(f"{g} {summary['grades'].get(g, 0):,}" for g in scorer.schema.grades)
-    print(f"scored {summary['rows']:,} leads in {summary['partitions']:,} partitions with {scorer.bundle.name} "
-          f"version {scorer.bundle.version} to {out} (grades: {grades})")
+    print(
+        f"scored {summary['rows']:,} leads in {summary['partitions']:,} partitions with {scorer.bundle.name} "
+        f"version {scorer.bundle.version} to {out} (grades: {grades})"
+    )
     if summary["missing_columns"]:
-        print(f"note: {len(summary['missing_columns'])} schema fields absent from the data were scored as missing: "
-              f"{', '.join(summary['missing_columns'][:5])}", file=sys.stderr)
+        print(
+            f"note: {len(summary['missing_columns'])} schema fields absent from the data were scored as missing: "
+            f"{', '.join(summary['missing_columns'][:5])}",
+            file=sys.stderr,
+        )
     return 0
 
 
-def explain_frame(frame: Any, scorer: Scorer, *, client: Any = None, chunk_rows: int = 100_000,
-                  keep: Sequence[str] = ()) -> Any:
+def explain_frame(
+    frame: Any, scorer: Scorer, *, client: Any = None, chunk_rows: int = 100_000, keep: Sequence[str] = ()
+) -> Any:
     """`Scorer.explain` over a Dask dataframe, lazily: a Dask dataframe of the same partitions.
 
     Needs a `distributed.Client` (the current one unless given): the bundle goes to its workers once.
@@ -385,14 +428,17 @@ def explain_frame(frame: Any, scorer: Scorer, *, client: Any = None, chunk_rows:
     try:
         client = client or get_client()
     except ValueError:
-        raise ClusterError("explaining a Dask dataframe needs a Dask client: `from distributed import Client; "
-                           "client = Client()` starts a local cluster") from None
+        raise ClusterError(
+            "explaining a Dask dataframe needs a Dask client: `from distributed import Client; "
+            "client = Client()` starts a local cluster"
+        ) from None
     plugin = install_scorer(client, scorer.bundle)
     meta = scorer.explain(frame._meta)
     for column in keep:
         meta[column] = frame._meta[column]
-    return frame.map_partitions(_explain_partition, plugin=plugin, chunk_rows=chunk_rows, keep=tuple(keep),
-                                meta=meta, enforce_metadata=False)
+    return frame.map_partitions(
+        _explain_partition, plugin=plugin, chunk_rows=chunk_rows, keep=tuple(keep), meta=meta, enforce_metadata=False
+    )
 
 
 def _explain_partition(chunk: pd.DataFrame, *, plugin: str, chunk_rows: int, keep: tuple[str, ...]) -> pd.DataFrame:

@@ -45,14 +45,17 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
-        detail = [{"field": ".".join(str(p) for p in e["loc"] if p != "body") or "body", "problem": str(e["msg"])}
-                  for e in exc.errors()]
+        detail = [
+            {"field": ".".join(str(p) for p in e["loc"] if p != "body") or "body", "problem": str(e["msg"])}
+            for e in exc.errors()
+        ]
         return JSONResponse({"detail": detail}, status_code=422)
 
     @app.exception_handler(LeadscoreError)
     async def _leadscore(_: Request, exc: LeadscoreError) -> JSONResponse:
-        return JSONResponse({"detail": [{"field": exc.field or "body", "problem": scrub_paths(str(exc))}]},
-                            status_code=422)
+        return JSONResponse(
+            {"detail": [{"field": exc.field or "body", "problem": scrub_paths(str(exc))}]}, status_code=422
+        )
 
     @app.exception_handler(HTTPException)
     async def _http(_: Request, exc: HTTPException) -> JSONResponse:

@@ -56,9 +56,16 @@ def factors_list(impacts: np.ndarray) -> list[FactorImpact]:
     return [{"key": key, "label": FACTOR_LABELS[key], "impact": float(impacts[k])} for k, key in enumerate(FACTORS)]
 
 
-def lowering_factors(*, impacts: np.ndarray, contributions: np.ndarray, raw: float, record: Mapping[str, Any],
-                     unseen: Mapping[str, str], schema: LeadSchema,
-                     calibrate: Callable[[np.ndarray], np.ndarray]) -> list[LoweringFactor]:
+def lowering_factors(
+    *,
+    impacts: np.ndarray,
+    contributions: np.ndarray,
+    raw: float,
+    record: Mapping[str, Any],
+    unseen: Mapping[str, str],
+    schema: LeadSchema,
+    calibrate: Callable[[np.ndarray], np.ndarray],
+) -> list[LoweringFactor]:
     """The factors with negative impact, largest first, each with the features and reasons behind it."""
     order = [k for k in np.argsort(impacts, kind="stable") if impacts[k] < -_EPS]
     if not order:
@@ -67,50 +74,70 @@ def lowering_factors(*, impacts: np.ndarray, contributions: np.ndarray, raw: flo
     out: list[LoweringFactor] = []
     for i, k in enumerate(order):
         key = FACTORS[k]
-        out.append({
-            "key": key,
-            "label": FACTOR_LABELS[key],
-            "impact": float(impacts[k]),
-            "cost_points": float(100.0 * (shifted[i + 1] - shifted[0])),
-            "features": _lowering_features(key, contributions, record, unseen, schema),
-        })
+        out.append(
+            {
+                "key": key,
+                "label": FACTOR_LABELS[key],
+                "impact": float(impacts[k]),
+                "cost_points": float(100.0 * (shifted[i + 1] - shifted[0])),
+                "features": _lowering_features(key, contributions, record, unseen, schema),
+            }
+        )
     return out
 
 
-def _lowering_features(factor: str, contributions: np.ndarray, record: Mapping[str, Any],
-                       unseen: Mapping[str, str], schema: LeadSchema) -> list[FeatureReason]:
+def _lowering_features(
+    factor: str, contributions: np.ndarray, record: Mapping[str, Any], unseen: Mapping[str, str], schema: LeadSchema
+) -> list[FeatureReason]:
     rows: list[tuple[float, FeatureReason]] = []
     for j, spec in enumerate(schema.features):
         if spec.factor != factor or contributions[j] >= -_EPS:
             continue
         value = record.get(spec.name)
         shown_as = None if spec.name in unseen else value  # the model read an unseen value as missing
-        rows.append((contributions[j], {
-            "name": spec.name,
-            "label": spec.label,
-            "value": json_value(value),
-            "impact": float(contributions[j]),
-            "reason": spec.reason_for(shown_as),
-        }))
+        rows.append(
+            (
+                contributions[j],
+                {
+                    "name": spec.name,
+                    "label": spec.label,
+                    "value": json_value(value),
+                    "impact": float(contributions[j]),
+                    "reason": spec.reason_for(shown_as),
+                },
+            )
+        )
     rows.sort(key=lambda item: item[0])
     return [row for _, row in rows]
 
 
-def what_if(*, x: np.ndarray, probability: float, candidates: Sequence[WhatIfChange], record: Mapping[str, Any],
-            rescored: np.ndarray, limit: int = MAX_WHAT_IF) -> list[WhatIf]:
+def what_if(
+    *,
+    x: np.ndarray,
+    probability: float,
+    candidates: Sequence[WhatIfChange],
+    record: Mapping[str, Any],
+    rescored: np.ndarray,
+    limit: int = MAX_WHAT_IF,
+) -> list[WhatIf]:
     """The single changes that raise the probability most; `rescored[c]` is candidate c's probability."""
     found: list[tuple[float, WhatIf]] = []
     for c, cand in enumerate(candidates):
         if x[cand.column] == cand.code or rescored[c] <= probability + _EPS:
             continue
-        found.append((rescored[c], {
-            "feature": cand.name,
-            "label": cand.label,
-            "from": json_value(record.get(cand.name)),
-            "to": json_value(cand.value),
-            "probability": float(rescored[c]),
-            "gain_points": float(100.0 * (rescored[c] - probability)),
-        }))
+        found.append(
+            (
+                rescored[c],
+                {
+                    "feature": cand.name,
+                    "label": cand.label,
+                    "from": json_value(record.get(cand.name)),
+                    "to": json_value(cand.value),
+                    "probability": float(rescored[c]),
+                    "gain_points": float(100.0 * (rescored[c] - probability)),
+                },
+            )
+        )
     found.sort(key=lambda item: -item[0])
     return [row for _, row in found[:limit]]
 
@@ -119,7 +146,7 @@ def what_if_rows(X: np.ndarray, candidates: Sequence[WhatIfChange]) -> np.ndarra
     """All single-change variants of every lead, lead-major: row i * len(candidates) + c."""
     rows = np.repeat(X, len(candidates), axis=0)
     for c, cand in enumerate(candidates):
-        rows[c:: len(candidates), cand.column] = cand.code
+        rows[c :: len(candidates), cand.column] = cand.code
     return rows
 
 

@@ -47,34 +47,34 @@ class Forest:
     """A trained binary LightGBM model, flattened. Internal nodes and leaves are numbered globally."""
 
     n_features: int
-    node_feature: np.ndarray      # int32[M]
-    node_threshold: np.ndarray    # float64[M]
+    node_feature: np.ndarray  # int32[M]
+    node_threshold: np.ndarray  # float64[M]
     node_categorical: np.ndarray  # uint8[M]
-    node_missing: np.ndarray      # int8[M]
+    node_missing: np.ndarray  # int8[M]
     node_default_left: np.ndarray  # uint8[M]
-    node_left: np.ndarray         # int32[M]: >= 0 internal node, < 0 ~leaf
-    node_right: np.ndarray        # int32[M]
-    node_cat_start: np.ndarray    # int32[M] into cat_bits
-    node_cat_words: np.ndarray    # int32[M]
-    cat_bits: np.ndarray          # int64[...], 32 categories per word
-    tree_root: np.ndarray         # int32[T]: >= 0 internal node, < 0 ~leaf (one-leaf tree)
-    leaf_value: np.ndarray        # float64[L]
+    node_left: np.ndarray  # int32[M]: >= 0 internal node, < 0 ~leaf
+    node_right: np.ndarray  # int32[M]
+    node_cat_start: np.ndarray  # int32[M] into cat_bits
+    node_cat_words: np.ndarray  # int32[M]
+    cat_bits: np.ndarray  # int64[...], 32 categories per word
+    tree_root: np.ndarray  # int32[T]: >= 0 internal node, < 0 ~leaf (one-leaf tree)
+    leaf_value: np.ndarray  # float64[L]
     # One entry per leaf path with at least one split, sorted by its number of unique features:
-    path_value: np.ndarray        # float64[P]
-    slot_start: np.ndarray        # int32[P + 1] into slot arrays (the unique features on the path)
-    slot_feature: np.ndarray      # int32[S]
-    numeric_nodes: np.ndarray     # int32: the internal nodes with a numeric split
+    path_value: np.ndarray  # float64[P]
+    slot_start: np.ndarray  # int32[P + 1] into slot arrays (the unique features on the path)
+    slot_feature: np.ndarray  # int32[S]
+    numeric_nodes: np.ndarray  # int32: the internal nodes with a numeric split
     categorical_nodes: np.ndarray  # int32: the internal nodes with a categorical split
-    slot_zero: np.ndarray         # float64[S]: share of training leads following the path's edges on it
-    slot_cond: np.ndarray         # int32[S + 1] into cond arrays (the path's nodes that split on the slot's feature)
-    cond_slot: np.ndarray         # int32[C]: the slot each cond belongs to
-    cond_node: np.ndarray         # int32[C]
-    cond_left: np.ndarray         # uint8[C]: 1 when the path goes left at that node
-    slot_inv: np.ndarray          # float64[S * N]: 1 / (x + z (1 - x)) at the slot's leaf's N quadrature points
-    quad_x: np.ndarray            # float64[K + 1, N]: Gauss-Legendre points on [0, 1] per path length k
-    quad_w: np.ndarray            # float64[K + 1, N]
-    quad_inv: np.ndarray          # float64[K + 1, N]: 1 / (1 - x)
-    quad_pow: np.ndarray          # float64[K + 1, N, K + 1]: (1 - x) ** e
+    slot_zero: np.ndarray  # float64[S]: share of training leads following the path's edges on it
+    slot_cond: np.ndarray  # int32[S + 1] into cond arrays (the path's nodes that split on the slot's feature)
+    cond_slot: np.ndarray  # int32[C]: the slot each cond belongs to
+    cond_node: np.ndarray  # int32[C]
+    cond_left: np.ndarray  # uint8[C]: 1 when the path goes left at that node
+    slot_inv: np.ndarray  # float64[S * N]: 1 / (x + z (1 - x)) at the slot's leaf's N quadrature points
+    quad_x: np.ndarray  # float64[K + 1, N]: Gauss-Legendre points on [0, 1] per path length k
+    quad_w: np.ndarray  # float64[K + 1, N]
+    quad_inv: np.ndarray  # float64[K + 1, N]: 1 / (1 - x)
+    quad_pow: np.ndarray  # float64[K + 1, N, K + 1]: (1 - x) ** e
     expected_value: float
 
     @classmethod
@@ -95,9 +95,22 @@ class Forest:
         """Raw scores (log-odds), equal to `booster.predict(X, raw_score=True)`."""
         X = _as_matrix(X, self.n_features)
         out = np.zeros(len(X), dtype=np.float64)
-        _kernels()[0](X, out, self.node_feature, self.node_threshold, self.node_categorical, self.node_missing,
-                      self.node_default_left, self.node_left, self.node_right, self.node_cat_start,
-                      self.node_cat_words, self.cat_bits, self.tree_root, self.leaf_value)
+        _kernels()[0](
+            X,
+            out,
+            self.node_feature,
+            self.node_threshold,
+            self.node_categorical,
+            self.node_missing,
+            self.node_default_left,
+            self.node_left,
+            self.node_right,
+            self.node_cat_start,
+            self.node_cat_words,
+            self.cat_bits,
+            self.tree_root,
+            self.leaf_value,
+        )
         return out
 
     def contributions(self, X: np.ndarray, *, threads: int = 2, min_rows: int = PARALLEL_MIN_ROWS) -> np.ndarray:
@@ -110,8 +123,12 @@ class Forest:
         if threads > 1 and len(X) >= min_rows:
             bounds = np.linspace(0, len(X), threads + 1).astype(int)
             with ThreadPoolExecutor(threads) as pool:  # the kernel releases the GIL
-                list(pool.map(lambda i: self._contrib_into(X[bounds[i]:bounds[i + 1]],
-                                                           out[bounds[i]:bounds[i + 1]]), range(threads)))
+                list(
+                    pool.map(
+                        lambda i: self._contrib_into(X[bounds[i] : bounds[i + 1]], out[bounds[i] : bounds[i + 1]]),
+                        range(threads),
+                    )
+                )
         else:
             self._contrib_into(X, out)
         return out
@@ -119,17 +136,56 @@ class Forest:
     def _contrib_into(self, X: np.ndarray, out: np.ndarray) -> None:
         kernels = _kernels()
         if len(X) < BLOCK_MIN_ROWS:
-            kernels[2](X, out, self.node_feature, self.node_threshold, self.node_categorical, self.node_missing,
-                       self.node_default_left, self.node_cat_start, self.node_cat_words, self.cat_bits,
-                       self.numeric_nodes, self.categorical_nodes, self.path_value, self.slot_start,
-                       self.slot_feature, self.slot_zero, self.cond_slot, self.cond_node, self.cond_left,
-                       self.quad_x, self.quad_w, self.quad_pow, self.expected_value)
+            kernels[2](
+                X,
+                out,
+                self.node_feature,
+                self.node_threshold,
+                self.node_categorical,
+                self.node_missing,
+                self.node_default_left,
+                self.node_cat_start,
+                self.node_cat_words,
+                self.cat_bits,
+                self.numeric_nodes,
+                self.categorical_nodes,
+                self.path_value,
+                self.slot_start,
+                self.slot_feature,
+                self.slot_zero,
+                self.cond_slot,
+                self.cond_node,
+                self.cond_left,
+                self.quad_x,
+                self.quad_w,
+                self.quad_pow,
+                self.expected_value,
+            )
             return
-        kernels[1](X, out, self.node_feature, self.node_threshold, self.node_categorical, self.node_missing,
-                   self.node_default_left, self.node_cat_start, self.node_cat_words, self.cat_bits,
-                   self.path_value, self.slot_start, self.slot_feature, self.slot_zero, self.slot_cond,
-                   self.cond_node, self.cond_left, self.slot_inv, self.quad_x, self.quad_w, self.quad_inv,
-                   self.expected_value)
+        kernels[1](
+            X,
+            out,
+            self.node_feature,
+            self.node_threshold,
+            self.node_categorical,
+            self.node_missing,
+            self.node_default_left,
+            self.node_cat_start,
+            self.node_cat_words,
+            self.cat_bits,
+            self.path_value,
+            self.slot_start,
+            self.slot_feature,
+            self.slot_zero,
+            self.slot_cond,
+            self.cond_node,
+            self.cond_left,
+            self.slot_inv,
+            self.quad_x,
+            self.quad_w,
+            self.quad_inv,
+            self.expected_value,
+        )
 
     def warm_up(self) -> None:
         """Compile (or load the cached machine code) now, not on the first request."""
@@ -206,8 +262,9 @@ class _Builder:
         else:
             threshold = float(node["threshold"])
         missing = _MISSING_CODES[node.get("missing_type", "None")]
-        self.nodes.append((feature, threshold, int(categorical), missing, int(bool(node["default_left"])),
-                           cat_start, cat_words))
+        self.nodes.append(
+            (feature, threshold, int(categorical), missing, int(bool(node["default_left"])), cat_start, cat_words)
+        )
         self.children.append([0, 0])
         count = float(node["internal_count"])
         for side, key in ((1, "left_child"), (0, "right_child")):
@@ -218,8 +275,10 @@ class _Builder:
         return index
 
     def _arrays(self) -> Forest:
-        paths = sorted((p for p in zip(self.leaf_value, self.leaf_paths, strict=True) if p[1]),
-                       key=lambda item: len({step[0] for step in item[1]}))
+        paths = sorted(
+            (p for p in zip(self.leaf_value, self.leaf_paths, strict=True) if p[1]),
+            key=lambda item: len({step[0] for step in item[1]}),
+        )
         path_value: list[float] = []
         slot_start: list[int] = [0]
         slot_feature: list[int] = []
@@ -324,8 +383,9 @@ def compiled_cache_dir() -> Path:
         info = path.stat()
         if info.st_uid == os.getuid() and not info.st_mode & 0o022:
             return path
-        _logger.warning("not using the compiled-kernel cache %s: it must belong to this user and not be "
-                        "writable by others", path)
+        _logger.warning(
+            "not using the compiled-kernel cache %s: it must belong to this user and not be writable by others", path
+        )
     except OSError as exc:
         _logger.warning("no compiled-kernel cache at %s (%s)", path, exc)
     return Path(tempfile.mkdtemp(prefix="leadscore-numba-"))

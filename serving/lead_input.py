@@ -27,12 +27,23 @@ from serving.response import Problem
 if TYPE_CHECKING:
     from serving.schemas import RequestModels
 
-MAX_KEYS = 1_000       # fields in one lead object: a whole CRM record fits, 300,000 junk keys do not
-MAX_PROBLEMS = 20      # problems (or warnings) listed per response before a count of the rest
-MAX_FIELD_NAME = 100   # characters of an unknown field's name echoed in a warning
+MAX_KEYS = 1_000  # fields in one lead object: a whole CRM record fits, 300,000 junk keys do not
+MAX_PROBLEMS = 20  # problems (or warnings) listed per response before a count of the rest
+MAX_FIELD_NAME = 100  # characters of an unknown field's name echoed in a warning
 UNKNOWN = "ignored: not in the lead schema (GET /v1/model lists the fields)"
-_TYPE_KINDS = {"int_type", "int_from_float", "int_parsing", "float_type", "float_parsing", "bool_type",
-               "bool_parsing", "string_type", "datetime_type", "datetime_parsing", "datetime_from_date_parsing"}
+_TYPE_KINDS = {
+    "int_type",
+    "int_from_float",
+    "int_parsing",
+    "float_type",
+    "float_parsing",
+    "bool_type",
+    "bool_parsing",
+    "string_type",
+    "datetime_type",
+    "datetime_parsing",
+    "datetime_from_date_parsing",
+}
 _RANGE_KINDS = {"greater_than_equal", "less_than_equal", "finite_number"}
 
 
@@ -85,8 +96,13 @@ def parse_batch(models: RequestModels, body: bytes, *, strict_fields: bool = Fal
         raise InputError(422, [{"field": "body", "problem": 'expected a JSON object: {"leads": [...]}'}])
     extra = [key for key in raw if key != "leads"]
     if extra:
-        raise InputError(422, [{"field": _name(key), "problem": "unknown field: a batch has only `leads`"}
-                               for key in extra[:MAX_PROBLEMS]])
+        raise InputError(
+            422,
+            [
+                {"field": _name(key), "problem": "unknown field: a batch has only `leads`"}
+                for key in extra[:MAX_PROBLEMS]
+            ],
+        )
     leads = raw.get("leads")
     if not isinstance(leads, list):
         problem = "Field required" if "leads" not in raw else "expected a list of lead objects"
@@ -94,8 +110,10 @@ def parse_batch(models: RequestModels, body: bytes, *, strict_fields: bool = Fal
     if not leads:
         raise InputError(422, [{"field": "leads", "problem": "empty batch: send at least one lead"}])
     if len(leads) > models.max_batch:
-        raise InputError(413, [{"field": "leads", "problem": f"at most {models.max_batch:,} leads per batch "
-                                                             "request; split the batch"}])
+        raise InputError(
+            413,
+            [{"field": "leads", "problem": f"at most {models.max_batch:,} leads per batch request; split the batch"}],
+        )
     found = _Found()
     parsed = ParsedLeads([])
     for i, item in enumerate(leads):
@@ -114,8 +132,9 @@ def decode(body: bytes) -> Any:
     except _Refused as exc:
         raise InputError(exc.status, [exc.problem]) from None
     except json.JSONDecodeError as exc:
-        raise InputError(400, [{"field": "body", "problem": f"malformed JSON: {exc.msg} at line {exc.lineno} "
-                                                            f"column {exc.colno}"}]) from None
+        raise InputError(
+            400, [{"field": "body", "problem": f"malformed JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"}]
+        ) from None
     except UnicodeDecodeError:
         raise InputError(400, [{"field": "body", "problem": "malformed JSON: the body is not UTF-8 text"}]) from None
     except RecursionError:
@@ -137,8 +156,9 @@ def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in pairs:
         if key in out:
-            raise _Refused(422, {"field": _name(key), "problem": "duplicate key in one JSON object: "
-                                                                 "send each field once"})
+            raise _Refused(
+                422, {"field": _name(key), "problem": "duplicate key in one JSON object: send each field once"}
+            )
         out[key] = value
     return out
 
@@ -170,8 +190,9 @@ class _Found:
         raise InputError(422, detail)
 
 
-def _lead(models: RequestModels, raw: Any, where: str, strict_fields: bool,
-          found: _Found) -> tuple[dict[str, Any], list[Problem]]:
+def _lead(
+    models: RequestModels, raw: Any, where: str, strict_fields: bool, found: _Found
+) -> tuple[dict[str, Any], list[Problem]]:
     if not isinstance(raw, dict):
         found.add([{"field": where or "body", "problem": "expected a JSON object"}])
         return {}, []
@@ -187,8 +208,16 @@ def _lead(models: RequestModels, raw: Any, where: str, strict_fields: bool,
         else:
             unknown.append(key)
     if unknown and strict_fields:
-        found.add([{"field": _at(where, _name(key)), "problem": "unknown field: not in the lead schema "
-                    "(GET /v1/model lists the fields; this server refuses unknown fields)"} for key in unknown])
+        found.add(
+            [
+                {
+                    "field": _at(where, _name(key)),
+                    "problem": "unknown field: not in the lead schema "
+                    "(GET /v1/model lists the fields; this server refuses unknown fields)",
+                }
+                for key in unknown
+            ]
+        )
     elif unknown:
         warnings += [{"field": _name(key), "problem": UNKNOWN} for key in unknown]
     if len(warnings) > MAX_PROBLEMS:
@@ -200,7 +229,7 @@ def _lead(models: RequestModels, raw: Any, where: str, strict_fields: bool,
         lead = models.lead.model_validate(known).model_dump(by_alias=True)
     except ValidationError as exc:
         listed: dict[str, Problem] = {}  # one problem per field (a union reports one per branch)
-        for err in exc.errors(include_url=False)[:MAX_PROBLEMS * 2]:
+        for err in exc.errors(include_url=False)[: MAX_PROBLEMS * 2]:
             problem = _problem(err, fields, where)
             listed.setdefault(problem["field"], problem)
         found.add(list(listed.values()), len(listed) if exc.error_count() <= MAX_PROBLEMS * 2 else exc.error_count())

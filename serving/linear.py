@@ -43,8 +43,13 @@ class CategoricalTerm:
     kind: str = field(default=CATEGORICAL, init=False)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "kind": self.kind, "weights": list(self.weights),
-                "missing_weight": self.missing_weight, "mean": self.mean}
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "weights": list(self.weights),
+            "missing_weight": self.missing_weight,
+            "mean": self.mean,
+        }
 
 
 @dataclass(frozen=True)
@@ -63,16 +68,31 @@ class NumericTerm:
     kind: str = field(default=NUMERIC, init=False)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "kind": self.kind, "lo": self.lo, "hi": self.hi, "log": self.log,
-                "center": self.center, "scale": self.scale, "coef": self.coef,
-                "missing_weight": self.missing_weight, "mean": self.mean}
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "lo": self.lo,
+            "hi": self.hi,
+            "log": self.log,
+            "center": self.center,
+            "scale": self.scale,
+            "coef": self.coef,
+            "missing_weight": self.missing_weight,
+            "mean": self.mean,
+        }
 
 
 Term = CategoricalTerm | NumericTerm
 
 
-def standardise(values: np.ndarray, lo: np.ndarray | float, hi: np.ndarray | float, log: np.ndarray | bool,
-                center: np.ndarray | float, scale: np.ndarray | float) -> np.ndarray:
+def standardise(
+    values: np.ndarray,
+    lo: np.ndarray | float,
+    hi: np.ndarray | float,
+    log: np.ndarray | bool,
+    center: np.ndarray | float,
+    scale: np.ndarray | float,
+) -> np.ndarray:
     """The numeric terms' transform: clip, signed log1p where `log`, standardise. NaN stays NaN.
 
     One definition, used by the model and by training's design matrix, so the two agree exactly.
@@ -115,9 +135,14 @@ class LinearModel:
         set_(self, "_cat_offset", np.concatenate([[0], np.cumsum(levels + 1)[:-1]]).astype(np.intp))
         set_(self, "_cat_table", np.concatenate(table) if table else np.zeros(0))
         set_(self, "_num_cols", np.array(nums, dtype=np.intp))
-        set_(self, "_num", {key: np.array([getattr(terms[j], key) for j in nums],
-                                          dtype=bool if key == "log" else np.float64)
-                            for key in ("lo", "hi", "log", "center", "scale", "coef", "missing_weight")})
+        set_(
+            self,
+            "_num",
+            {
+                key: np.array([getattr(terms[j], key) for j in nums], dtype=bool if key == "log" else np.float64)
+                for key in ("lo", "hi", "log", "center", "scale", "coef", "missing_weight")
+            },
+        )
         set_(self, "_mean", np.array([t.mean for t in terms], dtype=np.float64))
 
     # -- description ---------------------------------------------------------------------
@@ -180,8 +205,9 @@ class LinearModel:
             raise ValueError("linear.terms must be a non-empty list")
         terms = tuple(_term(item, f"linear.terms[{j}]") for j, item in enumerate(items))
         if feature_names is not None and [t.name for t in terms] != list(feature_names):
-            raise ValueError(f"linear model features {[t.name for t in terms]} do not match the encoder's "
-                             f"{list(feature_names)}")
+            raise ValueError(
+                f"linear model features {[t.name for t in terms]} do not match the encoder's {list(feature_names)}"
+            )
         return cls(intercept=intercept, terms=terms)
 
 
@@ -197,12 +223,17 @@ def _term(item: Any, where: str) -> Term:
         if not isinstance(weights, list):
             raise ValueError(f"{where}.weights ({name}) must be a list of numbers")
         values = tuple(_number(w, f"{where}.weights[{i}]") for i, w in enumerate(weights))
-        return CategoricalTerm(name=name, weights=values,
-                               missing_weight=_number(item.get("missing_weight"), f"{where}.missing_weight"),
-                               mean=_number(item.get("mean"), f"{where}.mean"))
+        return CategoricalTerm(
+            name=name,
+            weights=values,
+            missing_weight=_number(item.get("missing_weight"), f"{where}.missing_weight"),
+            mean=_number(item.get("mean"), f"{where}.mean"),
+        )
     if kind == NUMERIC:
-        fields = {key: _number(item.get(key), f"{where}.{key}")
-                  for key in ("lo", "hi", "center", "scale", "coef", "missing_weight", "mean")}
+        fields = {
+            key: _number(item.get(key), f"{where}.{key}")
+            for key in ("lo", "hi", "center", "scale", "coef", "missing_weight", "mean")
+        }
         if not fields["lo"] <= fields["hi"]:
             raise ValueError(f"{where} ({name}): lo {fields['lo']} is above hi {fields['hi']}")
         if not fields["scale"] > 0:

@@ -44,9 +44,14 @@ def create_app(settings: Settings | None = None, *, scorer: Scorer | None = None
     """An app serving `settings.model`, or the given scorer (reload still re-resolves settings.model)."""
     settings = settings or Settings()
     metrics = Metrics()
-    app = FastAPIOffline(title=TITLE, version="1", lifespan=_lifespan, static_url=DOCS_ASSETS,
-                         swagger_ui_parameters={"defaultModelsExpandDepth": 2},
-                  description="Calibrated conversion probability per lead, with the quality factors that lower it.")
+    app = FastAPIOffline(
+        title=TITLE,
+        version="1",
+        lifespan=_lifespan,
+        static_url=DOCS_ASSETS,
+        swagger_ui_parameters={"defaultModelsExpandDepth": 2},
+        description="Calibrated conversion probability per lead, with the quality factors that lower it.",
+    )
     app.state.settings = settings
     app.state.metrics = metrics
     signal = ReloadSignal(settings.reload_signal) if settings.reload_signal else None
@@ -92,7 +97,11 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
         doc.setdefault("components", {}).setdefault("schemas", {}).update(models.openapi_components())
         for path, ref in (("/v1/score", "Lead"), ("/v1/score/batch", "LeadBatch")):
             example = models.example if ref == "Lead" else {"leads": [models.example]}
-            doc["paths"][path]["post"]["requestBody"] = {"required": True, "content": {"application/json": {
-                "schema": {"$ref": f"#/components/schemas/{ref}"}, "example": example}}}
+            doc["paths"][path]["post"]["requestBody"] = {
+                "required": True,
+                "content": {
+                    "application/json": {"schema": {"$ref": f"#/components/schemas/{ref}"}, "example": example}
+                },
+            }
     app.openapi_schema, app.state.openapi_key = doc, key
     return doc

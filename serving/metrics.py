@@ -22,15 +22,27 @@ LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.025, 0.05
 class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
-        self.requests = Counter("leadscore_requests", "HTTP requests by route, method and status",
-                                ["route", "method", "status"], registry=self.registry)
-        self.latency = Histogram("leadscore_request_seconds", "Request latency by route", ["route"],
-                                 buckets=LATENCY_BUCKETS, registry=self.registry)
+        self.requests = Counter(
+            "leadscore_requests",
+            "HTTP requests by route, method and status",
+            ["route", "method", "status"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "leadscore_request_seconds",
+            "Request latency by route",
+            ["route"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
         self.scores = Counter("leadscore_scores", "Leads scored, by grade", ["grade"], registry=self.registry)
-        self.model = Gauge("leadscore_model_info", "The model being served (value 1)",
-                           ["name", "version", "as_of"], registry=self.registry)
-        self.reloads = Counter("leadscore_reloads", "Model reloads by outcome", ["outcome"],
-                               registry=self.registry)
+        self.model = Gauge(
+            "leadscore_model_info",
+            "The model being served (value 1)",
+            ["name", "version", "as_of"],
+            registry=self.registry,
+        )
+        self.reloads = Counter("leadscore_reloads", "Model reloads by outcome", ["outcome"], registry=self.registry)
 
     def observe(self, *, route: str, method: str, status: int, seconds: float) -> None:
         self.requests.labels(route, method, str(status)).inc()

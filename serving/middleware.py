@@ -39,8 +39,9 @@ class MetricsMiddleware:
             await self.app(scope, receive, send_and_record)
         finally:
             route = getattr(scope.get("route"), "path", None) or "unmatched"
-            self.metrics.observe(route=route, method=scope["method"], status=status,
-                                 seconds=time.perf_counter() - start)
+            self.metrics.observe(
+                route=route, method=scope["method"], status=status, seconds=time.perf_counter() - start
+            )
 
 
 class BodyLimitMiddleware:
@@ -93,8 +94,12 @@ class BodyLimitMiddleware:
                 await _refuse(send, 413, self._too_large)
         except _BodyTooSlow:
             if not started:
-                await _refuse(send, 408, f"the request body did not arrive within {self.timeout_s:g} s "
-                                         "(LEADSCORE_BODY_TIMEOUT_S)", close=True)
+                await _refuse(
+                    send,
+                    408,
+                    f"the request body did not arrive within {self.timeout_s:g} s (LEADSCORE_BODY_TIMEOUT_S)",
+                    close=True,
+                )
 
 
 class _BodyTooLarge(Exception):

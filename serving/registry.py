@@ -51,6 +51,7 @@ class RegisteredVersion:
 
 # -- save and log ---------------------------------------------------------------------------------
 
+
 def save_model(bundle: Bundle, path: str | Path) -> Path:
     """Write the pickle-free bundle folder (atomically: a half-written bundle never exists)."""
     return bundle.save(path)
@@ -92,12 +93,18 @@ def pip_requirements() -> list[str]:
     import pyarrow
     import yaml
 
-    return [f"mlflow=={mlflow.__version__}", f"lightgbm=={lightgbm.__version__}",
-            f"pandas=={pandas.__version__}", f"numpy=={numpy.__version__}", f"pyarrow=={pyarrow.__version__}",
-            f"pyyaml=={yaml.__version__}"]
+    return [
+        f"mlflow=={mlflow.__version__}",
+        f"lightgbm=={lightgbm.__version__}",
+        f"pandas=={pandas.__version__}",
+        f"numpy=={numpy.__version__}",
+        f"pyarrow=={pyarrow.__version__}",
+        f"pyyaml=={yaml.__version__}",
+    ]
 
 
 # -- load ------------------------------------------------------------------------------------------
+
 
 def is_registry_uri(model: str | Path) -> bool:
     return isinstance(model, str) and model.startswith("models:/")
@@ -117,8 +124,10 @@ def resolve(uri: str) -> RegisteredVersion:
     try:
         found = MlflowClient().get_model_version_by_alias(name, alias)
     except MlflowException as exc:
-        raise ModelNotFoundError(f"no model version of '{name}' has the alias '{alias}' "
-                                 f"(train one with `leadscore train`): {_first_line(exc)}") from exc
+        raise ModelNotFoundError(
+            f"no model version of '{name}' has the alias '{alias}' "
+            f"(train one with `leadscore train`): {_first_line(exc)}"
+        ) from exc
     return RegisteredVersion(name, str(found.version), found.run_id)
 
 
@@ -145,8 +154,9 @@ def _load_bundle(model: str | Path, *, models_dir: Path, probe: bool) -> Bundle:
     local = models_dir / ref.name / ref.version
     bundle = Bundle.load(local, probe=probe) if (local / META_FILE).is_file() else None
     if bundle is not None and not _same_run(bundle, ref):
-        _logger.warning("%s was exported from another run than %s in this registry; loading the registry's",
-                        local, ref.uri)
+        _logger.warning(
+            "%s was exported from another run than %s in this registry; loading the registry's", local, ref.uri
+        )
         bundle = None
     if bundle is None:
         with _downloaded(ref) as folder:
@@ -190,8 +200,7 @@ def download_bundle(uri: str, dst: str | Path, *, tracking_uri: str | None = Non
     from mlflow.exceptions import MlflowException
 
     try:
-        root = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=str(dst),
-                                                        tracking_uri=tracking_uri))
+        root = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=str(dst), tracking_uri=tracking_uri))
     except MlflowException as exc:
         raise ModelNotFoundError(f"cannot download {uri}: {_first_line(exc)}") from exc
     found = sorted(root.rglob(META_FILE), key=lambda p: len(p.parts))
@@ -201,6 +210,7 @@ def download_bundle(uri: str, dst: str | Path, *, tracking_uri: str | None = Non
 
 
 # -- what the registry records about a version (the analyst API reads these) -----------------------
+
 
 def tracking_uri() -> str:
     """Where runs and models are read from: `MLFLOW_TRACKING_URI`, else MLflow's default `sqlite:///mlflow.db`."""
@@ -217,8 +227,9 @@ def version_by_alias(name: str, alias: str) -> RegisteredVersion:
     try:
         found = MlflowClient().get_model_version_by_alias(name, alias)
     except MlflowException as exc:
-        raise ModelNotFoundError(f"no model {name}@{alias} in {tracking_uri()}: run `leadscore train` first",
-                                 field="alias") from exc
+        raise ModelNotFoundError(
+            f"no model {name}@{alias} in {tracking_uri()}: run `leadscore train` first", field="alias"
+        ) from exc
     return RegisteredVersion(name, str(found.version), found.run_id)
 
 
@@ -233,8 +244,9 @@ def run_artifact(run_id: str, artifact_path: str) -> Path:
     """One file a run logged, downloaded to a local path."""
     import mlflow.artifacts
 
-    return Path(mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=artifact_path,
-                                                    tracking_uri=tracking_uri()))
+    return Path(
+        mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=artifact_path, tracking_uri=tracking_uri())
+    )
 
 
 def _first_line(exc: BaseException) -> str:

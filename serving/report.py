@@ -86,10 +86,19 @@ class ReportTables:
 
 # -- aggregation (pure) ---------------------------------------------------------------------------
 
-def build_report(explained: pd.DataFrame, history: pd.DataFrame, schema: LeadSchema,
-                 by: Sequence[str] | None = None, quarter: str | None = None, *,
-                 lowered_at: float = LOWERED_AT, min_leads: int = MIN_LEADS, model: str = "",
-                 as_of: pd.Timestamp | None = None) -> ReportTables:
+
+def build_report(
+    explained: pd.DataFrame,
+    history: pd.DataFrame,
+    schema: LeadSchema,
+    by: Sequence[str] | None = None,
+    quarter: str | None = None,
+    *,
+    lowered_at: float = LOWERED_AT,
+    min_leads: int = MIN_LEADS,
+    model: str = "",
+    as_of: pd.Timestamp | None = None,
+) -> ReportTables:
     """Aggregate explained leads into the report's tables and summary sentences.
 
     `explained` is `Scorer.explain(history)`: same rows, same order. `as_of` is when the outcomes
@@ -105,13 +114,23 @@ def build_report(explained: pd.DataFrame, history: pd.DataFrame, schema: LeadSch
     quarterly = quarterly_table(leads, by, factors, grades)
     current = with_changes(quarterly, report_q, previous, factors)
     calibration_q = _calibration_quarter(quarterly)
-    summary = summarise(current, quarterly, by[0] if by else ALL, previous, calibration_q, factors,
-                        min_leads=min_leads)
-    return ReportTables(quarter=report_q, previous=previous, by=by, factors=factors, grades=grades,
-                        quarterly=quarterly, current=current, summary=summary,
-                        calibration_quarter=calibration_q, lowered_at=lowered_at, model=model,
-                        grade_floors=tuple(schema.grades.values()), outcome=outcome_label(schema.outcome_window_days),
-                        sources=group_sources(history, by, schema.source))
+    summary = summarise(current, quarterly, by[0] if by else ALL, previous, calibration_q, factors, min_leads=min_leads)
+    return ReportTables(
+        quarter=report_q,
+        previous=previous,
+        by=by,
+        factors=factors,
+        grades=grades,
+        quarterly=quarterly,
+        current=current,
+        summary=summary,
+        calibration_quarter=calibration_q,
+        lowered_at=lowered_at,
+        model=model,
+        grade_floors=tuple(schema.grades.values()),
+        outcome=outcome_label(schema.outcome_window_days),
+        sources=group_sources(history, by, schema.source),
+    )
 
 
 def report_factors(explained: pd.DataFrame, schema: LeadSchema) -> tuple[str, ...]:
@@ -120,23 +139,32 @@ def report_factors(explained: pd.DataFrame, schema: LeadSchema) -> tuple[str, ..
     return tuple(f for f in FACTORS if f in used and f"impact_{f}" in explained.columns)
 
 
-def lead_rows(explained: pd.DataFrame, history: pd.DataFrame, schema: LeadSchema, by: Sequence[str],
-              factors: Sequence[str], *, lowered_at: float = LOWERED_AT,
-              as_of: pd.Timestamp | None = None) -> pd.DataFrame:
+def lead_rows(
+    explained: pd.DataFrame,
+    history: pd.DataFrame,
+    schema: LeadSchema,
+    by: Sequence[str],
+    factors: Sequence[str],
+    *,
+    lowered_at: float = LOWERED_AT,
+    as_of: pd.Timestamp | None = None,
+) -> pd.DataFrame:
     """One row per lead with what aggregation needs: quarter, groups, score, outcome, lowered flags."""
     _check_aligned(explained, history, schema)
     check_grouping(history, by, schema)
     final = outcome_final(history, schema, as_of).to_numpy(dtype=bool)
     converted = labels(history, schema).astype(float)
-    out = pd.DataFrame({
-        "quarter": quarters(history, schema).to_numpy(),
-        "probability": explained["probability"].to_numpy(dtype=float),
-        "score": explained["score"].to_numpy(dtype=float),
-        "raw_score": explained["raw_score"].to_numpy(dtype=float),
-        "grade": explained["grade"].astype(str).to_numpy(),
-        "converted": converted,
-        "final": final.astype(float),
-    })
+    out = pd.DataFrame(
+        {
+            "quarter": quarters(history, schema).to_numpy(),
+            "probability": explained["probability"].to_numpy(dtype=float),
+            "score": explained["score"].to_numpy(dtype=float),
+            "raw_score": explained["raw_score"].to_numpy(dtype=float),
+            "grade": explained["grade"].astype(str).to_numpy(),
+            "converted": converted,
+            "final": final.astype(float),
+        }
+    )
     out["expected_final"] = out["probability"] * out["final"]
     out["actual_final"] = out["converted"] * out["final"]
     for column in by:
@@ -169,37 +197,57 @@ def check_grouping(history: pd.DataFrame, by: Sequence[str], schema: LeadSchema)
     """Every grouping column must exist; checked before the slow part (explaining) starts."""
     missing = [c for c in by if c not in history.columns]
     if missing:
-        raise DataError(f"cannot group by '{missing[0]}': no such column in the data "
-                        f"(context columns: {', '.join(schema.context) or 'none'})", field=missing[0])
+        raise DataError(
+            f"cannot group by '{missing[0]}': no such column in the data "
+            f"(context columns: {', '.join(schema.context) or 'none'})",
+            field=missing[0],
+        )
 
 
-def quarterly_table(leads: pd.DataFrame, by: Sequence[str], factors: Sequence[str],
-                    grades: Sequence[str]) -> pd.DataFrame:
+def quarterly_table(
+    leads: pd.DataFrame, by: Sequence[str], factors: Sequence[str], grades: Sequence[str]
+) -> pd.DataFrame:
     """Per dimension, group and quarter: volume, score, grade mix, expected vs actual, factor shares."""
     parts = [_aggregate(leads.assign(group=ALL_LEADS), ALL, factors, grades)]
     parts += [_aggregate(leads.assign(group=leads[column]), column, factors, grades) for column in by]
     return pd.concat(parts, ignore_index=True)
 
 
-def with_changes(quarterly: pd.DataFrame, quarter: str, previous: str | None,
-                 factors: Sequence[str]) -> pd.DataFrame:
+def with_changes(quarterly: pd.DataFrame, quarter: str, previous: str | None, factors: Sequence[str]) -> pd.DataFrame:
     """The quarter's rows, each with its change from the same group's previous quarter."""
     keys = ["dimension", "group"]
     now = quarterly[quarterly["quarter"] == quarter].reset_index(drop=True)
-    compared = ["leads", "mean_score", "mean_raw_score", "raw_score_sd",
-                *[f"lowered_{f}" for f in factors], *[f"impact_{f}" for f in factors]]
+    compared = [
+        "leads",
+        "mean_score",
+        "mean_raw_score",
+        "raw_score_sd",
+        *[f"lowered_{f}" for f in factors],
+        *[f"impact_{f}" for f in factors],
+    ]
     before = quarterly.loc[quarterly["quarter"] == previous, keys + compared]
     merged = now.merge(before, on=keys, how="left", suffixes=("", "_previous"))
-    for column in ["mean_score", "mean_raw_score", *[f"lowered_{f}" for f in factors],
-                   *[f"impact_{f}" for f in factors]]:
+    for column in [
+        "mean_score",
+        "mean_raw_score",
+        *[f"lowered_{f}" for f in factors],
+        *[f"impact_{f}" for f in factors],
+    ]:
         merged[f"{column}_change"] = merged[column] - merged[f"{column}_previous"]
     merged["lowered_by"] = [_lowered_text(row, factors) for _, row in merged.iterrows()]
     return merged
 
 
-def summarise(current: pd.DataFrame, quarterly: pd.DataFrame, dimension: str, previous: str | None,
-              calibration_quarter: str | None, factors: Sequence[str], *,
-              min_leads: int = MIN_LEADS) -> tuple[str, ...]:
+def summarise(
+    current: pd.DataFrame,
+    quarterly: pd.DataFrame,
+    dimension: str,
+    previous: str | None,
+    calibration_quarter: str | None,
+    factors: Sequence[str],
+    *,
+    min_leads: int = MIN_LEADS,
+) -> tuple[str, ...]:
     """A few plain sentences: the quarter in one line, expected vs actual, and who got worse and why."""
     overall = current[current["dimension"] == ALL].iloc[0]
     lines = [_headline(overall, previous), _calibration_line(quarterly, calibration_quarter)]
@@ -214,17 +262,20 @@ def summarise(current: pd.DataFrame, quarterly: pd.DataFrame, dimension: str, pr
     return tuple(lines)
 
 
-def worsened_groups(current: pd.DataFrame, dimension: str, factors: Sequence[str], *,
-                    min_leads: int = MIN_LEADS) -> pd.DataFrame:
+def worsened_groups(
+    current: pd.DataFrame, dimension: str, factors: Sequence[str], *, min_leads: int = MIN_LEADS
+) -> pd.DataFrame:
     """Groups whose mean log-odds fell by at least WORSE_AT and by more than NOISE_SE standard errors.
 
     Adds `worst_factor`: the factor whose mean impact fell most (impacts add up to the score, so
     this is the factor that explains most of the drop).
     """
-    rows = current[(current["dimension"] == dimension) & (current["leads"] >= min_leads)
-                   & (current["leads_previous"] >= min_leads)].copy()
-    noise = NOISE_SE * np.sqrt(rows["raw_score_sd"] ** 2 / rows["leads"]
-                        + rows["raw_score_sd_previous"] ** 2 / rows["leads_previous"])
+    rows = current[
+        (current["dimension"] == dimension) & (current["leads"] >= min_leads) & (current["leads_previous"] >= min_leads)
+    ].copy()
+    noise = NOISE_SE * np.sqrt(
+        rows["raw_score_sd"] ** 2 / rows["leads"] + rows["raw_score_sd_previous"] ** 2 / rows["leads_previous"]
+    )
     rows = rows[(rows["mean_raw_score_change"] <= WORSE_AT) & (rows["mean_raw_score_change"] < -noise)]
     if rows.empty or not factors:
         return rows.assign(worst_factor=pd.Series(dtype="string"))
@@ -261,8 +312,10 @@ def _aggregate(leads: pd.DataFrame, dimension: str, factors: Sequence[str], grad
 
 def _check_aligned(explained: pd.DataFrame, history: pd.DataFrame, schema: LeadSchema) -> None:
     if len(explained) != len(history):
-        raise DataError(f"explained leads ({len(explained):,}) and history ({len(history):,}) differ in length: "
-                        "explain the same frame you report on")
+        raise DataError(
+            f"explained leads ({len(explained):,}) and history ({len(history):,}) differ in length: "
+            "explain the same frame you report on"
+        )
     ids = schema.id_column
     if ids in explained.columns and ids in history.columns:
         same = explained[ids].astype("string").to_numpy() == history[ids].astype("string").to_numpy()
@@ -304,25 +357,31 @@ def _headline(overall: pd.Series, previous: str | None) -> str:
     change = ""
     if previous is not None and pd.notna(overall.get("mean_score_change")):
         change = f" ({overall['mean_score_change']:+.1f} against {previous})"
-    return (f"{overall['quarter']}: {int(overall['leads']):,} leads, mean score {overall['mean_score']:.1f}{change}, "
-            f"{overall['expected_conversions']:,.0f} conversions expected.")
+    return (
+        f"{overall['quarter']}: {int(overall['leads']):,} leads, mean score {overall['mean_score']:.1f}{change}, "
+        f"{overall['expected_conversions']:,.0f} conversions expected."
+    )
 
 
 def _calibration_line(quarterly: pd.DataFrame, calibration_quarter: str | None) -> str:
     if calibration_quarter is None:
         return "No quarter in the report has final outcomes yet, so expected cannot meet actual."
     row = quarterly[(quarterly["dimension"] == ALL) & (quarterly["quarter"] == calibration_quarter)].iloc[0]
-    return (f"{calibration_quarter} (outcomes final): {row['actual_final']:,.0f} leads converted against "
-            f"{row['expected_final']:,.0f} expected.")
+    return (
+        f"{calibration_quarter} (outcomes final): {row['actual_final']:,.0f} leads converted against "
+        f"{row['expected_final']:,.0f} expected."
+    )
 
 
 def _worse_line(row: pd.Series, previous: str) -> str:
     factor = row["worst_factor"]
     label = FACTOR_LABELS[factor].lower()
     before, after = row[f"lowered_{factor}_previous"], row[f"lowered_{factor}"]
-    return (f"{_pretty(row['group'])} brought worse leads than in {previous}: mean score "
-            f"{row['mean_score_previous']:.1f} -> {row['mean_score']:.1f}, mostly {label} "
-            f"(lowered {before:.0%} -> {after:.0%} of its leads).")
+    return (
+        f"{_pretty(row['group'])} brought worse leads than in {previous}: mean score "
+        f"{row['mean_score_previous']:.1f} -> {row['mean_score']:.1f}, mostly {label} "
+        f"(lowered {before:.0%} -> {after:.0%} of its leads)."
+    )
 
 
 def _pretty(value: str) -> str:
@@ -335,6 +394,7 @@ def _dimension_label(column: str) -> str:
 
 
 # -- rendering (HTML with inline charts) ---------------------------------------------------------
+
 
 def render_html(tables: ReportTables) -> str:
     """One self-contained page: inline CSS, charts as base64 PNG, no scripts, fonts or links.
@@ -353,8 +413,12 @@ def _render_html(tables: ReportTables) -> str:
         ("Mean score per quarter", _chart_score_trend(tables, main_dim)),
     ]
     if tables.calibration_quarter is not None:
-        charts.append((f"Expected against actual conversions, {tables.calibration_quarter}",
-                       _chart_expected_actual(tables, main_dim)))
+        charts.append(
+            (
+                f"Expected against actual conversions, {tables.calibration_quarter}",
+                _chart_expected_actual(tables, main_dim),
+            )
+        )
     return _template().render(
         title=f"Lead quality report, {tables.quarter}",
         css=_CSS,
@@ -373,8 +437,12 @@ def _render_html(tables: ReportTables) -> str:
 def _template() -> Any:
     import jinja2
 
-    env = jinja2.Environment(loader=jinja2.PackageLoader("serving", "templates"),
-                             autoescape=True, undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("serving", "templates"),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+    )
     return env.get_template("report.html.j2")
 
 
@@ -426,28 +494,39 @@ def _table_section(tables: ReportTables, dimension: str) -> dict[str, Any]:
         else:
             groups.append([group, 1])
     cells = list(zip(*columns.values(), strict=True)) if columns else []
-    return {"dimension": dimension, "heading": heading, "groups": groups,
-            "columns": [name for _, name in columns], "rows": cells}
+    return {
+        "dimension": dimension,
+        "heading": heading,
+        "groups": groups,
+        "columns": [name for _, name in columns],
+        "rows": cells,
+    }
 
 
 def _display_columns(rows: pd.DataFrame, tables: ReportTables) -> dict[tuple[str, str], list[Cell]]:
     """Readable cells: counts, scores with their change, shares with their change in points."""
     leads, lowered = "leads", "share of leads lowered by"
     out: dict[tuple[str, str], list[Cell]] = {
-        (leads, "group"): [(str(g), tables.sources.get(str(d), {}).get(str(g)) or None)
-                           for g, d in zip(rows["group"], rows["dimension"], strict=True)],
+        (leads, "group"): [
+            (str(g), tables.sources.get(str(d), {}).get(str(g)) or None)
+            for g, d in zip(rows["group"], rows["dimension"], strict=True)
+        ],
         (leads, "leads"): [(f"{n:,}", None) for n in rows["leads"]],
-        (leads, "mean score"): [_with_change(v, c, "{:.1f}", "{:+.1f}") for v, c in
-                                zip(rows["mean_score"], rows["mean_score_change"], strict=True)],
+        (leads, "mean score"): [
+            _with_change(v, c, "{:.1f}", "{:+.1f}")
+            for v, c in zip(rows["mean_score"], rows["mean_score_change"], strict=True)
+        ],
         (leads, "grades " + "/".join(tables.grades)): [
-            ("/".join(f"{row[f'grade_{g}']:.0%}" for g in tables.grades), None) for _, row in rows.iterrows()],
+            ("/".join(f"{row[f'grade_{g}']:.0%}" for g in tables.grades), None) for _, row in rows.iterrows()
+        ],
         ("conversions", "expected"): [(f"{v:,.0f}", None) for v in rows["expected_conversions"]],
         ("conversions", "actual"): [(_actual_text(row), None) for _, row in rows.iterrows()],
     }
     for factor in tables.factors:
         out[(lowered, FACTOR_LABELS[factor])] = [
             _with_change(v, c * 100 if pd.notna(c) else c, "{:.0%}", "{:+.0f} pp")
-            for v, c in zip(rows[f"lowered_{factor}"], rows[f"lowered_{factor}_change"], strict=True)]
+            for v, c in zip(rows[f"lowered_{factor}"], rows[f"lowered_{factor}_change"], strict=True)
+        ]
     return out
 
 
@@ -498,8 +577,7 @@ def _chart_lowered(tables: ReportTables, dimension: str) -> bytes:
     ax.set_xticks(range(len(tables.factors)), [FACTOR_LABELS[f] for f in tables.factors], rotation=20, ha="right")
     ax.set_yticks(range(len(groups)), groups)
     for (i, j), share in np.ndenumerate(shares):
-        ax.text(j, i, f"{share:.0%}", ha="center", va="center", fontsize=8,
-                color="white" if share > 0.6 else "black")
+        ax.text(j, i, f"{share:.0%}", ha="center", va="center", fontsize=8, color="white" if share > 0.6 else "black")
     ax.set_title(f"{tables.quarter}: share of leads lowered, by {_dimension_label(dimension)}")
     return _png(fig)
 
@@ -538,8 +616,10 @@ def _chart_expected_actual(tables: ReportTables, dimension: str) -> bytes:
 
 # -- command line ---------------------------------------------------------------------------------
 
-def report_window(frame: pd.DataFrame, schema: LeadSchema, quarter: str | None = None,
-                  n_quarters: int = REPORT_QUARTERS) -> pd.DataFrame:
+
+def report_window(
+    frame: pd.DataFrame, schema: LeadSchema, quarter: str | None = None, n_quarters: int = REPORT_QUARTERS
+) -> pd.DataFrame:
     """The leads of the report quarter and the few before it: all the report needs explaining."""
     labels = quarters(frame, schema)
     last = parse_quarter(quarter) if quarter else pd.Period(str(labels.max()), freq="Q")
@@ -557,16 +637,25 @@ def write_report(tables: ReportTables, out: str | Path) -> dict[str, Path]:
     out = Path(out)
     paths = {"html": out / "report.html", "csv": out / "report.csv", "quarterly": out / "report_quarterly.csv"}
     page = render_html(tables)  # the step that can fail on odd data: before any file is touched
-    write_together({
-        paths["html"]: lambda tmp: tmp.write_text(page, encoding="utf-8"),
-        paths["csv"]: lambda tmp: spreadsheet_safe(tables.current).to_csv(tmp, index=False),
-        paths["quarterly"]: lambda tmp: spreadsheet_safe(tables.quarterly).to_csv(tmp, index=False),
-    })
+    write_together(
+        {
+            paths["html"]: lambda tmp: tmp.write_text(page, encoding="utf-8"),
+            paths["csv"]: lambda tmp: spreadsheet_safe(tables.current).to_csv(tmp, index=False),
+            paths["quarterly"]: lambda tmp: spreadsheet_safe(tables.quarterly).to_csv(tmp, index=False),
+        }
+    )
     return paths
 
 
-def report_command(*, data: str | Path, out: str | Path, schema: str | Path | None = None,
-                   model: str | None = None, by: str | None = None, quarter: str | None = None) -> int:
+def report_command(
+    *,
+    data: str | Path,
+    out: str | Path,
+    schema: str | Path | None = None,
+    model: str | None = None,
+    by: str | None = None,
+    quarter: str | None = None,
+) -> int:
     """`leadscore report`: explain the recent quarters with the champion and write the report.
 
     `by` is the comma-separated grouping columns as typed (default: the schema's source and campaign)."""
@@ -579,8 +668,9 @@ def report_command(*, data: str | Path, out: str | Path, schema: str | Path | No
     scorer = Scorer.load(model)
     explained = scorer.explain(window, progress=progress.shown())
     name = f"{scorer.bundle.name} version {scorer.bundle.version}"
-    tables = build_report(explained, window, lead_schema, groups, quarter, model=name,
-                          as_of=data_end(frame, lead_schema))
+    tables = build_report(
+        explained, window, lead_schema, groups, quarter, model=name, as_of=data_end(frame, lead_schema)
+    )
     paths = write_report(tables, out)
     print("\n".join(tables.summary))
     print(f"wrote {paths['html']}, {paths['csv']} and {paths['quarterly']}")

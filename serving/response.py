@@ -50,19 +50,23 @@ class LoweringFactor(TypedDict):
     key: str
     label: str
     impact: Annotated[float, Field(description="log-odds: the sum of the factor's features' Shapley values")]
-    cost_points: Annotated[float, Field(description="percentage points of probability this factor costs: "
-                                                    "100 * (p(raw - impact) - p(raw))")]
+    cost_points: Annotated[
+        float, Field(description="percentage points of probability this factor costs: 100 * (p(raw - impact) - p(raw))")
+    ]
     features: list[FeatureReason]
 
 
-WhatIf = TypedDict("WhatIf", {  # "from" is a Python keyword, hence the functional form
-    "feature": str,
-    "label": str,
-    "from": Any,
-    "to": Any,
-    "probability": Annotated[float, Field(description="calibrated probability after this one change, re-scored")],
-    "gain_points": float,
-})
+WhatIf = TypedDict(
+    "WhatIf",
+    {  # "from" is a Python keyword, hence the functional form
+        "feature": str,
+        "label": str,
+        "from": Any,
+        "to": Any,
+        "probability": Annotated[float, Field(description="calibrated probability after this one change, re-scored")],
+        "gain_points": float,
+    },
+)
 
 
 class LogOdds(TypedDict):
@@ -82,9 +86,15 @@ class ScoreResponse(TypedDict):
     lowering_factors: list[LoweringFactor]
     what_if: list[WhatIf]
     warnings: list[Problem]
-    explore: NotRequired[Annotated[bool, Field(
-        description="only with LEADSCORE_EXPLORE_SHARE set: route this lead regardless of its score, "
-                    "so the next model also learns from such leads")]]
+    explore: NotRequired[
+        Annotated[
+            bool,
+            Field(
+                description="only with LEADSCORE_EXPLORE_SHARE set: route this lead regardless of its score, "
+                "so the next model also learns from such leads"
+            ),
+        ]
+    ]
 
 
 class BatchResponse(TypedDict):

@@ -37,8 +37,9 @@ class RequestModels:
         self.max_batch = max_batch
         self.lead = _lead_model(schema)
         leads: Any = list.__class_getitem__(self.lead)  # list[LeadIn], built at run time from the schema
-        self.batch: Any = create_model("LeadBatch", __config__=ConfigDict(extra="forbid"),
-                                       leads=(leads, Field(min_length=1, max_length=max_batch)))
+        self.batch: Any = create_model(
+            "LeadBatch", __config__=ConfigDict(extra="forbid"), leads=(leads, Field(min_length=1, max_length=max_batch))
+        )
         self.example = example_lead(schema)
         from serving.lead_input import LeadFields
 
@@ -59,11 +60,24 @@ class RequestModels:
         lead = self.lead.model_json_schema(by_alias=True)
         lead["examples"] = [self.example]
         lead["additionalProperties"] = True  # a CRM's whole record is read (serving.lead_input)
-        lead["description"] = ("A lead: every field optional. Other fields (a CRM's whole record) are ignored and "
-                               "named in `warnings`, or refused when the server sets LEADSCORE_STRICT_FIELDS.")
-        batch = {"title": "LeadBatch", "type": "object", "additionalProperties": False, "required": ["leads"],
-                 "properties": {"leads": {"type": "array", "items": {"$ref": "#/components/schemas/Lead"},
-                                          "minItems": 1, "maxItems": self.max_batch}}}
+        lead["description"] = (
+            "A lead: every field optional. Other fields (a CRM's whole record) are ignored and "
+            "named in `warnings`, or refused when the server sets LEADSCORE_STRICT_FIELDS."
+        )
+        batch = {
+            "title": "LeadBatch",
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["leads"],
+            "properties": {
+                "leads": {
+                    "type": "array",
+                    "items": {"$ref": "#/components/schemas/Lead"},
+                    "minItems": 1,
+                    "maxItems": self.max_batch,
+                }
+            },
+        }
         return {"Lead": lead, "LeadBatch": batch}
 
 
@@ -80,22 +94,35 @@ def request_models(owner: Any, schema: LeadSchema, max_batch: int) -> RequestMod
 
 def _lead_model(schema: LeadSchema) -> type[BaseModel]:
     fields: dict[str, Any] = {
-        "f_id": (Annotated[str, Field(max_length=MAX_TEXT)] | Annotated[int, Strict(), Field(**INT64)] | None,
-                 Field(None, alias=schema.id_column, description="the lead's id, echoed back", examples=["L00012345"])),
+        "f_id": (
+            Annotated[str, Field(max_length=MAX_TEXT)] | Annotated[int, Strict(), Field(**INT64)] | None,
+            Field(None, alias=schema.id_column, description="the lead's id, echoed back", examples=["L00012345"]),
+        ),
     }
     if schema.created_at:
-        fields["f_created"] = (datetime | None, Field(None, alias=schema.created_at,
-                                                      description="when the lead was created (ISO 8601)"))
+        fields["f_created"] = (
+            datetime | None,
+            Field(None, alias=schema.created_at, description="when the lead was created (ISO 8601)"),
+        )
     for i, name in enumerate(schema.context):
-        fields[f"c{i}"] = (Annotated[str, Field(max_length=MAX_TEXT)] | None,
-                           Field(None, alias=name, description="context for reports; not a model input"))
+        fields[f"c{i}"] = (
+            Annotated[str, Field(max_length=MAX_TEXT)] | None,
+            Field(None, alias=name, description="context for reports; not a model input"),
+        )
     if schema.owner:
-        fields["f_owner"] = (Annotated[str, Field(max_length=MAX_TEXT)] | None,
-                             Field(None, alias=schema.owner, description="the seller or team the lead goes to; "
-                                                                         "for KPI reports, not a model input"))
+        fields["f_owner"] = (
+            Annotated[str, Field(max_length=MAX_TEXT)] | None,
+            Field(
+                None,
+                alias=schema.owner,
+                description="the seller or team the lead goes to; for KPI reports, not a model input",
+            ),
+        )
     for j, spec in enumerate(schema.features):
-        fields[f"f{j}"] = (_annotation(spec), Field(None, alias=spec.name, description=_describe(spec),
-                                                    examples=[_example(spec)]))
+        fields[f"f{j}"] = (
+            _annotation(spec),
+            Field(None, alias=spec.name, description=_describe(spec), examples=[_example(spec)]),
+        )
     config = ConfigDict(extra="forbid", populate_by_name=False, str_strip_whitespace=True)
     return create_model("Lead", __config__=config, **fields)
 
@@ -118,8 +145,10 @@ def _describe(spec: FeatureSpec) -> str:
     if spec.description:
         text += f" {spec.description}"
     if spec.values:
-        text += (f" Known values: {', '.join(spec.values)}. Other values are accepted, scored as missing and "
-                 "listed in `warnings`.")
+        text += (
+            f" Known values: {', '.join(spec.values)}. Other values are accepted, scored as missing and "
+            "listed in `warnings`."
+        )
     return text + " Leave out or null when unknown."
 
 
@@ -159,8 +188,10 @@ def _improvable(spec: FeatureSpec) -> Any:
 
 def problems(exc: ValidationError) -> list[Problem]:
     """pydantic's errors as [{"field": "leads[2].web_visits", "problem": "..."}], no input echoed."""
-    return [Problem(field=field_path(err["loc"]), problem=problem_text(err))
-            for err in exc.errors(include_url=False, include_input=False)]
+    return [
+        Problem(field=field_path(err["loc"]), problem=problem_text(err))
+        for err in exc.errors(include_url=False, include_input=False)
+    ]
 
 
 def field_path(loc: tuple[Any, ...]) -> str:

@@ -80,8 +80,12 @@ class Scorer:
     @property
     def model_info(self) -> ModelRef:
         meta = self.bundle.metadata
-        return {"name": self.bundle.name, "version": self.bundle.version, "as_of": meta.get("as_of"),
-                "family": self.bundle.family}
+        return {
+            "name": self.bundle.name,
+            "version": self.bundle.version,
+            "as_of": meta.get("as_of"),
+            "family": self.bundle.family,
+        }
 
     # -- the model's numbers -------------------------------------------------------------
     def raw_scores(self, X: np.ndarray) -> np.ndarray:
@@ -138,23 +142,39 @@ class Scorer:
         for i, record in enumerate(records):
             unseen = encoder.unseen(record)
             lead_id = record.get(self.schema.id_column)
-            out.append({
-                "lead_id": None if lead_id is None else str(lead_id),
-                "probability": float(prob[i]),
-                "score": int(score[i]),
-                "grade": str(grade[i]),
-                "model": model,
-                "baseline_probability": self.baseline_probability,
-                "log_odds": {"baseline": self.bundle.baseline_raw, "raw_score": float(raw[i])},
-                "factors": ex.factors_list(impacts[i]),
-                "lowering_factors": ex.lowering_factors(
-                    impacts=impacts[i], contributions=contrib[i], raw=float(raw[i]), record=record,
-                    unseen=unseen, schema=self.schema, calibrate=self.probability),
-                "what_if": ex.what_if(x=X[i], probability=float(prob[i]), candidates=self._candidates,
-                                      record=record, rescored=rescored[i], limit=what_if),
-                "warnings": [{"field": name, "problem": f"value {value!r} was not seen in training; scored as missing"}
-                             for name, value in unseen.items()],
-            })
+            out.append(
+                {
+                    "lead_id": None if lead_id is None else str(lead_id),
+                    "probability": float(prob[i]),
+                    "score": int(score[i]),
+                    "grade": str(grade[i]),
+                    "model": model,
+                    "baseline_probability": self.baseline_probability,
+                    "log_odds": {"baseline": self.bundle.baseline_raw, "raw_score": float(raw[i])},
+                    "factors": ex.factors_list(impacts[i]),
+                    "lowering_factors": ex.lowering_factors(
+                        impacts=impacts[i],
+                        contributions=contrib[i],
+                        raw=float(raw[i]),
+                        record=record,
+                        unseen=unseen,
+                        schema=self.schema,
+                        calibrate=self.probability,
+                    ),
+                    "what_if": ex.what_if(
+                        x=X[i],
+                        probability=float(prob[i]),
+                        candidates=self._candidates,
+                        record=record,
+                        rescored=rescored[i],
+                        limit=what_if,
+                    ),
+                    "warnings": [
+                        {"field": name, "problem": f"value {value!r} was not seen in training; scored as missing"}
+                        for name, value in unseen.items()
+                    ],
+                }
+            )
         return out
 
     def _what_if_probabilities(self, X: np.ndarray) -> np.ndarray:
@@ -189,18 +209,25 @@ class Scorer:
         impacts = factor_impacts(contrib, self._matrix)
         factor, reason = self._top_lowering(X, contrib, impacts)
         id_col = self.schema.id_column
-        ids = chunk[id_col].astype("string").to_numpy(dtype=object, na_value=None) if id_col in chunk.columns \
+        ids = (
+            chunk[id_col].astype("string").to_numpy(dtype=object, na_value=None)
+            if id_col in chunk.columns
             else np.full(len(chunk), None, dtype=object)
-        columns: dict[str, Any] = {"lead_id": pd.array(ids, dtype="string"), "probability": prob, "score": score,
-                                   "grade": grade, "raw_score": raw}
+        )
+        columns: dict[str, Any] = {
+            "lead_id": pd.array(ids, dtype="string"),
+            "probability": prob,
+            "score": score,
+            "grade": grade,
+            "raw_score": raw,
+        }
         for k, key in enumerate(FACTORS):
             columns[f"impact_{key}"] = impacts[:, k]
         columns["top_lowering_factor"] = pd.array(factor, dtype="string")  # one dtype even if all None
         columns["top_lowering_reason"] = pd.array(reason, dtype="string")
         return pd.DataFrame(columns)
 
-    def _top_lowering(self, X: np.ndarray, contrib: np.ndarray,
-                      impacts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _top_lowering(self, X: np.ndarray, contrib: np.ndarray, impacts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The most negative factor and the reason text of its most negative feature (None if none)."""
         n = len(X)
         k = np.argmin(impacts, axis=1) if n else np.zeros(0, dtype=int)
@@ -218,4 +245,4 @@ class Scorer:
 def _chunks(frame: pd.DataFrame, rows: int) -> Iterator[pd.DataFrame]:
     rows = max(int(rows), 1)
     for start in range(0, len(frame), rows):
-        yield frame.iloc[start:start + rows]
+        yield frame.iloc[start : start + rows]

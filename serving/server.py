@@ -20,8 +20,9 @@ if TYPE_CHECKING:
 _logger = logging.getLogger(__name__)
 
 
-def serve_command(*, host: str | None = None, port: int | None = None, model: str | None = None,
-                  workers: int | None = None) -> int:
+def serve_command(
+    *, host: str | None = None, port: int | None = None, model: str | None = None, workers: int | None = None
+) -> int:
     """Fail fast on a bad setting or a missing model (exit 2), else serve until interrupted."""
     import uvicorn
 
@@ -38,16 +39,30 @@ def serve_command(*, host: str | None = None, port: int | None = None, model: st
     print("try:\n  " + curl_example(base, example_lead(scorer.schema)), flush=True)
     if settings.workers == 1:
         app = create_app(settings, scorer=scorer)
-        uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning", access_log=False,
-                    **connection_limits(settings))
+        uvicorn.run(
+            app,
+            host=settings.host,
+            port=settings.port,
+            log_level="warning",
+            access_log=False,
+            **connection_limits(settings),
+        )
         return 0
     del scorer  # each worker process loads its own copy
     if settings.log_predictions:
         _migrate_log_once(settings.database_url)
     with tempfile.TemporaryDirectory(prefix="leadscore-serve-") as run_dir:
         os.environ.update(settings_env(settings, reload_signal=os.path.join(run_dir, "reload")))
-        uvicorn.run("serving.main:create_app", factory=True, workers=settings.workers, host=settings.host,
-                    port=settings.port, log_level="warning", access_log=False, **connection_limits(settings))
+        uvicorn.run(
+            "serving.main:create_app",
+            factory=True,
+            workers=settings.workers,
+            host=settings.host,
+            port=settings.port,
+            log_level="warning",
+            access_log=False,
+            **connection_limits(settings),
+        )
     return 0
 
 
@@ -74,8 +89,9 @@ def check_port_free(host: str, port: int) -> None:
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
     except socket.gaierror as exc:
-        raise LeadscoreError(f"cannot listen on host {host!r}: {exc.strerror}; use --host or LEADSCORE_HOST",
-                             field="host") from None
+        raise LeadscoreError(
+            f"cannot listen on host {host!r}: {exc.strerror}; use --host or LEADSCORE_HOST", field="host"
+        ) from None
     family, kind, proto, _, address = infos[0]
     with socket.socket(family, kind, proto) as sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -83,11 +99,16 @@ def check_port_free(host: str, port: int) -> None:
             sock.bind(address)
         except OSError as exc:
             if exc.errno == errno.EADDRINUSE:
-                raise LeadscoreError(f"port {port} on {host} is already in use (another server is running there); "
-                                     "choose another with --port or LEADSCORE_PORT", field="port") from None
-            raise LeadscoreError(f"cannot listen on {host}:{port}: {exc.strerror}; "
-                                 "choose another with --host/--port or LEADSCORE_HOST/LEADSCORE_PORT",
-                                 field="port") from None
+                raise LeadscoreError(
+                    f"port {port} on {host} is already in use (another server is running there); "
+                    "choose another with --port or LEADSCORE_PORT",
+                    field="port",
+                ) from None
+            raise LeadscoreError(
+                f"cannot listen on {host}:{port}: {exc.strerror}; "
+                "choose another with --host/--port or LEADSCORE_HOST/LEADSCORE_PORT",
+                field="port",
+            ) from None
 
 
 def settings_env(settings: Settings, **overrides: object) -> dict[str, str]:

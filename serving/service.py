@@ -50,8 +50,9 @@ async def _parse(parse: Any, models: RequestModels, body: bytes, strict_fields: 
 INLINE_MAX = 1
 
 
-async def score_leads(*, scorer: Scorer, leads: list[dict[str, Any]], what_if: int,
-                      timeout_s: float) -> list[ScoreResponse]:
+async def score_leads(
+    *, scorer: Scorer, leads: list[dict[str, Any]], what_if: int, timeout_s: float
+) -> list[ScoreResponse]:
     """Score one lead right here (about a millisecond: a thread hand-off would cost more than it
     saves), batches in a worker thread bounded by the timeout (the TreeSHAP kernel releases the GIL).
 
@@ -65,21 +66,21 @@ async def score_leads(*, scorer: Scorer, leads: list[dict[str, Any]], what_if: i
         return await asyncio.wait_for(run_in_threadpool(score_in_chunks, scorer, leads, what_if, cancel), timeout_s)
     except TimeoutError:
         cancel.set()
-        raise HTTPException(503, f"scoring took longer than {timeout_s:g} s; send fewer leads per request") \
-            from None
+        raise HTTPException(503, f"scoring took longer than {timeout_s:g} s; send fewer leads per request") from None
 
 
 class Cancelled(Exception):
     """The request that wanted these scores has already been answered."""
 
 
-def score_in_chunks(scorer: Scorer, leads: list[dict[str, Any]], what_if: int,
-                    cancel: threading.Event, chunk: int = SCORE_CHUNK) -> list[ScoreResponse]:
+def score_in_chunks(
+    scorer: Scorer, leads: list[dict[str, Any]], what_if: int, cancel: threading.Event, chunk: int = SCORE_CHUNK
+) -> list[ScoreResponse]:
     out: list[ScoreResponse] = []
     for start in range(0, len(leads), chunk):
         if cancel.is_set():
             raise Cancelled
-        out.extend(scorer.score(leads[start:start + chunk], what_if=what_if))
+        out.extend(scorer.score(leads[start : start + chunk], what_if=what_if))
     return out
 
 
@@ -127,5 +128,8 @@ def check_token(*, configured: SecretStr | None, authorization: str | None, kind
     scheme, _, supplied = (authorization or "").partition(" ")
     expected = configured.get_secret_value().encode()
     if scheme.lower() != "bearer" or not hmac.compare_digest(supplied.strip().encode(), expected):
-        raise HTTPException(401, f"missing or wrong {kind} token (send Authorization: Bearer <token>)",
-                            headers={"WWW-Authenticate": "Bearer"})
+        raise HTTPException(
+            401,
+            f"missing or wrong {kind} token (send Authorization: Bearer <token>)",
+            headers={"WWW-Authenticate": "Bearer"},
+        )

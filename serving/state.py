@@ -21,8 +21,9 @@ _logger = logging.getLogger(__name__)
 
 
 class ModelState:
-    def __init__(self, *, model: str, metrics: Metrics, scorer: Scorer | None = None,
-                 signal: ReloadSignal | None = None) -> None:
+    def __init__(
+        self, *, model: str, metrics: Metrics, scorer: Scorer | None = None, signal: ReloadSignal | None = None
+    ) -> None:
         self.model = model
         self.metrics = metrics
         self.signal = signal

@@ -33,6 +33,7 @@ def prediction_log_outside_the_checkout(tmp_path_factory: pytest.TempPathFactory
     if "LEADSCORE_DATABASE_URL" not in os.environ:
         os.environ["LEADSCORE_DATABASE_URL"] = f"sqlite:///{tmp_path_factory.mktemp('predlog') / 'predictions.db'}"
 
+
 HISTORY = {"quarters": 12, "leads_per_quarter": 4000, "seed": 11}
 
 
@@ -104,8 +105,12 @@ def mlflow_store(mlflow_template: Path, tmp_path: Path, monkeypatch: pytest.Monk
 
 
 @pytest.fixture(scope="session")
-def trained_model(tmp_path_factory: pytest.TempPathFactory, mlflow_template: Path,
-                  train_history_files: dict[str, Path], train_history: Any) -> TrainedModel:
+def trained_model(
+    tmp_path_factory: pytest.TempPathFactory,
+    mlflow_template: Path,
+    train_history_files: dict[str, Path],
+    train_history: Any,
+) -> TrainedModel:
     """Train once per session with the real pipeline: version 1, champion, bundle in models_dir."""
     from training.pipeline import train
     from training.promotion import PromotionSettings
@@ -113,17 +118,23 @@ def trained_model(tmp_path_factory: pytest.TempPathFactory, mlflow_template: Pat
     folder = tmp_path_factory.mktemp("trained")
     uri = copy_store(mlflow_template, folder)
     models_dir = folder / "models"
-    result = train(train_history_files["leads"], models_dir=models_dir, tracking_uri=uri,
-                   settings=PromotionSettings())
-    return TrainedModel(tracking_uri=uri, bundle_dir=result.bundle_dir, version=result.version,
-                        data_path=train_history_files["leads"], schema_path=train_history_files["schema"],
-                        history=train_history, result=result, models_dir=models_dir)
+    result = train(train_history_files["leads"], models_dir=models_dir, tracking_uri=uri, settings=PromotionSettings())
+    return TrainedModel(
+        tracking_uri=uri,
+        bundle_dir=result.bundle_dir,
+        version=result.version,
+        data_path=train_history_files["leads"],
+        schema_path=train_history_files["schema"],
+        history=train_history,
+        result=result,
+        models_dir=models_dir,
+    )
 
 
 @pytest.fixture()
 def registry_copy(trained_model: TrainedModel, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     """The trained store (champion = version 1) copied for one test that may change it; cwd = tmp_path."""
-    db = Path(trained_model.tracking_uri[len("sqlite:///"):])
+    db = Path(trained_model.tracking_uri[len("sqlite:///") :])
     uri = copy_store(db, tmp_path)
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)

@@ -84,21 +84,33 @@ class BacktestResult:
             lines.append(f"skipped {quarter}: {reason}")
         lines.append(f"table: {self.csv_path}  chart: {self.chart_path}")
         if self.run_id:
-            lines.append(f"MLflow: experiment {tracking.EXPERIMENT}, parent run {self.run_id} "
-                         f"({len(self.child_run_ids)} quarter runs)")
+            lines.append(
+                f"MLflow: experiment {tracking.EXPERIMENT}, parent run {self.run_id} "
+                f"({len(self.child_run_ids)} quarter runs)"
+            )
         return "\n".join(lines)
 
 
-def backtest(data_path: str | Path, start: str | None = None, end: str | None = None, *,
-             schema_path: str | Path | None = None, out: str | Path = DEFAULT_OUT,
-             tracking_uri: str | None = None, params: dict[str, Any] | None = None, seed: int = 0,
-             track: bool = True) -> BacktestResult:
+def backtest(
+    data_path: str | Path,
+    start: str | None = None,
+    end: str | None = None,
+    *,
+    schema_path: str | Path | None = None,
+    out: str | Path = DEFAULT_OUT,
+    tracking_uri: str | None = None,
+    params: dict[str, Any] | None = None,
+    seed: int = 0,
+    track: bool = True,
+) -> BacktestResult:
     """Replay retraining quarter by quarter; see the module docstring."""
     data_path = Path(data_path)
     schema = schema_for(data_path, schema_path)
     if not schema.created_at:
-        raise TrainingError("backtest needs lead creation times: name the created_at column in the schema's roles",
-                            field="roles.created_at")
+        raise TrainingError(
+            "backtest needs lead creation times: name the created_at column in the schema's roles",
+            field="roles.created_at",
+        )
     frame = load_history(data_path, schema)
     known = label_at(frame, schema)  # outcomes as known at the data's end
     quarters = _quarter_range(frame, schema, known, start, end)
@@ -126,9 +138,11 @@ def backtest(data_path: str | Path, start: str | None = None, end: str | None = 
             continue
         frozen = frozen or fitted
         leads, y = known.frame[mask], known.y[mask]
-        scored = {"retrained": fitted.bundle.calibrator(raw_scores(fitted.bundle, leads)),
-                  "frozen": frozen.bundle.calibrator(raw_scores(frozen.bundle, leads)),
-                  "prior": np.full(len(y), fitted.prior)}
+        scored = {
+            "retrained": fitted.bundle.calibrator(raw_scores(fitted.bundle, leads)),
+            "frozen": frozen.bundle.calibrator(raw_scores(frozen.bundle, leads)),
+            "prior": np.full(len(y), fitted.prior),
+        }
         for model, p in scored.items():
             rows.append(_row(label, model, fitted, evaluate(y, p, grades=schema.grades)))
         _logger.info("backtest %s: %d leads scored", label, len(y))
@@ -148,39 +162,59 @@ def backtest(data_path: str | Path, start: str | None = None, end: str | None = 
     return result
 
 
-def backtest_command(*, data: str | Path, schema: str | Path | None = None, start: str | None = None,
-                     end: str | None = None, out: str | Path = DEFAULT_OUT) -> int:
+def backtest_command(
+    *,
+    data: str | Path,
+    schema: str | Path | None = None,
+    start: str | None = None,
+    end: str | None = None,
+    out: str | Path = DEFAULT_OUT,
+) -> int:
     """`leadscore backtest`: print the per-quarter table; the CSV and chart go to `out`."""
     result = backtest(data, start, end, schema_path=schema, out=out)
     print(result.summary())
     return 0
 
 
-def fit_as_of(frame: pd.DataFrame, schema: LeadSchema, as_of: pd.Timestamp, *,
-              params: dict[str, Any] | None = None, seed: int = 0) -> Fitted:
+def fit_as_of(
+    frame: pd.DataFrame, schema: LeadSchema, as_of: pd.Timestamp, *, params: dict[str, Any] | None = None, seed: int = 0
+) -> Fitted:
     """Fit, choose the family and calibrate in memory on what was known at `as_of`, exactly as `train`
     refits the served model (no test quarter is held out)."""
     split = time_split(label_at(frame, schema, as_of), schema, with_test=False, seed=seed)
-    for part, y, needed in (("train", split.y_train, MIN_TRAIN_POSITIVES),
-                            ("calibration", split.y_valid, MIN_EVAL_POSITIVES)):
+    for part, y, needed in (
+        ("train", split.y_train, MIN_TRAIN_POSITIVES),
+        ("calibration", split.y_valid, MIN_EVAL_POSITIVES),
+    ):
         pos = int(y.sum())
         if pos < needed or len(y) - pos < needed:
-            raise TrainingError(f"too little mature data at {as_of:%Y-%m-%d}: the {part} set has {pos:,} "
-                                f"converted of {len(y):,}, need at least {needed} of each class")
+            raise TrainingError(
+                f"too little mature data at {as_of:%Y-%m-%d}: the {part} set has {pos:,} "
+                f"converted of {len(y):,}, need at least {needed} of each class"
+            )
     fold = split.folds[0]
     pool, y = split.frame, split.y
     learn = np.setdiff1d(fold.fit, fold.select, assume_unique=True)
-    recipe, chooser = choose_recipe(pool.iloc[learn], y[learn], pool.iloc[fold.select], y[fold.select], schema,
-                                    params=params, seed=seed)
-    calibrated = fit_calibrated(pool.iloc[fold.fit], y[fold.fit], np.searchsorted(fold.fit, fold.select), schema,
-                                recipe, seed=seed, chooser=chooser)
+    recipe, chooser = choose_recipe(
+        pool.iloc[learn], y[learn], pool.iloc[fold.select], y[fold.select], schema, params=params, seed=seed
+    )
+    calibrated = fit_calibrated(
+        pool.iloc[fold.fit],
+        y[fold.fit],
+        np.searchsorted(fold.fit, fold.select),
+        schema,
+        recipe,
+        seed=seed,
+        chooser=chooser,
+    )
     bundle = make_bundle(calibrated, schema, metadata={"as_of": as_of.isoformat()}, background=pool)
     prior = float(np.concatenate([split.y_train, split.y_valid]).mean())
     return Fitted(bundle=bundle, as_of=as_of, prior=prior, n_train=len(split.y_train), n_valid=len(split.y_valid))
 
 
-def _quarter_range(frame: pd.DataFrame, schema: LeadSchema, known: Labelled, start: str | None,
-                   end: str | None) -> pd.PeriodIndex:
+def _quarter_range(
+    frame: pd.DataFrame, schema: LeadSchema, known: Labelled, start: str | None, end: str | None
+) -> pd.PeriodIndex:
     """From `start` (default: the first quarter with two fully mature quarters before it) to `end`
     (default: the last quarter whose outcomes are all known)."""
     present = sorted(quarter_periods(frame[schema.created_at]).dropna().unique())
@@ -202,33 +236,59 @@ def _quarter_range(frame: pd.DataFrame, schema: LeadSchema, known: Labelled, sta
 
 def _row(quarter: str, model: str, fitted: Fitted, ev: Evaluation) -> dict[str, Any]:
     scalars = ev.scalars()
-    return {"quarter": quarter, "model": model, "as_of": f"{fitted.as_of:%Y-%m-%d}", "n_train": fitted.n_train,
-            "n": ev.n, "positives": ev.positives,
-            **{m: scalars.get(m, np.nan) for m in TABLE_METRICS}}
+    return {
+        "quarter": quarter,
+        "model": model,
+        "as_of": f"{fitted.as_of:%Y-%m-%d}",
+        "n_train": fitted.n_train,
+        "n": ev.n,
+        "positives": ev.positives,
+        **{m: scalars.get(m, np.nan) for m in TABLE_METRICS},
+    }
 
 
 def _log_to_mlflow(result: BacktestResult, data_path: Path, uri: str) -> None:
     """One parent run (table, chart, averages) and one nested run per quarter."""
     table = result.table
     quarters = list(dict.fromkeys(table["quarter"]))
-    with tracking.use_tracking(uri) as client, tracking.start_run(
-            client, uri, f"backtest {quarters[0]}..{quarters[-1]}", tags={"leadscore.kind": "backtest"}) as parent_id:
-            result.run_id = parent_id
-            tracking.log_params({"data_file": data_path.name, "first_quarter": quarters[0],
-                                 "last_quarter": quarters[-1], "quarters": len(quarters),
-                                 "skipped": "; ".join(f"{q}: {r}" for q, r in result.skipped.items()) or None})
-            means = table.groupby("model")[list(TABLE_METRICS)].mean()
-            tracking.log_metrics({f"mean_{model}_{metric}": means.loc[model, metric]
-                                  for model in means.index for metric in TABLE_METRICS})
-            for quarter in quarters:
-                part = table[table["quarter"] == quarter].set_index("model")
-                with tracking.start_run(client, uri, f"backtest {quarter}", nested=True,
-                                        tags={"leadscore.kind": "backtest-quarter"}) as child_id:
-                    result.child_run_ids.append(child_id)
-                    first = part.iloc[0]
-                    tracking.log_params({"quarter": quarter, "as_of": first["as_of"], "n_train": first["n_train"],
-                                         "n_scored": first["n"], "positives": first["positives"]})
-                    tracking.log_metrics({f"{model}_{metric}": part.loc[model, metric]
-                                          for model in part.index for metric in TABLE_METRICS})
-            tracking.log_artifact(result.csv_path)
-            tracking.log_artifact(result.chart_path)
+    with (
+        tracking.use_tracking(uri) as client,
+        tracking.start_run(
+            client, uri, f"backtest {quarters[0]}..{quarters[-1]}", tags={"leadscore.kind": "backtest"}
+        ) as parent_id,
+    ):
+        result.run_id = parent_id
+        tracking.log_params(
+            {
+                "data_file": data_path.name,
+                "first_quarter": quarters[0],
+                "last_quarter": quarters[-1],
+                "quarters": len(quarters),
+                "skipped": "; ".join(f"{q}: {r}" for q, r in result.skipped.items()) or None,
+            }
+        )
+        means = table.groupby("model")[list(TABLE_METRICS)].mean()
+        tracking.log_metrics(
+            {f"mean_{model}_{metric}": means.loc[model, metric] for model in means.index for metric in TABLE_METRICS}
+        )
+        for quarter in quarters:
+            part = table[table["quarter"] == quarter].set_index("model")
+            with tracking.start_run(
+                client, uri, f"backtest {quarter}", nested=True, tags={"leadscore.kind": "backtest-quarter"}
+            ) as child_id:
+                result.child_run_ids.append(child_id)
+                first = part.iloc[0]
+                tracking.log_params(
+                    {
+                        "quarter": quarter,
+                        "as_of": first["as_of"],
+                        "n_train": first["n_train"],
+                        "n_scored": first["n"],
+                        "positives": first["positives"],
+                    }
+                )
+                tracking.log_metrics(
+                    {f"{model}_{metric}": part.loc[model, metric] for model in part.index for metric in TABLE_METRICS}
+                )
+        tracking.log_artifact(result.csv_path)
+        tracking.log_artifact(result.chart_path)

@@ -40,11 +40,18 @@ def fit_baseline(train: pd.DataFrame, y_train: np.ndarray, encoder: LeadEncoder,
         train, y_train = train.iloc[keep], np.asarray(y_train)[keep]
     cats = encoder.categorical_indices
     nums = [i for i in range(len(encoder.feature_names)) if i not in cats]
-    columns = ColumnTransformer([
-        ("categorical", OneHotEncoder(handle_unknown="ignore", sparse_output=False), cats),
-        ("numeric", make_pipeline(SimpleImputer(strategy="median", add_indicator=True,
-                                                keep_empty_features=True), StandardScaler()), nums),
-    ])
+    columns = ColumnTransformer(
+        [
+            ("categorical", OneHotEncoder(handle_unknown="ignore", sparse_output=False), cats),
+            (
+                "numeric",
+                make_pipeline(
+                    SimpleImputer(strategy="median", add_indicator=True, keep_empty_features=True), StandardScaler()
+                ),
+                nums,
+            ),
+        ]
+    )
     model = make_pipeline(columns, LogisticRegression(max_iter=500, C=1.0))
     model.fit(_prepare(encoder, train), np.asarray(y_train))
     return Baseline(encoder=encoder, model=model)

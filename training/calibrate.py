@@ -29,8 +29,9 @@ def fit_isotonic(raw: np.ndarray, y: np.ndarray) -> Calibrator:
     centres = np.add.reduceat(x_sorted, starts) / counts
     values = fitted[starts]
     if len(centres) < 2:
-        return Calibrator("isotonic", x=(float(x_sorted[0]), float(x_sorted[-1]) + 1e-9),
-                          y=(float(values[0]), float(values[0])))
+        return Calibrator(
+            "isotonic", x=(float(x_sorted[0]), float(x_sorted[-1]) + 1e-9), y=(float(values[0]), float(values[0]))
+        )
     return Calibrator("isotonic", x=tuple(centres.tolist()), y=tuple(values.tolist()))
 
 

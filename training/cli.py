@@ -22,16 +22,34 @@ Options = dict[str, Any]
 _PARSER_KEYS = ("command", "schema_command", "handler", "verbose", "quiet")
 
 
-def _generate(*, quarters: int, leads_per_quarter: int, seed: int, end: str, out: str, conversion_delay: str,
-              base_rate_shift: float, leak_column: str | None) -> int:
+def _generate(
+    *,
+    quarters: int,
+    leads_per_quarter: int,
+    seed: int,
+    end: str,
+    out: str,
+    conversion_delay: str,
+    base_rate_shift: float,
+    leak_column: str | None,
+) -> int:
     from features.synthetic import generate, write_history
 
-    history = generate(quarters=quarters, leads_per_quarter=leads_per_quarter, seed=seed, end=end,
-                       conversion_delay=conversion_delay, base_rate_shift=base_rate_shift, leak_column=leak_column)
+    history = generate(
+        quarters=quarters,
+        leads_per_quarter=leads_per_quarter,
+        seed=seed,
+        end=end,
+        conversion_delay=conversion_delay,
+        base_rate_shift=base_rate_shift,
+        leak_column=leak_column,
+    )
     paths = write_history(history, out)
     leads = history.leads
-    print(f"wrote {len(leads):,} leads ({leads['converted'].mean():.1%} converted so far, "
-          f"{leads['created_at'].min():%Y-%m-%d} to {leads['created_at'].max():%Y-%m-%d}) to {paths['leads']}")
+    print(
+        f"wrote {len(leads):,} leads ({leads['converted'].mean():.1%} converted so far, "
+        f"{leads['created_at'].min():%Y-%m-%d} to {leads['created_at'].max():%Y-%m-%d}) to {paths['leads']}"
+    )
     print(f"      truth (never a feature) to {paths['truth']}")
     leaks = f" ({', '.join(history.leaks)} excluded as leakage)" if history.leaks else ""
     print(f"      schema to {paths['schema']}{leaks}")
@@ -55,16 +73,25 @@ def _sleeping_openmp_threads() -> None:
 
 def _lazy(module: str, name: str, *, lightgbm: bool = False) -> Callable[..., int]:
     """A handler that imports its module only when its command runs, so `leadscore --help` stays fast."""
+
     def run(**options: Any) -> int:
         if lightgbm:
             _sleeping_openmp_threads()
         command: Callable[..., int] = getattr(importlib.import_module(module), name)
         return command(**options)
+
     return run
 
 
-def _train(*, engine: str = "local", scheduler: str | None = None, workers: int | None = None,
-           from_log: bool = False, database_url: str | None = None, **options: Any) -> int:
+def _train(
+    *,
+    engine: str = "local",
+    scheduler: str | None = None,
+    workers: int | None = None,
+    from_log: bool = False,
+    database_url: str | None = None,
+    **options: Any,
+) -> int:
     """`leadscore train`: in this process, on a Dask cluster (`--engine dask`), or on the prediction log."""
     _sleeping_openmp_threads()
     if engine == "dask":
@@ -81,8 +108,7 @@ def _train(*, engine: str = "local", scheduler: str | None = None, workers: int 
     return train_command(**options)
 
 
-def _score(*, engine: str = "local", scheduler: str | None = None, workers: int | None = None,
-           **options: Any) -> int:
+def _score(*, engine: str = "local", scheduler: str | None = None, workers: int | None = None, **options: Any) -> int:
     """`leadscore score`: in this process (chunked) or on a Dask cluster (`--engine dask`)."""
     if engine == "dask":
         from serving.distributed import score_command as score_on_dask
@@ -102,12 +128,18 @@ def _local_only(**flags: Any) -> None:
 
 
 def _dask_flags(p: argparse.ArgumentParser, what: str) -> None:
-    p.add_argument("--engine", choices=["local", "dask"], default="local",
-                   help=f"local: this process; dask: {what}")
-    p.add_argument("--scheduler", metavar="tcp://HOST:PORT", help="with --engine dask: a running Dask scheduler "
-                   "(default: start a LocalCluster on this machine)")
-    p.add_argument("--workers", type=int, metavar="N", help="with --engine dask and no --scheduler: local worker "
-                   "processes (default: one per core)")
+    p.add_argument("--engine", choices=["local", "dask"], default="local", help=f"local: this process; dask: {what}")
+    p.add_argument(
+        "--scheduler",
+        metavar="tcp://HOST:PORT",
+        help="with --engine dask: a running Dask scheduler (default: start a LocalCluster on this machine)",
+    )
+    p.add_argument(
+        "--workers",
+        type=int,
+        metavar="N",
+        help="with --engine dask and no --scheduler: local worker processes (default: one per core)",
+    )
 
 
 def _database_option(p: argparse.ArgumentParser, what: str) -> None:
@@ -126,17 +158,24 @@ class _HelpFormatter(argparse.HelpFormatter):
 
 def _add_quiet(parser: argparse.ArgumentParser) -> None:
     """`--quiet` after the subcommand too (`leadscore score ... --quiet`), where people type it."""
-    parser.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS,
-                        help="no progress on stderr (it shows only on a terminal anyway)")
+    parser.add_argument(
+        "-q",
+        "--quiet",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="no progress on stderr (it shows only on a terminal anyway)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="leadscore", description="Lead conversion predictor.",
-                                     formatter_class=_HelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="leadscore", description="Lead conversion predictor.", formatter_class=_HelpFormatter
+    )
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
-    parser.add_argument("-q", "--quiet", action="store_true",
-                        help="no progress on stderr (it shows only on a terminal anyway)")
+    parser.add_argument(
+        "-q", "--quiet", action="store_true", help="no progress on stderr (it shows only on a terminal anyway)"
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def command(name: str, help: str, sub: Any = sub) -> argparse.ArgumentParser:
@@ -148,13 +187,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=7, help="the same seed gives the same history")
     p.add_argument("--end", default="2026-10-01", help="export date: the history ends here (exclusive)")
     p.add_argument("--out", default="data/leads.parquet", help="where to write the leads, .parquet or .csv")
-    p.add_argument("--conversion-delay", choices=["fast", "slow"], default="fast",
-                   help="fast: conversions within ~3 months; slow: up to ~9 months, like a marketing funnel")
-    p.add_argument("--base-rate-shift", type=float, default=1.0, metavar="X",
-                   help="the last two quarters convert at X times the earlier base rate")
-    p.add_argument("--leak-column", metavar="NAME",
-                   help="add a column of post-contact events that reveals the outcome (excluded in the schema; "
-                        "default: none)")
+    p.add_argument(
+        "--conversion-delay",
+        choices=["fast", "slow"],
+        default="fast",
+        help="fast: conversions within ~3 months; slow: up to ~9 months, like a marketing funnel",
+    )
+    p.add_argument(
+        "--base-rate-shift",
+        type=float,
+        default=1.0,
+        metavar="X",
+        help="the last two quarters convert at X times the earlier base rate",
+    )
+    p.add_argument(
+        "--leak-column",
+        metavar="NAME",
+        help="add a column of post-contact events that reveals the outcome (excluded in the schema; default: none)",
+    )
     _add_quiet(p)
     p.set_defaults(handler=_generate)
 
@@ -164,10 +214,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("data", help="the export to describe (.csv or .parquet)")
     p.add_argument("--target", required=True, help="the column that says whether the lead converted")
     p.add_argument("--id", dest="id_column", help="the lead id column (default: guessed)")
-    p.add_argument("--created-at", dest="created_at", help="the column with the lead's creation time "
-                                                            "(default: guessed from the column names)")
-    p.add_argument("--converted-at", dest="converted_at", help="the column with the conversion time "
-                                                                "(default: guessed from the column names)")
+    p.add_argument(
+        "--created-at",
+        dest="created_at",
+        help="the column with the lead's creation time (default: guessed from the column names)",
+    )
+    p.add_argument(
+        "--converted-at",
+        dest="converted_at",
+        help="the column with the conversion time (default: guessed from the column names)",
+    )
     p.add_argument("--positive", help="comma-separated target values that mean converted (default: guessed)")
     p.add_argument("--out", help="write the YAML here (default: print it)")
     p.set_defaults(handler=_lazy("features.inference", "infer_schema_command"))
@@ -183,28 +239,47 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command("train", "train, calibrate, evaluate, register and maybe promote a model")
     _data_options(p)
-    p.add_argument("--as-of", dest="as_of",
-                   help="train on outcomes known by this date (default: the export date)")
-    p.add_argument("--export-date", dest="export_date",
-                   help="when the export was taken (default: its newest creation or conversion date)")
-    p.add_argument("--half-life-days", dest="half_life_days", type=float,
-                   help="weight leads by recency: one this many days older than the newest counts half (default: off)")
-    p.add_argument("--promote", choices=["auto", "never", "force"], default="auto",
-                   help="auto: make the new version champion when it is not worse on the same test quarter")
+    p.add_argument("--as-of", dest="as_of", help="train on outcomes known by this date (default: the export date)")
+    p.add_argument(
+        "--export-date",
+        dest="export_date",
+        help="when the export was taken (default: its newest creation or conversion date)",
+    )
+    p.add_argument(
+        "--half-life-days",
+        dest="half_life_days",
+        type=float,
+        help="weight leads by recency: one this many days older than the newest counts half (default: off)",
+    )
+    p.add_argument(
+        "--promote",
+        choices=["auto", "never", "force"],
+        default="auto",
+        help="auto: make the new version champion when it is not worse on the same test quarter",
+    )
     p.add_argument("--models-dir", default="models", help="where bundles are exported")
-    p.add_argument("--from-log", action="store_true",
-                   help="train on the prediction log joined with posted outcomes instead of --data")
+    p.add_argument(
+        "--from-log",
+        action="store_true",
+        help="train on the prediction log joined with posted outcomes instead of --data",
+    )
     _database_option(p, "with --from-log: the log")
     _dask_flags(p, "every LightGBM fit runs on a Dask cluster with lightgbm.dask")
-    p.add_argument("--force", action="store_true",
-                   help="train and register even when data, schema and parameters equal the champion's")
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="train and register even when data, schema and parameters equal the champion's",
+    )
     _add_quiet(p)
     p.set_defaults(handler=_train)
 
     p = command("backtest", "replay quarterly retraining over the history")
     _data_options(p)
-    p.add_argument("--from", dest="start", help="first quarter to score, e.g. 2024Q3 (default: the first with "
-                                                "two mature quarters before it)")
+    p.add_argument(
+        "--from",
+        dest="start",
+        help="first quarter to score, e.g. 2024Q3 (default: the first with two mature quarters before it)",
+    )
     p.add_argument("--to", dest="end", help="last quarter to score, e.g. 2026Q3 (default: the last mature one)")
     p.add_argument("--out", default="reports/backtest", help="folder for the table and chart")
     _add_quiet(p)
@@ -215,25 +290,34 @@ def build_parser() -> argparse.ArgumentParser:
     _model_option(p)
     p.add_argument("--out", required=True, help="where to write the scores, .csv or .parquet")
     p.add_argument("--chunk-rows", type=int, default=100_000, help="leads read and scored at a time")
-    _dask_flags(p, "score partitions on a Dask cluster (--data may then be a glob or a folder of parts; "
-                   "--out a folder of Parquet parts, or one .csv)")
+    _dask_flags(
+        p,
+        "score partitions on a Dask cluster (--data may then be a glob or a folder of parts; "
+        "--out a folder of Parquet parts, or one .csv)",
+    )
     _add_quiet(p)
     p.set_defaults(handler=_score)
 
     p = command("serve", "run the scoring API")
     p.add_argument("--host", default=None, help="address to listen on (default: LEADSCORE_HOST, else 127.0.0.1)")
     p.add_argument("--port", type=int, default=None, help="port (default: LEADSCORE_PORT, else 8000)")
-    p.add_argument("--workers", type=int, default=None,
-                   help="server processes (default: LEADSCORE_WORKERS, else 1); one per core serves the most "
-                        "leads per second")
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="server processes (default: LEADSCORE_WORKERS, else 1); one per core serves the most leads per second",
+    )
     _model_option(p)
     p.set_defaults(handler=_lazy("serving.server", "serve_command"))
 
     p = command("report", "lead-quality report for marketing: HTML page plus CSV")
     _data_options(p)
     _model_option(p)
-    p.add_argument("--by", default=None,
-                   help="comma-separated grouping columns (default: the schema's roles.source and roles.campaign)")
+    p.add_argument(
+        "--by",
+        default=None,
+        help="comma-separated grouping columns (default: the schema's roles.source and roles.campaign)",
+    )
     p.add_argument("--quarter", help="quarter to report, e.g. 2026Q3 (default: the latest)")
     p.add_argument("--out", default="reports/", help="folder for report.html and the CSV tables")
     _add_quiet(p)
@@ -244,8 +328,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--schema", help="schema YAML (default: the model's)")
     _model_option(p)
     _database_option(p, "the prediction log")
-    p.add_argument("--quarter", help="with --data: the last quarter to include (four quarters are reported; "
-                                     "default: the latest)")
+    p.add_argument(
+        "--quarter", help="with --data: the last quarter to include (four quarters are reported; default: the latest)"
+    )
     p.add_argument("--out", default="reports/", help="folder for kpis.html and the CSV tables")
     _add_quiet(p)
     p.set_defaults(handler=_lazy("serving.predlog.kpis", "kpis_command"))
@@ -271,8 +356,11 @@ def _data_options(p: argparse.ArgumentParser) -> None:
 
 
 def _model_option(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", help="a bundle folder or a registry URI such as models:/lead-conversion/3 "
-                                   "(default: models:/lead-conversion@champion)")
+    p.add_argument(
+        "--model",
+        help="a bundle folder or a registry URI such as models:/lead-conversion/3 "
+        "(default: models:/lead-conversion@champion)",
+    )
 
 
 def _version() -> str:
@@ -289,8 +377,9 @@ def options(args: argparse.Namespace) -> Options:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
-                        format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
+    )
     progress.set_quiet(args.quiet)
     handler: Callable[..., int] = args.handler
     try:
@@ -303,8 +392,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except OSError as exc:  # a full disk, a read-only folder: the machine's problem, said in one line
         where = f": {exc.filename}" if exc.filename else ""
-        print(f"leadscore {args.command}: error: {exc.strerror or exc}{where}",
-              file=sys.stderr)
+        print(f"leadscore {args.command}: error: {exc.strerror or exc}{where}", file=sys.stderr)
         return 2
 
 

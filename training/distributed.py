@@ -37,7 +37,7 @@ from training.model import EARLY_STOPPING_ROUNDS
 
 _logger = logging.getLogger(__name__)
 
-FIRST_ROUNDS = 400       # the first try at an early-stopped fit (most stop before 350); doubled while still improving
+FIRST_ROUNDS = 400  # the first try at an early-stopped fit (most stop before 350); doubled while still improving
 PIECES_PER_WORKER = 2
 NETWORK_TIMEOUT_MIN = 5  # minutes LightGBM's workers wait for each other
 
@@ -52,9 +52,18 @@ def lightgbm_on(client: Any) -> Iterator[None]:
         BOOSTER_TRAINER.reset(token)
 
 
-def train_on_dask(client: Any, params: dict[str, Any], X: np.ndarray, y: np.ndarray, weights: np.ndarray | None,
-                  encoder: Any, *, rounds: int, valid: tuple[np.ndarray, np.ndarray] | None = None,
-                  min_rounds: int = 0) -> lgb.Booster:
+def train_on_dask(
+    client: Any,
+    params: dict[str, Any],
+    X: np.ndarray,
+    y: np.ndarray,
+    weights: np.ndarray | None,
+    encoder: Any,
+    *,
+    rounds: int,
+    valid: tuple[np.ndarray, np.ndarray] | None = None,
+    min_rounds: int = 0,
+) -> lgb.Booster:
     """`training.family.train_booster`'s contract on the cluster: `rounds` rounds; with `valid`, the
     booster early stopping would leave (its rounds up to the stop, `best_iteration` set when it stopped)."""
     data = _scatter(client, X, y, weights)
@@ -123,22 +132,35 @@ def _fit(client: Any, params: dict[str, Any], data: dict[str, list[Any]], encode
 
     sizes = data["n"]
     n_features = len(encoder.feature_names)
-    dX = da.concatenate([da.from_delayed(f, shape=(n, n_features), dtype=float)
-                         for f, n in zip(data["X"], sizes, strict=True)])
+    dX = da.concatenate(
+        [da.from_delayed(f, shape=(n, n_features), dtype=float) for f, n in zip(data["X"], sizes, strict=True)]
+    )
     dy = da.concatenate([da.from_delayed(f, shape=(n,), dtype=float) for f, n in zip(data["y"], sizes, strict=True)])
-    dw = None if data["w"][0] is None else \
-        da.concatenate([da.from_delayed(f, shape=(n,), dtype=float) for f, n in zip(data["w"], sizes, strict=True)])
+    dw = (
+        None
+        if data["w"][0] is None
+        else da.concatenate(
+            [da.from_delayed(f, shape=(n,), dtype=float) for f, n in zip(data["w"], sizes, strict=True)]
+        )
+    )
     # lightgbm.dask gives each worker's LightGBM that worker's threads; a thread count here is ignored
     settings = {k: v for k, v in params.items() if k not in ("num_threads", "n_jobs", "n_estimators")}
     settings["time_out"] = NETWORK_TIMEOUT_MIN
     model = DaskLGBMClassifier(client=client, n_estimators=rounds, **settings)
     try:
-        model.fit(dX, dy, sample_weight=dw, feature_name=encoder.feature_names,
-                  categorical_feature=encoder.categorical_indices)
+        model.fit(
+            dX,
+            dy,
+            sample_weight=dw,
+            feature_name=encoder.feature_names,
+            categorical_feature=encoder.categorical_indices,
+        )
     except Exception as exc:  # noqa: BLE001 - a lost worker or a network timeout: one line, nothing recorded
         text = str(exc).strip().splitlines()
-        raise TrainingError(f"lightgbm.dask failed on the cluster, nothing was recorded: {type(exc).__name__}: "
-                            f"{text[0][:200] if text else ''}") from None
+        raise TrainingError(
+            f"lightgbm.dask failed on the cluster, nothing was recorded: {type(exc).__name__}: "
+            f"{text[0][:200] if text else ''}"
+        ) from None
     return model.to_local().booster_
 
 
@@ -157,8 +179,9 @@ def train_command(*, scheduler: str | None = None, workers: int | None = None, *
         print(f"dask: {workers} workers, dashboard {client.dashboard_link}", file=sys.stderr)
         code = pipeline.train_command(**options)
     if code == 0 and _tag_new_run(started_ms, f"dask ({workers} workers)"):
-        print(f"  engine: lightgbm.dask on {workers} Dask workers"
-              f"{' at ' + scheduler if scheduler else ' (LocalCluster)'}")
+        print(
+            f"  engine: lightgbm.dask on {workers} Dask workers{' at ' + scheduler if scheduler else ' (LocalCluster)'}"
+        )
     return code
 
 

@@ -41,11 +41,11 @@ _logger = logging.getLogger(__name__)
 
 LIGHTGBM, LOGISTIC, BLEND = "lightgbm", "logistic", "blend"
 BLEND_WEIGHTS = tuple(round(w, 2) for w in np.linspace(0.0, 1.0, 11))
-CROSS_FIT_MAX_ROWS = 300_000   # above this, one more fit costs more than cross-fitting the calibration teaches
-MAX_ROUND_SCALE = 1.5          # a refit on more leads gets proportionally more rounds, at most this many times
+CROSS_FIT_MAX_ROWS = 300_000  # above this, one more fit costs more than cross-fitting the calibration teaches
+MAX_ROUND_SCALE = 1.5  # a refit on more leads gets proportionally more rounds, at most this many times
 MIN_ROUNDS = 10
-BLEND_PRIOR = 0.5              # the weight kept unless the validation leads clearly prefer another
-LEARNING_BUDGET = 10.0         # prior rounds x learning rate: LightGBM's own defaults (100 rounds at 0.1)
+BLEND_PRIOR = 0.5  # the weight kept unless the validation leads clearly prefer another
+LEARNING_BUDGET = 10.0  # prior rounds x learning rate: LightGBM's own defaults (100 rounds at 0.1)
 
 
 def family_of(tree_weight: float) -> str:
@@ -96,19 +96,39 @@ class Components:
         return out
 
 
-def train_booster(params: dict[str, Any], X: np.ndarray, y: np.ndarray, weights: np.ndarray | None,
-                  encoder: LeadEncoder, *, rounds: int, valid: tuple[np.ndarray, np.ndarray] | None = None,
-                  min_rounds: int = 0) -> lgb.Booster:
+def train_booster(
+    params: dict[str, Any],
+    X: np.ndarray,
+    y: np.ndarray,
+    weights: np.ndarray | None,
+    encoder: LeadEncoder,
+    *,
+    rounds: int,
+    valid: tuple[np.ndarray, np.ndarray] | None = None,
+    min_rounds: int = 0,
+) -> lgb.Booster:
     """LightGBM in this process: `rounds` rounds; with `valid`, early-stopped there (never before
     `min_rounds`), keeping the rounds after the best and setting `best_iteration` when it stopped."""
-    dtrain = lgb.Dataset(X, label=y, weight=weights, feature_name=encoder.feature_names,
-                         categorical_feature=encoder.categorical_indices, free_raw_data=True)
+    dtrain = lgb.Dataset(
+        X,
+        label=y,
+        weight=weights,
+        feature_name=encoder.feature_names,
+        categorical_feature=encoder.categorical_indices,
+        free_raw_data=True,
+    )
     if valid is None:
         return lgb.train(params, dtrain, num_boost_round=rounds)
     dvalid = lgb.Dataset(valid[0], label=valid[1], reference=dtrain)
-    return lgb.train(params, dtrain, num_boost_round=rounds, valid_sets=[dvalid], valid_names=["valid"],
-                     callbacks=[_early_stopping_after(min_rounds, EARLY_STOPPING_ROUNDS)],
-                     keep_training_booster=True)  # keep the rounds after the best: the prior may need them
+    return lgb.train(
+        params,
+        dtrain,
+        num_boost_round=rounds,
+        valid_sets=[dvalid],
+        valid_names=["valid"],
+        callbacks=[_early_stopping_after(min_rounds, EARLY_STOPPING_ROUNDS)],
+        keep_training_booster=True,
+    )  # keep the rounds after the best: the prior may need them
 
 
 # Every LightGBM fit of the recipe goes through this one function; `training.distributed` swaps in
@@ -116,8 +136,9 @@ def train_booster(params: dict[str, Any], X: np.ndarray, y: np.ndarray, weights:
 BOOSTER_TRAINER: ContextVar[Callable[..., lgb.Booster]] = ContextVar("booster_trainer", default=train_booster)
 
 
-def lightgbm_params(schema: LeadSchema, encoder: LeadEncoder, n_rows: int, params: dict[str, Any] | None,
-                    seed: int) -> dict[str, Any]:
+def lightgbm_params(
+    schema: LeadSchema, encoder: LeadEncoder, n_rows: int, params: dict[str, Any] | None, seed: int
+) -> dict[str, Any]:
     out = {**DEFAULT_PARAMS, **size_params(n_rows), **(params or {}), "seed": seed}
     if any(encoder.monotone_constraints):
         out["monotone_constraints"] = encoder.monotone_constraints
@@ -126,10 +147,18 @@ def lightgbm_params(schema: LeadSchema, encoder: LeadEncoder, n_rows: int, param
     return out
 
 
-def choose_recipe(train: pd.DataFrame, y_train: np.ndarray, valid: pd.DataFrame, y_valid: np.ndarray,
-                  schema: LeadSchema, *, params: dict[str, Any] | None = None, seed: int = 0,
-                  families: tuple[str, ...] = (LIGHTGBM, LOGISTIC, BLEND),
-                  half_life_days: float | None = None) -> tuple[Recipe, Components]:
+def choose_recipe(
+    train: pd.DataFrame,
+    y_train: np.ndarray,
+    valid: pd.DataFrame,
+    y_valid: np.ndarray,
+    schema: LeadSchema,
+    *,
+    params: dict[str, Any] | None = None,
+    seed: int = 0,
+    families: tuple[str, ...] = (LIGHTGBM, LOGISTIC, BLEND),
+    half_life_days: float | None = None,
+) -> tuple[Recipe, Components]:
     """Early-stop LightGBM, choose C and the blend weight on `valid`; returns the recipe and the fitted
     chooser (trained on `train` only, so its scores on `valid` are out of sample)."""
     encoder = LeadEncoder(schema).fit(train)
@@ -137,9 +166,16 @@ def choose_recipe(train: pd.DataFrame, y_train: np.ndarray, valid: pd.DataFrame,
     lgb_params = lightgbm_params(schema, encoder, len(train), params, seed)
     weights = recency_weights(train, schema, half_life_days)
     prior_rounds = default_rounds(lgb_params)
-    booster = BOOSTER_TRAINER.get()(lgb_params, X_train, y_train, weights, encoder,
-                                    rounds=max(MAX_ROUNDS, prior_rounds), valid=(X_valid, y_valid),
-                                    min_rounds=prior_rounds)
+    booster = BOOSTER_TRAINER.get()(
+        lgb_params,
+        X_train,
+        y_train,
+        weights,
+        encoder,
+        rounds=max(MAX_ROUNDS, prior_rounds),
+        valid=(X_valid, y_valid),
+        min_rounds=prior_rounds,
+    )
     rounds = _rounds_with_evidence(booster, X_valid, y_valid, prior_rounds)
     booster = lgb.Booster(model_str=booster.model_to_string(num_iteration=rounds))
     raw_trees = booster.predict(X_valid, raw_score=True)
@@ -156,16 +192,29 @@ def choose_recipe(train: pd.DataFrame, y_train: np.ndarray, valid: pd.DataFrame,
     tree_weight = best_with_evidence(per_lead, BLEND_PRIOR)
     valid_auc = _auc(y_valid, tree_weight * raw_trees + (1 - tree_weight) * raw_linear)
     _logger.info("family: %s (tree weight %.1f, %d rounds, C=%g)", family_of(tree_weight), tree_weight, rounds, C)
-    recipe = Recipe(rounds=rounds, n_rows_chosen=len(train), C=C, tree_weight=float(tree_weight),
-                    params=lgb_params, losses=losses, half_life_days=half_life_days,
-                    valid_auc=valid_auc)
-    chooser = Components(encoder=encoder, booster=booster if tree_weight > 0 else None,
-                         linear=linear if tree_weight < 1 else None, tree_weight=float(tree_weight), rounds=rounds)
+    recipe = Recipe(
+        rounds=rounds,
+        n_rows_chosen=len(train),
+        C=C,
+        tree_weight=float(tree_weight),
+        params=lgb_params,
+        losses=losses,
+        half_life_days=half_life_days,
+        valid_auc=valid_auc,
+    )
+    chooser = Components(
+        encoder=encoder,
+        booster=booster if tree_weight > 0 else None,
+        linear=linear if tree_weight < 1 else None,
+        tree_weight=float(tree_weight),
+        rounds=rounds,
+    )
     return recipe, chooser
 
 
-def fit_components(frame: pd.DataFrame, y: np.ndarray, schema: LeadSchema, recipe: Recipe, *,
-                   seed: int = 0) -> Components:
+def fit_components(
+    frame: pd.DataFrame, y: np.ndarray, schema: LeadSchema, recipe: Recipe, *, seed: int = 0
+) -> Components:
     """The recipe fitted on `frame`, with a fresh encoder (the newest leads may bring new levels)."""
     encoder = LeadEncoder(schema).fit(frame)
     X = encoder.transform(frame)
@@ -177,10 +226,14 @@ def fit_components(frame: pd.DataFrame, y: np.ndarray, schema: LeadSchema, recip
         if any(encoder.monotone_constraints):
             params["monotone_constraints"] = encoder.monotone_constraints
         booster = BOOSTER_TRAINER.get()(params, X, y, weights, encoder, rounds=rounds)
-    linear = fit_linear(X, y, encoder, C=recipe.C, sample_weight=weights, seed=seed) \
-        if recipe.tree_weight < 1 else None
-    return Components(encoder=encoder, booster=booster, linear=linear, tree_weight=recipe.tree_weight,
-                      rounds=rounds if booster is not None else 0)
+    linear = fit_linear(X, y, encoder, C=recipe.C, sample_weight=weights, seed=seed) if recipe.tree_weight < 1 else None
+    return Components(
+        encoder=encoder,
+        booster=booster,
+        linear=linear,
+        tree_weight=recipe.tree_weight,
+        rounds=rounds if booster is not None else 0,
+    )
 
 
 def recency_weights(frame: pd.DataFrame, schema: LeadSchema, half_life_days: float | None) -> np.ndarray | None:
@@ -207,8 +260,16 @@ class Calibrated:
     n_calibration: int
 
 
-def fit_calibrated(frame: pd.DataFrame, y: np.ndarray, select: np.ndarray, schema: LeadSchema, recipe: Recipe, *,
-                   seed: int = 0, chooser: Components | None = None) -> Calibrated:
+def fit_calibrated(
+    frame: pd.DataFrame,
+    y: np.ndarray,
+    select: np.ndarray,
+    schema: LeadSchema,
+    recipe: Recipe,
+    *,
+    seed: int = 0,
+    chooser: Components | None = None,
+) -> Calibrated:
     """Fit the recipe on every row of `frame`; calibrate on out-of-fold scores of the `select` rows.
 
     With `chooser` (a model that never saw `select`) on large data, its scores are used instead of
@@ -271,8 +332,9 @@ def _rounds_with_evidence(booster: lgb.Booster, X_valid: np.ndarray, y_valid: np
     prior = min(prior, booster.current_iteration())
     if best == prior:
         return best
-    per_lead = {r: platt_losses(booster.predict(X_valid, raw_score=True, num_iteration=r), y_valid)
-                for r in (best, prior)}
+    per_lead = {
+        r: platt_losses(booster.predict(X_valid, raw_score=True, num_iteration=r), y_valid) for r in (best, prior)
+    }
     return best_with_evidence(per_lead, prior)
 
 

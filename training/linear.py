@@ -38,7 +38,7 @@ DEFAULT_C = 1.0  # scikit-learn's default; on standardised terms rarely far from
 MAX_ITER = 1000
 CLIP_PERCENTILES = (1.0, 99.0)
 LOG_TAIL_RATIO = 10.0  # log when the 99th percentile > 10 x median + 1 ...
-LOG_SKEW = 2.0         # ... or the (clipped) skewness is above 2, for non-negative columns
+LOG_SKEW = 2.0  # ... or the (clipped) skewness is above 2, for non-negative columns
 _MIN_SCALE = 1e-12
 
 
@@ -59,8 +59,10 @@ class Design:
         return sum(self._widths())
 
     def _widths(self) -> list[int]:
-        return [len(t.weights) + 1 if isinstance(t, CategoricalTerm) else int(self.linear[j]) + int(self.indicator[j])
-                for j, t in enumerate(self.shapes)]
+        return [
+            len(t.weights) + 1 if isinstance(t, CategoricalTerm) else int(self.linear[j]) + int(self.indicator[j])
+            for j, t in enumerate(self.shapes)
+        ]
 
     def matrix(self, X: np.ndarray) -> np.ndarray:
         """(n, n_columns) float64 design matrix for an encoded matrix X."""
@@ -92,18 +94,31 @@ class Design:
         terms: list[Term] = []
         start = 0
         for j, (term, width) in enumerate(zip(self.shapes, self._widths(), strict=True)):
-            block = coef[start:start + width]
+            block = coef[start : start + width]
             if isinstance(term, CategoricalTerm):
-                terms.append(CategoricalTerm(name=term.name, weights=tuple(float(w) for w in block[:-1]),
-                                             missing_weight=float(block[-1])))
+                terms.append(
+                    CategoricalTerm(
+                        name=term.name, weights=tuple(float(w) for w in block[:-1]), missing_weight=float(block[-1])
+                    )
+                )
             else:
                 k = 0
                 slope = 0.0
                 if self.linear[j]:
                     slope, k = float(block[0]), 1
                 missing_weight = float(block[k]) if self.indicator[j] else 0.0
-                terms.append(NumericTerm(name=term.name, lo=term.lo, hi=term.hi, log=term.log, center=term.center,
-                                         scale=term.scale, coef=slope, missing_weight=missing_weight))
+                terms.append(
+                    NumericTerm(
+                        name=term.name,
+                        lo=term.lo,
+                        hi=term.hi,
+                        log=term.log,
+                        center=term.center,
+                        scale=term.scale,
+                        coef=slope,
+                        missing_weight=missing_weight,
+                    )
+                )
             start += width
         zero_means = LinearModel(intercept=float(intercept), terms=tuple(terms))
         means = zero_means.term_values(X_background).mean(axis=0) if len(X_background) else np.zeros(len(terms))
@@ -125,14 +140,28 @@ class LinearFit:
     dropped_for_monotone: tuple[str, ...]
 
 
-def fit_linear(X: np.ndarray, y: np.ndarray, encoder: LeadEncoder, *, C: float = 1.0,
-               sample_weight: np.ndarray | None = None, seed: int = 0) -> LinearModel:
+def fit_linear(
+    X: np.ndarray,
+    y: np.ndarray,
+    encoder: LeadEncoder,
+    *,
+    C: float = 1.0,
+    sample_weight: np.ndarray | None = None,
+    seed: int = 0,
+) -> LinearModel:
     """A regularised logistic model over the encoder's matrix, monotone where the schema says so."""
     return fit_linear_details(X, y, encoder, C=C, sample_weight=sample_weight, seed=seed).model
 
 
-def fit_linear_details(X: np.ndarray, y: np.ndarray, encoder: LeadEncoder, *, C: float = 1.0,
-                       sample_weight: np.ndarray | None = None, seed: int = 0) -> LinearFit:
+def fit_linear_details(
+    X: np.ndarray,
+    y: np.ndarray,
+    encoder: LeadEncoder,
+    *,
+    C: float = 1.0,
+    sample_weight: np.ndarray | None = None,
+    seed: int = 0,
+) -> LinearFit:
     """`fit_linear`, also returning the sklearn estimator and the design it was fitted on."""
     X, y, w = _checked(X, y, encoder, sample_weight)
     Xs, ys, ws = _sample(X, y, w, seed)
@@ -144,9 +173,17 @@ def fit_linear_details(X: np.ndarray, y: np.ndarray, encoder: LeadEncoder, *, C:
     return LinearFit(model=model, estimator=estimator, design=fitted, dropped_for_monotone=tuple(dropped))
 
 
-def select_C(X_train: np.ndarray, y_train: np.ndarray, X_valid: np.ndarray, y_valid: np.ndarray,
-             encoder: LeadEncoder, grid: Sequence[float] = C_GRID, *, sample_weight: np.ndarray | None = None,
-             seed: int = 0) -> float:
+def select_C(
+    X_train: np.ndarray,
+    y_train: np.ndarray,
+    X_valid: np.ndarray,
+    y_valid: np.ndarray,
+    encoder: LeadEncoder,
+    grid: Sequence[float] = C_GRID,
+    *,
+    sample_weight: np.ndarray | None = None,
+    seed: int = 0,
+) -> float:
     """DEFAULT_C unless another C in `grid` has a clearly lower validation log loss after Platt
     (`training.evidence`; on equal loss the stronger regularisation).
 
@@ -207,8 +244,16 @@ def _numeric_shape(name: str, present: np.ndarray, *, allow_log: bool) -> Numeri
     log = allow_log and lo >= 0 and _heavy_right_tail(present, clipped)
     t = standardise(clipped, lo, hi, log, 0.0, 1.0)
     scale = float(t.std())
-    return NumericTerm(name=name, lo=lo, hi=hi, log=bool(log), center=float(t.mean()),
-                       scale=scale if scale > _MIN_SCALE else 1.0, coef=0.0, missing_weight=0.0)
+    return NumericTerm(
+        name=name,
+        lo=lo,
+        hi=hi,
+        log=bool(log),
+        center=float(t.mean()),
+        scale=scale if scale > _MIN_SCALE else 1.0,
+        coef=0.0,
+        missing_weight=0.0,
+    )
 
 
 def _heavy_right_tail(present: np.ndarray, clipped: np.ndarray) -> bool:
@@ -224,9 +269,16 @@ def _heavy_right_tail(present: np.ndarray, clipped: np.ndarray) -> bool:
     return skew > LOG_SKEW
 
 
-def _fit_monotone(design: Design, D: np.ndarray, y: np.ndarray, w: np.ndarray | None, encoder: LeadEncoder,
-                  *, C: float, first: LogisticRegression | None = None
-                  ) -> tuple[Design, LogisticRegression, list[str]]:
+def _fit_monotone(
+    design: Design,
+    D: np.ndarray,
+    y: np.ndarray,
+    w: np.ndarray | None,
+    encoder: LeadEncoder,
+    *,
+    C: float,
+    first: LogisticRegression | None = None,
+) -> tuple[Design, LogisticRegression, list[str]]:
     """Fit; while a constrained column's slope has the wrong sign, drop its linear part and refit."""
     monotone = encoder.monotone_constraints
     estimator = first if first is not None else _estimator(C)
@@ -280,8 +332,9 @@ def _fit(estimator: LogisticRegression, D: np.ndarray, y: np.ndarray, w: np.ndar
         _logger.warning("logistic model (C=%g) did not converge in %d iterations", estimator.C, MAX_ITER)
 
 
-def _checked(X: np.ndarray, y: np.ndarray, encoder: LeadEncoder,
-             sample_weight: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+def _checked(
+    X: np.ndarray, y: np.ndarray, encoder: LeadEncoder, sample_weight: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     X = np.asarray(X, dtype=np.float64)
     y = np.asarray(y, dtype=np.float64).ravel()
     if X.ndim != 2 or X.shape[1] != len(encoder.feature_names):
@@ -298,8 +351,9 @@ def _checked(X: np.ndarray, y: np.ndarray, encoder: LeadEncoder,
     return X, y, w
 
 
-def _sample(X: np.ndarray, y: np.ndarray, w: np.ndarray | None,
-            seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+def _sample(
+    X: np.ndarray, y: np.ndarray, w: np.ndarray | None, seed: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     if len(X) <= MAX_ROWS:
         return X, y, w
     keep = np.sort(np.random.default_rng(seed).choice(len(X), MAX_ROWS, replace=False))

@@ -48,8 +48,14 @@ class Evaluation:
 
     def scalars(self) -> dict[str, float]:
         out: dict[str, float] = {
-            "n": self.n, "positives": self.positives, "base_rate": self.base_rate, "roc_auc": self.roc_auc,
-            "pr_auc": self.pr_auc, "log_loss": self.log_loss, "brier": self.brier, "ece": self.ece,
+            "n": self.n,
+            "positives": self.positives,
+            "base_rate": self.base_rate,
+            "roc_auc": self.roc_auc,
+            "pr_auc": self.pr_auc,
+            "log_loss": self.log_loss,
+            "brier": self.brier,
+            "ece": self.ece,
         }
         for key, value in self.lift.items():
             out[f"lift_{key}"] = value
@@ -97,13 +103,15 @@ def calibration_table(y: np.ndarray, p: np.ndarray, bins: int = ECE_BINS) -> pd.
     sum_p = np.bincount(idx, weights=p, minlength=bins)
     sum_y = np.bincount(idx, weights=y, minlength=bins)
     with np.errstate(invalid="ignore", divide="ignore"):
-        table = pd.DataFrame({
-            "lower": np.arange(bins) / bins,
-            "upper": np.arange(1, bins + 1) / bins,
-            "n": n,
-            "mean_probability": sum_p / n,
-            "conversion_rate": sum_y / n,
-        })
+        table = pd.DataFrame(
+            {
+                "lower": np.arange(bins) / bins,
+                "upper": np.arange(1, bins + 1) / bins,
+                "n": n,
+                "mean_probability": sum_p / n,
+                "conversion_rate": sum_y / n,
+            }
+        )
     return table
 
 
@@ -135,16 +143,22 @@ def grade_table(y: np.ndarray, p: np.ndarray, floors: Mapping[str, float]) -> li
     for name, floor in floors.items():
         mask = grades == name
         n = int(mask.sum())
-        rows.append({
-            "grade": name, "floor": float(floor), "n": n, "share": n / max(len(y), 1),
-            "conversion_rate": float(y[mask].mean()) if n else math.nan,
-            "mean_probability": float(p[mask].mean()) if n else math.nan,
-        })
+        rows.append(
+            {
+                "grade": name,
+                "floor": float(floor),
+                "n": n,
+                "share": n / max(len(y), 1),
+                "conversion_rate": float(y[mask].mean()) if n else math.nan,
+                "mean_probability": float(p[mask].mean()) if n else math.nan,
+            }
+        )
     return rows
 
 
-def auc_by_group(y: np.ndarray, p: np.ndarray, groups: pd.Series | np.ndarray, *,
-                 min_positives: int = MIN_GROUP_POSITIVES) -> dict[str, dict[str, float]]:
+def auc_by_group(
+    y: np.ndarray, p: np.ndarray, groups: pd.Series | np.ndarray, *, min_positives: int = MIN_GROUP_POSITIVES
+) -> dict[str, dict[str, float]]:
     """ROC AUC per group (e.g. lead source); groups with too few conversions get NaN, not noise."""
     y = np.asarray(y)
     p = np.asarray(p, dtype=np.float64)
@@ -154,13 +168,17 @@ def auc_by_group(y: np.ndarray, p: np.ndarray, groups: pd.Series | np.ndarray, *
         mask = keys == key
         pos = int(y[mask].sum())
         enough = pos >= min_positives and mask.sum() - pos >= min_positives
-        out[str(key)] = {"n": int(mask.sum()), "positives": pos,
-                         "roc_auc": roc_auc(y[mask], p[mask]) if enough else math.nan}
+        out[str(key)] = {
+            "n": int(mask.sum()),
+            "positives": pos,
+            "roc_auc": roc_auc(y[mask], p[mask]) if enough else math.nan,
+        }
     return out
 
 
-def evaluate(y: np.ndarray, p: np.ndarray, *, grades: Mapping[str, float],
-             groups: pd.Series | np.ndarray | None = None) -> Evaluation:
+def evaluate(
+    y: np.ndarray, p: np.ndarray, *, grades: Mapping[str, float], groups: pd.Series | np.ndarray | None = None
+) -> Evaluation:
     """All figures for predicted probabilities `p` against outcomes `y`."""
     y = np.asarray(y, dtype=np.int8)
     p = np.asarray(p, dtype=np.float64)
@@ -170,9 +188,16 @@ def evaluate(y: np.ndarray, p: np.ndarray, *, grades: Mapping[str, float],
         key = f"top{round(share * 100)}"
         lift[key], capture[key] = lift_and_capture(y, p, share)
     return Evaluation(
-        n=len(y), positives=int(y.sum()), base_rate=float(y.mean()) if len(y) else math.nan,
-        roc_auc=roc_auc(y, p), pr_auc=pr_auc(y, p), log_loss=log_loss(y, p), brier=brier(y, p),
-        ece=expected_calibration_error(y, p), lift=lift, capture=capture,
+        n=len(y),
+        positives=int(y.sum()),
+        base_rate=float(y.mean()) if len(y) else math.nan,
+        roc_auc=roc_auc(y, p),
+        pr_auc=pr_auc(y, p),
+        log_loss=log_loss(y, p),
+        brier=brier(y, p),
+        ece=expected_calibration_error(y, p),
+        lift=lift,
+        capture=capture,
         grades=grade_table(y, p, grades),
         by_source=auc_by_group(y, p, groups) if groups is not None else {},
     )

@@ -47,8 +47,16 @@ class FittedModel:
     params: dict[str, Any] = field(default_factory=dict)
 
 
-def fit_lightgbm(train: pd.DataFrame, y_train: np.ndarray, valid: pd.DataFrame, y_valid: np.ndarray,
-                 schema: LeadSchema, *, params: dict[str, Any] | None = None, seed: int = 0) -> FittedModel:
+def fit_lightgbm(
+    train: pd.DataFrame,
+    y_train: np.ndarray,
+    valid: pd.DataFrame,
+    y_valid: np.ndarray,
+    schema: LeadSchema,
+    *,
+    params: dict[str, Any] | None = None,
+    seed: int = 0,
+) -> FittedModel:
     """Encode with a freshly fitted encoder, train with early stopping on `valid`, monotone where known."""
     encoder = LeadEncoder(schema).fit(train)
     params = {**DEFAULT_PARAMS, **size_params(len(train)), **(params or {}), "seed": seed}
@@ -56,11 +64,22 @@ def fit_lightgbm(train: pd.DataFrame, y_train: np.ndarray, valid: pd.DataFrame, 
         params["monotone_constraints"] = encoder.monotone_constraints
         # "advanced" lets a few leads break the constraint (measured by the serving tests); this does not.
         params.setdefault("monotone_constraints_method", "intermediate")
-    dtrain = lgb.Dataset(encoder.transform(train), label=y_train, feature_name=encoder.feature_names,
-                         categorical_feature=encoder.categorical_indices, free_raw_data=True)
+    dtrain = lgb.Dataset(
+        encoder.transform(train),
+        label=y_train,
+        feature_name=encoder.feature_names,
+        categorical_feature=encoder.categorical_indices,
+        free_raw_data=True,
+    )
     dvalid = lgb.Dataset(encoder.transform(valid), label=y_valid, reference=dtrain)
-    booster = lgb.train(params, dtrain, num_boost_round=MAX_ROUNDS, valid_sets=[dvalid], valid_names=["valid"],
-                        callbacks=[lgb.early_stopping(EARLY_STOPPING_ROUNDS, verbose=False)])
+    booster = lgb.train(
+        params,
+        dtrain,
+        num_boost_round=MAX_ROUNDS,
+        valid_sets=[dvalid],
+        valid_names=["valid"],
+        callbacks=[lgb.early_stopping(EARLY_STOPPING_ROUNDS, verbose=False)],
+    )
     best = booster.best_iteration or booster.current_iteration()
     if best < booster.current_iteration():
         booster = booster.model_from_string(booster.model_to_string(num_iteration=best))
@@ -91,12 +110,21 @@ def raw_scores(model: FittedModel | Bundle, frame: pd.DataFrame) -> np.ndarray:
     return model.booster.predict(X, raw_score=True)
 
 
-def make_bundle(calibrated: Calibrated, schema: LeadSchema, metadata: dict[str, Any], *,
-                background: pd.DataFrame) -> Bundle:
+def make_bundle(
+    calibrated: Calibrated, schema: LeadSchema, metadata: dict[str, Any], *, background: pd.DataFrame
+) -> Bundle:
     """The served bundle: the calibrated model plus its explanation baseline (the blended expected value:
     TreeSHAP's for the trees, the mean term sum for the logistic part)."""
     parts = calibrated.components
     weight = parts.tree_weight
     baseline = expected_raw(parts.booster, parts.linear, weight, parts.encoder.transform(background.iloc[:1]))
-    return Bundle(booster=parts.booster, schema=schema, encoder=parts.encoder, calibrator=calibrated.calibrator,
-                  baseline_raw=baseline, metadata=dict(metadata), linear=parts.linear, tree_weight=weight)
+    return Bundle(
+        booster=parts.booster,
+        schema=schema,
+        encoder=parts.encoder,
+        calibrator=calibrated.calibrator,
+        baseline_raw=baseline,
+        metadata=dict(metadata),
+        linear=parts.linear,
+        tree_weight=weight,
+    )

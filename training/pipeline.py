@@ -89,54 +89,77 @@ class TrainResult:
         """The few lines a person reads after `leadscore train`."""
         r = self.report
         left = "; ".join(f"{n:,} {why}" for why, n in r.left_out.items()) or "none"
-        family = {"lightgbm": f"LightGBM, {self.best_iteration} trees", "logistic": "regularised logistic model",
-                  "blend": f"blend in log-odds: {self.tree_weight:.0%} LightGBM ({self.best_iteration} trees), "
-                           f"{1 - self.tree_weight:.0%} logistic"}[self.family]
+        family = {
+            "lightgbm": f"LightGBM, {self.best_iteration} trees",
+            "logistic": "regularised logistic model",
+            "blend": f"blend in log-odds: {self.tree_weight:.0%} LightGBM ({self.best_iteration} trees), "
+            f"{1 - self.tree_weight:.0%} logistic",
+        }[self.family]
         lines = [f"repaired: {line}" for line in self.repairs]
-        lines.append(f"trained lead-conversion version {self.version} as of {_day(r.as_of)} in {self.seconds:.0f}s "
-                     f"({family}; {self.calibration} calibration)")
+        lines.append(
+            f"trained lead-conversion version {self.version} as of {_day(r.as_of)} in {self.seconds:.0f}s "
+            f"({family}; {self.calibration} calibration)"
+        )
         if r.as_of_source:
             lines.append(f"  as of: {_day(r.as_of)}, {r.as_of_source}")
         lines += [
             f"  label: {outcome_label(r.outcome_window_days)} (the schema's outcome_window_days)",
             f"  rows: {r.n_rows:,} read, {r.n_used:,} used, {r.n_left_out:,} left out ({left})",
-            (f"  split ({r.method}): train {_span(r.train_window)} {r.n_train:,} leads, valid "
-             f"{r.valid_quarter or _span(r.valid_window)} {r.n_valid:,}, test "
-             f"{r.test_quarter or _span(r.test_window)} {r.n_test:,} ({r.positives_test:,} converted)"),
+            (
+                f"  split ({r.method}): train {_span(r.train_window)} {r.n_train:,} leads, valid "
+                f"{r.valid_quarter or _span(r.valid_window)} {r.n_valid:,}, test "
+                f"{r.test_quarter or _span(r.test_window)} {r.n_test:,} ({r.positives_test:,} converted)"
+            ),
         ]
         if len(self.folds) > 1:
             aucs = np.array([f["roc_auc"] for f in self.folds], dtype=float)
             losses = np.array([f["log_loss"] for f in self.folds], dtype=float)
-            lines.append(f"  rolling origin, {len(self.folds)} folds: ROC AUC {np.nanmean(aucs):.4f} "
-                         f"± {np.nanstd(aucs):.4f}, log loss {np.nanmean(losses):.4f} ± {np.nanstd(losses):.4f} "
-                         "(mean ± spread across folds)")
-        lines.append(f"  served model: refitted on all {r.n_used:,} used leads; calibration "
-                     f"{self.calibration_source}")
+            lines.append(
+                f"  rolling origin, {len(self.folds)} folds: ROC AUC {np.nanmean(aucs):.4f} "
+                f"± {np.nanstd(aucs):.4f}, log loss {np.nanmean(losses):.4f} ± {np.nanstd(losses):.4f} "
+                "(mean ± spread across folds)"
+            )
+        lines.append(f"  served model: refitted on all {r.n_used:,} used leads; calibration {self.calibration_source}")
         if r.note:
             lines.append(f"  note: {r.note}")
         if self.valid_auc < DRIFT_AUC:
-            lines.append(f"  drift: a model of the older leads ranks the newest slice at ROC AUC {self.valid_auc:.2f} "
-                         "(0.5 is chance): the past says little about the newest leads, so training kept its "
-                         "default settings unless clearly beaten; watch the next quarter, or try --half-life-days")
+            lines.append(
+                f"  drift: a model of the older leads ranks the newest slice at ROC AUC {self.valid_auc:.2f} "
+                "(0.5 is chance): the past says little about the newest leads, so training kept its "
+                "default settings unless clearly beaten; watch the next quarter, or try --half-life-days"
+            )
         lines.append(f"  {'test leads':<16}{'ROC AUC':>9}{'PR AUC':>9}{'log loss':>10}{'ECE':>8}{'lift@10%':>10}")
         for name, ev in self.evaluations.items():
             if ev is None:
                 continue
             label = f"champion v{self.champion_before}" if name == "champion" else name
-            lines.append(f"  {label:<16}{ev.roc_auc:>9.4f}{ev.pr_auc:>9.4f}{ev.log_loss:>10.4f}{ev.ece:>8.4f}"
-                         f"{ev.lift['top10']:>10.2f}")
+            lines.append(
+                f"  {label:<16}{ev.roc_auc:>9.4f}{ev.pr_auc:>9.4f}{ev.log_loss:>10.4f}{ev.ece:>8.4f}"
+                f"{ev.lift['top10']:>10.2f}"
+            )
         verdict = "promoted to champion" if self.promoted else "registered as challenger"
-        lines += [f"  decision: {verdict} ({self.decision})",
-                  f"  bundle: {self.bundle_dir}",
-                  f"  MLflow: experiment {tracking.EXPERIMENT}, run {self.run_id} ({self.tracking_uri})"]
+        lines += [
+            f"  decision: {verdict} ({self.decision})",
+            f"  bundle: {self.bundle_dir}",
+            f"  MLflow: experiment {tracking.EXPERIMENT}, run {self.run_id} ({self.tracking_uri})",
+        ]
         return "\n".join(lines)
 
 
-def train(data_path: str | Path, schema_path: str | Path | None = None, as_of: str | pd.Timestamp | None = None,
-          promote: str = "auto", models_dir: str | Path = "models", tracking_uri: str | None = None, *,
-          params: dict[str, Any] | None = None, seed: int = 0,
-          settings: PromotionSettings | None = None, export_date: str | pd.Timestamp | None = None,
-          half_life_days: float | None = None) -> TrainResult:
+def train(
+    data_path: str | Path,
+    schema_path: str | Path | None = None,
+    as_of: str | pd.Timestamp | None = None,
+    promote: str = "auto",
+    models_dir: str | Path = "models",
+    tracking_uri: str | None = None,
+    *,
+    params: dict[str, Any] | None = None,
+    seed: int = 0,
+    settings: PromotionSettings | None = None,
+    export_date: str | pd.Timestamp | None = None,
+    half_life_days: float | None = None,
+) -> TrainResult:
     """Train, evaluate, track, register and (per `promote`) promote one model. See the module doc."""
     clock = _Clock()
     clock.begin("read the data")
@@ -153,12 +176,20 @@ def train(data_path: str | Path, schema_path: str | Path | None = None, as_of: s
     check_split(split, frame, schema)
     clock.lap("split")
     if half_life_days is not None and not half_life_days > 0:
-        raise TrainingError(f"half-life must be a positive number of days, got {half_life_days!r}",
-                            field="half_life_days")
+        raise TrainingError(
+            f"half-life must be a positive number of days, got {half_life_days!r}", field="half_life_days"
+        )
     candidate = fit_and_evaluate(split, schema, params=params, seed=seed, clock=clock, half_life_days=half_life_days)
     data_sha = file_sha256(data_path)
-    inputs = inputs_fingerprint(data_sha=data_sha, schema=schema, as_of=as_of, export_date=export_date,
-                                half_life_days=half_life_days, params=params, seed=seed)
+    inputs = inputs_fingerprint(
+        data_sha=data_sha,
+        schema=schema,
+        as_of=as_of,
+        export_date=export_date,
+        half_life_days=half_life_days,
+        params=params,
+        seed=seed,
+    )
 
     uri = tracking.resolve_tracking_uri(tracking_uri)
     with tracking.use_tracking(uri) as client, tracking.scratch_dir("train") as scratch:
@@ -166,52 +197,106 @@ def train(data_path: str | Path, schema_path: str | Path | None = None, as_of: s
         experiment_id = tracking.ensure_experiment(client, uri)
         repairs = recovery.recover(client, experiment_id, Path(models_dir))  # before the champion is read
         clock.begin("score the champion on the same test leads")
-        champion_before, decision = _challenge_champion(client, candidate, split, schema, promote, settings,
-                                                        scratch_path / "champion")
+        champion_before, decision = _challenge_champion(
+            client, candidate, split, schema, promote, settings, scratch_path / "champion"
+        )
         clock.lap("champion")
-        with tracking.start_run(client, uri, f"train as of {_day(split.report.as_of)}",
-                                tags=recovery.run_tags()) as run_id:
+        with tracking.start_run(
+            client, uri, f"train as of {_day(split.report.as_of)}", tags=recovery.run_tags()
+        ) as run_id:
             bundle = candidate.bundle
-            bundle.metadata = bundle_metadata(version=tracking.next_version(client), run_id=run_id,
-                                              report=split.report, model_eval=candidate.model_evaluation,
-                                              candidate=candidate, bundle=bundle, data_sha=data_sha)
+            bundle.metadata = bundle_metadata(
+                version=tracking.next_version(client),
+                run_id=run_id,
+                report=split.report,
+                model_eval=candidate.model_evaluation,
+                candidate=candidate,
+                bundle=bundle,
+                data_sha=data_sha,
+            )
             clock.begin("write charts, model card and drift")
             drift = _drift_table(frame, split, schema)
             importance = factor_importance(bundle, split.test, seed=seed)
             artifacts = scratch_path / "artifacts"
-            write_artifacts(artifacts, bundle=bundle, split=split, scored=candidate.scored,
-                            evaluations=candidate.evaluations, importance=importance, drift=drift, frame=frame,
-                            decision=decision, data_name=data_path.name, data_sha=data_sha)
+            write_artifacts(
+                artifacts,
+                bundle=bundle,
+                split=split,
+                scored=candidate.scored,
+                evaluations=candidate.evaluations,
+                importance=importance,
+                drift=drift,
+                frame=frame,
+                decision=decision,
+                data_name=data_path.name,
+                data_sha=data_sha,
+            )
             clock.lap("reports")
             clock.begin("register in MLflow")
-            tracking.log_params(run_params(split.report, candidate, bundle, schema, data_path, data_sha,
-                                           promote, settings, champion_before))
+            tracking.log_params(
+                run_params(
+                    split.report, candidate, bundle, schema, data_path, data_sha, promote, settings, champion_before
+                )
+            )
             tracking.log_metrics(run_metrics(candidate.evaluations, drift, candidate.folds))
             tracking.log_artifacts(artifacts)
             tracking.log_training_data(frame, path=data_path, digest=data_sha, target=schema.target_column)
             tracking.set_tags({"leadscore.decision": decision.reason, "leadscore.promoted": decision.promote})
-            version, bundle_dir = _register_and_export(client, bundle, run_id, decision, split.report,
-                                                       staging=scratch_path / "bundle", models_dir=Path(models_dir),
-                                                       inputs=inputs)
+            version, bundle_dir = _register_and_export(
+                client,
+                bundle,
+                run_id,
+                decision,
+                split.report,
+                staging=scratch_path / "bundle",
+                models_dir=Path(models_dir),
+                inputs=inputs,
+            )
             clock.lap("mlflow")
-            tracking.log_metrics({"promoted": float(decision.promote), "train_seconds": clock.total,
-                                  **{f"seconds_{k}": v for k, v in clock.marks.items()}})
+            tracking.log_metrics(
+                {
+                    "promoted": float(decision.promote),
+                    "train_seconds": clock.total,
+                    **{f"seconds_{k}": v for k, v in clock.marks.items()},
+                }
+            )
 
-        result = TrainResult(run_id=run_id, version=version, promoted=decision.promote, decision=decision.reason,
-                             bundle_dir=bundle_dir, tracking_uri=uri, report=split.report,
-                             evaluations=candidate.evaluations, champion_before=champion_before,
-                             best_iteration=candidate.deployed.components.rounds,
-                             calibration=bundle.calibrator.method, family=candidate.recipe.family,
-                             tree_weight=candidate.recipe.tree_weight, folds=candidate.folds,
-                             calibration_source=candidate.deployed.method, valid_auc=candidate.recipe.valid_auc,
-                             seconds=clock.total, timings=dict(clock.marks), repairs=repairs)
+        result = TrainResult(
+            run_id=run_id,
+            version=version,
+            promoted=decision.promote,
+            decision=decision.reason,
+            bundle_dir=bundle_dir,
+            tracking_uri=uri,
+            report=split.report,
+            evaluations=candidate.evaluations,
+            champion_before=champion_before,
+            best_iteration=candidate.deployed.components.rounds,
+            calibration=bundle.calibrator.method,
+            family=candidate.recipe.family,
+            tree_weight=candidate.recipe.tree_weight,
+            folds=candidate.folds,
+            calibration_source=candidate.deployed.method,
+            valid_auc=candidate.recipe.valid_auc,
+            seconds=clock.total,
+            timings=dict(clock.marks),
+            repairs=repairs,
+        )
         tracking.describe_run(client, run_id, result.summary())
     return result
 
 
-def train_command(*, data: str | Path, schema: str | Path | None = None, as_of: str | None = None,
-                  promote: str = "auto", models_dir: str | Path = "models", export_date: str | None = None,
-                  half_life_days: float | None = None, force: bool = False) -> int:
+def train_command(
+    *,
+    data: str | Path,
+    schema: str | Path | None = None,
+    as_of: str | None = None,
+    promote: str = "auto",
+    models_dir: str | Path = "models",
+    export_date: str | None = None,
+    half_life_days: float | None = None,
+    force: bool = False,
+) -> int:
     """`leadscore train`: run `train` and print its summary; errors become one line (exit 2) in the CLI.
     Inputs equal to the champion's (data, schema, parameters) train nothing unless `force`."""
     if not force:
@@ -219,24 +304,35 @@ def train_command(*, data: str | Path, schema: str | Path | None = None, as_of: 
         if same is not None:
             print(same.summary(data))
             return 0
-    result = train(data, schema, as_of, promote, models_dir, export_date=export_date,
-                   half_life_days=half_life_days)
+    result = train(data, schema, as_of, promote, models_dir, export_date=export_date, half_life_days=half_life_days)
     print(result.summary())
     return 0
 
 
-def _unchanged(data: str | Path, schema_path: str | Path | None, *, as_of: str | None, export_date: str | None,
-               half_life_days: float | None) -> Unchanged | None:
+def _unchanged(
+    data: str | Path,
+    schema_path: str | Path | None,
+    *,
+    as_of: str | None,
+    export_date: str | None,
+    half_life_days: float | None,
+) -> Unchanged | None:
     data_path = Path(data)
     if not data_path.is_file():
         return None  # train() says what is wrong with the path
     schema = schema_for(data_path, schema_path)
-    fingerprint = inputs_fingerprint(data_sha=file_sha256(data_path), schema=schema, as_of=as_of,
-                                     export_date=export_date, half_life_days=half_life_days)
+    fingerprint = inputs_fingerprint(
+        data_sha=file_sha256(data_path),
+        schema=schema,
+        as_of=as_of,
+        export_date=export_date,
+        half_life_days=half_life_days,
+    )
     return unchanged_champion(fingerprint, tracking.resolve_tracking_uri(None))
 
 
 # -- steps before MLflow ---------------------------------------------------------------------------
+
 
 def load_history(data_path: Path, schema: LeadSchema) -> pd.DataFrame:
     """The lead file with schema dtypes; duplicate lead ids are refused (they would double-count), and so
@@ -245,8 +341,10 @@ def load_history(data_path: Path, schema: LeadSchema) -> pd.DataFrame:
     dupes = frame[schema.id_column].duplicated()
     if dupes.any():
         first = frame.loc[dupes, schema.id_column].iloc[0]
-        raise DataError(f"{data_path.name}: {int(dupes.sum()):,} duplicate lead ids in '{schema.id_column}' "
-                        f"(first: {first})", field=schema.id_column)
+        raise DataError(
+            f"{data_path.name}: {int(dupes.sum()):,} duplicate lead ids in '{schema.id_column}' (first: {first})",
+            field=schema.id_column,
+        )
     return frame
 
 
@@ -258,27 +356,36 @@ def check_split(split: Split, frame: pd.DataFrame | None = None, schema: LeadSch
     r = split.report
     if len(split.y) == 0:
         reasons = "; ".join(f"{n:,} {why}" for why, n in r.left_out.items())
-        raise TrainingError(f"no lead has a known outcome at as-of {_day(r.as_of)} ({reasons})"
-                            f"{_window_hint(frame, schema, r)}", field="as_of")
+        raise TrainingError(
+            f"no lead has a known outcome at as-of {_day(r.as_of)} ({reasons}){_window_hint(frame, schema, r)}",
+            field="as_of",
+        )
     positives = int(split.y.sum())
     if positives == 0 or positives == len(split.y):
         kind = "converted" if positives else "not converted"
-        raise TrainingError(f"only one class: all {len(split.y):,} labelled leads are {kind}; "
-                            f"training needs both converted and not-converted leads{_window_hint(frame, schema, r)}",
-                            field="target")
+        raise TrainingError(
+            f"only one class: all {len(split.y):,} labelled leads are {kind}; "
+            f"training needs both converted and not-converted leads{_window_hint(frame, schema, r)}",
+            field="target",
+        )
     for fold in split.folds:
-        where = {"train": (split.y[fold.fit], MIN_TRAIN_POSITIVES, _positions_span(split, fold.fit, schema)),
-                 "valid": (split.y[fold.select], MIN_EVAL_POSITIVES, _positions_span(split, fold.select, schema)),
-                 "test": (split.y[fold.score], MIN_EVAL_POSITIVES, fold.label)}
+        where = {
+            "train": (split.y[fold.fit], MIN_TRAIN_POSITIVES, _positions_span(split, fold.fit, schema)),
+            "valid": (split.y[fold.select], MIN_EVAL_POSITIVES, _positions_span(split, fold.select, schema)),
+            "test": (split.y[fold.score], MIN_EVAL_POSITIVES, fold.label),
+        }
         for part, (y, needed, span) in where.items():
             if part == "test" and not len(fold.score):
                 continue
             pos, neg = int(y.sum()), int(len(y) - y.sum())
             if pos < needed or neg < needed:
-                raise TrainingError(f"too few leads to {'learn' if part == 'train' else 'judge'} from: the {part} "
-                                    f"set ({span}) has {pos:,} converted and {neg:,} not converted, need at least "
-                                    f"{needed} of each (use more history or a later --as-of"
-                                    f"{_window_hint(frame, schema, r)})", field="target")
+                raise TrainingError(
+                    f"too few leads to {'learn' if part == 'train' else 'judge'} from: the {part} "
+                    f"set ({span}) has {pos:,} converted and {neg:,} not converted, need at least "
+                    f"{needed} of each (use more history or a later --as-of"
+                    f"{_window_hint(frame, schema, r)})",
+                    field="target",
+                )
 
 
 def _positions_span(split: Split, positions: np.ndarray, schema: LeadSchema | None) -> str:
@@ -332,8 +439,15 @@ class TrainedCandidate:
         return found
 
 
-def fit_and_evaluate(split: Split, schema: LeadSchema, *, params: dict[str, Any] | None = None, seed: int = 0,
-                     clock: _Clock | None = None, half_life_days: float | None = None) -> TrainedCandidate:
+def fit_and_evaluate(
+    split: Split,
+    schema: LeadSchema,
+    *,
+    params: dict[str, Any] | None = None,
+    seed: int = 0,
+    clock: _Clock | None = None,
+    half_life_days: float | None = None,
+) -> TrainedCandidate:
     """Judge the recipe fold by fold on leads it never saw, then refit it on every used lead and calibrate."""
     clock = clock or _Clock()
     pool, y = split.frame, split.y
@@ -346,14 +460,29 @@ def fit_and_evaluate(split: Split, schema: LeadSchema, *, params: dict[str, Any]
         if len(split.folds) > 1:
             clock.begin(f"fit and evaluate: fold {fold.label} ({len(folds) + 1} of {len(split.folds)})")
         learn = np.setdiff1d(fold.fit, fold.select, assume_unique=True)
-        recipe, chooser = choose_recipe(pool.iloc[learn], y[learn], pool.iloc[fold.select], y[fold.select], schema,
-                                        params=params, seed=seed, half_life_days=half_life_days)
+        recipe, chooser = choose_recipe(
+            pool.iloc[learn],
+            y[learn],
+            pool.iloc[fold.select],
+            y[fold.select],
+            schema,
+            params=params,
+            seed=seed,
+            half_life_days=half_life_days,
+        )
         if len(fold.fit) > CROSS_FIT_MAX_ROWS:  # large data: the chooser is the evaluated model, one fit less
             calibrator = fit_calibrator(chooser.raw(pool.iloc[fold.select]), y[fold.select], seed=seed)
             evaluated = Calibrated(chooser, calibrator, "the valid slice", len(fold.select))
         else:
-            evaluated = fit_calibrated(pool.iloc[fold.fit], y[fold.fit], np.searchsorted(fold.fit, fold.select),
-                                       schema, recipe, seed=seed, chooser=chooser)
+            evaluated = fit_calibrated(
+                pool.iloc[fold.fit],
+                y[fold.fit],
+                np.searchsorted(fold.fit, fold.select),
+                schema,
+                recipe,
+                seed=seed,
+                chooser=chooser,
+            )
         test = pool.iloc[fold.score]
         p = evaluated.calibrator(evaluated.components.raw(test))
         model_p.append(p)
@@ -369,14 +498,22 @@ def fit_and_evaluate(split: Split, schema: LeadSchema, *, params: dict[str, Any]
     groups = split.test[schema.source] if schema.source and schema.source in split.test.columns else None
     scored = {"model": np.concatenate(model_p), "baseline": np.concatenate(baseline_p)}
     evaluations: dict[str, Evaluation | None] = {
-        name: evaluate(split.y_test, p, grades=schema.grades, groups=groups) for name, p in scored.items()}
+        name: evaluate(split.y_test, p, grades=schema.grades, groups=groups) for name, p in scored.items()
+    }
     clock.lap("evaluation")
-    return TrainedCandidate(deployed=deployed, recipe=recipe, bundle=bundle, scored=scored, evaluations=evaluations,
-                     groups=groups, folds=folds, evaluated_rounds=evaluated.components.rounds)
+    return TrainedCandidate(
+        deployed=deployed,
+        recipe=recipe,
+        bundle=bundle,
+        scored=scored,
+        evaluations=evaluations,
+        groups=groups,
+        folds=folds,
+        evaluated_rounds=evaluated.components.rounds,
+    )
 
 
-def _deploy(split: Split, schema: LeadSchema, recipe: Recipe, evaluated: Calibrated, *,
-            seed: int) -> Calibrated:
+def _deploy(split: Split, schema: LeadSchema, recipe: Recipe, evaluated: Calibrated, *, seed: int) -> Calibrated:
     """Refit the evaluated recipe (family, C, blend weight; rounds scaled to the data) on every used lead,
     so what is served is what was judged, having learned from the newest leads too. The calibration
     map is cross-fitted on the newest slice; on large data the evaluated model's out-of-sample scores
@@ -393,10 +530,18 @@ def _fold_record(label: str, y: np.ndarray, p: np.ndarray, recipe: Recipe, n_fit
     from sklearn.metrics import roc_auc_score
 
     both = 0 < int(y.sum()) < len(y)
-    return {"fold": label, "n_fit": n_fit, "n_scored": int(len(y)), "positives": int(y.sum()),
-            "roc_auc": float(roc_auc_score(y, p)) if both else float("nan"),
-            "log_loss": log_loss_from_raw(np.log(p) - np.log1p(-p), y),
-            "family": recipe.family, "tree_weight": recipe.tree_weight, "rounds": recipe.rounds, "C": recipe.C}
+    return {
+        "fold": label,
+        "n_fit": n_fit,
+        "n_scored": int(len(y)),
+        "positives": int(y.sum()),
+        "roc_auc": float(roc_auc_score(y, p)) if both else float("nan"),
+        "log_loss": log_loss_from_raw(np.log(p) - np.log1p(-p), y),
+        "family": recipe.family,
+        "tree_weight": recipe.tree_weight,
+        "rounds": recipe.rounds,
+        "C": recipe.C,
+    }
 
 
 def file_sha256(path: Path) -> str:
@@ -419,8 +564,16 @@ def _parse_as_of(as_of: str | pd.Timestamp | None, name: str = "as_of") -> pd.Ti
 
 # -- champion and drift (optional pieces) --------------------------------------------------------------
 
-def _challenge_champion(client: Any, candidate: TrainedCandidate, split: Split, schema: LeadSchema, promote: str,
-                        settings: PromotionSettings, folder: Path) -> tuple[str | None, Decision]:
+
+def _challenge_champion(
+    client: Any,
+    candidate: TrainedCandidate,
+    split: Split,
+    schema: LeadSchema,
+    promote: str,
+    settings: PromotionSettings,
+    folder: Path,
+) -> tuple[str | None, Decision]:
     """Score the current champion on the same test leads (added to the candidate's figures) and decide."""
     champion_before = tracking.alias_version(client, tracking.CHAMPION)
     champion_p, note, champion_as_of = _score_champion(client, champion_before, split.test, folder)
@@ -430,17 +583,34 @@ def _challenge_champion(client: Any, candidate: TrainedCandidate, split: Split, 
         champion = evaluate(split.y_test, champion_p, grades=schema.grades, groups=candidate.groups)
         candidate.scored["champion"] = champion_p
         candidate.evaluations["champion"] = champion
-    decision = decide(promote, model.log_loss, champion.log_loss if champion else None,
-                      tolerance=settings.tolerance, champion_note=note,
-                      pr_auc=(model.pr_auc, champion.pr_auc) if champion else None)
+    decision = decide(
+        promote,
+        model.log_loss,
+        champion.log_loss if champion else None,
+        tolerance=settings.tolerance,
+        champion_note=note,
+        pr_auc=(model.pr_auc, champion.pr_auc) if champion else None,
+    )
     if champion is not None and _later(champion_as_of, split.report.as_of):
-        decision = Decision(decision.promote, f"{decision.reason}; note: the champion was trained as of "
-                            f"{_day(champion_as_of)}, after this run's as-of, and may have seen the test quarter")
+        decision = Decision(
+            decision.promote,
+            f"{decision.reason}; note: the champion was trained as of "
+            f"{_day(champion_as_of)}, after this run's as-of, and may have seen the test quarter",
+        )
     return champion_before, decision
 
 
-def _register_and_export(client: Any, bundle: Bundle, run_id: str, decision: Decision, report: SplitReport, *,
-                         staging: Path, models_dir: Path, inputs: str) -> tuple[str, Path]:
+def _register_and_export(
+    client: Any,
+    bundle: Bundle,
+    run_id: str,
+    decision: Decision,
+    report: SplitReport,
+    *,
+    staging: Path,
+    models_dir: Path,
+    inputs: str,
+) -> tuple[str, Path]:
     """Register the bundle as a new version, export it, then move the aliases (last, so a failure moves none).
 
     The version is tagged `leadscore.started` when it is created and `leadscore.complete` after the last
@@ -449,13 +619,22 @@ def _register_and_export(client: Any, bundle: Bundle, run_id: str, decision: Dec
     staged = registry.save_model(bundle, staging)
     version = tracking.log_bundle_model(client, staged, run_id, tags={recovery.STARTED_TAG: "true"})
     if version != bundle.metadata["version"]:  # another training registered in between: keep the export truthful
-        _logger.warning("registered as version %s, not %s as recorded in the logged bundle", version,
-                        bundle.metadata["version"])
+        _logger.warning(
+            "registered as version %s, not %s as recorded in the logged bundle", version, bundle.metadata["version"]
+        )
         bundle.metadata["version"] = version
     bundle_dir = registry.save_model(bundle, models_dir / tracking.MODEL_NAME / version)
-    tracking.tag_version(client, version, {"decision": decision.reason, "as_of": report.as_of,
-                                           "test_quarter": report.test_quarter, UNCHANGED_TAG: inputs,
-                                           "log_loss": f"{bundle.metadata['metrics'].get('log_loss', math.nan):.5f}"})
+    tracking.tag_version(
+        client,
+        version,
+        {
+            "decision": decision.reason,
+            "as_of": report.as_of,
+            "test_quarter": report.test_quarter,
+            UNCHANGED_TAG: inputs,
+            "log_loss": f"{bundle.metadata['metrics'].get('log_loss', math.nan):.5f}",
+        },
+    )
     tracking.set_alias(client, tracking.CHALLENGER, version)
     if decision.promote:
         tracking.set_alias(client, tracking.CHAMPION, version)
@@ -463,8 +642,9 @@ def _register_and_export(client: Any, bundle: Bundle, run_id: str, decision: Dec
     return version, bundle_dir
 
 
-def _score_champion(client: Any, version: str | None, test: pd.DataFrame,
-                    folder: Path) -> tuple[np.ndarray | None, str, str | None]:
+def _score_champion(
+    client: Any, version: str | None, test: pd.DataFrame, folder: Path
+) -> tuple[np.ndarray | None, str, str | None]:
     """The champion's probabilities on this run's test leads (or None and the reason), and its as-of."""
     if version is None:
         return None, "", None
@@ -504,9 +684,15 @@ def _drift_table(frame: pd.DataFrame, split: Split, schema: LeadSchema) -> pd.Da
         return None
 
 
-STEPS = ("read the data", "split by time", "fit and evaluate", "refit on every used lead",
-         "score the champion on the same test leads", "write charts, model card and drift",
-         "register in MLflow")
+STEPS = (
+    "read the data",
+    "split by time",
+    "fit and evaluate",
+    "refit on every used lead",
+    "score the champion on the same test leads",
+    "write charts, model card and drift",
+    "register in MLflow",
+)
 
 
 class _Clock:

@@ -56,8 +56,13 @@ def calibration_chart(scored: Scored, path: Path, bins: int = ECE_BINS) -> Path:
         top = max(top, float(table["mean_probability"].max()), float(table["conversion_rate"].max()))
     top = min(1.0, top * 1.05 + 0.01)
     ax.plot([0, top], [0, top], linestyle=":", color="grey", label="perfect")
-    ax.set(xlabel="Predicted probability (bin mean)", ylabel="Observed conversion rate",
-           title=f"Calibration ({bins} equal-width bins)", xlim=(0, top), ylim=(0, top))
+    ax.set(
+        xlabel="Predicted probability (bin mean)",
+        ylabel="Observed conversion rate",
+        title=f"Calibration ({bins} equal-width bins)",
+        xlim=(0, top),
+        ylim=(0, top),
+    )
     return _save(fig, ax, path)
 
 
@@ -72,8 +77,9 @@ def lift_chart(scored: Scored, path: Path) -> Path:
         lift = (hits / np.arange(1, len(y) + 1)) / max(y.mean(), 1e-12)
         ax.plot(*_thin(share, lift), label=name)
     ax.axhline(1.0, linestyle=":", color="grey", label="random")
-    ax.set(xlabel="Share of leads, highest score first", ylabel="Cumulative lift", title="Lift (test quarter)",
-           xlim=(0, 1))
+    ax.set(
+        xlabel="Share of leads, highest score first", ylabel="Cumulative lift", title="Lift (test quarter)", xlim=(0, 1)
+    )
     return _save(fig, ax, path)
 
 
@@ -88,8 +94,9 @@ def importance_chart(importance: pd.DataFrame, path: Path) -> Path:
     return path
 
 
-def backtest_chart(table: pd.DataFrame, path: Path, metrics: Sequence[str] = ("roc_auc", "log_loss", "ece",
-                                                                            "lift_top10")) -> Path:
+def backtest_chart(
+    table: pd.DataFrame, path: Path, metrics: Sequence[str] = ("roc_auc", "log_loss", "ece", "lift_top10")
+) -> Path:
     """One panel per metric, one line per model (retrained / frozen / prior), quarters on the x axis."""
     fig = Figure(figsize=(11, 7))
     FigureCanvasAgg(fig)

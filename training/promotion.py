@@ -37,8 +37,9 @@ class PromotionSettings:
         except ValueError:
             value = math.nan
         if not math.isfinite(value) or value < 0:
-            raise TrainingError(f"{TOLERANCE_ENV} must be a non-negative number (log loss), got {text!r}",
-                                field=TOLERANCE_ENV)
+            raise TrainingError(
+                f"{TOLERANCE_ENV} must be a non-negative number (log loss), got {text!r}", field=TOLERANCE_ENV
+            )
         return cls(tolerance=value)
 
 
@@ -48,9 +49,15 @@ class Decision:
     reason: str
 
 
-def decide(mode: str, challenger_log_loss: float, champion_log_loss: float | None, *,
-           tolerance: float = DEFAULT_TOLERANCE, champion_note: str = "",
-           pr_auc: tuple[float, float] | None = None) -> Decision:
+def decide(
+    mode: str,
+    challenger_log_loss: float,
+    champion_log_loss: float | None,
+    *,
+    tolerance: float = DEFAULT_TOLERANCE,
+    champion_note: str = "",
+    pr_auc: tuple[float, float] | None = None,
+) -> Decision:
     """Promote the challenger to champion? `champion_log_loss` is None when there is no champion
     (or it could not be scored; `champion_note` says why). `pr_auc` (challenger, champion) is
     reported in the reason, never decisive: ranking the few best leads matters, but log loss
@@ -68,7 +75,12 @@ def decide(mode: str, challenger_log_loss: float, champion_log_loss: float | Non
     limit = champion_log_loss + tolerance
     pr = f"; PR AUC {pr_auc[0]:.4f} vs champion {pr_auc[1]:.4f}" if pr_auc else ""
     if challenger_log_loss <= limit:
-        return Decision(True, f"log loss {challenger_log_loss:.4f} <= champion {champion_log_loss:.4f} "
-                              f"+ tolerance {tolerance:g}{pr}")
-    return Decision(False, f"log loss {challenger_log_loss:.4f} > champion {champion_log_loss:.4f} "
-                           f"+ tolerance {tolerance:g}: champion kept{pr}")
+        return Decision(
+            True,
+            f"log loss {challenger_log_loss:.4f} <= champion {champion_log_loss:.4f} + tolerance {tolerance:g}{pr}",
+        )
+    return Decision(
+        False,
+        f"log loss {challenger_log_loss:.4f} > champion {champion_log_loss:.4f} "
+        f"+ tolerance {tolerance:g}: champion kept{pr}",
+    )

@@ -27,8 +27,16 @@ if TYPE_CHECKING:
     from training.pipeline import TrainedCandidate
 
 
-def bundle_metadata(*, version: str, run_id: str, report: SplitReport, model_eval: Evaluation,
-                    candidate: TrainedCandidate, bundle: Bundle, data_sha: str) -> dict[str, Any]:
+def bundle_metadata(
+    *,
+    version: str,
+    run_id: str,
+    report: SplitReport,
+    model_eval: Evaluation,
+    candidate: TrainedCandidate,
+    bundle: Bundle,
+    data_sha: str,
+) -> dict[str, Any]:
     """Bundle.metadata per the team contract, plus what a reader of the bundle alone needs."""
     return {
         "name": tracking.MODEL_NAME,
@@ -59,28 +67,55 @@ def bundle_metadata(*, version: str, run_id: str, report: SplitReport, model_eva
     }
 
 
-def run_params(report: SplitReport, candidate: TrainedCandidate, bundle: Bundle, schema: LeadSchema, data_path: Path,
-               data_sha: str, promote: str, settings: PromotionSettings,
-               champion_before: str | None) -> dict[str, Any]:
+def run_params(
+    report: SplitReport,
+    candidate: TrainedCandidate,
+    bundle: Bundle,
+    schema: LeadSchema,
+    data_path: Path,
+    data_sha: str,
+    promote: str,
+    settings: PromotionSettings,
+    champion_before: str | None,
+) -> dict[str, Any]:
     params: dict[str, Any] = {
-        "as_of": report.as_of, "data_file": data_path.name, "data_fingerprint": data_sha,
-        "schema_name": schema.name, "schema_fingerprint": schema.fingerprint(),
-        "split_method": report.method, "split_note": report.note or None,
-        "data_window_start": report.data_window["start"], "data_window_end": report.data_window["end"],
-        "train_window": _span(report.train_window), "valid_quarter": report.valid_quarter,
-        "test_quarter": report.test_quarter, "outcome_window_days": report.outcome_window_days,
-        "n_rows": report.n_rows, "n_train": report.n_train, "n_valid": report.n_valid, "n_test": report.n_test,
-        "n_left_out": report.n_left_out, "positives_train": report.positives_train,
-        "positives_valid": report.positives_valid, "positives_test": report.positives_test,
-        "best_iteration": candidate.deployed.components.rounds, "calibration_method": bundle.calibrator.method,
-        "as_of_source": report.as_of_source, "label": outcome_label(report.outcome_window_days),
-        "family": candidate.recipe.family, "tree_weight": candidate.recipe.tree_weight,
-        "logistic_C": candidate.recipe.C, "rounds_early_stopping": candidate.recipe.rounds,
-        "rounds_evaluated_model": candidate.evaluated_rounds, "newest_slice_roc_auc": candidate.recipe.valid_auc,
+        "as_of": report.as_of,
+        "data_file": data_path.name,
+        "data_fingerprint": data_sha,
+        "schema_name": schema.name,
+        "schema_fingerprint": schema.fingerprint(),
+        "split_method": report.method,
+        "split_note": report.note or None,
+        "data_window_start": report.data_window["start"],
+        "data_window_end": report.data_window["end"],
+        "train_window": _span(report.train_window),
+        "valid_quarter": report.valid_quarter,
+        "test_quarter": report.test_quarter,
+        "outcome_window_days": report.outcome_window_days,
+        "n_rows": report.n_rows,
+        "n_train": report.n_train,
+        "n_valid": report.n_valid,
+        "n_test": report.n_test,
+        "n_left_out": report.n_left_out,
+        "positives_train": report.positives_train,
+        "positives_valid": report.positives_valid,
+        "positives_test": report.positives_test,
+        "best_iteration": candidate.deployed.components.rounds,
+        "calibration_method": bundle.calibrator.method,
+        "as_of_source": report.as_of_source,
+        "label": outcome_label(report.outcome_window_days),
+        "family": candidate.recipe.family,
+        "tree_weight": candidate.recipe.tree_weight,
+        "logistic_C": candidate.recipe.C,
+        "rounds_early_stopping": candidate.recipe.rounds,
+        "rounds_evaluated_model": candidate.evaluated_rounds,
+        "newest_slice_roc_auc": candidate.recipe.valid_auc,
         "n_deployed": report.n_used,
-        "calibration_source": candidate.deployed.method, "evaluation_folds": len(candidate.folds),
+        "calibration_source": candidate.deployed.method,
+        "evaluation_folds": len(candidate.folds),
         "baseline": "logistic regression (one-hot categoricals, median-imputed standardised numerics)",
-        "promote_mode": promote, "promote_tolerance": settings.tolerance,
+        "promote_mode": promote,
+        "promote_tolerance": settings.tolerance,
         "champion_version_before": champion_before,
     }
     params.update({f"left_out.{why}": n for why, n in report.left_out.items()})
@@ -88,8 +123,9 @@ def run_params(report: SplitReport, candidate: TrainedCandidate, bundle: Bundle,
     return params
 
 
-def run_metrics(evaluations: dict[str, Evaluation | None], drift: pd.DataFrame | None,
-                folds: list[dict[str, Any]] | None = None) -> dict[str, float]:
+def run_metrics(
+    evaluations: dict[str, Evaluation | None], drift: pd.DataFrame | None, folds: list[dict[str, Any]] | None = None
+) -> dict[str, float]:
     out: dict[str, float] = {}
     for k, fold in enumerate(folds or []):
         out.update({f"fold{k + 1}_roc_auc": fold["roc_auc"], f"fold{k + 1}_log_loss": fold["log_loss"]})
@@ -107,10 +143,20 @@ def run_metrics(evaluations: dict[str, Evaluation | None], drift: pd.DataFrame |
     return out
 
 
-def write_artifacts(folder: Path, *, bundle: Bundle, split: Split, scored: dict[str, np.ndarray],
-                    evaluations: dict[str, Evaluation | None], importance: pd.DataFrame,
-                    drift: pd.DataFrame | None, frame: pd.DataFrame, decision: Decision, data_name: str,
-                    data_sha: str) -> None:
+def write_artifacts(
+    folder: Path,
+    *,
+    bundle: Bundle,
+    split: Split,
+    scored: dict[str, np.ndarray],
+    evaluations: dict[str, Evaluation | None],
+    importance: pd.DataFrame,
+    drift: pd.DataFrame | None,
+    frame: pd.DataFrame,
+    decision: Decision,
+    data_name: str,
+    data_sha: str,
+) -> None:
     """Charts, model card, data profile and tables, written to `folder` for one log_artifacts call."""
     charts = folder / "charts"
     charts.mkdir(parents=True, exist_ok=True)
@@ -121,20 +167,35 @@ def write_artifacts(folder: Path, *, bundle: Bundle, split: Split, scored: dict[
     plots.lift_chart(curves, charts / "lift.png")
     plots.importance_chart(importance, charts / "factor_importance.png")
     spreadsheet_safe(importance).to_csv(folder / "factor_importance.csv", index=False)
-    holdout = pd.DataFrame({"lead_id": split.test[bundle.schema.id_column].astype("string").to_numpy(),
-                            "converted": split.y_test, **scored})
+    holdout = pd.DataFrame(
+        {
+            "lead_id": split.test[bundle.schema.id_column].astype("string").to_numpy(),
+            "converted": split.y_test,
+            **scored,
+        }
+    )
     spreadsheet_safe(holdout).to_csv(folder / "test_predictions.csv", index=False)
     profile = data_profile(frame, bundle.schema)
     spreadsheet_safe(profile).to_csv(folder / "data_profile.csv", index=False)
     (folder / "data_profile.json").write_text(profile.to_json(orient="records", indent=2))
     (folder / "split_report.json").write_text(json.dumps(split.report.to_dict(), indent=2, default=str))
-    (folder / "evaluation.json").write_text(json.dumps(
-        _finite({k: v.to_dict() for k, v in evaluations.items() if v is not None}), indent=2, default=str))
+    (folder / "evaluation.json").write_text(
+        json.dumps(_finite({k: v.to_dict() for k, v in evaluations.items() if v is not None}), indent=2, default=str)
+    )
     if drift is not None:
         spreadsheet_safe(drift).to_csv(folder / "drift_psi.csv", index=False)
-    (folder / "model_card.md").write_text(model_card(
-        bundle=bundle, report=split.report, evaluations=evaluations, importance=importance,
-        decision=decision.reason, data_name=data_name, data_fingerprint=data_sha, drift=drift))
+    (folder / "model_card.md").write_text(
+        model_card(
+            bundle=bundle,
+            report=split.report,
+            evaluations=evaluations,
+            importance=importance,
+            decision=decision.reason,
+            data_name=data_name,
+            data_fingerprint=data_sha,
+            drift=drift,
+        )
+    )
 
 
 def _span(window: tuple[str, str] | None) -> str:

@@ -91,8 +91,10 @@ def _incomplete_versions(client: Any, models_dir: Path) -> list[str]:
             done.append(_finish(client, v, models_dir))
         else:
             client.set_model_version_tag(tracking.MODEL_NAME, v.version, REPORTED_TAG, "true")
-            done.append(f"version {v.version} was left unfinished by an interrupted training; a newer version "
-                        "exists, so it stays as it is (no alias moved)")
+            done.append(
+                f"version {v.version} was left unfinished by an interrupted training; a newer version "
+                "exists, so it stays as it is (no alias moved)"
+            )
     return done
 
 
@@ -120,14 +122,19 @@ def _finish(client: Any, version: Any, models_dir: Path) -> str:
         tracking.set_alias(client, tracking.CHAMPION, str(version.version))
     client.set_model_version_tag(tracking.MODEL_NAME, version.version, COMPLETE_TAG, "true")
     moved = "challenger and champion" if promote else "challenger"
-    return (f"version {version.version} was registered by an interrupted training: finished as its run decided "
-            f"(exported to {folder}, {moved} now on version {version.version})")
+    return (
+        f"version {version.version} was registered by an interrupted training: finished as its run decided "
+        f"(exported to {folder}, {moved} now on version {version.version})"
+    )
 
 
 def _stale_folders(models_dir: Path) -> list[str]:
     done = []
-    candidates = [(p, _STAGING) for p in (models_dir / tracking.MODEL_NAME).glob(".*")] \
-        if (models_dir / tracking.MODEL_NAME).is_dir() else []
+    candidates = (
+        [(p, _STAGING) for p in (models_dir / tracking.MODEL_NAME).glob(".*")]
+        if (models_dir / tracking.MODEL_NAME).is_dir()
+        else []
+    )
     candidates += [(p, _SCRATCH) for p in Path(tempfile.gettempdir()).glob("leadscore-*")]
     for path, pattern in candidates:
         match = pattern.match(path.name)

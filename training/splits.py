@@ -50,11 +50,11 @@ LEFT_PARTIAL_QUARTER = "in a quarter not yet fully mature at as-of"
 
 VALID_SHARE = 0.15
 TEST_SHARE = 0.15
-MIN_HOLDOUT_POSITIVES = 50   # fewer conversions than this in a holdout make its AUC a coin toss (SE > 0.04)
+MIN_HOLDOUT_POSITIVES = 50  # fewer conversions than this in a holdout make its AUC a coin toss (SE > 0.04)
 SMALL_DATA_POSITIVES = 1000  # below this many mature conversions one holdout is too small: rolling origin
 ROLLING_FOLDS = 4
-ROLLING_SHARE = 0.4          # the newest 40% of mature leads are scored, in ROLLING_FOLDS blocks
-SELECT_SHARE = 0.2           # each rolling fold chooses with the newest fifth of what it learns from
+ROLLING_SHARE = 0.4  # the newest 40% of mature leads are scored, in ROLLING_FOLDS blocks
+SELECT_SHARE = 0.2  # each rolling fold chooses with the newest fifth of what it learns from
 
 AS_OF_GIVEN = "given with --as-of"
 AS_OF_EXPORT_DATE = "the export date (--export-date)"
@@ -123,9 +123,9 @@ class SplitReport:
 class Fold:
     """One evaluation: positions in `Split.frame` to learn from, to choose with, and to judge on."""
 
-    fit: np.ndarray     # int positions the model may learn from
+    fit: np.ndarray  # int positions the model may learn from
     select: np.ndarray  # the newest slice of `fit`: early stopping, family choice, calibration
-    score: np.ndarray   # positions it is judged on (after `fit` in time); empty for a backtest
+    score: np.ndarray  # positions it is judged on (after `fit` in time); empty for a backtest
     label: str
 
 
@@ -172,8 +172,13 @@ def default_as_of(frame: pd.DataFrame, schema: LeadSchema) -> pd.Timestamp | Non
     return export_end(frame, schema)
 
 
-def label_at(frame: pd.DataFrame, schema: LeadSchema, as_of: pd.Timestamp | str | None = None, *,
-             export_date: pd.Timestamp | str | None = None) -> Labelled:
+def label_at(
+    frame: pd.DataFrame,
+    schema: LeadSchema,
+    as_of: pd.Timestamp | str | None = None,
+    *,
+    export_date: pd.Timestamp | str | None = None,
+) -> Labelled:
     """Keep the leads whose outcome is known at `as_of` and label them as they were known then.
 
     A lead that converted after `as_of` counts as not converted (that is what one knew then), and so
@@ -195,8 +200,10 @@ def label_at(frame: pd.DataFrame, schema: LeadSchema, as_of: pd.Timestamp | str 
         raise TrainingError(f"no lead has a readable {schema.created_at} date", field=schema.created_at)
     as_of, source = _resolve_as_of(frame, schema, as_of, export_date)
     if as_of <= first:
-        raise TrainingError(f"as-of {as_of:%Y-%m-%d} is before the first lead ({first:%Y-%m-%d}): "
-                            "there is nothing to learn from", field="as_of")
+        raise TrainingError(
+            f"as-of {as_of:%Y-%m-%d} is before the first lead ({first:%Y-%m-%d}): there is nothing to learn from",
+            field="as_of",
+        )
     no_date = created.isna().to_numpy()
     after = (created > as_of).fillna(False).to_numpy(dtype=bool)
     mature = mature_mask(frame, schema, as_of).to_numpy(dtype=bool)
@@ -216,8 +223,9 @@ def label_at(frame: pd.DataFrame, schema: LeadSchema, as_of: pd.Timestamp | str 
     return Labelled(kept, y, as_of, n_rows, left, as_of_source=source)
 
 
-def _resolve_as_of(frame: pd.DataFrame, schema: LeadSchema, as_of: pd.Timestamp | str | None,
-                   export_date: pd.Timestamp | str | None) -> tuple[pd.Timestamp, str]:
+def _resolve_as_of(
+    frame: pd.DataFrame, schema: LeadSchema, as_of: pd.Timestamp | str | None, export_date: pd.Timestamp | str | None
+) -> tuple[pd.Timestamp, str]:
     """The date outcomes are read at, and in words where it came from (for the summary)."""
     if as_of is not None:
         return pd.Timestamp(as_of), AS_OF_GIVEN
@@ -247,15 +255,28 @@ def time_split(labelled: Labelled, schema: LeadSchema, *, with_test: bool = True
         if all(_enough(y[(quarter == q).to_numpy()]) for q in holdouts):
             return _quarterly_split(labelled, schema, quarter, full, with_test=with_test)
     if small:
-        return _rolling_split(labelled, schema, created, cutoff,
-                              note=f"small data, {int(y[old].sum()):,} mature conversions: rolling-origin "
-                                   f"evaluation over {ROLLING_FOLDS} time blocks (expanding window), mean and "
-                                   "spread across folds")
-    why = (f"only {len(full)} fully mature quarter(s) at as-of" if len(full) < needed
-           else f"the latest mature quarters hold fewer than {MIN_HOLDOUT_POSITIVES} conversions each")
-    return _ordered_split(labelled, schema, created, cutoff, with_test=with_test,
-                          note=f"{why}: split by creation time "
-                               f"({1 - VALID_SHARE - TEST_SHARE:.0%}/{VALID_SHARE:.0%}/{TEST_SHARE:.0%})")
+        return _rolling_split(
+            labelled,
+            schema,
+            created,
+            cutoff,
+            note=f"small data, {int(y[old].sum()):,} mature conversions: rolling-origin "
+            f"evaluation over {ROLLING_FOLDS} time blocks (expanding window), mean and "
+            "spread across folds",
+        )
+    why = (
+        f"only {len(full)} fully mature quarter(s) at as-of"
+        if len(full) < needed
+        else f"the latest mature quarters hold fewer than {MIN_HOLDOUT_POSITIVES} conversions each"
+    )
+    return _ordered_split(
+        labelled,
+        schema,
+        created,
+        cutoff,
+        with_test=with_test,
+        note=f"{why}: split by creation time ({1 - VALID_SHARE - TEST_SHARE:.0%}/{VALID_SHARE:.0%}/{TEST_SHARE:.0%})",
+    )
 
 
 def _enough(y: np.ndarray) -> bool:
@@ -263,8 +284,9 @@ def _enough(y: np.ndarray) -> bool:
     return positives >= MIN_HOLDOUT_POSITIVES and len(y) - positives >= MIN_HOLDOUT_POSITIVES
 
 
-def _quarterly_split(labelled: Labelled, schema: LeadSchema, quarter: pd.Series, full: list[pd.Period], *,
-                     with_test: bool) -> Split:
+def _quarterly_split(
+    labelled: Labelled, schema: LeadSchema, quarter: pd.Series, full: list[pd.Period], *, with_test: bool
+) -> Split:
     test_q = full[-1] if with_test else None
     valid_q = full[-2] if with_test else full[-1]
     train = (quarter < valid_q).to_numpy(dtype=bool)
@@ -276,8 +298,19 @@ def _quarterly_split(labelled: Labelled, schema: LeadSchema, quarter: pd.Series,
     created = pd.to_datetime(labelled.frame[schema.created_at], errors="coerce")
     newest = later & (created <= labelled.as_of - pd.Timedelta(days=schema.outcome_window_days)).to_numpy(bool)
     note = "" if with_test else "no test quarter (backtest): valid = latest fully mature quarter"
-    return _assemble(labelled, schema, QUARTERLY, train, valid, test, later & ~newest, note=note, newest=newest,
-                     valid_quarter=str(valid_q), test_quarter=str(test_q) if test_q is not None else None)
+    return _assemble(
+        labelled,
+        schema,
+        QUARTERLY,
+        train,
+        valid,
+        test,
+        later & ~newest,
+        note=note,
+        newest=newest,
+        valid_quarter=str(valid_q),
+        test_quarter=str(test_q) if test_q is not None else None,
+    )
 
 
 def _time_rank(created: pd.Series) -> np.ndarray:
@@ -287,8 +320,9 @@ def _time_rank(created: pd.Series) -> np.ndarray:
     return rank
 
 
-def _ordered_split(labelled: Labelled, schema: LeadSchema, created: pd.Series, cutoff: pd.Timestamp, *,
-                   with_test: bool, note: str) -> Split:
+def _ordered_split(
+    labelled: Labelled, schema: LeadSchema, created: pd.Series, cutoff: pd.Timestamp, *, with_test: bool, note: str
+) -> Split:
     old = (created <= cutoff).to_numpy(dtype=bool)
     rank = _time_rank(created)
     n_old = int(old.sum())
@@ -301,8 +335,9 @@ def _ordered_split(labelled: Labelled, schema: LeadSchema, created: pd.Series, c
     return _assemble(labelled, schema, TIME_ORDERED, train, valid, test, ~old, note=note)
 
 
-def _rolling_split(labelled: Labelled, schema: LeadSchema, created: pd.Series, cutoff: pd.Timestamp, *,
-                   note: str) -> Split:
+def _rolling_split(
+    labelled: Labelled, schema: LeadSchema, created: pd.Series, cutoff: pd.Timestamp, *, note: str
+) -> Split:
     """Expanding-window folds: the newest ROLLING_SHARE of mature leads in ROLLING_FOLDS time blocks."""
     old = (created <= cutoff).to_numpy(dtype=bool)
     rank = _time_rank(created)
@@ -313,8 +348,13 @@ def _rolling_split(labelled: Labelled, schema: LeadSchema, created: pd.Series, c
     for k in range(ROLLING_FOLDS):
         start, stop = edges[k], edges[k + 1]
         n_select = max(1, round(start * SELECT_SHARE))
-        folds.append((old & (rank < start - n_select), old & (rank >= start - n_select) & (rank < start),
-                      old & (rank >= start) & (rank < stop)))
+        folds.append(
+            (
+                old & (rank < start - n_select),
+                old & (rank >= start - n_select) & (rank < start),
+                old & (rank >= start) & (rank < stop),
+            )
+        )
     train, valid, _ = folds[0]
     test = old & (rank >= first_scored)
     return _assemble(labelled, schema, ROLLING_ORIGIN, train, valid, test, ~old, note=note, folds=folds)
@@ -331,16 +371,28 @@ def _random_split(labelled: Labelled, schema: LeadSchema, *, with_test: bool, se
         n_test = round(len(idx) * TEST_SHARE) if with_test else 0
         n_valid = round(len(idx) * VALID_SHARE)
         part[idx[:n_test]] = 2
-        part[idx[n_test:n_test + n_valid]] = 1
+        part[idx[n_test : n_test + n_valid]] = 1
     note = "no created-at column: stratified random split, no maturity check (every labelled lead used)"
-    return _assemble(labelled, schema, STRATIFIED_RANDOM, part == 0, part == 1, part == 2,
-                     np.zeros(len(y), bool), note=note)
+    return _assemble(
+        labelled, schema, STRATIFIED_RANDOM, part == 0, part == 1, part == 2, np.zeros(len(y), bool), note=note
+    )
 
 
-def _assemble(labelled: Labelled, schema: LeadSchema, method: str, train: np.ndarray, valid: np.ndarray,
-              test: np.ndarray, later: np.ndarray, *, note: str = "", valid_quarter: str | None = None,
-              test_quarter: str | None = None, newest: np.ndarray | None = None,
-              folds: list[tuple[np.ndarray, np.ndarray, np.ndarray]] | None = None) -> Split:
+def _assemble(
+    labelled: Labelled,
+    schema: LeadSchema,
+    method: str,
+    train: np.ndarray,
+    valid: np.ndarray,
+    test: np.ndarray,
+    later: np.ndarray,
+    *,
+    note: str = "",
+    valid_quarter: str | None = None,
+    test_quarter: str | None = None,
+    newest: np.ndarray | None = None,
+    folds: list[tuple[np.ndarray, np.ndarray, np.ndarray]] | None = None,
+) -> Split:
     frame, y = labelled.frame, labelled.y
     left = dict(labelled.left_out)
     if later.any():
@@ -362,9 +414,12 @@ def _assemble(labelled: Labelled, schema: LeadSchema, method: str, train: np.nda
         return np.sort(where[mask & used])
 
     parts = folds or [(train, valid, test)]
-    built = tuple(Fold(fit=pos(t | v), select=pos(v), score=pos(s),
-                       label=test_quarter or _label(frame, date_col, s, k, len(parts)))
-                  for k, (t, v, s) in enumerate(parts))
+    built = tuple(
+        Fold(
+            fit=pos(t | v), select=pos(v), score=pos(s), label=test_quarter or _label(frame, date_col, s, k, len(parts))
+        )
+        for k, (t, v, s) in enumerate(parts)
+    )
     newest = np.zeros(len(frame), bool) if newest is None else newest
     deploy_select = pos((test if test.any() else valid) | newest)
     test_pos = np.concatenate([f.score for f in built])
@@ -374,8 +429,11 @@ def _assemble(labelled: Labelled, schema: LeadSchema, method: str, train: np.nda
         outcome_window_days=schema.outcome_window_days,
         n_rows=labelled.n_rows,
         left_out=left,
-        n_train=int(train.sum()), n_valid=int(valid.sum()), n_test=int(test.sum()),
-        positives_train=int(y[train].sum()), positives_valid=int(y[valid].sum()),
+        n_train=int(train.sum()),
+        n_valid=int(valid.sum()),
+        n_test=int(test.sum()),
+        positives_train=int(y[train].sum()),
+        positives_valid=int(y[valid].sum()),
         positives_test=int(y[test].sum()),
         train_window=_window(frame, date_col, train),
         valid_window=_window(frame, date_col, valid),
@@ -388,8 +446,19 @@ def _assemble(labelled: Labelled, schema: LeadSchema, method: str, train: np.nda
         n_deploy=len(pool),
         positives_deploy=int(pool_y.sum()),
     )
-    return Split(frame[train], y[train], frame[valid], y[valid], pool.iloc[test_pos], pool_y[test_pos], report,
-                 frame=pool, y=pool_y, folds=built, deploy_select=deploy_select)
+    return Split(
+        frame[train],
+        y[train],
+        frame[valid],
+        y[valid],
+        pool.iloc[test_pos],
+        pool_y[test_pos],
+        report,
+        frame=pool,
+        y=pool_y,
+        folds=built,
+        deploy_select=deploy_select,
+    )
 
 
 def _label(frame: pd.DataFrame, column: str | None, mask: np.ndarray, k: int, n: int) -> str:

@@ -86,8 +86,9 @@ def ensure_experiment(client: Any, uri: str, name: str = EXPERIMENT) -> str:
         if found.tags.get(EXPERIMENT_KIND_TAG) is None:
             client.set_experiment_tag(found.experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
         return found.experiment_id
-    return client.create_experiment(name, artifact_location=_artifact_location(uri),
-                                    tags={EXPERIMENT_KIND_TAG: EXPERIMENT_KIND})
+    return client.create_experiment(
+        name, artifact_location=_artifact_location(uri), tags={EXPERIMENT_KIND_TAG: EXPERIMENT_KIND}
+    )
 
 
 def log_training_data(frame: Any, *, path: Path, digest: str, target: str) -> None:
@@ -100,8 +101,13 @@ def log_training_data(frame: Any, *, path: Path, digest: str, target: str) -> No
 
     with warnings.catch_warnings():  # MLflow's hints on local paths and integer columns: not the user's concern
         warnings.simplefilter("ignore", UserWarning)
-        dataset = mlflow.data.from_pandas(frame, source=str(path.absolute()), name=path.name, digest=digest[:36],
-                                          targets=target if target in frame.columns else None)
+        dataset = mlflow.data.from_pandas(
+            frame,
+            source=str(path.absolute()),
+            name=path.name,
+            digest=digest[:36],
+            targets=target if target in frame.columns else None,
+        )
         mlflow.log_input(dataset, context="training")
 
 
@@ -114,13 +120,14 @@ def _artifact_location(uri: str) -> str | None:
     parsed = urlparse(uri)
     if parsed.scheme != "sqlite":
         return None  # a tracking server decides where artifacts go
-    db = uri[len("sqlite:///"):]
+    db = uri[len("sqlite:///") :]
     if not db or db == ":memory:":
         return None
     return (Path(db).absolute().parent / "mlruns").as_uri()
 
 
 # -- registry --------------------------------------------------------------------------------------
+
 
 def alias_version(client: Any, alias: str, name: str = MODEL_NAME) -> str | None:
     """The version an alias points to, or None when the model or the alias does not exist yet."""
@@ -140,8 +147,9 @@ def next_version(client: Any, name: str = MODEL_NAME) -> str:
     return str(max((int(v.version) for v in versions), default=0) + 1)
 
 
-def log_bundle_model(client: Any, bundle_dir: Path, run_id: str, name: str = MODEL_NAME,
-                     tags: Mapping[str, str] | None = None) -> str:
+def log_bundle_model(
+    client: Any, bundle_dir: Path, run_id: str, name: str = MODEL_NAME, tags: Mapping[str, str] | None = None
+) -> str:
     """Log the bundle with the leadscore flavour (serving/registry.py), register it, return the version.
 
     Registration goes through the client rather than `mlflow.register_model`, which prints to stderr.
@@ -150,13 +158,15 @@ def log_bundle_model(client: Any, bundle_dir: Path, run_id: str, name: str = MOD
 
     info = registry.log_model(bundle_dir)
     try:
-        client.create_registered_model(name, description="P(lead converts), calibrated, explained by "
-                                                          "quality factors (leadscore)")
+        client.create_registered_model(
+            name, description="P(lead converts), calibrated, explained by quality factors (leadscore)"
+        )
     except MlflowException as exc:
         if exc.error_code not in ("RESOURCE_ALREADY_EXISTS", "ALREADY_EXISTS"):
             raise
-    version = client.create_model_version(name, source=info.model_uri, run_id=run_id, model_id=info.model_id,
-                                          tags=dict(tags or {}))
+    version = client.create_model_version(
+        name, source=info.model_uri, run_id=run_id, model_id=info.model_id, tags=dict(tags or {})
+    )
     return str(version.version)
 
 
@@ -171,9 +181,11 @@ def tag_version(client: Any, version: str, tags: Mapping[str, Any], name: str = 
 
 # -- runs --------------------------------------------------------------------------------------------
 
+
 @contextmanager
-def start_run(client: Any, uri: str, run_name: str, *, nested: bool = False,
-              tags: Mapping[str, str] | None = None) -> Iterator[str]:
+def start_run(
+    client: Any, uri: str, run_name: str, *, nested: bool = False, tags: Mapping[str, str] | None = None
+) -> Iterator[str]:
     """A run in the leadscore experiment (created when new) inside `use_tracking`; yields its id."""
     import mlflow
 
@@ -194,14 +206,13 @@ def log_artifact(path: Path) -> None:
     mlflow.log_artifact(str(path))
 
 
-
 def log_params(params: Mapping[str, Any]) -> None:
     """MLflow caps a parameter value at a few thousand characters and a batch at 100 entries."""
     import mlflow
 
     items = [(k, _short(v)) for k, v in params.items() if v is not None]
     for start in range(0, len(items), 100):
-        mlflow.log_params(dict(items[start:start + 100]))
+        mlflow.log_params(dict(items[start : start + 100]))
 
 
 def log_metrics(metrics: Mapping[str, float], *, step: int | None = None) -> None:
@@ -209,11 +220,14 @@ def log_metrics(metrics: Mapping[str, float], *, step: int | None = None) -> Non
 
     import mlflow
 
-    clean = {_metric_key(k): float(v) for k, v in metrics.items()
-             if v is not None and isinstance(v, int | float) and math.isfinite(float(v))}
+    clean = {
+        _metric_key(k): float(v)
+        for k, v in metrics.items()
+        if v is not None and isinstance(v, int | float) and math.isfinite(float(v))
+    }
     keys = list(clean)
     for start in range(0, len(keys), 500):
-        mlflow.log_metrics({k: clean[k] for k in keys[start:start + 500]}, step=step)
+        mlflow.log_metrics({k: clean[k] for k in keys[start : start + 500]}, step=step)
 
 
 def log_artifacts(folder: Path, artifact_path: str | None = None) -> None:
@@ -229,7 +243,7 @@ def scratch_dir(prefix: str) -> tempfile.TemporaryDirectory[str]:
 
 def _short(value: Any, limit: int = 500) -> str:
     text = str(value)
-    return text if len(text) <= limit else text[:limit - 3] + "..."
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _metric_key(key: str) -> str:

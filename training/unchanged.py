@@ -20,13 +20,26 @@ from training import tracking
 TAG = "inputs_fingerprint"
 
 
-def inputs_fingerprint(*, data_sha: str, schema: LeadSchema, as_of: Any = None, export_date: Any = None,
-                       half_life_days: float | None = None, params: dict[str, Any] | None = None,
-                       seed: int = 0) -> str:
+def inputs_fingerprint(
+    *,
+    data_sha: str,
+    schema: LeadSchema,
+    as_of: Any = None,
+    export_date: Any = None,
+    half_life_days: float | None = None,
+    params: dict[str, Any] | None = None,
+    seed: int = 0,
+) -> str:
     """One digest of what decides the model: the data file's bytes, the schema and the training parameters."""
-    inputs = {"data_sha256": data_sha, "schema": schema.fingerprint(), "as_of": _text(as_of),
-              "export_date": _text(export_date), "half_life_days": half_life_days, "params": params or {},
-              "seed": seed}
+    inputs = {
+        "data_sha256": data_sha,
+        "schema": schema.fingerprint(),
+        "as_of": _text(as_of),
+        "export_date": _text(export_date),
+        "half_life_days": half_life_days,
+        "params": params or {},
+        "seed": seed,
+    }
     return hashlib.sha256(json.dumps(inputs, sort_keys=True, default=str).encode()).hexdigest()
 
 
@@ -39,9 +52,11 @@ class Unchanged:
     tracking_uri: str
 
     def summary(self, data: str | Path) -> str:
-        return (f"unchanged: champion version {self.version} was trained on the same data ({Path(data).name}), "
-                f"schema and parameters (inputs {self.fingerprint[:12]}); nothing trained or registered "
-                "(use --force to train anyway)")
+        return (
+            f"unchanged: champion version {self.version} was trained on the same data ({Path(data).name}), "
+            f"schema and parameters (inputs {self.fingerprint[:12]}); nothing trained or registered "
+            "(use --force to train anyway)"
+        )
 
 
 def unchanged_champion(fingerprint: str, tracking_uri: str) -> Unchanged | None:

@@ -38,7 +38,8 @@ TEXT_LENGTH = 2000
 metadata = MetaData()
 
 predictions = Table(
-    "predictions", metadata,
+    "predictions",
+    metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("lead_id", String(ID_LENGTH), index=True),
     Column("scored_at", DateTime(timezone=True), nullable=False, index=True),
@@ -48,15 +49,16 @@ predictions = Table(
     Column("score", Integer, nullable=False),
     Column("grade", String(8), nullable=False),
     Column("raw_score", Float, nullable=False),
-    Column("factors", JSON, nullable=False),          # {factor key: impact in log-odds}
-    Column("top_factor", String(32)),                  # the most negative factor, if any lowers the lead
+    Column("factors", JSON, nullable=False),  # {factor key: impact in log-odds}
+    Column("top_factor", String(32)),  # the most negative factor, if any lowers the lead
     Column("top_reason", String(400)),
-    Column("lead", JSON, nullable=False),              # the lead's fields as received
+    Column("lead", JSON, nullable=False),  # the lead's fields as received
     Column("explore", Boolean, nullable=False, default=False),  # routed regardless of score
 )
 
 outcomes = Table(
-    "outcomes", metadata,
+    "outcomes",
+    metadata,
     Column("lead_id", String(ID_LENGTH), primary_key=True),
     Column("converted", Boolean, nullable=False),
     Column("occurred_at", DateTime(timezone=True), nullable=False),
@@ -65,7 +67,8 @@ outcomes = Table(
 )
 
 feedback = Table(
-    "feedback", metadata,
+    "feedback",
+    metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("lead_id", String(ID_LENGTH), nullable=False, index=True),
     Column("factor", String(32), nullable=False),
@@ -80,7 +83,7 @@ def database_url(url: str | None = None) -> str:
     url = url or os.environ.get(ENV_VAR) or DEFAULT_URL
     for prefix in ("postgres://", "postgresql://"):
         if url.startswith(prefix):
-            return "postgresql+psycopg://" + url[len(prefix):]
+            return "postgresql+psycopg://" + url[len(prefix) :]
     return url
 
 
@@ -91,8 +94,9 @@ def connect(url: str | None = None, **kwargs: Any) -> Engine:
         engine = create_engine(url, connect_args={"timeout": 30}, **kwargs)
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=4, max_overflow=4,
-                         connect_args={"connect_timeout": 5}, **kwargs)
+    return create_engine(
+        url, pool_pre_ping=True, pool_size=4, max_overflow=4, connect_args={"connect_timeout": 5}, **kwargs
+    )
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

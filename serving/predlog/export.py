@@ -26,9 +26,12 @@ from serving.predlog.db import connect, describe, migrate, outcomes, predictions
 def log_to_leads(engine: Engine, schema: LeadSchema) -> pd.DataFrame:
     """One row per logged lead id, in the schema's columns (leads logged without an id are skipped)."""
     p, o = predictions, outcomes
-    query = (select(p.c.lead_id, p.c.scored_at, p.c.lead, o.c.converted, o.c.occurred_at, o.c.owner)
-             .select_from(p.outerjoin(o, p.c.lead_id == o.c.lead_id))
-             .where(p.c.lead_id.is_not(None)).order_by(p.c.scored_at, p.c.id))
+    query = (
+        select(p.c.lead_id, p.c.scored_at, p.c.lead, o.c.converted, o.c.occurred_at, o.c.owner)
+        .select_from(p.outerjoin(o, p.c.lead_id == o.c.lead_id))
+        .where(p.c.lead_id.is_not(None))
+        .order_by(p.c.scored_at, p.c.id)
+    )
     with engine.connect() as connection:
         rows = pd.DataFrame(connection.execute(query).mappings().all())
     if rows.empty:
@@ -39,8 +42,11 @@ def log_to_leads(engine: Engine, schema: LeadSchema) -> pd.DataFrame:
     out = fields.reindex(columns=[c for c in _columns(schema) if c in fields.columns or c in schema.feature_names])
     out[schema.id_column] = latest.index.astype(str)
     if schema.created_at:
-        given = pd.to_datetime(fields.get(schema.created_at), utc=True, errors="coerce", format="ISO8601") \
-            if schema.created_at in fields.columns else pd.Series(pd.NaT, index=latest.index)
+        given = (
+            pd.to_datetime(fields.get(schema.created_at), utc=True, errors="coerce", format="ISO8601")
+            if schema.created_at in fields.columns
+            else pd.Series(pd.NaT, index=latest.index)
+        )
         seen = pd.to_datetime(first_seen.reindex(latest.index), utc=True)
         out[schema.created_at] = given.fillna(seen).dt.tz_convert(None).to_numpy()
     converted = latest["converted"].fillna(False).astype(bool)
@@ -50,8 +56,11 @@ def log_to_leads(engine: Engine, schema: LeadSchema) -> pd.DataFrame:
         out[schema.converted_at] = when.where(converted.to_numpy()).to_numpy()
     if schema.owner:
         posted = latest["owner"]
-        out[schema.owner] = posted.where(posted.notna(), fields.get(schema.owner)).to_numpy() \
-            if schema.owner in fields.columns else posted.to_numpy()
+        out[schema.owner] = (
+            posted.where(posted.notna(), fields.get(schema.owner)).to_numpy()
+            if schema.owner in fields.columns
+            else posted.to_numpy()
+        )
     return out.reset_index(drop=True)[[c for c in _columns(schema) if c in out.columns]]
 
 
@@ -79,8 +88,14 @@ def write_log_export(url: str | None, schema: LeadSchema, folder: Path) -> Path:
     return path
 
 
-def train_from_log(train: Callable[..., int], *, database_url: str | None = None, schema: str | None = None,
-                   data: str | None = None, **options: Any) -> int:
+def train_from_log(
+    train: Callable[..., int],
+    *,
+    database_url: str | None = None,
+    schema: str | None = None,
+    data: str | None = None,
+    **options: Any,
+) -> int:
     """`leadscore train --from-log`: export the log to a temporary table, then train on it as usual
     (`data` is ignored: the log is the data)."""
     lead_schema = _schema(schema)

@@ -32,15 +32,46 @@ CALIBRATION_SE = 3.0
 def scored_leads(engine: Engine) -> pd.DataFrame:
     """One row per logged lead: its first score, grade, factor impacts, flags and outcome (NaN if none)."""
     p, o = predictions, outcomes
-    query = (select(p.c.id, p.c.lead_id, p.c.scored_at, p.c.probability, p.c.score, p.c.grade, p.c.factors,
-                    p.c.top_factor, p.c.explore, p.c.lead, p.c.model_version, o.c.converted, o.c.occurred_at,
-                    o.c.owner)
-             .select_from(p.outerjoin(o, p.c.lead_id == o.c.lead_id)).order_by(p.c.scored_at, p.c.id))
+    query = (
+        select(
+            p.c.id,
+            p.c.lead_id,
+            p.c.scored_at,
+            p.c.probability,
+            p.c.score,
+            p.c.grade,
+            p.c.factors,
+            p.c.top_factor,
+            p.c.explore,
+            p.c.lead,
+            p.c.model_version,
+            o.c.converted,
+            o.c.occurred_at,
+            o.c.owner,
+        )
+        .select_from(p.outerjoin(o, p.c.lead_id == o.c.lead_id))
+        .order_by(p.c.scored_at, p.c.id)
+    )
     with engine.connect() as connection:
         frame = pd.DataFrame(connection.execute(query).mappings().all())
     if frame.empty:
-        return pd.DataFrame(columns=["lead_id", "scored_at", "probability", "score", "grade", "factors", "top_factor",
-                                     "explore", "lead", "model_version", "converted", "occurred_at", "owner"])
+        return pd.DataFrame(
+            columns=[
+                "lead_id",
+                "scored_at",
+                "probability",
+                "score",
+                "grade",
+                "factors",
+                "top_factor",
+                "explore",
+                "lead",
+                "model_version",
+                "converted",
+                "occurred_at",
+                "owner",
+            ]
+        )
     with_id = frame[frame["lead_id"].notna()].drop_duplicates("lead_id", keep="first")
     frame = pd.concat([with_id, frame[frame["lead_id"].isna()]]).sort_values(["scored_at", "id"])
     frame["scored_at"] = pd.to_datetime(frame["scored_at"], utc=True)
@@ -52,21 +83,38 @@ def weekly(frame: pd.DataFrame, grades: tuple[str, ...] = ("A", "B", "C", "D")) 
     """Per week scored: leads, mean probability, grade shares, and on leads with outcomes: expected,
     actual, their gap in standard errors, and AUC."""
     if frame.empty:
-        return pd.DataFrame(columns=["week", "leads", "mean_probability", "with_outcome", "expected", "actual",
-                                     "gap_se", "auc", *[f"grade_{g}" for g in grades]])
+        return pd.DataFrame(
+            columns=[
+                "week",
+                "leads",
+                "mean_probability",
+                "with_outcome",
+                "expected",
+                "actual",
+                "gap_se",
+                "auc",
+                *[f"grade_{g}" for g in grades],
+            ]
+        )
     week = frame["scored_at"].dt.tz_convert(None).dt.to_period("W-SUN").dt.start_time.dt.date
     rows = []
     for start, group in frame.groupby(week, sort=True):
         known = group[group["converted"].notna()]
         p, y = known["probability"].to_numpy(float), known["converted"].to_numpy(float)
         sd = float(np.sqrt((p * (1 - p)).sum()))
-        rows.append({
-            "week": str(start), "leads": len(group), "mean_probability": float(group["probability"].mean()),
-            "with_outcome": len(known), "expected": float(p.sum()), "actual": float(y.sum()),
-            "gap_se": float((y.sum() - p.sum()) / sd) if sd > 0 else np.nan,
-            "auc": _auc(y, p),
-            **{f"grade_{g}": float((group["grade"] == g).mean()) for g in grades},
-        })
+        rows.append(
+            {
+                "week": str(start),
+                "leads": len(group),
+                "mean_probability": float(group["probability"].mean()),
+                "with_outcome": len(known),
+                "expected": float(p.sum()),
+                "actual": float(y.sum()),
+                "gap_se": float((y.sum() - p.sum()) / sd) if sd > 0 else np.nan,
+                "auc": _auc(y, p),
+                **{f"grade_{g}": float((group["grade"] == g).mean()) for g in grades},
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -78,12 +126,16 @@ def drops(table: pd.DataFrame) -> list[str]:
     latest, before = usable.iloc[-1], usable.iloc[:-1]
     found = []
     if len(before) and latest["auc"] < before["auc"].median() - AUC_DROP:
-        found.append(f"AUC dropped in the week of {latest['week']}: {latest['auc']:.3f} against a median of "
-                     f"{before['auc'].median():.3f} before")
+        found.append(
+            f"AUC dropped in the week of {latest['week']}: {latest['auc']:.3f} against a median of "
+            f"{before['auc'].median():.3f} before"
+        )
     if abs(latest["gap_se"]) > CALIBRATION_SE:
         side = "more" if latest["gap_se"] > 0 else "fewer"
-        found.append(f"calibration is off in the week of {latest['week']}: {latest['actual']:.0f} conversions, "
-                     f"{side} than the {latest['expected']:.1f} expected ({latest['gap_se']:+.1f} standard errors)")
+        found.append(
+            f"calibration is off in the week of {latest['week']}: {latest['actual']:.0f} conversions, "
+            f"{side} than the {latest['expected']:.1f} expected ({latest['gap_se']:+.1f} standard errors)"
+        )
     return found
 
 
@@ -103,10 +155,12 @@ class LiveGauges:
         self.interval_s = interval_s
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        names = {"auc": "AUC on the latest week with enough outcomes",
-                 "expected_conversions": "expected conversions (sum of probabilities) that week",
-                 "actual_conversions": "actual conversions that week",
-                 "leads_with_outcome": "leads with a posted outcome that week"}
+        names = {
+            "auc": "AUC on the latest week with enough outcomes",
+            "expected_conversions": "expected conversions (sum of probabilities) that week",
+            "actual_conversions": "actual conversions that week",
+            "leads_with_outcome": "leads with a posted outcome that week",
+        }
         self.gauges = {key: Gauge(f"leadscore_live_{key}", text, registry=registry) for key, text in names.items()}
         self.drop = Gauge("leadscore_live_drop", "1 when `leadscore monitor` would flag a drop", registry=registry)
         for gauge in (*self.gauges.values(), self.drop):
@@ -156,8 +210,9 @@ def monitor_command(*, database_url: str | None = None, weeks: int = 12, fail_on
         migrate(engine)
         table = weekly(scored_leads(engine))
     except Exception as exc:
-        raise DataError(f"cannot read the prediction log at {describe(database_url)}: "
-                        f"{str(exc).splitlines()[0]}") from None
+        raise DataError(
+            f"cannot read the prediction log at {describe(database_url)}: {str(exc).splitlines()[0]}"
+        ) from None
     if table.empty:
         print(f"the prediction log at {describe(database_url)} has no scores yet")
         return 0

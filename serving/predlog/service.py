@@ -22,8 +22,16 @@ _logger = logging.getLogger(__name__)
 
 
 class Loop:
-    def __init__(self, engine: Engine, *, registry: CollectorRegistry, enabled: bool = True,
-                 max_queue: int = 10_000, explore_share: float = 0.0, monitor_interval_s: float = 300.0) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        registry: CollectorRegistry,
+        enabled: bool = True,
+        max_queue: int = 10_000,
+        explore_share: float = 0.0,
+        monitor_interval_s: float = 300.0,
+    ) -> None:
         self.engine = engine
         self.enabled = enabled
         self.explore_share = explore_share
@@ -35,9 +43,14 @@ class Loop:
 
     @classmethod
     def from_settings(cls, settings: Any, registry: CollectorRegistry) -> Loop:
-        return cls(connect(settings.database_url), registry=registry, enabled=settings.log_predictions,
-                   max_queue=settings.log_queue, explore_share=settings.explore_share,
-                   monitor_interval_s=settings.monitor_interval_s)
+        return cls(
+            connect(settings.database_url),
+            registry=registry,
+            enabled=settings.log_predictions,
+            max_queue=settings.log_queue,
+            explore_share=settings.explore_share,
+            monitor_interval_s=settings.monitor_interval_s,
+        )
 
     def start(self) -> None:
         if self.enabled:

@@ -31,8 +31,15 @@ MAX_BACKOFF_S = 30.0
 
 
 class PredictionLog:
-    def __init__(self, engine: Engine, *, registry: CollectorRegistry | None = None, max_queue: int = 10_000,
-                 batch_size: int = 500, flush_interval_s: float = 0.2) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        registry: CollectorRegistry | None = None,
+        max_queue: int = 10_000,
+        batch_size: int = 500,
+        flush_interval_s: float = 0.2,
+    ) -> None:
         self.engine = engine
         self.batch_size = batch_size
         self.flush_interval_s = flush_interval_s
@@ -43,21 +50,33 @@ class PredictionLog:
         self._migrated = False
         self._last_warning = 0.0
         registry = registry or CollectorRegistry()
-        self.written = Counter("leadscore_prediction_log_rows", "Scores written to the prediction log",
-                               registry=registry)
-        self.lost = Counter("leadscore_prediction_log_lost", "Scores not logged, by reason (queue_full: the "
-                            "database was too slow or down for too long; shutdown: unwritten at exit)",
-                            ["reason"], registry=registry)
-        self.errors = Counter("leadscore_prediction_log_write_errors", "Failed writes to the prediction log "
-                              "(the batch is retried)", registry=registry)
+        self.written = Counter(
+            "leadscore_prediction_log_rows", "Scores written to the prediction log", registry=registry
+        )
+        self.lost = Counter(
+            "leadscore_prediction_log_lost",
+            "Scores not logged, by reason (queue_full: the "
+            "database was too slow or down for too long; shutdown: unwritten at exit)",
+            ["reason"],
+            registry=registry,
+        )
+        self.errors = Counter(
+            "leadscore_prediction_log_write_errors",
+            "Failed writes to the prediction log (the batch is retried)",
+            registry=registry,
+        )
         self.depth = Gauge("leadscore_prediction_log_queue", "Scores waiting to be written", registry=registry)
         self.depth.set_function(self._queue.qsize)
         for reason in ("queue_full", "shutdown", "bad_row"):
             self.lost.labels(reason)
 
     # -- the request side ---------------------------------------------------------------------------
-    def record(self, leads: Sequence[Mapping[str, Any]], results: Sequence[Mapping[str, Any]],
-               explore: Sequence[bool] | None = None) -> None:
+    def record(
+        self,
+        leads: Sequence[Mapping[str, Any]],
+        results: Sequence[Mapping[str, Any]],
+        explore: Sequence[bool] | None = None,
+    ) -> None:
         """Queue one row per scored lead; drops (and counts) what does not fit. Never blocks or raises."""
         now = datetime.now(UTC)
         flags = explore or [False] * len(results)
@@ -156,8 +175,9 @@ class PredictionLog:
             _logger.error(message)
 
 
-def prediction_row(lead: Mapping[str, Any], result: Mapping[str, Any], *, scored_at: datetime,
-                   explore: bool = False) -> dict[str, Any]:
+def prediction_row(
+    lead: Mapping[str, Any], result: Mapping[str, Any], *, scored_at: datetime, explore: bool = False
+) -> dict[str, Any]:
     """One log row: the lead as received (fields left out stay out), the model and what it said."""
     lowering = result.get("lowering_factors") or []
     top = lowering[0] if lowering else None
@@ -187,4 +207,4 @@ def _json_value(value: Any) -> Any:
 
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
-    return (text[0][:300] if text else type(exc).__name__)
+    return text[0][:300] if text else type(exc).__name__

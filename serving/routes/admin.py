@@ -14,10 +14,12 @@ from serving.schemas import ErrorBody
 router = APIRouter(prefix="/v1/admin", tags=["admin"])
 
 
-@router.post("/reload", responses={code: {"model": ErrorBody} for code in (401, 404, 503)},
-             summary="Reload the champion")
-async def reload(settings: SettingsDep, state: StateDep,
-                 authorization: Annotated[str | None, Header()] = None) -> dict[str, Any]:
+@router.post(
+    "/reload", responses={code: {"model": ErrorBody} for code in (401, 404, 503)}, summary="Reload the champion"
+)
+async def reload(
+    settings: SettingsDep, state: StateDep, authorization: Annotated[str | None, Header()] = None
+) -> dict[str, Any]:
     """Requires `Authorization: Bearer $LEADSCORE_ADMIN_TOKEN`; in-flight requests finish on the old model."""
     service.check_admin(configured=settings.admin_token, authorization=authorization)
     previous = state.scorer.model_info if state.scorer is not None else None

@@ -17,30 +17,34 @@ _ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": ErrorBody} for code 
 
 # response_model documents the answer; the route returns its bytes itself (a Response skips FastAPI's
 # re-validation of what the scorer built to the same definition).
-@router.post("/score", response_model=ScoreResponse, responses=_ERRORS,
-             summary="Score and explain one lead")
+@router.post("/score", response_model=ScoreResponse, responses=_ERRORS, summary="Score and explain one lead")
 async def score_one(request: Request, scorer: ScorerDep, settings: SettingsDep, metrics: MetricsDep) -> Response:
     """One lead (fields from the lead schema, all optional) to its probability, grade and reasons."""
     service.require_json(request.headers.get("content-type"))
-    parsed = await service.parse_lead(models=models_for(scorer, settings), body=await request.body(),
-                                      strict_fields=settings.strict_fields)
-    results = await service.score_leads(scorer=scorer, leads=parsed.leads, what_if=settings.what_if,
-                                        timeout_s=settings.scoring_timeout_s)
+    parsed = await service.parse_lead(
+        models=models_for(scorer, settings), body=await request.body(), strict_fields=settings.strict_fields
+    )
+    results = await service.score_leads(
+        scorer=scorer, leads=parsed.leads, what_if=settings.what_if, timeout_s=settings.scoring_timeout_s
+    )
     [result] = service.with_warnings(results, parsed)
     metrics.scored([result["grade"]])
     request.app.state.loop.record(parsed.leads, [result])
     return Response(to_json(result), media_type="application/json")
 
 
-@router.post("/score/batch", response_model=BatchResponse, responses=_ERRORS,
-             summary="Score and explain up to max_batch leads")
+@router.post(
+    "/score/batch", response_model=BatchResponse, responses=_ERRORS, summary="Score and explain up to max_batch leads"
+)
 async def score_batch(request: Request, scorer: ScorerDep, settings: SettingsDep, metrics: MetricsDep) -> Response:
     """`{"leads": [...]}` to `{"results": [...]}` in the same order; over the limit is a 413."""
     service.require_json(request.headers.get("content-type"))
-    parsed = await service.parse_batch(models=models_for(scorer, settings), body=await request.body(),
-                                       strict_fields=settings.strict_fields)
-    results = await service.score_leads(scorer=scorer, leads=parsed.leads, what_if=settings.what_if,
-                                        timeout_s=settings.scoring_timeout_s)
+    parsed = await service.parse_batch(
+        models=models_for(scorer, settings), body=await request.body(), strict_fields=settings.strict_fields
+    )
+    results = await service.score_leads(
+        scorer=scorer, leads=parsed.leads, what_if=settings.what_if, timeout_s=settings.scoring_timeout_s
+    )
     results = service.with_warnings(results, parsed)
     metrics.scored([r["grade"] for r in results])
     request.app.state.loop.record(parsed.leads, results)

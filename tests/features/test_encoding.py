@@ -76,8 +76,9 @@ def test_state_for_another_schema_is_refused(encoder: LeadEncoder) -> None:
 
 
 def test_levels_without_a_values_list_are_learned_from_frequent_values() -> None:
-    schema: LeadSchema = schema_from_dict({"roles": {"id": "id", "target": "y"},
-                                           "features": [{"name": "city", "type": "categorical"}]})
+    schema: LeadSchema = schema_from_dict(
+        {"roles": {"id": "id", "target": "y"}, "features": [{"name": "city", "type": "categorical"}]}
+    )
     frame = pd.DataFrame({"city": ["Paris"] * 6 + ["Lyon"] * 5 + ["Nice"] * 2})
     encoder = LeadEncoder(schema).fit(frame)
     assert encoder.levels_ == {"city": ["Lyon", "Paris"]}

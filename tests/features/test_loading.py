@@ -16,12 +16,22 @@ from features.target import labels
 
 
 def tiny_schema() -> LeadSchema:
-    return schema_from_dict({
-        "roles": {"id": "lead_id", "target": "converted", "positive_values": ["yes"], "negative_values": ["no"],
-                  "created_at": "created_at"},
-        "features": [{"name": "employees", "type": "integer"}, {"name": "phone", "type": "boolean"},
-                     {"name": "industry", "type": "categorical"}],
-    })
+    return schema_from_dict(
+        {
+            "roles": {
+                "id": "lead_id",
+                "target": "converted",
+                "positive_values": ["yes"],
+                "negative_values": ["no"],
+                "created_at": "created_at",
+            },
+            "features": [
+                {"name": "employees", "type": "integer"},
+                {"name": "phone", "type": "boolean"},
+                {"name": "industry", "type": "categorical"},
+            ],
+        }
+    )
 
 
 def write(tmp_path: Path, text: str, name: str = "leads.csv") -> Path:
@@ -40,20 +50,34 @@ def test_csv_and_parquet_load_with_the_same_dtypes(history_files: dict[str, Path
 
 
 def test_dates_in_mixed_formats_all_parse(tmp_path: Path) -> None:
-    path = write(tmp_path, "lead_id,created_at,converted,employees,phone,industry\n"
-                           "a,2024-01-05,yes,10,y,retail\n"
-                           "b,2024-01-06 10:30:00,no,20,n,retail\n"
-                           "c,2024-01-07T08:00:00Z,no,30,,software\n")
+    path = write(
+        tmp_path,
+        "lead_id,created_at,converted,employees,phone,industry\n"
+        "a,2024-01-05,yes,10,y,retail\n"
+        "b,2024-01-06 10:30:00,no,20,n,retail\n"
+        "c,2024-01-07T08:00:00Z,no,30,,software\n",
+    )
     leads = read_leads(path, tiny_schema())
-    assert leads["created_at"].tolist() == [pd.Timestamp("2024-01-05"), pd.Timestamp("2024-01-06 10:30"),
-                                            pd.Timestamp("2024-01-07 08:00")]
+    assert leads["created_at"].tolist() == [
+        pd.Timestamp("2024-01-05"),
+        pd.Timestamp("2024-01-06 10:30"),
+        pd.Timestamp("2024-01-07 08:00"),
+    ]
     assert leads["phone"].tolist() == [True, False, pd.NA]
     assert labels(leads, tiny_schema()).tolist() == [1, 0, 0]
 
 
 def test_unparseable_cells_become_missing_when_cast(tmp_path: Path) -> None:
-    frame = pd.DataFrame({"lead_id": ["a", "b"], "converted": ["yes", "no"], "created_at": ["soon", "2024-01-01"],
-                          "employees": ["2.5", "7"], "phone": ["maybe", "true"], "industry": [" retail ", None]})
+    frame = pd.DataFrame(
+        {
+            "lead_id": ["a", "b"],
+            "converted": ["yes", "no"],
+            "created_at": ["soon", "2024-01-01"],
+            "employees": ["2.5", "7"],
+            "phone": ["maybe", "true"],
+            "industry": [" retail ", None],
+        }
+    )
     cast = cast_to_schema(frame, tiny_schema())
     assert cast["employees"].tolist() == [pd.NA, 7]
     assert cast["phone"].tolist() == [pd.NA, True]
@@ -61,11 +85,14 @@ def test_unparseable_cells_become_missing_when_cast(tmp_path: Path) -> None:
     assert cast["created_at"].isna().tolist() == [True, False]
 
 
-@pytest.mark.parametrize(("name", "content", "message"), [
-    ("leads.csv", "", "leads.csv: the file is empty"),
-    ("leads.parquet", "not parquet at all", "leads.parquet: not a readable PARQUET table"),
-    ("leads.xlsx", "x", "unsupported file type '.xlsx'"),
-])
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        ("leads.csv", "", "leads.csv: the file is empty"),
+        ("leads.parquet", "not parquet at all", "leads.parquet: not a readable PARQUET table"),
+        ("leads.xlsx", "x", "unsupported file type '.xlsx'"),
+    ],
+)
 def test_unreadable_files_are_one_clear_line(tmp_path: Path, name: str, content: str, message: str) -> None:
     with pytest.raises(DataError) as caught:
         read_table(write(tmp_path, content, name))
@@ -83,11 +110,14 @@ def test_header_without_rows_is_refused(tmp_path: Path) -> None:
         read_leads(write(tmp_path, "lead_id,converted\n"), tiny_schema())
 
 
-@pytest.mark.parametrize(("header", "message"), [
-    ("lead_id,created_at,employees,phone,industry", "missing the target column 'converted'"),
-    ("converted,created_at,employees,phone,industry", "missing the id column 'lead_id'"),
-    ("lead_id,converted,created_at,phone", "missing feature columns named in the schema: employees, industry"),
-])
+@pytest.mark.parametrize(
+    ("header", "message"),
+    [
+        ("lead_id,created_at,employees,phone,industry", "missing the target column 'converted'"),
+        ("converted,created_at,employees,phone,industry", "missing the id column 'lead_id'"),
+        ("lead_id,converted,created_at,phone", "missing feature columns named in the schema: employees, industry"),
+    ],
+)
 def test_missing_columns_are_named(tmp_path: Path, header: str, message: str) -> None:
     row = ",".join("1" for _ in header.split(","))
     with pytest.raises(DataError, match=message):

@@ -13,8 +13,16 @@ from features.outcome_window import choose_window, export_end, lag_days, window_
 START = pd.Timestamp("2024-01-01")
 
 
-def export(*, n: int = 8_000, span_days: float = 290, median_lag: float = 60, sigma: float = 0.8,
-           max_lag: float = 270, rate: float = 0.12, seed: int = 0) -> tuple[pd.Series, pd.Series, np.ndarray]:
+def export(
+    *,
+    n: int = 8_000,
+    span_days: float = 290,
+    median_lag: float = 60,
+    sigma: float = 0.8,
+    max_lag: float = 270,
+    rate: float = 0.12,
+    seed: int = 0,
+) -> tuple[pd.Series, pd.Series, np.ndarray]:
     """Leads created evenly over `span_days`; the export is taken when the last lead arrives.
 
     Returns creation dates, conversion dates as the export shows them (only conversions that
@@ -37,9 +45,11 @@ def test_a_slow_funnel_on_a_short_export_keeps_half_the_leads_mature_and_says_wh
     assert choice.n_mature >= 0.5 * choice.n_leads
     assert choice.n_mature_converted >= 200
     assert 60 <= choice.days < 180
-    assert choice.note.startswith(f"{choice.days} days: covers {choice.coverage:.0%} of conversions; "
-                                  f"{choice.n_mature:,} of {choice.n_leads:,} leads mature "
-                                  f"({choice.n_mature_converted:,} converted within it)")
+    assert choice.note.startswith(
+        f"{choice.days} days: covers {choice.coverage:.0%} of conversions; "
+        f"{choice.n_mature:,} of {choice.n_leads:,} leads mature "
+        f"({choice.n_mature_converted:,} converted within it)"
+    )
     assert "90% coverage would need" in choice.note and "so this window trades coverage for data" in choice.note
 
 

@@ -12,8 +12,9 @@ from features.synthetic import bundled_schema, generate, write_history
 
 
 def test_quarter_labels_read_like_finance_quarters():
-    when = pd.Series(pd.to_datetime(["2026-01-01 00:00:00", "2026-03-31 23:59:00", "2026-08-15 00:00:00", None],
-                                    format="mixed"))
+    when = pd.Series(
+        pd.to_datetime(["2026-01-01 00:00:00", "2026-03-31 23:59:00", "2026-08-15 00:00:00", None], format="mixed")
+    )
     assert quarter_of(when).tolist()[:3] == ["2026Q1", "2026Q1", "2026Q3"]
     assert pd.isna(quarter_of(when).iloc[3])
 
@@ -31,12 +32,14 @@ def test_a_bad_quarter_is_one_readable_error(text):
 
 def test_only_converted_or_old_enough_leads_are_mature():
     schema = bundled_schema()
-    frame = pd.DataFrame({
-        "lead_id": ["a", "b", "c"],
-        "created_at": pd.to_datetime(["2026-01-10", "2026-09-01", "2026-09-01"]),
-        "converted": [0, 1, 0],
-        "converted_at": pd.to_datetime([None, "2026-09-20", None]),
-    })
+    frame = pd.DataFrame(
+        {
+            "lead_id": ["a", "b", "c"],
+            "created_at": pd.to_datetime(["2026-01-10", "2026-09-01", "2026-09-01"]),
+            "converted": [0, 1, 0],
+            "converted_at": pd.to_datetime([None, "2026-09-20", None]),
+        }
+    )
     assert mature_mask(frame, schema, as_of=pd.Timestamp("2026-10-01")).tolist() == [True, True, False]
     # Judged earlier, the conversion had not happened yet and the first lead was still young.
     assert mature_mask(frame, schema, as_of=pd.Timestamp("2026-03-01")).tolist() == [False, False, False]

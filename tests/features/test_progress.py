@@ -55,8 +55,10 @@ def test_steps_say_which_step_runs_and_how_far_in(capsys) -> None:
     steps = progress.Steps("train", ["read the data", "fit the model"], enabled=True)
     steps.start("fit the model")
     steps.start("fit fold 2")
-    assert capsys.readouterr().err.splitlines() == ["train: fit the model (step 2 of 2, 0s so far)",
-                                                    "train: fit fold 2 (0s so far)"]
+    assert capsys.readouterr().err.splitlines() == [
+        "train: fit the model (step 2 of 2, 0s so far)",
+        "train: fit fold 2 (0s so far)",
+    ]
 
 
 @pytest.mark.parametrize("text", ["id,x\n1,a\n2,b\n3,c\n", "id,x\n1,a\n2,b\n3,c"])

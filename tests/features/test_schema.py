@@ -22,15 +22,26 @@ DELETE = object()
 def valid() -> dict[str, Any]:
     return {
         "name": "crm",
-        "roles": {"id": "lead_id", "target": "converted", "positive_values": ["yes"], "negative_values": ["no"],
-                  "created_at": "created_at"},
+        "roles": {
+            "id": "lead_id",
+            "target": "converted",
+            "positive_values": ["yes"],
+            "negative_values": ["no"],
+            "created_at": "created_at",
+        },
         "grades": {"A": 0.3, "B": 0.15, "C": 0.05, "D": 0.0},
         "context": ["lead_source"],
         "excluded": {"lead_status": "filled in after contact"},
         "features": [
             {"name": "industry", "type": "categorical", "factor": "icp_fit", "values": ["software", "retail"]},
-            {"name": "phone_present", "type": "boolean", "factor": "contactability", "monotone": 1,
-             "actionable": [True], "reason": "No phone number on record"},
+            {
+                "name": "phone_present",
+                "type": "boolean",
+                "factor": "contactability",
+                "monotone": 1,
+                "actionable": [True],
+                "reason": "No phone number on record",
+            },
             {"name": "web_visits", "type": "integer", "factor": "readiness", "min": 0, "max": 10_000},
         ],
     }
@@ -75,8 +86,9 @@ def test_fingerprint_changes_when_the_definition_of_a_lead_changes() -> None:
     assert schema_from_dict(with_change("grades.A", 0.4)).fingerprint() != before
 
 
-@pytest.mark.parametrize(("probability", "grade"), [(0.99, "A"), (0.3, "A"), (0.29, "B"), (0.05, "C"),
-                                                     (0.049, "D"), (0.0, "D")])
+@pytest.mark.parametrize(
+    ("probability", "grade"), [(0.99, "A"), (0.3, "A"), (0.29, "B"), (0.05, "C"), (0.049, "D"), (0.0, "D")]
+)
 def test_grade_is_the_first_floor_the_probability_reaches(probability: float, grade: str) -> None:
     assert schema_from_dict(valid()).grade(probability) == grade
 
@@ -86,34 +98,37 @@ def test_target_spellings_of_converted_compare_equal(value: Any) -> None:
     assert normalise_label(value) == "1"
 
 
-@pytest.mark.parametrize(("path", "value", "field", "words"), [
-    ("features.0.factor", "icp", "features.industry.factor", "unknown factor 'icp'"),
-    ("features.0.type", "text", "features.industry.type", "unknown type 'text'"),
-    ("features.2.name", "industry", "features.industry", "listed twice"),
-    ("roles.id", DELETE, "roles.id", "roles.id is missing"),
-    ("roles.target", DELETE, "roles.target", "roles.target is missing"),
-    ("roles", DELETE, "roles", "'roles' is missing"),
-    ("roles.positive_values", [], "roles.positive_values", "non-empty list"),
-    ("roles.negative_values", ["Yes"], "roles.positive_values", "both positive and negative"),
-    ("roles.created_at", 3, "roles.created_at", "must be a column name"),
-    ("roles.source", ["a"], "roles.source", "must be a column name"),
-    ("grades.C", 0.5, "grades", "must fall from A to D"),
-    ("grades.D", 0.01, "grades.D", "grades.D must be 0"),
-    ("grades.A", 1.5, "grades.A", "between 0 and 1"),
-    ("grades", {"A": 0.3, "B": 0.1, "D": 0.0}, "grades", "A, B, C and D"),
-    ("outcome_window_days", -1, "outcome_window_days", "whole number of days (0 or more)"),
-    ("features", [], "features", "non-empty list"),
-    ("features.0.colour", "red", "features.industry.colour", "unknown key 'colour'"),
-    ("features.0.monotone", 1, "features.industry.monotone", "needs an ordered type"),
-    ("features.1.monotone", 2, "features.phone_present.monotone", "1, -1 or 0"),
-    ("features.1.values", ["a"], "features.phone_present.values", "only for categorical"),
-    ("features.0.actionable", ["hardware"], "features.industry.actionable", "not one of its values"),
-    ("features.2.min", 20_000, "features.web_visits.min", "above max"),
-    ("features.2.max", "lots", "features.web_visits.max", "must be a number"),
-    ("features.2.name", "lead_id", "features.lead_id", "also a role column"),
-    ("context", ["industry"], "features.industry", "both a feature and a context column"),
-    ("colour", "red", "colour", "unknown key 'colour'"),
-])
+@pytest.mark.parametrize(
+    ("path", "value", "field", "words"),
+    [
+        ("features.0.factor", "icp", "features.industry.factor", "unknown factor 'icp'"),
+        ("features.0.type", "text", "features.industry.type", "unknown type 'text'"),
+        ("features.2.name", "industry", "features.industry", "listed twice"),
+        ("roles.id", DELETE, "roles.id", "roles.id is missing"),
+        ("roles.target", DELETE, "roles.target", "roles.target is missing"),
+        ("roles", DELETE, "roles", "'roles' is missing"),
+        ("roles.positive_values", [], "roles.positive_values", "non-empty list"),
+        ("roles.negative_values", ["Yes"], "roles.positive_values", "both positive and negative"),
+        ("roles.created_at", 3, "roles.created_at", "must be a column name"),
+        ("roles.source", ["a"], "roles.source", "must be a column name"),
+        ("grades.C", 0.5, "grades", "must fall from A to D"),
+        ("grades.D", 0.01, "grades.D", "grades.D must be 0"),
+        ("grades.A", 1.5, "grades.A", "between 0 and 1"),
+        ("grades", {"A": 0.3, "B": 0.1, "D": 0.0}, "grades", "A, B, C and D"),
+        ("outcome_window_days", -1, "outcome_window_days", "whole number of days (0 or more)"),
+        ("features", [], "features", "non-empty list"),
+        ("features.0.colour", "red", "features.industry.colour", "unknown key 'colour'"),
+        ("features.0.monotone", 1, "features.industry.monotone", "needs an ordered type"),
+        ("features.1.monotone", 2, "features.phone_present.monotone", "1, -1 or 0"),
+        ("features.1.values", ["a"], "features.phone_present.values", "only for categorical"),
+        ("features.0.actionable", ["hardware"], "features.industry.actionable", "not one of its values"),
+        ("features.2.min", 20_000, "features.web_visits.min", "above max"),
+        ("features.2.max", "lots", "features.web_visits.max", "must be a number"),
+        ("features.2.name", "lead_id", "features.lead_id", "also a role column"),
+        ("context", ["industry"], "features.industry", "both a feature and a context column"),
+        ("colour", "red", "colour", "unknown key 'colour'"),
+    ],
+)
 def test_each_schema_mistake_is_one_line_naming_the_field(path: str, value: Any, field: str, words: str) -> None:
     with pytest.raises(SchemaError) as caught:
         schema_from_dict(with_change(path, value))

@@ -40,8 +40,9 @@ def mature(leads: pd.DataFrame) -> pd.Series:
     return leads["created_at"] < EXPORT - pd.Timedelta(days=90)
 
 
-def test_every_quarter_holds_the_requested_number_of_leads(history: SyntheticHistory,
-                                                          history_size: dict[str, int]) -> None:
+def test_every_quarter_holds_the_requested_number_of_leads(
+    history: SyntheticHistory, history_size: dict[str, int]
+) -> None:
     leads = history.leads
     quarters, per_quarter = history_size["quarters"], history_size["leads_per_quarter"]
     assert len(leads) == len(history.truth) == quarters * per_quarter
@@ -59,8 +60,13 @@ def test_leads_carry_exactly_the_schema_columns(history: SyntheticHistory) -> No
 
 def test_truth_never_appears_among_the_leads(history: SyntheticHistory) -> None:
     assert not [c for c in history.leads.columns if c.startswith("true_")]
-    assert list(history.truth.columns) == ["lead_id", "true_probability", "true_logit", "true_converted_eventually",
-                                           *[f"true_{f}" for f in QUALITY_FACTORS]]
+    assert list(history.truth.columns) == [
+        "lead_id",
+        "true_probability",
+        "true_logit",
+        "true_converted_eventually",
+        *[f"true_{f}" for f in QUALITY_FACTORS],
+    ]
     assert history.truth["lead_id"].tolist() == history.leads["lead_id"].tolist()
 
 
@@ -259,13 +265,16 @@ def test_base_rate_triples_in_the_last_two_quarters() -> None:
     assert np.allclose(prob, 1 / (1 + np.exp(-shifted.truth["true_logit"])))
 
 
-@pytest.mark.parametrize(("options", "message"), [
-    ({"conversion_delay": "glacial"}, "conversion delay must be one of fast, slow"),
-    ({"base_rate_shift": 0.0}, "must be a positive number"),
-    ({"base_rate_shift": 20.0}, "would lift the base rate"),
-    ({"quarters": 2, "base_rate_shift": 3.0}, "needs more than 2 quarters"),
-    ({"leak_column": "lead_status"}, "must be a new name"),
-])
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"conversion_delay": "glacial"}, "conversion delay must be one of fast, slow"),
+        ({"base_rate_shift": 0.0}, "must be a positive number"),
+        ({"base_rate_shift": 20.0}, "would lift the base rate"),
+        ({"quarters": 2, "base_rate_shift": 3.0}, "needs more than 2 quarters"),
+        ({"leak_column": "lead_status"}, "must be a new name"),
+    ],
+)
 def test_impossible_options_are_refused(options: dict, message: str) -> None:
     with pytest.raises(DataError, match=message):
         generate(**{"quarters": 4, "leads_per_quarter": 100, **options})
@@ -292,8 +301,23 @@ def test_a_leaky_column_reveals_the_outcome_but_is_excluded_from_the_schema(tmp_
 
 def test_generate_command_passes_the_options_through(tmp_path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "funnel.csv"
-    code = main(["generate", "--quarters", "4", "--leads-per-quarter", "300", "--conversion-delay", "slow",
-                 "--base-rate-shift", "3", "--leak-column", "last_touch", "--out", str(out)])
+    code = main(
+        [
+            "generate",
+            "--quarters",
+            "4",
+            "--leads-per-quarter",
+            "300",
+            "--conversion-delay",
+            "slow",
+            "--base-rate-shift",
+            "3",
+            "--leak-column",
+            "last_touch",
+            "--out",
+            str(out),
+        ]
+    )
     stdout = capsys.readouterr().out
     assert code == 0 and "(last_touch excluded as leakage)" in stdout
     assert "last_touch" in pd.read_csv(out).columns

@@ -57,22 +57,25 @@ def test_typed_parquet_is_checked_the_same_way(history_files: dict[str, Path]) -
     assert report.issues == ()
 
 
-@pytest.mark.parametrize(("column", "words", "count", "rows", "values"), [
-    ("use_case", "feature column named in the schema is missing", 0, (), ()),
-    ("company_size", "2 values of the wrong type (expected a whole number)", 2, (3, 8), ("'2.5'", "'many'")),
-    ("web_visits", "1 value below the minimum 0", 1, (4,), ("'-4'",)),
-    ("industry", "3 values not allowed", 3, (5, 6, 7), ("'Software'", "'space'", "'space'")),
-    ("lead_id", "2 rows share 1 id", 2, (9, 10), None),
-    ("created_at", "1 unreadable date", 1, (11,), ("'last tuesday'",)),
-    ("created_at", "1 date in the future", 1, (12,), ("'2099-01-01'",)),
-    ("converted", "1 value not in the schema's positive or negative values (0, 1)", 1, (13,), ("'maybe'",)),
-    ("converted", "1 row without a target value", 1, (14,), ("(empty)",)),
-    ("demo_requested", "1 value of the wrong type (expected true or false)", 1, (15,), ("'perhaps'",)),
-    ("converted_at", "1 lead with a conversion date before the creation date", 1, None, ("'2020-01-01'",)),
-])
-def test_each_planted_fault_is_reported_with_count_and_rows(clean: pd.DataFrame, column: str, words: str,
-                                                            count: int, rows: tuple | None,
-                                                            values: tuple | None) -> None:
+@pytest.mark.parametrize(
+    ("column", "words", "count", "rows", "values"),
+    [
+        ("use_case", "feature column named in the schema is missing", 0, (), ()),
+        ("company_size", "2 values of the wrong type (expected a whole number)", 2, (3, 8), ("'2.5'", "'many'")),
+        ("web_visits", "1 value below the minimum 0", 1, (4,), ("'-4'",)),
+        ("industry", "3 values not allowed", 3, (5, 6, 7), ("'Software'", "'space'", "'space'")),
+        ("lead_id", "2 rows share 1 id", 2, (9, 10), None),
+        ("created_at", "1 unreadable date", 1, (11,), ("'last tuesday'",)),
+        ("created_at", "1 date in the future", 1, (12,), ("'2099-01-01'",)),
+        ("converted", "1 value not in the schema's positive or negative values (0, 1)", 1, (13,), ("'maybe'",)),
+        ("converted", "1 row without a target value", 1, (14,), ("(empty)",)),
+        ("demo_requested", "1 value of the wrong type (expected true or false)", 1, (15,), ("'perhaps'",)),
+        ("converted_at", "1 lead with a conversion date before the creation date", 1, None, ("'2020-01-01'",)),
+    ],
+)
+def test_each_planted_fault_is_reported_with_count_and_rows(
+    clean: pd.DataFrame, column: str, words: str, count: int, rows: tuple | None, values: tuple | None
+) -> None:
     report = validate_frame(planted_faults(clean), bundled_schema(), now=NOW)
     issue = find(report, column, words)
     assert issue.level == "error"
@@ -120,8 +123,7 @@ def test_target_and_conversion_date_disagreeing_is_a_warning(clean: pd.DataFrame
 
 
 def test_report_reads_top_to_bottom(clean: pd.DataFrame) -> None:
-    text = validate_frame(planted_faults(clean), bundled_schema(), now=NOW).render(source="leads.csv",
-                                                                                   max_examples=2)
+    text = validate_frame(planted_faults(clean), bundled_schema(), now=NOW).render(source="leads.csv", max_examples=2)
     lines = text.splitlines()
     assert lines[0] == "leads.csv: 300 rows, 32 columns, checked"
     assert "ERROR    industry: 3 values not allowed (allowed: software, financial_services," in text

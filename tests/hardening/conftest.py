@@ -29,18 +29,27 @@ def registry(trained_model: Any, tmp_path_factory: pytest.TempPathFactory) -> Re
     from training import tracking
 
     root = tmp_path_factory.mktemp("two-versions")
-    shutil.copyfile(trained_model.tracking_uri[len("sqlite:///"):], root / "mlflow.db")
+    shutil.copyfile(trained_model.tracking_uri[len("sqlite:///") :], root / "mlflow.db")
     shutil.copytree(trained_model.models_dir, root / "models")
     uri = f"sqlite:///{root / 'mlflow.db'}"
-    with tracking.use_tracking(uri) as client, tracking.scratch_dir("hardening") as scratch, \
-            mlflow.start_run(experiment_id=tracking.ensure_experiment(client, uri)) as run:
+    with (
+        tracking.use_tracking(uri) as client,
+        tracking.scratch_dir("hardening") as scratch,
+        mlflow.start_run(experiment_id=tracking.ensure_experiment(client, uri)) as run,
+    ):
         bundle = Bundle.load(trained_model.bundle_dir)
         bundle.metadata.update(version=tracking.next_version(client), run_id=run.info.run_id)
         version = tracking.log_bundle_model(client, bundle.save(Path(scratch) / "bundle"), run.info.run_id)
         bundle.save(root / "models" / tracking.MODEL_NAME / version)
         tracking.set_alias(client, tracking.CHALLENGER, version)
-    return Registry(uri=uri, root=root, models_dir=root / "models", data_path=trained_model.data_path,
-                    schema_path=trained_model.schema_path, versions=(trained_model.version, version))
+    return Registry(
+        uri=uri,
+        root=root,
+        models_dir=root / "models",
+        data_path=trained_model.data_path,
+        schema_path=trained_model.schema_path,
+        versions=(trained_model.version, version),
+    )
 
 
 @pytest.fixture()

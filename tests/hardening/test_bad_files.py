@@ -87,9 +87,14 @@ def _one_clear_line(err: str, command: str, words: str) -> None:
 
 
 @pytest.mark.parametrize("case", list(CASES))
-def test_training_on_a_bad_file_fails_fast_and_changes_nothing(case: str, leads: pd.DataFrame, trained_model,
-                                                               registry_copy: str, tmp_path: Path,
-                                                               capsys: pytest.CaptureFixture[str]) -> None:
+def test_training_on_a_bad_file_fails_fast_and_changes_nothing(
+    case: str,
+    leads: pd.DataFrame,
+    trained_model,
+    registry_copy: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     write, words = CASES[case]
     folder = tmp_path / "in"
     folder.mkdir()
@@ -97,8 +102,9 @@ def test_training_on_a_bad_file_fails_fast_and_changes_nothing(case: str, leads:
     before = registry_state(registry_copy)
     models = tmp_path / "models"
     began = time.perf_counter()
-    code, err = _run(["train", "--data", str(data), "--schema", str(trained_model.schema_path),
-                      "--models-dir", str(models)], capsys)
+    code, err = _run(
+        ["train", "--data", str(data), "--schema", str(trained_model.schema_path), "--models-dir", str(models)], capsys
+    )
     assert code == 2, err
     _one_clear_line(err, "train", words)
     assert time.perf_counter() - began < 20  # it fails before any model is fitted
@@ -107,15 +113,17 @@ def test_training_on_a_bad_file_fails_fast_and_changes_nothing(case: str, leads:
 
 
 @pytest.mark.parametrize("case", BAD_FOR_SCORING)
-def test_scoring_a_bad_file_fails_fast_and_writes_nothing(case: str, leads: pd.DataFrame, trained_model,
-                                                          tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_scoring_a_bad_file_fails_fast_and_writes_nothing(
+    case: str, leads: pd.DataFrame, trained_model, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     write, words = CASES[case]
     folder = tmp_path / "in"
     folder.mkdir()
     data = write(leads.drop(columns=["converted", "converted_at"]), folder)
     out = tmp_path / "out" / "scored.csv"
-    code, err = _run(["score", "--data", str(data), "--model", str(trained_model.bundle_dir), "--out", str(out)],
-                     capsys)
+    code, err = _run(
+        ["score", "--data", str(data), "--model", str(trained_model.bundle_dir), "--out", str(out)], capsys
+    )
     assert code == 2, err
     _one_clear_line(err, "score", "company_size" if case == "mixed types" else words)
     assert not out.exists()
@@ -123,20 +131,27 @@ def test_scoring_a_bad_file_fails_fast_and_writes_nothing(case: str, leads: pd.D
 
 
 @pytest.mark.parametrize("case", ["one class", "duplicate ids", "future dates"])
-def test_scoring_accepts_what_only_training_refuses(case: str, leads: pd.DataFrame, trained_model, tmp_path: Path,
-                                                    capsys: pytest.CaptureFixture[str]) -> None:
+def test_scoring_accepts_what_only_training_refuses(
+    case: str, leads: pd.DataFrame, trained_model, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     write, _ = CASES[case]
     data = write(leads.iloc[:200], tmp_path)
     out = tmp_path / "scored.csv"
-    code, err = _run(["score", "--data", str(data), "--model", str(trained_model.bundle_dir), "--out", str(out)],
-                     capsys)
+    code, err = _run(
+        ["score", "--data", str(data), "--model", str(trained_model.bundle_dir), "--out", str(out)], capsys
+    )
     assert code == 0, err
     assert len(read_table(out)) == 200
 
 
 def test_a_large_file_that_does_not_fit_the_schema_fails_from_its_header(
-        leads: pd.DataFrame, trained_model, registry_copy: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-        capsys: pytest.CaptureFixture[str]) -> None:
+    leads: pd.DataFrame,
+    trained_model,
+    registry_copy: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     """Stands in for a file larger than memory: the refusal must come before any row is read."""
     import features.loading
     import serving.batch
@@ -154,14 +169,26 @@ def test_a_large_file_that_does_not_fit_the_schema_fails_from_its_header(
 
     rows_read: list[str] = []
     real_read_table, real_iter_table = features.loading.read_table, serving.batch.iter_table
-    monkeypatch.setattr(features.loading, "read_table", lambda *a, **k: rows_read.append("read_table")
-                        or real_read_table(*a, **k))
-    monkeypatch.setattr(serving.batch, "iter_table", lambda *a, **k: rows_read.append("iter_table")
-                        or real_iter_table(*a, **k))
+    monkeypatch.setattr(
+        features.loading, "read_table", lambda *a, **k: rows_read.append("read_table") or real_read_table(*a, **k)
+    )
+    monkeypatch.setattr(
+        serving.batch, "iter_table", lambda *a, **k: rows_read.append("iter_table") or real_iter_table(*a, **k)
+    )
     before = registry_state(registry_copy)
     began = time.perf_counter()
-    code, err = _run(["train", "--data", str(big), "--schema", str(trained_model.schema_path),
-                      "--models-dir", str(tmp_path / "models")], capsys)
+    code, err = _run(
+        [
+            "train",
+            "--data",
+            str(big),
+            "--schema",
+            str(trained_model.schema_path),
+            "--models-dir",
+            str(tmp_path / "models"),
+        ],
+        capsys,
+    )
     train_s = time.perf_counter() - began
     _one_clear_line(err, "train", "missing feature columns named in the schema: industry")
     assert code == 2 and registry_state(registry_copy) == before
@@ -169,8 +196,18 @@ def test_a_large_file_that_does_not_fit_the_schema_fails_from_its_header(
     no_features = tmp_path / "notes.csv"  # a big file sharing no column with the model but the id
     with no_features.open("w") as handle:
         handle.write("lead_id,note\n" + ("L1," + "n" * 80 + "\n") * 500_000)
-    code, err = _run(["score", "--data", str(no_features), "--model", str(trained_model.bundle_dir),
-                      "--out", str(tmp_path / "scored.csv")], capsys)
+    code, err = _run(
+        [
+            "score",
+            "--data",
+            str(no_features),
+            "--model",
+            str(trained_model.bundle_dir),
+            "--out",
+            str(tmp_path / "scored.csv"),
+        ],
+        capsys,
+    )
     _one_clear_line(err, "score", "none of the model's")
     assert code == 2 and not (tmp_path / "scored.csv").exists()
 

@@ -11,8 +11,9 @@ from support.fuzz import build_app, fuzz, response_problem
 from support.hardening import Registry
 
 
-def test_generated_and_malformed_requests_break_no_promise(registry: Registry,
-                                                           caplog: pytest.LogCaptureFixture) -> None:
+def test_generated_and_malformed_requests_break_no_promise(
+    registry: Registry, caplog: pytest.LogCaptureFixture
+) -> None:
     caplog.set_level(logging.CRITICAL, logger="serving")
     report = fuzz(build_app(registry.bundle_dir(registry.versions[0])), cases=200, derandomize=True)
     assert report.cases >= 200
@@ -21,17 +22,20 @@ def test_generated_and_malformed_requests_break_no_promise(registry: Registry,
     assert {"200", "400", "401", "413", "422"} <= statuses, report.statuses  # every kind of answer was reached
 
 
-@pytest.mark.parametrize("status, body, verdict", [
-    (500, b'{"detail": "internal error; the server log has the details"}', "5xx"),
-    (422, b"not json", "4xx"),
-    (422, b'{"detail": []}', "4xx"),
-    (400, b'{"detail": [{"field": "body", "problem": ""}]}', "4xx"),
-    (422, b'{"detail": "Traceback (most recent call last):"}', "leak"),
-    (503, b'{"detail": "no model bundle at /work/main/models/x"}', "leak"),
-    (200, b'{"detail": "File \\"/srv/app/serving/scorer.py\\", line 3"}', "leak"),
-    (422, b'{"detail": [{"field": "web_visits", "problem": "must be >= 0"}]}', None),
-    (401, b'{"detail": "missing or wrong admin token"}', None),
-])
+@pytest.mark.parametrize(
+    "status, body, verdict",
+    [
+        (500, b'{"detail": "internal error; the server log has the details"}', "5xx"),
+        (422, b"not json", "4xx"),
+        (422, b'{"detail": []}', "4xx"),
+        (400, b'{"detail": [{"field": "body", "problem": ""}]}', "4xx"),
+        (422, b'{"detail": "Traceback (most recent call last):"}', "leak"),
+        (503, b'{"detail": "no model bundle at /work/main/models/x"}', "leak"),
+        (200, b'{"detail": "File \\"/srv/app/serving/scorer.py\\", line 3"}', "leak"),
+        (422, b'{"detail": [{"field": "web_visits", "problem": "must be >= 0"}]}', None),
+        (401, b'{"detail": "missing or wrong admin token"}', None),
+    ],
+)
 def test_the_fuzz_oracle_flags_what_it_should(status: int, body: bytes, verdict: str | None) -> None:
     problem = response_problem(status, body)
     assert (problem.split(":", 1)[0] if problem else None) == verdict

@@ -57,7 +57,8 @@ def test_300000_unknown_keys_cost_under_100_ms_of_server_cpu_and_get_a_short_ans
     print(f"300,000 keys ({len(body) / 1e6:.1f} MB): {status} in {cpu_s * 1000:.0f} ms CPU, {len(answer)} bytes back")
     assert status == 422 and len(answer) < 1_000
     assert json.loads(answer)["detail"] == [
-        {"field": "body", "problem": f"a lead object with over {MAX_KEYS:,} fields; at most {MAX_KEYS:,} are read"}]
+        {"field": "body", "problem": f"a lead object with over {MAX_KEYS:,} fields; at most {MAX_KEYS:,} are read"}
+    ]
     assert cpu_s < 0.1
 
 
@@ -93,8 +94,9 @@ def test_a_long_lead_id_is_refused_not_echoed(client: TestClient) -> None:
 def test_a_timed_out_batch_stops_spending_cpu(scorer: Scorer) -> None:
     leads = [{**LEAD, "lead_id": f"T{i}", "web_visits": i % 50} for i in range(4_000)]
     per_lead = _cpu_per_lead(scorer, leads[:200])
-    with TestClient(create_app(Settings(model="unused", scoring_timeout_s=0.2), scorer=scorer),
-                    raise_server_exceptions=False) as http:
+    with TestClient(
+        create_app(Settings(model="unused", scoring_timeout_s=0.2), scorer=scorer), raise_server_exceptions=False
+    ) as http:
         began = time.process_time()
         response = http.post("/v1/score/batch", json={"leads": leads})
         time.sleep(2.0)  # whatever still runs after the 503 runs now
@@ -117,8 +119,10 @@ def test_a_body_sent_a_byte_at_a_time_is_cut_off_with_408(scorer: Scorer) -> Non
     with serve(app) as base:
         port = int(base.rsplit(":", 1)[1])
         with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
-            sock.sendall(b"POST /v1/score HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                         b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n")
+            sock.sendall(
+                b"POST /v1/score HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n"
+            )
             began = time.monotonic()
             answer = b""
             for byte in body:
@@ -139,8 +143,9 @@ def test_a_body_sent_a_byte_at_a_time_is_cut_off_with_408(scorer: Scorer) -> Non
     assert waited < 5
 
 
-def test_the_server_passes_its_connection_limits_to_uvicorn(scorer: Scorer, registry: Registry,
-                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_server_passes_its_connection_limits_to_uvicorn(
+    scorer: Scorer, registry: Registry, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import uvicorn
 
     from serving import server
@@ -169,29 +174,40 @@ def test_json_bodies_are_read_with_or_without_a_declared_type(client: TestClient
 def test_a_duplicate_key_is_refused_not_last_wins(client: TestClient) -> None:
     response = _post(client, "/v1/score", '{"company_size": 10, "web_visits": 1, "company_size": 5000}')
     assert response.status_code == 422
-    assert response.json()["detail"] == [{"field": "company_size",
-                                          "problem": "duplicate key in one JSON object: send each field once"}]
+    assert response.json()["detail"] == [
+        {"field": "company_size", "problem": "duplicate key in one JSON object: send each field once"}
+    ]
 
 
 # -- one judgement for the API, `leadscore score` and the analyst API -------------------------------
-BAD_SIZES = [("Infinity", float("inf"), "Infinity is not a finite number"),
-             ("1e308", 1e308, "1e+308 is above the maximum 500000"),
-             ("-1e308", -1e308, "-1e+308 is below the minimum 1"),
-             ("-5", -5, "-5 is below the minimum 1")]
+BAD_SIZES = [
+    ("Infinity", float("inf"), "Infinity is not a finite number"),
+    ("1e308", 1e308, "1e+308 is above the maximum 500000"),
+    ("-1e308", -1e308, "-1e+308 is below the minimum 1"),
+    ("-5", -5, "-5 is below the minimum 1"),
+]
 
 
 @pytest.mark.parametrize("text, value, problem", BAD_SIZES)
 def test_the_three_front_doors_refuse_the_same_value_in_the_same_words(
-        text: str, value: float, problem: str, client: TestClient, scorer: Scorer, registry: Registry,
-        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    text: str,
+    value: float,
+    problem: str,
+    client: TestClient,
+    scorer: Scorer,
+    registry: Registry,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     api = _post(client, "/v1/score", json.dumps({**LEAD, "company_size": value}))
     assert api.status_code == 422 and api.json()["detail"] == [{"field": "company_size", "problem": problem}]
 
     data = tmp_path / "leads.csv"
     pd.DataFrame([LEAD, {**LEAD, "lead_id": "H-2", "company_size": text}]).to_csv(data, index=False)
     out = tmp_path / "scored.csv"
-    code = main(["score", "--data", str(data), "--model", str(registry.bundle_dir(registry.versions[0])),
-                 "--out", str(out)])
+    code = main(
+        ["score", "--data", str(data), "--model", str(registry.bundle_dir(registry.versions[0])), "--out", str(out)]
+    )
     err = capsys.readouterr().err.strip()
     assert code == 2 and not out.exists()
     assert err.startswith(f"leadscore score: error: leads.csv: company_size: {problem} (data row 2;"), err

@@ -73,10 +73,12 @@ def test_a_truncated_model_file_is_refused_before_lightgbm_reads_it(bundle_copy:
         Bundle.load(bundle_copy)
 
 
-@pytest.mark.parametrize("damage", ["truncated model, checksum recorded", "truncated model, no checksum",
-                                    "truncated bundle.json"])
+@pytest.mark.parametrize(
+    "damage", ["truncated model, checksum recorded", "truncated model, no checksum", "truncated bundle.json"]
+)
 def test_a_reload_onto_a_damaged_bundle_keeps_serving_and_counts_the_failure(
-        registry: Registry, bundle_copy: Path, damage: str) -> None:
+    registry: Registry, bundle_copy: Path, damage: str
+) -> None:
     scorer = Scorer.load(bundle_copy)
     app = create_app(Settings(model=str(bundle_copy), admin_token=TOKEN), scorer=scorer)
     if damage == "truncated bundle.json":
@@ -114,8 +116,14 @@ def test_a_damaged_bundle_at_start_up_is_reported_by_readyz(bundle_copy: Path) -
 
 
 def _cli(args: list[str], cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "training.cli", *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=240, env={**os.environ, **(env or {})})
+    return subprocess.run(
+        [sys.executable, "-m", "training.cli", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        env={**os.environ, **(env or {})},
+    )
 
 
 def _one_line(done: subprocess.CompletedProcess[str], command: str, words: str) -> None:
@@ -126,7 +134,8 @@ def _one_line(done: subprocess.CompletedProcess[str], command: str, words: str) 
 
 
 def test_score_and_serve_on_a_truncated_model_exit_2_instead_of_crashing(
-        registry: Registry, bundle_copy: Path, tmp_path: Path) -> None:
+    registry: Registry, bundle_copy: Path, tmp_path: Path
+) -> None:
     _truncate(bundle_copy / MODEL_FILE, 1_000)
     out = tmp_path / "scored.csv"
     done = _cli(["score", "--data", str(registry.data_path), "--model", str(bundle_copy), "--out", str(out)], tmp_path)
@@ -142,8 +151,11 @@ def test_serve_with_a_locked_tracking_store_exits_2_in_one_line(registry: Regist
     lock = sqlite3.connect(tmp_path / "mlflow.db")
     lock.execute("BEGIN EXCLUSIVE")  # another process holds the database: every reader waits, then fails
     try:
-        done = _cli(["serve", "--port", str(free_port())], tmp_path,
-                    env={"MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}"})
+        done = _cli(
+            ["serve", "--port", str(free_port())],
+            tmp_path,
+            env={"MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}"},
+        )
     finally:
         lock.rollback()
         lock.close()
@@ -158,8 +170,9 @@ def test_a_follower_keeps_following_after_a_failed_reload(bundle_copy: Path, tmp
     scorer = Scorer.load(good)
     _truncate(bundle_copy / META_FILE, 50)
     leader = ReloadSignal(tmp_path / "reload")
-    state = ModelState(model=str(bundle_copy), metrics=Metrics(), scorer=scorer,
-                       signal=ReloadSignal(tmp_path / "reload"))
+    state = ModelState(
+        model=str(bundle_copy), metrics=Metrics(), scorer=scorer, signal=ReloadSignal(tmp_path / "reload")
+    )
 
     async def run() -> None:
         follower = asyncio.create_task(state.follow(interval_s=0.05))

@@ -34,8 +34,14 @@ def _count(db: Path, sql: str) -> int:
 
 
 def _train(data: Path, cwd: Path, env: dict[str, str]) -> subprocess.Popen[str]:
-    return subprocess.Popen([sys.executable, "-m", "training.cli", "train", "--data", str(data), "--models-dir",
-                             "models"], cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "training.cli", "train", "--data", str(data), "--models-dir", "models"],
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def _kill_when(proc: subprocess.Popen[str], condition: Callable[[], bool], timeout_s: float = 240) -> None:
@@ -48,16 +54,19 @@ def _kill_when(proc: subprocess.Popen[str], condition: Callable[[], bool], timeo
     proc.communicate(timeout=60)
 
 
-def test_a_train_killed_at_several_points_is_repaired_by_the_next(mlflow_store: str, small_history: Path,
-                                                                  tmp_path: Path) -> None:
-    db = Path(mlflow_store[len("sqlite:///"):])
+def test_a_train_killed_at_several_points_is_repaired_by_the_next(
+    mlflow_store: str, small_history: Path, tmp_path: Path
+) -> None:
+    db = Path(mlflow_store[len("sqlite:///") :])
     scratch = tmp_path / "tmp"
     scratch.mkdir()
     env = {**os.environ, "TMPDIR": str(scratch), "OMP_WAIT_POLICY": "PASSIVE"}
 
     # 1. killed while its MLflow run is open: a RUNNING run and a scratch folder stay behind
-    _kill_when(_train(small_history, tmp_path, env),
-               lambda: _count(db, "select count(*) from runs where status = 'RUNNING'") > 0)
+    _kill_when(
+        _train(small_history, tmp_path, env),
+        lambda: _count(db, "select count(*) from runs where status = 'RUNNING'") > 0,
+    )
     assert _count(db, "select count(*) from runs where status = 'RUNNING'") == 1
     assert [p.name for p in scratch.iterdir() if p.name.startswith("leadscore-train-")]
 
@@ -67,14 +76,21 @@ def test_a_train_killed_at_several_points_is_repaired_by_the_next(mlflow_store: 
     assert registry_state(mlflow_store)["aliases"].get("champion") is None  # killed before its aliases moved
 
     # 3. a training that runs to the end says what it repaired and leaves a consistent registry
-    done = subprocess.run([sys.executable, "-m", "training.cli", "train", "--data", str(small_history),
-                           "--models-dir", "models"], cwd=tmp_path, env=env, capture_output=True, text=True,
-                          timeout=600)
+    done = subprocess.run(
+        [sys.executable, "-m", "training.cli", "train", "--data", str(small_history), "--models-dir", "models"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     repaired = [line for line in done.stdout.splitlines() if line.startswith("repaired: ")]
     assert any("marked FAILED" in line for line in repaired), done.stdout
-    assert any(line.startswith("repaired: version 1 was registered by an interrupted training: finished as its "
-                               "run decided") for line in repaired), done.stdout
+    assert any(
+        line.startswith("repaired: version 1 was registered by an interrupted training: finished as its run decided")
+        for line in repaired
+    ), done.stdout
     assert any("removed" in line and "leadscore-train-" in line for line in repaired), done.stdout
 
     state = registry_state(mlflow_store)

@@ -29,8 +29,7 @@ def scorer(registry: Registry) -> Scorer:
 
 
 def client_for(scorer: Scorer, **settings: object) -> TestClient:
-    return TestClient(create_app(Settings(model="unused", **settings), scorer=scorer),
-                      raise_server_exceptions=False)
+    return TestClient(create_app(Settings(model="unused", **settings), scorer=scorer), raise_server_exceptions=False)
 
 
 @pytest.fixture()
@@ -80,8 +79,9 @@ def test_scoring_past_the_timeout_is_503_saying_so(scorer: Scorer) -> None:
     assert "scoring took longer than" in response.json()["detail"]
 
 
-@pytest.mark.parametrize("setting", [{"max_batch": 0}, {"max_body_bytes": 10}, {"scoring_timeout_s": 0},
-                                     {"port": 70_000}])
+@pytest.mark.parametrize(
+    "setting", [{"max_batch": 0}, {"max_body_bytes": 10}, {"scoring_timeout_s": 0}, {"port": 70_000}]
+)
 def test_settings_refuse_limits_that_make_no_sense(setting: dict[str, object]) -> None:
     with pytest.raises(ValidationError):
         Settings(**setting)

@@ -17,7 +17,7 @@ from features.synthetic import generate, write_history
 from support.hardening import Registry
 from training.cli import main
 
-FORMULAS = ["=HYPERLINK(\"http://x.example\",\"click\")", "+1+cmd|' /C calc'!A0", "-2+3", "@SUM(A1:A9)"]
+FORMULAS = ['=HYPERLINK("http://x.example","click")', "+1+cmd|' /C calc'!A0", "-2+3", "@SUM(A1:A9)"]
 DOLLAR_SOURCES = ["Save $50 now and $100 later", "Partner $ referral"]
 
 
@@ -44,11 +44,21 @@ def _first_chars(path: Path, columns: list[str]) -> set[str]:
     return {cell[:1] for column in columns for cell in raw[column] if cell}
 
 
-def test_scored_csv_neutralises_formula_cells(registry: Registry, hostile_history: Path, tmp_path: Path,
-                                              capsys: pytest.CaptureFixture[str]) -> None:
+def test_scored_csv_neutralises_formula_cells(
+    registry: Registry, hostile_history: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     out = tmp_path / "scored.csv"
-    code = main(["score", "--data", str(hostile_history), "--model", str(registry.bundle_dir(registry.versions[0])),
-                 "--out", str(out)])
+    code = main(
+        [
+            "score",
+            "--data",
+            str(hostile_history),
+            "--model",
+            str(registry.bundle_dir(registry.versions[0])),
+            "--out",
+            str(out),
+        ]
+    )
     assert code == 0, capsys.readouterr().err
     raw = pd.read_csv(out, dtype=str, keep_default_na=False)
     risky = raw[raw["lead_id"].str.contains("#")]
@@ -58,10 +68,20 @@ def test_scored_csv_neutralises_formula_cells(registry: Registry, hostile_histor
 
 
 def test_the_report_renders_dollar_signs_as_text_and_neutralises_formula_cells(
-        registry: Registry, hostile_history: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    registry: Registry, hostile_history: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     out = tmp_path / "reports"
-    code = main(["report", "--data", str(hostile_history), "--model", str(registry.bundle_dir(registry.versions[0])),
-                 "--out", str(out)])
+    code = main(
+        [
+            "report",
+            "--data",
+            str(hostile_history),
+            "--model",
+            str(registry.bundle_dir(registry.versions[0])),
+            "--out",
+            str(out),
+        ]
+    )
     captured = capsys.readouterr()
     assert code == 0, captured.err
     page = (out / "report.html").read_text()
@@ -77,9 +97,18 @@ def test_report_files_appear_together_or_not_at_all(tmp_path: Path, monkeypatch:
     from serving import report
 
     history = generate(quarters=2, leads_per_quarter=300, seed=5)
-    explained = pd.DataFrame({"lead_id": history.leads["lead_id"], "probability": 0.1, "score": 10, "grade": "C",
-                              "raw_score": -2.0, **{f"impact_{f}": 0.0 for f in report.FACTORS},
-                              "top_lowering_factor": None, "top_lowering_reason": None})
+    explained = pd.DataFrame(
+        {
+            "lead_id": history.leads["lead_id"],
+            "probability": 0.1,
+            "score": 10,
+            "grade": "C",
+            "raw_score": -2.0,
+            **{f"impact_{f}": 0.0 for f in report.FACTORS},
+            "top_lowering_factor": None,
+            "top_lowering_reason": None,
+        }
+    )
     from features.synthetic import bundled_schema
 
     tables = report.build_report(explained, history.leads, bundled_schema())
@@ -109,9 +138,26 @@ def test_a_full_disk_while_scoring_is_one_line_and_leaves_no_file(registry: Regi
     def small_disk() -> None:
         resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
 
-    done = subprocess.run([sys.executable, "-m", "training.cli", "score", "--data", str(data), "--model",
-                           str(registry.bundle_dir(registry.versions[0])), "--out", str(out), "--chunk-rows", "500"],
-                          capture_output=True, text=True, timeout=300, preexec_fn=small_disk)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "training.cli",
+            "score",
+            "--data",
+            str(data),
+            "--model",
+            str(registry.bundle_dir(registry.versions[0])),
+            "--out",
+            str(out),
+            "--chunk-rows",
+            "500",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        preexec_fn=small_disk,
+    )
     lines = [line for line in done.stderr.splitlines() if line.strip()]
     assert done.returncode == 2, done.stderr[-2000:]
     assert len(lines) == 1 and lines[0].startswith("leadscore score: error: File too large"), done.stderr[-2000:]

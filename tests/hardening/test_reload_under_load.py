@@ -17,8 +17,15 @@ from support.hardening import MODEL, Registry, serve
 from support.http_load import post, run_load
 
 TOKEN = "hardening-token"
-LEAD = {"lead_id": "H-1", "industry": "software", "company_size": 80, "web_visits": 4, "phone_present": True,
-        "purchase_timeline": "3-6 months", "seniority": "director"}
+LEAD = {
+    "lead_id": "H-1",
+    "industry": "software",
+    "company_size": 80,
+    "web_visits": 4,
+    "phone_present": True,
+    "purchase_timeline": "3-6 months",
+    "seniority": "director",
+}
 
 
 def test_champion_reloads_under_load_fail_no_request(in_registry: Registry) -> None:
@@ -50,9 +57,20 @@ def test_champion_reloads_under_load_fail_no_request(in_registry: Registry) -> N
         with serve(app) as base:
             bodies = [json.dumps({**LEAD, "lead_id": f"H-{i}", "web_visits": i % 30}).encode() for i in range(50)]
             outcome: list = []
-            load = threading.Thread(target=lambda: outcome.append(run_load(
-                base, "/v1/score", bodies, concurrency=8, max_requests=1_000_000, max_seconds=30.0,
-                check=names_a_registered_version, stop=stop)))
+            load = threading.Thread(
+                target=lambda: outcome.append(
+                    run_load(
+                        base,
+                        "/v1/score",
+                        bodies,
+                        concurrency=8,
+                        max_requests=1_000_000,
+                        max_seconds=30.0,
+                        check=names_a_registered_version,
+                        stop=stop,
+                    )
+                )
+            )
             began = time.perf_counter()
             load.start()
             reload_four_times(base)
@@ -67,8 +85,7 @@ def test_champion_reloads_under_load_fail_no_request(in_registry: Registry) -> N
     summary = result.summary()
     assert summary["failures"] == 0, summary["problems"]
     assert summary["requests"] >= 50
-    assert len(reloads) == 4 and all(status == 200 and served == target for status, target, served in reloads), \
-        reloads
+    assert len(reloads) == 4 and all(status == 200 and served == target for status, target, served in reloads), reloads
     assert set(seen) == {first, second}, seen
 
 

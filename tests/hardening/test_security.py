@@ -24,14 +24,17 @@ TOKEN = "s3cret-admin-token"
 LEAD = {"lead_id": "S-1", "industry": "retail", "web_visits": 2, "phone_present": False}
 
 # Calls that turn bytes from a file into live objects (or run code) when given a crafted file
-UNSAFE_LOADS = re.compile(r"\b(pickle\.(load|loads|Unpickler)|cloudpickle|joblib\.load|dill\.|shelve\.|"
-                          r"marshal\.loads?|read_pickle|torch\.load|allow_pickle\s*=\s*True|"
-                          r"yaml\.(load|unsafe_load|full_load)\(|pyfunc\.load_model|eval\(|exec\()")
+UNSAFE_LOADS = re.compile(
+    r"\b(pickle\.(load|loads|Unpickler)|cloudpickle|joblib\.load|dill\.|shelve\.|"
+    r"marshal\.loads?|read_pickle|torch\.load|allow_pickle\s*=\s*True|"
+    r"yaml\.(load|unsafe_load|full_load)\(|pyfunc\.load_model|eval\(|exec\()"
+)
 
 
 def _admin_client(scorer: Scorer, bundle_dir: Path, token: str | None) -> TestClient:
-    return TestClient(create_app(Settings(model=str(bundle_dir), admin_token=token), scorer=scorer),
-                      raise_server_exceptions=False)
+    return TestClient(
+        create_app(Settings(model=str(bundle_dir), admin_token=token), scorer=scorer), raise_server_exceptions=False
+    )
 
 
 @pytest.fixture(scope="module")
@@ -45,16 +48,20 @@ def scorer(bundle_dir: Path) -> Scorer:
 
 
 # -- the admin endpoint ---------------------------------------------------------------------------
-@pytest.mark.parametrize("headers, status", [
-    ({}, 401),
-    ({"Authorization": "Bearer wrong-token"}, 401),
-    ({"Authorization": f"Bearer {TOKEN}x"}, 401),
-    ({"Authorization": f"Basic {TOKEN}"}, 401),
-    ({"Authorization": TOKEN}, 401),
-    ({"Authorization": f"Bearer {TOKEN}"}, 200),
-])
-def test_admin_reload_needs_the_exact_bearer_token(scorer: Scorer, bundle_dir: Path, headers: dict[str, str],
-                                                   status: int) -> None:
+@pytest.mark.parametrize(
+    "headers, status",
+    [
+        ({}, 401),
+        ({"Authorization": "Bearer wrong-token"}, 401),
+        ({"Authorization": f"Bearer {TOKEN}x"}, 401),
+        ({"Authorization": f"Basic {TOKEN}"}, 401),
+        ({"Authorization": TOKEN}, 401),
+        ({"Authorization": f"Bearer {TOKEN}"}, 200),
+    ],
+)
+def test_admin_reload_needs_the_exact_bearer_token(
+    scorer: Scorer, bundle_dir: Path, headers: dict[str, str], status: int
+) -> None:
     with _admin_client(scorer, bundle_dir, TOKEN) as http:
         response = http.post("/v1/admin/reload", headers=headers)
     assert response.status_code == status, response.text
@@ -64,8 +71,9 @@ def test_admin_reload_needs_the_exact_bearer_token(scorer: Scorer, bundle_dir: P
 
 
 @pytest.mark.parametrize("token", [None, ""])
-def test_admin_reload_is_disabled_without_a_configured_token(scorer: Scorer, bundle_dir: Path,
-                                                             token: str | None) -> None:
+def test_admin_reload_is_disabled_without_a_configured_token(
+    scorer: Scorer, bundle_dir: Path, token: str | None
+) -> None:
     with _admin_client(scorer, bundle_dir, token) as http:
         response = http.post("/v1/admin/reload", headers={"Authorization": "Bearer "})
     assert response.status_code == 404 and "LEADSCORE_ADMIN_TOKEN" in response.json()["detail"]
@@ -73,15 +81,19 @@ def test_admin_reload_is_disabled_without_a_configured_token(scorer: Scorer, bun
 
 # -- nothing unpickles a file -----------------------------------------------------------------------
 def test_no_unsafe_deserialisation_in_serving_or_features() -> None:
-    found = [f"{path.relative_to(ROOT)}:{n}: {line.strip()}"
-             for folder in ("serving", "features") for path in sorted((ROOT / folder).rglob("*.py"))
-             for n, line in enumerate(path.read_text().splitlines(), 1)
-             if UNSAFE_LOADS.search(line) and not line.lstrip().startswith("#")]
+    found = [
+        f"{path.relative_to(ROOT)}:{n}: {line.strip()}"
+        for folder in ("serving", "features")
+        for path in sorted((ROOT / folder).rglob("*.py"))
+        for n, line in enumerate(path.read_text().splitlines(), 1)
+        if UNSAFE_LOADS.search(line) and not line.lstrip().startswith("#")
+    ]
     assert found == []
 
 
-def test_loading_from_the_registry_and_scoring_never_unpickle(in_registry: Registry, scorer: Scorer,
-                                                              tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_loading_from_the_registry_and_scoring_never_unpickle(
+    in_registry: Registry, scorer: Scorer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     scorer.explain(_frame(scorer))  # compiled kernels are in memory before the trap is set
 
     def refuse(*args: Any, **kwargs: Any) -> Any:
@@ -140,8 +152,14 @@ def test_start_up_reads_no_pickle_but_numbas_own_cache(bundle_dir: Path, tmp_pat
     env = {**os.environ, "LEADSCORE_NUMBA_CACHE_DIR": str(folder)}
     reads = []
     for _ in ("fresh", "warm"):
-        done = subprocess.run([sys.executable, "-c", _STARTUP_PROBE, str(bundle_dir), str(folder)], env=env,
-                              capture_output=True, text=True, timeout=300, cwd=ROOT)
+        done = subprocess.run(
+            [sys.executable, "-c", _STARTUP_PROBE, str(bundle_dir), str(folder)],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            cwd=ROOT,
+        )
         assert done.returncode == 0, done.stderr[-3000:]
         engine, grade, count = done.stdout.split()
         assert engine == "forest" and grade in "ABCD"
@@ -166,7 +184,8 @@ def _frame(scorer: Scorer):
     import pandas as pd
 
     return pd.DataFrame([LEAD, {**LEAD, "lead_id": "S-2"}, {"lead_id": "S-3"}]).reindex(
-        columns=[scorer.schema.id_column, *scorer.schema.feature_names])
+        columns=[scorer.schema.id_column, *scorer.schema.feature_names]
+    )
 
 
 # -- nothing internal in a response ------------------------------------------------------------------
@@ -214,8 +233,9 @@ def test_a_missing_model_is_reported_without_the_servers_paths(tmp_path: Path) -
 
 
 # -- loopback unless told otherwise -------------------------------------------------------------------
-def test_the_server_binds_loopback_by_default(scorer: Scorer, bundle_dir: Path,
-                                              monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_server_binds_loopback_by_default(
+    scorer: Scorer, bundle_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import uvicorn
 
     from serving import server

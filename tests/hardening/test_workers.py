@@ -17,8 +17,9 @@ TOKEN = "workers-token"
 LEAD = {"lead_id": "W-1", "industry": "software", "web_visits": 3}
 
 
-def _request(port: int, method: str, path: str, body: dict | None = None,
-             headers: dict[str, str] | None = None) -> tuple[int, dict]:
+def _request(
+    port: int, method: str, path: str, body: dict | None = None, headers: dict[str, str] | None = None
+) -> tuple[int, dict]:
     """A fresh connection per request, so the kernel may hand it to either worker process."""
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
     try:
@@ -54,8 +55,13 @@ def test_a_reload_reaches_every_worker_process(in_registry: Registry) -> None:
     client = MlflowClient(tracking_uri=registry.uri, registry_uri=registry.uri)
     port = free_port()
     env = {**os.environ, "LEADSCORE_ADMIN_TOKEN": TOKEN, "OMP_WAIT_POLICY": "PASSIVE"}
-    server = subprocess.Popen([sys.executable, "-m", "training.cli", "serve", "--port", str(port), "--workers", "2"],
-                              cwd=registry.root, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "training.cli", "serve", "--port", str(port), "--workers", "2"],
+        cwd=registry.root,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
     try:
         deadline = time.monotonic() + 120
         ready = 0

@@ -24,8 +24,13 @@ from features.target import labels
 
 TRAIN = {"quarters": 4, "leads_per_quarter": 3000, "seed": 3}
 FRESH = {"quarters": 4, "leads_per_quarter": 1000, "seed": 99}
-METADATA = {"name": "lead-conversion", "version": "7", "as_of": "2026-07-01",
-            "data_window": {"start": "2025-10-01", "end": "2026-07-01"}, "metrics": {"roc_auc": 0.8}}
+METADATA = {
+    "name": "lead-conversion",
+    "version": "7",
+    "as_of": "2026-07-01",
+    "data_window": {"start": "2025-10-01", "end": "2026-07-01"},
+    "metrics": {"roc_auc": 0.8},
+}
 
 
 @pytest.fixture(scope="session")
@@ -42,9 +47,14 @@ def bundle_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     a, b = int(len(leads) * 0.6), int(len(leads) * 0.8)
     fitted = fit_lightgbm(leads.iloc[:a], y[:a], leads.iloc[a:b], y[a:b], schema)
     X_calib = fitted.encoder.transform(leads.iloc[b:])
-    bundle = Bundle(booster=fitted.booster, schema=schema, encoder=fitted.encoder,
-                    calibrator=fit_calibrator(fitted.booster.predict(X_calib, raw_score=True), y[b:]),
-                    baseline_raw=expected_raw(fitted.booster, None, 1.0, X_calib), metadata=dict(METADATA))
+    bundle = Bundle(
+        booster=fitted.booster,
+        schema=schema,
+        encoder=fitted.encoder,
+        calibrator=fit_calibrator(fitted.booster.predict(X_calib, raw_score=True), y[b:]),
+        baseline_raw=expected_raw(fitted.booster, None, 1.0, X_calib),
+        metadata=dict(METADATA),
+    )
     return bundle.save(tmp_path_factory.mktemp("models") / "lead-conversion" / "7")
 
 
@@ -114,8 +124,9 @@ def cli_server(model: Path, *, env: dict[str, str] | None = None, timeout_s: flo
     """`leadscore serve --model MODEL --port P` in a subprocess, ready when /readyz says so."""
     port = free_port()
     cmd = [sys.executable, "-m", "training.cli", "serve", "--model", str(model), "--port", str(port)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            env={**os.environ, **(env or {})})
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env={**os.environ, **(env or {})}
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + timeout_s
@@ -164,10 +175,19 @@ def chromium(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., subproce
     def run(url: str, *mode: str) -> subprocess.CompletedProcess[str]:
         profile = tmp_path_factory.mktemp("chromium-profile")
         command = [
-            binary, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-            "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={profile}",
+            binary,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+            f"--user-data-dir={profile}",
             "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",  # no network beyond this machine
-            "--virtual-time-budget=10000", *mode, url,
+            "--virtual-time-budget=10000",
+            *mode,
+            url,
         ]
         return subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
 

@@ -31,8 +31,9 @@ def registry(tmp_path_factory):
         client.log_metric(run.info.run_id, "roc_auc", auc)
         client.log_metric(run.info.run_id, "log_loss", 0.25)
         client.set_terminated(run.info.run_id)
-        version = client.create_model_version(analyst.MODEL_NAME, f"{run.info.artifact_uri}/model",
-                                              run_id=run.info.run_id)
+        version = client.create_model_version(
+            analyst.MODEL_NAME, f"{run.info.artifact_uri}/model", run_id=run.info.run_id
+        )
         client.set_registered_model_alias(analyst.MODEL_NAME, alias, version.version)
     return uri
 

@@ -37,7 +37,7 @@ def files(leads: pd.DataFrame, fresh: SyntheticHistory, tmp_path_factory: pytest
     parts = folder / "parts"
     parts.mkdir()
     for k, start in enumerate(range(0, len(leads), 1000)):
-        leads.iloc[start:start + 1000].to_csv(parts / f"leads-{k}.csv", index=False)
+        leads.iloc[start : start + 1000].to_csv(parts / f"leads-{k}.csv", index=False)
     return {"csv": csv, "parquet": parquet, "parts": parts}
 
 
@@ -53,29 +53,49 @@ def assert_same(scored: pd.DataFrame, expected: pd.DataFrame) -> None:
     assert scored["lead_id"].tolist() == expected["lead_id"].tolist()
     np.testing.assert_allclose(scored[NUMBERS].to_numpy(float), expected[NUMBERS].to_numpy(float), rtol=0, atol=1e-12)
     for column in ("score", "grade", "top_lowering_factor", "top_lowering_reason"):
-        assert scored[column].astype(object).where(scored[column].notna(), None).tolist() == \
-            expected[column].astype(object).where(expected[column].notna(), None).tolist(), column
+        assert (
+            scored[column].astype(object).where(scored[column].notna(), None).tolist()
+            == expected[column].astype(object).where(expected[column].notna(), None).tolist()
+        ), column
 
 
 @pytest.mark.parametrize("source", ["parquet", "parts"])
-def test_cluster_output_equals_the_in_process_output(dask_client, scorer, files, in_process, tmp_path: Path,
-                                                     source: str) -> None:
+def test_cluster_output_equals_the_in_process_output(
+    dask_client, scorer, files, in_process, tmp_path: Path, source: str
+) -> None:
     out = tmp_path / "scored"
     summary = distributed.score_files(scorer, files[source], out, client=dask_client, chunk_rows=250)
     assert summary["rows"] == 3000 and summary["partitions"] == (5 if source == "parquet" else 3)
     assert sorted(p.name for p in out.iterdir()) == [f"part-{k:05d}.parquet" for k in range(summary["partitions"])]
     assert_same(pd.read_parquet(out), in_process)
     assert [p.name for p in tmp_path.iterdir()] == ["scored"]  # no staging folder left behind
-    loaded = dask_client.run(lambda dask_worker: [name for name, plugin in dask_worker.plugins.items()
-                                                  if getattr(plugin, "scorer", None) is not None])
+    loaded = dask_client.run(
+        lambda dask_worker: [
+            name for name, plugin in dask_worker.plugins.items() if getattr(plugin, "scorer", None) is not None
+        ]
+    )
     assert len(loaded) == 2 and all(names for names in loaded.values())  # each worker holds the loaded bundle
 
 
-def test_cli_writes_one_csv_from_csv_blocks(dask_client, bundle_dir: Path, files, in_process, tmp_path: Path,
-                                            capsys) -> None:
+def test_cli_writes_one_csv_from_csv_blocks(
+    dask_client, bundle_dir: Path, files, in_process, tmp_path: Path, capsys
+) -> None:
     out = tmp_path / "scored.csv"
-    code = main(["score", "--engine", "dask", "--scheduler", dask_client.scheduler.address, "--data",
-                 str(files["parts"] / "*.csv"), "--model", str(bundle_dir), "--out", str(out)])
+    code = main(
+        [
+            "score",
+            "--engine",
+            "dask",
+            "--scheduler",
+            dask_client.scheduler.address,
+            "--data",
+            str(files["parts"] / "*.csv"),
+            "--model",
+            str(bundle_dir),
+            "--out",
+            str(out),
+        ]
+    )
     assert code == 0
     assert "scored 3,000 leads in 3 partitions" in capsys.readouterr().out
     assert_same(pd.read_csv(out, dtype={"lead_id": "string"}), in_process)
@@ -108,12 +128,27 @@ def test_cli_refuses_a_bad_part_with_one_line(dask_client, bundle_dir: Path, fil
     frame.loc[6, "company_size"] = "ten"
     frame.to_csv(parts / "leads-1.csv", index=False)
     out = tmp_path / "scored"
-    code = main(["score", "--engine", "dask", "--scheduler", dask_client.scheduler.address, "--data", str(parts),
-                 "--model", str(bundle_dir), "--out", str(out)])
+    code = main(
+        [
+            "score",
+            "--engine",
+            "dask",
+            "--scheduler",
+            dask_client.scheduler.address,
+            "--data",
+            str(parts),
+            "--model",
+            str(bundle_dir),
+            "--out",
+            str(out),
+        ]
+    )
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and not out.exists()
-    assert err[-1].startswith("leadscore score: error: leads-1.csv (partition 1): company_size: expected a whole "
-                              "number, got 'ten' (data row 7; 1 value like it)")
+    assert err[-1].startswith(
+        "leadscore score: error: leads-1.csv (partition 1): company_size: expected a whole "
+        "number, got 'ten' (data row 7; 1 value like it)"
+    )
 
 
 def test_refuses_unknown_inputs_before_starting(dask_client, scorer, tmp_path: Path) -> None:
@@ -131,8 +166,21 @@ def test_unreachable_scheduler_is_one_line(bundle_dir: Path, files, tmp_path: Pa
     with socket.socket() as sock:  # a port nobody listens on
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    code = main(["score", "--engine", "dask", "--scheduler", f"tcp://127.0.0.1:{port}", "--data",
-                 str(files["parquet"]), "--model", str(bundle_dir), "--out", str(tmp_path / "scored")])
+    code = main(
+        [
+            "score",
+            "--engine",
+            "dask",
+            "--scheduler",
+            f"tcp://127.0.0.1:{port}",
+            "--data",
+            str(files["parquet"]),
+            "--model",
+            str(bundle_dir),
+            "--out",
+            str(tmp_path / "scored"),
+        ]
+    )
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1
     assert err[0].startswith(f"leadscore score: error: cannot reach the Dask scheduler at tcp://127.0.0.1:{port}")
@@ -149,17 +197,32 @@ def test_analyst_explain_accepts_a_dask_frame(dask_client, scorer, leads, in_pro
     assert_same(result.drop(columns="lead_source"), in_process)
 
 
-@pytest.mark.parametrize("flags, problem", [
-    (["--scheduler", "tcp://127.0.0.1:8786"], "--scheduler needs --engine dask"),
-    (["--workers", "2"], "--workers needs --engine dask"),
-    (["--engine", "dask", "--workers", "0"], "--workers must be at least 1, got 0"),
-    (["--engine", "dask", "--workers", "2", "--scheduler", "tcp://127.0.0.1:8786"],
-     "--workers starts local workers; a scheduler's workers are started with `dask worker` "
-     "(leave out --workers or --scheduler)"),
-])
+@pytest.mark.parametrize(
+    "flags, problem",
+    [
+        (["--scheduler", "tcp://127.0.0.1:8786"], "--scheduler needs --engine dask"),
+        (["--workers", "2"], "--workers needs --engine dask"),
+        (["--engine", "dask", "--workers", "0"], "--workers must be at least 1, got 0"),
+        (
+            ["--engine", "dask", "--workers", "2", "--scheduler", "tcp://127.0.0.1:8786"],
+            "--workers starts local workers; a scheduler's workers are started with `dask worker` "
+            "(leave out --workers or --scheduler)",
+        ),
+    ],
+)
 def test_flags_that_do_not_fit_are_one_line(bundle_dir: Path, files, tmp_path: Path, capsys, flags, problem) -> None:
-    code = main(["score", "--data", str(files["parquet"]), "--model", str(bundle_dir),
-                 "--out", str(tmp_path / "scored"), *flags])
+    code = main(
+        [
+            "score",
+            "--data",
+            str(files["parquet"]),
+            "--model",
+            str(bundle_dir),
+            "--out",
+            str(tmp_path / "scored"),
+            *flags,
+        ]
+    )
     assert code == 2 and capsys.readouterr().err.strip() == f"leadscore score: error: {problem}"
     assert list(tmp_path.iterdir()) == []
 

@@ -15,8 +15,17 @@ from serving.scorer import Scorer
 from serving.settings import Settings
 from training.cli import main
 
-LEAD = {"lead_id": "E2E-1", "industry": "software", "company_size": 120, "web_visits": 3, "phone_present": False,
-        "email_present": True, "email_type": "free", "purchase_timeline": "12+ months", "seniority": "manager"}
+LEAD = {
+    "lead_id": "E2E-1",
+    "industry": "software",
+    "company_size": 120,
+    "web_visits": 3,
+    "phone_present": False,
+    "email_present": True,
+    "email_type": "free",
+    "purchase_timeline": "12+ months",
+    "seniority": "manager",
+}
 
 
 def test_leadscore_serve_end_to_end(bundle_dir: Path, run_cli) -> None:

@@ -78,16 +78,25 @@ def test_unknown_category_is_scored_as_missing_and_reported(scorer, lead_records
     [odd] = scorer.score([{**record, "industry": "space mining"}])
     [blank] = scorer.score([{**record, "industry": None}])
     assert odd["probability"] == blank["probability"]
-    assert odd["warnings"] == [{"field": "industry", "problem": "value 'space mining' was not seen in training; "
-                                                                 "scored as missing"}]
+    assert odd["warnings"] == [
+        {"field": "industry", "problem": "value 'space mining' was not seen in training; scored as missing"}
+    ]
     assert blank["warnings"] == []
 
 
 def test_explain_contract_columns_and_order(scorer, fresh) -> None:
     leads = fresh.leads.iloc[:500].sample(frac=1.0, random_state=0)
     explained = scorer.explain(leads, chunk_rows=128)
-    expected = ["lead_id", "probability", "score", "grade", "raw_score", *[f"impact_{f}" for f in FACTORS],
-                "top_lowering_factor", "top_lowering_reason"]
+    expected = [
+        "lead_id",
+        "probability",
+        "score",
+        "grade",
+        "raw_score",
+        *[f"impact_{f}" for f in FACTORS],
+        "top_lowering_factor",
+        "top_lowering_reason",
+    ]
     assert list(explained.columns) == expected
     assert explained["lead_id"].tolist() == leads["lead_id"].tolist()
     assert explained["score"].between(1, 99).all()

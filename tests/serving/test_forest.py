@@ -27,7 +27,7 @@ def test_trained_bundle_matches_lightgbm(scorer, fresh) -> None:
     np.testing.assert_allclose(forest.raw(X), booster.predict(X, raw_score=True), rtol=0, atol=1e-9)
     expected = booster.predict(X, pred_contrib=True)
     np.testing.assert_allclose(forest.contributions(X), expected, rtol=0, atol=1e-9)  # eight leads at a time
-    one_by_one = np.vstack([forest.contributions(X[i:i + 1]) for i in range(0, len(X), 97)])  # a request's lead
+    one_by_one = np.vstack([forest.contributions(X[i : i + 1]) for i in range(0, len(X), 97)])  # a request's lead
     np.testing.assert_allclose(one_by_one, expected[::97], rtol=0, atol=1e-9)
     assert forest.expected_value == pytest.approx(scorer.bundle.baseline_raw, abs=1e-12)
 
@@ -39,23 +39,30 @@ def test_parallel_rows_equal_serial(scorer, fresh) -> None:
     np.testing.assert_array_equal(parallel, forest.contributions(X, threads=1))
 
 
-@pytest.mark.parametrize("params", [
-    {"zero_as_missing": True},                                    # missing type Zero
-    {"use_missing": False},                                       # missing type None
-    {"num_leaves": 63, "max_cat_to_onehot": 64, "min_data_in_leaf": 5},  # deep trees, wide category sets
-    {"monotone_constraints": [1, 0, -1, 0], "monotone_constraints_method": "advanced"},  # monotone splits
-])
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"zero_as_missing": True},  # missing type Zero
+        {"use_missing": False},  # missing type None
+        {"num_leaves": 63, "max_cat_to_onehot": 64, "min_data_in_leaf": 5},  # deep trees, wide category sets
+        {"monotone_constraints": [1, 0, -1, 0], "monotone_constraints_method": "advanced"},  # monotone splits
+    ],
+)
 def test_other_tree_shapes_match_lightgbm(params: dict) -> None:
     rng = np.random.default_rng(1)
     n = 3000
-    X = np.column_stack([rng.normal(size=n), rng.integers(0, 40, n).astype(float), rng.poisson(1.0, n).astype(float),
-                         rng.random(n)])
+    X = np.column_stack(
+        [rng.normal(size=n), rng.integers(0, 40, n).astype(float), rng.poisson(1.0, n).astype(float), rng.random(n)]
+    )
     X[rng.random(X.shape) < 0.15] = np.nan
     logit = np.nan_to_num(X[:, 0]) + (np.nan_to_num(X[:, 1]) % 7 == 0) - 0.5 * np.nan_to_num(X[:, 2])
     y = (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(int)
     data = lgb.Dataset(X, y, categorical_feature=[1], free_raw_data=False)
-    booster = lgb.train({"objective": "binary", "verbosity": -1, "num_leaves": 15, "min_data_in_leaf": 20,
-                         **params}, data, num_boost_round=40)
+    booster = lgb.train(
+        {"objective": "binary", "verbosity": -1, "num_leaves": 15, "min_data_in_leaf": 20, **params},
+        data,
+        num_boost_round=40,
+    )
     forest = Forest.from_booster(booster)
     Xt = _awkward(X[:400], seed=2)
     np.testing.assert_allclose(forest.raw(Xt), booster.predict(Xt, raw_score=True), rtol=0, atol=1e-9)

@@ -60,21 +60,38 @@ def _bundle(trees: Bundle, linear: LinearModel, weight: float, leads: pd.DataFra
     X = trees.encoder.transform(leads)
     booster = trees.booster if weight > 0 else None
     baseline = expected_raw(booster, linear, weight, X)
-    draft = Bundle(booster=booster, schema=trees.schema, encoder=trees.encoder, calibrator=trees.calibrator,
-                   baseline_raw=baseline, linear=linear, tree_weight=weight)
+    draft = Bundle(
+        booster=booster,
+        schema=trees.schema,
+        encoder=trees.encoder,
+        calibrator=trees.calibrator,
+        baseline_raw=baseline,
+        linear=linear,
+        tree_weight=weight,
+    )
     calibrator = fit_calibrator(draft.raw_scores(X), labels(leads, trees.schema))
-    return Bundle(booster=booster, schema=trees.schema, encoder=trees.encoder, calibrator=calibrator,
-                  baseline_raw=baseline, metadata={"name": "lead-conversion", "version": f"w{weight:g}"},
-                  linear=linear, tree_weight=weight)
+    return Bundle(
+        booster=booster,
+        schema=trees.schema,
+        encoder=trees.encoder,
+        calibrator=calibrator,
+        baseline_raw=baseline,
+        metadata={"name": "lead-conversion", "version": f"w{weight:g}"},
+        linear=linear,
+        tree_weight=weight,
+    )
 
 
 @pytest.fixture(scope="module")
-def saved(tmp_path_factory: pytest.TempPathFactory, trees: Bundle, linear: LinearModel,
-          leads: pd.DataFrame) -> dict[str, Path]:
+def saved(
+    tmp_path_factory: pytest.TempPathFactory, trees: Bundle, linear: LinearModel, leads: pd.DataFrame
+) -> dict[str, Path]:
     """A logistic-only and a blended bundle, saved and ready to load."""
     models = tmp_path_factory.mktemp("linear-models") / "lead-conversion"
-    return {family: _bundle(trees, linear, weight, leads).save(models / family)
-            for family, weight in (("logistic", 0.0), ("blend", BLEND_WEIGHT))}
+    return {
+        family: _bundle(trees, linear, weight, leads).save(models / family)
+        for family, weight in (("logistic", 0.0), ("blend", BLEND_WEIGHT))
+    }
 
 
 # -- the linear model's explanations ----------------------------------------------------------------
@@ -98,6 +115,7 @@ def test_contributions_are_exact_interventional_shapley_values(linear: LinearMod
     background = X
     n = len(players)
     for lead in X[[5, 123, 4000]]:
+
         def value(coalition: tuple[int, ...], lead: np.ndarray = lead) -> float:
             z = np.repeat(lead[None, :], len(background), axis=0)
             absent = [p for p in players if p not in coalition]
@@ -108,9 +126,14 @@ def test_contributions_are_exact_interventional_shapley_values(linear: LinearMod
         expected = linear.contributions(lead[None, :])[0]
         for j in players:
             others = [p for p in players if p != j]
-            phi = sum(math.factorial(k) * math.factorial(n - k - 1) / math.factorial(n)
-                      * (values[tuple(sorted(S + (j,)))] - values[S])
-                      for k in range(n) for S in combinations(others, k))
+            phi = sum(
+                math.factorial(k)
+                * math.factorial(n - k - 1)
+                / math.factorial(n)
+                * (values[tuple(sorted(S + (j,)))] - values[S])
+                for k in range(n)
+                for S in combinations(others, k)
+            )
             assert phi == pytest.approx(expected[j], abs=1e-9)
 
 
@@ -131,17 +154,20 @@ def test_state_round_trips_through_json(linear: LinearModel, X: np.ndarray) -> N
     np.testing.assert_array_equal(again.contributions(X), linear.contributions(X))
 
 
-@pytest.mark.parametrize(("change", "message"), [
-    (lambda s: s.pop("terms"), "linear.terms"),
-    (lambda s: s.update(intercept="1.0"), "linear.intercept"),
-    (lambda s: s["terms"][0].update(weights="abc"), "weights"),
-    (lambda s: s["terms"][0]["weights"].append(float("nan")), "weights[8]"),
-    (lambda s: s["terms"][1].update(scale=0.0), "scale"),
-    (lambda s: s["terms"][1].update(lo=5.0, hi=1.0), "lo 5.0 is above hi 1.0"),
-    (lambda s: s["terms"][1].update(kind="spline"), "kind"),
-    (lambda s: s["terms"][1].pop("coef"), "coef"),
-    (lambda s: s["terms"].pop(), "do not match"),
-])
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda s: s.pop("terms"), "linear.terms"),
+        (lambda s: s.update(intercept="1.0"), "linear.intercept"),
+        (lambda s: s["terms"][0].update(weights="abc"), "weights"),
+        (lambda s: s["terms"][0]["weights"].append(float("nan")), "weights[8]"),
+        (lambda s: s["terms"][1].update(scale=0.0), "scale"),
+        (lambda s: s["terms"][1].update(lo=5.0, hi=1.0), "lo 5.0 is above hi 1.0"),
+        (lambda s: s["terms"][1].update(kind="spline"), "kind"),
+        (lambda s: s["terms"][1].pop("coef"), "coef"),
+        (lambda s: s["terms"].pop(), "do not match"),
+    ],
+)
 def test_a_broken_state_is_refused_with_a_readable_message(linear: LinearModel, change, message: str) -> None:
     state = json.loads(json.dumps(linear.to_dict()))
     change(state)
@@ -154,14 +180,15 @@ def test_a_big_batch_explains_each_lead_as_alone(linear: LinearModel, X: np.ndar
     never timed in tests)."""
     big = np.tile(X, (17, 1))[:100_000]
     batch = linear.contributions(big)
-    alone = np.vstack([linear.contributions(big[i:i + 1]) for i in range(0, len(big), 9_973)])
+    alone = np.vstack([linear.contributions(big[i : i + 1]) for i in range(0, len(big), 9_973)])
     np.testing.assert_array_equal(batch[::9_973], alone)
     np.testing.assert_allclose(batch.sum(axis=1), linear.raw(big), rtol=0, atol=1e-9)
 
 
 # -- the blend ---------------------------------------------------------------------------------------
-def test_blend_contributions_are_the_weighted_sum_and_add_up(trees: Bundle, linear: LinearModel,
-                                                             leads: pd.DataFrame) -> None:
+def test_blend_contributions_are_the_weighted_sum_and_add_up(
+    trees: Bundle, linear: LinearModel, leads: pd.DataFrame
+) -> None:
     assert linear.feature_names == trees.encoder.feature_names
     blend = _bundle(trees, linear, BLEND_WEIGHT, leads.iloc[:2000])
     X = trees.encoder.transform(leads.iloc[:500])
@@ -187,8 +214,9 @@ def test_a_bundle_refuses_a_weight_without_its_model(trees: Bundle, linear: Line
 
 # -- saved bundles and the scorer --------------------------------------------------------------------
 @pytest.mark.parametrize("family", ["logistic", "blend"])
-def test_saved_bundle_loads_with_its_family(saved: dict[str, Path], family: str, linear: LinearModel,
-                                            X: np.ndarray) -> None:
+def test_saved_bundle_loads_with_its_family(
+    saved: dict[str, Path], family: str, linear: LinearModel, X: np.ndarray
+) -> None:
     folder = saved[family]
     state = json.loads((folder / META_FILE).read_text())
     assert state["format_version"] == 2 and state["blend"]["family"] == family
@@ -203,8 +231,9 @@ def test_saved_bundle_loads_with_its_family(saved: dict[str, Path], family: str,
 
 
 @pytest.mark.parametrize("family", ["logistic", "blend"])
-def test_scorer_responses_add_up_and_explain_what_lowers_each_lead(saved: dict[str, Path], family: str,
-                                                                   lead_records) -> None:
+def test_scorer_responses_add_up_and_explain_what_lowers_each_lead(
+    saved: dict[str, Path], family: str, lead_records
+) -> None:
     scorer = Scorer.load(saved[family])
     assert scorer.model_info["family"] == family
     assert scorer.engine == ("linear" if family == "logistic" else "forest")
@@ -227,23 +256,24 @@ def test_scorer_responses_add_up_and_explain_what_lowers_each_lead(saved: dict[s
 
 
 @pytest.mark.parametrize("family", ["logistic", "blend"])
-def test_batch_explain_equals_the_real_time_scores(saved: dict[str, Path], family: str, fresh,
-                                                   lead_records) -> None:
+def test_batch_explain_equals_the_real_time_scores(saved: dict[str, Path], family: str, fresh, lead_records) -> None:
     scorer = Scorer.load(saved[family])
     n = 200
     explained = scorer.explain(fresh.leads.iloc[:n], chunk_rows=64)
     results = scorer.score(lead_records[:n])
     np.testing.assert_allclose(explained["probability"], [r["probability"] for r in results], rtol=0, atol=1e-12)
-    np.testing.assert_allclose(explained["raw_score"], [r["log_odds"]["raw_score"] for r in results],
-                               rtol=0, atol=1e-12)
+    np.testing.assert_allclose(
+        explained["raw_score"], [r["log_odds"]["raw_score"] for r in results], rtol=0, atol=1e-12
+    )
     impacts = np.array([[f["impact"] for f in r["factors"]] for r in results])
     np.testing.assert_allclose(explained[[f"impact_{k}" for k in FACTORS]].to_numpy(), impacts, rtol=0, atol=1e-12)
     top = [r["lowering_factors"][0]["key"] if r["lowering_factors"] else None for r in results]
     assert explained["top_lowering_factor"].to_numpy(dtype=object, na_value=None).tolist() == top
 
 
-def test_logistic_only_bundle_fails_loudly_when_its_linear_model_is_missing(saved: dict[str, Path],
-                                                                            tmp_path: Path) -> None:
+def test_logistic_only_bundle_fails_loudly_when_its_linear_model_is_missing(
+    saved: dict[str, Path], tmp_path: Path
+) -> None:
     folder = shutil.copytree(saved["logistic"], tmp_path / "broken")
     state = json.loads((folder / META_FILE).read_text())
     state["linear"] = None
@@ -256,8 +286,9 @@ def test_logistic_only_bundle_fails_loudly_when_its_linear_model_is_missing(save
         Bundle.load(folder)
 
 
-def test_a_format_1_bundle_still_loads_as_trees_only(bundle_dir: Path, tmp_path: Path, trees: Bundle,
-                                                     X: np.ndarray) -> None:
+def test_a_format_1_bundle_still_loads_as_trees_only(
+    bundle_dir: Path, tmp_path: Path, trees: Bundle, X: np.ndarray
+) -> None:
     """What the code before format 2 wrote: model.txt and bundle.json without `blend` or `linear`."""
     folder = shutil.copytree(bundle_dir, tmp_path / "v1")
     state = json.loads((folder / META_FILE).read_text())

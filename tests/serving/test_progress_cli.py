@@ -45,16 +45,30 @@ def _run(args: list[str], *, terminal: bool) -> tuple[int, str]:
 
 
 def test_score_shows_rows_rate_and_time_left_on_a_terminal(leads_csv: Path, bundle_dir: Path, tmp_path: Path) -> None:
-    code, err = _run(["score", "--data", str(leads_csv), "--model", str(bundle_dir),
-                      "--out", str(tmp_path / "scored.csv")], terminal=True)
+    code, err = _run(
+        ["score", "--data", str(leads_csv), "--model", str(bundle_dir), "--out", str(tmp_path / "scored.csv")],
+        terminal=True,
+    )
     assert code == 0, err
     final = err.replace("\r", "\n").strip().splitlines()[-1]
     assert final.startswith("score: 100%|") and "| 4,000/4,000 leads [" in final, final
 
 
 @pytest.mark.parametrize("terminal, flags", [(True, ["--quiet"]), (False, [])])
-def test_score_is_silent_with_quiet_or_off_a_terminal(leads_csv: Path, bundle_dir: Path, tmp_path: Path,
-                                                      terminal: bool, flags: list[str]) -> None:
-    code, err = _run(["score", "--data", str(leads_csv), "--model", str(bundle_dir),
-                      "--out", str(tmp_path / "scored.parquet"), *flags], terminal=terminal)
+def test_score_is_silent_with_quiet_or_off_a_terminal(
+    leads_csv: Path, bundle_dir: Path, tmp_path: Path, terminal: bool, flags: list[str]
+) -> None:
+    code, err = _run(
+        [
+            "score",
+            "--data",
+            str(leads_csv),
+            "--model",
+            str(bundle_dir),
+            "--out",
+            str(tmp_path / "scored.parquet"),
+            *flags,
+        ],
+        terminal=terminal,
+    )
     assert code == 0 and err == ""

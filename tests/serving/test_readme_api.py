@@ -20,11 +20,12 @@ README = Path(__file__).resolve().parents[2] / "README.md"
 def section() -> str:
     text = README.read_text(encoding="utf-8")
     start = text.index("## Serving API")
-    return text[start:text.index("\n## ", start + 1)]
+    return text[start : text.index("\n## ", start + 1)]
 
 
-def test_the_readme_lead_is_scored_and_its_answer_matches_the_real_one(section: str, scorer, bundle_dir,
-                                                                        run_threaded) -> None:
+def test_the_readme_lead_is_scored_and_its_answer_matches_the_real_one(
+    section: str, scorer, bundle_dir, run_threaded
+) -> None:
     body = re.search(r"curl -s http://127\.0\.0\.1:8000/v1/score .*?\\\n\s+-d '(\{.*?\})'", section, re.S)
     assert body, "the README shows a curl line for your own lead"
     answer = re.search(r"```json\n(.*?)```", section, re.S).group(1)

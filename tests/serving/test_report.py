@@ -22,13 +22,15 @@ from serving.report import ALL, LOWERED_AT, build_report, render_html, report_wi
 def truth_explained(leads: pd.DataFrame, truth: pd.DataFrame, schema: LeadSchema) -> pd.DataFrame:
     """A frame shaped like `Scorer.explain` whose impacts are the generator's true factor effects."""
     p = truth["true_probability"].to_numpy()
-    out = pd.DataFrame({
-        "lead_id": leads["lead_id"].to_numpy(),
-        "probability": p,
-        "score": np.clip(np.round(p * 100), 1, 99).astype(int),
-        "grade": [schema.grade(x) for x in p],
-        "raw_score": truth["true_logit"].to_numpy(),
-    })
+    out = pd.DataFrame(
+        {
+            "lead_id": leads["lead_id"].to_numpy(),
+            "probability": p,
+            "score": np.clip(np.round(p * 100), 1, 99).astype(int),
+            "grade": [schema.grade(x) for x in p],
+            "raw_score": truth["true_logit"].to_numpy(),
+        }
+    )
     for factor in FACTORS:
         out[f"impact_{factor}"] = truth[f"true_{factor}"].to_numpy() if factor in QUALITY_FACTORS else 0.0
     out["top_lowering_factor"] = None
@@ -195,7 +197,7 @@ def test_html_says_what_score_and_grades_mean_without_log_odds(tables, schema):
     assert "chance of converting (converted within 90 days of creation), in percent" in meaning
     assert f"A from {floors[0]:.0%}, B from {floors[1]:.0%}, C from {floors[2]:.0%}, D below {floors[2]:.0%}" in meaning
     assert "sales and marketing agreed on" in meaning
-    definitions = page[page.index('id="definitions"'):]
+    definitions = page[page.index('id="definitions"') :]
     assert "log-odds" not in definitions and "cuts its odds of converting by 22% or more" in definitions
 
 
@@ -228,16 +230,28 @@ def test_html_escapes_group_names(explained, history, schema):
 
 def test_files_are_written_together(tables, tmp_path):
     paths = write_report(tables, tmp_path / "reports")
-    assert sorted(p.name for p in (tmp_path / "reports").iterdir()) == \
-        ["report.csv", "report.html", "report_quarterly.csv"]
+    assert sorted(p.name for p in (tmp_path / "reports").iterdir()) == [
+        "report.csv",
+        "report.html",
+        "report_quarterly.csv",
+    ]
     csv = pd.read_csv(paths["csv"])
-    assert {"dimension", "group", "leads", "mean_score", "expected_conversions", "actual_final",
-            "lowered_contactability", "lowered_contactability_change", "lowered_by"} <= set(csv.columns)
+    assert {
+        "dimension",
+        "group",
+        "leads",
+        "mean_score",
+        "expected_conversions",
+        "actual_final",
+        "lowered_contactability",
+        "lowered_contactability_change",
+        "lowered_by",
+    } <= set(csv.columns)
     assert (csv["quarter"] == "2026Q3").all()
 
 
-
 # -- with the real scorer and the command line ------------------------------------------------------
+
 
 def test_report_agrees_with_the_real_scorer(scorer, schema):
     """`scorer` is the session bundle from tests/serving/conftest.py: a small model trained like training does."""
@@ -248,7 +262,8 @@ def test_report_agrees_with_the_real_scorer(scorer, schema):
     overall = _row(tables, ALL, "All leads")
     assert overall["expected_conversions"] == pytest.approx(scorer.predict_proba(leads[latest]).sum())
     assert overall["lowered_contactability"] == pytest.approx(
-        (explained.loc[latest, "impact_contactability"] <= LOWERED_AT).mean())
+        (explained.loc[latest, "impact_contactability"] <= LOWERED_AT).mean()
+    )
     assert tables.factors == ("icp_fit", "readiness", "contactability", "timeline", "authority", "product_fit")
     assert tables.summary[0].startswith("2026Q3: 800 leads")
 
@@ -258,8 +273,19 @@ def test_cli_writes_the_page_and_the_tables(bundle_dir, tmp_path, capsys):
 
     data = tmp_path / "leads.parquet"
     write_history(generate(quarters=3, leads_per_quarter=600, seed=4), data)
-    code = main(["report", "--data", str(data), "--model", str(bundle_dir), "--quarter", "2026Q2",
-                 "--out", str(tmp_path / "reports")])
+    code = main(
+        [
+            "report",
+            "--data",
+            str(data),
+            "--model",
+            str(bundle_dir),
+            "--quarter",
+            "2026Q2",
+            "--out",
+            str(tmp_path / "reports"),
+        ]
+    )
     assert code == 0
     out = capsys.readouterr().out
     assert out.startswith("2026Q2: 600 leads") and "report.html" in out
@@ -278,18 +304,31 @@ def test_cli_refuses_an_unknown_grouping_column_in_one_line(bundle_dir, tmp_path
 
     data = tmp_path / "leads.parquet"
     write_history(generate(quarters=2, leads_per_quarter=200, seed=4), data)
-    code = main(["report", "--data", str(data), "--model", str(bundle_dir), "--by", "region",
-                 "--out", str(tmp_path / "reports")])
+    code = main(
+        [
+            "report",
+            "--data",
+            str(data),
+            "--model",
+            str(bundle_dir),
+            "--by",
+            "region",
+            "--out",
+            str(tmp_path / "reports"),
+        ]
+    )
     assert code == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "region" in err
     assert not (tmp_path / "reports").exists()
 
+
 # -- in a real browser, offline ------------------------------------------------------------------
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
 needs_chromium = pytest.mark.skipif(
-    CHROMIUM is None, reason="chromium is not installed here (apt-get install -y chromium); .ci/run installs it")
+    CHROMIUM is None, reason="chromium is not installed here (apt-get install -y chromium); .ci/run installs it"
+)
 
 # Appended to a copy of the page: after load, record how many images the browser actually decoded.
 PROBE = """<script>
@@ -303,10 +342,19 @@ window.addEventListener("load", () => {
 
 def _chromium(page: Path, profile: Path, *mode: str) -> subprocess.CompletedProcess[str]:
     command = [
-        CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={profile}",
+        CHROMIUM,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        f"--user-data-dir={profile}",
         "--host-resolver-rules=MAP * ~NOTFOUND",  # no network: anything fetched would fail
-        "--virtual-time-budget=5000", *mode, page.as_uri(),
+        "--virtual-time-budget=5000",
+        *mode,
+        page.as_uri(),
     ]
     return subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
 

@@ -17,8 +17,16 @@ from serving.main import create_app
 from serving.settings import Settings
 
 TOKEN = "test-admin-token"
-GOOD = {"lead_id": "L1", "industry": "software", "company_size": 250, "web_visits": 12, "demo_requested": True,
-        "phone_present": False, "purchase_timeline": "3-6 months", "seniority": "director"}
+GOOD = {
+    "lead_id": "L1",
+    "industry": "software",
+    "company_size": 250,
+    "web_visits": 12,
+    "demo_requested": True,
+    "phone_present": False,
+    "purchase_timeline": "3-6 months",
+    "seniority": "director",
+}
 
 
 def _client(settings: Settings, scorer=None) -> Iterator[TestClient]:
@@ -41,13 +49,34 @@ def test_score_returns_the_full_explained_response(client: TestClient) -> None:
     response = client.post("/v1/score", json=GOOD)
     assert response.status_code == 200
     body = response.json()
-    assert set(body) == {"lead_id", "probability", "score", "grade", "model", "baseline_probability", "log_odds",
-                         "factors", "lowering_factors", "what_if", "warnings"}
+    assert set(body) == {
+        "lead_id",
+        "probability",
+        "score",
+        "grade",
+        "model",
+        "baseline_probability",
+        "log_odds",
+        "factors",
+        "lowering_factors",
+        "what_if",
+        "warnings",
+    }
     assert body["lead_id"] == "L1" and 0 < body["probability"] < 1 and 1 <= body["score"] <= 99
-    assert body["grade"] in "ABCD" and body["model"] == {"name": "lead-conversion", "version": "7",
-                                                         "as_of": "2026-07-01", "family": "lightgbm"}
-    assert [f["key"] for f in body["factors"]][:6] == ["icp_fit", "readiness", "contactability", "timeline",
-                                                       "authority", "product_fit"]
+    assert body["grade"] in "ABCD" and body["model"] == {
+        "name": "lead-conversion",
+        "version": "7",
+        "as_of": "2026-07-01",
+        "family": "lightgbm",
+    }
+    assert [f["key"] for f in body["factors"]][:6] == [
+        "icp_fit",
+        "readiness",
+        "contactability",
+        "timeline",
+        "authority",
+        "product_fit",
+    ]
     assert body["warnings"] == []
 
 
@@ -67,21 +96,24 @@ def test_unknown_category_value_is_accepted_and_reported(client: TestClient) -> 
     assert response.json()["warnings"][0]["field"] == "country"
 
 
-@pytest.mark.parametrize("body, field, words", [
-    ({"web_visits": -1}, "web_visits", "-1 is below the minimum 0"),
-    ({"company_size": 10**9}, "company_size", "1000000000 is above the maximum 500000"),
-    ({"company_size": "big"}, "company_size", "expected a whole number"),
-    ({"company_size": True}, "company_size", "expected a whole number"),
-    ({"company_size": 12.5}, "company_size", "expected a whole number"),
-    ({"demo_requested": "perhaps"}, "demo_requested", "expected true or false"),
-    ({"demo_requested": 1}, "demo_requested", "expected true or false"),
-    ({"industry": 7}, "industry", "expected text"),
-    ({"annual_revenue": "NaN"}, "annual_revenue", "expected a number"),
-    ({"annual_revenue": float("inf")}, "annual_revenue", "Infinity is not a finite number"),
-    ({"annual_revenue": "12.5"}, "annual_revenue", "expected a number"),
-    ({"lead_id": True}, "lead_id", "expected text of at most 200 characters or a whole number"),
-    ({"lead_id": "x" * 201}, "lead_id", "expected text of at most 200 characters"),
-])
+@pytest.mark.parametrize(
+    "body, field, words",
+    [
+        ({"web_visits": -1}, "web_visits", "-1 is below the minimum 0"),
+        ({"company_size": 10**9}, "company_size", "1000000000 is above the maximum 500000"),
+        ({"company_size": "big"}, "company_size", "expected a whole number"),
+        ({"company_size": True}, "company_size", "expected a whole number"),
+        ({"company_size": 12.5}, "company_size", "expected a whole number"),
+        ({"demo_requested": "perhaps"}, "demo_requested", "expected true or false"),
+        ({"demo_requested": 1}, "demo_requested", "expected true or false"),
+        ({"industry": 7}, "industry", "expected text"),
+        ({"annual_revenue": "NaN"}, "annual_revenue", "expected a number"),
+        ({"annual_revenue": float("inf")}, "annual_revenue", "Infinity is not a finite number"),
+        ({"annual_revenue": "12.5"}, "annual_revenue", "expected a number"),
+        ({"lead_id": True}, "lead_id", "expected text of at most 200 characters or a whole number"),
+        ({"lead_id": "x" * 201}, "lead_id", "expected text of at most 200 characters"),
+    ],
+)
 def test_bad_fields_are_422_naming_the_field(client: TestClient, body: dict, field: str, words: str) -> None:
     response = client.post("/v1/score", content=json.dumps(body), headers={"content-type": "application/json"})
     assert response.status_code == 422
@@ -90,8 +122,15 @@ def test_bad_fields_are_422_naming_the_field(client: TestClient, body: dict, fie
 
 
 # -- a CRM posts its whole record ----------------------------------------------------------------
-CRM_RECORD = {**GOOD, "lead_source": "webinar", "campaign": "Q3 launch", "lead_status": "Converted",
-              "converted": 1, "owner_email": "rep@example.com", "industri": "retail"}
+CRM_RECORD = {
+    **GOOD,
+    "lead_source": "webinar",
+    "campaign": "Q3 launch",
+    "lead_status": "Converted",
+    "converted": 1,
+    "owner_email": "rep@example.com",
+    "industri": "retail",
+}
 
 
 def test_a_whole_crm_record_is_scored_with_the_ignored_fields_named(client: TestClient) -> None:
@@ -100,8 +139,10 @@ def test_a_whole_crm_record_is_scored_with_the_ignored_fields_named(client: Test
     body = response.json()
     assert body["probability"] == client.post("/v1/score", json=GOOD).json()["probability"]
     assert body["warnings"] == [
-        {"field": "lead_status", "problem": "ignored: excluded from the model (filled in by sales after contact "
-                                            "(leakage))"},
+        {
+            "field": "lead_status",
+            "problem": "ignored: excluded from the model (filled in by sales after contact (leakage))",
+        },
         {"field": "converted", "problem": "ignored: the outcome is what the model predicts, not an input"},
         {"field": "owner_email", "problem": "ignored: not in the lead schema (GET /v1/model lists the fields)"},
         {"field": "industri", "problem": "ignored: not in the lead schema (GET /v1/model lists the fields)"},
@@ -172,13 +213,22 @@ def test_scorer_can_be_swapped_with_dependency_overrides(client: TestClient) -> 
 
 
 @hsettings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(field=st.sampled_from(list(GOOD) + ["created_at", "lead_source", "junk"]),
-       value=st.one_of(st.none(), st.booleans(), st.integers(-10**12, 10**12), st.floats(allow_nan=False),
-                       st.text(max_size=30), st.lists(st.integers(), max_size=3),
-                       st.dictionaries(st.text(max_size=3), st.integers(), max_size=2)))
+@given(
+    field=st.sampled_from(list(GOOD) + ["created_at", "lead_source", "junk"]),
+    value=st.one_of(
+        st.none(),
+        st.booleans(),
+        st.integers(-(10**12), 10**12),
+        st.floats(allow_nan=False),
+        st.text(max_size=30),
+        st.lists(st.integers(), max_size=3),
+        st.dictionaries(st.text(max_size=3), st.integers(), max_size=2),
+    ),
+)
 def test_any_json_value_in_any_field_is_never_a_500(client: TestClient, field: str, value: object) -> None:
-    response = client.post("/v1/score", content=json.dumps({**GOOD, field: value}),
-                           headers={"content-type": "application/json"})
+    response = client.post(
+        "/v1/score", content=json.dumps({**GOOD, field: value}), headers={"content-type": "application/json"}
+    )
     assert response.status_code in (200, 422), response.text
     assert "Traceback" not in response.text
 

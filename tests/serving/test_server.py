@@ -20,9 +20,13 @@ def test_the_printed_curl_line_shows_a_lead_that_factors_lower(bundle_dir: Path)
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    proc = subprocess.Popen([sys.executable, "-m", "training.cli", "serve", "--model", str(bundle_dir),
-                             "--port", str(port)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "training.cli", "serve", "--model", str(bundle_dir), "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
     try:
         assert proc.stdout is not None
         lines = [proc.stdout.readline() for _ in range(3)]
@@ -59,5 +63,7 @@ def test_a_busy_port_is_one_line_naming_the_port_and_the_flag(bundle_dir: Path, 
     out, err = capsys.readouterr()
     assert code == 2
     assert out == "", "nothing is announced for a server that cannot start"
-    assert err == (f"leadscore serve: error: port {port} on 127.0.0.1 is already in use (another server is running "
-                   "there); choose another with --port or LEADSCORE_PORT\n")
+    assert err == (
+        f"leadscore serve: error: port {port} on 127.0.0.1 is already in use (another server is running "
+        "there); choose another with --port or LEADSCORE_PORT\n"
+    )

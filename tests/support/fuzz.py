@@ -92,13 +92,26 @@ class FuzzReport:
         self.bad_4xx += kind == "4xx"
         self.leaks += kind == "leak"
         if len(self.failures) < 10:
-            self.failures.append({"operation": label, "status": status, "problem": problem,
-                                  "request": repr(request)[:300], "response": body[:300].decode(errors="replace")})
+            self.failures.append(
+                {
+                    "operation": label,
+                    "status": status,
+                    "problem": problem,
+                    "request": repr(request)[:300],
+                    "response": body[:300].decode(errors="replace"),
+                }
+            )
 
     def to_dict(self) -> dict[str, Any]:
-        return {"cases": self.cases, "server_errors": self.server_errors, "bad_4xx": self.bad_4xx,
-                "leaks": self.leaks, "seconds": round(self.seconds, 1),
-                "statuses": dict(sorted(self.statuses.items())), "failures": self.failures}
+        return {
+            "cases": self.cases,
+            "server_errors": self.server_errors,
+            "bad_4xx": self.bad_4xx,
+            "leaks": self.leaks,
+            "seconds": round(self.seconds, 1),
+            "statuses": dict(sorted(self.statuses.items())),
+            "failures": self.failures,
+        }
 
 
 def response_problem(status: int, body: bytes, *, sent: str = "") -> str | None:
@@ -176,15 +189,23 @@ def fuzz(app: Any, *, cases: int, seed: int | None = None, derandomize: bool = F
     report = FuzzReport()
     began = time.perf_counter()
     schema = schemathesis.openapi.from_asgi("/openapi.json", app)
-    strategy = st.one_of(schema.as_strategy(generation_mode=GenerationMode.POSITIVE),
-                         schema.as_strategy(generation_mode=GenerationMode.NEGATIVE))
+    strategy = st.one_of(
+        schema.as_strategy(generation_mode=GenerationMode.POSITIVE),
+        schema.as_strategy(generation_mode=GenerationMode.NEGATIVE),
+    )
     with asgi_client(app) as client:
         for method, path, body, content_type in MALFORMED:
             response = client.request(method, path, data=body, headers={"content-type": content_type})
             report.record(f"{method} {path}", response.status_code, response.content, body[:80])
 
-        @settings(max_examples=cases, deadline=None, database=None, derandomize=derandomize,
-                  phases=[Phase.explicit, Phase.generate], suppress_health_check=list(HealthCheck))
+        @settings(
+            max_examples=cases,
+            deadline=None,
+            database=None,
+            derandomize=derandomize,
+            phases=[Phase.explicit, Phase.generate],
+            suppress_health_check=list(HealthCheck),
+        )
         @given(strategy)
         def one(case: Any) -> None:
             response = case.call(session=client)
@@ -212,8 +233,10 @@ def main(argv: list[str] | None = None) -> int:
     warnings.filterwarnings("ignore")
     logging.getLogger("serving").setLevel(logging.CRITICAL)  # 4xx are expected here; 5xx are counted
     report = fuzz(build_app(args.model), cases=args.cases, seed=args.seed)
-    print(f"{report.cases:,} requests in {report.seconds:.0f} s: {report.server_errors} 5xx, "
-          f"{report.bad_4xx} 4xx without a JSON problem, {report.leaks} leaking a trace or path")
+    print(
+        f"{report.cases:,} requests in {report.seconds:.0f} s: {report.server_errors} 5xx, "
+        f"{report.bad_4xx} 4xx without a JSON problem, {report.leaks} leaking a trace or path"
+    )
     for status, count in sorted(report.statuses.items()):
         print(f"  {status}: {count:,}")
     for failure in report.failures:

@@ -29,5 +29,4 @@ def history_files(history: SyntheticHistory, tmp_path_factory: pytest.TempPathFa
     folder = tmp_path_factory.mktemp("history")
     csv = write_history(history, folder / "leads.csv")
     parquet = write_history(history, folder / "leads.parquet")
-    return {"csv": csv["leads"], "parquet": parquet["leads"], "schema": csv["schema"],
-            "truth_csv": csv["truth"]}
+    return {"csv": csv["leads"], "parquet": parquet["leads"], "schema": csv["schema"], "truth_csv": csv["truth"]}

@@ -71,10 +71,21 @@ class LoadResult:
         }
 
 
-def run_load(base_url: str, path: str, bodies: Sequence[bytes], *, concurrency: int, max_requests: int,
-             max_seconds: float, label: str = "", check: Check | None = None, client: str = "http.client",
-             headers: dict[str, str] | None = None, timeout_s: float = 30.0,
-             stop: threading.Event | None = None) -> LoadResult:
+def run_load(
+    base_url: str,
+    path: str,
+    bodies: Sequence[bytes],
+    *,
+    concurrency: int,
+    max_requests: int,
+    max_seconds: float,
+    label: str = "",
+    check: Check | None = None,
+    client: str = "http.client",
+    headers: dict[str, str] | None = None,
+    timeout_s: float = 30.0,
+    stop: threading.Event | None = None,
+) -> LoadResult:
     """POST `bodies` round-robin to `path` from `concurrency` clients until `max_requests`, `max_seconds`
     or `stop` is set, whichever comes first.
 
@@ -149,8 +160,10 @@ def compare_clients(base_url: str, path: str, body: bytes, *, requests: int = 30
             cpu, wall = time.thread_time() - cpu0, time.perf_counter() - wall0
         finally:
             send.close()
-        out[client] = {"client_cpu_ms_per_request": round(cpu / requests * 1000.0, 4),
-                       "latency_ms_mean": round(wall / requests * 1000.0, 4)}
+        out[client] = {
+            "client_cpu_ms_per_request": round(cpu / requests * 1000.0, 4),
+            "latency_ms_mean": round(wall / requests * 1000.0, 4),
+        }
     return out
 
 
@@ -166,8 +179,9 @@ def get(base_url: str, path: str, *, timeout_s: float = 5.0) -> tuple[int, bytes
         conn.close()
 
 
-def post(base_url: str, path: str, body: bytes, *, headers: dict[str, str] | None = None,
-         timeout_s: float = 60.0) -> tuple[int, bytes]:
+def post(
+    base_url: str, path: str, body: bytes, *, headers: dict[str, str] | None = None, timeout_s: float = 60.0
+) -> tuple[int, bytes]:
     """One POST on a fresh connection."""
     host, port = _loopback(base_url)
     send = _sender("http.client", host, port, {"content-type": "application/json", **(headers or {})}, timeout_s)
@@ -178,6 +192,7 @@ def post(base_url: str, path: str, body: bytes, *, headers: dict[str, str] | Non
 
 
 # -- clients -------------------------------------------------------------------------------------
+
 
 class _HttpClientSender:
     """http.client with one persistent connection (HTTP/1.1 keep-alive)."""
@@ -216,8 +231,9 @@ class _HttpxSender:
         self.client.close()
 
 
-def _sender(client: str, host: str, port: int, headers: dict[str, str],
-            timeout_s: float) -> _HttpClientSender | _HttpxSender:
+def _sender(
+    client: str, host: str, port: int, headers: dict[str, str], timeout_s: float
+) -> _HttpClientSender | _HttpxSender:
     cls = _HttpClientSender if client == "http.client" else _HttpxSender
     return cls(host, port, headers, timeout_s)
 

@@ -25,8 +25,7 @@ def backtest_store(make_mlflow_store, tmp_path_factory: pytest.TempPathFactory) 
 @pytest.fixture(scope="module")
 def backtest_result(history_path: Path, backtest_store: str, tmp_path_factory: pytest.TempPathFactory):
     """From 2025Q3 (the frozen model's quarter, trained before the drift) to the last mature quarter."""
-    return backtest(history_path, start="2025Q3", out=tmp_path_factory.mktemp("backtest"),
-                    tracking_uri=backtest_store)
+    return backtest(history_path, start="2025Q3", out=tmp_path_factory.mktemp("backtest"), tracking_uri=backtest_store)
 
 
 def test_retrained_beats_frozen_after_the_drift(backtest_result) -> None:
@@ -51,18 +50,21 @@ def test_table_chart_and_mlflow_runs(backtest_result, backtest_store: str) -> No
     assert "mean_retrained_log_loss" in parent.data.metrics
     names = {item.path for item in client.list_artifacts(parent.info.run_id)}
     assert {"backtest.csv", "backtest.png"} <= names
-    children = client.search_runs([parent.info.experiment_id],
-                                  filter_string=f"tags.mlflow.parentRunId = '{parent.info.run_id}'")
+    children = client.search_runs(
+        [parent.info.experiment_id], filter_string=f"tags.mlflow.parentRunId = '{parent.info.run_id}'"
+    )
     assert len(children) == 4
     assert {"retrained_roc_auc", "frozen_log_loss", "prior_ece"} <= set(children[0].data.metrics)
     assert tracking.alias_version(client, tracking.CHAMPION) is None, "the backtest registers nothing"
 
 
-def test_quarters_without_enough_history_are_skipped_and_said(history_path: Path, tmp_path: Path,
-                                                              mlflow_store: str, capsys) -> None:
+def test_quarters_without_enough_history_are_skipped_and_said(
+    history_path: Path, tmp_path: Path, mlflow_store: str, capsys
+) -> None:
     # As of 2024-01-01 only two days of leads (from 2023-10-01) are older than the 90-day window.
-    code = main(["backtest", "--data", str(history_path), "--from", "2024Q1", "--to", "2024Q2",
-                 "--out", str(tmp_path / "bt")])
+    code = main(
+        ["backtest", "--data", str(history_path), "--from", "2024Q1", "--to", "2024Q2", "--out", str(tmp_path / "bt")]
+    )
     out = capsys.readouterr().out
     assert code == 0
     assert "skipped 2024Q1: too little mature data at 2024-01-01" in out

@@ -23,11 +23,20 @@ def test_replayed_early_stopping_leaves_the_in_process_booster(min_rounds: int) 
     X = rng.normal(size=(6000, 6))
     y = (rng.random(6000) < 1 / (1 + np.exp(-(X[:, 0] - 0.5 * X[:, 1] - 2)))).astype(float)
     train, valid = slice(0, 4000), slice(4000, None)
-    params = {"objective": "binary", "learning_rate": 0.2, "num_leaves": 15, "verbosity": -1, "num_threads": 1,
-              "seed": 1, "bagging_fraction": 0.8, "bagging_freq": 1}
+    params = {
+        "objective": "binary",
+        "learning_rate": 0.2,
+        "num_leaves": 15,
+        "verbosity": -1,
+        "num_threads": 1,
+        "seed": 1,
+        "bagging_fraction": 0.8,
+        "bagging_freq": 1,
+    }
     encoder = SimpleNamespace(feature_names=[f"x{i}" for i in range(6)], categorical_indices=[])
-    stopped = train_booster(params, X[train], y[train], None, encoder, rounds=600, valid=(X[valid], y[valid]),
-                            min_rounds=min_rounds)
+    stopped = train_booster(
+        params, X[train], y[train], None, encoder, rounds=600, valid=(X[valid], y[valid]), min_rounds=min_rounds
+    )
     full = lgb.train(params, lgb.Dataset(X[train], label=y[train]), num_boost_round=600)
     curve = validation_curve(full, X[valid], y[valid])
     best, stop = early_stopping_point(curve, EARLY_STOPPING_ROUNDS, min_rounds)
@@ -36,15 +45,27 @@ def test_replayed_early_stopping_leaves_the_in_process_booster(min_rounds: int) 
     assert early_stopping_point(curve[: stop - 1], EARLY_STOPPING_ROUNDS, min_rounds) == (best, None)  # needs more
 
 
-def test_cli_trains_registers_and_exports_like_the_single_machine_path(dask_client, trained_model, mlflow_store,
-                                                                       tmp_path, capsys) -> None:
+def test_cli_trains_registers_and_exports_like_the_single_machine_path(
+    dask_client, trained_model, mlflow_store, tmp_path, capsys
+) -> None:
     from mlflow import MlflowClient
 
     from serving.bundle import Bundle
     from training.cli import main
 
-    code = main(["train", "--engine", "dask", "--scheduler", dask_client.scheduler.address,
-                 "--data", str(trained_model.data_path), "--models-dir", str(tmp_path / "models")])
+    code = main(
+        [
+            "train",
+            "--engine",
+            "dask",
+            "--scheduler",
+            dask_client.scheduler.address,
+            "--data",
+            str(trained_model.data_path),
+            "--models-dir",
+            str(tmp_path / "models"),
+        ]
+    )
     out = capsys.readouterr().out
     assert code == 0, out
     assert "engine: lightgbm.dask on 2 Dask workers at tcp://" in out

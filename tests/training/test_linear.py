@@ -45,11 +45,13 @@ def test_served_raw_score_is_sklearns_decision_function(history, newest, encoder
     leads, y = history
     X = encoder.transform(leads[~newest])
     fit = fit_linear_details(X, y[~newest], encoder, C=0.3)
-    np.testing.assert_allclose(fit.model.raw(X), fit.estimator.decision_function(fit.design.matrix(X)),
-                               rtol=0, atol=1e-8)
+    np.testing.assert_allclose(
+        fit.model.raw(X), fit.estimator.decision_function(fit.design.matrix(X)), rtol=0, atol=1e-8
+    )
     X_new = encoder.transform(leads[newest])  # and on leads it never saw
-    np.testing.assert_allclose(fit.model.raw(X_new), fit.estimator.decision_function(fit.design.matrix(X_new)),
-                               rtol=0, atol=1e-8)
+    np.testing.assert_allclose(
+        fit.model.raw(X_new), fit.estimator.decision_function(fit.design.matrix(X_new)), rtol=0, atol=1e-8
+    )
 
 
 def test_terms_follow_the_schema(history, newest, encoder, schema: LeadSchema) -> None:
@@ -100,8 +102,9 @@ def test_select_C_keeps_the_default_unless_validation_clearly_prefers_another(hi
 def test_ranks_the_newest_quarter_well(history, newest, encoder) -> None:
     leads, y = history
     X = encoder.transform(leads[~newest])
-    model = fit_linear(X, y[~newest], encoder, C=select_C(X[:4500], y[~newest][:4500], X[4500:],
-                                                           y[~newest][4500:], encoder))
+    model = fit_linear(
+        X, y[~newest], encoder, C=select_C(X[:4500], y[~newest][:4500], X[4500:], y[~newest][4500:], encoder)
+    )
     auc = roc_auc_score(y[newest], model.raw(encoder.transform(leads[newest])))
     assert auc >= 0.80  # measured 0.840 (C=0.1; 1,500 leads in the newest quarter, 91 conversions)
 

@@ -32,7 +32,7 @@ def test_calibrated_probabilities_have_small_ece_and_shifted_ones_do_not() -> No
 
 
 def test_lift_and_capture_in_the_top_decile() -> None:
-    y = np.r_[np.ones(10), np.zeros(90)]          # 10% convert
+    y = np.r_[np.ones(10), np.zeros(90)]  # 10% convert
     p = np.r_[np.linspace(0.9, 0.8, 5), np.linspace(0.1, 0.05, 5), np.linspace(0.7, 0.2, 90)]
     lift, capture = lift_and_capture(y, p, 0.10)  # top 10 leads hold 5 of the 10 conversions
     assert capture == pytest.approx(0.5) and lift == pytest.approx(5.0)
@@ -79,6 +79,16 @@ def test_evaluate_flattens_for_mlflow() -> None:
     p = rng.beta(1, 9, 5000)
     y = (rng.random(5000) < p).astype(int)
     scalars = evaluate(y, p, grades=FLOORS, groups=np.repeat(["a", "b"], 2500)).scalars()
-    for key in ("roc_auc", "pr_auc", "log_loss", "brier", "ece", "lift_top10", "capture_top20",
-                "grade_A_rate", "grade_D_n", "auc_source_a"):
+    for key in (
+        "roc_auc",
+        "pr_auc",
+        "log_loss",
+        "brier",
+        "ece",
+        "lift_top10",
+        "capture_top20",
+        "grade_A_rate",
+        "grade_D_n",
+        "auc_source_a",
+    ):
         assert math.isfinite(scalars[key]), key

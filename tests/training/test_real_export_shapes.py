@@ -66,12 +66,17 @@ def _expected_auc(score: np.ndarray, truth: np.ndarray) -> float:
 
 def _train_and_judge(scenario: Scenario, folder: Path, make_mlflow_store) -> tuple[object, Bundle, float, float]:
     uri = make_mlflow_store(folder)
-    result = train(scenario.export, scenario.schema, models_dir=folder / "models", tracking_uri=uri,
-                   settings=PromotionSettings())
+    result = train(
+        scenario.export, scenario.schema, models_dir=folder / "models", tracking_uri=uri, settings=PromotionSettings()
+    )
     bundle = Bundle.load(result.bundle_dir)
     p = Scorer(bundle).predict_proba(scenario.next_leads)
-    return result, bundle, _expected_auc(p, scenario.next_truth), _expected_auc(scenario.next_truth,
-                                                                                 scenario.next_truth)
+    return (
+        result,
+        bundle,
+        _expected_auc(p, scenario.next_truth),
+        _expected_auc(scenario.next_truth, scenario.next_truth),
+    )
 
 
 def _learned_from_newest(result, bundle: Bundle) -> None:

@@ -37,15 +37,17 @@ def _leads(rows: list[tuple[str, str, int, str | None]]) -> pd.DataFrame:
 
 
 def test_outcome_known_at_as_of_decides_the_label(schema: LeadSchema) -> None:
-    frame = _leads([
-        ("old-negative", "2026-01-10", 0, None),         # older than 90 days, never converted: 0
-        ("young-converted", "2026-06-20", 1, "2026-06-25"),  # converted before as-of: 1
-        ("young-open", "2026-06-20", 0, None),            # still open: left out
-        ("converted-later", "2026-06-01", 1, "2026-07-15"),  # young, converts after as-of: left out
-        ("old-converted-later", "2026-01-10", 1, "2026-07-15"),  # old at as-of, converted after: 0 then
-        ("future", "2026-07-05", 1, "2026-07-06"),        # created after as-of: invisible
-        ("bad-target", "2026-01-10", 7, None),
-    ])
+    frame = _leads(
+        [
+            ("old-negative", "2026-01-10", 0, None),  # older than 90 days, never converted: 0
+            ("young-converted", "2026-06-20", 1, "2026-06-25"),  # converted before as-of: 1
+            ("young-open", "2026-06-20", 0, None),  # still open: left out
+            ("converted-later", "2026-06-01", 1, "2026-07-15"),  # young, converts after as-of: left out
+            ("old-converted-later", "2026-01-10", 1, "2026-07-15"),  # old at as-of, converted after: 0 then
+            ("future", "2026-07-05", 1, "2026-07-06"),  # created after as-of: invisible
+            ("bad-target", "2026-01-10", 7, None),
+        ]
+    )
     labelled = label_at(frame, schema, "2026-07-01")
     got = dict(zip(labelled.frame["lead_id"], labelled.y.tolist(), strict=True))
     assert got == {"old-negative": 0, "young-converted": 1, "old-converted-later": 0}
@@ -65,12 +67,18 @@ def test_quarterly_split_tests_on_latest_fully_mature_quarter(train_history, sch
     assert report.method == QUARTERLY
     # Export ends 2026-10-01: 2026Q3 is immature, 2026Q2 ended more than 90 days before the data's end.
     assert (report.test_quarter, report.valid_quarter) == ("2026Q2", "2026Q1")
-    quarter = {name: part["created_at"].dt.to_period("Q").astype(str) for name, part in
-               (("train", split.train), ("valid", split.valid), ("test", split.test))}
+    quarter = {
+        name: part["created_at"].dt.to_period("Q").astype(str)
+        for name, part in (("train", split.train), ("valid", split.valid), ("test", split.test))
+    }
     assert set(quarter["test"]) == {"2026Q2"} and set(quarter["valid"]) == {"2026Q1"}
     assert quarter["train"].max() == "2025Q4"
-    assert split.train["created_at"].max() < split.valid["created_at"].min() <= split.valid["created_at"].max() \
+    assert (
+        split.train["created_at"].max()
+        < split.valid["created_at"].min()
+        <= split.valid["created_at"].max()
         < split.test["created_at"].min()
+    )
     assert not set(split.train["lead_id"]) & set(split.test["lead_id"])
     # Every lead is either used or counted as left out, with a reason.
     assert report.n_used + report.n_left_out == len(leads)
@@ -87,8 +95,14 @@ def test_short_history_falls_back_to_time_order(schema: LeadSchema) -> None:
     rng = np.random.default_rng(0)
     n = 4000  # about 2,000 conversions: not small data, so one time-ordered holdout
     created = pd.Timestamp("2026-01-01") + pd.to_timedelta(rng.uniform(0, 150, n), unit="D")
-    frame = pd.DataFrame({"lead_id": [f"L{i}" for i in range(n)], "created_at": created,
-                          "converted": rng.integers(0, 2, n), "converted_at": pd.NaT})
+    frame = pd.DataFrame(
+        {
+            "lead_id": [f"L{i}" for i in range(n)],
+            "created_at": created,
+            "converted": rng.integers(0, 2, n),
+            "converted_at": pd.NaT,
+        }
+    )
     split = time_split(label_at(frame, schema, "2026-10-01"), schema)
     assert split.report.method == TIME_ORDERED and "creation time" in split.report.note
     assert split.train["created_at"].max() <= split.valid["created_at"].min()
@@ -99,8 +113,14 @@ def test_small_data_is_judged_by_rolling_origin_folds(schema: LeadSchema) -> Non
     rng = np.random.default_rng(1)
     n = 3000  # about 300 conversions over a year
     created = pd.Timestamp("2025-06-01") + pd.to_timedelta(rng.uniform(0, 365, n), unit="D")
-    frame = pd.DataFrame({"lead_id": [f"L{i}" for i in range(n)], "created_at": created,
-                          "converted": (rng.random(n) < 0.1).astype(int), "converted_at": pd.NaT})
+    frame = pd.DataFrame(
+        {
+            "lead_id": [f"L{i}" for i in range(n)],
+            "created_at": created,
+            "converted": (rng.random(n) < 0.1).astype(int),
+            "converted_at": pd.NaT,
+        }
+    )
     split = time_split(label_at(frame, schema, "2026-10-01"), schema)
     assert split.report.method == ROLLING_ORIGIN and len(split.folds) == 4 and "rolling-origin" in split.report.note
     when = pd.to_datetime(split.frame["created_at"])

@@ -26,8 +26,19 @@ from training.pipeline import train
 from training.splits import label_at, time_split
 
 NAME = "lead-conversion"
-CONTRACT_KEYS = {"name", "version", "as_of", "data_window", "trained_at", "run_id", "metrics", "n_train",
-                 "n_valid", "n_test", "test_quarter"}
+CONTRACT_KEYS = {
+    "name",
+    "version",
+    "as_of",
+    "data_window",
+    "trained_at",
+    "run_id",
+    "metrics",
+    "n_train",
+    "n_valid",
+    "n_test",
+    "test_quarter",
+}
 
 
 def _client(uri: str):
@@ -47,6 +58,7 @@ def _test_quarter(trained_model) -> tuple[pd.DataFrame, np.ndarray]:
 
 
 # -- the first model ----------------------------------------------------------------------------------
+
 
 def test_first_model_becomes_champion_and_challenger(trained_model) -> None:
     assert trained_model.result.promoted and trained_model.version == "1"
@@ -103,16 +115,44 @@ def test_run_records_params_metrics_and_artifacts(trained_model) -> None:
     assert params["data_fingerprint"] == sha
     assert params["schema_fingerprint"] == bundled_schema().fingerprint()
     assert params["split_method"] == "quarterly" and params["test_quarter"] == "2026Q2"
-    for key in ("as_of", "n_train", "n_valid", "n_test", "best_iteration", "calibration_method",
-                "lgb.learning_rate", "lgb.num_leaves", "data_window_start", "promote_tolerance"):
+    for key in (
+        "as_of",
+        "n_train",
+        "n_valid",
+        "n_test",
+        "best_iteration",
+        "calibration_method",
+        "lgb.learning_rate",
+        "lgb.num_leaves",
+        "data_window_start",
+        "promote_tolerance",
+    ):
         assert key in params, key
-    for key in ("model_roc_auc", "model_log_loss", "model_ece", "model_lift_top10", "model_grade_A_rate",
-                "baseline_log_loss", "promoted", "train_seconds"):
+    for key in (
+        "model_roc_auc",
+        "model_log_loss",
+        "model_ece",
+        "model_lift_top10",
+        "model_grade_A_rate",
+        "baseline_log_loss",
+        "promoted",
+        "train_seconds",
+    ):
         assert key in metrics, key
     files = _artifact_files(client, run.info.run_id)
-    for name in ("charts/roc.png", "charts/pr.png", "charts/calibration.png", "charts/lift.png",
-                 "charts/factor_importance.png", "factor_importance.csv", "model_card.md", "data_profile.json",
-                 "data_profile.csv", "split_report.json", "evaluation.json"):
+    for name in (
+        "charts/roc.png",
+        "charts/pr.png",
+        "charts/calibration.png",
+        "charts/lift.png",
+        "charts/factor_importance.png",
+        "factor_importance.csv",
+        "model_card.md",
+        "data_profile.json",
+        "data_profile.csv",
+        "split_report.json",
+        "evaluation.json",
+    ):
         assert name in files, name
     card = Path(client.download_artifacts(run.info.run_id, "model_card.md", str(_tmp(trained_model)))).read_text()
     assert "## Known limits" in card and "| A |" in card and "2026Q2" in card
@@ -157,11 +197,13 @@ def test_registered_pyfunc_scores_like_the_bundle(trained_model) -> None:
 
 # -- champion / challenger ----------------------------------------------------------------------------
 
+
 def test_worse_challenger_is_registered_but_not_promoted(trained_model, registry_copy: str) -> None:
     result = train(trained_model.data_path, params={"num_iterations": 3, "num_leaves": 2})
     assert result.version == "2" and not result.promoted
-    assert os.environ["MLFLOW_TRACKING_URI"] == registry_copy, \
+    assert os.environ["MLFLOW_TRACKING_URI"] == registry_copy, (
         "training leaves the caller's MLflow settings as they were"
+    )
     assert "champion kept" in result.decision
     assert result.evaluations["champion"].log_loss < result.evaluations["model"].log_loss
     assert _aliases(registry_copy) == {"champion": "1", "challenger": "2"}
@@ -183,8 +225,12 @@ def test_cli_skips_a_run_whose_inputs_equal_the_champions(trained_model, registr
     code = main(["train", "--data", str(trained_model.data_path)])
     out = capsys.readouterr().out
     assert code == 0
-    assert out.startswith("unchanged: champion version 1 was trained on the same data (leads.parquet), schema "
-                          "and parameters") and "use --force to train anyway" in out, out
+    assert (
+        out.startswith(
+            "unchanged: champion version 1 was trained on the same data (leads.parquet), schema and parameters"
+        )
+        and "use --force to train anyway" in out
+    ), out
     assert len(_client(registry_copy).search_model_versions(f"name='{NAME}'")) == len(versions_before) == 1
     assert _aliases(registry_copy) == {"champion": "1", "challenger": "1"}
     assert not Path("models").exists()
@@ -200,16 +246,20 @@ def test_the_champion_records_what_it_was_trained_from(trained_model, tmp_path: 
     assert tags[TAG] == inputs_fingerprint(data_sha=data_sha, schema=schema)
     changed = tmp_path / "changed.parquet"
     pd.read_parquet(trained_model.data_path).iloc[:-1].to_parquet(changed)
-    others = {inputs_fingerprint(data_sha=file_sha256(changed), schema=schema),
-              inputs_fingerprint(data_sha=data_sha, schema=schema, as_of="2026-07-01"),
-              inputs_fingerprint(data_sha=data_sha, schema=schema, half_life_days=365.0),
-              inputs_fingerprint(data_sha=data_sha, schema=schema, params={"num_leaves": 7})}
+    others = {
+        inputs_fingerprint(data_sha=file_sha256(changed), schema=schema),
+        inputs_fingerprint(data_sha=data_sha, schema=schema, as_of="2026-07-01"),
+        inputs_fingerprint(data_sha=data_sha, schema=schema, half_life_days=365.0),
+        inputs_fingerprint(data_sha=data_sha, schema=schema, params={"num_leaves": 7}),
+    }
     assert tags[TAG] not in others and len(others) == 4
-    assert inputs_fingerprint(data_sha=data_sha, schema=schema, as_of="2026-07-01") == \
-        inputs_fingerprint(data_sha=data_sha, schema=schema, as_of=pd.Timestamp("2026-07-01"))
+    assert inputs_fingerprint(data_sha=data_sha, schema=schema, as_of="2026-07-01") == inputs_fingerprint(
+        data_sha=data_sha, schema=schema, as_of=pd.Timestamp("2026-07-01")
+    )
 
 
 # -- failed runs move nothing -------------------------------------------------------------------------
+
 
 def _one_class(frame: pd.DataFrame) -> pd.DataFrame:
     return frame.assign(converted=0, converted_at=pd.NaT)
@@ -228,17 +278,21 @@ def _duplicate_ids(frame: pd.DataFrame) -> pd.DataFrame:
     return pd.concat([frame, frame.head(3)], ignore_index=True)
 
 
-@pytest.mark.parametrize(("change", "flags", "message"), [
-    (_one_class, [], "only one class"),
-    (_few_positives, [], "too few leads"),
-    (None, ["--as-of", "2020-01-01"], "before the first lead"),
-    (None, ["--as-of", "next tuesday"], "not a date"),
-    (_missing_feature, [], "missing feature columns named in the schema: industry"),
-    (_duplicate_ids, [], "duplicate lead ids"),
-    ("garbage", [], "not a readable"),
-])
-def test_failed_runs_exit_2_with_one_line_and_move_nothing(trained_model, registry_copy: str, tmp_path: Path,
-                                                           capsys, change, flags, message) -> None:
+@pytest.mark.parametrize(
+    ("change", "flags", "message"),
+    [
+        (_one_class, [], "only one class"),
+        (_few_positives, [], "too few leads"),
+        (None, ["--as-of", "2020-01-01"], "before the first lead"),
+        (None, ["--as-of", "next tuesday"], "not a date"),
+        (_missing_feature, [], "missing feature columns named in the schema: industry"),
+        (_duplicate_ids, [], "duplicate lead ids"),
+        ("garbage", [], "not a readable"),
+    ],
+)
+def test_failed_runs_exit_2_with_one_line_and_move_nothing(
+    trained_model, registry_copy: str, tmp_path: Path, capsys, change, flags, message
+) -> None:
     data = trained_model.data_path
     if change == "garbage":
         data = tmp_path / "broken.parquet"

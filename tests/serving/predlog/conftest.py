@@ -43,8 +43,12 @@ class PostgresServer:
         return f"postgresql+psycopg://leadscore@127.0.0.1:{self.port}/postgres"
 
     def ctl(self, *args: str) -> None:
-        subprocess.run([*self.as_user, str(self.bin_dir / "pg_ctl"), "-D", str(self.data_dir), *args],
-                       check=True, capture_output=True, timeout=60)
+        subprocess.run(
+            [*self.as_user, str(self.bin_dir / "pg_ctl"), "-D", str(self.data_dir), *args],
+            check=True,
+            capture_output=True,
+            timeout=60,
+        )
 
     def start(self) -> None:
         options = f"-p {self.port} -k {self.data_dir} -c listen_addresses=127.0.0.1 -c fsync=off"
@@ -86,8 +90,24 @@ def postgres_server() -> Iterator[PostgresServer]:
         as_user = ["runuser", "-u", "postgres", "--"]
     folder.chmod(0o755)
     data_dir = folder / "data"
-    subprocess.run([*as_user, str(bin_dir / "initdb"), "-D", str(data_dir), "-U", "leadscore", "--auth=trust",
-                    "--no-sync", "-E", "UTF8", "--no-instructions"], check=True, capture_output=True, timeout=120)
+    subprocess.run(
+        [
+            *as_user,
+            str(bin_dir / "initdb"),
+            "-D",
+            str(data_dir),
+            "-U",
+            "leadscore",
+            "--auth=trust",
+            "--no-sync",
+            "-E",
+            "UTF8",
+            "--no-instructions",
+        ],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
     server = PostgresServer(bin_dir=bin_dir, data_dir=data_dir, port=free_port(), as_user=as_user)
     server.start()
     try:

@@ -25,13 +25,25 @@ def logged_history(scorer: Any, fresh: Any, tmp_path_factory: pytest.TempPathFac
     url = f"sqlite:///{tmp_path_factory.mktemp('log') / 'predictions.db'}"
     leads = fresh.leads
     columns = [schema.id_column, schema.created_at, *schema.feature_names, *schema.context, schema.owner]
-    records = [{k: (None if pd.isna(v) else v.isoformat() if hasattr(v, "isoformat") else
-                    v.item() if hasattr(v, "item") else v) for k, v in row.items()}
-               for row in leads[columns].astype(object).to_dict("records")]
+    records = [
+        {
+            k: (
+                None
+                if pd.isna(v)
+                else v.isoformat()
+                if hasattr(v, "isoformat")
+                else v.item()
+                if hasattr(v, "item")
+                else v
+            )
+            for k, v in row.items()
+        }
+        for row in leads[columns].astype(object).to_dict("records")
+    ]
     auth = {"Authorization": "Bearer t"}
     with TestClient(create_app(Settings(database_url=url, write_token="t"), scorer=scorer)) as client:
         for start in range(0, len(records), 1000):
-            assert client.post("/v1/score/batch", json={"leads": records[start:start + 1000]}).status_code == 200
+            assert client.post("/v1/score/batch", json={"leads": records[start : start + 1000]}).status_code == 200
         won = leads[leads["converted"] == 1]
         for lead_id, when in zip(won[schema.id_column], won[schema.converted_at], strict=True):
             body = {"lead_id": lead_id, "outcome": "converted", "occurred_at": when.isoformat()}
@@ -49,14 +61,27 @@ def test_the_log_gives_back_the_history_it_scored(logged_history: str, fresh: An
     assert exported["created_at"].tolist() == original["created_at"].tolist()
     assert exported["converted_at"].tolist() == original["converted_at"].tolist()
     for name in schema.feature_names:
-        pd.testing.assert_series_equal(exported[name].reset_index(drop=True), original[name].reset_index(drop=True),
-                                       check_names=False, check_dtype=False)
+        pd.testing.assert_series_equal(
+            exported[name].reset_index(drop=True),
+            original[name].reset_index(drop=True),
+            check_names=False,
+            check_dtype=False,
+        )
 
 
 def test_train_from_log(logged_history: str, mlflow_store: str, tmp_path: Path, capsys: Any) -> None:
-    code = main(["train", "--from-log", "--database-url", logged_history, "--schema",
-                 str(Path(__file__).resolve().parents[3] / "features" / "data" / "synthetic_crm.yaml"),
-                 "--models-dir", str(tmp_path / "models")])
+    code = main(
+        [
+            "train",
+            "--from-log",
+            "--database-url",
+            logged_history,
+            "--schema",
+            str(Path(__file__).resolve().parents[3] / "features" / "data" / "synthetic_crm.yaml"),
+            "--models-dir",
+            str(tmp_path / "models"),
+        ]
+    )
     out = capsys.readouterr()
     assert code == 0, out.err
     assert "version 1" in out.out
@@ -64,6 +89,17 @@ def test_train_from_log(logged_history: str, mlflow_store: str, tmp_path: Path, 
 
 
 def test_an_empty_log_cannot_be_trained_on(sqlite_url: str, capsys: Any) -> None:
-    assert main(["train", "--from-log", "--database-url", sqlite_url, "--schema",
-                 str(Path(__file__).resolve().parents[3] / "features" / "data" / "synthetic_crm.yaml")]) == 2
+    assert (
+        main(
+            [
+                "train",
+                "--from-log",
+                "--database-url",
+                sqlite_url,
+                "--schema",
+                str(Path(__file__).resolve().parents[3] / "features" / "data" / "synthetic_crm.yaml"),
+            ]
+        )
+        == 2
+    )
     assert "has no scored leads with an id to train on" in capsys.readouterr().err

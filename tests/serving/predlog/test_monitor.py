@@ -23,17 +23,26 @@ def logged(scorer: Any, fresh: Any, sqlite_url: str) -> str:
     schema = bundled_schema()
     leads = fresh.leads.iloc[:600]
     columns = [schema.id_column, *schema.feature_names, *schema.context, schema.owner]
-    records = [{k: (None if pd.isna(v) else v.item() if hasattr(v, "item") else v) for k, v in row.items()}
-               for row in leads[columns].astype(object).to_dict("records")]
+    records = [
+        {k: (None if pd.isna(v) else v.item() if hasattr(v, "item") else v) for k, v in row.items()}
+        for row in leads[columns].astype(object).to_dict("records")
+    ]
     auth = {"Authorization": "Bearer t"}
     with TestClient(create_app(Settings(database_url=sqlite_url, write_token="t"), scorer=scorer)) as client:
         assert client.post("/v1/score/batch", json={"leads": records}).status_code == 200
-        for lead_id, converted in zip(leads[schema.id_column][:400], fresh.truth["true_converted_eventually"][:400],
-                                     strict=True):
+        for lead_id, converted in zip(
+            leads[schema.id_column][:400], fresh.truth["true_converted_eventually"][:400], strict=True
+        ):
             body = {"lead_id": lead_id, "outcome": "converted" if converted else "lost"}
             assert client.post("/v1/outcomes", json=body, headers=auth).status_code == 201
-        assert client.post("/v1/feedback", json={"lead_id": leads[schema.id_column].iloc[0], "factor": "timeline",
-                                                 "author": "ana.silva"}, headers=auth).status_code == 201
+        assert (
+            client.post(
+                "/v1/feedback",
+                json={"lead_id": leads[schema.id_column].iloc[0], "factor": "timeline", "author": "ana.silva"},
+                headers=auth,
+            ).status_code
+            == 201
+        )
         assert client.app.state.loop.log.wait_idle(10)
     return sqlite_url
 

@@ -27,8 +27,13 @@ def test_an_outcome_is_recorded_once_however_often_it_is_posted(client: Any, dat
     body = {"lead_id": "L1", "outcome": "lost", "occurred_at": "2026-08-01T09:30:00+02:00", "owner": "ben.okafor"}
     first = client.post("/v1/outcomes", json=body, headers=AUTH)
     assert first.status_code == 201
-    assert first.json() == {"lead_id": "L1", "outcome": "lost", "occurred_at": "2026-08-01T07:30:00+00:00",
-                            "owner": "ben.okafor", "status": "created"}
+    assert first.json() == {
+        "lead_id": "L1",
+        "outcome": "lost",
+        "occurred_at": "2026-08-01T07:30:00+00:00",
+        "owner": "ben.okafor",
+        "status": "created",
+    }
     repeat = client.post("/v1/outcomes", json=body, headers=AUTH)
     assert (repeat.status_code, repeat.json()["status"]) == (200, "unchanged")
     won = client.post("/v1/outcomes", json=body | {"outcome": "converted"}, headers=AUTH)
@@ -40,8 +45,10 @@ def test_an_outcome_is_recorded_once_however_often_it_is_posted(client: Any, dat
 
 def test_numeric_lead_ids_are_the_same_ids_as_text(client: Any) -> None:
     """The score API echoes a numeric id as text; an outcome posted with the number must match it."""
-    assert client.post("/v1/outcomes", json={"lead_id": 12345, "outcome": "lost"}, headers=AUTH).json()["lead_id"] \
+    assert (
+        client.post("/v1/outcomes", json={"lead_id": 12345, "outcome": "lost"}, headers=AUTH).json()["lead_id"]
         == "12345"
+    )
     repeat = client.post("/v1/outcomes", json={"lead_id": "12345", "outcome": "lost"}, headers=AUTH)
     assert (repeat.status_code, repeat.json()["status"]) == (200, "unchanged")
     assert client.get("/v1/leads/12345/history").json()["outcome"]["outcome"] == "lost"
@@ -58,22 +65,26 @@ def test_writes_need_the_write_token(client: Any, path: str, headers: dict[str, 
 def test_writes_are_disabled_without_a_token(scorer: Any, sqlite_url: str) -> None:
     app = create_app(Settings(database_url=sqlite_url, write_token=None, admin_token="admin"), scorer=scorer)
     with TestClient(app) as client:
-        response = client.post("/v1/outcomes", json={"lead_id": "L1", "outcome": "lost"},
-                               headers={"Authorization": "Bearer admin"})  # the admin token is not a write token
+        response = client.post(
+            "/v1/outcomes", json={"lead_id": "L1", "outcome": "lost"}, headers={"Authorization": "Bearer admin"}
+        )  # the admin token is not a write token
     assert response.status_code == 404
     assert "LEADSCORE_WRITE_TOKEN" in response.json()["detail"]
 
 
-@pytest.mark.parametrize(("path", "body", "field"), [
-    ("/v1/outcomes", {"lead_id": "L1", "outcome": "won"}, "outcome"),
-    ("/v1/outcomes", {"outcome": "lost"}, "lead_id"),
-    ("/v1/outcomes", {"lead_id": "L1", "outcome": "lost", "occurred_at": "yesterday"}, "occurred_at"),
-    ("/v1/outcomes", {"lead_id": "", "outcome": "lost"}, "lead_id"),
-    ("/v1/outcomes", {"lead_id": "L1", "outcome": "lost", "stage": "x"}, "stage"),
-    ("/v1/feedback", {"lead_id": "L1", "factor": "budget", "author": "ana"}, "factor"),
-    ("/v1/feedback", {"lead_id": "L1", "factor": "authority"}, "author"),
-    ("/v1/feedback", {"lead_id": "L1", "factor": "authority", "author": "ana", "comment": "x" * 2001}, "comment"),
-])
+@pytest.mark.parametrize(
+    ("path", "body", "field"),
+    [
+        ("/v1/outcomes", {"lead_id": "L1", "outcome": "won"}, "outcome"),
+        ("/v1/outcomes", {"outcome": "lost"}, "lead_id"),
+        ("/v1/outcomes", {"lead_id": "L1", "outcome": "lost", "occurred_at": "yesterday"}, "occurred_at"),
+        ("/v1/outcomes", {"lead_id": "", "outcome": "lost"}, "lead_id"),
+        ("/v1/outcomes", {"lead_id": "L1", "outcome": "lost", "stage": "x"}, "stage"),
+        ("/v1/feedback", {"lead_id": "L1", "factor": "budget", "author": "ana"}, "factor"),
+        ("/v1/feedback", {"lead_id": "L1", "factor": "authority"}, "author"),
+        ("/v1/feedback", {"lead_id": "L1", "factor": "authority", "author": "ana", "comment": "x" * 2001}, "comment"),
+    ],
+)
 def test_bad_bodies_are_422_naming_the_field(client: Any, path: str, body: dict[str, Any], field: str) -> None:
     response = client.post(path, json=body, headers=AUTH)
     assert response.status_code == 422
@@ -90,14 +101,21 @@ def test_history_shows_scores_over_time_outcome_and_feedback(client: Any, lead_r
     lead_id = lead["lead_id"]
     first = client.post("/v1/score", json=lead | {"demo_requested": False}).json()
     second = client.post("/v1/score", json=lead | {"demo_requested": True}).json()
-    note = client.post("/v1/feedback", json={"lead_id": lead_id, "factor": "authority", "author": "ana.silva",
-                                              "comment": "talked to an intern"}, headers=AUTH)
+    note = client.post(
+        "/v1/feedback",
+        json={"lead_id": lead_id, "factor": "authority", "author": "ana.silva", "comment": "talked to an intern"},
+        headers=AUTH,
+    )
     assert note.status_code == 201 and note.json()["factor"] == "authority"
-    retry = client.post("/v1/feedback", json={"lead_id": lead_id, "factor": "authority", "author": "ana.silva",
-                                               "comment": "talked to an intern"}, headers=AUTH)
+    retry = client.post(
+        "/v1/feedback",
+        json={"lead_id": lead_id, "factor": "authority", "author": "ana.silva", "comment": "talked to an intern"},
+        headers=AUTH,
+    )
     assert retry.status_code == 200 and retry.json() == note.json()  # a retried post is not stored twice
-    client.post("/v1/outcomes", json={"lead_id": lead_id, "outcome": "lost", "occurred_at": "2026-09-01T00:00:00"},
-                headers=AUTH)
+    client.post(
+        "/v1/outcomes", json={"lead_id": lead_id, "outcome": "lost", "occurred_at": "2026-09-01T00:00:00"}, headers=AUTH
+    )
     assert client.app.state.loop.log.wait_idle(10)
     history = client.get(f"/v1/leads/{lead_id}/history").json()
     assert [s["score"] for s in history["scores"]] == [first["score"], second["score"]]
@@ -105,7 +123,8 @@ def test_history_shows_scores_over_time_outcome_and_feedback(client: Any, lead_r
     assert history["scores"][0]["model"] == {"name": "lead-conversion", "version": "7"}
     assert history["outcome"] == {"outcome": "lost", "occurred_at": "2026-09-01T00:00:00+00:00", "owner": None}
     assert [(f["factor"], f["author"], f["comment"]) for f in history["feedback"]] == [
-        ("authority", "ana.silva", "talked to an intern")]
+        ("authority", "ana.silva", "talked to an intern")
+    ]
 
 
 def test_history_of_an_unknown_lead_is_404(client: Any) -> None:
@@ -115,8 +134,9 @@ def test_history_of_an_unknown_lead_is_404(client: Any) -> None:
 
 
 def test_outcomes_are_503_not_lost_when_the_database_is_down(scorer: Any, tmp_path: Any) -> None:
-    app = create_app(Settings(database_url=f"sqlite:///{tmp_path / 'missing' / 'x.db'}", write_token="sales-secret"),
-                     scorer=scorer)
+    app = create_app(
+        Settings(database_url=f"sqlite:///{tmp_path / 'missing' / 'x.db'}", write_token="sales-secret"), scorer=scorer
+    )
     with TestClient(app) as client:
         response = client.post("/v1/outcomes", json={"lead_id": "L1", "outcome": "lost"}, headers=AUTH)
     assert response.status_code == 503
@@ -124,7 +144,8 @@ def test_outcomes_are_503_not_lost_when_the_database_is_down(scorer: Any, tmp_pa
 
 
 def test_an_exploration_share_flags_leads_by_id_in_the_response_and_the_log(
-        scorer: Any, lead_records: list[dict[str, Any]], sqlite_url: str) -> None:
+    scorer: Any, lead_records: list[dict[str, Any]], sqlite_url: str
+) -> None:
     app = create_app(Settings(database_url=sqlite_url, explore_share=0.3), scorer=scorer)
     with TestClient(app) as client:
         results = client.post("/v1/score/batch", json={"leads": lead_records[:200]}).json()["results"]

@@ -34,11 +34,13 @@ def _metric(app: Any, name: str, **labels: str) -> float:
     return 0.0 if value is None else value
 
 
-def test_concurrent_scores_are_all_logged(scorer: Any, lead_records: list[dict[str, Any]], database_url: str,
-                                          run_threaded: Any) -> None:
+def test_concurrent_scores_are_all_logged(
+    scorer: Any, lead_records: list[dict[str, Any]], database_url: str, run_threaded: Any
+) -> None:
     app = _app(scorer, database_url)
-    singles, batches = lead_records[:120], [lead_records[i:i + 20] for i in range(120, 200, 20)]
+    singles, batches = lead_records[:120], [lead_records[i : i + 20] for i in range(120, 200, 20)]
     with run_threaded(app) as base, httpx.Client(base_url=base, timeout=30) as client:
+
         def one(lead: dict[str, Any]) -> int:
             return client.post("/v1/score", json=lead).status_code
 
@@ -56,7 +58,8 @@ def test_concurrent_scores_are_all_logged(scorer: Any, lead_records: list[dict[s
 
 
 def test_a_logged_row_keeps_the_lead_as_received_and_what_the_model_said(
-        scorer: Any, lead_records: list[dict[str, Any]], sqlite_url: str) -> None:
+    scorer: Any, lead_records: list[dict[str, Any]], sqlite_url: str
+) -> None:
     lead = {k: v for k, v in lead_records[0].items() if v is not None} | {"sales_owner": "ana.silva"}
     with TestClient(_app(scorer, sqlite_url)) as client:
         result = client.post("/v1/score", json=lead).json()
@@ -65,7 +68,11 @@ def test_a_logged_row_keeps_the_lead_as_received_and_what_the_model_said(
         row = connection.execute(select(predictions)).mappings().one()
     assert row["lead"] == lead
     assert (row["lead_id"], row["probability"], row["grade"], row["score"]) == (
-        lead["lead_id"], result["probability"], result["grade"], result["score"])
+        lead["lead_id"],
+        result["probability"],
+        result["grade"],
+        result["score"],
+    )
     assert (row["model_name"], row["model_version"]) == ("lead-conversion", "7")
     assert row["factors"] == {f["key"]: pytest.approx(f["impact"]) for f in result["factors"]}
     top = result["lowering_factors"][0]
@@ -74,7 +81,8 @@ def test_a_logged_row_keeps_the_lead_as_received_and_what_the_model_said(
 
 
 def test_database_down_scores_are_served_and_the_loss_is_counted(
-        scorer: Any, lead_records: list[dict[str, Any]], tmp_path: Any) -> None:
+    scorer: Any, lead_records: list[dict[str, Any]], tmp_path: Any
+) -> None:
     url = f"sqlite:///{tmp_path / 'no-such-folder' / 'predictions.db'}"  # cannot be opened
     app = _app(scorer, url, log_queue=5)
     with TestClient(app) as client:
@@ -91,7 +99,8 @@ def test_database_down_scores_are_served_and_the_loss_is_counted(
 
 
 def test_an_outage_shorter_than_the_queue_loses_nothing(
-        scorer: Any, lead_records: list[dict[str, Any]], postgres_server: Any) -> None:
+    scorer: Any, lead_records: list[dict[str, Any]], postgres_server: Any
+) -> None:
     url = postgres_server.new_database()
     app = _app(scorer, url)
     with TestClient(app) as client:
@@ -110,8 +119,9 @@ def test_an_outage_shorter_than_the_queue_loses_nothing(
     assert _metric(app, "leadscore_prediction_log_lost_total", reason="queue_full") == 0
 
 
-def test_a_restart_keeps_everything_committed(scorer: Any, lead_records: list[dict[str, Any]],
-                                              database_url: str) -> None:
+def test_a_restart_keeps_everything_committed(
+    scorer: Any, lead_records: list[dict[str, Any]], database_url: str
+) -> None:
     auth = {"Authorization": "Bearer sales-secret"}
     lead = lead_records[0]
     with TestClient(_app(scorer, database_url)) as client:
