@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import base64
 import re
-import shutil
-import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -325,11 +323,6 @@ def test_cli_refuses_an_unknown_grouping_column_in_one_line(bundle_dir, tmp_path
 
 # -- in a real browser, offline ------------------------------------------------------------------
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
-needs_chromium = pytest.mark.skipif(
-    CHROMIUM is None, reason="chromium is not installed here (apt-get install -y chromium); .ci/run installs it"
-)
-
 # Appended to a copy of the page: after load, record how many images the browser actually decoded.
 PROBE = """<script>
 window.addEventListener("load", () => {
@@ -340,25 +333,6 @@ window.addEventListener("load", () => {
 </script>"""
 
 
-def _chromium(page: Path, profile: Path, *mode: str) -> subprocess.CompletedProcess[str]:
-    command = [
-        CHROMIUM,
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--no-first-run",
-        f"--user-data-dir={profile}",
-        "--host-resolver-rules=MAP * ~NOTFOUND",  # no network: anything fetched would fail
-        "--virtual-time-budget=5000",
-        *mode,
-        page.as_uri(),
-    ]
-    return subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
-
-
 @pytest.fixture(scope="module")
 def page(tables, tmp_path_factory) -> tuple[Path, tuple[str, ...]]:
     path = tmp_path_factory.mktemp("report") / "report.html"
@@ -366,12 +340,11 @@ def page(tables, tmp_path_factory) -> tuple[Path, tuple[str, ...]]:
     return path, tables.summary
 
 
-@needs_chromium
-def test_chromium_renders_the_summary_and_decodes_every_chart(page, tmp_path):
+def test_chromium_renders_the_summary_and_decodes_every_chart(page, tmp_path, chromium):
     path, summary = page
     probed = tmp_path / "probed.html"
     probed.write_text(path.read_text().replace("</body>", PROBE + "</body>"), encoding="utf-8")
-    result = _chromium(probed, tmp_path / "profile", "--dump-dom")
+    result = chromium(probed.as_uri(), "--dump-dom")
     dom = result.stdout
     assert result.returncode == 0, result.stderr[-2000:]
     assert 'id="summary"' in dom and summary[0] in dom
@@ -382,13 +355,12 @@ def test_chromium_renders_the_summary_and_decodes_every_chart(page, tmp_path):
     assert decoded.group(1) == images.group(1)
 
 
-@needs_chromium
-def test_chromium_screenshot_shows_the_page(page, tmp_path):
+def test_chromium_screenshot_shows_the_page(page, tmp_path, chromium):
     from matplotlib.image import imread
 
     path, _ = page
     shot = tmp_path / "shot.png"
-    result = _chromium(path, tmp_path / "profile", f"--screenshot={shot}", "--window-size=1280,1600")
+    result = chromium(path.as_uri(), f"--screenshot={shot}", "--window-size=1280,1600")
     assert result.returncode == 0 and shot.is_file(), result.stderr[-2000:]
     pixels = imread(shot)[..., :3]
     # Not a blank page: plenty of non-white pixels, and colour from the charts (not only black text).
