@@ -85,6 +85,7 @@ class TrainResult:
     calibration_source: str = ""
     valid_auc: float = float("nan")
     repairs: list[str] = field(default_factory=list)
+    cpu_timings: dict[str, float] = field(default_factory=dict)  # CPU seconds per stage (all threads)
 
     def summary(self) -> str:
         """The few lines a person reads after `leadscore train`."""
@@ -281,6 +282,7 @@ def train(
             valid_auc=candidate.recipe.valid_auc,
             seconds=clock.total,
             timings=dict(clock.marks),
+            cpu_timings=dict(clock.cpu_marks),
             repairs=repairs,
         )
         tracking.describe_run(client, run_id, result.summary())
@@ -725,20 +727,26 @@ STEPS = (
 
 class _Clock:
     """Seconds per stage, for the summary, the run's metrics and the benchmark; `begin` tells a person at
-    a terminal which step is running (training has no row count to show)."""
+    a terminal which step is running (training has no row count to show).
+
+    `cpu_marks` are the process's CPU seconds per stage (all threads): on a shared machine wall time
+    stretches with other work, CPU time much less, so a before/after comparison reads them side by side."""
 
     def __init__(self) -> None:
         self.start = self._last = time.perf_counter()
+        self._last_cpu = time.process_time()
         self.marks: dict[str, float] = {}
+        self.cpu_marks: dict[str, float] = {}
         self._steps = Steps("train", STEPS)
 
     def begin(self, step: str) -> None:
         self._steps.start(step)
 
     def lap(self, name: str) -> None:
-        now = time.perf_counter()
+        now, cpu = time.perf_counter(), time.process_time()
         self.marks[name] = now - self._last
-        self._last = now
+        self.cpu_marks[name] = cpu - self._last_cpu
+        self._last, self._last_cpu = now, cpu
 
     @property
     def total(self) -> float:
