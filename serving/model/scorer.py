@@ -46,15 +46,17 @@ class Scorer:
         self.bundle = bundle
         self.schema = bundle.schema
         self._tree_weight = bundle.tree_weight
-        self._booster = bundle.booster if bundle.tree_weight > 0.0 else None
+        self._booster: Any = None  # LightGBM's, only when the trees are not explained by the Forest
         self._linear = bundle.linear if bundle.tree_weight < 1.0 else None
         self._forest: Forest | None = None
-        if self._booster is not None:  # the logistic model alone has no trees to flatten
+        if bundle.tree_weight > 0.0:  # the logistic model alone has no trees to flatten
             if engine == "forest" or (engine == "auto" and numba_available()):
-                self._forest = Forest.from_booster(self._booster)
+                self._forest = Forest.from_dump(bundle.tree_dump())
                 self._forest.warm_up()
-            elif engine == "auto":
-                _logger.warning("numba is not installed: explanations use LightGBM's slower pred_contrib")
+            else:
+                if engine == "auto":
+                    _logger.warning("numba is not installed: explanations use LightGBM's slower pred_contrib")
+                self._booster = bundle.booster
         self._matrix = factor_matrix([spec.factor for spec in self.schema.features])
         self._candidates = ex.what_if_candidates(self.schema, bundle.encoder)
         self._feature_factor = np.array([FACTORS.index(s.factor) for s in self.schema.features])
@@ -73,7 +75,7 @@ class Scorer:
     @property
     def engine(self) -> str:
         """How the trees are explained: `forest` (numba), `lightgbm`, or `linear` when there are none."""
-        if self._booster is None:
+        if self._tree_weight == 0.0:
             return "linear"
         return "forest" if self._forest is not None else "lightgbm"
 
