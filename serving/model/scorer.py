@@ -114,6 +114,24 @@ class Scorer:
             return trees
         return w * trees + (1.0 - w) * part(self._linear).contributions(X)
 
+    def raw_and_contributions(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """`raw_scores(X)` and `contributions(X)` at once, the logistic model's terms computed once
+        (on one lead they cost as much as its trees' raw scores); the same numbers as apart."""
+        w = self._tree_weight
+        if w == 1.0:
+            return self.raw_scores(X), self.contributions(X)
+        linear = part(self._linear)
+        terms = linear.term_values(X)
+        linear_raw, linear_contrib = linear.raw_from_terms(terms), linear.contributions_from_terms(terms)
+        if w == 0.0:
+            return linear_raw, linear_contrib
+        if self._forest is not None:
+            trees_raw, trees_contrib = self._forest.raw(X), self._forest.contributions(X)
+        else:
+            booster = part(self._booster)
+            trees_raw, trees_contrib = booster.predict(X, raw_score=True), booster.predict(X, pred_contrib=True)
+        return w * trees_raw + (1.0 - w) * linear_raw, w * trees_contrib + (1.0 - w) * linear_contrib
+
     def probability(self, raw: np.ndarray | float) -> np.ndarray:
         return self.bundle.calibrator(raw)
 
@@ -133,8 +151,7 @@ class Scorer:
             return []
         encoder = self.bundle.encoder
         X = encoder.transform_records(records)
-        contrib = self.contributions(X)
-        raw = self.raw_scores(X)
+        raw, contrib = self.raw_and_contributions(X)
         prob = self.probability(raw)
         score, grade = self.scores_and_grades(prob)
         impacts = factor_impacts(contrib, self._matrix)
@@ -204,8 +221,7 @@ class Scorer:
 
     def _explain_chunk(self, chunk: pd.DataFrame) -> pd.DataFrame:
         X = self.bundle.encoder.transform(chunk)
-        contrib = self.contributions(X)
-        raw = self.raw_scores(X)
+        raw, contrib = self.raw_and_contributions(X)
         prob = self.probability(raw)
         score, grade = self.scores_and_grades(prob)
         impacts = factor_impacts(contrib, self._matrix)
