@@ -181,6 +181,7 @@ class _Found:
     def __init__(self) -> None:
         self.listed: list[Problem] = []
         self.total = 0
+        self.unchecked = 0  # leads not validated: the request had failed already
 
     def add(self, problems: list[Problem], total: int | None = None) -> None:
         room = MAX_PROBLEMS - len(self.listed)
@@ -192,8 +193,12 @@ class _Found:
         if not self.total:
             return
         detail = list(self.listed)
-        if self.total > len(detail):
-            detail.append({"field": "body", "problem": f"{self.total - len(detail):,} more problems not listed"})
+        rest = self.total - len(detail)
+        if rest or self.unchecked:
+            text = f"{rest:,} more problems not listed"
+            if self.unchecked:
+                text += f"; the {self.unchecked:,} leads after them were not checked"
+            detail.append({"field": "body", "problem": text})
         raise InputError(422, detail)
 
 
@@ -231,7 +236,8 @@ def _lead(
         rest = len(warnings) - MAX_PROBLEMS
         warnings = [*warnings[:MAX_PROBLEMS], {"field": "body", "problem": f"{rest:,} more fields ignored"}]
     if found.total > MAX_PROBLEMS and where:
-        return known, warnings  # the request fails anyway: later leads are not worth validating
+        found.unchecked += 1  # the request fails anyway: later leads are not worth validating
+        return known, warnings
     try:
         lead = models.lead.model_validate(known).model_dump(by_alias=True)
     except ValidationError as exc:
