@@ -9,6 +9,7 @@ client gets a 408 (nothing at all if it sent nothing) and the connection is clos
 own deadline (LEADSCORE_BODY_TIMEOUT_S, serving.api.middleware).
 
     uvicorn.run(app, http=PROTOCOL)   # what `leadscore serve` does
+    uvicorn --factory serving.api.main:create_app --http serving.api.connections:HeaderDeadlineProtocol
 """
 
 from __future__ import annotations
