@@ -29,7 +29,7 @@ from features.progress import track
 from serving.model import explain as ex
 from serving.model.bundle import Bundle, part
 from serving.model.forest import Forest, numba_available
-from serving.model.response import ModelRef, ScoreResponse
+from serving.model.response import ModelRef, ScoreResponse, lead_id_text
 
 _logger = logging.getLogger(__name__)
 
@@ -160,10 +160,9 @@ class Scorer:
         out: list[ScoreResponse] = []
         for i, record in enumerate(records):
             unseen = encoder.unseen(record)
-            lead_id = record.get(self.schema.id_column)
             out.append(
                 {
-                    "lead_id": None if lead_id is None else str(lead_id),
+                    "lead_id": lead_id_text(record.get(self.schema.id_column)),
                     "probability": float(prob[i]),
                     "score": int(score[i]),
                     "grade": str(grade[i]),
