@@ -39,9 +39,9 @@ from features.errors import DataError, LeadscoreError
 from features.files import readable_mode
 from features.lead_checks import check_frame
 from features.loading import SUFFIXES, read_header, table_format
-from serving.reports.batch import _check_columns
 from serving.model.bundle import Bundle
 from serving.model.scorer import Scorer
+from serving.reports.batch import _check_columns
 
 _logger = logging.getLogger(__name__)
 

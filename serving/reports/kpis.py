@@ -404,8 +404,8 @@ def _from_history(
 ) -> KpiTables:
     from features.datasets import load_history_with_schema
     from features.periods import data_end
-    from serving.reports.report import report_window
     from serving.model.scorer import Scorer
+    from serving.reports.report import report_window
 
     frame, lead_schema = load_history_with_schema(data, schema)
     window = report_window(frame, lead_schema, quarter)

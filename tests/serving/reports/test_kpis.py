@@ -16,8 +16,8 @@ from serving.reports.kpis import build_kpis, kpi_leads_from_history, render_html
 def kpi_leads(trained_model: Any) -> pd.DataFrame:
     """The session's champion (trained by the real pipeline) on the last four quarters of its history."""
     from features.periods import data_end
-    from serving.reports.report import report_window
     from serving.model.scorer import Scorer
+    from serving.reports.report import report_window
 
     history, schema = trained_model.history.leads, bundled_schema()
     window = report_window(history, schema)

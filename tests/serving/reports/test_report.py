@@ -14,7 +14,15 @@ from features.errors import DataError
 from features.factors import FACTORS
 from features.schema import LeadSchema, schema_from_dict
 from features.synthetic import QUALITY_FACTORS, bundled_schema, generate, write_history
-from serving.reports.report import ALL, LOWERED_AT, build_report, render_html, report_window, worsened_groups, write_report
+from serving.reports.report import (
+    ALL,
+    LOWERED_AT,
+    build_report,
+    render_html,
+    report_window,
+    worsened_groups,
+    write_report,
+)
 
 
 def truth_explained(leads: pd.DataFrame, truth: pd.DataFrame, schema: LeadSchema) -> pd.DataFrame:
