@@ -16,11 +16,10 @@ lead history explained by the model (`kpi_leads_from_history`); both give the sa
 
 from __future__ import annotations
 
-import base64
-import html
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -30,7 +29,8 @@ from features.factors import FACTOR_LABELS, FACTORS
 from features.files import write_together
 from features.loading import spreadsheet_safe
 from features.schema import LeadSchema
-from serving.reports.report import _CSS, LOWERED_AT, MISSING_GROUP, _figure, _png
+from serving.reports import page
+from serving.reports.report import LOWERED_AT, MISSING_GROUP
 
 Z95 = 1.96
 NO_OWNER = "(no owner)"
@@ -237,57 +237,47 @@ def summary_lines(tables: KpiTables) -> list[str]:
 
 
 def render_html(tables: KpiTables) -> str:
-    title = "Shared KPIs: what marketing delivered, how sales converted"
-    parts = [
-        "<!DOCTYPE html>",
-        '<html lang="en"><head><meta charset="utf-8">',
-        f"<title>{html.escape(title)}</title><style>{_CSS}</style></head><body>",
-        f"<h1>{html.escape(title)}</h1>",
-        f'<p class="meta">{html.escape(tables.source)}</p>',
-        '<section id="summary"><h2>Summary</h2><ul>',
-        *[f"<li>{html.escape(line)}</li>" for line in summary_lines(tables)],
-        "</ul></section>",
-    ]
-    if len(tables.sales):
-        parts.append(
-            _figure_html("Actual minus expected conversions per owner, with 95% intervals", _chart_sales(tables.sales))
-        )
-    parts.append(_section("sales", "Sales: conversion against expectation", _sales_display(tables.sales)))
+    """One self-contained page drawn by serving/reports/templates/kpis.html.j2 (serving.reports.page)."""
+    sections = [_section("sales", "Sales: conversion against expectation", _sales_display(tables.sales))]
     for dim in tables.marketing["dimension"].unique():
         label = "All leads" if dim == "all" else f"Marketing: quality delivered by {dim.replace('_', ' ')}"
-        parts.append(_section(f"marketing-{dim}", label, _marketing_display(tables, dim)))
-    parts.append(_section("feedback", "Sales feedback against the model", _feedback_display(tables.feedback)))
-    parts.append(
-        '<section id="definitions"><h2>How to read this</h2><ul>'
-        "<li><b>Expected</b> conversions are the sum of calibrated probabilities; a seller's interval is "
-        "actual minus expected &plusmn; 1.96 &times; sqrt(&sum; p(1&minus;p)), "
-        "on leads with final outcomes.</li>"
-        "<li>A lead is <b>lowered by</b> a factor when it costs the lead at least "
-        f"{-LOWERED_AT:g} log-odds.</li>"
-        "<li><b>Model agrees</b>: of the leads sales marked with a factor, "
-        "those the model says it lowers.</li>"
-        "</ul></section></body></html>"
+        sections.append(_section(f"marketing-{dim}", label, _marketing_display(tables, dim)))
+    sections.append(_section("feedback", "Sales feedback against the model", _feedback_display(tables.feedback)))
+    with page.plain_text_charts():
+        charts = (
+            [
+                {
+                    "caption": "Actual minus expected conversions per owner, with 95% intervals",
+                    "png": _chart_sales(tables.sales),
+                }
+            ]
+            if len(tables.sales)
+            else []
+        )
+    return page.render(
+        "kpis.html.j2",
+        title="Shared KPIs: what marketing delivered, how sales converted",
+        source=tables.source,
+        summary=summary_lines(tables),
+        charts=charts,
+        sections=sections,
+        lowered_cut=f"{1 - np.exp(LOWERED_AT):.0%}",
     )
-    return "\n".join(parts)
 
 
-def _figure_html(caption: str, png: bytes) -> str:
-    data = base64.b64encode(png).decode("ascii")
-    return (
-        f'<figure><img alt="{html.escape(caption)}" src="data:image/png;base64,{data}">'
-        f"<figcaption>{html.escape(caption)}</figcaption></figure>"
-    )
-
-
-def _section(anchor: str, heading: str, frame: pd.DataFrame) -> str:
-    table = frame.to_html(index=False, escape=False, border=0)
-    return f'<section id="{anchor}"><h2>{html.escape(heading)}</h2><div class="scroll">{table}</div></section>'
+def _section(anchor: str, heading: str, frame: pd.DataFrame) -> dict[str, Any]:
+    return {
+        "anchor": anchor,
+        "heading": heading,
+        "columns": list(frame.columns),
+        "rows": frame.astype(str).to_numpy().tolist(),
+    }
 
 
 def _sales_display(sales: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(
         {
-            "owner": [html.escape(str(o)) for o in sales["owner"]],
+            "owner": sales["owner"].astype(str),
             "leads (final)": [f"{n:,}" for n in sales["leads"]],
             "mean probability": [f"{v:.1%}" for v in sales["mean_probability"]],
             "expected": [f"{v:.1f}" for v in sales["expected"]],
@@ -307,7 +297,7 @@ def _marketing_display(tables: KpiTables, dim: str) -> pd.DataFrame:
     rows = tables.marketing[tables.marketing["dimension"] == dim]
     out = pd.DataFrame(
         {
-            "group": [html.escape(str(g)) for g in rows["group"]],
+            "group": rows["group"].astype(str).to_numpy(),
             "leads": [f"{n:,}" for n in rows["leads"]],
             "expected conversions": [f"{v:,.1f}" for v in rows["expected_conversions"]],
             "grades " + "/".join(tables.grades): [
@@ -337,8 +327,8 @@ def _feedback_display(feedback: pd.DataFrame) -> pd.DataFrame:
     )
 
 
-def _chart_sales(sales: pd.DataFrame) -> bytes:
-    fig = _figure(7, 0.5 + 0.35 * len(sales))
+def _chart_sales(sales: pd.DataFrame) -> str:
+    fig = page.figure(7, 0.5 + 0.35 * len(sales))
     ax = fig.add_subplot()
     y = np.arange(len(sales))[::-1]
     ax.errorbar(
@@ -352,7 +342,7 @@ def _chart_sales(sales: pd.DataFrame) -> bytes:
     ax.axvline(0, color="#52606d", linewidth=1)
     ax.set_yticks(y, sales["owner"].astype(str))
     ax.set_xlabel("actual minus expected conversions")
-    return _png(fig)
+    return page.png(fig)
 
 
 def write_kpis(tables: KpiTables, out: str | Path) -> dict[str, Path]:

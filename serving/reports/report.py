@@ -21,9 +21,6 @@ the edges.
 
 from __future__ import annotations
 
-import base64
-import functools
-import io
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,6 +38,7 @@ from features.loading import spreadsheet_safe
 from features.periods import data_end, outcome_final, outcome_label, parse_quarter, quarter_label, quarters
 from features.schema import LeadSchema
 from features.target import labels
+from serving.reports import page
 
 SOURCE_COLUMN = "lead_source"  # shown beside each campaign
 LOWERED_AT = -0.25
@@ -399,10 +397,8 @@ def _dimension_label(column: str) -> str:
 def render_html(tables: ReportTables) -> str:
     """One self-contained page: inline CSS, charts as base64 PNG, no scripts, fonts or links.
 
-    Drawn by serving/reports/templates/report.html.j2 with autoescaping on: group names come from the data."""
-    import matplotlib
-
-    with matplotlib.rc_context({"text.parse_math": False}):  # "Save $50" is text, not math: plain labels
+    Drawn by serving/reports/templates/report.html.j2 (serving.reports.page)."""
+    with page.plain_text_charts():
         return _render_html(tables)
 
 
@@ -419,45 +415,18 @@ def _render_html(tables: ReportTables) -> str:
                 _chart_expected_actual(tables, main_dim),
             )
         )
-    return _template().render(
+    return page.render(
+        "report.html.j2",
         title=f"Lead quality report, {tables.quarter}",
-        css=_CSS,
         meta=_meta_line(tables),
         meaning=_meaning(tables),
         summary=tables.summary,
         quarter=tables.quarter,
-        charts=[{"caption": caption, "png": base64.b64encode(png).decode("ascii")} for caption, png in charts],
+        charts=[{"caption": caption, "png": png} for caption, png in charts],
         sections=[_table_section(tables, dim) for dim in (ALL, *tables.by)],
         lowered_cut=f"{1 - np.exp(tables.lowered_at):.0%}",
         worse_cut=f"{1 - np.exp(WORSE_AT):.0%}",
     )
-
-
-@functools.cache
-def _template() -> Any:
-    import jinja2
-
-    env = jinja2.Environment(
-        loader=jinja2.PackageLoader("serving.reports", "templates"),
-        autoescape=True,
-        undefined=jinja2.StrictUndefined,
-        keep_trailing_newline=True,
-    )
-    return env.get_template("report.html.j2")
-
-
-_CSS = """
-body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,Helvetica,Arial,sans-serif;margin:2rem auto;
-max-width:1200px;padding:0 1rem;color:#1f2933;line-height:1.45}
-h1{margin-bottom:.2rem} .meta{color:#52606d;margin-top:0}
-#summary{background:#f5f7fa;border-left:4px solid #3e7bfa;padding:.5rem 1.2rem;margin:1rem 0}
-figure{margin:1rem 0} figure img{max-width:100%;height:auto} figcaption{color:#52606d;font-size:.9rem}
-table{border-collapse:collapse;font-size:.85rem;margin:.5rem 0 1.5rem;width:100%}
-.scroll{overflow-x:auto}
-th,td{border-bottom:1px solid #e4e7eb;padding:.3rem .5rem;text-align:right;white-space:nowrap}
-td:first-child{text-align:left} th{background:#f5f7fa;text-align:center;white-space:normal}
-.up{color:#1f7a4d} .down{color:#b42318}
-"""
 
 
 def _meta_line(tables: ReportTables) -> str:
@@ -549,29 +518,17 @@ def _actual_text(row: pd.Series) -> str:
     return f"{row['actual_final']:,.0f}"
 
 
-def _figure(width: float, height: float):
-    from matplotlib.figure import Figure
-
-    return Figure(figsize=(width, height), dpi=100, layout="constrained")
-
-
-def _png(fig) -> bytes:
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png")
-    return buffer.getvalue()
-
-
 def _top_groups(tables: ReportTables, dimension: str, limit: int = 12) -> list[str]:
     rows = tables.current[tables.current["dimension"] == dimension]
     return rows.sort_values("leads", ascending=False)["group"].head(limit).tolist()
 
 
-def _chart_lowered(tables: ReportTables, dimension: str) -> bytes:
+def _chart_lowered(tables: ReportTables, dimension: str) -> str:
     """Heat map: groups by factors, cell = share of the group's leads lowered by the factor."""
     groups = _top_groups(tables, dimension)
     rows = tables.current.set_index(["dimension", "group"]).loc[[(dimension, g) for g in groups]]
     shares = rows[[f"lowered_{f}" for f in tables.factors]].to_numpy(dtype=float)
-    fig = _figure(1.4 * len(tables.factors) + 2.5, 0.4 * len(groups) + 1.5)
+    fig = page.figure(1.4 * len(tables.factors) + 2.5, 0.4 * len(groups) + 1.5)
     ax = fig.subplots()
     ax.imshow(shares, cmap="Reds", vmin=0, vmax=1, aspect="auto")
     ax.set_xticks(range(len(tables.factors)), [FACTOR_LABELS[f] for f in tables.factors], rotation=20, ha="right")
@@ -579,12 +536,12 @@ def _chart_lowered(tables: ReportTables, dimension: str) -> bytes:
     for (i, j), share in np.ndenumerate(shares):
         ax.text(j, i, f"{share:.0%}", ha="center", va="center", fontsize=8, color="white" if share > 0.6 else "black")
     ax.set_title(f"{tables.quarter}: share of leads lowered, by {_dimension_label(dimension)}")
-    return _png(fig)
+    return page.png(fig)
 
 
-def _chart_score_trend(tables: ReportTables, dimension: str) -> bytes:
+def _chart_score_trend(tables: ReportTables, dimension: str) -> str:
     q = tables.quarterly
-    fig = _figure(9, 4)
+    fig = page.figure(9, 4)
     ax = fig.subplots()
     for group in _top_groups(tables, dimension, limit=10):
         series = q[(q["dimension"] == dimension) & (q["group"] == group)]
@@ -595,15 +552,15 @@ def _chart_score_trend(tables: ReportTables, dimension: str) -> bytes:
     ax.tick_params(axis="x", labelrotation=45)
     ax.legend(fontsize=7, ncol=2, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     ax.grid(alpha=0.3)
-    return _png(fig)
+    return page.png(fig)
 
 
-def _chart_expected_actual(tables: ReportTables, dimension: str) -> bytes:
+def _chart_expected_actual(tables: ReportTables, dimension: str) -> str:
     q = tables.quarterly
     rows = q[(q["dimension"] == dimension) & (q["quarter"] == tables.calibration_quarter)]
     rows = rows.sort_values("leads", ascending=False).head(12)
     x = np.arange(len(rows))
-    fig = _figure(9, 3.8)
+    fig = page.figure(9, 3.8)
     ax = fig.subplots()
     ax.bar(x - 0.2, rows["expected_final"], width=0.4, label="expected", color="#9fb3c8")
     ax.bar(x + 0.2, rows["actual_final"], width=0.4, label="actual", color="#3e7bfa")
@@ -611,7 +568,7 @@ def _chart_expected_actual(tables: ReportTables, dimension: str) -> bytes:
     ax.set_ylabel("conversions")
     ax.legend()
     ax.grid(axis="y", alpha=0.3)
-    return _png(fig)
+    return page.png(fig)
 
 
 # -- command line ---------------------------------------------------------------------------------

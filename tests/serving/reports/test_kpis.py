@@ -66,3 +66,17 @@ def test_the_page_names_the_sellers_and_the_campaigns(kpi_leads: pd.DataFrame, t
     assert by_source["leads"].sum() == len(kpi_leads)
     assert by_source["expected_conversions"].sum() == pytest.approx(kpi_leads["probability"].sum())
     assert render_html(tables).count("<section") == 7  # summary, sales, all, source, campaign, feedback, definitions
+
+
+def test_names_from_the_data_are_text_on_the_page(kpi_leads: pd.DataFrame) -> None:
+    """Owners and campaigns come from a CRM: markup is shown escaped, a $ does not become chart math."""
+    leads = kpi_leads.copy()
+    owner = leads["owner"].iloc[0]
+    leads["owner"] = leads["owner"].replace(owner, "<script>alert(1)</script> Save $50 & $100")
+    leads["campaign"] = leads["campaign"].astype(str).str.replace(r"^", "<b>", regex=True)
+    page = render_html(build_kpis(leads, pd.DataFrame(columns=["lead_id", "factor"]), bundled_schema()))
+    assert "<script>" not in page and "&lt;script&gt;alert(1)&lt;/script&gt; Save $50 &amp; $100" in page
+    assert "<b>" not in page.replace("<b>Expected</b>", "").replace("<b>lowered by</b>", "").replace(
+        "<b>Model agrees</b>", ""
+    )
+    assert "&lt;b&gt;" in page
