@@ -48,10 +48,11 @@ def console_blocks(text: str) -> list[tuple[int, str]]:
 
 
 def test_every_console_block_of_the_readme_is_a_checked_example() -> None:
-    checked = {example.span[0] for example in EXAMPLES.values()}
+    text = README.read_text(encoding="utf-8")
+    checked = {example.span[0] for example in examples(text).values()}
     unchecked = [
         block.splitlines()[0]
-        for start, block in console_blocks(README.read_text(encoding="utf-8"))
+        for start, block in console_blocks(text)
         if start not in checked and not block.startswith(tuple(UNMARKED))
     ]
     assert not unchecked, f"README output blocks with no <!-- example --> comment: {unchecked}"
