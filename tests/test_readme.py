@@ -24,7 +24,7 @@ FROM_FIXTURES = {"train-summary", "train-unchanged", "backtest"}
 # Console blocks that are not a marked example, and why.
 UNMARKED = {
     "score:  42%": "a progress bar caught mid-run (it is drawn only on a terminal); its layout is "
-    "features/progress.py's and tests/serving/test_progress_cli.py runs it",
+    "features/progress.py's and tests/serving/reports/test_progress_cli.py runs it",
     "leadscore score: error: leads-1.csv (partition 1)": "needs a Dask cluster: "
     "test_distributed.py's test_cli_refuses_a_bad_part_with_one_line finds the line it printed in the README",
     "python bench/dask_scale.py": "a benchmark's measured figures, kept between its markers",
