@@ -5,7 +5,7 @@
 
 Scoring: the leads are written as Parquet parts of PART_ROWS leads each (one synthetic history,
 repeated with fresh ids), scored by `leadscore score --engine dask`'s code on a LocalCluster, and the
-first `--inprocess-leads` of them by the in-process path (`serving.batch.score_file`) in the same run.
+first `--inprocess-leads` of them by the in-process path (`serving.reports.batch.score_file`) in the same run.
 Printed: leads/s for both, the peak resident memory of each Dask worker and of this process, and the
 time 10 million leads would take at each measured rate (an extrapolation, labelled as such).
 
@@ -72,8 +72,8 @@ def train_model(folder: Path, leads: int) -> Path:
 
 
 def bench_scoring(args: argparse.Namespace, folder: Path, client) -> dict:
-    from serving import batch, distributed
-    from serving.scorer import Scorer
+    from serving.model.scorer import Scorer
+    from serving.reports import batch, distributed
 
     model = args.model or str(train_model(folder / "model", 240_000))
     parts = write_parts(args.score_leads, folder / "parts", args.partition_rows)
@@ -175,7 +175,7 @@ def main() -> int:
     )
     parser.add_argument("--model", help="bundle folder or models:/ URI (default: train one on 240,000 leads, untimed)")
     args = parser.parse_args()
-    from serving.distributed import connect
+    from serving.reports.distributed import connect
 
     print(f"{platform.platform()}, {os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}", flush=True)
     results: dict = {"cores": os.cpu_count(), "load_start": os.getloadavg()}

@@ -21,7 +21,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from features.synthetic import bundled_schema, generate  # noqa: E402
-from serving import analyst  # noqa: E402
+from serving.reports import analyst  # noqa: E402
 
 
 def train_bundle(folder: Path) -> Path:

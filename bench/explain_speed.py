@@ -84,7 +84,7 @@ def main() -> int:
     args = parser.parse_args()
 
     from features.synthetic import generate
-    from serving.scorer import Scorer
+    from serving.model.scorer import Scorer
 
     scorer = Scorer.load(args.model)
     frame = generate(quarters=4, leads_per_quarter=-(-args.leads // 4), seed=12).leads.iloc[: args.leads]

@@ -70,9 +70,9 @@ def main() -> int:
 def http_side_by_side(model: str, url: str, bodies: list[bytes], *, requests: int) -> dict[str, dict[str, float]]:
     import uvicorn
 
-    from serving.main import create_app
-    from serving.scorer import Scorer
-    from serving.settings import Settings
+    from serving.api.main import create_app
+    from serving.api.settings import Settings
+    from serving.model.scorer import Scorer
 
     scorer = Scorer.load(model)
     times: dict[str, list[float]] = {"on": [], "off": []}
@@ -111,9 +111,9 @@ def http_side_by_side(model: str, url: str, bodies: list[bytes], *, requests: in
 def record_cost(model: str, url: str, bodies: list[bytes]) -> float:
     from prometheus_client import CollectorRegistry
 
+    from serving.model.scorer import Scorer
     from serving.predlog.db import connect
     from serving.predlog.service import Loop
-    from serving.scorer import Scorer
 
     scorer = Scorer.load(model)
     leads = [json.loads(b) for b in bodies]

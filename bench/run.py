@@ -482,7 +482,7 @@ def http_benchmark(ours_url: str, peer_url: str, leads: list[dict[str, Any]], bu
 
 def load_scorer(store: Store, version: str | None = None) -> Any:
     """The served bundle, loaded by folder (never from ./models of the checkout)."""
-    from serving.scorer import Scorer
+    from serving.model.scorer import Scorer
 
     return Scorer.load(store.bundle_dir(version or store.champion))
 
@@ -555,7 +555,7 @@ def profile(store: Store, leads: list[dict[str, Any]], budget: Budget, http: lis
     """One explained request split into phases (median µs), against the HTTP p50 at one client."""
     from pydantic_core import to_json
 
-    from serving.schemas import request_models
+    from serving.api.schemas import request_models
 
     scorer = load_scorer(store)
     models = request_models(scorer, scorer.schema, 10_000)

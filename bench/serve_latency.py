@@ -116,7 +116,7 @@ def train_bundle(folder: Path, *, small: bool) -> Path:
 def sample_leads(model: str, n: int) -> list[bytes]:
     """Realistic request bodies: fresh synthetic leads with every schema field, as JSON."""
     from features.synthetic import generate
-    from serving.registry import load_bundle
+    from serving.model.registry import load_bundle
 
     schema = load_bundle(model).schema
     frame = generate(quarters=4, leads_per_quarter=max(n // 4, 1), seed=123).leads.iloc[:n]
@@ -132,7 +132,7 @@ def _plain(value: Any) -> Any:
 
 def in_process_costs(model: str, bodies: list[bytes]) -> dict[str, Any]:
     """Median cost per lead of each step inside the scorer, one lead at a time."""
-    from serving.scorer import Scorer
+    from serving.model.scorer import Scorer
 
     scorer = Scorer.load(model)
     records = [json.loads(b) for b in bodies[:200]]

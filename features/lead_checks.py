@@ -1,5 +1,5 @@
 """What a valid feature value is, defined once for every front door: the API, `leadscore score` and the
-analyst API (`serving.analyst.explain`). The same lead is refused by all of them, with the same words.
+analyst API (`serving.reports.analyst.explain`). The same lead is refused by all of them, with the same words.
 
 A value fits its feature when it has the feature's type (a JSON `true` is not a company size), is a
 finite number where a number is due, and lies within the schema's `min`/`max`. Category values

@@ -145,7 +145,7 @@ def registry_copy(trained_model: TrainedModel, tmp_path: Path, monkeypatch: pyte
 @pytest.fixture(scope="session")
 def dask_client() -> Any:
     """A real Dask LocalCluster with 2 worker processes (one thread each), started once per session."""
-    from serving.distributed import connect
+    from serving.reports.distributed import connect
 
     with connect(workers=2) as client:
         yield client

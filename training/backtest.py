@@ -30,7 +30,7 @@ from features.loading import spreadsheet_safe
 from features.periods import parse_quarter, quarter_periods
 from features.progress import Steps
 from features.schema import LeadSchema
-from serving.bundle import Bundle
+from serving.model.bundle import Bundle
 from training import plots, tracking
 from training.family import choose_recipe, fit_calibrated
 from training.metrics import Evaluation, evaluate

@@ -111,11 +111,11 @@ def _train(
 def _score(*, engine: str = "local", scheduler: str | None = None, workers: int | None = None, **options: Any) -> int:
     """`leadscore score`: in this process (chunked) or on a Dask cluster (`--engine dask`)."""
     if engine == "dask":
-        from serving.distributed import score_command as score_on_dask
+        from serving.reports.distributed import score_command as score_on_dask
 
         return score_on_dask(scheduler=scheduler, workers=workers, **options)
     _local_only(scheduler=scheduler, workers=workers)
-    from serving.batch import score_command
+    from serving.reports.batch import score_command
 
     return score_command(**options)
 
@@ -308,7 +308,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="server processes (default: LEADSCORE_WORKERS, else 1); one per core serves the most leads per second",
     )
     _model_option(p)
-    p.set_defaults(handler=_lazy("serving.server", "serve_command"))
+    p.set_defaults(handler=_lazy("serving.api.server", "serve_command"))
 
     p = command("report", "lead-quality report for marketing: HTML page plus CSV")
     _data_options(p)
@@ -321,7 +321,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quarter", help="quarter to report, e.g. 2026Q3 (default: the latest)")
     p.add_argument("--out", default="reports/", help="folder for report.html and the CSV tables")
     _add_quiet(p)
-    p.set_defaults(handler=_lazy("serving.report", "report_command"))
+    p.set_defaults(handler=_lazy("serving.reports.report", "report_command"))
 
     p = command("kpis", "shared KPIs for marketing and sales, from the prediction log or a history file")
     p.add_argument("--data", help="a lead history file to explain instead of reading the prediction log")
@@ -333,7 +333,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--out", default="reports/", help="folder for kpis.html and the CSV tables")
     _add_quiet(p)
-    p.set_defaults(handler=_lazy("serving.predlog.kpis", "kpis_command"))
+    p.set_defaults(handler=_lazy("serving.reports.kpis", "kpis_command"))
 
     p = command("monitor", "live AUC, calibration and score mix by week, from the prediction log")
     _database_option(p, "the prediction log")

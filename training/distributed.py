@@ -169,7 +169,7 @@ def train_command(*, scheduler: str | None = None, workers: int | None = None, *
     with LightGBM on the cluster; the new run is tagged with the engine."""
     import time
 
-    from serving.distributed import connect
+    from serving.reports.distributed import connect
     from training import pipeline
 
     lgb.register_logger(_logger)  # lightgbm.dask's notes ("Finding random open ports") go to -v, not stdout

@@ -31,7 +31,7 @@ import pandas as pd
 from features.calibration import Calibrator
 from features.encoding import LeadEncoder
 from features.schema import LeadSchema
-from serving.linear import LinearModel
+from serving.model.linear import LinearModel
 from training.calibrate import fit_calibrator
 from training.evidence import best_with_evidence, platt_losses, trusted_window
 from training.linear import DEFAULT_C, fit_linear, select_C

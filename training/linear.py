@@ -1,4 +1,4 @@
-"""Fit the regularised logistic model that serving replays as a `serving.linear.LinearModel`.
+"""Fit the regularised logistic model that serving replays as a `serving.model.linear.LinearModel`.
 
 The design matrix is built from the model's own terms over the encoder's matrix: one-hot columns for
 each categorical code plus one for missing or unseen; for the other columns the clipped, optionally
@@ -35,7 +35,7 @@ from sklearn.linear_model import LogisticRegression
 from threadpoolctl import threadpool_limits
 
 from features.encoding import LeadEncoder
-from serving.linear import CategoricalTerm, LinearModel, NumericTerm, Term, standardise
+from serving.model.linear import CategoricalTerm, LinearModel, NumericTerm, Term, standardise
 from training.evidence import best_with_evidence, platt_losses
 
 _logger = logging.getLogger(__name__)

@@ -12,7 +12,7 @@ import pandas as pd
 
 from features.encoding import LeadEncoder
 from features.schema import LeadSchema
-from serving.bundle import Bundle, expected_raw
+from serving.model.bundle import Bundle, expected_raw
 
 if TYPE_CHECKING:
     from training.family import Calibrated

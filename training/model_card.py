@@ -14,7 +14,7 @@ import pandas as pd
 from features.factors import FACTOR_LABELS, FACTORS, factor_impacts, factor_matrix
 from features.periods import outcome_label
 from features.schema import LeadSchema
-from serving.bundle import Bundle
+from serving.model.bundle import Bundle
 from training.metrics import ECE_BINS, Evaluation
 from training.splits import SplitReport
 

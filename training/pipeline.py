@@ -30,8 +30,8 @@ from features.loading import read_leads
 from features.periods import outcome_label, quarter_periods
 from features.progress import Steps
 from features.schema import LeadSchema
-from serving import registry
-from serving.bundle import Bundle
+from serving.model import registry
+from serving.model.bundle import Bundle
 from training import recovery, tracking
 from training.baseline import fit_baseline
 from training.calibrate import fit_calibrator

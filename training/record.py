@@ -16,7 +16,7 @@ import pandas as pd
 from features.loading import spreadsheet_safe
 from features.periods import outcome_label
 from features.schema import LeadSchema
-from serving.bundle import Bundle
+from serving.model.bundle import Bundle
 from training import plots, tracking
 from training.metrics import Evaluation
 from training.model_card import data_profile, model_card

@@ -23,7 +23,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from serving import registry
+from serving.model import registry
 from training import tracking
 
 HOST_TAG, PID_TAG = "leadscore.host", "leadscore.pid"
@@ -109,7 +109,7 @@ def _run_alive(client: Any, run_id: str | None) -> bool:
 
 def _finish(client: Any, version: Any, models_dir: Path) -> str:
     """Finish the newest version as its run decided: export it, move the aliases, mark it complete."""
-    from serving.bundle import Bundle
+    from serving.model.bundle import Bundle
 
     promote = client.get_run(version.run_id).data.tags.get("leadscore.promoted") == "True" if version.run_id else False
     folder = models_dir / tracking.MODEL_NAME / str(version.version)

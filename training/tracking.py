@@ -2,7 +2,7 @@
 
 Defaults need no setup: the tracking store is `MLFLOW_TRACKING_URI`, else MLflow's local SQLite
 store `sqlite:///mlflow.db` in the working folder, with artifacts in `mlruns/` beside the database.
-The registered model is a pyfunc logged "from code" (serving/pyfunc_model.py) whose artifacts hold
+The registered model is a pyfunc logged "from code" (serving/model/pyfunc_model.py) whose artifacts hold
 the pickle-free bundle folder, so serving can download it and read JSON, never a pickle.
 
     >>> with use_tracking(resolve_tracking_uri()) as client:         # doctest: +SKIP
@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from serving import registry
+from serving.model import registry
 
 _logger = logging.getLogger(__name__)
 
@@ -156,7 +156,7 @@ def next_version(client: Any, name: str = MODEL_NAME) -> str:
 def log_bundle_model(
     client: Any, bundle_dir: Path, run_id: str, name: str = MODEL_NAME, tags: Mapping[str, str] | None = None
 ) -> str:
-    """Log the bundle with the leadscore flavour (serving/registry.py), register it, return the version.
+    """Log the bundle with the leadscore flavour (serving/model/registry.py), register it, return the version.
 
     Registration goes through the client rather than `mlflow.register_model`, which prints to stderr.
     """

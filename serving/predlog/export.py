@@ -109,6 +109,6 @@ def _schema(path: str | None) -> LeadSchema:
         from features.schema import load_schema
 
         return load_schema(path)
-    from serving.registry import load_bundle
+    from serving.model.registry import load_bundle
 
     return load_bundle(None).schema  # the champion's: the definition of a lead the logged scores used

@@ -25,7 +25,7 @@ def registry(trained_model: Any, tmp_path_factory: pytest.TempPathFactory) -> Re
     """
     import mlflow
 
-    from serving.bundle import Bundle
+    from serving.model.bundle import Bundle
     from training import tracking
 
     root = tmp_path_factory.mktemp("two-versions")

@@ -154,7 +154,7 @@ def test_a_large_file_that_does_not_fit_the_schema_fails_from_its_header(
 ) -> None:
     """Stands in for a file larger than memory: the refusal must come before any row is read."""
     import features.loading
-    import serving.batch
+    import serving.reports.batch
 
     text = leads.drop(columns=["industry"]).to_csv(index=False)
     header, body = text.split("\n", 1)
@@ -168,12 +168,12 @@ def test_a_large_file_that_does_not_fit_the_schema_fails_from_its_header(
     full_read_s = time.perf_counter() - began
 
     rows_read: list[str] = []
-    real_read_table, real_iter_table = features.loading.read_table, serving.batch.iter_table
+    real_read_table, real_iter_table = features.loading.read_table, serving.reports.batch.iter_table
     monkeypatch.setattr(
         features.loading, "read_table", lambda *a, **k: rows_read.append("read_table") or real_read_table(*a, **k)
     )
     monkeypatch.setattr(
-        serving.batch, "iter_table", lambda *a, **k: rows_read.append("iter_table") or real_iter_table(*a, **k)
+        serving.reports.batch, "iter_table", lambda *a, **k: rows_read.append("iter_table") or real_iter_table(*a, **k)
     )
     before = registry_state(registry_copy)
     began = time.perf_counter()

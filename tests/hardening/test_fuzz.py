@@ -31,7 +31,7 @@ def test_generated_and_malformed_requests_break_no_promise(
         (400, b'{"detail": [{"field": "body", "problem": ""}]}', "4xx"),
         (422, b'{"detail": "Traceback (most recent call last):"}', "leak"),
         (503, b'{"detail": "no model bundle at /work/main/models/x"}', "leak"),
-        (200, b'{"detail": "File \\"/srv/app/serving/scorer.py\\", line 3"}', "leak"),
+        (200, b'{"detail": "File \\"/srv/app/serving/model/scorer.py\\", line 3"}', "leak"),
         (422, b'{"detail": [{"field": "web_visits", "problem": "must be >= 0"}]}', None),
         (401, b'{"detail": "missing or wrong admin token"}', None),
     ],

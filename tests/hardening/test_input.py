@@ -16,11 +16,11 @@ import pytest
 from fastapi.testclient import TestClient
 
 from features.errors import DataError
-from serving import analyst
-from serving.lead_input import MAX_KEYS, MAX_PROBLEMS
-from serving.main import create_app
-from serving.scorer import Scorer
-from serving.settings import Settings
+from serving.api.lead_input import MAX_KEYS, MAX_PROBLEMS
+from serving.api.main import create_app
+from serving.api.settings import Settings
+from serving.model.scorer import Scorer
+from serving.reports import analyst
 from support.hardening import Registry, serve
 from support.http_load import get, post
 from training.cli import main
@@ -148,7 +148,7 @@ def test_the_server_passes_its_connection_limits_to_uvicorn(
 ) -> None:
     import uvicorn
 
-    from serving import server
+    from serving.api import server
 
     bound: dict[str, Any] = {}
     monkeypatch.setattr(uvicorn, "run", lambda app, **kwargs: bound.update(kwargs))

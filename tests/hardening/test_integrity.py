@@ -20,13 +20,13 @@ import pytest
 from fastapi.testclient import TestClient
 
 from features.errors import ModelNotFoundError
-from serving.bundle import META_FILE, MODEL_FILE, Bundle
-from serving.main import create_app
-from serving.metrics import Metrics
-from serving.reload_signal import ReloadSignal
-from serving.scorer import Scorer
-from serving.settings import Settings
-from serving.state import ModelState
+from serving.api.main import create_app
+from serving.api.metrics import Metrics
+from serving.api.reload_signal import ReloadSignal
+from serving.api.settings import Settings
+from serving.api.state import ModelState
+from serving.model.bundle import META_FILE, MODEL_FILE, Bundle
+from serving.model.scorer import Scorer
 from support.hardening import Registry, free_port
 
 TOKEN = "integrity-token"

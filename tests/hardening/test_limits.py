@@ -14,9 +14,9 @@ import pytest
 from fastapi.testclient import TestClient
 from pydantic import ValidationError
 
-from serving.main import create_app
-from serving.scorer import Scorer
-from serving.settings import Settings
+from serving.api.main import create_app
+from serving.api.settings import Settings
+from serving.model.scorer import Scorer
 from support.hardening import Registry
 from support.http_load import post
 

@@ -94,7 +94,7 @@ def test_the_report_renders_dollar_signs_as_text_and_neutralises_formula_cells(
 
 
 def test_report_files_appear_together_or_not_at_all(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from serving import report
+    from serving.reports import report
 
     history = generate(quarters=2, leads_per_quarter=300, seed=5)
     explained = pd.DataFrame(

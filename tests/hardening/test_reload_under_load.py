@@ -11,8 +11,8 @@ import time
 
 from mlflow import MlflowClient
 
-from serving.main import create_app
-from serving.settings import Settings
+from serving.api.main import create_app
+from serving.api.settings import Settings
 from support.hardening import MODEL, Registry, serve
 from support.http_load import post, run_load
 

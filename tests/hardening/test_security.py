@@ -12,10 +12,10 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from serving.deps import get_scorer
-from serving.main import create_app
-from serving.scorer import Scorer
-from serving.settings import Settings
+from serving.api.deps import get_scorer
+from serving.api.main import create_app
+from serving.api.settings import Settings
+from serving.model.scorer import Scorer
 from support.fuzz import LEAK_MARKERS
 from support.hardening import Registry
 
@@ -114,7 +114,7 @@ def test_loading_from_the_registry_and_scoring_never_unpickle(
 
 # Run in a fresh interpreter: the trap is armed before anything is imported, so start-up is covered,
 # including numba loading its compiled kernels. numba's cache index is a pickle: it may be read only
-# by numba, only from the owner-only folder serving.forest.compiled_cache_dir() names.
+# by numba, only from the owner-only folder serving.model.forest.compiled_cache_dir() names.
 _STARTUP_PROBE = """
 import pickle, sys
 from pathlib import Path
@@ -136,7 +136,7 @@ def loads(*a, **k):
 class Refusing:
     def __init__(self, *a, **k): raise AssertionError("pickle.Unpickler on the serving path")
 pickle.load, pickle.loads, pickle.Unpickler = load, loads, Refusing
-from serving.scorer import Scorer
+from serving.model.scorer import Scorer
 scorer = Scorer.load(sys.argv[1])
 print(scorer.engine, scorer.score([{"lead_id": "S-1", "web_visits": 2}])[0]["grade"], len(seen))
 """
@@ -169,7 +169,7 @@ def test_start_up_reads_no_pickle_but_numbas_own_cache(bundle_dir: Path, tmp_pat
 
 
 def test_a_cache_folder_others_can_write_is_not_used(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from serving.forest import compiled_cache_dir
+    from serving.model.forest import compiled_cache_dir
 
     shared = tmp_path / "shared"
     shared.mkdir()
@@ -195,7 +195,7 @@ class _Exploding:
     schema = None
 
     def score(self, *args: Any, **kwargs: Any) -> Any:
-        raise RuntimeError('File "/work/main/serving/scorer.py", line 1, in score: broke')
+        raise RuntimeError('File "/work/main/serving/model/scorer.py", line 1, in score: broke')
 
 
 def _assert_nothing_internal(text: str) -> None:
@@ -238,7 +238,7 @@ def test_the_server_binds_loopback_by_default(
 ) -> None:
     import uvicorn
 
-    from serving import server
+    from serving.api import server
 
     monkeypatch.delenv("LEADSCORE_HOST", raising=False)
     assert Settings().host == "127.0.0.1"
@@ -256,8 +256,8 @@ def test_the_server_binds_loopback_by_default(
 def test_a_local_export_from_another_run_is_not_served(in_registry: Registry, tmp_path: Path) -> None:
     import shutil
 
-    from serving.bundle import Bundle
-    from serving.registry import load_bundle
+    from serving.model.bundle import Bundle
+    from serving.model.registry import load_bundle
 
     first, second = in_registry.versions
     stale = tmp_path / "models" / "lead-conversion" / first  # version 1's number, version 2's run

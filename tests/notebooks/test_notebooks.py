@@ -74,7 +74,7 @@ def test_committed_notebooks_carry_no_outputs(path):
 def test_notebooks_import_the_package_instead_of_redefining_logic(path):
     notebook = nbformat.read(path, as_version=4)
     source = "\n".join(cell.source for cell in notebook.cells if cell.cell_type == "code")
-    assert "from serving import analyst" in source
+    assert "from serving.reports import analyst" in source
     assert "\ndef " not in f"\n{source}" and "\nclass " not in f"\n{source}"
 
 

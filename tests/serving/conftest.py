@@ -21,6 +21,7 @@ import uvicorn
 
 from features.synthetic import SyntheticHistory, bundled_schema, generate
 from features.target import labels
+from support.databases import database_url, postgres_server, postgres_url, sqlite_url  # noqa: F401  (fixtures)
 
 TRAIN = {"quarters": 4, "leads_per_quarter": 3000, "seed": 3}
 FRESH = {"quarters": 4, "leads_per_quarter": 1000, "seed": 99}
@@ -37,7 +38,7 @@ METADATA = {
 def bundle_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A trained, calibrated LightGBM bundle folder (model.txt + bundle.json): trees fitted with early
     stopping, calibrated on later held-out leads, TreeSHAP's expected value as the baseline."""
-    from serving.bundle import Bundle, expected_raw
+    from serving.model.bundle import Bundle, expected_raw
     from training.calibrate import fit_calibrator
     from training.model import fit_lightgbm
 
@@ -60,7 +61,7 @@ def bundle_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def scorer(bundle_dir: Path):
-    from serving.scorer import Scorer
+    from serving.model.scorer import Scorer
 
     return Scorer.load(bundle_dir)
 

@@ -162,9 +162,9 @@ def names_a_problem(detail: Any) -> bool:
 
 def build_app(model: str | Path, *, admin_token: str = "fuzz-token-not-sent", max_batch: int = 50) -> Any:
     """The API on `model`, with a small batch limit so generated batches hit the 413 path too."""
-    from serving.main import create_app
-    from serving.scorer import Scorer
-    from serving.settings import Settings
+    from serving.api.main import create_app
+    from serving.api.settings import Settings
+    from serving.model.scorer import Scorer
 
     settings = Settings(model=str(model), admin_token=admin_token, max_batch=max_batch)
     return create_app(settings, scorer=Scorer.load(model))

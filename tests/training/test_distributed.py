@@ -50,7 +50,7 @@ def test_cli_trains_registers_and_exports_like_the_single_machine_path(
 ) -> None:
     from mlflow import MlflowClient
 
-    from serving.bundle import Bundle
+    from serving.model.bundle import Bundle
     from training.cli import main
 
     code = main(

@@ -12,7 +12,7 @@ from features.encoding import LeadEncoder
 from features.schema import LeadSchema
 from features.synthetic import bundled_schema, generate
 from features.target import labels
-from serving.linear import CategoricalTerm, NumericTerm
+from serving.model.linear import CategoricalTerm, NumericTerm
 from training.linear import DEFAULT_C, fit_linear, fit_linear_details, select_C
 
 

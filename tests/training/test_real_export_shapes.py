@@ -24,8 +24,8 @@ from sklearn.metrics import roc_auc_score
 
 from features.inference import infer_schema, schema_yaml
 from features.synthetic import generate
-from serving.bundle import Bundle
-from serving.scorer import Scorer
+from serving.model.bundle import Bundle
+from serving.model.scorer import Scorer
 from training.pipeline import train
 from training.promotion import PromotionSettings
 

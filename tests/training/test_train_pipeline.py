@@ -17,7 +17,7 @@ import pytest
 from features.loading import read_leads
 from features.schema import load_schema
 from features.synthetic import bundled_schema
-from serving.bundle import Bundle
+from serving.model.bundle import Bundle
 from training import tracking
 from training.cli import main
 from training.metrics import roc_auc

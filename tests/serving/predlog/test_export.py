@@ -11,10 +11,10 @@ from fastapi.testclient import TestClient
 
 from features.loading import cast_to_schema
 from features.synthetic import bundled_schema
-from serving.main import create_app
+from serving.api.main import create_app
+from serving.api.settings import Settings
 from serving.predlog.db import connect
 from serving.predlog.export import log_to_leads
-from serving.settings import Settings
 from training.cli import main
 
 

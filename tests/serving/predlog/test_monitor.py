@@ -10,10 +10,10 @@ import pytest
 from fastapi.testclient import TestClient
 
 from features.synthetic import bundled_schema
-from serving.main import create_app
+from serving.api.main import create_app
+from serving.api.settings import Settings
 from serving.predlog.db import connect
 from serving.predlog.monitor import drops, scored_leads, weekly
-from serving.settings import Settings
 from training.cli import main
 
 

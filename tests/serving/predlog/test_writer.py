@@ -11,9 +11,9 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from serving.main import create_app
+from serving.api.main import create_app
+from serving.api.settings import Settings
 from serving.predlog.db import connect, predictions
-from serving.settings import Settings
 
 
 def _app(scorer: Any, url: str, **settings: Any):

@@ -1,0 +1,135 @@
+"""What the routes do, as plain keyword-only functions: testable without HTTP, one place each."""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import threading
+from typing import Any
+
+from fastapi import HTTPException
+from pydantic import SecretStr
+from starlette.concurrency import run_in_threadpool
+
+from features.factors import FACTOR_LABELS
+from features.periods import outcome_label
+from serving.api import lead_input
+from serving.api.lead_input import ParsedLeads
+from serving.api.schemas import RequestModels
+from serving.model.response import ScoreResponse
+from serving.model.scorer import Scorer
+
+JSON_TYPES = ("application/json",)
+INLINE_BODY_BYTES = 64 * 1024  # larger bodies are parsed in a worker thread, so /healthz never waits on them
+SCORE_CHUNK = 128  # leads scored between two looks at the cancel flag (~0.1 s of work)
+
+
+def require_json(content_type: str | None) -> None:
+    """415 for a body declared as something other than JSON (a form post, text/plain); none declared is read as JSON."""
+    if content_type is None:
+        return
+    media = content_type.split(";", 1)[0].strip().lower()
+    if media and media not in JSON_TYPES and not (media.startswith("application/") and media.endswith("+json")):
+        raise HTTPException(415, f"the body must be JSON (content-type: application/json), not {media[:100]}")
+
+
+async def parse_lead(*, models: RequestModels, body: bytes, strict_fields: bool = False) -> ParsedLeads:
+    return await _parse(lead_input.parse_lead, models, body, strict_fields)
+
+
+async def parse_batch(*, models: RequestModels, body: bytes, strict_fields: bool = False) -> ParsedLeads:
+    return await _parse(lead_input.parse_batch, models, body, strict_fields)
+
+
+async def _parse(parse: Any, models: RequestModels, body: bytes, strict_fields: bool) -> ParsedLeads:
+    if len(body) <= INLINE_BODY_BYTES:
+        return parse(models, body, strict_fields=strict_fields)
+    return await run_in_threadpool(parse, models, body, strict_fields=strict_fields)
+
+
+INLINE_MAX = 1
+
+
+async def score_leads(
+    *, scorer: Scorer, leads: list[dict[str, Any]], what_if: int, timeout_s: float
+) -> list[ScoreResponse]:
+    """Score one lead right here (about a millisecond: a thread hand-off would cost more than it
+    saves), batches in a worker thread bounded by the timeout (the TreeSHAP kernel releases the GIL).
+
+    A batch is scored in chunks; when the timeout answers 503, the thread stops at the next chunk
+    instead of spending the rest of the batch's CPU on an answer nobody will read.
+    """
+    if len(leads) <= INLINE_MAX:
+        return scorer.score(leads, what_if=what_if)
+    cancel = threading.Event()
+    try:
+        return await asyncio.wait_for(run_in_threadpool(score_in_chunks, scorer, leads, what_if, cancel), timeout_s)
+    except TimeoutError:
+        cancel.set()
+        raise HTTPException(503, f"scoring took longer than {timeout_s:g} s; send fewer leads per request") from None
+
+
+class Cancelled(Exception):
+    """The request that wanted these scores has already been answered."""
+
+
+def score_in_chunks(
+    scorer: Scorer, leads: list[dict[str, Any]], what_if: int, cancel: threading.Event, chunk: int = SCORE_CHUNK
+) -> list[ScoreResponse]:
+    out: list[ScoreResponse] = []
+    for start in range(0, len(leads), chunk):
+        if cancel.is_set():
+            raise Cancelled
+        out.extend(scorer.score(leads[start : start + chunk], what_if=what_if))
+    return out
+
+
+def with_warnings(results: list[ScoreResponse], parsed: ParsedLeads) -> list[ScoreResponse]:
+    """Each result's warnings, after the fields its request sent that were ignored."""
+    for result, ignored in zip(results, parsed.warnings, strict=True):
+        if ignored:
+            result["warnings"] = [*ignored, *result["warnings"]]
+    return results
+
+
+def describe_model(*, scorer: Scorer) -> dict[str, Any]:
+    """What a CRM integrator needs to know about the model being served."""
+    bundle, schema = scorer.bundle, scorer.schema
+    meta = bundle.metadata
+    return {
+        **scorer.model_info,
+        "trained_at": meta.get("trained_at"),
+        "run_id": meta.get("run_id"),
+        "data_window": meta.get("data_window"),
+        "label": outcome_label(schema.outcome_window_days),
+        "outcome_window_days": schema.outcome_window_days,
+        "family": bundle.family,
+        "test_quarter": meta.get("test_quarter"),
+        "test_metrics": meta.get("metrics", {}),
+        "grades": dict(schema.grades),
+        "baseline_probability": scorer.baseline_probability,
+        "factors": dict(FACTOR_LABELS),
+        "id_field": schema.id_column,
+        "fields": [spec.to_dict() for spec in schema.features],
+        "context_fields": list(schema.context),
+        "explainer": scorer.engine,
+    }
+
+
+def check_admin(*, configured: SecretStr | None, authorization: str | None) -> None:
+    """404 while no token is configured; 401 unless the bearer token matches (constant-time compare)."""
+    check_token(configured=configured, authorization=authorization, kind="admin", variable="LEADSCORE_ADMIN_TOKEN")
+
+
+def check_token(*, configured: SecretStr | None, authorization: str | None, kind: str, variable: str) -> None:
+    """404 while `variable` is unset (the endpoints are disabled); 401 unless the bearer token matches."""
+    if configured is None or not configured.get_secret_value():
+        raise HTTPException(404, f"{kind} endpoints are disabled: set {variable} to enable them")
+    scheme, _, supplied = (authorization or "").partition(" ")
+    expected = configured.get_secret_value().encode()
+    if scheme.lower() != "bearer" or not hmac.compare_digest(supplied.strip().encode(), expected):
+        raise HTTPException(
+            401,
+            f"missing or wrong {kind} token (send Authorization: Bearer <token>)",
+            headers={"WWW-Authenticate": "Bearer"},
+        )

@@ -1,0 +1,319 @@
+"""The logistic model and the blend keep the bundle's promises: exact explanations, pickle-free round
+trips, and a Scorer whose responses add up, whichever family is served."""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+from itertools import combinations
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from features.encoding import LeadEncoder
+from features.errors import ModelNotFoundError
+from features.factors import FACTORS
+from features.synthetic import bundled_schema, generate
+from features.target import labels
+from serving.model.bundle import META_FILE, MODEL_FILE, Bundle, expected_raw
+from serving.model.linear import LinearModel
+from serving.model.scorer import Scorer
+
+BLEND_WEIGHT = 0.6
+
+
+@pytest.fixture(scope="module")
+def leads() -> pd.DataFrame:
+    return generate(quarters=4, leads_per_quarter=1500, seed=3).leads
+
+
+@pytest.fixture(scope="module")
+def encoder(leads: pd.DataFrame) -> LeadEncoder:
+    return LeadEncoder(bundled_schema()).fit(leads)
+
+
+@pytest.fixture(scope="module")
+def X(leads: pd.DataFrame, encoder: LeadEncoder) -> np.ndarray:
+    return encoder.transform(leads)
+
+
+@pytest.fixture(scope="module")
+def linear(leads: pd.DataFrame, encoder: LeadEncoder, X: np.ndarray) -> LinearModel:
+    from training.linear import fit_linear
+
+    return fit_linear(X, labels(leads, bundled_schema()), encoder, C=0.3)
+
+
+@pytest.fixture(scope="module")
+def trees(bundle_dir: Path) -> Bundle:
+    """The session's LightGBM bundle (same schema, so the same encoder levels)."""
+    return Bundle.load(bundle_dir)
+
+
+def _bundle(trees: Bundle, linear: LinearModel, weight: float, leads: pd.DataFrame) -> Bundle:
+    """A bundle served as `weight` x trees + (1 - weight) x logistic, calibrated on the given leads."""
+    from training.calibrate import fit_calibrator
+
+    X = trees.encoder.transform(leads)
+    booster = trees.booster if weight > 0 else None
+    baseline = expected_raw(booster, linear, weight, X)
+    draft = Bundle(
+        booster=booster,
+        schema=trees.schema,
+        encoder=trees.encoder,
+        calibrator=trees.calibrator,
+        baseline_raw=baseline,
+        linear=linear,
+        tree_weight=weight,
+    )
+    calibrator = fit_calibrator(draft.raw_scores(X), labels(leads, trees.schema))
+    return Bundle(
+        booster=booster,
+        schema=trees.schema,
+        encoder=trees.encoder,
+        calibrator=calibrator,
+        baseline_raw=baseline,
+        metadata={"name": "lead-conversion", "version": f"w{weight:g}"},
+        linear=linear,
+        tree_weight=weight,
+    )
+
+
+@pytest.fixture(scope="module")
+def saved(
+    tmp_path_factory: pytest.TempPathFactory, trees: Bundle, linear: LinearModel, leads: pd.DataFrame
+) -> dict[str, Path]:
+    """A logistic-only and a blended bundle, saved and ready to load."""
+    models = tmp_path_factory.mktemp("linear-models") / "lead-conversion"
+    return {
+        family: _bundle(trees, linear, weight, leads).save(models / family)
+        for family, weight in (("logistic", 0.0), ("blend", BLEND_WEIGHT))
+    }
+
+
+# -- the linear model's explanations ----------------------------------------------------------------
+def test_contributions_and_expected_value_add_up_to_the_raw_score(linear: LinearModel, X: np.ndarray) -> None:
+    contrib = linear.contributions(X)
+    assert contrib.shape == (len(X), X.shape[1] + 1)
+    np.testing.assert_allclose(contrib[:, -1], linear.expected_value, rtol=0, atol=0)
+    np.testing.assert_allclose(contrib.sum(axis=1), linear.raw(X), rtol=0, atol=1e-9)
+
+
+def test_expected_value_is_the_average_raw_score_over_the_training_leads(linear: LinearModel, X: np.ndarray) -> None:
+    """Each term's mean is its training average, so the Shapley values average to zero there."""
+    assert linear.expected_value == pytest.approx(float(linear.raw(X).mean()), abs=1e-9)
+    np.testing.assert_allclose(linear.contributions(X)[:, :-1].mean(axis=0), 0.0, atol=1e-9)
+
+
+def test_contributions_are_exact_interventional_shapley_values(linear: LinearModel, X: np.ndarray) -> None:
+    """Brute force over every coalition of five features (the others held at the lead's values), with
+    the training leads as background: the same numbers as term_j(x_j) - mean_j."""
+    players = [0, 1, 4, 7, 9]  # industry, company_size (log), web_visits, demo_requested, days_since_last_activity
+    background = X
+    n = len(players)
+    for lead in X[[5, 123, 4000]]:
+
+        def value(coalition: tuple[int, ...], lead: np.ndarray = lead) -> float:
+            z = np.repeat(lead[None, :], len(background), axis=0)
+            absent = [p for p in players if p not in coalition]
+            z[:, absent] = background[:, absent]
+            return float(linear.raw(z).mean())
+
+        values = {S: value(S) for k in range(n + 1) for S in combinations(players, k)}
+        expected = linear.contributions(lead[None, :])[0]
+        for j in players:
+            others = [p for p in players if p != j]
+            phi = sum(
+                math.factorial(k)
+                * math.factorial(n - k - 1)
+                / math.factorial(n)
+                * (values[tuple(sorted(S + (j,)))] - values[S])
+                for k in range(n)
+                for S in combinations(others, k)
+            )
+            assert phi == pytest.approx(expected[j], abs=1e-9)
+
+
+def test_unseen_or_out_of_range_categorical_codes_score_as_missing(linear: LinearModel, X: np.ndarray) -> None:
+    lead = X[:1].copy()
+    lead[0, 0] = np.nan
+    reference = linear.raw(lead)
+    for code in (99.0, -1.0):
+        lead[0, 0] = code
+        assert linear.raw(lead) == pytest.approx(reference, abs=0)
+
+
+def test_state_round_trips_through_json(linear: LinearModel, X: np.ndarray) -> None:
+    state = json.loads(json.dumps(linear.to_dict()))
+    again = LinearModel.from_dict(state, linear.feature_names)
+    assert again == linear
+    np.testing.assert_array_equal(again.raw(X), linear.raw(X))
+    np.testing.assert_array_equal(again.contributions(X), linear.contributions(X))
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda s: s.pop("terms"), "linear.terms"),
+        (lambda s: s.update(intercept="1.0"), "linear.intercept"),
+        (lambda s: s["terms"][0].update(weights="abc"), "weights"),
+        (lambda s: s["terms"][0]["weights"].append(float("nan")), "weights[8]"),
+        (lambda s: s["terms"][1].update(scale=0.0), "scale"),
+        (lambda s: s["terms"][1].update(lo=5.0, hi=1.0), "lo 5.0 is above hi 1.0"),
+        (lambda s: s["terms"][1].update(kind="spline"), "kind"),
+        (lambda s: s["terms"][1].pop("coef"), "coef"),
+        (lambda s: s["terms"].pop(), "do not match"),
+    ],
+)
+def test_a_broken_state_is_refused_with_a_readable_message(linear: LinearModel, change, message: str) -> None:
+    state = json.loads(json.dumps(linear.to_dict()))
+    change(state)
+    with pytest.raises(ValueError, match=message.replace("[", r"\[").replace("]", r"\]")):
+        LinearModel.from_dict(state, linear.feature_names)
+
+
+def test_a_big_batch_explains_each_lead_as_alone(linear: LinearModel, X: np.ndarray) -> None:
+    """Batches and single leads take the same path to the same numbers (speed: bench/explain_speed.py,
+    never timed in tests)."""
+    big = np.tile(X, (17, 1))[:100_000]
+    batch = linear.contributions(big)
+    alone = np.vstack([linear.contributions(big[i : i + 1]) for i in range(0, len(big), 9_973)])
+    np.testing.assert_array_equal(batch[::9_973], alone)
+    np.testing.assert_allclose(batch.sum(axis=1), linear.raw(big), rtol=0, atol=1e-9)
+
+
+# -- the blend ---------------------------------------------------------------------------------------
+def test_blend_contributions_are_the_weighted_sum_and_add_up(
+    trees: Bundle, linear: LinearModel, leads: pd.DataFrame
+) -> None:
+    assert linear.feature_names == trees.encoder.feature_names
+    blend = _bundle(trees, linear, BLEND_WEIGHT, leads.iloc[:2000])
+    X = trees.encoder.transform(leads.iloc[:500])
+    expected = BLEND_WEIGHT * trees.booster.predict(X, pred_contrib=True) + (1 - BLEND_WEIGHT) * linear.contributions(X)
+    contrib = blend.contributions(X)
+    np.testing.assert_allclose(contrib, expected, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(contrib.sum(axis=1), blend.raw_scores(X), rtol=0, atol=1e-9)
+    np.testing.assert_allclose(contrib[:, -1], blend.baseline_raw, rtol=0, atol=1e-12)
+    raw = BLEND_WEIGHT * trees.booster.predict(X, raw_score=True) + (1 - BLEND_WEIGHT) * linear.raw(X)
+    np.testing.assert_allclose(blend.raw_scores(X), raw, rtol=0, atol=1e-12)
+    assert blend.family == "blend"
+
+
+def test_a_bundle_refuses_a_weight_without_its_model(trees: Bundle, linear: LinearModel) -> None:
+    common = {"schema": trees.schema, "encoder": trees.encoder, "calibrator": trees.calibrator, "baseline_raw": 0.0}
+    with pytest.raises(ValueError, match="needs a linear model"):
+        Bundle(booster=trees.booster, tree_weight=0.5, **common)
+    with pytest.raises(ValueError, match="needs a LightGBM booster"):
+        Bundle(booster=None, linear=linear, tree_weight=0.5, **common)
+    with pytest.raises(ValueError, match="from 0 to 1"):
+        Bundle(booster=trees.booster, linear=linear, tree_weight=1.5, **common)
+
+
+# -- saved bundles and the scorer --------------------------------------------------------------------
+@pytest.mark.parametrize("family", ["logistic", "blend"])
+def test_saved_bundle_loads_with_its_family(
+    saved: dict[str, Path], family: str, linear: LinearModel, X: np.ndarray
+) -> None:
+    folder = saved[family]
+    state = json.loads((folder / META_FILE).read_text())
+    assert state["format_version"] == 2 and state["blend"]["family"] == family
+    assert (folder / MODEL_FILE).is_file() == (family == "blend")
+    bundle = Bundle.load(folder)
+    assert bundle.family == family and bundle.linear == linear
+    assert (bundle.booster is None) == (family == "logistic")
+    X = X[:300]  # LightGBM's own pred_contrib takes ~1 ms a lead
+    contrib = bundle.contributions(X)
+    np.testing.assert_allclose(contrib[:, -1], bundle.baseline_raw, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(contrib.sum(axis=1), bundle.raw_scores(X), rtol=0, atol=1e-9)
+
+
+@pytest.mark.parametrize("family", ["logistic", "blend"])
+def test_scorer_responses_add_up_and_explain_what_lowers_each_lead(
+    saved: dict[str, Path], family: str, lead_records
+) -> None:
+    scorer = Scorer.load(saved[family])
+    assert scorer.model_info["family"] == family
+    assert scorer.engine == ("linear" if family == "logistic" else "forest")
+    results = scorer.score(lead_records[:150])
+    assert any(r["lowering_factors"] for r in results) and any(r["what_if"] for r in results)
+    for r in results:
+        log_odds = r["log_odds"]
+        assert log_odds["baseline"] == scorer.bundle.baseline_raw
+        total = log_odds["baseline"] + sum(f["impact"] for f in r["factors"])
+        assert total == pytest.approx(log_odds["raw_score"], abs=1e-9)
+        impacts = [f["impact"] for f in r["lowering_factors"]]
+        assert impacts == sorted(impacts) and all(i < 0 for i in impacts)
+        for factor in r["lowering_factors"]:
+            features = [f["impact"] for f in factor["features"]]
+            # >= 0, not > 0: an isotonic calibration map is flat in places
+            assert factor["cost_points"] >= 0 and features == sorted(features) and all(f < 0 for f in features)
+            assert sum(features) <= factor["impact"] + 1e-9  # the factor's raising features are not listed
+        for change in r["what_if"]:
+            assert change["probability"] > r["probability"] and change["gain_points"] > 0
+
+
+@pytest.mark.parametrize("family", ["logistic", "blend"])
+def test_batch_explain_equals_the_real_time_scores(saved: dict[str, Path], family: str, fresh, lead_records) -> None:
+    scorer = Scorer.load(saved[family])
+    n = 200
+    explained = scorer.explain(fresh.leads.iloc[:n], chunk_rows=64)
+    results = scorer.score(lead_records[:n])
+    np.testing.assert_allclose(explained["probability"], [r["probability"] for r in results], rtol=0, atol=1e-12)
+    np.testing.assert_allclose(
+        explained["raw_score"], [r["log_odds"]["raw_score"] for r in results], rtol=0, atol=1e-12
+    )
+    impacts = np.array([[f["impact"] for f in r["factors"]] for r in results])
+    np.testing.assert_allclose(explained[[f"impact_{k}" for k in FACTORS]].to_numpy(), impacts, rtol=0, atol=1e-12)
+    top = [r["lowering_factors"][0]["key"] if r["lowering_factors"] else None for r in results]
+    assert explained["top_lowering_factor"].to_numpy(dtype=object, na_value=None).tolist() == top
+
+
+def test_logistic_only_bundle_fails_loudly_when_its_linear_model_is_missing(
+    saved: dict[str, Path], tmp_path: Path
+) -> None:
+    folder = shutil.copytree(saved["logistic"], tmp_path / "broken")
+    state = json.loads((folder / META_FILE).read_text())
+    state["linear"] = None
+    (folder / META_FILE).write_text(json.dumps(state))
+    with pytest.raises(ModelNotFoundError, match="needs a linear model"):
+        Bundle.load(folder)
+    state["linear"] = {"intercept": 0.0, "terms": []}
+    (folder / META_FILE).write_text(json.dumps(state))
+    with pytest.raises(ModelNotFoundError, match="linear.terms"):
+        Bundle.load(folder)
+
+
+def test_a_format_1_bundle_still_loads_as_trees_only(
+    bundle_dir: Path, tmp_path: Path, trees: Bundle, X: np.ndarray
+) -> None:
+    """What the code before format 2 wrote: model.txt and bundle.json without `blend` or `linear`."""
+    folder = shutil.copytree(bundle_dir, tmp_path / "v1")
+    state = json.loads((folder / META_FILE).read_text())
+    state.pop("blend", None)
+    state.pop("linear", None)
+    state["format_version"] = 1
+    (folder / META_FILE).write_text(json.dumps(state))
+    bundle = Bundle.load(folder)
+    assert bundle.family == "lightgbm" and bundle.tree_weight == 1.0 and bundle.linear is None
+    np.testing.assert_array_equal(bundle.raw_scores(X), trees.booster.predict(X, raw_score=True))
+    scorer = Scorer(bundle)
+    result = scorer.score([{"industry": "software"}])[0]
+    assert result["model"]["family"] == "lightgbm"
+    total = result["log_odds"]["baseline"] + sum(f["impact"] for f in result["factors"])
+    assert total == pytest.approx(result["log_odds"]["raw_score"], abs=1e-9)
+
+
+@pytest.mark.parametrize("family", ["logistic", "blend"])
+def test_mlflow_pyfunc_face_scores_like_the_scorer(saved: dict[str, Path], family: str, fresh) -> None:
+    from types import SimpleNamespace
+
+    from serving.model.pyfunc_model import BUNDLE_ARTIFACT, LeadConversionModel
+
+    model = LeadConversionModel()
+    model.load_context(SimpleNamespace(artifacts={BUNDLE_ARTIFACT: str(saved[family])}))
+    leads = fresh.leads.iloc[:100]
+    out = model.predict(None, leads)
+    np.testing.assert_allclose(out["probability"], Scorer.load(saved[family]).predict_proba(leads), rtol=0, atol=1e-12)
