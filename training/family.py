@@ -32,7 +32,7 @@ from features.calibration import Calibrator
 from features.encoding import LeadEncoder
 from features.schema import LeadSchema
 from serving.model.linear import LinearModel
-from training.calibrate import fit_calibrator
+from training.calibrate import fit_calibrator, level_with_evidence
 from training.evidence import best_with_evidence, platt_losses, trusted_window
 from training.linear import DEFAULT_C, fit_linear, select_C
 from training.model import DEFAULT_PARAMS, EARLY_STOPPING_ROUNDS, MAX_ROUNDS, size_params
@@ -300,6 +300,9 @@ def fit_calibrated(
         model = fit_components(frame.iloc[np.flatnonzero(keep)], y[keep], schema, recipe, seed=seed)
         oof[half] = model.raw(frame.iloc[held])
     calibrator = fit_calibrator(oof, sel_y, seed=seed)
+    rest = np.ones(len(frame), dtype=bool)
+    rest[select] = False
+    calibrator = level_with_evidence(calibrator, oof, sel_y, y[rest])
     return Calibrated(final, calibrator, "cross-fitted on the newest slice (2 folds)", len(select))
 
 
