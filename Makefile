@@ -2,6 +2,7 @@
 #   make demo   generate the synthetic CRM history, check it, train a champion and serve it (Ctrl-C stops)
 #   make test   check the house rules (make check), then run the whole test suite
 #   make check  ruff, mypy and the import contracts (see CONTRIBUTING.md)
+#   make readme  re-run the commands behind the README's console examples and rewrite them (a test checks them)
 #   make notebooks  install JupyterLab (the `notebooks` extra) and open notebooks/ in it
 # Use another interpreter with `make demo PYTHON=python3.12`.
 
@@ -14,7 +15,7 @@ BENCH_FLAGS ?=
 
 NB_STAMP := $(VENV)/.notebooks-installed
 
-.PHONY: demo check test bench install notebooks clean
+.PHONY: demo check test bench install notebooks readme clean
 
 demo: $(STAMP)
 	$(BIN)/leadscore generate --out data/leads.parquet
@@ -36,6 +37,10 @@ bench: $(STAMP)
 	$(BIN)/python bench/run.py $(BENCH_FLAGS)
 
 install: $(STAMP)
+
+# EXAMPLES="train-summary backtest" re-runs only those (names are in README.md's <!-- example ... --> comments).
+readme: $(STAMP)
+	$(BIN)/python tests/support/readme_examples.py $(EXAMPLES)
 
 notebooks: $(NB_STAMP)
 	$(BIN)/jupyter lab notebooks/

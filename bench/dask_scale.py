@@ -10,21 +10,25 @@ Printed: leads/s for both, the peak resident memory of each Dask worker and of t
 time 10 million leads would take at each measured rate (an extrapolation, labelled as such).
 
 Training: `training.pipeline.train` on the same synthetic history in process and with every LightGBM
-fit on the cluster (`training.distributed.lightgbm_on`), each in a temporary MLflow store: wall time
-and the test ROC AUC / log loss. Without --model a bundle is trained first (not timed).
+fit on the cluster (`training.distributed.lightgbm_on`), each in a temporary MLflow store: wall time,
+the test ROC AUC / log loss, and the peak memory of this process (the driver). Without --model a
+bundle is trained first (not timed).
 Figures are printed, never asserted.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
 import resource
 import sys
 import tempfile
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -41,6 +45,28 @@ TEN_MILLION = 10_000_000
 
 def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+@contextlib.contextmanager
+def driver_peak() -> Iterator[dict[str, float]]:
+    """The highest resident memory of this process while the block runs (sampled every 50 ms), in MiB:
+    `ru_maxrss` only grows, so it cannot tell one engine's peak from the other's in the same run."""
+    import psutil
+
+    me, seen, done = psutil.Process(), {"start": 0.0, "peak": 0.0}, threading.Event()
+    seen["start"] = seen["peak"] = me.memory_info().rss / 2**20
+
+    def sample() -> None:
+        while not done.wait(0.05):
+            seen["peak"] = max(seen["peak"], me.memory_info().rss / 2**20)
+
+    thread = threading.Thread(target=sample, daemon=True)
+    thread.start()
+    try:
+        yield seen
+    finally:
+        done.set()
+        thread.join()
 
 
 def history(leads: int, seed: int) -> pd.DataFrame:
@@ -136,10 +162,7 @@ def bench_training(args: argparse.Namespace, folder: Path, client) -> dict:
         store = folder / f"store-{engine}"
         store.mkdir()
         start = time.perf_counter()
-        if engine == "dask":
-            with lightgbm_on(client):
-                result = train(data, models_dir=store / "models", tracking_uri=f"sqlite:///{store / 'mlflow.db'}")
-        else:
+        with driver_peak() as memory, lightgbm_on(client) if engine == "dask" else contextlib.nullcontext():
             result = train(data, models_dir=store / "models", tracking_uri=f"sqlite:///{store / 'mlflow.db'}")
         seconds = time.perf_counter() - start
         model = result.evaluations["model"]
@@ -150,10 +173,13 @@ def bench_training(args: argparse.Namespace, folder: Path, client) -> dict:
             "family": result.family,
             "trees": result.best_iteration,
             "lightgbm_seconds": result.timings.get("evaluation fits", 0.0) + result.timings.get("refit", 0.0),
+            "driver_start_mib": memory["start"],
+            "driver_peak_mib": memory["peak"],
         }
         print(
             f"train {engine:>5}: {result.report.n_rows:,} leads in {seconds:.0f}s, test ROC AUC {model.roc_auc:.4f}, "
-            f"log loss {model.log_loss:.4f} ({result.family}, {result.best_iteration} trees)",
+            f"log loss {model.log_loss:.4f} ({result.family}, {result.best_iteration} trees); driver memory "
+            f"{memory['start']:,.0f} MiB before, peak {memory['peak']:,.0f} MiB",
             flush=True,
         )
     return out

@@ -34,6 +34,7 @@ import platform
 import pstats
 import re
 import secrets
+import socket
 import statistics
 import subprocess
 import sys
@@ -54,6 +55,7 @@ sys.path.insert(0, str(BENCH))
 sys.path.insert(0, str(SUPPORT))
 sys.path.insert(0, str(ROOT))
 
+from hardening import process_cpu_s
 from http_load import compare_clients, get, post, run_load
 from peer import (
     OURS_PATH,
@@ -747,30 +749,25 @@ def reload_under_load(store: Store, url: str, leads: list[dict[str, Any]], budge
     return out
 
 
-def _server_cpu_s(pid: int) -> float:
-    """User + system CPU seconds of a process so far (Linux /proc; NaN elsewhere)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return float("nan")
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def cost_probes(server: Any, leads: list[dict[str, Any]]) -> dict[str, Any]:
     """Small requests that used to cost much (issue 15): server CPU, wall time and answer size of each,
-    and whether /healthz stayed quick meanwhile. Loopback, bounded (the slow body stops at the server's
-    LEADSCORE_BODY_TIMEOUT_S, 10 s by default)."""
-    import socket
-
+    and whether /healthz stayed quick meanwhile; then clients that send slowly. Loopback, bounded (the
+    slow ones stop at the server's LEADSCORE_HEADER_TIMEOUT_S / LEADSCORE_BODY_TIMEOUT_S, 10 s by default)."""
     url, pid = server.base_url, server.process.pid
+    lead = leads[0]
     probes = {
         "300,000 unknown keys": ("/v1/score", json.dumps({f"k{i}": 1 for i in range(300_000)}).encode()),
-        "10,000 empty leads": ("/v1/score/batch", json.dumps({"leads": [{}] * 10_000}).encode()),
-        "5,000 invalid leads": (
+        "300,000 keys in one lead of a batch": (
             "/v1/score/batch",
-            json.dumps({"leads": [{"web_visits": -1, "company_size": True}] * 5_000}).encode(),
+            json.dumps({"leads": [lead, {f"k{i}": 1 for i in range(300_000)}, lead]}).encode(),
         ),
-        "1 MB lead id": ("/v1/score", json.dumps({**leads[0], "lead_id": "x" * 1_000_000}).encode()),
+        "10,000 empty leads": ("/v1/score/batch", json.dumps({"leads": [{}] * 10_000}).encode()),
+        "1,000 distinct leads (for scale)": (
+            "/v1/score/batch",
+            json.dumps({"leads": [leads[i % len(leads)] for i in range(1_000)]}).encode(),
+        ),
+        "10,000 invalid leads": ("/v1/score/batch", json.dumps({"leads": [{"web_visits": -1}] * 10_000}).encode()),
+        "1 MB lead id": ("/v1/score", json.dumps({**lead, "lead_id": "x" * 1_000_000}).encode()),
     }
     out: dict[str, Any] = {}
     for name, (path, body) in probes.items():
@@ -786,14 +783,14 @@ def cost_probes(server: Any, leads: list[dict[str, Any]]) -> dict[str, Any]:
                 time.sleep(0.02)
 
         watcher = threading.Thread(target=watch, args=(done, healthz))
-        cpu0, began = _server_cpu_s(pid), time.perf_counter()
+        cpu0, began = process_cpu_s(pid), time.perf_counter()
         watcher.start()
         status, answer = post(url, path, body, timeout_s=120)
         wall = time.perf_counter() - began
         done.set()
         watcher.join()
         time.sleep(0.5)  # anything the server still does for this request shows in its CPU now
-        cpu = _server_cpu_s(pid) - cpu0
+        cpu = process_cpu_s(pid) - cpu0
         out[name] = {
             "request_bytes": len(body),
             "status": status,
@@ -808,17 +805,35 @@ def cost_probes(server: Any, leads: list[dict[str, Any]]) -> dict[str, Any]:
             f"{out[name]['healthz_max_ms']} ms"
         )
     host, port = url.removeprefix("http://").split(":")
-    body = json.dumps(leads[0]).encode()
+    body = json.dumps(lead).encode()
+    head = b"POST /v1/score HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n"
+    slow = {
+        "slow headers, 1 byte/s": (b"", head % len(body) + b"\r\n" + body),
+        "slow body, 1 byte/s": (head % len(body) + b"\r\n", body),
+    }
+    for name, (sent_at_once, trickled) in slow.items():
+        status, waited = _trickle((host, int(port)), sent_at_once, trickled)
+        out[name] = {"status": status, "answered_after_s": round(waited, 1)}
+        _say(f"probe {name}: {status} after {waited:.1f} s")
+    began = time.perf_counter()
+    with socket.create_connection((host, int(port)), timeout=60) as sock:
+        closed = sock.recv(100) == b""  # a connection that sends nothing: closed at the header deadline
+    out["silent connection"] = {
+        "status": "closed" if closed else "answered",
+        "answered_after_s": round(time.perf_counter() - began, 1),
+    }
+    _say(f"probe silent connection: closed after {out['silent connection']['answered_after_s']} s")
+    return out
+
+
+def _trickle(address: tuple[str, int], sent_at_once: bytes, trickled: bytes) -> tuple[int | None, float]:
+    """Send `trickled` one byte a second until the server answers; its status and the seconds it took."""
     began = time.perf_counter()
     answer = b""
-    with socket.create_connection((host, int(port)), timeout=60) as sock:
-        sock.sendall(
-            b"POST /v1/score HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: "
-            + str(len(body)).encode()
-            + b"\r\n\r\n"
-        )
+    with socket.create_connection(address, timeout=60) as sock:
+        sock.sendall(sent_at_once)
         sock.settimeout(1.0)
-        for byte in body:  # one byte a second, until the server answers
+        for byte in trickled:
             try:
                 sock.sendall(bytes([byte]))
                 answer = sock.recv(4096)
@@ -828,11 +843,8 @@ def cost_probes(server: Any, leads: list[dict[str, Any]]) -> dict[str, Any]:
                 break
             if answer:
                 break
-    waited = time.perf_counter() - began
     status = int(answer.split()[1]) if answer.startswith(b"HTTP/") else None
-    out["slow body, 1 byte/s"] = {"status": status, "answered_after_s": round(waited, 1)}
-    _say(f"probe slow body at 1 byte/s: {status} after {waited:.1f} s")
-    return out
+    return status, time.perf_counter() - began
 
 
 def fuzz(store: Store, budget: Budget) -> dict[str, Any]:
@@ -1020,7 +1032,7 @@ def markdown(results: dict[str, Any]) -> str:
                 f"/healthz at most {probe['healthz_max_ms']} ms meanwhile."
             )
         else:
-            lines.append(f"- Probe, {name}: {probe['status']} after {probe['answered_after_s']} s.")
+            lines.append(f"- Probe, {name}: {probe['status']} after {probe['answered_after_s']} s (loopback).")
     if f and "error" not in f:
         lines.append(
             f"- Fuzz (schemathesis, from the OpenAPI document): {f['cases']:,} requests, "

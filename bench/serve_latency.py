@@ -9,7 +9,8 @@ pred_contrib for comparison). Both phases are bounded in request count and in ti
     python bench/serve_latency.py                      # trains a production-size model first (untimed)
     python bench/serve_latency.py --model models/lead-conversion/3 --seconds 10
 
-Targets (issue 4): p50 <= 3 ms, p99 <= 10 ms, >= 700 explained leads/s at 16 clients. The machine is
+Targets (issue 9): p50 <= 1 ms, p99 <= 2.5 ms at one client, >= 2,000 explained leads/s at 16 clients
+with `--workers 2` (this script starts one process). A GET /healthz after each request gives the floor. The machine is
 shared and noisy: read medians of repeated runs and the ratios to the targets, not single numbers.
 """
 
@@ -35,7 +36,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # idle OpenMP threads would
 import numpy as np
 import pandas as pd
 
-TARGETS = {"p50_ms": 3.0, "p99_ms": 10.0, "leads_per_s_16": 700.0}
+TARGETS = {"p50_ms": 1.0, "p99_ms": 2.5, "leads_per_s_16": 2000.0}  # issue 9 (16 clients: with --workers 2)
 
 
 def main() -> int:
@@ -55,7 +56,7 @@ def main() -> int:
             cpu = _cpu_seconds(server.proc.pid)
             single = one_client(server.port, leads, max_requests=args.requests, max_seconds=args.seconds)
             cpu, spent = _cpu_seconds(server.proc.pid), _cpu_seconds(server.proc.pid) - cpu
-            single["server_cpu_ms_per_request"] = 1e3 * spent / (single["requests"] + 50)
+            single["server_cpu_ms_per_request"] = 1e3 * spent / (single["requests"] + 50)  # incl. the floor's GETs
             many = concurrent_clients(server.port, leads, clients=args.clients, max_seconds=args.seconds)
             many["server_cpu_ms_per_request_16"] = (
                 1e3 * (_cpu_seconds(server.proc.pid) - cpu) / max(many["concurrent_requests"], 1)
@@ -80,7 +81,9 @@ def main() -> int:
     )
     print(
         f"one client:  p50 {single['p50_ms']:.2f} ms (target {TARGETS['p50_ms']}), "
-        f"p99 {single['p99_ms']:.2f} ms (target {TARGETS['p99_ms']}) over {single['requests']} requests"
+        f"p99 {single['p99_ms']:.2f} ms (target {TARGETS['p99_ms']}) over {single['requests']} requests; "
+        f"floor (GET /healthz, same connection, interleaved) p50 {single['floor_p50_ms']:.2f} ms, "
+        f"p99 {single['floor_p99_ms']:.2f} ms"
     )
     print(
         f"{args.clients} clients: {many['leads_per_s']:.0f} explained leads/s "
@@ -89,7 +92,7 @@ def main() -> int:
     )
     cores = os.cpu_count() or 1
     print(
-        f"server CPU per request: {single['server_cpu_ms_per_request']:.2f} ms (one client), "
+        f"server CPU per request: {single['server_cpu_ms_per_request']:.2f} ms (one client, with its GET /healthz), "
         f"{many['server_cpu_ms_per_request_16']:.2f} ms ({args.clients} clients): at most "
         f"{1e3 * cores / many['server_cpu_ms_per_request_16']:.0f} leads/s on {cores} idle cores "
         f"(load average during the run {os.getloadavg()[0]:.1f})"
@@ -216,19 +219,39 @@ def _post(conn: http.client.HTTPConnection, body: bytes) -> int:
     return response.status
 
 
+def _get(conn: http.client.HTTPConnection, path: str) -> int:
+    conn.request("GET", path)
+    response = conn.getresponse()
+    response.read()
+    return response.status
+
+
 def one_client(port: int, bodies: list[bytes], *, max_requests: int, max_seconds: float) -> dict[str, Any]:
+    """Explained leads one after another, each followed by a GET /healthz on the same connection: the
+    floor (HTTP parsing, uvicorn, Starlette's routing, our middlewares, a tiny JSON answer) measured
+    side by side, so `p50_ms - floor_p50_ms` is what scoring and its JSON add."""
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
     for body in bodies[:50]:  # warm-up: connections, caches, first-call paths
         _post(conn, body)
-    times, deadline = [], time.monotonic() + max_seconds
+        _get(conn, "/healthz")
+    times, floor, deadline = [], [], time.monotonic() + max_seconds
     while len(times) < max_requests and time.monotonic() < deadline:
         body = bodies[len(times) % len(bodies)]
         start = time.perf_counter()
         status = _post(conn, body)
         times.append(time.perf_counter() - start)
         assert status == 200, status
-    ms = np.array(times) * 1e3
-    return {"requests": len(ms), "p50_ms": float(np.percentile(ms, 50)), "p99_ms": float(np.percentile(ms, 99))}
+        start = time.perf_counter()
+        assert _get(conn, "/healthz") == 200
+        floor.append(time.perf_counter() - start)
+    ms, floor_ms = np.array(times) * 1e3, np.array(floor) * 1e3
+    return {
+        "requests": len(ms),
+        "p50_ms": float(np.percentile(ms, 50)),
+        "p99_ms": float(np.percentile(ms, 99)),
+        "floor_p50_ms": float(np.percentile(floor_ms, 50)),
+        "floor_p99_ms": float(np.percentile(floor_ms, 99)),
+    }
 
 
 def concurrent_clients(port: int, bodies: list[bytes], *, clients: int, max_seconds: float) -> dict[str, Any]:

@@ -52,6 +52,12 @@ class TrainedModel:
 
 
 @pytest.fixture(scope="session")
+def train_history_size() -> dict[str, int]:
+    """How `train_history` was generated (the keyword arguments of features.synthetic.generate)."""
+    return dict(HISTORY)
+
+
+@pytest.fixture(scope="session")
 def train_history() -> Any:
     """The synthetic history (leads + truth) the training tests and `trained_model` use."""
     from features.synthetic import generate

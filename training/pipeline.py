@@ -171,8 +171,12 @@ def train(
     frame = load_history(data_path, schema)
     clock.lap("load")
     clock.begin("split by time")
-    labelled = label_at(frame, schema, _parse_as_of(as_of), export_date=_parse_as_of(export_date, "export_date"))
-    split = time_split(labelled, schema, seed=seed)
+    # no name for the labelled copy: the split keeps what it needs, so one frame less is held from here on
+    split = time_split(
+        label_at(frame, schema, _parse_as_of(as_of), export_date=_parse_as_of(export_date, "export_date")),
+        schema,
+        seed=seed,
+    )
     check_split(split, frame, schema)
     clock.lap("split")
     if half_life_days is not None and not half_life_days > 0:

@@ -31,7 +31,9 @@ CHALLENGER = "challenger"
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 TRACKING_ENV = "MLFLOW_TRACKING_URI"
 _PROGRESS_ENV = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
-# MLflow 3's UI opens an experiment by its kind; without one it may open on the GenAI overview.
+# Earlier MLflow 3 UIs open an experiment on the tab its kind says (runs, not the GenAI overview).
+# MLflow 3.17's UI follows its sidebar's GenAI / Model training switch instead (checked in Chromium),
+# so the README gives the address with ?workflowType=machine_learning; the tag still names the kind.
 EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
 EXPERIMENT_KIND = "custom_model_development"
 

@@ -7,8 +7,9 @@ integrators who want a typo caught. Values follow `features.lead_checks`, the ru
 and the analyst API apply too: strict types (`true` is not a number, `"5"` is not a number), finite
 numbers within the schema's range.
 
-What a small body can cost is bounded: a duplicate key, NaN or a lead with more than MAX_KEYS fields
-is refused before any validation, and at most MAX_PROBLEMS problems are listed, then a count.
+What a small body can cost is bounded: an object with more than MAX_KEYS keys is refused before the
+body is parsed (serving.api.json_keys counts them on the bytes), a duplicate key before any
+validation, and at most MAX_PROBLEMS problems are listed, then a count.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from pydantic import ValidationError
 from features.lead_checks import cell_problem, type_problem, value_problem
 from features.schema import FeatureSpec, LeadSchema
 from serving.api.errors import InputError
+from serving.api.json_keys import key_floor, most_keys
 from serving.model.response import Problem
 
 if TYPE_CHECKING:
@@ -79,7 +81,7 @@ class ParsedLeads:
 
 def parse_lead(models: RequestModels, body: bytes, *, strict_fields: bool = False) -> ParsedLeads:
     """One lead object; raises InputError (400 malformed, 422 invalid) naming each field."""
-    floor = body.count(b'":') - body.count(b'\\":')  # at least this many keys, counted without parsing
+    floor = key_floor(body)  # one lead object: the body's keys are (at least) its keys
     if floor > MAX_KEYS:
         raise InputError(422, [_too_many_keys(floor, exact=False)])
     raw = decode(body)
@@ -126,7 +128,12 @@ def parse_batch(models: RequestModels, body: bytes, *, strict_fields: bool = Fal
 
 def decode(body: bytes) -> Any:
     """Strict JSON: no duplicate keys (last-wins would hide a conflict), no object with more than
-    MAX_KEYS keys. NaN and Infinity are read, then refused by their field's type ("not a finite number")."""
+    MAX_KEYS keys, refused before parsing. NaN and Infinity are read, then refused by their field's type
+    ("not a finite number")."""
+    if key_floor(body) > MAX_KEYS:  # enough keys in all for one object to have too many: count per object
+        most = most_keys(body)
+        if most > MAX_KEYS:
+            raise InputError(422, [_too_many_keys(most, exact=True)])
     try:
         return json.loads(body, object_pairs_hook=_object)  # NaN/Infinity: refused by the field they are in
     except _Refused as exc:
@@ -174,6 +181,7 @@ class _Found:
     def __init__(self) -> None:
         self.listed: list[Problem] = []
         self.total = 0
+        self.unchecked = 0  # leads not validated: the request had failed already
 
     def add(self, problems: list[Problem], total: int | None = None) -> None:
         room = MAX_PROBLEMS - len(self.listed)
@@ -185,8 +193,12 @@ class _Found:
         if not self.total:
             return
         detail = list(self.listed)
-        if self.total > len(detail):
-            detail.append({"field": "body", "problem": f"{self.total - len(detail):,} more problems not listed"})
+        rest = self.total - len(detail)
+        if rest or self.unchecked:
+            text = f"{rest:,} more problems not listed"
+            if self.unchecked:
+                text += f"; the {self.unchecked:,} leads after them were not checked"
+            detail.append({"field": "body", "problem": text})
         raise InputError(422, detail)
 
 
@@ -224,7 +236,8 @@ def _lead(
         rest = len(warnings) - MAX_PROBLEMS
         warnings = [*warnings[:MAX_PROBLEMS], {"field": "body", "problem": f"{rest:,} more fields ignored"}]
     if found.total > MAX_PROBLEMS and where:
-        return known, warnings  # the request fails anyway: later leads are not worth validating
+        found.unchecked += 1  # the request fails anyway: later leads are not worth validating
+        return known, warnings
     try:
         lead = models.lead.model_validate(known).model_dump(by_alias=True)
     except ValidationError as exc:

@@ -78,9 +78,16 @@ def _migrate_log_once(url: str | None) -> None:
 
 
 def connection_limits(settings: Settings) -> dict[str, Any]:
-    """uvicorn's own bounds: open connections per process (503 past it) and idle keep-alive time.
+    """uvicorn's own bounds (open connections per process, 503 past it; idle keep-alive time) and its
+    protocol with a deadline on the headers (serving.api.connections, LEADSCORE_HEADER_TIMEOUT_S).
     A slow request body is bounded by the app (BodyLimitMiddleware, LEADSCORE_BODY_TIMEOUT_S)."""
-    return {"limit_concurrency": settings.max_connections, "timeout_keep_alive": settings.keep_alive_s}
+    from serving.api.connections import PROTOCOL
+
+    return {
+        "limit_concurrency": settings.max_connections,
+        "timeout_keep_alive": settings.keep_alive_s,
+        "http": PROTOCOL,
+    }
 
 
 def check_port_free(host: str, port: int) -> None:

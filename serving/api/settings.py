@@ -38,6 +38,13 @@ class Settings(BaseSettings):
         description="a request whose body has not fully arrived by then "
         "gets a 408 (a client sending a byte a second holds no connection for long)",
     )
+    header_timeout_s: float = Field(
+        10.0,
+        gt=0,
+        le=3600,
+        description="a connection whose request line and headers have not arrived by then gets a 408 and is "
+        "closed (one that sent nothing is closed): idle or trickling connections cannot use up max_connections",
+    )
     max_connections: int = Field(
         256, ge=1, le=100_000, description="open connections per process; past it new requests get a 503 at once"
     )

@@ -24,18 +24,20 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-import lightgbm as lgb
 import numpy as np
 
 from features.calibration import Calibrator
 from features.encoding import LeadEncoder
 from features.errors import ModelNotFoundError
 from features.schema import LeadSchema, schema_from_dict
+from serving.model.lightgbm_text import parse_model
 from serving.model.linear import LinearModel
+
+if TYPE_CHECKING:
+    import lightgbm as lgb
 
 FORMAT_VERSION = 2
 READABLE_FORMATS = (1, 2)
@@ -88,32 +90,72 @@ def _weight(value: Any) -> float:
     return float(value)
 
 
-def _check_parts(booster: lgb.Booster | None, linear: LinearModel | None, tree_weight: float) -> None:
+def _check_parts(
+    booster: lgb.Booster | None, linear: LinearModel | None, tree_weight: float, *, has_text: bool = False
+) -> None:
     _weight(tree_weight)
-    if tree_weight > 0.0 and booster is None:
+    if tree_weight > 0.0 and booster is None and not has_text:
         raise ValueError(f"tree_weight {tree_weight:g} needs a LightGBM booster")
     if tree_weight < 1.0 and linear is None:
         raise ValueError(f"tree_weight {tree_weight:g} needs a linear model")
 
 
-@dataclass
 class Bundle:
-    """The served model (trees, logistic or their blend) with everything needed to score and explain it."""
+    """The served model (trees, logistic or their blend) with everything needed to score and explain it.
 
-    booster: lgb.Booster | None
-    schema: LeadSchema
-    encoder: LeadEncoder
-    calibrator: Calibrator
-    baseline_raw: float
-    metadata: dict[str, Any] = field(default_factory=dict)
-    linear: LinearModel | None = None
-    tree_weight: float = 1.0
+    The trees are a LightGBM booster (training) or the text of `model.txt` (a loaded bundle), parsed
+    by LightGBM only when `booster` is first used: the server explains with the numba forest built
+    from the text, and never pays for importing LightGBM, scikit-learn and SciPy.
+    """
 
-    def __post_init__(self) -> None:
-        self.tree_weight = _weight(self.tree_weight)
-        _check_parts(self.booster, self.linear, self.tree_weight)
+    def __init__(
+        self,
+        *,
+        booster: lgb.Booster | None = None,
+        schema: LeadSchema,
+        encoder: LeadEncoder,
+        calibrator: Calibrator,
+        baseline_raw: float,
+        metadata: dict[str, Any] | None = None,
+        linear: LinearModel | None = None,
+        tree_weight: float = 1.0,
+        model_text: str | None = None,
+    ) -> None:
+        self._booster = booster
+        self.model_text = model_text
+        self._trees: dict[str, Any] | None = None
+        self.schema = schema
+        self.encoder = encoder
+        self.calibrator = calibrator
+        self.baseline_raw = baseline_raw
+        self.metadata: dict[str, Any] = {} if metadata is None else metadata
+        self.linear = linear
+        self.tree_weight = _weight(tree_weight)
+        _check_parts(self._booster, self.linear, self.tree_weight, has_text=model_text is not None)
         if self.linear is not None and self.linear.feature_names != self.encoder.feature_names:
             raise ValueError("the linear model's features do not match the encoder's")
+
+    @property
+    def booster(self) -> lgb.Booster | None:
+        """LightGBM's booster, parsed from `model_text` on first use."""
+        if self._booster is None and self.model_text is not None:
+            import lightgbm as lgb
+
+            self._booster = lgb.Booster(model_str=self.model_text)
+        return self._booster
+
+    @property
+    def has_trees(self) -> bool:
+        return self._booster is not None or self.model_text is not None
+
+    def tree_dump(self) -> dict[str, Any]:
+        """The trees in `Booster.dump_model()`'s shape, read from `model_text` without LightGBM when
+        the bundle was loaded from a folder (see serving.model.lightgbm_text)."""
+        if self._trees is None:
+            self._trees = (
+                parse_model(self.model_text) if self.model_text is not None else part(self._booster).dump_model()
+            )
+        return self._trees
 
     @property
     def family(self) -> str:
@@ -168,8 +210,11 @@ class Bundle:
         tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.{os.getpid()}.", dir=folder.parent))
         try:
             files = {}
-            if self.booster is not None:
-                self.booster.save_model(str(tmp / MODEL_FILE))
+            if self.model_text is not None:
+                (tmp / MODEL_FILE).write_bytes(self.model_text.encode("utf-8"))
+            elif self._booster is not None:
+                self._booster.save_model(str(tmp / MODEL_FILE))
+            if self.has_trees:
                 files[MODEL_FILE] = file_digest(tmp / MODEL_FILE)
             (tmp / META_FILE).write_text(json.dumps(self.to_json(files), indent=2, default=str))
             if folder.exists():
@@ -194,7 +239,7 @@ class Bundle:
             return cls._load(folder, probe=probe)
         except ModelNotFoundError:
             raise
-        except (OSError, ValueError, KeyError, TypeError, AttributeError, lgb.basic.LightGBMError) as exc:
+        except (OSError, ValueError, KeyError, IndexError, TypeError, AttributeError) as exc:
             raise ModelNotFoundError(
                 f"bundle at {folder} is damaged: {type(exc).__name__}: {_first_line(exc)}"
             ) from None
@@ -230,15 +275,16 @@ class Bundle:
             raise ModelNotFoundError(f"bundle at {folder} is not usable: {exc}") from None
         if tree_weight > 0.0 and not model_path.is_file():
             raise ModelNotFoundError(f"no model bundle at {folder} (expected {MODEL_FILE} and {META_FILE})")
-        booster = None
+        model_text = None
         if model_path.is_file():
             recorded = state.get("files") or {}
             verify_files(folder, recorded)
             if probe and MODEL_FILE not in recorded:
                 probe_model_file(model_path)  # no checksum to trust: let a child process take any crash
-            booster = lgb.Booster(model_file=str(model_path))
-        return cls(
-            booster=booster,
+            model_text = model_path.read_bytes().decode("utf-8")
+            trees = parse_model(model_text)  # a damaged file is refused here, not on the first request
+        bundle = cls(
+            model_text=model_text,
             schema=schema,
             encoder=encoder,
             calibrator=Calibrator.from_dict(state["calibration"]),
@@ -247,6 +293,8 @@ class Bundle:
             linear=linear,
             tree_weight=tree_weight,
         )
+        bundle._trees = trees if model_text is not None else None
+        return bundle
 
 
 def file_digest(path: Path) -> dict[str, Any]:

@@ -39,6 +39,9 @@ ZERO_THRESHOLD = 1e-35  # LightGBM's kZeroThreshold
 MISSING_NONE, MISSING_ZERO, MISSING_NAN = 0, 1, 2
 _MISSING_CODES = {"None": MISSING_NONE, "Zero": MISSING_ZERO, "NaN": MISSING_NAN}
 PARALLEL_MIN_ROWS = 2_000
+PIECES_PER_THREAD = 4
+PIECE_MIN_ROWS = 256
+THREADS = os.cpu_count() or 1  # rows are explained on every core by default
 BLOCK_MIN_ROWS = 8  # from here on leads are explained eight at a time (one vector of float64)
 
 
@@ -80,7 +83,18 @@ class Forest:
     @classmethod
     def from_booster(cls, booster: Any) -> Forest:
         """Flatten a binary-objective booster; refuses models this module cannot replay exactly."""
-        dump = booster.dump_model()
+        return cls.from_dump(booster.dump_model())
+
+    @classmethod
+    def from_model_text(cls, text: str) -> Forest:
+        """Flatten LightGBM's text model (`model.txt`) without importing LightGBM (see lightgbm_text)."""
+        from serving.model.lightgbm_text import parse_model
+
+        return cls.from_dump(parse_model(text))
+
+    @classmethod
+    def from_dump(cls, dump: dict[str, Any]) -> Forest:
+        """Flatten `Booster.dump_model()`'s dictionary (or `parse_model`'s, the same shape)."""
         if dump.get("num_tree_per_iteration", 1) != 1:
             raise ValueError("only single-output (binary) models can be flattened")
         if any(t.get("tree_structure", {}).get("leaf_coeff") for t in dump["tree_info"]):
@@ -91,10 +105,15 @@ class Forest:
     def n_trees(self) -> int:
         return len(self.tree_root)
 
-    def raw(self, X: np.ndarray) -> np.ndarray:
-        """Raw scores (log-odds), equal to `booster.predict(X, raw_score=True)`."""
+    def raw(self, X: np.ndarray, *, threads: int = THREADS, min_rows: int = PARALLEL_MIN_ROWS) -> np.ndarray:
+        """Raw scores (log-odds), equal to `booster.predict(X, raw_score=True)`; from `min_rows` rows on,
+        the rows are split over `threads` threads (each row's sum is the same either way)."""
         X = _as_matrix(X, self.n_features)
         out = np.zeros(len(X), dtype=np.float64)
+        _in_row_blocks(self._raw_into, X, out, threads=threads if len(X) >= min_rows else 1)
+        return out
+
+    def _raw_into(self, X: np.ndarray, out: np.ndarray) -> None:
         _kernels()[0](
             X,
             out,
@@ -111,26 +130,15 @@ class Forest:
             self.tree_root,
             self.leaf_value,
         )
-        return out
 
-    def contributions(self, X: np.ndarray, *, threads: int = 2, min_rows: int = PARALLEL_MIN_ROWS) -> np.ndarray:
+    def contributions(self, X: np.ndarray, *, threads: int = THREADS, min_rows: int = PARALLEL_MIN_ROWS) -> np.ndarray:
         """Per-feature SHAP values plus the expected value in the last column, like `pred_contrib`.
 
         From `min_rows` rows on, the rows are split over `threads` threads.
         """
         X = _as_matrix(X, self.n_features)
         out = np.zeros((len(X), self.n_features + 1), dtype=np.float64)
-        if threads > 1 and len(X) >= min_rows:
-            bounds = np.linspace(0, len(X), threads + 1).astype(int)
-            with ThreadPoolExecutor(threads) as pool:  # the kernel releases the GIL
-                list(
-                    pool.map(
-                        lambda i: self._contrib_into(X[bounds[i] : bounds[i + 1]], out[bounds[i] : bounds[i + 1]]),
-                        range(threads),
-                    )
-                )
-        else:
-            self._contrib_into(X, out)
+        _in_row_blocks(self._contrib_into, X, out, threads=threads if len(X) >= min_rows else 1)
         return out
 
     def _contrib_into(self, X: np.ndarray, out: np.ndarray) -> None:
@@ -201,6 +209,17 @@ def numba_available() -> bool:
     except ImportError:
         return False
     return True
+
+
+def _in_row_blocks(kernel: Any, X: np.ndarray, out: np.ndarray, *, threads: int) -> None:
+    """kernel(X_part, out_part) over `threads` contiguous row ranges at once (the kernels release the GIL)."""
+    pieces = min(PIECES_PER_THREAD * threads, len(X) // PIECE_MIN_ROWS)  # small pieces: a slow core does less
+    if threads <= 1 or pieces < 2:
+        kernel(X, out)
+        return
+    bounds = np.linspace(0, len(X), pieces + 1).astype(int)
+    with ThreadPoolExecutor(threads) as pool:
+        list(pool.map(lambda i: kernel(X[bounds[i] : bounds[i + 1]], out[bounds[i] : bounds[i + 1]]), range(pieces)))
 
 
 def _as_matrix(X: np.ndarray, n_features: int) -> np.ndarray:

@@ -180,11 +180,16 @@ class LinearModel:
 
     def raw(self, X: np.ndarray) -> np.ndarray:
         """(n,) log-odds."""
-        return self.intercept + self.term_values(X).sum(axis=1)
+        return self.raw_from_terms(self.term_values(X))
+
+    def raw_from_terms(self, terms: np.ndarray) -> np.ndarray:
+        return self.intercept + terms.sum(axis=1)
 
     def contributions(self, X: np.ndarray) -> np.ndarray:
         """(n, n_features + 1): exact Shapley values term_j - mean_j, then the expected value."""
-        terms = self.term_values(X)
+        return self.contributions_from_terms(self.term_values(X))
+
+    def contributions_from_terms(self, terms: np.ndarray) -> np.ndarray:
         out = np.empty((len(terms), terms.shape[1] + 1), dtype=np.float64)
         np.subtract(terms, self._mean, out=out[:, :-1])
         out[:, -1] = self.expected_value

@@ -13,10 +13,13 @@ need it, only when a `models:/` URI is given.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import logging
+import os
 import re
 import shutil
+import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -118,6 +121,9 @@ def resolve(uri: str) -> RegisteredVersion:
     name, alias, version = match["name"], match["alias"], match["version"]
     if version is not None:
         return RegisteredVersion(name, version)
+    found_here = _alias_in_local_store(name, alias)
+    if found_here is not None:
+        return found_here
     from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
 
@@ -129,6 +135,64 @@ def resolve(uri: str) -> RegisteredVersion:
             f"(train one with `leadscore train`): {_first_line(exc)}"
         ) from exc
     return RegisteredVersion(name, str(found.version), found.run_id)
+
+
+def _alias_in_local_store(name: str, alias: str) -> RegisteredVersion | None:
+    """The alias read straight from MLflow's default local store (a SQLite file), or None to ask MLflow.
+
+    Why: importing MLflow and its SQL store takes longer than the rest of the server's start, only to
+    read one row. This reads that row, read-only, when the store is a plain SQLite file that nothing
+    else redirects (no registry URI, no workspaces, no file store, MLflow not already imported and
+    configured in this process). Anything else, including an alias not found or any error, returns
+    None, so MLflow's client answers (and words the errors) exactly as before.
+    """
+    path = _local_sqlite_store()
+    if path is None or alias.lower() == "latest":  # MLflow computes "latest" itself
+        return None
+    import sqlite3
+
+    query = (
+        "SELECT a.version, v.run_id FROM registered_model_aliases a JOIN model_versions v "
+        "ON v.workspace = a.workspace AND v.name = a.name AND v.version = a.version "
+        "WHERE a.workspace = 'default' AND a.name = ? AND a.alias = ? AND v.current_stage != 'Deleted_Internal'"
+    )
+    try:
+        with contextlib.closing(sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True, timeout=0.0)) as db:
+            rows = db.execute(query, (name, alias)).fetchall()
+    except sqlite3.Error:
+        return None
+    if len(rows) != 1:
+        return None
+    version, run_id = rows[0]
+    return RegisteredVersion(name, str(int(version)), None if run_id is None else str(run_id))
+
+
+def _local_sqlite_store() -> Path | None:
+    """The SQLite file MLflow's registry would use, when that is certain without importing MLflow."""
+    if "mlflow" in sys.modules:  # imported here already: set_tracking_uri and friends may apply
+        return None
+    if any(os.environ.get(v) for v in ("MLFLOW_REGISTRY_URI", "MLFLOW_ENABLE_WORKSPACES", "MLFLOW_WORKSPACE")):
+        return None
+    uri = os.environ.get("MLFLOW_TRACKING_URI")
+    if not uri:
+        if _mlruns_has_experiments():  # then MLflow keeps its file store as the default
+            return None
+        uri = "sqlite:///mlflow.db"
+    if not uri.startswith("sqlite:///") or any(c in uri for c in "?%#"):
+        return None
+    path = Path(uri[len("sqlite:///") :]).absolute()
+    return path if path.is_file() else None
+
+
+def _mlruns_has_experiments() -> bool:
+    """MLflow's own test (`_has_existing_mlruns_data`): ./mlruns holds a numbered folder with meta.yaml.
+    Its SQLite default keeps artifacts in ./mlruns too, in folders named by run id."""
+    try:
+        return any(
+            p.name.isdigit() and os.path.lexists(p / "meta.yaml") for p in Path("mlruns").iterdir() if p.is_dir()
+        )
+    except OSError:
+        return False
 
 
 def load_bundle(model: str | Path | None = None, *, models_dir: Path = MODELS_DIR, probe: bool = False) -> Bundle:

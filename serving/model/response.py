@@ -20,6 +20,11 @@ from pydantic import Field, TypeAdapter
 from typing_extensions import TypedDict
 
 
+def lead_id_text(value: Any) -> str | None:
+    """The lead's id as the answer echoes it: text (a CRM's numeric id too), or null when none was sent."""
+    return None if value is None else str(value)
+
+
 class Problem(TypedDict):
     field: str
     problem: str

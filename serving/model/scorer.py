@@ -29,7 +29,7 @@ from features.progress import track
 from serving.model import explain as ex
 from serving.model.bundle import Bundle, part
 from serving.model.forest import Forest, numba_available
-from serving.model.response import ModelRef, ScoreResponse
+from serving.model.response import ModelRef, ScoreResponse, lead_id_text
 
 _logger = logging.getLogger(__name__)
 
@@ -46,15 +46,17 @@ class Scorer:
         self.bundle = bundle
         self.schema = bundle.schema
         self._tree_weight = bundle.tree_weight
-        self._booster = bundle.booster if bundle.tree_weight > 0.0 else None
+        self._booster: Any = None  # LightGBM's, only when the trees are not explained by the Forest
         self._linear = bundle.linear if bundle.tree_weight < 1.0 else None
         self._forest: Forest | None = None
-        if self._booster is not None:  # the logistic model alone has no trees to flatten
+        if bundle.tree_weight > 0.0:  # the logistic model alone has no trees to flatten
             if engine == "forest" or (engine == "auto" and numba_available()):
-                self._forest = Forest.from_booster(self._booster)
+                self._forest = Forest.from_dump(bundle.tree_dump())
                 self._forest.warm_up()
-            elif engine == "auto":
-                _logger.warning("numba is not installed: explanations use LightGBM's slower pred_contrib")
+            else:
+                if engine == "auto":
+                    _logger.warning("numba is not installed: explanations use LightGBM's slower pred_contrib")
+                self._booster = bundle.booster
         self._matrix = factor_matrix([spec.factor for spec in self.schema.features])
         self._candidates = ex.what_if_candidates(self.schema, bundle.encoder)
         self._feature_factor = np.array([FACTORS.index(s.factor) for s in self.schema.features])
@@ -73,7 +75,7 @@ class Scorer:
     @property
     def engine(self) -> str:
         """How the trees are explained: `forest` (numba), `lightgbm`, or `linear` when there are none."""
-        if self._booster is None:
+        if self._tree_weight == 0.0:
             return "linear"
         return "forest" if self._forest is not None else "lightgbm"
 
@@ -112,6 +114,24 @@ class Scorer:
             return trees
         return w * trees + (1.0 - w) * part(self._linear).contributions(X)
 
+    def raw_and_contributions(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """`raw_scores(X)` and `contributions(X)` at once, the logistic model's terms computed once
+        (on one lead they cost as much as its trees' raw scores); the same numbers as apart."""
+        w = self._tree_weight
+        if w == 1.0:
+            return self.raw_scores(X), self.contributions(X)
+        linear = part(self._linear)
+        terms = linear.term_values(X)
+        linear_raw, linear_contrib = linear.raw_from_terms(terms), linear.contributions_from_terms(terms)
+        if w == 0.0:
+            return linear_raw, linear_contrib
+        if self._forest is not None:
+            trees_raw, trees_contrib = self._forest.raw(X), self._forest.contributions(X)
+        else:
+            booster = part(self._booster)
+            trees_raw, trees_contrib = booster.predict(X, raw_score=True), booster.predict(X, pred_contrib=True)
+        return w * trees_raw + (1.0 - w) * linear_raw, w * trees_contrib + (1.0 - w) * linear_contrib
+
     def probability(self, raw: np.ndarray | float) -> np.ndarray:
         return self.bundle.calibrator(raw)
 
@@ -131,8 +151,7 @@ class Scorer:
             return []
         encoder = self.bundle.encoder
         X = encoder.transform_records(records)
-        contrib = self.contributions(X)
-        raw = self.raw_scores(X)
+        raw, contrib = self.raw_and_contributions(X)
         prob = self.probability(raw)
         score, grade = self.scores_and_grades(prob)
         impacts = factor_impacts(contrib, self._matrix)
@@ -141,10 +160,9 @@ class Scorer:
         out: list[ScoreResponse] = []
         for i, record in enumerate(records):
             unseen = encoder.unseen(record)
-            lead_id = record.get(self.schema.id_column)
             out.append(
                 {
-                    "lead_id": None if lead_id is None else str(lead_id),
+                    "lead_id": lead_id_text(record.get(self.schema.id_column)),
                     "probability": float(prob[i]),
                     "score": int(score[i]),
                     "grade": str(grade[i]),
@@ -202,8 +220,7 @@ class Scorer:
 
     def _explain_chunk(self, chunk: pd.DataFrame) -> pd.DataFrame:
         X = self.bundle.encoder.transform(chunk)
-        contrib = self.contributions(X)
-        raw = self.raw_scores(X)
+        raw, contrib = self.raw_and_contributions(X)
         prob = self.probability(raw)
         score, grade = self.scores_and_grades(prob)
         impacts = factor_impacts(contrib, self._matrix)

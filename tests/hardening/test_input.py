@@ -79,8 +79,19 @@ def test_problems_are_listed_up_to_a_cap_then_counted(client: TestClient) -> Non
     assert len(detail) == MAX_PROBLEMS + 1 and len(response.content) < 4_000
     assert detail[0] == {"field": "leads[0].company_size", "problem": "expected a whole number"}
     assert detail[1] == {"field": "leads[0].web_visits", "problem": "-1 is below the minimum 0"}
-    assert detail[-1]["field"] == "body" and detail[-1]["problem"].endswith("more problems not listed")
+    assert detail[-1]["field"] == "body" and "more problems not listed; the " in detail[-1]["problem"]
     print(f"5,000 bad leads refused in {seconds:.3f} s")
+
+
+def test_identical_leads_are_explained_once_and_answered_each_with_its_own_id(client: TestClient) -> None:
+    other = {**LEAD, "web_visits": 40}
+    leads = [LEAD, {**LEAD, "lead_id": 7}, other, {**LEAD, "lead_id": "H-3", "crm_stage": "new"}, {}]
+    results = client.post("/v1/score/batch", json={"leads": leads}).json()["results"]
+    assert [r["lead_id"] for r in results] == ["H-1", "7", "H-1", "H-3", None]
+    alone = [client.post("/v1/score", json=lead).json() for lead in leads]
+    assert [r["probability"] for r in results] == [r["probability"] for r in alone]
+    assert results[1] == {**results[0], "lead_id": "7"} and results[2] != results[0]
+    assert results[3]["warnings"][0]["field"] == "crm_stage" and results[0]["warnings"] == []
 
 
 def test_a_long_lead_id_is_refused_not_echoed(client: TestClient) -> None:
@@ -92,7 +103,7 @@ def test_a_long_lead_id_is_refused_not_echoed(client: TestClient) -> None:
 
 
 def test_a_timed_out_batch_stops_spending_cpu(scorer: Scorer) -> None:
-    leads = [{**LEAD, "lead_id": f"T{i}", "web_visits": i % 50} for i in range(4_000)]
+    leads = [{**LEAD, "lead_id": f"T{i}", "company_size": 1 + i} for i in range(4_000)]  # distinct: each explained
     per_lead = _cpu_per_lead(scorer, leads[:200])
     with TestClient(
         create_app(Settings(model="unused", scoring_timeout_s=0.2), scorer=scorer), raise_server_exceptions=False
@@ -156,6 +167,7 @@ def test_the_server_passes_its_connection_limits_to_uvicorn(
     monkeypatch.setenv("LEADSCORE_KEEP_ALIVE_S", "2.5")
     assert server.serve_command(model=str(registry.bundle_dir(registry.versions[0]))) == 0
     assert bound["limit_concurrency"] == 7 and bound["timeout_keep_alive"] == 2.5
+    assert bound["http"] == "serving.api.connections:HeaderDeadlineProtocol"  # the header deadline
 
 
 # -- strict JSON -----------------------------------------------------------------------------------

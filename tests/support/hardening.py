@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import socket
+import subprocess
+import sys
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -74,3 +78,52 @@ def serve(app: Any, *, ready_timeout_s: float = 60.0) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(30)
+
+
+def process_cpu_s(pid: int) -> float:
+    """User + system CPU seconds a process has used so far (Linux /proc; NaN elsewhere). Unlike wall
+    time it does not grow when other work shares the machine, so a bound on it holds on a busy CI box."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@dataclass(frozen=True)
+class Served:
+    """A real `leadscore serve` process: its URL and pid (for its CPU time)."""
+
+    base_url: str
+    pid: int
+    port: int
+
+
+@contextlib.contextmanager
+def serve_process(model: Path, *, env: dict[str, str], ready_timeout_s: float = 120.0) -> Iterator[Served]:
+    """`leadscore serve --model DIR` in its own process (settings from LEADSCORE_* in `env`)."""
+    from support.http_load import get
+
+    port = free_port()
+    with tempfile.TemporaryFile() as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "training.cli", "serve", "--model", str(model), "--port", str(port)],
+            env={**os.environ, **env},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        base = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.monotonic() + ready_timeout_s
+            while True:
+                with contextlib.suppress(OSError):
+                    if get(base, "/readyz")[0] == 200:
+                        break
+                if process.poll() is not None or time.monotonic() > deadline:
+                    log.seek(0)
+                    raise RuntimeError(f"leadscore serve did not get ready: {log.read()[-2000:]!r}")
+                time.sleep(0.1)
+            yield Served(base, process.pid, port)
+        finally:
+            process.terminate()
+            process.wait(timeout=30)

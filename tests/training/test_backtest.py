@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from features.errors import TrainingError
+from support.readme_examples import README, difference, examples
 from training import tracking
 from training.backtest import backtest
 from training.cli import main
@@ -56,6 +57,18 @@ def test_table_chart_and_mlflow_runs(backtest_result, backtest_store: str) -> No
     assert len(children) == 4
     assert {"retrained_roc_auc", "frozen_log_loss", "prior_ece"} <= set(children[0].data.metrics)
     assert tracking.alias_version(client, tracking.CHAMPION) is None, "the backtest registers nothing"
+
+
+def test_the_readme_example_is_this_backtest(backtest_result, train_history_size) -> None:
+    """README.md shows `leadscore backtest --from 2025Q3` on the shared history: this fixture's run."""
+    example = examples(README.read_text(encoding="utf-8"))["backtest"]
+    generate = "leadscore generate --quarters {quarters} --leads-per-quarter {leads_per_quarter} --seed {seed}"
+    assert example.setup == (generate.format(**train_history_size),)
+    assert example.run == ("leadscore backtest --from 2025Q3",)
+    # The fixture wrote to its own folder; the command's default --out is reports/backtest.
+    printed = backtest_result.summary().replace(str(backtest_result.csv_path.parent), "reports/backtest")
+    problem = difference(example, printed)
+    assert problem is None, problem
 
 
 def test_quarters_without_enough_history_are_skipped_and_said(

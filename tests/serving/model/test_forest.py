@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import lightgbm as lgb
 import numpy as np
 import pytest
@@ -23,7 +25,7 @@ def _awkward(X: np.ndarray, seed: int = 0) -> np.ndarray:
 def test_trained_bundle_matches_lightgbm(scorer, fresh) -> None:
     booster = scorer.bundle.booster
     X = _awkward(scorer.bundle.encoder.transform(fresh.leads.iloc[:250]))
-    forest = Forest.from_booster(booster)
+    forest = Forest.from_model_text(booster.model_to_string())  # what a server builds, without LightGBM
     np.testing.assert_allclose(forest.raw(X), booster.predict(X, raw_score=True), rtol=0, atol=1e-9)
     expected = booster.predict(X, pred_contrib=True)
     np.testing.assert_allclose(forest.contributions(X), expected, rtol=0, atol=1e-9)  # eight leads at a time
@@ -63,10 +65,31 @@ def test_other_tree_shapes_match_lightgbm(params: dict) -> None:
         data,
         num_boost_round=40,
     )
-    forest = Forest.from_booster(booster)
+    forest = Forest.from_model_text(booster.model_to_string())
     Xt = _awkward(X[:400], seed=2)
+    Xt[::50, 0], Xt[1::50, 3] = np.inf, -np.inf  # beyond every threshold, as LightGBM's text model has them
     np.testing.assert_allclose(forest.raw(Xt), booster.predict(Xt, raw_score=True), rtol=0, atol=1e-9)
     np.testing.assert_allclose(forest.contributions(Xt), booster.predict(Xt, pred_contrib=True), rtol=0, atol=1e-9)
+    _same_forest(forest, Forest.from_booster(booster))
+
+
+def _same_forest(from_text: Forest, from_dump: Forest) -> None:
+    """Reading model.txt ourselves gives the arrays LightGBM's dump_model gives, except that the dump
+    writes an infinite threshold as 1e300 where the text (and LightGBM's own predictions) keep inf."""
+    for field in dataclasses.fields(Forest):
+        ours, theirs = getattr(from_text, field.name), getattr(from_dump, field.name)
+        if field.name == "node_threshold":
+            ours = np.where(np.isinf(ours), np.copysign(1e300, ours), ours)
+        np.testing.assert_array_equal(ours, theirs, err_msg=field.name)
+
+
+def test_a_damaged_text_model_is_refused_in_one_line(scorer) -> None:
+    text = scorer.bundle.booster.model_to_string()
+    cut = text[: text.index("leaf_value=", len(text) // 3)]  # a tree that stops half-way
+    with pytest.raises(ValueError, match="damaged at tree"):
+        Forest.from_model_text(cut)
+    with pytest.raises(ValueError, match="not a LightGBM text model"):
+        Forest.from_model_text("{}")
 
 
 def test_refuses_a_matrix_of_the_wrong_width(scorer) -> None:

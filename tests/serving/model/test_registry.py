@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -65,6 +68,47 @@ def test_unknown_alias_is_a_one_line_error(registry: Path) -> None:
     with pytest.raises(ModelNotFoundError, match="alias 'staging'") as caught:
         load_bundle(f"models:/{NAME}@staging")
     assert "\n" not in str(caught.value)
+
+
+_RESOLVE_ALONE = """
+import sys
+from features.errors import ModelNotFoundError
+from serving.model.registry import resolve
+try:
+    found = resolve(sys.argv[1])
+    print(found.version, found.run_id, "mlflow" in sys.modules)
+except ModelNotFoundError as exc:
+    print("error:", exc, "mlflow" in sys.modules)
+"""
+
+
+def _resolve_in_a_fresh_process(registry: Path, uri: str) -> str:
+    done = subprocess.run(
+        [sys.executable, "-c", _RESOLVE_ALONE, uri],
+        cwd=registry,
+        env={**os.environ, "MLFLOW_TRACKING_URI": "sqlite:///mlflow.db"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    return done.stdout.strip().splitlines()[-1]
+
+
+def test_a_server_resolves_the_champion_without_importing_mlflow(registry: Path) -> None:
+    """The alias is read from the SQLite store directly (MLflow's import is slower than the rest of the
+    start); it names the version and run MLflow's client names."""
+    from mlflow import MlflowClient
+
+    expected = MlflowClient().get_model_version_by_alias(NAME, "champion")
+    assert _resolve_in_a_fresh_process(registry, f"models:/{NAME}@champion") == f"1 {expected.run_id} False"
+
+
+def test_an_alias_not_in_the_store_is_mlflows_own_error(registry: Path) -> None:
+    line = _resolve_in_a_fresh_process(registry, f"models:/{NAME}@nobody")
+    with pytest.raises(ModelNotFoundError) as raised:
+        resolve(f"models:/{NAME}@nobody")
+    assert line == f"error: {raised.value} True"
 
 
 @pytest.mark.parametrize("uri", ["models:/", "models:/a/b/c", "models:/name@", "models:/name/v1"])

@@ -17,6 +17,7 @@ from features.errors import DataError
 from features.factors import FACTORS
 from features.synthetic import SyntheticHistory, write_history
 from serving.reports import analyst, batch, distributed
+from support.readme_examples import README
 from training.cli import main
 
 NUMBERS = ["probability", "raw_score", *[f"impact_{f}" for f in FACTORS]]
@@ -149,6 +150,7 @@ def test_cli_refuses_a_bad_part_with_one_line(dask_client, bundle_dir: Path, fil
         "leadscore score: error: leads-1.csv (partition 1): company_size: expected a whole "
         "number, got 'ten' (data row 7; 1 value like it)"
     )
+    assert f"\n{err[-1]}\n" in README.read_text(encoding="utf-8"), "README.md shows this line as printed"
 
 
 def test_refuses_unknown_inputs_before_starting(dask_client, scorer, tmp_path: Path) -> None:

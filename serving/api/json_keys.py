@@ -1,0 +1,51 @@
+"""The most keys in any one object of a JSON body, counted on its bytes without building a Python object.
+
+Python's parser builds every key of an object before anything can look at it: an object of 300,000
+junk keys costs ~0.2 s of CPU per 4 MB before it can be refused. This count is vectorised (numpy over
+the bytes, ~10 ms per MB) and exact for valid JSON: a colon outside strings separates a key from its
+value in the innermost open object. Malformed JSON may count anything; the parser refuses it next.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+_OPEN, _CLOSE, _COLON = 1, 2, 3
+_KIND = np.zeros(256, np.int8)
+for _char, _kind in ((b"{", _OPEN), (b"[", _OPEN), (b"}", _CLOSE), (b"]", _CLOSE), (b":", _COLON)):
+    _KIND[_char[0]] = _kind
+
+
+def key_floor(body: bytes) -> int:
+    """At least this many keys in the whole body (a key ends `":`), counted by two byte searches."""
+    return body.count(b'":') - body.count(b'\\":')
+
+
+def most_keys(body: bytes) -> int:
+    """The largest number of keys in one object of `body` (0 when it has none)."""
+    data = np.frombuffer(body, np.uint8)
+    quotes = _unescaped_quotes(data)
+    marks = np.flatnonzero(_KIND[data])
+    marks = marks[np.searchsorted(quotes, marks) % 2 == 0]  # an even number of quotes before: outside strings
+    kind = _KIND[data[marks]]
+    depth = np.cumsum(np.where(kind == _OPEN, 1, np.where(kind == _CLOSE, -1, 0)))
+    opened_or_colon = kind != _CLOSE
+    depth, kind = depth[opened_or_colon], kind[opened_or_colon]
+    # Stable by depth: each colon follows the last object opened at its own depth, its owner.
+    by_depth = kind[np.argsort(depth, kind="stable")]
+    owner = np.cumsum(by_depth == _OPEN)[by_depth == _COLON]
+    counts = np.bincount(owner)[1:]  # owner 0: a colon before any object (malformed; not a lead's key)
+    return int(counts.max()) if counts.size else 0
+
+
+def _unescaped_quotes(data: np.ndarray) -> np.ndarray:
+    """Positions of the quotes that open or close a string (not preceded by an odd run of backslashes)."""
+    quotes = np.flatnonzero(data == ord('"'))
+    slashes = np.flatnonzero(data == ord("\\"))
+    if not slashes.size or not quotes.size:
+        return quotes
+    first = np.r_[True, np.diff(slashes) != 1]  # where each run of backslashes starts
+    starts = slashes[first]
+    ends = np.r_[slashes[np.flatnonzero(first)[1:] - 1], slashes[-1]]
+    odd_run_ends = ends[(ends - starts) % 2 == 0]
+    return quotes[~np.isin(quotes - 1, odd_run_ends)]
