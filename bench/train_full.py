@@ -3,9 +3,10 @@
     python bench/train_full.py                      # 12 quarters x 83,334 leads
     python bench/train_full.py --leads-per-quarter 8334 --keep /tmp/bench-train
 
-Prints wall time per stage, peak memory of the training process, and the test-quarter metrics next
-to the generator's true probabilities on the same leads. Training runs in a child process so its
-peak memory is its own (not the generator's). The MLflow store is created before the clock starts:
+Prints wall and CPU time per stage (CPU: all threads of the process; it stretches far less than wall
+time when other work shares the machine), peak memory of the training process, and the test-quarter
+metrics next to the generator's true probabilities on the same leads. Training runs in a child
+process so its peak memory is its own (not the generator's). The MLflow store is created before the clock starts:
 its one-off schema migration is setup, not training.
 """
 
@@ -108,6 +109,7 @@ def _child(data: Path, uri: str) -> int:
                 "load_average": os.getloadavg()[0],
                 "peak_rss_gb": peak_gb,
                 "timings": result.timings,
+                "cpu_timings": result.cpu_timings,
                 "rows": result.report.n_rows,
                 "n_train": result.report.n_train,
                 "n_test": result.report.n_test,
@@ -147,6 +149,7 @@ def _print(result: dict, wall: float, args: argparse.Namespace) -> None:
         f"load average at the end {result['load_average']:.1f} (other work on the machine stretches wall time)"
     )
     print("stages: " + ", ".join(f"{k} {v:.1f}s" for k, v in result["timings"].items()))
+    print("stages, CPU: " + ", ".join(f"{k} {v:.1f}s" for k, v in result["cpu_timings"].items()))
     print(f"trees: {result['best_iteration']}, calibration: {result['calibration']}")
     print(f"{'':10}{'ROC AUC':>9}{'PR AUC':>9}{'log loss':>10}{'Brier':>8}{'ECE':>8}{'lift@10%':>10}")
     for name, m in (("model", model), ("baseline", base)):

@@ -91,10 +91,7 @@ class LeadEncoder:
                 continue
             col = frame[spec.name]
             if spec.is_categorical:
-                text = col.astype("string").str.strip()
-                codes = pd.Categorical(text, dtype=self._cats[spec.name]).codes.astype(np.float64)
-                codes[codes < 0] = np.nan
-                out[:, j] = codes
+                out[:, j] = self._codes_of(spec.name, col)
             elif spec.type == "boolean":
                 cast, _ = coerce_boolean(col)
                 out[:, j] = cast.astype("Float64").to_numpy(dtype=np.float64, na_value=np.nan)
@@ -108,6 +105,13 @@ class LeadEncoder:
                     pd.to_numeric(col, errors="coerce").astype("Float64").to_numpy(dtype=np.float64, na_value=np.nan)
                 )
         return out
+
+    def _codes_of(self, name: str, col: pd.Series) -> np.ndarray:
+        """Level codes (NaN for missing and unseen): each distinct value is looked up once, not per lead."""
+        positions, distinct = pd.factorize(col.astype("string").str.strip())
+        known = pd.Categorical(distinct, dtype=self._cats[name]).codes.astype(np.float64)
+        known[known < 0] = np.nan
+        return np.append(known, np.nan)[positions]  # position -1 (missing) takes the appended NaN
 
     def transform_records(self, records: Sequence[Mapping[str, Any]]) -> np.ndarray:
         """The real-time path: plain dicts to the same matrix without building a DataFrame."""

@@ -19,6 +19,7 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from features.encoding import LeadEncoder
+from training.threads import one_blas_thread
 
 MAX_ROWS = 200_000  # plenty for ~100 coefficients; keeps the baseline cheap on a million leads
 MISSING_CODE = -1.0
@@ -53,7 +54,8 @@ def fit_baseline(train: pd.DataFrame, y_train: np.ndarray, encoder: LeadEncoder,
         ]
     )
     model = make_pipeline(columns, LogisticRegression(max_iter=500, C=1.0))
-    model.fit(_prepare(encoder, train), np.asarray(y_train))
+    with one_blas_thread():
+        model.fit(_prepare(encoder, train), np.asarray(y_train))
     return Baseline(encoder=encoder, model=model)
 
 

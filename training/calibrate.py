@@ -9,6 +9,7 @@ from sklearn.metrics import log_loss
 
 from features.calibration import Calibrator
 from training.evidence import EVIDENCE_SE
+from training.threads import one_blas_thread
 
 MIN_ISOTONIC_POSITIVES = 200
 
@@ -37,7 +38,8 @@ def fit_isotonic(raw: np.ndarray, y: np.ndarray) -> Calibrator:
 
 
 def fit_platt(raw: np.ndarray, y: np.ndarray) -> Calibrator:
-    lr = LogisticRegression(C=1e6).fit(raw.reshape(-1, 1), y)
+    with one_blas_thread():
+        lr = LogisticRegression(C=1e6).fit(raw.reshape(-1, 1), y)
     return Calibrator("platt", a=float(lr.coef_[0, 0]), b=float(lr.intercept_[0]))
 
 

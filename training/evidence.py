@@ -28,6 +28,8 @@ from typing import TypeVar
 import numpy as np
 from sklearn.linear_model import LogisticRegression
 
+from training.threads import one_blas_thread
+
 EVIDENCE_SE = 2.0
 DRIFT_AUC = 0.6  # a window that a model of the older leads ranks below this says nothing about settings
 
@@ -42,7 +44,8 @@ def platt_losses(raw: np.ndarray, y: np.ndarray) -> np.ndarray:
         rate = float(np.clip(np.mean(y), 1e-6, 1 - 1e-6))
         z = np.full(len(y), math.log(rate / (1 - rate)))
     else:
-        z = LogisticRegression(C=1e6).fit(raw, y).decision_function(raw)
+        with one_blas_thread():
+            z = LogisticRegression(C=1e6).fit(raw, y).decision_function(raw)
     return np.logaddexp(0.0, z) - y * z
 
 

@@ -34,7 +34,7 @@ from features.schema import LeadSchema
 from serving.model.linear import LinearModel
 from training.calibrate import fit_calibrator, level_with_evidence
 from training.evidence import best_with_evidence, platt_losses, trusted_window
-from training.linear import DEFAULT_C, fit_linear, select_C
+from training.linear import DEFAULT_C, fit_linear, select_C_and_fit
 from training.model import DEFAULT_PARAMS, EARLY_STOPPING_ROUNDS, MAX_ROUNDS, size_params
 
 _logger = logging.getLogger(__name__)
@@ -83,9 +83,16 @@ class Components:
     linear: LinearModel | None
     tree_weight: float
     rounds: int = 0
+    valid_raw: np.ndarray | None = None  # a chooser's log-odds of the slice it chose on (out of sample)
 
     def raw(self, frame: pd.DataFrame) -> np.ndarray:
         return self.raw_matrix(self.encoder.transform(frame))
+
+    def raw_of_valid(self, valid: pd.DataFrame) -> np.ndarray:
+        """`raw(valid)` for the slice a chooser chose on, kept from choosing rather than predicted again."""
+        if self.valid_raw is not None and len(self.valid_raw) == len(valid):
+            return self.valid_raw
+        return self.raw(valid)
 
     def raw_matrix(self, X: np.ndarray) -> np.ndarray:
         out = np.zeros(len(X))
@@ -177,19 +184,21 @@ def choose_recipe(
         min_rounds=prior_rounds,
     )
     # A slice the prior model cannot rank is no evidence: every setting keeps its prior (training.evidence).
-    trusted = trusted_window(
-        booster.predict(X_valid, raw_score=True, num_iteration=min(prior_rounds, booster.current_iteration())),
-        y_valid,
-    )
-    rounds = _rounds_with_evidence(booster, X_valid, y_valid, prior_rounds) if trusted else prior_rounds
+    prior = min(prior_rounds, booster.current_iteration())
+    prior_raw = booster.predict(X_valid, raw_score=True, num_iteration=prior)
+    trusted = trusted_window(prior_raw, y_valid)
+    if trusted:
+        rounds, raw_trees = _rounds_with_evidence(booster, X_valid, y_valid, prior_rounds)
+    else:
+        rounds, raw_trees = prior, prior_raw
     booster = lgb.Booster(model_str=booster.model_to_string(num_iteration=rounds))
-    raw_trees = booster.predict(X_valid, raw_score=True)
 
     linear, C, raw_linear = None, DEFAULT_C, np.zeros(len(valid))
     if LOGISTIC in families or BLEND in families:
         if trusted:
-            C = select_C(X_train, y_train, X_valid, y_valid, encoder, sample_weight=weights, seed=seed)
-        linear = fit_linear(X_train, y_train, encoder, C=C, sample_weight=weights, seed=seed)
+            C, linear = select_C_and_fit(X_train, y_train, X_valid, y_valid, encoder, sample_weight=weights, seed=seed)
+        else:
+            linear = fit_linear(X_train, y_train, encoder, C=C, sample_weight=weights, seed=seed)
         raw_linear = linear.raw(X_valid)
     allowed = [w for w in BLEND_WEIGHTS if family_of(w) in families]
     # heavier tree weights first: on equal loss the trees win
@@ -200,7 +209,8 @@ def choose_recipe(
     else:
         tree_weight = min(allowed, key=lambda w: abs(w - BLEND_PRIOR))
         _logger.info("family: the valid slice is ranked below the drift threshold; settings keep their priors")
-    valid_auc = _auc(y_valid, tree_weight * raw_trees + (1 - tree_weight) * raw_linear)
+    valid_raw = tree_weight * raw_trees + (1 - tree_weight) * raw_linear
+    valid_auc = _auc(y_valid, valid_raw)
     _logger.info("family: %s (tree weight %.1f, %d rounds, C=%g)", family_of(tree_weight), tree_weight, rounds, C)
     recipe = Recipe(
         rounds=rounds,
@@ -218,6 +228,7 @@ def choose_recipe(
         linear=linear if tree_weight < 1 else None,
         tree_weight=float(tree_weight),
         rounds=rounds,
+        valid_raw=valid_raw,
     )
     return recipe, chooser
 
@@ -282,14 +293,14 @@ def fit_calibrated(
 ) -> Calibrated:
     """Fit the recipe on every row of `frame`; calibrate on out-of-fold scores of the `select` rows.
 
-    With `chooser` (a model that never saw `select`) on large data, its scores are used instead of
-    cross-fitting, which would cost two more fits.
+    With `chooser` (the model that chose the recipe on the `select` rows, so it never saw them) on large
+    data, its scores are used instead of cross-fitting, which would cost two more fits.
     """
     y = np.asarray(y)
     final = fit_components(frame, y, schema, recipe, seed=seed)
     sel_frame, sel_y = frame.iloc[select], y[select]
     if chooser is not None and len(frame) > CROSS_FIT_MAX_ROWS:
-        calibrator = fit_calibrator(chooser.raw(sel_frame), sel_y, seed=seed)
+        calibrator = fit_calibrator(chooser.raw_of_valid(sel_frame), sel_y, seed=seed)
         return Calibrated(final, calibrator, "newest slice, scored by the model that chose the family", len(select))
     oof = np.empty(len(select))
     halves = _halves(sel_y, seed)
@@ -339,16 +350,18 @@ def _early_stopping_after(min_rounds: int, patience: int) -> Any:
     return callback
 
 
-def _rounds_with_evidence(booster: lgb.Booster, X_valid: np.ndarray, y_valid: np.ndarray, prior: int) -> int:
-    """Early stopping's best rounds if the validation leads clearly prefer them to the prior's."""
+def _rounds_with_evidence(
+    booster: lgb.Booster, X_valid: np.ndarray, y_valid: np.ndarray, prior: int
+) -> tuple[int, np.ndarray]:
+    """Early stopping's best rounds if the validation leads clearly prefer them to the prior's, and the
+    validation leads' log-odds at those rounds."""
     best = booster.best_iteration or booster.current_iteration()
     prior = min(prior, booster.current_iteration())
+    raw = {r: booster.predict(X_valid, raw_score=True, num_iteration=r) for r in dict.fromkeys((best, prior))}
     if best == prior:
-        return best
-    per_lead = {
-        r: platt_losses(booster.predict(X_valid, raw_score=True, num_iteration=r), y_valid) for r in (best, prior)
-    }
-    return best_with_evidence(per_lead, prior)
+        return best, raw[best]
+    chosen = best_with_evidence({r: platt_losses(raw[r], y_valid) for r in (best, prior)}, prior)
+    return chosen, raw[chosen]
 
 
 def _auc(y: np.ndarray, score: np.ndarray) -> float:

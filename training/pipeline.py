@@ -39,6 +39,7 @@ from training.evidence import DRIFT_AUC
 from training.family import (
     CROSS_FIT_MAX_ROWS,
     Calibrated,
+    Components,
     Recipe,
     choose_recipe,
     fit_calibrated,
@@ -84,6 +85,7 @@ class TrainResult:
     calibration_source: str = ""
     valid_auc: float = float("nan")
     repairs: list[str] = field(default_factory=list)
+    cpu_timings: dict[str, float] = field(default_factory=dict)  # CPU seconds per stage (all threads)
 
     def summary(self) -> str:
         """The few lines a person reads after `leadscore train`."""
@@ -284,6 +286,7 @@ def train(
             valid_auc=candidate.recipe.valid_auc,
             seconds=clock.total,
             timings=dict(clock.marks),
+            cpu_timings=dict(clock.cpu_marks),
             repairs=repairs,
         )
         tracking.describe_run(client, run_id, result.summary())
@@ -459,6 +462,7 @@ def fit_and_evaluate(
     baseline_p: list[np.ndarray] = []
     folds: list[dict[str, Any]] = []
     chooser = recipe = evaluated = None
+    test_raw = np.zeros(0)
     clock.begin("fit and evaluate")
     for fold in split.folds:
         if len(split.folds) > 1:
@@ -475,7 +479,7 @@ def fit_and_evaluate(
             half_life_days=half_life_days,
         )
         if len(fold.fit) > CROSS_FIT_MAX_ROWS:  # large data: the chooser is the evaluated model, one fit less
-            calibrator = fit_calibrator(chooser.raw(pool.iloc[fold.select]), y[fold.select], seed=seed)
+            calibrator = fit_calibrator(chooser.raw_of_valid(pool.iloc[fold.select]), y[fold.select], seed=seed)
             evaluated = Calibrated(chooser, calibrator, "the valid slice", len(fold.select))
         else:
             evaluated = fit_calibrated(
@@ -488,15 +492,17 @@ def fit_and_evaluate(
                 chooser=chooser,
             )
         test = pool.iloc[fold.score]
-        p = evaluated.calibrator(evaluated.components.raw(test))
+        test_raw = evaluated.components.raw(test)
+        p = evaluated.calibrator(test_raw)
         model_p.append(p)
-        encoder = LeadEncoder(schema).fit(pool.iloc[fold.fit])
-        baseline_p.append(fit_baseline(pool.iloc[fold.fit], y[fold.fit], encoder, seed=seed).predict_proba(test))
+        fit_frame = pool.iloc[fold.fit]
+        encoder = LeadEncoder(schema).fit(fit_frame)
+        baseline_p.append(fit_baseline(fit_frame, y[fold.fit], encoder, seed=seed).predict_proba(test))
         folds.append(_fold_record(fold.label, y[fold.score], p, recipe, len(fold.fit)))
     clock.lap("evaluation fits")
     clock.begin("refit on every used lead")
     assert recipe is not None and chooser is not None and evaluated is not None
-    deployed = _deploy(split, schema, recipe, evaluated, seed=seed)
+    deployed = _deploy(split, schema, recipe, evaluated, seed=seed, scored=(split.folds[-1].score, test_raw))
     clock.lap("refit")
     bundle = make_bundle(deployed, schema, metadata={}, background=pool)
     groups = split.test[schema.source] if schema.source and schema.source in split.test.columns else None
@@ -517,17 +523,41 @@ def fit_and_evaluate(
     )
 
 
-def _deploy(split: Split, schema: LeadSchema, recipe: Recipe, evaluated: Calibrated, *, seed: int) -> Calibrated:
+def _deploy(
+    split: Split,
+    schema: LeadSchema,
+    recipe: Recipe,
+    evaluated: Calibrated,
+    *,
+    seed: int,
+    scored: tuple[np.ndarray, np.ndarray],
+) -> Calibrated:
     """Refit the evaluated recipe (family, C, blend weight; rounds scaled to the data) on every used lead,
     so what is served is what was judged, having learned from the newest leads too. The calibration
     map is cross-fitted on the newest slice; on large data the evaluated model's out-of-sample scores
-    of that slice fit it instead (one fit instead of three)."""
+    of that slice fit it instead (one fit instead of three), reusing its `scored` (positions, log-odds)
+    of the test leads, which are most of that slice."""
     pool, y, select = split.frame, split.y, split.deploy_select
     if len(pool) > CROSS_FIT_MAX_ROWS:
         final = fit_components(pool, y, schema, recipe, seed=seed)
-        calibrator = fit_calibrator(evaluated.components.raw(pool.iloc[select]), y[select], seed=seed)
+        calibrator = fit_calibrator(_raw_at(evaluated.components, pool, select, scored), y[select], seed=seed)
         return Calibrated(final, calibrator, "on the newest slice, scored by the evaluated model", len(select))
     return fit_calibrated(pool, y, select, schema, recipe, seed=seed)
+
+
+def _raw_at(
+    components: Components, pool: pd.DataFrame, positions: np.ndarray, scored: tuple[np.ndarray, np.ndarray]
+) -> np.ndarray:
+    """`components.raw(pool.iloc[positions])`, taking the leads already `scored` (sorted positions, log-odds)
+    from there: the same numbers, each lead's score depends on that lead only."""
+    known, known_raw = scored
+    out = np.empty(len(positions))
+    at = np.clip(np.searchsorted(known, positions), 0, max(len(known) - 1, 0))
+    hit = known[at] == positions if len(known) else np.zeros(len(positions), dtype=bool)
+    out[hit] = known_raw[at[hit]]
+    if not hit.all():
+        out[~hit] = components.raw(pool.iloc[positions[~hit]])
+    return out
 
 
 def _fold_record(label: str, y: np.ndarray, p: np.ndarray, recipe: Recipe, n_fit: int) -> dict[str, Any]:
@@ -701,20 +731,26 @@ STEPS = (
 
 class _Clock:
     """Seconds per stage, for the summary, the run's metrics and the benchmark; `begin` tells a person at
-    a terminal which step is running (training has no row count to show)."""
+    a terminal which step is running (training has no row count to show).
+
+    `cpu_marks` are the process's CPU seconds per stage (all threads): on a shared machine wall time
+    stretches with other work, CPU time much less, so a before/after comparison reads them side by side."""
 
     def __init__(self) -> None:
         self.start = self._last = time.perf_counter()
+        self._last_cpu = time.process_time()
         self.marks: dict[str, float] = {}
+        self.cpu_marks: dict[str, float] = {}
         self._steps = Steps("train", STEPS)
 
     def begin(self, step: str) -> None:
         self._steps.start(step)
 
     def lap(self, name: str) -> None:
-        now = time.perf_counter()
+        now, cpu = time.perf_counter(), time.process_time()
         self.marks[name] = now - self._last
-        self._last = now
+        self.cpu_marks[name] = cpu - self._last_cpu
+        self._last, self._last_cpu = now, cpu
 
     @property
     def total(self) -> float:

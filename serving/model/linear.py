@@ -98,8 +98,13 @@ def standardise(
     One definition, used by the model and by training's design matrix, so the two agree exactly.
     """
     t = np.minimum(np.maximum(values, lo), hi)  # np.clip's semantics (NaN stays NaN), a little faster
-    if np.any(log):
-        t = np.where(log, np.sign(t) * np.log1p(np.abs(t)), t)
+    if np.ndim(log) == 0:
+        if log:
+            t = np.sign(t) * np.log1p(np.abs(t))
+    elif np.any(log):  # only the logged columns: log1p of every cell was most of a million-lead transform
+        cols = np.flatnonzero(log)
+        part = t[..., cols]
+        t[..., cols] = np.sign(part) * np.log1p(np.abs(part))
     return (t - center) / scale
 
 
