@@ -11,6 +11,12 @@ one-standard-error rule of Breiman et al.).
 
 Candidates are judged after a two-parameter Platt map fitted on the same leads, so a setting is not
 chosen for a miscalibration the calibration step fixes anyway (a drifting base rate, a scale).
+
+The paired standard error measures noise among the window's leads, not how unlike the future the
+window itself is. When a model of the older leads cannot rank the window (ROC AUC below DRIFT_AUC),
+the window is no evidence at all and every setting keeps its prior (`trusted_window`): on the bank
+exports the 2-SE rule still let such a window pick C = 0.03 or the logistic model alone, and the
+next period's AUC swung between 0.68 and 0.74 with which window happened to clear it.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ from sklearn.linear_model import LogisticRegression
 from training.threads import one_blas_thread
 
 EVIDENCE_SE = 2.0
+DRIFT_AUC = 0.6  # a window that a model of the older leads ranks below this says nothing about settings
 
 K = TypeVar("K", bound=Hashable)
 
@@ -54,3 +61,13 @@ def best_with_evidence(per_lead: Mapping[K, np.ndarray], prior: K) -> K:
     gain = per_lead[prior] - per_lead[best]
     se = gain.std(ddof=1) / math.sqrt(len(gain)) if len(gain) > 1 else math.inf
     return best if gain.mean() > EVIDENCE_SE * se else prior
+
+
+def trusted_window(prior_score: np.ndarray, y: np.ndarray) -> bool:
+    """Whether the window can judge settings: the prior model ranks it at ROC AUC >= DRIFT_AUC."""
+    from sklearn.metrics import roc_auc_score
+
+    y = np.asarray(y)
+    if y.min() == y.max():
+        return False
+    return bool(roc_auc_score(y, prior_score) >= DRIFT_AUC)

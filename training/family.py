@@ -32,9 +32,9 @@ from features.calibration import Calibrator
 from features.encoding import LeadEncoder
 from features.schema import LeadSchema
 from serving.model.linear import LinearModel
-from training.calibrate import fit_calibrator
-from training.evidence import best_with_evidence, platt_losses
-from training.linear import fit_linear, select_C_and_fit
+from training.calibrate import fit_calibrator, level_with_evidence
+from training.evidence import best_with_evidence, platt_losses, trusted_window
+from training.linear import DEFAULT_C, fit_linear, select_C_and_fit
 from training.model import DEFAULT_PARAMS, EARLY_STOPPING_ROUNDS, MAX_ROUNDS, size_params
 
 _logger = logging.getLogger(__name__)
@@ -183,18 +183,32 @@ def choose_recipe(
         valid=(X_valid, y_valid),
         min_rounds=prior_rounds,
     )
-    rounds, raw_trees = _rounds_with_evidence(booster, X_valid, y_valid, prior_rounds)
+    # A slice the prior model cannot rank is no evidence: every setting keeps its prior (training.evidence).
+    prior = min(prior_rounds, booster.current_iteration())
+    prior_raw = booster.predict(X_valid, raw_score=True, num_iteration=prior)
+    trusted = trusted_window(prior_raw, y_valid)
+    if trusted:
+        rounds, raw_trees = _rounds_with_evidence(booster, X_valid, y_valid, prior_rounds)
+    else:
+        rounds, raw_trees = prior, prior_raw
     booster = lgb.Booster(model_str=booster.model_to_string(num_iteration=rounds))
 
-    linear, C, raw_linear = None, 1.0, np.zeros(len(valid))
+    linear, C, raw_linear = None, DEFAULT_C, np.zeros(len(valid))
     if LOGISTIC in families or BLEND in families:
-        C, linear = select_C_and_fit(X_train, y_train, X_valid, y_valid, encoder, sample_weight=weights, seed=seed)
+        if trusted:
+            C, linear = select_C_and_fit(X_train, y_train, X_valid, y_valid, encoder, sample_weight=weights, seed=seed)
+        else:
+            linear = fit_linear(X_train, y_train, encoder, C=C, sample_weight=weights, seed=seed)
         raw_linear = linear.raw(X_valid)
     allowed = [w for w in BLEND_WEIGHTS if family_of(w) in families]
     # heavier tree weights first: on equal loss the trees win
     per_lead = {w: platt_losses(w * raw_trees + (1 - w) * raw_linear, y_valid) for w in sorted(allowed, reverse=True)}
     losses = {f"w={w:.1f}": float(per_lead[w].mean()) for w in allowed}
-    tree_weight = best_with_evidence(per_lead, BLEND_PRIOR)
+    if trusted:
+        tree_weight = best_with_evidence(per_lead, BLEND_PRIOR)
+    else:
+        tree_weight = min(allowed, key=lambda w: abs(w - BLEND_PRIOR))
+        _logger.info("family: the valid slice is ranked below the drift threshold; settings keep their priors")
     valid_raw = tree_weight * raw_trees + (1 - tree_weight) * raw_linear
     valid_auc = _auc(y_valid, valid_raw)
     _logger.info("family: %s (tree weight %.1f, %d rounds, C=%g)", family_of(tree_weight), tree_weight, rounds, C)
@@ -297,6 +311,9 @@ def fit_calibrated(
         model = fit_components(frame.iloc[np.flatnonzero(keep)], y[keep], schema, recipe, seed=seed)
         oof[half] = model.raw(frame.iloc[held])
     calibrator = fit_calibrator(oof, sel_y, seed=seed)
+    rest = np.ones(len(frame), dtype=bool)
+    rest[select] = False
+    calibrator = level_with_evidence(calibrator, oof, sel_y, y[rest])
     return Calibrated(final, calibrator, "cross-fitted on the newest slice (2 folds)", len(select))
 
 

@@ -35,6 +35,7 @@ from serving.model.bundle import Bundle
 from training import recovery, tracking
 from training.baseline import fit_baseline
 from training.calibrate import fit_calibrator
+from training.evidence import DRIFT_AUC
 from training.family import (
     CROSS_FIT_MAX_ROWS,
     Calibrated,
@@ -58,7 +59,6 @@ _logger = logging.getLogger(__name__)
 
 MIN_TRAIN_POSITIVES = 50
 MIN_EVAL_POSITIVES = 10
-DRIFT_AUC = 0.6  # below this on the newest slice, the summary warns that the export drifts
 DRIFT_SAMPLE = 200_000  # reference leads for PSI: ten bins per feature need far fewer than a million
 
 
@@ -127,8 +127,8 @@ class TrainResult:
         if self.valid_auc < DRIFT_AUC:
             lines.append(
                 f"  drift: a model of the older leads ranks the newest slice at ROC AUC {self.valid_auc:.2f} "
-                "(0.5 is chance): the past says little about the newest leads, so training kept its "
-                "default settings unless clearly beaten; watch the next quarter, or try --half-life-days"
+                "(0.5 is chance): the past says little about the newest leads, so that slice chose nothing and "
+                "training kept its default settings; watch the next quarter, or try --half-life-days"
             )
         lines.append(f"  {'test leads':<16}{'ROC AUC':>9}{'PR AUC':>9}{'log loss':>10}{'ECE':>8}{'lift@10%':>10}")
         for name, ev in self.evaluations.items():

@@ -41,17 +41,44 @@ def encoder(history: tuple[pd.DataFrame, np.ndarray], newest: np.ndarray, schema
     return LeadEncoder(schema).fit(history[0][~newest])
 
 
+def _within_fit_bounds(X: np.ndarray, design) -> np.ndarray:
+    """X with each numeric column clipped where the fit clipped it (its 1st / 99th percentile)."""
+    out = X.copy()
+    for j, term in enumerate(design.shapes):
+        if isinstance(term, NumericTerm):
+            out[:, j] = np.clip(out[:, j], *design.fit_bounds[j])
+    return out
+
+
 def test_served_raw_score_is_sklearns_decision_function(history, newest, encoder) -> None:
     leads, y = history
-    X = encoder.transform(leads[~newest])
-    fit = fit_linear_details(X, y[~newest], encoder, C=0.3)
+    fit = fit_linear_details(encoder.transform(leads[~newest]), y[~newest], encoder, C=0.3)
+    X = _within_fit_bounds(encoder.transform(leads[~newest]), fit.design)
     np.testing.assert_allclose(
         fit.model.raw(X), fit.estimator.decision_function(fit.design.matrix(X)), rtol=0, atol=1e-8
     )
-    X_new = encoder.transform(leads[newest])  # and on leads it never saw
+    X_new = _within_fit_bounds(encoder.transform(leads[newest]), fit.design)  # and on leads it never saw
     np.testing.assert_allclose(
         fit.model.raw(X_new), fit.estimator.decision_function(fit.design.matrix(X_new)), rtol=0, atol=1e-8
     )
+
+
+def test_a_value_beyond_training_keeps_moving_the_score_up_to_the_reach(history, newest, encoder) -> None:
+    """A drifting column (a rate below anything in training) moves the score along the fitted slope,
+    like a plain logistic regression, but a typo far beyond the training range does not run away."""
+    leads, y = history
+    X = encoder.transform(leads[~newest])
+    fit = fit_linear_details(X, y[~newest], encoder, C=0.3)
+    j, term = next(
+        (j, t) for j, t in enumerate(fit.model.terms) if isinstance(t, NumericTerm) and not t.log and t.coef != 0
+    )
+    low, high = np.nanmin(X[:, j]), np.nanmax(X[:, j])
+    row = np.repeat(X[:1], 4, axis=0)
+    row[:, j] = [high, high + 0.5 * (high - low), high + 100 * (high - low), high + 1e9]
+    raw = fit.model.raw(row)
+    assert np.sign(raw[1] - raw[0]) == np.sign(term.coef)  # beyond the training max: still moving
+    assert raw[2] == pytest.approx(raw[3])  # ... up to the reach, then flat
+    assert abs(raw[2] - raw[0]) < 50
 
 
 def test_terms_follow_the_schema(history, newest, encoder, schema: LeadSchema) -> None:
@@ -68,7 +95,7 @@ def test_terms_follow_the_schema(history, newest, encoder, schema: LeadSchema) -
                 assert not term.log and (term.lo, term.hi) == (0.0, 1.0)
     by_name = {t.name: t for t in model.terms}
     assert by_name["company_size"].log  # employees: a heavy right tail
-    assert by_name["company_size"].hi < leads["company_size"].max()  # clipped at the 99th percentile
+    assert by_name["company_size"].hi < leads["company_size"].max()  # heavy tail: clipped at the 99th percentile
 
 
 def test_a_monotone_feature_the_data_contradict_gets_no_slope(history, newest, encoder) -> None:

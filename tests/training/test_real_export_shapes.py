@@ -29,10 +29,12 @@ from serving.model.scorer import Scorer
 from training.pipeline import train
 from training.promotion import PromotionSettings
 
-# Issue 13 asks for 0.02 ROC AUC of the generator's true probabilities. Measured (one run each): slow
-# 0.869 vs 0.896, drift 0.838 vs 0.872, small and leak within 0.02; the first two miss the target (see
-# the issue's note), so the floor guards what is reached today, not the target.
-AUC_SLACK = 0.04
+# Issue 13 asks for 0.02 ROC AUC of the generator's true probabilities. Measured (one run each, s3-13a):
+# small 0.879 vs 0.897 and leak 0.886 vs 0.901 reach it and are held to it; slow 0.867 vs 0.896 and
+# drift 0.836 vs 0.872 do not (both blend, valid AUC ~0.87-0.89: not a drift guard case), so their
+# floor guards what is reached today, not the target.
+AUC_SLACK = 0.02
+AUC_SLACK_SHORT_OR_DRIFTING = 0.04
 
 
 @dataclass(frozen=True)
@@ -94,14 +96,14 @@ def test_short_export_with_slow_conversions_trains_and_learns(tmp_path: Path, ma
     # as-of is what the export knows: the newest conversion, after the newest creation date
     assert "conversion" in result.report.as_of_source
     _learned_from_newest(result, bundle)
-    assert auc >= truth_auc - AUC_SLACK, (auc, truth_auc)
+    assert auc >= truth_auc - AUC_SLACK_SHORT_OR_DRIFTING, (auc, truth_auc)
 
 
 def test_base_rate_tripling_in_the_last_two_quarters(tmp_path: Path, make_mlflow_store) -> None:
     scenario = _scenario(tmp_path, quarters=8, leads_per_quarter=2500, seed=22, base_rate_shift=3.0)
     result, bundle, auc, truth_auc = _train_and_judge(scenario, tmp_path, make_mlflow_store)
     _learned_from_newest(result, bundle)
-    assert auc >= truth_auc - AUC_SLACK, (auc, truth_auc)
+    assert auc >= truth_auc - AUC_SLACK_SHORT_OR_DRIFTING, (auc, truth_auc)
     # calibrated to the newest level: the mean prediction follows the tripled rate, not the average one
     p = Scorer(bundle).predict_proba(scenario.next_leads)
     assert p.mean() == pytest.approx(scenario.next_truth.mean(), rel=0.25)
