@@ -67,8 +67,13 @@ def test_a_300000_key_lead_in_a_batch_is_refused_before_parsing(server: Served) 
     warm = {"leads": [LEAD, {f"w{i}": 1 for i in range(MAX_KEYS + 1)}]}
     assert _cost(server, "/v1/score/batch", warm)[0] == 422
     body = {"leads": [LEAD, {f"field_{i}": 1 for i in range(300_000)}, LEAD]}  # ~4 MB
-    status, answer, cpu = _cost(server, "/v1/score/batch", body)
-    print(f"300,000 keys inside a batch: {status}, {len(answer)} bytes, {cpu * 1000:.0f} ms server CPU")
+    # The work is the same each time; other work in the process (GC, the event loop) only adds, and
+    # /proc counts in 10 ms ticks: the cheapest of five is the request's own cost (70-110 ms measured).
+    runs = [_cost(server, "/v1/score/batch", body) for _ in range(5)]
+    status, answer, cpu = min(runs, key=lambda r: r[2])
+    print(
+        f"300,000 keys in a batch: {status}, {len(answer)} bytes, ms server CPU: {[round(r[2] * 1000) for r in runs]}"
+    )
     assert status == 422 and len(answer) < 1_000
     assert json.loads(answer)["detail"] == [
         {"field": "body", "problem": f"a lead object with 300,000 fields; at most {MAX_KEYS:,} are read"}
