@@ -2,6 +2,12 @@
 
 Fitting happens in training; applying happens everywhere, so the map lives here as plain numbers
 (isotonic knots or Platt coefficients) that travel in the bundle's JSON.
+
+Beyond its end knots the isotonic map continues in log-odds along a straight line with the map's
+average slope (from its first knot to its last), instead of staying flat: a model that scores the
+next quarter's leads beyond anything in the calibration slice (a drifting rate, a new campaign)
+still ranks them. Flat ends gave every such lead the same probability; on the bank export every
+lead of the internal holdout fell past the top knot, which read as ROC AUC 0.500.
 """
 
 from __future__ import annotations
@@ -16,7 +22,8 @@ METHODS = ("isotonic", "platt", "identity")
 
 @dataclass(frozen=True)
 class Calibrator:
-    """`method` "isotonic": piecewise-linear through (x, y) knots; "platt": sigmoid(a * raw + b)."""
+    """`method` "isotonic": piecewise-linear through (x, y) knots, linear in log-odds beyond them
+    (`tail_slope`); "platt": sigmoid(a * raw + b)."""
 
     method: str
     x: tuple[float, ...] = field(default=())
@@ -28,11 +35,24 @@ class Calibrator:
         raw = np.asarray(raw, dtype=np.float64)
         if self.method == "isotonic":
             p = np.interp(raw, self.x, self.y)
+            slope = self.tail_slope
+            if slope > 0:
+                below, above = raw < self.x[0], raw > self.x[-1]
+                p = np.where(below, _sigmoid(_logit(self.y[0]) + slope * (raw - self.x[0])), p)
+                p = np.where(above, _sigmoid(_logit(self.y[-1]) + slope * (raw - self.x[-1])), p)
         elif self.method == "platt":
             p = 1.0 / (1.0 + np.exp(-(self.a * raw + self.b)))
         else:
             p = 1.0 / (1.0 + np.exp(-raw))
-        return np.clip(p, 1e-6, 1 - 1e-6)
+        return np.clip(p, _EDGE, 1 - _EDGE)
+
+    @property
+    def tail_slope(self) -> float:
+        """Log-odds per raw unit beyond the isotonic map's end knots: its average slope, first to last knot
+        (0 for a flat map, which then stays flat)."""
+        if self.method != "isotonic" or len(self.x) < 2 or self.x[-1] <= self.x[0]:
+            return 0.0
+        return max(0.0, (_logit(self.y[-1]) - _logit(self.y[0])) / (self.x[-1] - self.x[0]))
 
     def to_dict(self) -> dict[str, Any]:
         if self.method == "isotonic":
@@ -54,3 +74,15 @@ class Calibrator:
         if method == "platt":
             return cls("platt", a=float(state["a"]), b=float(state["b"]))
         return cls("identity")
+
+
+_EDGE = 1e-6  # the probabilities every map is clipped to
+
+
+def _logit(p: float) -> float:
+    p = min(max(float(p), _EDGE), 1 - _EDGE)
+    return float(np.log(p) - np.log1p(-p))
+
+
+def _sigmoid(z: np.ndarray) -> np.ndarray:
+    return 0.5 * (1.0 + np.tanh(0.5 * z))  # no overflow for any z

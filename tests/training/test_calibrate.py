@@ -38,3 +38,32 @@ def test_shifting_an_isotonic_map_keeps_its_order() -> None:
     moved = shifted(iso, -0.5)
     assert moved.x == iso.x
     assert np.all(np.diff(moved.y) > 0) and np.all(np.array(moved.y) < np.array(iso.y))
+
+
+def test_an_isotonic_map_keeps_order_beyond_its_end_knots() -> None:
+    """Leads scored beyond the calibration slice's range keep their order: the map continues in log-odds
+    with its average slope (first to last knot) instead of staying flat at the end knots."""
+    iso = Calibrator("isotonic", x=(-3.0, -1.0, 0.0, 2.0), y=(0.01, 0.05, 0.2, 0.6))
+    logit = lambda p: np.log(p) - np.log1p(-p)  # noqa: E731
+    slope = (logit(0.6) - logit(0.01)) / 5.0
+    assert iso.tail_slope == pytest.approx(slope)
+    p = iso(np.array([-5.0, -4.0, -3.0, 2.0, 3.0, 4.0]))
+    assert np.all(np.diff(p) > 0)
+    assert logit(p[0]) == pytest.approx(logit(0.01) - 2 * slope)
+    assert logit(p[4]) == pytest.approx(logit(0.6) + slope)
+    assert iso(np.array([-1.0, -0.5]))[1] == pytest.approx(0.125)  # inside: the knots' straight lines, as before
+    assert iso(np.array([1e6]))[0] == pytest.approx(1 - 1e-6) and iso(np.array([-1e6]))[0] == pytest.approx(1e-6)
+
+
+def test_a_flat_isotonic_map_stays_flat_beyond_its_knots() -> None:
+    flat = Calibrator("isotonic", x=(-1.0, 1.0), y=(0.1, 0.1))
+    assert flat.tail_slope == 0.0
+    assert np.allclose(flat(np.array([-9.0, 0.0, 9.0])), 0.1)
+
+
+def test_a_served_bundle_and_training_read_the_same_tails() -> None:
+    """One definition: the map a bundle loads from its JSON gives the same probabilities past its knots."""
+    iso = Calibrator("isotonic", x=(-2.0, 0.5, 1.0), y=(0.02, 0.3, 0.4))
+    again = Calibrator.from_dict(iso.to_dict())
+    raw = np.linspace(-8, 8, 33)
+    assert np.array_equal(again(raw), iso(raw))
