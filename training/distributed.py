@@ -33,6 +33,7 @@ import numpy as np
 
 from features.errors import TrainingError
 from training.family import BOOSTER_TRAINER
+from training.levels import fold_start, start_score
 from training.model import EARLY_STOPPING_ROUNDS
 
 _logger = logging.getLogger(__name__)
@@ -63,16 +64,19 @@ def train_on_dask(
     rounds: int,
     valid: tuple[np.ndarray, np.ndarray] | None = None,
     min_rounds: int = 0,
+    offsets: np.ndarray | None = None,
 ) -> lgb.Booster:
     """`training.family.train_booster`'s contract on the cluster: `rounds` rounds; with `valid`, the
-    booster early stopping would leave (its rounds up to the stop, `best_iteration` set when it stopped)."""
-    data = _scatter(client, X, y, weights)
+    booster early stopping would leave (its rounds up to the stop, `best_iteration` set when it stopped);
+    with `offsets`, each lead starts from its period's level (`training.levels`)."""
+    start = None if offsets is None else start_score(y, weights, offsets)
+    data = _scatter(client, X, y, weights, None if start is None else start + offsets)
     try:
         if valid is None:
-            return _fit(client, params, data, encoder, rounds)
+            return _fit(client, params, data, encoder, rounds, start)
         n = min(max(FIRST_ROUNDS, min_rounds), rounds)
         while True:
-            booster = _fit(client, params, data, encoder, n)
+            booster = _fit(client, params, data, encoder, n, start)
             best, stop = early_stopping_point(validation_curve(booster, *valid), EARLY_STOPPING_ROUNDS, min_rounds)
             if stop is not None:
                 _logger.info("lightgbm.dask: best iteration %d, stopped after %d of %d trained", best, stop, n)
@@ -83,7 +87,7 @@ def train_on_dask(
                 return booster  # never stopped: like LightGBM, best_iteration stays 0 and every round counts
             n = min(2 * n, rounds)
     finally:
-        client.cancel([part for key in ("X", "y", "w") for part in data[key] if part is not None])
+        client.cancel([part for key in ("X", "y", "w", "i") for part in data[key] if part is not None])
 
 
 def early_stopping_point(curve: np.ndarray, patience: int, min_rounds: int = 0) -> tuple[int, int | None]:
@@ -112,21 +116,31 @@ def validation_curve(booster: lgb.Booster, X: np.ndarray, y: np.ndarray) -> np.n
     return curve
 
 
-def _scatter(client: Any, X: np.ndarray, y: np.ndarray, weights: np.ndarray | None) -> dict[str, list[Any]]:
-    """The matrix, labels and weights in row pieces spread over every worker (so each holds data)."""
+def _scatter(
+    client: Any, X: np.ndarray, y: np.ndarray, weights: np.ndarray | None, init: np.ndarray | None = None
+) -> dict[str, list[Any]]:
+    """The matrix, labels, weights and start scores in row pieces spread over every worker (so each holds data)."""
     workers = list(client.scheduler_info()["workers"])
     pieces = max(1, min(len(X), PIECES_PER_WORKER * len(workers)))
     bounds = np.linspace(0, len(X), pieces + 1).astype(int)
-    out: dict[str, list[Any]] = {"X": [], "y": [], "w": [], "n": list(np.diff(bounds))}
+    out: dict[str, list[Any]] = {"X": [], "y": [], "w": [], "i": [], "n": list(np.diff(bounds))}
     for k, (start, stop) in enumerate(zip(bounds[:-1], bounds[1:], strict=True)):
         worker = [workers[k % len(workers)]]
         out["X"].append(client.scatter(X[start:stop], workers=worker))
         out["y"].append(client.scatter(np.asarray(y[start:stop], dtype=float), workers=worker))
         out["w"].append(client.scatter(weights[start:stop], workers=worker) if weights is not None else None)
+        out["i"].append(client.scatter(init[start:stop], workers=worker) if init is not None else None)
     return out
 
 
-def _fit(client: Any, params: dict[str, Any], data: dict[str, list[Any]], encoder: Any, rounds: int) -> lgb.Booster:
+def _fit(
+    client: Any,
+    params: dict[str, Any],
+    data: dict[str, list[Any]],
+    encoder: Any,
+    rounds: int,
+    start: float | None = None,
+) -> lgb.Booster:
     import dask.array as da
     from lightgbm import DaskLGBMClassifier
 
@@ -136,12 +150,13 @@ def _fit(client: Any, params: dict[str, Any], data: dict[str, list[Any]], encode
         [da.from_delayed(f, shape=(n, n_features), dtype=float) for f, n in zip(data["X"], sizes, strict=True)]
     )
     dy = da.concatenate([da.from_delayed(f, shape=(n,), dtype=float) for f, n in zip(data["y"], sizes, strict=True)])
-    dw = (
+    dw, di = (
         None
-        if data["w"][0] is None
+        if data[key][0] is None
         else da.concatenate(
-            [da.from_delayed(f, shape=(n,), dtype=float) for f, n in zip(data["w"], sizes, strict=True)]
+            [da.from_delayed(f, shape=(n,), dtype=float) for f, n in zip(data[key], sizes, strict=True)]
         )
+        for key in ("w", "i")
     )
     # lightgbm.dask gives each worker's LightGBM that worker's threads; a thread count here is ignored
     settings = {k: v for k, v in params.items() if k not in ("num_threads", "n_jobs", "n_estimators")}
@@ -152,6 +167,7 @@ def _fit(client: Any, params: dict[str, Any], data: dict[str, list[Any]], encode
             dX,
             dy,
             sample_weight=dw,
+            init_score=di,
             feature_name=encoder.feature_names,
             categorical_feature=encoder.categorical_indices,
         )
@@ -161,7 +177,8 @@ def _fit(client: Any, params: dict[str, Any], data: dict[str, list[Any]], encode
             f"lightgbm.dask failed on the cluster, nothing was recorded: {type(exc).__name__}: "
             f"{text[0][:200] if text else ''}"
         ) from None
-    return model.to_local().booster_
+    booster = model.to_local().booster_
+    return booster if start is None else fold_start(booster, start)
 
 
 def train_command(*, scheduler: str | None = None, workers: int | None = None, **options: Any) -> int:

@@ -34,7 +34,8 @@ from features.schema import LeadSchema
 from serving.model.linear import LinearModel
 from training.calibrate import fit_calibrator, level_with_evidence
 from training.evidence import best_with_evidence, platt_losses, trusted_window
-from training.linear import DEFAULT_C, fit_linear, select_C_and_fit
+from training.levels import fold_start, own_levels, period_codes, start_score
+from training.linear import DEFAULT_C, LinearFit, fit_linear_details, select_C_and_fit
 from training.model import DEFAULT_PARAMS, EARLY_STOPPING_ROUNDS, MAX_ROUNDS, size_params
 
 _logger = logging.getLogger(__name__)
@@ -84,9 +85,14 @@ class Components:
     tree_weight: float
     rounds: int = 0
     valid_raw: np.ndarray | None = None  # a chooser's log-odds of the slice it chose on (out of sample)
+    levels: dict[str, float] | None = None  # quarter -> its level against the newest (training.levels)
 
     def raw(self, frame: pd.DataFrame) -> np.ndarray:
         return self.raw_matrix(self.encoder.transform(frame))
+
+    def raw_at_own_level(self, frame: pd.DataFrame) -> np.ndarray:
+        """`raw` at each lead's own period's level rather than the newest's (for calibrating on older leads)."""
+        return self.raw(frame) + own_levels(frame, self.encoder.schema, self.levels)
 
     def raw_of_valid(self, valid: pd.DataFrame) -> np.ndarray:
         """`raw(valid)` for the slice a chooser chose on, kept from choosing rather than predicted again."""
@@ -113,29 +119,42 @@ def train_booster(
     rounds: int,
     valid: tuple[np.ndarray, np.ndarray] | None = None,
     min_rounds: int = 0,
+    offsets: np.ndarray | None = None,
 ) -> lgb.Booster:
     """LightGBM in this process: `rounds` rounds; with `valid`, early-stopped there (never before
-    `min_rounds`), keeping the rounds after the best and setting `best_iteration` when it stopped."""
+    `min_rounds`), keeping the rounds after the best and setting `best_iteration` when it stopped.
+
+    `offsets` (log-odds per lead, 0 at the newest period: `training.levels`) make each lead start from
+    its period's level; the valid leads, newer, start from the newest one, and so does the result."""
+    start = None if offsets is None else start_score(y, weights, offsets)
     dtrain = lgb.Dataset(
         X,
         label=y,
         weight=weights,
+        init_score=None if start is None else start + offsets,
         feature_name=encoder.feature_names,
         categorical_feature=encoder.categorical_indices,
         free_raw_data=True,
     )
     if valid is None:
-        return lgb.train(params, dtrain, num_boost_round=rounds)
-    dvalid = lgb.Dataset(valid[0], label=valid[1], reference=dtrain)
-    return lgb.train(
-        params,
-        dtrain,
-        num_boost_round=rounds,
-        valid_sets=[dvalid],
-        valid_names=["valid"],
-        callbacks=[_early_stopping_after(min_rounds, EARLY_STOPPING_ROUNDS)],
-        keep_training_booster=True,
-    )  # keep the rounds after the best: the prior may need them
+        booster = lgb.train(params, dtrain, num_boost_round=rounds)
+    else:
+        dvalid = lgb.Dataset(
+            valid[0],
+            label=valid[1],
+            init_score=None if start is None else np.full(len(valid[1]), start),
+            reference=dtrain,
+        )
+        booster = lgb.train(
+            params,
+            dtrain,
+            num_boost_round=rounds,
+            valid_sets=[dvalid],
+            valid_names=["valid"],
+            callbacks=[_early_stopping_after(min_rounds, EARLY_STOPPING_ROUNDS)],
+            keep_training_booster=True,
+        )  # keep the rounds after the best: the prior may need them
+    return booster if start is None else fold_start(booster, start)
 
 
 # Every LightGBM fit of the recipe goes through this one function; `training.distributed` swaps in
@@ -173,6 +192,14 @@ def choose_recipe(
     lgb_params = lightgbm_params(schema, encoder, len(train), params, seed)
     weights = recency_weights(train, schema, half_life_days)
     prior_rounds = default_rounds(lgb_params)
+    found = period_codes(train, schema)
+    periods = found[0] if found else None
+    # with periods, the logistic model at its prior C gives each lead its period's level (training.levels)
+    levelled = (
+        fit_linear_details(X_train, y_train, encoder, C=DEFAULT_C, sample_weight=weights, seed=seed, periods=periods)
+        if periods is not None
+        else None
+    )
     booster = BOOSTER_TRAINER.get()(
         lgb_params,
         X_train,
@@ -182,6 +209,7 @@ def choose_recipe(
         rounds=max(MAX_ROUNDS, prior_rounds),
         valid=(X_valid, y_valid),
         min_rounds=prior_rounds,
+        **_offsets(levelled, periods),
     )
     # A slice the prior model cannot rank is no evidence: every setting keeps its prior (training.evidence).
     prior = min(prior_rounds, booster.current_iteration())
@@ -196,9 +224,13 @@ def choose_recipe(
     linear, C, raw_linear = None, DEFAULT_C, np.zeros(len(valid))
     if LOGISTIC in families or BLEND in families:
         if trusted:
-            C, linear = select_C_and_fit(X_train, y_train, X_valid, y_valid, encoder, sample_weight=weights, seed=seed)
+            C, linear = select_C_and_fit(
+                X_train, y_train, X_valid, y_valid, encoder, sample_weight=weights, seed=seed, periods=periods
+            )
+        elif levelled is not None:
+            linear = levelled.model
         else:
-            linear = fit_linear(X_train, y_train, encoder, C=C, sample_weight=weights, seed=seed)
+            linear = fit_linear_details(X_train, y_train, encoder, C=C, sample_weight=weights, seed=seed).model
         raw_linear = linear.raw(X_valid)
     allowed = [w for w in BLEND_WEIGHTS if family_of(w) in families]
     # heavier tree weights first: on equal loss the trees win
@@ -242,19 +274,37 @@ def fit_components(
     weights = recency_weights(frame, schema, recipe.half_life_days)
     booster = None
     rounds = recipe.rounds_for(len(frame))
+    found = period_codes(frame, schema)
+    periods = found[0] if found else None
+    # the logistic part first: with periods its period levels are where LightGBM's leads start from
+    fitted = (
+        fit_linear_details(X, y, encoder, C=recipe.C, sample_weight=weights, seed=seed, periods=periods)
+        if recipe.tree_weight < 1 or periods is not None
+        else None
+    )
     if recipe.tree_weight > 0:
         params = {**recipe.params, **size_params(len(frame)), "seed": seed}
         if any(encoder.monotone_constraints):
             params["monotone_constraints"] = encoder.monotone_constraints
-        booster = BOOSTER_TRAINER.get()(params, X, y, weights, encoder, rounds=rounds)
-    linear = fit_linear(X, y, encoder, C=recipe.C, sample_weight=weights, seed=seed) if recipe.tree_weight < 1 else None
+        booster = BOOSTER_TRAINER.get()(params, X, y, weights, encoder, rounds=rounds, **_offsets(fitted, periods))
+    linear = fitted.model if fitted is not None and recipe.tree_weight < 1 else None
     return Components(
         encoder=encoder,
         booster=booster,
         linear=linear,
         tree_weight=recipe.tree_weight,
         rounds=rounds if booster is not None else 0,
+        levels=dict(zip(found[1], fitted.period_offsets.tolist(), strict=True))
+        if found and fitted is not None and fitted.period_offsets is not None
+        else None,
     )
+
+
+def _offsets(levelled: LinearFit | None, periods: np.ndarray | None) -> dict[str, np.ndarray]:
+    """The trainer's `offsets` keyword: each lead's period level from the logistic fit (none without periods)."""
+    if levelled is None or periods is None or levelled.period_offsets is None:
+        return {}
+    return {"offsets": levelled.period_offsets[periods]}
 
 
 def recency_weights(frame: pd.DataFrame, schema: LeadSchema, half_life_days: float | None) -> np.ndarray | None:
@@ -309,7 +359,7 @@ def fit_calibrated(
         keep = np.ones(len(frame), dtype=bool)
         keep[held] = False
         model = fit_components(frame.iloc[np.flatnonzero(keep)], y[keep], schema, recipe, seed=seed)
-        oof[half] = model.raw(frame.iloc[held])
+        oof[half] = model.raw_at_own_level(frame.iloc[held])
     calibrator = fit_calibrator(oof, sel_y, seed=seed)
     rest = np.ones(len(frame), dtype=bool)
     rest[select] = False

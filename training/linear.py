@@ -150,6 +150,7 @@ class LinearFit:
     estimator: LogisticRegression
     design: Design
     dropped_for_monotone: tuple[str, ...]
+    period_offsets: np.ndarray | None = None  # per period code: its level in log-odds, 0 at the newest
 
 
 def fit_linear(
@@ -160,9 +161,10 @@ def fit_linear(
     C: float = 1.0,
     sample_weight: np.ndarray | None = None,
     seed: int = 0,
+    periods: np.ndarray | None = None,
 ) -> LinearModel:
     """A regularised logistic model over the encoder's matrix, monotone where the schema says so."""
-    return fit_linear_details(X, y, encoder, C=C, sample_weight=sample_weight, seed=seed).model
+    return fit_linear_details(X, y, encoder, C=C, sample_weight=sample_weight, seed=seed, periods=periods).model
 
 
 def fit_linear_details(
@@ -173,16 +175,43 @@ def fit_linear_details(
     C: float = 1.0,
     sample_weight: np.ndarray | None = None,
     seed: int = 0,
+    periods: np.ndarray | None = None,
 ) -> LinearFit:
-    """`fit_linear`, also returning the sklearn estimator and the design it was fitted on."""
+    """`fit_linear`, also returning the sklearn estimator and the design it was fitted on.
+
+    With `periods` (codes 0, 1, ... per lead, in time order: `training.levels`) each period gets its own
+    level, fitted with the features; the served model keeps the newest period's, and `period_offsets`
+    says where every period stood against it."""
     X, y, w = _checked(X, y, encoder, sample_weight)
-    Xs, ys, ws = _sample(X, y, w, seed)
+    Xs, ys, ws, ps = _sample(X, y, w, seed, periods)
     design = make_design(Xs, encoder)
-    fitted, estimator, dropped = _fit_monotone(design, design.matrix(Xs), ys, ws, encoder, C=C)
-    model = fitted.to_model(estimator.coef_, float(estimator.intercept_[0]), X)
+    extra = _period_columns(ps, periods)
+    fitted, estimator, dropped = _fit_monotone(design, design.matrix(Xs), ys, ws, encoder, C=C, extra=extra)
+    model, offsets = _served(fitted, estimator.coef_.ravel(), float(estimator.intercept_[0]), X)
     if dropped:
         _logger.info("logistic model: linear part dropped for monotone constraints: %s", ", ".join(dropped))
-    return LinearFit(model=model, estimator=estimator, design=fitted, dropped_for_monotone=tuple(dropped))
+    return LinearFit(
+        model=model, estimator=estimator, design=fitted, dropped_for_monotone=tuple(dropped), period_offsets=offsets
+    )
+
+
+def _period_columns(sampled: np.ndarray | None, periods: np.ndarray | None) -> np.ndarray | None:
+    """One-hot columns of the (sampled) leads' periods; as many columns as `periods` has codes."""
+    if sampled is None or periods is None:
+        return None
+    out = np.zeros((len(sampled), int(periods.max()) + 1))
+    out[np.arange(len(sampled)), sampled] = 1.0
+    return out
+
+
+def _served(design: Design, coef: np.ndarray, intercept: float, X: np.ndarray) -> tuple[LinearModel, np.ndarray | None]:
+    """The served model from a fit whose trailing coefficients (if any) are period levels, and those
+    levels against the newest period's, which the served intercept keeps."""
+    n = design.n_columns
+    levels = coef[n:]
+    if len(levels) == 0:
+        return design.to_model(coef, intercept, X), None
+    return design.to_model(coef[:n], intercept + float(levels[-1]), X), levels - levels[-1]
 
 
 def select_C(
@@ -212,6 +241,7 @@ def select_C_and_fit(
     *,
     sample_weight: np.ndarray | None = None,
     seed: int = 0,
+    periods: np.ndarray | None = None,
 ) -> tuple[float, LinearModel]:
     """`select_C`, and the model it fitted with that C on the training leads (no second fit).
 
@@ -222,22 +252,23 @@ def select_C_and_fit(
         raise ValueError("select_C needs a non-empty grid")
     X, y, w = _checked(X_train, y_train, encoder, sample_weight)
     Xv, yv, _ = _checked(X_valid, y_valid, encoder, None)
-    Xs, ys, ws = _sample(X, y, w, seed)
+    Xs, ys, ws, ps = _sample(X, y, w, seed, periods)
     design = make_design(Xs, encoder)
     D = design.matrix(Xs)
+    extra = _period_columns(ps, periods)
     warm = _estimator(1.0, warm_start=True)
     per_lead: dict[float, np.ndarray] = {}
     fits: dict[float, tuple[Design, np.ndarray, float]] = {}
     for C in sorted({float(c) for c in grid} | {DEFAULT_C}):
         warm.set_params(C=C)
-        fitted, estimator, _ = _fit_monotone(design, D, ys, ws, encoder, C=C, first=warm)
-        fits[C] = (fitted, estimator.coef_.copy(), float(estimator.intercept_[0]))
-        model = fitted.to_model(fits[C][1], fits[C][2], Xv[:0])
+        fitted, estimator, _ = _fit_monotone(design, D, ys, ws, encoder, C=C, first=warm, extra=extra)
+        fits[C] = (fitted, estimator.coef_.ravel().copy(), float(estimator.intercept_[0]))
+        model, _ = _served(fitted, fits[C][1], fits[C][2], Xv[:0])
         per_lead[C] = platt_losses(model.raw(Xv), yv)
         _logger.debug("logistic model: C=%g validation log loss %.5f", C, per_lead[C].mean())
     chosen = float(best_with_evidence(per_lead, DEFAULT_C))
     fitted, coef, intercept = fits[chosen]
-    return chosen, fitted.to_model(coef, intercept, X)
+    return chosen, _served(fitted, coef, intercept, X)[0]
 
 
 def log_loss_from_raw(raw: np.ndarray, y: np.ndarray) -> float:
@@ -325,11 +356,13 @@ def _fit_monotone(
     *,
     C: float,
     first: LogisticRegression | None = None,
+    extra: np.ndarray | None = None,
 ) -> tuple[Design, LogisticRegression, list[str]]:
-    """Fit; while a constrained column's slope has the wrong sign, drop its linear part and refit."""
+    """Fit; while a constrained column's slope has the wrong sign, drop its linear part and refit.
+    `extra` columns (period levels) follow the design's and are never dropped."""
     monotone = encoder.monotone_constraints
     estimator = first if first is not None else _estimator(C)
-    _fit(estimator, D, y, w)
+    _fit(estimator, D if extra is None else np.hstack([D, extra]), y, w)
     dropped: list[str] = []
     for _ in range(len(monotone)):
         slopes = _slopes(design, estimator.coef_.ravel())
@@ -341,7 +374,7 @@ def _fit_monotone(
         design = design.without_linear(wrong)
         D = D[:, keep]
         estimator = _estimator(C)
-        _fit(estimator, D, y, w)
+        _fit(estimator, D if extra is None else np.hstack([D, extra]), y, w)
     return design, estimator, dropped
 
 
@@ -398,12 +431,12 @@ def _checked(
 
 
 def _sample(
-    X: np.ndarray, y: np.ndarray, w: np.ndarray | None, seed: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    X: np.ndarray, y: np.ndarray, w: np.ndarray | None, seed: int, periods: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]:
     if len(X) <= MAX_ROWS:
-        return X, y, w
+        return X, y, w, periods
     keep = np.sort(np.random.default_rng(seed).choice(len(X), MAX_ROWS, replace=False))
-    return X[keep], y[keep], None if w is None else w[keep]
+    return X[keep], y[keep], None if w is None else w[keep], None if periods is None else periods[keep]
 
 
 def _replace_mean(term: Term, mean: float) -> Term:

@@ -29,12 +29,16 @@ from serving.model.scorer import Scorer
 from training.pipeline import train
 from training.promotion import PromotionSettings
 
-# Issue 13 asks for 0.02 ROC AUC of the generator's true probabilities. Measured (one run each, s3-13a):
-# small 0.879 vs 0.897 and leak 0.886 vs 0.901 reach it and are held to it; slow 0.867 vs 0.896 and
-# drift 0.836 vs 0.872 do not (both blend, valid AUC ~0.87-0.89: not a drift guard case), so their
-# floor guards what is reached today, not the target.
+# Issue 13 asks for 0.02 ROC AUC of the generator's true probabilities. Measured (one run each, s4-13s):
+# small 0.879 vs 0.897, leak 0.886 vs 0.901 and drift 0.860 vs 0.872 reach it and are held to it (drift
+# was 0.836 until the models learned one level per quarter: training.levels). slow, 0.867 vs 0.896, does
+# not, and no model of this export can: its next quarter is the one the generator launches a product in
+# (a fifth of its leads; true effect +0.9, never seen in training) and the quarter before, where the
+# IN/BR effect turns, is not mature under the 180-day window. On the leads of neither kind the gap is
+# 0.012, and LightGBM, the logistic model and their blend fitted on *every* export lead with its eventual
+# outcome reach only 0.871 / 0.869 / 0.877. Its floor guards what is reached, not the target.
 AUC_SLACK = 0.02
-AUC_SLACK_SHORT_OR_DRIFTING = 0.04
+AUC_SLACK_UNSEEN_LAUNCH = 0.04
 
 
 @dataclass(frozen=True)
@@ -96,14 +100,14 @@ def test_short_export_with_slow_conversions_trains_and_learns(tmp_path: Path, ma
     # as-of is what the export knows: the newest conversion, after the newest creation date
     assert "conversion" in result.report.as_of_source
     _learned_from_newest(result, bundle)
-    assert auc >= truth_auc - AUC_SLACK_SHORT_OR_DRIFTING, (auc, truth_auc)
+    assert auc >= truth_auc - AUC_SLACK_UNSEEN_LAUNCH, (auc, truth_auc)
 
 
 def test_base_rate_tripling_in_the_last_two_quarters(tmp_path: Path, make_mlflow_store) -> None:
     scenario = _scenario(tmp_path, quarters=8, leads_per_quarter=2500, seed=22, base_rate_shift=3.0)
     result, bundle, auc, truth_auc = _train_and_judge(scenario, tmp_path, make_mlflow_store)
     _learned_from_newest(result, bundle)
-    assert auc >= truth_auc - AUC_SLACK_SHORT_OR_DRIFTING, (auc, truth_auc)
+    assert auc >= truth_auc - AUC_SLACK, (auc, truth_auc)
     # calibrated to the newest level: the mean prediction follows the tripled rate, not the average one
     p = Scorer(bundle).predict_proba(scenario.next_leads)
     assert p.mean() == pytest.approx(scenario.next_truth.mean(), rel=0.25)
