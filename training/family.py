@@ -34,7 +34,7 @@ from features.schema import LeadSchema
 from serving.model.linear import LinearModel
 from training.calibrate import fit_calibrator, level_with_evidence
 from training.evidence import best_with_evidence, platt_losses, trusted_window
-from training.levels import fold_start, own_levels, period_codes, start_score
+from training.levels import fold_start, own_levels, period_codes, start_score, unexplained_levels
 from training.linear import DEFAULT_C, LinearFit, fit_linear_details, select_C_and_fit
 from training.model import DEFAULT_PARAMS, EARLY_STOPPING_ROUNDS, MAX_ROUNDS, size_params
 
@@ -65,6 +65,7 @@ class Recipe:
     losses: dict[str, float] = field(default_factory=dict)  # validation log loss per candidate
     half_life_days: float | None = None  # recency weighting: a lead this much older than the newest counts half
     valid_auc: float = math.nan  # how well a model of the older leads ranked the newest slice (drift shows here)
+    levels: bool = False  # one level per quarter (training.levels): the features left the quarters' levels unexplained
 
     @property
     def family(self) -> str:
@@ -192,14 +193,7 @@ def choose_recipe(
     lgb_params = lightgbm_params(schema, encoder, len(train), params, seed)
     weights = recency_weights(train, schema, half_life_days)
     prior_rounds = default_rounds(lgb_params)
-    found = period_codes(train, schema)
-    periods = found[0] if found else None
-    # with periods, the logistic model at its prior C gives each lead its period's level (training.levels)
-    levelled = (
-        fit_linear_details(X_train, y_train, encoder, C=DEFAULT_C, sample_weight=weights, seed=seed, periods=periods)
-        if periods is not None
-        else None
-    )
+    prior_fit, periods = _level_check(train, X_train, y_train, encoder, schema, weights, seed)
     booster = BOOSTER_TRAINER.get()(
         lgb_params,
         X_train,
@@ -209,7 +203,7 @@ def choose_recipe(
         rounds=max(MAX_ROUNDS, prior_rounds),
         valid=(X_valid, y_valid),
         min_rounds=prior_rounds,
-        **_offsets(levelled, periods),
+        **_offsets(prior_fit, periods),
     )
     # A slice the prior model cannot rank is no evidence: every setting keeps its prior (training.evidence).
     prior = min(prior_rounds, booster.current_iteration())
@@ -227,10 +221,9 @@ def choose_recipe(
             C, linear = select_C_and_fit(
                 X_train, y_train, X_valid, y_valid, encoder, sample_weight=weights, seed=seed, periods=periods
             )
-        elif levelled is not None:
-            linear = levelled.model
         else:
-            linear = fit_linear_details(X_train, y_train, encoder, C=C, sample_weight=weights, seed=seed).model
+            fit = prior_fit or fit_linear_details(X_train, y_train, encoder, C=C, sample_weight=weights, seed=seed)
+            linear = fit.model
         raw_linear = linear.raw(X_valid)
     allowed = [w for w in BLEND_WEIGHTS if family_of(w) in families]
     # heavier tree weights first: on equal loss the trees win
@@ -253,6 +246,7 @@ def choose_recipe(
         losses=losses,
         half_life_days=half_life_days,
         valid_auc=valid_auc,
+        levels=periods is not None,
     )
     chooser = Components(
         encoder=encoder,
@@ -274,7 +268,7 @@ def fit_components(
     weights = recency_weights(frame, schema, recipe.half_life_days)
     booster = None
     rounds = recipe.rounds_for(len(frame))
-    found = period_codes(frame, schema)
+    found = period_codes(frame, schema) if recipe.levels else None
     periods = found[0] if found else None
     # the logistic part first: with periods its period levels are where LightGBM's leads start from
     fitted = (
@@ -298,6 +292,27 @@ def fit_components(
         if found and fitted is not None and fitted.period_offsets is not None
         else None,
     )
+
+
+def _level_check(
+    train: pd.DataFrame,
+    X: np.ndarray,
+    y: np.ndarray,
+    encoder: LeadEncoder,
+    schema: LeadSchema,
+    weights: np.ndarray | None,
+    seed: int,
+) -> tuple[LinearFit | None, np.ndarray | None]:
+    """The logistic model at its prior C, and the leads' quarter codes when the features leave the
+    quarters' levels unexplained (that model then has one level per quarter): `training.levels`."""
+    found = period_codes(train, schema)
+    if found is None:
+        return None, None
+    pooled = fit_linear_details(X, y, encoder, C=DEFAULT_C, sample_weight=weights, seed=seed)
+    if not unexplained_levels(y, pooled.model.raw(X), found[0]):
+        return pooled, None
+    levelled = fit_linear_details(X, y, encoder, C=DEFAULT_C, sample_weight=weights, seed=seed, periods=found[0])
+    return levelled, found[0]
 
 
 def _offsets(levelled: LinearFit | None, periods: np.ndarray | None) -> dict[str, np.ndarray]:

@@ -10,6 +10,13 @@ one-hot column per quarter (regularised like every other column), and LightGBM s
 its quarter's level (an init score) so its trees explain differences *within* quarters. A feature's
 effect is then learned from leads of the same quarter, which a level shift cannot confound.
 
+Only when the features leave the quarters' levels unexplained: a model of the features alone
+(the logistic model at its prior C) must miss some quarter's conversions by more than chance, a
+chi-square test of its per-quarter residuals at LEVEL_P (`unexplained_levels`). Where the features
+explain the levels, one level per quarter would take away what they teach: on the bank export
+(interest rates and months that move with its 4% -> 17% base rate; chi-square 0.1 on 4 degrees of
+freedom) levels cost 0.019 ROC AUC on the next period. The drift scenario's is 584 on 6.
+
 Served scores are at the newest quarter's level (its offset is 0); the calibration map sets the
 level the probabilities are read at, as before.
 """
@@ -19,6 +26,7 @@ from __future__ import annotations
 import lightgbm as lgb
 import numpy as np
 import pandas as pd
+from scipy.stats import chi2
 
 from features.periods import quarter_label, quarter_periods
 from features.schema import LeadSchema
@@ -34,6 +42,22 @@ def period_codes(frame: pd.DataFrame, schema: LeadSchema) -> tuple[np.ndarray, l
         return None
     codes, uniques = pd.factorize(quarter, sort=True)
     return (codes.astype(np.int64), [quarter_label(q) for q in uniques]) if len(uniques) > 1 else None
+
+
+LEVEL_P = 0.01  # per-quarter misses of the features-only model this unlikely by chance call for levels
+
+
+def unexplained_levels(y: np.ndarray, raw: np.ndarray, codes: np.ndarray) -> bool:
+    """Whether a features-only model's log-odds `raw` miss the quarters' conversions by more than chance:
+    the sum over quarters of ((converted - expected) / its standard deviation)^2, against chi-square."""
+    p = 1.0 / (1.0 + np.exp(-np.asarray(raw, dtype=float)))
+    y = np.asarray(y, dtype=float)
+    n = int(codes.max()) + 1
+    missed = np.bincount(codes, weights=y - p, minlength=n)
+    spread = np.bincount(codes, weights=p * (1 - p), minlength=n)
+    seen = spread > 0
+    statistic = float(np.sum(missed[seen] ** 2 / spread[seen]))
+    return bool(chi2.sf(statistic, max(int(seen.sum()) - 1, 1)) < LEVEL_P)
 
 
 def own_levels(frame: pd.DataFrame, schema: LeadSchema, levels: dict[str, float] | None) -> np.ndarray:
