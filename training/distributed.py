@@ -70,7 +70,7 @@ def train_on_dask(
     booster early stopping would leave (its rounds up to the stop, `best_iteration` set when it stopped);
     with `offsets`, each lead starts from its period's level (`training.levels`)."""
     start = None if offsets is None else start_score(y, weights, offsets)
-    data = _scatter(client, X, y, weights, None if start is None else start + offsets)
+    data = _scatter(client, X, y, weights, None if start is None or offsets is None else start + offsets)
     try:
         if valid is None:
             return _fit(client, params, data, encoder, rounds, start)

@@ -65,7 +65,6 @@ class Recipe:
     losses: dict[str, float] = field(default_factory=dict)  # validation log loss per candidate
     half_life_days: float | None = None  # recency weighting: a lead this much older than the newest counts half
     valid_auc: float = math.nan  # how well a model of the older leads ranked the newest slice (drift shows here)
-    levels: bool = False  # one level per quarter (training.levels): the features left the quarters' levels unexplained
 
     @property
     def family(self) -> str:
@@ -132,7 +131,7 @@ def train_booster(
         X,
         label=y,
         weight=weights,
-        init_score=None if start is None else start + offsets,
+        init_score=None if start is None or offsets is None else start + offsets,
         feature_name=encoder.feature_names,
         categorical_feature=encoder.categorical_indices,
         free_raw_data=True,
@@ -193,7 +192,10 @@ def choose_recipe(
     lgb_params = lightgbm_params(schema, encoder, len(train), params, seed)
     weights = recency_weights(train, schema, half_life_days)
     prior_rounds = default_rounds(lgb_params)
-    prior_fit, periods = _level_check(train, X_train, y_train, encoder, schema, weights, seed)
+    found = period_codes(train, schema)
+    prior_fit, periods = (
+        _level_check(found, X_train, y_train, encoder, weights, seed) if found is not None else (None, None)
+    )
     booster = BOOSTER_TRAINER.get()(
         lgb_params,
         X_train,
@@ -246,7 +248,6 @@ def choose_recipe(
         losses=losses,
         half_life_days=half_life_days,
         valid_auc=valid_auc,
-        levels=periods is not None,
     )
     chooser = Components(
         encoder=encoder,
@@ -268,13 +269,13 @@ def fit_components(
     weights = recency_weights(frame, schema, recipe.half_life_days)
     booster = None
     rounds = recipe.rounds_for(len(frame))
-    found = period_codes(frame, schema) if recipe.levels else None
-    periods = found[0] if found else None
-    # the logistic part first: with periods its period levels are where LightGBM's leads start from
-    fitted = (
-        fit_linear_details(X, y, encoder, C=recipe.C, sample_weight=weights, seed=seed, periods=periods)
-        if recipe.tree_weight < 1 or periods is not None
-        else None
+    # the logistic part first: where the features leave the quarters' levels unexplained, it has one level
+    # per quarter, and LightGBM's leads start from them (training.levels)
+    found = period_codes(frame, schema)
+    fitted, periods = (
+        _level_check(found, X, y, encoder, weights, seed, C=recipe.C)
+        if recipe.tree_weight < 1 or found is not None
+        else (None, None)
     )
     if recipe.tree_weight > 0:
         params = {**recipe.params, **size_params(len(frame)), "seed": seed}
@@ -288,31 +289,35 @@ def fit_components(
         linear=linear,
         tree_weight=recipe.tree_weight,
         rounds=rounds if booster is not None else 0,
-        levels=dict(zip(found[1], fitted.period_offsets.tolist(), strict=True))
-        if found and fitted is not None and fitted.period_offsets is not None
-        else None,
+        levels=_by_quarter(found, fitted if periods is not None else None),
     )
 
 
 def _level_check(
-    train: pd.DataFrame,
+    found: tuple[np.ndarray, list[str]] | None,
     X: np.ndarray,
     y: np.ndarray,
     encoder: LeadEncoder,
-    schema: LeadSchema,
     weights: np.ndarray | None,
     seed: int,
+    *,
+    C: float = DEFAULT_C,
 ) -> tuple[LinearFit | None, np.ndarray | None]:
-    """The logistic model at its prior C, and the leads' quarter codes when the features leave the
-    quarters' levels unexplained (that model then has one level per quarter): `training.levels`."""
-    found = period_codes(train, schema)
-    if found is None:
-        return None, None
-    pooled = fit_linear_details(X, y, encoder, C=DEFAULT_C, sample_weight=weights, seed=seed)
-    if not unexplained_levels(y, pooled.model.raw(X), found[0]):
+    """The logistic model at C, and the leads' quarter codes when the features leave the quarters'
+    levels unexplained (that model then has one level per quarter): `training.levels`. Without
+    quarters (`found` None) there is nothing to check."""
+    pooled = fit_linear_details(X, y, encoder, C=C, sample_weight=weights, seed=seed)
+    if found is None or not unexplained_levels(y, pooled.model.raw(X), found[0]):
         return pooled, None
-    levelled = fit_linear_details(X, y, encoder, C=DEFAULT_C, sample_weight=weights, seed=seed, periods=found[0])
+    levelled = fit_linear_details(X, y, encoder, C=C, sample_weight=weights, seed=seed, periods=found[0])
     return levelled, found[0]
+
+
+def _by_quarter(found: tuple[np.ndarray, list[str]] | None, fitted: LinearFit | None) -> dict[str, float] | None:
+    """Quarter name -> level, for a fit with quarter levels (None otherwise)."""
+    if found is None or fitted is None or fitted.period_offsets is None:
+        return None
+    return dict(zip(found[1], fitted.period_offsets.tolist(), strict=True))
 
 
 def _offsets(levelled: LinearFit | None, periods: np.ndarray | None) -> dict[str, np.ndarray]:
