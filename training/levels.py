@@ -13,7 +13,7 @@ effect is then learned from leads of the same quarter, which a level shift canno
 Only when the features leave the quarters' levels unexplained: a model of the features alone
 (the logistic model at its prior C) must miss some quarter's conversions by more than chance, a
 chi-square test of its per-quarter residuals at LEVEL_P (`unexplained_levels`). Where the features
-explain the levels, one level per quarter would take away what they teach: on the bank export
+explain the levels, one level per quarter would take away what they teach: on the full bank export
 (interest rates and months that move with its 4% -> 17% base rate; chi-square 0.1 on 4 degrees of
 freedom) levels cost 0.019 ROC AUC on the next period. The drift scenario's is 584 on 6.
 
