@@ -43,17 +43,14 @@ def fit_platt(raw: np.ndarray, y: np.ndarray) -> Calibrator:
     return Calibrator("platt", a=float(lr.coef_[0, 0]), b=float(lr.intercept_[0]))
 
 
-def fit_calibrator(raw: np.ndarray, y: np.ndarray, *, seed: int = 0, extrapolate: bool = False) -> Calibrator:
+def fit_calibrator(raw: np.ndarray, y: np.ndarray, *, seed: int = 0) -> Calibrator:
     """Choose isotonic or Platt by log loss on a held-out half, then refit the winner on all of it.
 
-    Isotonic needs enough positives to be smooth; below that Platt's two parameters are safer. With
-    `extrapolate` (the newest slice drifted away from the past: training.evidence), Platt only: the
-    next leads' scores are expected beyond the slice's, where Platt keeps ranking and the isotonic
-    map is flat (bank-full, logistic model: next-period log loss 0.885 isotonic, 0.716 Platt).
+    Isotonic needs enough positives to be smooth; below that Platt's two parameters are safer.
     """
     raw = np.asarray(raw, dtype=np.float64)
     y = np.asarray(y, dtype=np.int8)
-    if extrapolate or y.sum() < MIN_ISOTONIC_POSITIVES:
+    if y.sum() < MIN_ISOTONIC_POSITIVES:
         return fit_platt(raw, y)
     rng = np.random.default_rng(seed)
     half = rng.random(len(y)) < 0.5

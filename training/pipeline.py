@@ -17,6 +17,7 @@ import logging
 import math
 import time
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -34,13 +35,13 @@ from serving.model import registry
 from serving.model.bundle import Bundle
 from training import recovery, tracking
 from training.baseline import fit_baseline
-from training.calibrate import fit_calibrator
 from training.evidence import DRIFT_AUC
 from training.family import (
     CROSS_FIT_MAX_ROWS,
     Calibrated,
     Components,
     Recipe,
+    calibration_map,
     choose_recipe,
     fit_calibrated,
     fit_components,
@@ -130,7 +131,7 @@ class TrainResult:
                 f"  drift: a model of the older leads ranks the newest slice at ROC AUC {self.valid_auc:.2f} "
                 f"(0.5 is chance, below {DRIFT_AUC} is drift): the past says little about the newest leads, so that "
                 "slice chose nothing; training serves the logistic model (it follows values beyond the past's) "
-                "at its default settings with a Platt map; watch the next quarter, or try --half-life-days"
+                "at its default settings, with its own probabilities; watch the next quarter"
             )
         lines.append(f"  {'test leads':<16}{'ROC AUC':>9}{'PR AUC':>9}{'log loss':>10}{'ECE':>8}{'lift@10%':>10}")
         for name, ev in self.evaluations.items():
@@ -482,9 +483,8 @@ def fit_and_evaluate(
             half_life_days=half_life_days,
         )
         if len(fold.fit) > CROSS_FIT_MAX_ROWS:  # large data: the chooser is the evaluated model, one fit less
-            calibrator = fit_calibrator(
-                chooser.raw_of_valid(pool.iloc[fold.select]), y[fold.select], seed=seed, extrapolate=recipe.drifting
-            )
+            newest = pool.iloc[fold.select]
+            calibrator = calibration_map(recipe, partial(chooser.raw_of_valid, newest), y[fold.select], seed=seed)
             evaluated = Calibrated(chooser, calibrator, "the valid slice", len(fold.select))
         else:
             evaluated = fit_calibrated(
@@ -545,8 +545,8 @@ def _deploy(
     pool, y, select = split.frame, split.y, split.deploy_select
     if len(pool) > CROSS_FIT_MAX_ROWS:
         final = fit_components(pool, y, schema, recipe, seed=seed)
-        raw = _raw_at(evaluated.components, pool, select, scored)
-        calibrator = fit_calibrator(raw, y[select], seed=seed, extrapolate=recipe.drifting)
+        raw = partial(_raw_at, evaluated.components, pool, select, scored)
+        calibrator = calibration_map(recipe, raw, y[select], seed=seed)
         return Calibrated(final, calibrator, "on the newest slice, scored by the evaluated model", len(select))
     return fit_calibrated(pool, y, select, schema, recipe, seed=seed)
 
