@@ -33,7 +33,7 @@ from features.encoding import LeadEncoder
 from features.schema import LeadSchema
 from serving.model.linear import LinearModel
 from training.calibrate import fit_calibrator, level_with_evidence
-from training.evidence import best_with_evidence, platt_losses, trusted_window
+from training.evidence import best_with_evidence, platt_losses, trusted_auc, window_auc
 from training.linear import DEFAULT_C, fit_linear, select_C_and_fit
 from training.model import DEFAULT_PARAMS, EARLY_STOPPING_ROUNDS, MAX_ROUNDS, size_params
 
@@ -201,7 +201,8 @@ def choose_recipe(
     # A slice the prior model cannot rank is no evidence: every setting keeps its prior (training.evidence).
     prior = min(prior_rounds, booster.current_iteration())
     prior_raw = booster.predict(X_valid, raw_score=True, num_iteration=prior)
-    trusted = trusted_window(prior_raw, y_valid)
+    prior_auc = window_auc(prior_raw, y_valid)
+    trusted = trusted_auc(prior_auc)
     if trusted:
         rounds, raw_trees = _rounds_with_evidence(booster, X_valid, y_valid, prior_rounds)
     else:
@@ -225,7 +226,7 @@ def choose_recipe(
         tree_weight = min(allowed, key=lambda w: abs(w - DRIFT_TREE_WEIGHT))
         _logger.info("family: the valid slice is ranked below the drift threshold; the logistic model at its priors")
     valid_raw = tree_weight * raw_trees + (1 - tree_weight) * raw_linear
-    valid_auc = _auc(y_valid, valid_raw)
+    valid_auc = window_auc(valid_raw, y_valid)
     _logger.info("family: %s (tree weight %.1f, %d rounds, C=%g)", family_of(tree_weight), tree_weight, rounds, C)
     recipe = Recipe(
         rounds=rounds,
@@ -236,7 +237,7 @@ def choose_recipe(
         losses=losses,
         half_life_days=half_life_days,
         valid_auc=valid_auc,
-        prior_auc=_auc(y_valid, prior_raw),
+        prior_auc=prior_auc,
         drifting=not trusted,
     )
     chooser = Components(
@@ -386,9 +387,3 @@ def _rounds_with_evidence(
         return best, raw[best]
     chosen = best_with_evidence({r: platt_losses(raw[r], y_valid) for r in (best, prior)}, prior)
     return chosen, raw[chosen]
-
-
-def _auc(y: np.ndarray, score: np.ndarray) -> float:
-    from sklearn.metrics import roc_auc_score
-
-    return float(roc_auc_score(y, score)) if 0 < np.sum(y) < len(y) else math.nan
