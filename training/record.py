@@ -110,6 +110,8 @@ def run_params(
         "rounds_early_stopping": candidate.recipe.rounds,
         "rounds_evaluated_model": candidate.evaluated_rounds,
         "newest_slice_roc_auc": candidate.recipe.valid_auc,
+        "newest_slice_prior_roc_auc": candidate.recipe.prior_auc,
+        "newest_slice_drifting": candidate.recipe.drifting,
         "n_deployed": report.n_used,
         "calibration_source": candidate.deployed.method,
         "evaluation_folds": len(candidate.folds),

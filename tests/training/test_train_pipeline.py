@@ -6,6 +6,7 @@ a copy of its store (`registry_copy`).
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 from pathlib import Path
@@ -326,3 +327,14 @@ def _tmp(trained_model) -> Path:
     folder = trained_model.models_dir.parent / "downloads"
     folder.mkdir(exist_ok=True)
     return folder
+
+
+def test_the_summary_says_when_the_newest_slice_drifted_and_what_was_served(trained_model) -> None:
+    steady = trained_model.result
+    assert "drift:" not in steady.summary()
+    drifted = dataclasses.replace(steady, drifting=True, valid_auc=0.41, family="logistic", calibration="identity")
+    lines = [line for line in drifted.summary().splitlines() if line.strip().startswith("drift:")]
+    assert len(lines) == 1
+    assert "ranks the newest slice at ROC AUC 0.41" in lines[0]
+    assert "serves the logistic model" in lines[0] and "its own probabilities" in lines[0]
+    assert "(regularised logistic model; identity calibration)" in drifted.summary()
