@@ -289,7 +289,8 @@ def fit_components(
     rounds = recipe.rounds_for(len(frame))
     # the logistic part first: where the features leave the quarters' levels unexplained, it has one level
     # per quarter, and LightGBM's leads start from them (training.levels)
-    found = _quarters(frame, schema)
+    # under drift the logistic model serves its own probabilities at the history's level: no quarter levels
+    found = None if recipe.drifting else _quarters(frame, schema)
     fitted, periods = (
         _level_check(found, X, y, encoder, weights, seed, C=recipe.C)
         if recipe.tree_weight < 1 or found is not None
