@@ -28,6 +28,7 @@ import os
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +43,10 @@ PARALLEL_MIN_ROWS = 2_000
 PIECES_PER_THREAD = 4
 PIECE_MIN_ROWS = 256
 THREADS = os.cpu_count() or 1  # rows are explained on every core by default
-BLOCK_MIN_ROWS = 8  # from here on leads are explained eight at a time (one vector of float64)
+BLOCK_MIN_ROWS = 8  # from here on leads are explained a block at a time
+MAX_PATH_FEATURES = 62  # a lead's satisfied path features are bits of one int64
+TABLE_ENV = "LEADSCORE_SHAP_TABLE_MB"
+TABLE_MB = 64  # default memory for the per-leaf TreeSHAP tables
 
 
 @dataclass(frozen=True)
@@ -62,22 +66,25 @@ class Forest:
     cat_bits: np.ndarray  # int64[...], 32 categories per word
     tree_root: np.ndarray  # int32[T]: >= 0 internal node, < 0 ~leaf (one-leaf tree)
     leaf_value: np.ndarray  # float64[L]
-    # One entry per leaf path with at least one split, sorted by its number of unique features:
-    path_value: np.ndarray  # float64[P]
-    slot_start: np.ndarray  # int32[P + 1] into slot arrays (the unique features on the path)
-    slot_feature: np.ndarray  # int32[S]
     numeric_nodes: np.ndarray  # int32: the internal nodes with a numeric split
     categorical_nodes: np.ndarray  # int32: the internal nodes with a categorical split
+    # Nodes, leaves and edges are numbered tree after tree (each tree's nodes and edges in preorder):
+    tree_node_start: np.ndarray  # int32[T + 1]
+    tree_leaf_start: np.ndarray  # int32[T + 1]
+    tree_edge_start: np.ndarray  # int32[T + 1]
+    edge_node: np.ndarray  # int32[E]: the node the edge leaves (two edges per node: left, then right)
+    edge_left: np.ndarray  # int64[E]: 1 for the left edge
+    edge_slot: np.ndarray  # int64[E]: the slot of the node's feature on every path through the edge
+    edge_depth: np.ndarray  # int32[E]: the node's depth
+    edge_leaf: np.ndarray  # int32[E]: the leaf it enters, else L
+    edge_dest: np.ndarray  # int32[E]: the same within its tree, else the most leaves of any tree
+    # Per leaf, its path's unique features ("slots") in the order the path meets them:
+    leaf_k: np.ndarray  # int32[L]: how many
+    leaf_slot_start: np.ndarray  # int32[L + 1] into slot arrays
+    slot_feature: np.ndarray  # int32[S]
     slot_zero: np.ndarray  # float64[S]: share of training leads following the path's edges on it
-    slot_cond: np.ndarray  # int32[S + 1] into cond arrays (the path's nodes that split on the slot's feature)
-    cond_slot: np.ndarray  # int32[C]: the slot each cond belongs to
-    cond_node: np.ndarray  # int32[C]
-    cond_left: np.ndarray  # uint8[C]: 1 when the path goes left at that node
-    slot_inv: np.ndarray  # float64[S * N]: 1 / (x + z (1 - x)) at the slot's leaf's N quadrature points
     quad_x: np.ndarray  # float64[K + 1, N]: Gauss-Legendre points on [0, 1] per path length k
     quad_w: np.ndarray  # float64[K + 1, N]
-    quad_inv: np.ndarray  # float64[K + 1, N]: 1 / (1 - x)
-    quad_pow: np.ndarray  # float64[K + 1, N, K + 1]: (1 - x) ** e
     expected_value: float
 
     @classmethod
@@ -143,6 +150,7 @@ class Forest:
 
     def _contrib_into(self, X: np.ndarray, out: np.ndarray) -> None:
         kernels = _kernels()
+        leaf_table, table = self.tables
         if len(X) < BLOCK_MIN_ROWS:
             kernels[2](
                 X,
@@ -157,16 +165,20 @@ class Forest:
                 self.cat_bits,
                 self.numeric_nodes,
                 self.categorical_nodes,
-                self.path_value,
-                self.slot_start,
+                self.edge_node,
+                self.edge_left,
+                self.edge_slot,
+                self.edge_depth,
+                self.edge_leaf,
+                self.leaf_k,
+                self.leaf_slot_start,
+                self.leaf_value,
                 self.slot_feature,
                 self.slot_zero,
-                self.cond_slot,
-                self.cond_node,
-                self.cond_left,
+                leaf_table,
+                table,
                 self.quad_x,
                 self.quad_w,
-                self.quad_pow,
                 self.expected_value,
             )
             return
@@ -181,19 +193,38 @@ class Forest:
             self.node_cat_start,
             self.node_cat_words,
             self.cat_bits,
-            self.path_value,
-            self.slot_start,
+            self.tree_node_start,
+            self.tree_edge_start,
+            self.tree_leaf_start,
+            self.edge_node,
+            self.edge_left,
+            self.edge_slot,
+            self.edge_depth,
+            self.edge_dest,
+            self.leaf_k,
+            self.leaf_slot_start,
+            self.leaf_value,
             self.slot_feature,
             self.slot_zero,
-            self.slot_cond,
-            self.cond_node,
-            self.cond_left,
-            self.slot_inv,
+            leaf_table,
+            table,
             self.quad_x,
             self.quad_w,
-            self.quad_inv,
             self.expected_value,
         )
+
+    @cached_property
+    def tables(self) -> tuple[np.ndarray, np.ndarray]:
+        """Each leaf's TreeSHAP values for every subset of its path features a lead can satisfy:
+        (leaf_table, table), leaf_table[leaf] the leaf's first entry or -1 (no table: computed per lead).
+
+        Built on first use (LEADSCORE_SHAP_TABLE_MB, default 64 MB: see `table_plan`)."""
+        leaf_table, size = table_plan(self.leaf_k, table_budget_bytes())
+        table = np.empty(size, dtype=np.float64)
+        _kernels()[3](
+            self.leaf_k, self.leaf_slot_start, self.leaf_value, self.slot_zero, leaf_table, table, self.quad_x, self.quad_w
+        )
+        return leaf_table, table
 
     def warm_up(self) -> None:
         """Compile (or load the cached machine code) now, not on the first request."""
@@ -201,6 +232,32 @@ class Forest:
         self.raw(one)
         self.contributions(one)
         self.contributions(np.full((BLOCK_MIN_ROWS, self.n_features), np.nan))
+
+
+def table_budget_bytes() -> int:
+    """LEADSCORE_SHAP_TABLE_MB (a number >= 0), else TABLE_MB; 0 turns the tables off."""
+    given = os.environ.get(TABLE_ENV, "").strip()
+    try:
+        mb = float(given) if given else float(TABLE_MB)
+    except ValueError:
+        raise ValueError(f"{TABLE_ENV} must be a number of megabytes, got {given!r}") from None
+    if not mb >= 0:
+        raise ValueError(f"{TABLE_ENV} must be >= 0, got {given!r}")
+    return int(mb * (1 << 20))
+
+
+def table_plan(leaf_k: np.ndarray, budget: int) -> tuple[np.ndarray, int]:
+    """Tables for the leaves with at most K path features, K the largest that fits `budget` bytes
+    (k * 2**k doubles per leaf): (first entry per leaf or -1, total entries)."""
+    sizes = np.where(leaf_k > 0, leaf_k.astype(np.int64) << np.minimum(leaf_k, MAX_PATH_FEATURES), 0)
+    cap = 0
+    for k in range(1, int(leaf_k.max(initial=0)) + 1):
+        if sizes[leaf_k <= k].sum() * 8 > budget:
+            break
+        cap = k
+    chosen = np.where((leaf_k > 0) & (leaf_k <= cap), sizes, 0)
+    starts = np.cumsum(chosen) - chosen
+    return np.where(chosen > 0, starts, -1).astype(np.int64), int(chosen.sum())
 
 
 def numba_available() -> bool:
@@ -238,20 +295,27 @@ class _Builder:
         self.children: list[list[int]] = []
         self.cat_bits: list[int] = []
         self.leaf_value: list[float] = []
-        self.leaf_paths: list[list[tuple[int, int, float, int]]] = []  # (feature, node, zero fraction, left)
+        self.leaf_slots: list[dict[int, float]] = []  # per leaf: feature -> zero fraction, in path order
+        self.edges: list[list[int]] = []  # node, left, slot, depth, leaf (or -1)
         self.tree_root: list[int] = []
+        self.tree_node_start: list[int] = [0]
+        self.tree_leaf_start: list[int] = [0]
+        self.tree_edge_start: list[int] = [0]
         self.expected = 0.0
 
     def build(self, trees: list[dict[str, Any]]) -> Forest:
         for tree in trees:
             root = tree["tree_structure"]
             if "leaf_value" in root:  # a constant tree: no splits, all of it is expected value
-                self.tree_root.append(~self._leaf(root["leaf_value"], []))
+                self.tree_root.append(~self._leaf(root["leaf_value"], {}))
                 self.expected += float(root["leaf_value"])
-                continue
-            total = float(root["internal_count"])
-            self.expected += self._expected(root, total)
-            self.tree_root.append(self._node(root, []))
+            else:
+                total = float(root["internal_count"])
+                self.expected += self._expected(root, total)
+                self.tree_root.append(self._node(root, {}, 0))
+            self.tree_node_start.append(len(self.nodes))
+            self.tree_leaf_start.append(len(self.leaf_value))
+            self.tree_edge_start.append(len(self.edges))
         return self._arrays()
 
     def _expected(self, node: dict[str, Any], total: float) -> float:
@@ -259,14 +323,15 @@ class _Builder:
             return (float(node["leaf_count"]) / total) * float(node["leaf_value"])
         return self._expected(node["left_child"], total) + self._expected(node["right_child"], total)
 
-    def _leaf(self, value: float, path: list[tuple[int, int, float, int]]) -> int:
+    def _leaf(self, value: float, slots: dict[int, float]) -> int:
         self.leaf_value.append(float(value))
-        self.leaf_paths.append(list(path))
+        self.leaf_slots.append(slots)
         return len(self.leaf_value) - 1
 
-    def _node(self, node: dict[str, Any], path: list[tuple[int, int, float, int]]) -> int:
+    def _node(self, node: dict[str, Any], slots: dict[int, float], depth: int) -> int:
+        """`slots`: the zero fraction of each feature on the path so far, in the order the path meets them."""
         if "leaf_value" in node:
-            return ~self._leaf(node["leaf_value"], path)
+            return ~self._leaf(node["leaf_value"], slots)
         index = len(self.nodes)
         feature = int(node["split_feature"])
         categorical = node["decision_type"] == "=="
@@ -286,52 +351,31 @@ class _Builder:
         )
         self.children.append([0, 0])
         count = float(node["internal_count"])
+        slot = list(slots).index(feature) if feature in slots else len(slots)
         for side, key in ((1, "left_child"), (0, "right_child")):
             child = node[key]
             child_count = float(child["leaf_count"] if "leaf_value" in child else child["internal_count"])
-            step = (feature, index, child_count / count, side)
-            self.children[index][0 if side else 1] = self._node(child, path + [step])
+            edge = [index, side, slot, depth, -1]
+            self.edges.append(edge)
+            below = {**slots, feature: slots.get(feature, 1.0) * (child_count / count)}
+            target = self._node(child, below, depth + 1)
+            self.children[index][0 if side else 1] = target
+            if target < 0:
+                edge[4] = ~target
         return index
 
     def _arrays(self) -> Forest:
-        paths = sorted(
-            (p for p in zip(self.leaf_value, self.leaf_paths, strict=True) if p[1]),
-            key=lambda item: len({step[0] for step in item[1]}),
-        )
-        path_value: list[float] = []
-        slot_start: list[int] = [0]
-        slot_feature: list[int] = []
-        slot_zero: list[float] = []
-        slot_cond: list[int] = [0]
-        cond_slot: list[int] = []
-        cond_node: list[int] = []
-        cond_left: list[int] = []
-        max_k = 1
-        for value, path in paths:
-            zero: dict[int, float] = {}
-            conds: dict[int, list[tuple[int, int]]] = {}
-            for feature, node, fraction, left in path:
-                zero[feature] = zero.get(feature, 1.0) * fraction
-                conds.setdefault(feature, []).append((node, left))
-            for feature, fraction in zero.items():
-                slot = len(slot_feature)
-                slot_feature.append(feature)
-                slot_zero.append(fraction)
-                for node, left in conds[feature]:
-                    cond_slot.append(slot)
-                    cond_node.append(node)
-                    cond_left.append(left)
-                slot_cond.append(len(cond_node))
-            path_value.append(value)
-            slot_start.append(len(slot_feature))
-            max_k = max(max_k, len(zero))
         nodes = np.array(self.nodes, dtype=np.float64).reshape(-1, 7)
         kids = np.array(self.children, dtype=np.int32).reshape(-1, 2)
+        edges = np.array(self.edges, dtype=np.int64).reshape(-1, 5)
         categorical = nodes[:, 2].astype(np.uint8)
-        quadrature = _quadrature(max_k)
-        k_of_slot = np.repeat(np.diff(slot_start), np.diff(slot_start)).astype(np.intp)
-        x = quadrature["quad_x"][k_of_slot]  # (S, N): unused points stay at 0.5, harmless
-        slot_inv = 1.0 / (x + np.array(slot_zero)[:, None] * (1.0 - x))
+        n_leaves = len(self.leaf_value)
+        leaf_k = np.array([len(slots) for slots in self.leaf_slots], dtype=np.int32)
+        if leaf_k.max(initial=0) > MAX_PATH_FEATURES:
+            raise ValueError(f"a leaf path has more than {MAX_PATH_FEATURES} distinct features: not supported")
+        tree_leaf_start = np.array(self.tree_leaf_start, dtype=np.int32)
+        tree_of_edge = np.repeat(np.arange(len(self.tree_root)), np.diff(self.tree_edge_start))
+        into_leaf = edges[:, 4] >= 0
         return Forest(
             n_features=self.n_features,
             node_feature=nodes[:, 0].astype(np.int32),
@@ -346,18 +390,24 @@ class _Builder:
             cat_bits=np.array(self.cat_bits or [0], dtype=np.int64),
             tree_root=np.array(self.tree_root, dtype=np.int32),
             leaf_value=np.array(self.leaf_value, dtype=np.float64),
-            path_value=np.array(path_value, dtype=np.float64),
-            slot_start=np.array(slot_start, dtype=np.int32),
-            slot_feature=np.array(slot_feature, dtype=np.int32),
-            slot_zero=np.array(slot_zero, dtype=np.float64),
             numeric_nodes=np.flatnonzero(categorical == 0).astype(np.int32),
             categorical_nodes=np.flatnonzero(categorical == 1).astype(np.int32),
-            slot_cond=np.array(slot_cond, dtype=np.int32),
-            cond_slot=np.array(cond_slot, dtype=np.int32),
-            cond_node=np.array(cond_node, dtype=np.int32),
-            cond_left=np.array(cond_left, dtype=np.uint8),
-            slot_inv=np.ascontiguousarray(slot_inv).reshape(-1),
-            **quadrature,
+            tree_node_start=np.array(self.tree_node_start, dtype=np.int32),
+            tree_leaf_start=tree_leaf_start,
+            tree_edge_start=np.array(self.tree_edge_start, dtype=np.int32),
+            edge_node=edges[:, 0].astype(np.int32),
+            edge_left=edges[:, 1].copy(),
+            edge_slot=edges[:, 2].copy(),
+            edge_depth=edges[:, 3].astype(np.int32),
+            edge_leaf=np.where(into_leaf, edges[:, 4], n_leaves).astype(np.int32),
+            edge_dest=np.where(
+                into_leaf, edges[:, 4] - tree_leaf_start[tree_of_edge], np.diff(tree_leaf_start).max(initial=1)
+            ).astype(np.int32),
+            leaf_k=leaf_k,
+            leaf_slot_start=np.concatenate([[0], np.cumsum(leaf_k)]).astype(np.int32),
+            slot_feature=np.array([f for slots in self.leaf_slots for f in slots], dtype=np.int32),
+            slot_zero=np.array([z for slots in self.leaf_slots for z in slots.values()], dtype=np.float64),
+            **_quadrature(int(leaf_k.max(initial=1))),
             expected_value=float(self.expected),
         )
 
@@ -376,11 +426,10 @@ def _quadrature(max_k: int) -> dict[str, np.ndarray]:
         n = k // 2 + 1
         x, w = np.polynomial.legendre.leggauss(n)
         xs[k, :n], ws[k, :n] = (x + 1.0) / 2.0, w / 2.0
-    powers = (1.0 - xs)[:, :, None] ** np.arange(max_k + 1)[None, None, :]
-    return {"quad_x": xs, "quad_w": ws, "quad_inv": 1.0 / (1.0 - xs), "quad_pow": np.ascontiguousarray(powers)}
+    return {"quad_x": xs, "quad_w": ws}
 
 
-_KERNELS: tuple[Any, Any, Any] | None = None
+_KERNELS: tuple[Any, Any, Any, Any] | None = None
 
 
 CACHE_ENV = "LEADSCORE_NUMBA_CACHE_DIR"
@@ -410,7 +459,7 @@ def compiled_cache_dir() -> Path:
     return Path(tempfile.mkdtemp(prefix="leadscore-numba-"))
 
 
-def _kernels() -> tuple[Any, Any, Any]:
+def _kernels() -> tuple[Any, Any, Any, Any]:
     """Compile on first use (cached on disk by numba, in `compiled_cache_dir()`), so importing this
     module stays cheap."""
     global _KERNELS
@@ -423,5 +472,10 @@ def _kernels() -> tuple[Any, Any, Any]:
         config.CACHE_DIR = folder
         from serving.model import _forest_kernels
 
-        _KERNELS = (_forest_kernels.raw_scores, _forest_kernels.contributions, _forest_kernels.contributions_rows)
+        _KERNELS = (
+            _forest_kernels.raw_scores,
+            _forest_kernels.contributions,
+            _forest_kernels.contributions_rows,
+            _forest_kernels.build_tables,
+        )
     return _KERNELS
