@@ -118,6 +118,7 @@ def build_tables(leaf_k, leaf_slot_start, leaf_value, slot_zero, leaf_table, tab
 def contributions(
     X,
     out,
+    raw,
     feature,
     threshold,
     categorical,
@@ -173,6 +174,7 @@ def contributions(
     acc = np.empty(B)
     XT = np.zeros((n_features, B))
     sums = np.empty((n_features, B))
+    score = np.empty(B)
     masks[0, :] = -1
     for r0 in range(0, n_rows, B):
         width = min(B, n_rows - r0)
@@ -180,6 +182,7 @@ def contributions(
             for f in range(n_features):
                 XT[f, b] = X[r0 + b, f]
         sums[:, :] = 0.0
+        score[:] = 0.0
         for t in range(n_trees):
             n0 = tree_node_start[t]
             for m in range(n0, tree_node_start[t + 1]):  # decisions, numeric ones by missing type
@@ -189,8 +192,8 @@ def contributions(
                     for b in range(width):
                         code = _category_code(xs[b])
                         word = code >> 5
-                        go = code >= 0 and word < cat_words[m] and (cat_bits[cat_start[m] + word] >> (code & 31)) & 1 == 1
-                        lm[b] = 1 if go else 0
+                        bits = cat_bits[cat_start[m] + word] if code >= 0 and word < cat_words[m] else 0
+                        lm[b] = (bits >> (code & 31)) & 1
                     continue
                 kind = missing[m]
                 th = threshold[m]
@@ -222,12 +225,15 @@ def contributions(
             l0 = tree_leaf_start[t]
             for leaf in range(l0, tree_leaf_start[t + 1]):
                 k = leaf_k[leaf]
+                low = (np.int64(1) << k) - 1
+                ul = U[leaf - l0]
+                value = leaf_value[leaf]
+                for b in range(width):  # the leaf the lead reaches satisfies all its path: its raw score
+                    score[b] += value if ul[b] & low == low else 0.0
                 if k == 0:
                     continue
                 s0 = leaf_slot_start[leaf]
-                low = (np.int64(1) << k) - 1
                 t0 = leaf_table[leaf]
-                ul = U[leaf - l0]
                 if t0 >= 0:
                     for b in range(width):
                         rows[b] = np.uint64(t0 + (ul[b] & low) * k)
@@ -278,6 +284,7 @@ def contributions(
             for f in range(n_features):
                 out[r0 + b, f] = sums[f, b]
             out[r0 + b, n_features] = expected_value
+            raw[r0 + b] = score[b]
 
 
 @njit(cache=True, nogil=True)
@@ -300,6 +307,7 @@ def _decide_all(x, nodes, out, feature, threshold, categorical, missing, default
 def contributions_rows(
     X,
     out,
+    raw,
     feature,
     threshold,
     categorical,
@@ -338,19 +346,32 @@ def contributions_rows(
     masks[0] = -1
     for r in range(X.shape[0]):
         x = X[r]
-        _decide_all(x, numeric_nodes, left_at, feature, threshold, categorical, missing, default_left, cat_start, cat_words, cat_bits)
-        _decide_all(
-            x, categorical_nodes, left_at, feature, threshold, categorical, missing, default_left, cat_start, cat_words, cat_bits
-        )
+        for nodes in (numeric_nodes, categorical_nodes):  # apart: the branch on a node's kind stays predictable
+            _decide_all(
+                x,
+                nodes,
+                left_at,
+                feature,
+                threshold,
+                categorical,
+                missing,
+                default_left,
+                cat_start,
+                cat_words,
+                cat_bits,
+            )
         for e in range(edge_node.shape[0]):
             d = edge_depth[e]
             mk = masks[d] & ~(np.int64(left_at[edge_node[e]] ^ edge_left[e]) << edge_slot[e])
             masks[d + 1] = mk
             mask_of[edge_leaf[e]] = mk
+        score = 0.0
         for leaf in range(n_leaves):
             k = leaf_k[leaf]
             s0 = leaf_slot_start[leaf]
-            u = mask_of[leaf] & ((np.int64(1) << k) - 1)
+            low = (np.int64(1) << k) - 1
+            u = mask_of[leaf] & low
+            score += leaf_value[leaf] if u == low else 0.0
             t0 = leaf_table[leaf]
             if t0 >= 0:
                 row = t0 + u * k
@@ -380,3 +401,4 @@ def contributions_rows(
                     acc += g[p] / (xp + z * (1.0 - xp))
                 out[r, slot_feature[s0 + s]] += scale * (1.0 - z) * acc if (u >> s) & 1 else off
         out[r, n_features] = expected_value
+        raw[r] = score

@@ -116,20 +116,21 @@ class Scorer:
 
     def raw_and_contributions(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """`raw_scores(X)` and `contributions(X)` at once, the logistic model's terms computed once
-        (on one lead they cost as much as its trees' raw scores); the same numbers as apart."""
+        (on one lead they cost as much as its trees' raw scores) and the trees' raw scores found by
+        TreeSHAP's pass; the same numbers as apart."""
         w = self._tree_weight
-        if w == 1.0:
-            return self.raw_scores(X), self.contributions(X)
-        linear = part(self._linear)
-        terms = linear.term_values(X)
-        linear_raw, linear_contrib = linear.raw_from_terms(terms), linear.contributions_from_terms(terms)
         if w == 0.0:
-            return linear_raw, linear_contrib
+            return part(self._linear).raw(X), part(self._linear).contributions(X)
         if self._forest is not None:
-            trees_raw, trees_contrib = self._forest.raw(X), self._forest.contributions(X)
+            trees_raw, trees_contrib = self._forest.raw_and_contributions(X)
         else:
             booster = part(self._booster)
             trees_raw, trees_contrib = booster.predict(X, raw_score=True), booster.predict(X, pred_contrib=True)
+        if w == 1.0:
+            return trees_raw, trees_contrib
+        linear = part(self._linear)
+        terms = linear.term_values(X)
+        linear_raw, linear_contrib = linear.raw_from_terms(terms), linear.contributions_from_terms(terms)
         return w * trees_raw + (1.0 - w) * linear_raw, w * trees_contrib + (1.0 - w) * linear_contrib
 
     def probability(self, raw: np.ndarray | float) -> np.ndarray:

@@ -8,6 +8,7 @@ import lightgbm as lgb
 import numpy as np
 import pytest
 
+from features.errors import LeadscoreError
 from serving.model.forest import MAX_PATH_FEATURES, TABLE_ENV, Forest, table_budget_bytes, table_plan
 
 
@@ -72,9 +73,11 @@ def test_other_tree_shapes_match_lightgbm(params: dict, monkeypatch) -> None:
         monkeypatch.setenv(TABLE_ENV, budget_mb)
         forest = Forest.from_model_text(booster.model_to_string())
         np.testing.assert_allclose(forest.raw(Xt), booster.predict(Xt, raw_score=True), rtol=0, atol=1e-9)
-        np.testing.assert_allclose(forest.contributions(Xt), expected, rtol=0, atol=1e-9)  # blocks of leads
-        for rows in (slice(0, 1), slice(3, 8), slice(250, 257)):  # one lead, a few (one at a time), a block of 7
-            np.testing.assert_allclose(forest.contributions(Xt[rows]), expected[rows], rtol=0, atol=1e-9)
+        raw = forest.raw(Xt)
+        for rows in (slice(None), slice(0, 1), slice(3, 8), slice(250, 257)):  # blocks, one lead, a few, a block of 7
+            found, contrib = forest.raw_and_contributions(Xt[rows])
+            np.testing.assert_allclose(contrib, expected[rows], rtol=0, atol=1e-9)
+            np.testing.assert_array_equal(found, raw[rows])  # the raw score TreeSHAP finds is the very same number
         with_table = forest.tables[0] >= 0
         assert with_table.all() if budget_mb == "64" else not with_table.all()
         assert with_table.any() if budget_mb == "0.02" else True  # short paths by table, long by quadrature
@@ -95,10 +98,10 @@ def test_tables_fill_the_budget_with_the_shortest_paths(scorer, monkeypatch) -> 
     starts = leaf_table[with_table]
     np.testing.assert_array_equal(np.diff(starts), (k.astype(np.int64) << k)[with_table][:-1])  # packed, no overlap
     monkeypatch.setenv(TABLE_ENV, "lots")
-    with pytest.raises(ValueError, match=f"{TABLE_ENV} must be a number of megabytes, got 'lots'"):
+    with pytest.raises(LeadscoreError, match=f"{TABLE_ENV} must be a number of megabytes, got 'lots'"):
         table_budget_bytes()
     monkeypatch.setenv(TABLE_ENV, "-1")
-    with pytest.raises(ValueError, match=f"{TABLE_ENV} must be >= 0"):
+    with pytest.raises(LeadscoreError, match=f"{TABLE_ENV} must be >= 0"):
         table_budget_bytes()
 
 
