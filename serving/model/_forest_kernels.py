@@ -71,7 +71,7 @@ def raw_scores(
         out[r] = total
 
 
-BLOCK = 256  # leads explained together in `contributions`: each leaf's table is read once per block
+BLOCK = 512  # leads explained together in `contributions`: each leaf's table is read once per block
 
 
 @njit(cache=True, nogil=True)
