@@ -4,9 +4,10 @@
 
 On the same synthetic leads it times `Scorer.explain` (probability, grade, factor impacts, top
 reason), `Scorer.predict_proba`, our TreeSHAP kernel (on 1 and 2 threads, and one lead per call as a
-request explains it) and LightGBM's `pred_contrib` on 1 and 2 threads, and checks that ours equals `pred_contrib` to 1e-9 on every lead. Wall time gives leads/s,
-process CPU time gives µs of CPU per lead (steadier when other work shares the machine); the
-ratios come from the same run. Without --model it explains the champion (`make demo` trains one).
+request explains it) and LightGBM's `pred_contrib` on 1 and 2 threads, and checks that ours equals
+`pred_contrib` to 1e-9 on every lead. Wall time gives leads/s, process CPU time gives µs of CPU per
+lead (steadier when other work shares the machine); the ratios come from the same run. Without
+--model it explains the champion (`make demo` trains one).
 """
 
 from __future__ import annotations
