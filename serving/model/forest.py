@@ -22,7 +22,7 @@ The leaf's shares depend on the lead only through the set U of its path features
 (k * 2**k values) for the leaves with the shortest paths that fit the memory budget; a lead then
 costs per leaf its mask U (from the tree's edges in preorder) and k look-ups. Leaves with longer
 paths keep the quadrature per lead. For the default model (419 trees, 13k leaf paths of 5.5
-features, at most 14) the 64 MB budget takes every path of up to 9 features (98% of leaves, 57 MiB,
+features, at most 14) the 64 MiB budget takes every path of up to 9 features (98% of leaves, 57 MiB,
 built in ~0.1 CPU-s on first use).
 
     >>> forest = Forest.from_booster(booster)          # doctest: +SKIP
@@ -238,7 +238,7 @@ class Forest:
         """Each leaf's TreeSHAP values for every subset of its path features a lead can satisfy:
         (leaf_table, table), leaf_table[leaf] the leaf's first entry or -1 (no table: computed per lead).
 
-        Built on first use (LEADSCORE_SHAP_TABLE_MB, default 64 MB: see `table_plan`)."""
+        Built on first use (LEADSCORE_SHAP_TABLE_MB, default 64 MiB: see `table_plan`)."""
         leaf_table, size = table_plan(self.leaf_k, table_budget_bytes())
         table = np.empty(size, dtype=np.float64)
         build = _kernels()[3]
