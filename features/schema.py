@@ -65,6 +65,13 @@ TRUE_WORDS = frozenset({"1", "1.0", "true", "t", "yes", "y"})
 FALSE_WORDS = frozenset({"0", "0.0", "false", "f", "no", "n"})
 
 
+def outcome_label(window_days: int) -> str:
+    """What a probability means: the same words in the training summary, model card and `GET /v1/model`."""
+    if window_days == 0:
+        return "converted, as the export records it (no outcome window)"
+    return f"converted within {window_days} days of creation"
+
+
 def normalise_label(value: Any) -> str:
     """One spelling per target value, so 1, 1.0, "1" and True compare equal."""
     if isinstance(value, bool):

@@ -12,13 +12,16 @@ from __future__ import annotations
 
 import logging
 import threading
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 from prometheus_client import CollectorRegistry, Gauge
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, func, select
 
 from serving.predlog.db import outcomes, predictions
+
+if TYPE_CHECKING:
+    import pandas as pd  # imported where the tables are built: a server whose log has too few outcomes never needs it
 
 _logger = logging.getLogger(__name__)
 MIN_OUTCOMES = 50
@@ -31,6 +34,8 @@ CALIBRATION_SE = 3.0
 
 def scored_leads(engine: Engine) -> pd.DataFrame:
     """One row per logged lead: its first score, grade, factor impacts, flags and outcome (NaN if none)."""
+    import pandas as pd
+
     p, o = predictions, outcomes
     query = (
         select(
@@ -82,6 +87,8 @@ def scored_leads(engine: Engine) -> pd.DataFrame:
 def weekly(frame: pd.DataFrame, grades: tuple[str, ...] = ("A", "B", "C", "D")) -> pd.DataFrame:
     """Per week scored: leads, mean probability, grade shares, and on leads with outcomes: expected,
     actual, their gap in standard errors, and AUC."""
+    import pandas as pd
+
     if frame.empty:
         return pd.DataFrame(
             columns=[
@@ -180,6 +187,10 @@ class LiveGauges:
 
         if not inspect(self.engine).has_table(predictions.name):
             return  # nothing logged yet: the writer creates the tables with its first batch
+        with self.engine.connect() as connection:
+            known = connection.execute(select(func.count()).select_from(outcomes)).scalar_one()
+        if known < MIN_OUTCOMES:
+            return  # no week can have enough outcomes yet (each lead has one): no tables to build
         table = weekly(scored_leads(self.engine))
         usable = table[(table["with_outcome"] >= MIN_OUTCOMES) & table["auc"].notna()]
         if usable.empty:
@@ -227,6 +238,8 @@ def monitor_command(*, database_url: str | None = None, weeks: int = 12, fail_on
 
 
 def _format(table: pd.DataFrame) -> str:
+    import pandas as pd
+
     out = table.copy()
     for col in ("mean_probability", *[c for c in out.columns if c.startswith("grade_")]):
         out[col] = out[col].map(lambda v: f"{v:.1%}")
