@@ -23,11 +23,14 @@ polynomial of degree k - 1 that a k // 2 + 1 point Gauss-Legendre rule integrate
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import logging
 import os
 import tempfile
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +46,7 @@ PIECES_PER_THREAD = 4
 PIECE_MIN_ROWS = 256
 THREADS = os.cpu_count() or 1  # rows are explained on every core by default
 BLOCK_MIN_ROWS = 8  # from here on leads are explained eight at a time (one vector of float64)
+LAYOUT_KEY = "_layout"  # in `to_arrays`: which code wrote the arrays (see `layout`)
 
 
 @dataclass(frozen=True)
@@ -100,6 +104,22 @@ class Forest:
         if any(t.get("tree_structure", {}).get("leaf_coeff") for t in dump["tree_info"]):
             raise ValueError("linear trees are not supported")
         return _Builder(int(dump["max_feature_idx"]) + 1).build(dump["tree_info"])
+
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        """Every field as an array, plus the layout they follow: what a bundle stores (`np.savez`) so a
+        server can skip flattening the text model (~0.3 CPU-s for 400 trees)."""
+        out = {f.name: np.asarray(getattr(self, f.name)) for f in fields(self)}
+        out[LAYOUT_KEY] = np.array(layout() or "")
+        return out
+
+    @classmethod
+    def from_arrays(cls, arrays: Mapping[str, np.ndarray]) -> Forest | None:
+        """The forest `to_arrays` gave, or None when other code wrote them (the caller then flattens the
+        text model, which stays the source of truth). A missing field raises KeyError."""
+        if layout() is None or LAYOUT_KEY not in arrays or str(arrays[LAYOUT_KEY]) != layout():
+            return None
+        scalars = {"n_features": int, "expected_value": float}
+        return cls(**{f.name: scalars.get(f.name, np.asarray)(arrays[f.name]) for f in fields(cls)})
 
     @property
     def n_trees(self) -> int:
@@ -201,6 +221,23 @@ class Forest:
         self.raw(one)
         self.contributions(one)
         self.contributions(np.full((BLOCK_MIN_ROWS, self.n_features), np.nan))
+
+
+@functools.cache
+def layout() -> str | None:
+    """A fingerprint of the code that decides what the arrays hold: this module (the fields, the builder,
+    the quadrature) and the text parser. Stored arrays are used only by the very code that wrote them;
+    any other version, older or newer, flattens model.txt again, so a changed builder never meets
+    arrays it did not build. Without the source files to read, nothing is ever reused."""
+    from serving.model import lightgbm_text
+
+    digest = hashlib.sha256()
+    try:
+        for module in (__file__, lightgbm_text.__file__):
+            digest.update(Path(module).read_bytes())
+    except (OSError, TypeError):
+        return None
+    return digest.hexdigest()
 
 
 def numba_available() -> bool:

@@ -53,7 +53,7 @@ class Scorer:
         self._forest: Forest | None = None
         if bundle.tree_weight > 0.0:  # the logistic model alone has no trees to flatten
             if engine == "forest" or (engine == "auto" and numba_available()):
-                self._forest = Forest.from_dump(bundle.tree_dump())
+                self._forest = bundle.forest()
                 self._forest.warm_up()
             else:
                 if engine == "auto":
