@@ -17,9 +17,10 @@ import pandas as pd
 
 from features.errors import DataError
 from features.schema import LeadSchema
-from features.schema import outcome_label as outcome_label  # defined beside the window it reads; the server needs no pandas
-from features.target import matches
 
+# outcome_label is defined beside the window it reads (so the server needs no pandas) and re-exported here
+from features.schema import outcome_label as outcome_label
+from features.target import matches
 
 SECONDS_PER_DAY = 86_400.0
 

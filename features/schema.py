@@ -37,7 +37,6 @@ import re
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
 
-import yaml
 from pydantic import (
     BaseModel,
     BeforeValidator,
@@ -422,6 +421,8 @@ class LeadSchema(_Model):
 
 
 def to_yaml(schema: LeadSchema) -> str:
+    import yaml  # here and in load_schema: a server reads its schema from bundle.json, never YAML
+
     return yaml.safe_dump(schema.to_dict(), sort_keys=False, allow_unicode=True, width=100)
 
 
@@ -438,6 +439,8 @@ def load_schema(path: str | Path) -> LeadSchema:
     path = Path(path)
     if not path.is_file():
         raise SchemaError(f"schema file not found: {path}")
+    import yaml
+
     try:
         raw = yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:

@@ -23,12 +23,15 @@ polynomial of degree k - 1 that a k // 2 + 1 point Gauss-Legendre rule integrate
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import logging
 import os
+import sys
 import tempfile
-from collections.abc import Mapping
+import threading
+from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -118,8 +121,9 @@ class Forest:
         text model, which stays the source of truth). A missing field raises KeyError."""
         if layout() is None or LAYOUT_KEY not in arrays or str(arrays[LAYOUT_KEY]) != layout():
             return None
-        scalars = {"n_features": int, "expected_value": float}
-        return cls(**{f.name: scalars.get(f.name, np.asarray)(arrays[f.name]) for f in fields(cls)})
+        scalars: dict[str, Any] = {"n_features": int, "expected_value": float}
+        values: dict[str, Any] = {f.name: scalars.get(f.name, np.asarray)(arrays[f.name]) for f in fields(cls)}
+        return cls(**values)
 
     @property
     def n_trees(self) -> int:
@@ -447,18 +451,49 @@ def compiled_cache_dir() -> Path:
     return Path(tempfile.mkdtemp(prefix="leadscore-numba-"))
 
 
+_KERNELS_LOCK = threading.Lock()  # the kernels may be loaded in a thread (serving.api.server) while others wait
+_SCIPY_BLAS = "scipy.linalg.cython_blas"
+
+
 def _kernels() -> tuple[Any, Any, Any]:
     """Compile on first use (cached on disk by numba, in `compiled_cache_dir()`), so importing this
     module stays cheap."""
     global _KERNELS
-    if _KERNELS is None:
-        import numba
+    with _KERNELS_LOCK:
+        if _KERNELS is None:
+            import numba
 
-        folder = str(compiled_cache_dir())
-        os.environ["NUMBA_CACHE_DIR"] = folder  # numba's compiler re-reads its settings from the environment
-        config: Any = numba.config  # numba types its settings module loosely
-        config.CACHE_DIR = folder
-        from serving.model import _forest_kernels
+            folder = str(compiled_cache_dir())
+            os.environ["NUMBA_CACHE_DIR"] = folder  # numba's compiler re-reads its settings from the environment
+            config: Any = numba.config  # numba types its settings module loosely
+            config.CACHE_DIR = folder
+            from numba.core.registry import cpu_target
 
-        _KERNELS = (_forest_kernels.raw_scores, _forest_kernels.contributions, _forest_kernels.contributions_rows)
+            from serving.model import _forest_kernels
+
+            with _without_scipy_blas():
+                cpu_target.typing_context.refresh()
+                cpu_target.target_context.refresh()
+            _KERNELS = (_forest_kernels.raw_scores, _forest_kernels.contributions, _forest_kernels.contributions_rows)
     return _KERNELS
+
+
+@contextlib.contextmanager
+def _without_scipy_blas() -> Iterator[None]:
+    """While numba registers its implementations (once per process, before the first kernel loads).
+
+    numba's array-math module imports SciPy's BLAS bindings at that moment only to choose how np.cov-like
+    inner products compile (BLAS or a loop; np.dot itself still imports SciPy when first compiled), and
+    importing scipy.linalg costs ~0.2 CPU-s, a tenth of a server's start. The kernels use no BLAS. Hidden
+    only when not already imported, and only for this step (no other thread imports then: the server's
+    web stack does not use SciPy); if numba stops doing this, hiding is a no-op.
+    """
+    if _SCIPY_BLAS in sys.modules:
+        yield
+        return
+    sys.modules[_SCIPY_BLAS] = None  # type: ignore[assignment]  # None makes `import` raise ImportError
+    try:
+        yield
+    finally:
+        if _SCIPY_BLAS in sys.modules and sys.modules[_SCIPY_BLAS] is None:
+            del sys.modules[_SCIPY_BLAS]

@@ -12,7 +12,6 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Header, HTTPException, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
-from sqlalchemy.exc import SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
 
 from features.factors import FACTORS
@@ -21,8 +20,7 @@ from serving.api.deps import SettingsDep
 from serving.api.errors import InputError
 from serving.api.lead_input import MAX_PROBLEMS
 from serving.api.schemas import ErrorBody, problems
-from serving.predlog import store
-from serving.predlog.db import ID_LENGTH, TEXT_LENGTH
+from serving.predlog.engine import ID_LENGTH, TEXT_LENGTH
 from serving.predlog.service import Loop
 
 router = APIRouter(prefix="/v1", tags=["closing the loop"])
@@ -70,6 +68,8 @@ def _parse(model: type[BaseModel], body: bytes) -> Any:
 
 
 async def _in_db(function: Any, /, **kwargs: Any) -> Any:
+    from sqlalchemy.exc import SQLAlchemyError  # here: a server nobody sends outcomes to never imports it
+
     try:
         return await run_in_threadpool(function, **kwargs)
     except SQLAlchemyError as exc:
@@ -92,6 +92,8 @@ async def post_outcome(
     a repeat that leaves out `occurred_at` or `owner` keeps what was stored."""
     _check(settings, authorization)
     body = _parse(OutcomeIn, await request.body())
+    from serving.predlog import store  # SQLAlchemy with it: loaded by the first request that needs the log
+
     loop = _loop(request)
     engine = await _in_db(loop.ready_engine)
     status, row = await _in_db(
@@ -122,6 +124,8 @@ async def post_feedback(
     stored; 200 with the stored verdict when the same person already said the same thing (a retry)."""
     _check(settings, authorization)
     body = _parse(FeedbackIn, await request.body())
+    from serving.predlog import store  # SQLAlchemy with it: loaded by the first request that needs the log
+
     loop = _loop(request)
     engine = await _in_db(loop.ready_engine)
     created, row = await _in_db(
@@ -138,6 +142,8 @@ async def post_feedback(
 @router.get("/leads/{lead_id}/history", responses=_ERRORS, summary="A lead's scores over time, outcome and feedback")
 async def lead_history(lead_id: Annotated[str, Field(max_length=ID_LENGTH)], request: Request) -> dict[str, Any]:
     """Every logged score (oldest first), the trend of the last two, the outcome and sales feedback."""
+    from serving.predlog import store  # SQLAlchemy with it: loaded by the first request that needs the log
+
     loop = _loop(request)
     engine = await _in_db(loop.ready_engine)
     found = await _in_db(store.lead_history, engine=engine, lead_id=lead_id)
