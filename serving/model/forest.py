@@ -24,16 +24,16 @@ polynomial of degree k - 1 that a k // 2 + 1 point Gauss-Legendre rule integrate
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import hashlib
 import logging
 import os
 import sys
 import tempfile
-import threading
 from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -44,12 +44,12 @@ _logger = logging.getLogger(__name__)
 ZERO_THRESHOLD = 1e-35  # LightGBM's kZeroThreshold
 MISSING_NONE, MISSING_ZERO, MISSING_NAN = 0, 1, 2
 _MISSING_CODES = {"None": MISSING_NONE, "Zero": MISSING_ZERO, "NaN": MISSING_NAN}
+LAYOUT_KEY = "_layout"  # in `Forest.to_arrays`: which code wrote the arrays (see `layout`)
 PARALLEL_MIN_ROWS = 2_000
 PIECES_PER_THREAD = 4
 PIECE_MIN_ROWS = 256
 THREADS = os.cpu_count() or 1  # rows are explained on every core by default
 BLOCK_MIN_ROWS = 8  # from here on leads are explained eight at a time (one vector of float64)
-LAYOUT_KEY = "_layout"  # in `to_arrays`: which code wrote the arrays (see `layout`)
 
 
 @dataclass(frozen=True)
@@ -111,7 +111,7 @@ class Forest:
     def to_arrays(self) -> dict[str, np.ndarray]:
         """Every field as an array, plus the layout they follow: what a bundle stores (`np.savez`) so a
         server can skip flattening the text model (~0.3 CPU-s for 400 trees)."""
-        out = {f.name: np.asarray(getattr(self, f.name)) for f in fields(self)}
+        out = {f.name: np.asarray(getattr(self, f.name)) for f in dataclasses.fields(self)}
         out[LAYOUT_KEY] = np.array(layout() or "")
         return out
 
@@ -122,7 +122,8 @@ class Forest:
         if layout() is None or LAYOUT_KEY not in arrays or str(arrays[LAYOUT_KEY]) != layout():
             return None
         scalars: dict[str, Any] = {"n_features": int, "expected_value": float}
-        values: dict[str, Any] = {f.name: scalars.get(f.name, np.asarray)(arrays[f.name]) for f in fields(cls)}
+        names = [f.name for f in dataclasses.fields(cls)]
+        values: dict[str, Any] = {name: scalars.get(name, np.asarray)(arrays[name]) for name in names}
         return cls(**values)
 
     @property
@@ -225,23 +226,6 @@ class Forest:
         self.raw(one)
         self.contributions(one)
         self.contributions(np.full((BLOCK_MIN_ROWS, self.n_features), np.nan))
-
-
-@functools.cache
-def layout() -> str | None:
-    """A fingerprint of the code that decides what the arrays hold: this module (the fields, the builder,
-    the quadrature) and the text parser. Stored arrays are used only by the very code that wrote them;
-    any other version, older or newer, flattens model.txt again, so a changed builder never meets
-    arrays it did not build. Without the source files to read, nothing is ever reused."""
-    from serving.model import lightgbm_text
-
-    digest = hashlib.sha256()
-    try:
-        for module in (__file__, lightgbm_text.__file__):
-            digest.update(Path(module).read_bytes())
-    except (OSError, TypeError):
-        return None
-    return digest.hexdigest()
 
 
 def numba_available() -> bool:
@@ -451,31 +435,34 @@ def compiled_cache_dir() -> Path:
     return Path(tempfile.mkdtemp(prefix="leadscore-numba-"))
 
 
-_KERNELS_LOCK = threading.Lock()  # the kernels may be loaded in a thread (serving.api.server) while others wait
-_SCIPY_BLAS = "scipy.linalg.cython_blas"
-
-
 def _kernels() -> tuple[Any, Any, Any]:
     """Compile on first use (cached on disk by numba, in `compiled_cache_dir()`), so importing this
     module stays cheap."""
     global _KERNELS
-    with _KERNELS_LOCK:
-        if _KERNELS is None:
-            import numba
+    if _KERNELS is None:
+        import numba
 
-            folder = str(compiled_cache_dir())
-            os.environ["NUMBA_CACHE_DIR"] = folder  # numba's compiler re-reads its settings from the environment
-            config: Any = numba.config  # numba types its settings module loosely
-            config.CACHE_DIR = folder
-            from numba.core.registry import cpu_target
+        folder = str(compiled_cache_dir())
+        os.environ["NUMBA_CACHE_DIR"] = folder  # numba's compiler re-reads its settings from the environment
+        config: Any = numba.config  # numba types its settings module loosely
+        config.CACHE_DIR = folder
+        _register_numba_implementations()
+        from serving.model import _forest_kernels
 
-            from serving.model import _forest_kernels
-
-            with _without_scipy_blas():
-                cpu_target.typing_context.refresh()
-                cpu_target.target_context.refresh()
-            _KERNELS = (_forest_kernels.raw_scores, _forest_kernels.contributions, _forest_kernels.contributions_rows)
+        _KERNELS = (_forest_kernels.raw_scores, _forest_kernels.contributions, _forest_kernels.contributions_rows)
     return _KERNELS
+
+
+_SCIPY_BLAS = "scipy.linalg.cython_blas"
+
+
+def _register_numba_implementations() -> None:
+    """What numba does once per process before it loads the first kernel, without SciPy's BLAS."""
+    from numba.core.registry import cpu_target
+
+    with _without_scipy_blas():
+        cpu_target.typing_context.refresh()
+        cpu_target.target_context.refresh()
 
 
 @contextlib.contextmanager
@@ -485,8 +472,8 @@ def _without_scipy_blas() -> Iterator[None]:
     numba's array-math module imports SciPy's BLAS bindings at that moment only to choose how np.cov-like
     inner products compile (BLAS or a loop; np.dot itself still imports SciPy when first compiled), and
     importing scipy.linalg costs ~0.2 CPU-s, a tenth of a server's start. The kernels use no BLAS. Hidden
-    only when not already imported, and only for this step (no other thread imports then: the server's
-    web stack does not use SciPy); if numba stops doing this, hiding is a no-op.
+    only when not already imported, and only for this step (the server loads its kernels before it
+    starts any thread); if numba stops doing this, hiding is a no-op.
     """
     if _SCIPY_BLAS in sys.modules:
         yield
@@ -497,3 +484,20 @@ def _without_scipy_blas() -> Iterator[None]:
     finally:
         if _SCIPY_BLAS in sys.modules and sys.modules[_SCIPY_BLAS] is None:
             del sys.modules[_SCIPY_BLAS]
+
+
+@functools.cache
+def layout() -> str | None:
+    """A fingerprint of the code that decides what `to_arrays` holds: this module (the fields, the
+    builder, the quadrature) and the text parser. Stored arrays are used only by the very code that wrote
+    them; any other version, older or newer, flattens model.txt again, so a changed builder never meets
+    arrays it did not build. Without the source files to read, nothing is ever reused."""
+    from serving.model import lightgbm_text
+
+    digest = hashlib.sha256()
+    try:
+        for module in (__file__, lightgbm_text.__file__):
+            digest.update(Path(module).read_bytes())
+    except (OSError, TypeError):
+        return None
+    return digest.hexdigest()
