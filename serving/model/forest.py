@@ -461,8 +461,7 @@ def _register_numba_implementations() -> None:
     from numba.core.registry import cpu_target
 
     with _without_scipy_blas():
-        cpu_target.typing_context.refresh()
-        cpu_target.target_context.refresh()
+        cpu_target.target_context.refresh()  # imports numba's implementations, array math among them
 
 
 @contextlib.contextmanager
