@@ -177,7 +177,7 @@ def choose_recipe(
     trees, trusted = _fit_trees(lgb_params, X_train, y_train, weights, encoder, X_valid, y_valid)
     shape = None
     # fewer, smaller trees cost less to explain: kept when the valid slice cannot tell them apart (training.shape)
-    if trusted and (LIGHTGBM in families or BLEND in families) and worth_trying(lgb_params, params):
+    if trusted and (LIGHTGBM in families or BLEND in families) and worth_trying(lgb_params, params, len(train)):
         shaped, _ = _fit_trees(shaped_params(lgb_params), X_train, y_train, weights, encoder, X_valid, y_valid)
         trees, shape = choose_shape(trees, shaped, y_valid)
     lgb_params, booster, rounds, raw_trees = trees.params, trees.booster, trees.rounds, trees.valid_raw

@@ -9,8 +9,16 @@ import pytest
 from features.synthetic import bundled_schema, generate
 from features.target import labels
 from training.family import choose_recipe
-from training.model import DEFAULT_PARAMS
-from training.shape import EXPLAIN_SHAPE, SHAPE_TOLERANCE, TreeFit, choose_shape, leaf_path_cost, shaped_params
+from training.model import DEFAULT_PARAMS, LARGE_DATA_ROWS
+from training.shape import (
+    EXPLAIN_SHAPE,
+    SHAPE_TOLERANCE,
+    TreeFit,
+    choose_shape,
+    leaf_path_cost,
+    shaped_params,
+    worth_trying,
+)
 
 
 def _booster(num_leaves: int, rounds: int, seed: int = 0) -> lgb.Booster:
@@ -74,6 +82,13 @@ def test_the_shape_never_takes_a_smaller_step_than_the_default() -> None:
     assert shaped_params({**DEFAULT_PARAMS, "learning_rate": 0.05})["learning_rate"] == EXPLAIN_SHAPE["learning_rate"]
     assert shaped_params({**DEFAULT_PARAMS, "learning_rate": 0.3})["learning_rate"] == 0.3
     assert shaped_params(DEFAULT_PARAMS)["num_leaves"] == EXPLAIN_SHAPE["num_leaves"]
+
+
+def test_the_shape_is_tried_below_large_data_and_unless_the_caller_set_it() -> None:
+    assert worth_trying(DEFAULT_PARAMS, None, LARGE_DATA_ROWS - 1)
+    assert not worth_trying(DEFAULT_PARAMS, None, LARGE_DATA_ROWS)  # the default steps at 0.1 there already
+    assert not worth_trying(DEFAULT_PARAMS, {"num_leaves": 31}, 1_000)
+    assert not worth_trying(shaped_params(DEFAULT_PARAMS), None, 1_000)  # nothing to compare
 
 
 @pytest.fixture(scope="module")
