@@ -55,7 +55,7 @@ sys.path.insert(0, str(BENCH))
 sys.path.insert(0, str(SUPPORT))
 sys.path.insert(0, str(ROOT))
 
-from hardening import process_cpu_s
+from hardening import process_cpu_s, trickle
 from http_load import compare_clients, get, post, run_load
 from peer import (
     OURS_PATH,
@@ -812,7 +812,10 @@ def cost_probes(server: Any, leads: list[dict[str, Any]]) -> dict[str, Any]:
         "slow body, 1 byte/s": (head % len(body) + b"\r\n", body),
     }
     for name, (sent_at_once, trickled) in slow.items():
-        status, waited = _trickle((host, int(port)), sent_at_once, trickled)
+        with socket.create_connection((host, int(port)), timeout=60) as sock:
+            sock.sendall(sent_at_once)
+            answer, waited = trickle(sock, trickled, every_s=1.0)
+        status = int(answer.split()[1]) if answer.startswith(b"HTTP/") else None
         out[name] = {"status": status, "answered_after_s": round(waited, 1)}
         _say(f"probe {name}: {status} after {waited:.1f} s")
     began = time.perf_counter()
@@ -824,27 +827,6 @@ def cost_probes(server: Any, leads: list[dict[str, Any]]) -> dict[str, Any]:
     }
     _say(f"probe silent connection: closed after {out['silent connection']['answered_after_s']} s")
     return out
-
-
-def _trickle(address: tuple[str, int], sent_at_once: bytes, trickled: bytes) -> tuple[int | None, float]:
-    """Send `trickled` one byte a second until the server answers; its status and the seconds it took."""
-    began = time.perf_counter()
-    answer = b""
-    with socket.create_connection(address, timeout=60) as sock:
-        sock.sendall(sent_at_once)
-        sock.settimeout(1.0)
-        for byte in trickled:
-            try:
-                sock.sendall(bytes([byte]))
-                answer = sock.recv(4096)
-            except TimeoutError:
-                continue
-            except OSError:
-                break
-            if answer:
-                break
-    status = int(answer.split()[1]) if answer.startswith(b"HTTP/") else None
-    return status, time.perf_counter() - began
 
 
 def fuzz(store: Store, budget: Budget) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from serving.api.lead_input import MAX_KEYS, MAX_PROBLEMS
-from support.hardening import Registry, Served, process_cpu_s, serve_process
+from support.hardening import Registry, Served, process_cpu_s, serve_process, trickle
 from support.http_load import post
 
 LEAD = {"lead_id": "C-1", "industry": "software", "web_visits": 3, "company_size": 40}
@@ -95,31 +95,11 @@ def test_10000_invalid_leads_are_refused_cheaply_with_a_short_answer(server: Ser
 
 
 # -- slow and silent clients -----------------------------------------------------------------------
-def _trickle(sock: socket.socket, data: bytes) -> tuple[bytes, float]:
-    """Send `data` about a byte every 0.25 s until the server answers or closes; (the whole answer,
-    seconds until its first bytes)."""
-    began = time.monotonic()
-    sock.settimeout(0.25)
-    for byte in data:
-        try:
-            sock.sendall(bytes([byte]))
-            answer = sock.recv(4096)
-        except TimeoutError:
-            continue
-        except OSError:
-            break
-        if answer:
-            waited = time.monotonic() - began
-            sock.settimeout(5)
-            while chunk := sock.recv(4096):  # the rest of the answer, up to the server's close
-                answer += chunk
-            return answer, waited
-    return b"", time.monotonic() - began
-
-
 def test_headers_sent_a_byte_at_a_time_get_a_408_at_the_deadline(server: Served) -> None:
     with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
-        answer, waited = _trickle(sock, b"POST /v1/score HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n")
+        answer, waited = trickle(
+            sock, b"POST /v1/score HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n", every_s=0.25
+        )
     head, _, body = answer.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 408"), answer[:200]
     assert json.loads(body)["detail"] == [
@@ -137,7 +117,7 @@ def test_a_body_sent_a_byte_at_a_time_gets_a_408_at_the_deadline(server: Served)
     head = b"POST /v1/score HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n"
     with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
         sock.sendall(head % len(body))
-        answer, waited = _trickle(sock, body)
+        answer, waited = trickle(sock, body, every_s=0.25)
     assert answer.startswith(b"HTTP/1.1 408") and b"LEADSCORE_BODY_TIMEOUT_S" in answer, answer[:200]
     assert waited < DEADLINE_S + 3
 

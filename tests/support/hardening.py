@@ -90,6 +90,29 @@ def process_cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def trickle(sock: socket.socket, data: bytes, *, every_s: float) -> tuple[bytes, float]:
+    """Send `data` one byte every `every_s` seconds until the server answers or closes, as a slow client
+    does; (the whole answer up to the server's close, seconds until its first bytes)."""
+    began = time.monotonic()
+    sock.settimeout(every_s)
+    for byte in data:
+        try:
+            sock.sendall(bytes([byte]))
+            answer = sock.recv(4096)
+        except TimeoutError:
+            continue
+        except OSError:
+            break
+        if answer:
+            waited = time.monotonic() - began
+            sock.settimeout(5)
+            with contextlib.suppress(OSError):  # a server that keeps the connection open: what came
+                while chunk := sock.recv(4096):
+                    answer += chunk
+            return answer, waited
+    return b"", time.monotonic() - began
+
+
 @dataclass(frozen=True)
 class Served:
     """A real `leadscore serve` process: its URL and pid (for its CPU time)."""
