@@ -65,9 +65,17 @@ def best_with_evidence(per_lead: Mapping[K, np.ndarray], prior: K) -> K:
 
 def trusted_window(prior_score: np.ndarray, y: np.ndarray) -> bool:
     """Whether the window can judge settings: the prior model ranks it at ROC AUC >= DRIFT_AUC."""
+    return trusted_auc(window_auc(prior_score, y))
+
+
+def trusted_auc(auc: float) -> bool:
+    """`trusted_window` from the prior model's ROC AUC on the window (NaN: one class, no evidence)."""
+    return bool(auc >= DRIFT_AUC)
+
+
+def window_auc(score: np.ndarray, y: np.ndarray) -> float:
+    """ROC AUC of `score` on the window; NaN when the window holds one class."""
     from sklearn.metrics import roc_auc_score
 
     y = np.asarray(y)
-    if y.min() == y.max():
-        return False
-    return bool(roc_auc_score(y, prior_score) >= DRIFT_AUC)
+    return float(roc_auc_score(y, score)) if len(y) and y.min() != y.max() else math.nan

@@ -17,6 +17,7 @@ import logging
 import math
 import time
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -34,13 +35,13 @@ from serving.model import registry
 from serving.model.bundle import Bundle
 from training import recovery, tracking
 from training.baseline import fit_baseline
-from training.calibrate import fit_calibrator
 from training.evidence import DRIFT_AUC
 from training.family import (
     CROSS_FIT_MAX_ROWS,
     Calibrated,
     Components,
     Recipe,
+    calibration_map,
     choose_recipe,
     fit_calibrated,
     fit_components,
@@ -83,9 +84,11 @@ class TrainResult:
     tree_weight: float = 1.0
     folds: list[dict[str, Any]] = field(default_factory=list)
     calibration_source: str = ""
-    valid_auc: float = float("nan")
+    valid_auc: float = float("nan")  # the prior model's ranking of the newest slice (training.evidence)
+    drifting: bool = False
     repairs: list[str] = field(default_factory=list)
     cpu_timings: dict[str, float] = field(default_factory=dict)  # CPU seconds per stage (all threads)
+    tree_shape: str = ""  # the explanation-shape trade-off (training.shape), when shaped trees were tried
 
     def summary(self) -> str:
         """The few lines a person reads after `leadscore train`."""
@@ -122,13 +125,16 @@ class TrainResult:
                 "(mean ± spread across folds)"
             )
         lines.append(f"  served model: refitted on all {r.n_used:,} used leads; calibration {self.calibration_source}")
+        if self.tree_shape:
+            lines.append(f"  trees: {self.tree_shape}")
         if r.note:
             lines.append(f"  note: {r.note}")
-        if self.valid_auc < DRIFT_AUC:
+        if self.drifting:
             lines.append(
                 f"  drift: a model of the older leads ranks the newest slice at ROC AUC {self.valid_auc:.2f} "
-                "(0.5 is chance): the past says little about the newest leads, so that slice chose nothing and "
-                "training kept its default settings; watch the next quarter, or try --half-life-days"
+                f"(0.5 is chance, below {DRIFT_AUC} is drift): the past says little about the newest leads, so that "
+                "slice chose nothing; training serves the logistic model (it follows values beyond the past's) "
+                "at its default settings, with its own probabilities; watch the next quarter"
             )
         lines.append(f"  {'test leads':<16}{'ROC AUC':>9}{'PR AUC':>9}{'log loss':>10}{'ECE':>8}{'lift@10%':>10}")
         for name, ev in self.evaluations.items():
@@ -244,7 +250,7 @@ def train(
                     split.report, candidate, bundle, schema, data_path, data_sha, promote, settings, champion_before
                 )
             )
-            tracking.log_metrics(run_metrics(candidate.evaluations, drift, candidate.folds))
+            tracking.log_metrics(run_metrics(candidate.evaluations, drift, candidate.folds, candidate.recipe.shape))
             tracking.log_artifacts(artifacts)
             tracking.log_training_data(frame, path=data_path, digest=data_sha, target=schema.target_column)
             tracking.set_tags({"leadscore.decision": decision.reason, "leadscore.promoted": decision.promote})
@@ -283,7 +289,9 @@ def train(
             tree_weight=candidate.recipe.tree_weight,
             folds=candidate.folds,
             calibration_source=candidate.deployed.method,
-            valid_auc=candidate.recipe.valid_auc,
+            valid_auc=candidate.recipe.prior_auc,
+            drifting=candidate.recipe.drifting,
+            tree_shape=candidate.recipe.shape.describe() if candidate.recipe.shape else "",
             seconds=clock.total,
             timings=dict(clock.marks),
             cpu_timings=dict(clock.cpu_marks),
@@ -479,7 +487,8 @@ def fit_and_evaluate(
             half_life_days=half_life_days,
         )
         if len(fold.fit) > CROSS_FIT_MAX_ROWS:  # large data: the chooser is the evaluated model, one fit less
-            calibrator = fit_calibrator(chooser.raw_of_valid(pool.iloc[fold.select]), y[fold.select], seed=seed)
+            newest = pool.iloc[fold.select]
+            calibrator = calibration_map(recipe, partial(chooser.raw_of_valid, newest), y[fold.select], seed=seed)
             evaluated = Calibrated(chooser, calibrator, "the valid slice", len(fold.select))
         else:
             evaluated = fit_calibrated(
@@ -540,7 +549,8 @@ def _deploy(
     pool, y, select = split.frame, split.y, split.deploy_select
     if len(pool) > CROSS_FIT_MAX_ROWS:
         final = fit_components(pool, y, schema, recipe, seed=seed)
-        calibrator = fit_calibrator(_raw_at(evaluated.components, pool, select, scored), y[select], seed=seed)
+        raw = partial(_raw_at, evaluated.components, pool, select, scored)
+        calibrator = calibration_map(recipe, raw, y[select], seed=seed)
         return Calibrated(final, calibrator, "on the newest slice, scored by the evaluated model", len(select))
     return fit_calibrated(pool, y, select, schema, recipe, seed=seed)
 

@@ -10,7 +10,7 @@ from sklearn.metrics import log_loss
 from features.synthetic import bundled_schema, generate
 from features.target import labels
 from training.evidence import DRIFT_AUC, best_with_evidence, platt_losses, trusted_window
-from training.family import BLEND_PRIOR, choose_recipe, default_rounds
+from training.family import BLEND_PRIOR, DRIFT_TREE_WEIGHT, choose_recipe, default_rounds, fit_calibrated
 from training.linear import DEFAULT_C
 
 
@@ -48,21 +48,44 @@ def test_a_validation_slice_without_signal_leaves_every_setting_at_its_default()
     recipe, _ = choose_recipe(leads.iloc[:n], y[:n], leads.iloc[n:], shuffled, schema)
     assert recipe.rounds == default_rounds(recipe.params)
     assert recipe.C == DEFAULT_C
-    assert recipe.tree_weight == BLEND_PRIOR
+    assert recipe.tree_weight == (DRIFT_TREE_WEIGHT if recipe.drifting else BLEND_PRIOR)
 
 
 def test_a_window_the_prior_model_ranks_backwards_chooses_nothing() -> None:
     """Under drift the newest slice can be ranked worse than chance by any model of the older leads
     (the bank export: ROC AUC 0.40); its per-lead losses still clear two standard errors for some
-    setting by chance, so such a window is no evidence and every setting keeps its prior."""
+    setting by chance, so such a window is no evidence: every setting keeps its prior, and the family
+    is the logistic model, which follows values beyond the past's."""
     schema = bundled_schema()
     leads = generate(quarters=4, leads_per_quarter=1500, seed=5).leads
     leads = leads.sort_values(schema.created_at, kind="stable").reset_index(drop=True)
     y = labels(leads, schema)
     n = 4500
     backwards = 1 - y[n:]  # a window whose outcomes run against everything the past taught
-    recipe, _ = choose_recipe(leads.iloc[:n], y[:n], leads.iloc[n:], backwards, schema)
-    assert recipe.valid_auc < DRIFT_AUC
-    assert (recipe.rounds, recipe.C, recipe.tree_weight) == (default_rounds(recipe.params), DEFAULT_C, BLEND_PRIOR)
+    recipe, chooser = choose_recipe(leads.iloc[:n], y[:n], leads.iloc[n:], backwards, schema)
+    assert recipe.prior_auc < DRIFT_AUC and recipe.drifting
+    assert (recipe.rounds, recipe.C, recipe.tree_weight) == (default_rounds(recipe.params), DEFAULT_C, 0.0)
+    assert recipe.family == "logistic" and chooser.booster is None and chooser.linear is not None
+    trusted, _ = choose_recipe(leads.iloc[:n], y[:n], leads.iloc[n:], y[n:], schema)
+    assert not trusted.drifting and trusted.prior_auc >= DRIFT_AUC and trusted.tree_weight > 0
     assert trusted_window(np.arange(10.0), np.r_[np.zeros(5), np.ones(5)])
     assert not trusted_window(np.arange(10.0), np.r_[np.ones(5), np.zeros(5)])
+
+
+def test_a_drifting_model_serves_its_own_probabilities() -> None:
+    """Under drift no map is fitted on the newest slice (it would bend every score toward a slice unlike
+    the past): the logistic model's maximum-likelihood probabilities are served, level and all."""
+    schema = bundled_schema()
+    leads = generate(quarters=4, leads_per_quarter=1500, seed=5).leads
+    leads = leads.sort_values(schema.created_at, kind="stable").reset_index(drop=True)
+    y = labels(leads, schema)
+    n = 4500
+    y[n:] = 1 - y[n:]
+    recipe, _ = choose_recipe(leads.iloc[:n], y[:n], leads.iloc[n:], y[n:], schema)
+    fitted = fit_calibrated(leads, y, np.arange(n, len(leads)), schema, recipe)
+    assert fitted.calibrator.method == "identity"
+    assert fitted.components.booster is None and fitted.components.linear is not None
+    raw = fitted.components.raw(leads)
+    p = fitted.calibrator(raw)
+    np.testing.assert_allclose(p, 1 / (1 + np.exp(-raw)), rtol=1e-9)
+    assert p.mean() == pytest.approx(y.mean(), abs=0.01)
