@@ -5,9 +5,10 @@ store in `--cwd` unless `--model` says otherwise), waits for /readyz, sends one 
 and times both from the moment the process was spawned. The first start of a new checkout compiles the
 numba kernels into the cache; it is run once first and not counted (`--no-warm` counts it).
 
-Then, in fresh interpreters, it splits the time the server spends before listening: importing the
-web stack, resolving the model reference, loading the bundle, building the scorer (flattening the trees
-and loading the compiled kernels).
+Then, in fresh interpreters, it splits the time the server spends before listening, wall and CPU
+seconds: importing the web stack, resolving the model reference, loading the bundle (with the trees
+flattened at training time, `forest.npz`), building the scorer (importing numba and loading the compiled
+kernels; bundles without forest.npz also flatten model.txt here).
 
     python bench/cold_start.py --cwd .                  # the demo's store: mlflow.db and models/ in .
     python bench/cold_start.py --cwd . --starts 7 --model models/lead-conversion/1
@@ -31,26 +32,29 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from peer import OURS_PATH, checkout_pythonpath, first_score_s, leadscore_server, ours_body
 
 TARGET_S = 1.5
+_HEAVY = "mlflow, lightgbm, sklearn, scipy.linalg, sqlalchemy, pandas"
 
 _STAGES = """
 import time, json, sys
-t0 = time.perf_counter()
+t = [(time.perf_counter(), time.process_time())]
 import training.cli, uvicorn
 from serving.api.main import create_app
-t1 = time.perf_counter()
+t.append((time.perf_counter(), time.process_time()))
 from serving.model.registry import resolve, is_registry_uri, load_bundle
 model = sys.argv[1]
 if is_registry_uri(model):
     resolve(model)
-t2 = time.perf_counter()
+t.append((time.perf_counter(), time.process_time()))
 bundle = load_bundle(model, probe=True)
-t3 = time.perf_counter()
+t.append((time.perf_counter(), time.process_time()))
 from serving.model.scorer import Scorer
 scorer = Scorer(bundle)
-t4 = time.perf_counter()
-heavy = [m for m in ("mlflow", "lightgbm", "sklearn", "scipy", "sqlalchemy", "numba", "pandas") if m in sys.modules]
-print(json.dumps({"imports_s": t1 - t0, "resolve_s": t2 - t1, "bundle_s": t3 - t2, "scorer_s": t4 - t3,
-                  "modules": heavy}))
+t.append((time.perf_counter(), time.process_time()))
+heavy = [m for m in ("mlflow", "lightgbm", "sklearn", "scipy.linalg", "sqlalchemy", "numba", "pandas")
+         if m in sys.modules]
+names = ("imports", "resolve", "bundle", "scorer")
+print(json.dumps({**{f"{n}_s": t[i + 1][0] - t[i][0] for i, n in enumerate(names)},
+                  **{f"{n}_cpu_s": t[i + 1][1] - t[i][1] for i, n in enumerate(names)}, "modules": heavy}))
 """
 
 
@@ -83,11 +87,12 @@ def main() -> int:
         f"ready {ready:.2f} s, server CPU {cpu:.2f} s (steadier than wall time on a busy machine); each: "
         + ", ".join(f"{r['first_answer_s']:.2f}" for r in runs)
     )
-    parts = {k: statistics.median(s[k] for s in stages) for k in ("imports_s", "resolve_s", "bundle_s", "scorer_s")}
+    names = ("imports", "resolve", "bundle", "scorer")
+    parts = {k: statistics.median(s[k] for s in stages) for n in names for k in (f"{n}_s", f"{n}_cpu_s")}
     print(
         f"before listening (median of {len(stages)} fresh interpreters): "
-        + ", ".join(f"{k[:-2]} {v:.2f} s" for k, v in parts.items())
-        + f"; heavy modules loaded: {', '.join(stages[0]['modules'])}"
+        + ", ".join(f"{n} {parts[n + '_s']:.2f} s ({parts[n + '_cpu_s']:.2f} CPU-s)" for n in names)
+        + f"; heavy modules loaded: {', '.join(stages[0]['modules']) or 'none of ' + _HEAVY}"
     )
     print(
         f"load average {load_before:.1f} at the start, {os.getloadavg()[0]:.1f} at the end "

@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
-from features.loading import coerce_boolean, parse_dates
-from features.periods import days_before, days_before_one
 from features.schema import FALSE_WORDS, TRUE_WORDS, LeadSchema
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 MAX_LEVELS = 200
 MIN_LEVEL_COUNT = 5
@@ -52,7 +52,6 @@ class LeadEncoder:
     def _set_levels(self, levels: dict[str, list[str]]) -> None:
         self.levels_ = levels
         self._codes = {name: {v: float(i) for i, v in enumerate(vals)} for name, vals in levels.items()}
-        self._cats = {name: pd.CategoricalDtype(vals) for name, vals in levels.items()}
 
     # -- description ---------------------------------------------------------------------
     @property
@@ -83,6 +82,11 @@ class LeadEncoder:
     # -- transforming --------------------------------------------------------------------
     def transform(self, frame: pd.DataFrame) -> np.ndarray:
         """Vectorised: a DataFrame of leads to the model's float matrix. Absent columns are missing."""
+        import pandas as pd  # here, not at the top: the real-time path (and so the server) never needs pandas
+
+        from features.loading import coerce_boolean, parse_dates
+        from features.periods import days_before
+
         n = len(frame)
         out = np.full((n, len(self.schema.features)), np.nan, dtype=np.float64)
         created = None
@@ -108,8 +112,10 @@ class LeadEncoder:
 
     def _codes_of(self, name: str, col: pd.Series) -> np.ndarray:
         """Level codes (NaN for missing and unseen): each distinct value is looked up once, not per lead."""
+        import pandas as pd
+
         positions, distinct = pd.factorize(col.astype("string").str.strip())
-        known = pd.Categorical(distinct, dtype=self._cats[name]).codes.astype(np.float64)
+        known = pd.Categorical(distinct, dtype=pd.CategoricalDtype(self.levels_[name])).codes.astype(np.float64)
         known[known < 0] = np.nan
         return np.append(known, np.nan)[positions]  # position -1 (missing) takes the appended NaN
 
@@ -127,8 +133,10 @@ class LeadEncoder:
                 elif spec.type == "boolean":
                     out[i, j] = _bool_value(value)
                 elif spec.type == "datetime":
+                    from features.periods import days_before_one  # pandas, only for schemas with dates
+
                     if now is None:
-                        now = pd.Timestamp.now()
+                        now = _now()
                     created = record.get(self.schema.created_at) if self.schema.created_at else None
                     out[i, j] = days_before_one(created or now, value)
                 else:
@@ -158,9 +166,19 @@ class LeadEncoder:
 
 
 def _created_at(frame: pd.DataFrame, schema: LeadSchema) -> pd.Series:
+    import pandas as pd
+
+    from features.loading import parse_dates
+
     if schema.created_at and schema.created_at in frame.columns:
         return parse_dates(frame[schema.created_at])
-    return pd.Series(pd.Timestamp.now(), index=frame.index)
+    return pd.Series(_now(), index=frame.index)
+
+
+def _now() -> pd.Timestamp:
+    import pandas as pd
+
+    return pd.Timestamp.now()
 
 
 def _bool_value(value: Any) -> float:

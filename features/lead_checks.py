@@ -14,14 +14,15 @@ outside the schema's list are not refused: the model scores them as missing and 
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
 from features.errors import DataError
-from features.loading import coerce_feature
 from features.schema import FeatureSpec, LeadSchema
+
+if TYPE_CHECKING:
+    import pandas as pd  # the frame checks' only; the API's per-value checks (and so the server) never load it
 
 TYPE_WORDS = {
     "numeric": "a number",
@@ -54,6 +55,10 @@ def value_problem(spec: FeatureSpec, value: Any) -> str | None:
 def bad_values(values: pd.Series, spec: FeatureSpec) -> pd.Series:
     """Mask of cells that do not fit their feature: the wrong type (including booleans in a number
     column), not finite, or out of the schema's range. Missing cells fit (missing data is scored)."""
+    import pandas as pd
+
+    from features.loading import coerce_feature
+
     if spec.type == "categorical":
         return pd.Series(False, index=values.index)
     if spec.type in NUMBER_TYPES and (values.dtype == bool or str(values.dtype) == "boolean"):

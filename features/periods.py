@@ -17,15 +17,10 @@ import pandas as pd
 
 from features.errors import DataError
 from features.schema import LeadSchema
+
+# outcome_label is defined beside the window it reads (so the server needs no pandas) and re-exported here
+from features.schema import outcome_label as outcome_label
 from features.target import matches
-
-
-def outcome_label(window_days: int) -> str:
-    """What a probability means: the same words in the training summary, model card and `GET /v1/model`."""
-    if window_days == 0:
-        return "converted, as the export records it (no outcome window)"
-    return f"converted within {window_days} days of creation"
-
 
 SECONDS_PER_DAY = 86_400.0
 

@@ -37,7 +37,6 @@ import re
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
 
-import yaml
 from pydantic import (
     BaseModel,
     BeforeValidator,
@@ -63,6 +62,13 @@ DEFAULT_GRADES: dict[str, float] = {"A": 0.30, "B": 0.15, "C": 0.06, "D": 0.0}
 
 TRUE_WORDS = frozenset({"1", "1.0", "true", "t", "yes", "y"})
 FALSE_WORDS = frozenset({"0", "0.0", "false", "f", "no", "n"})
+
+
+def outcome_label(window_days: int) -> str:
+    """What a probability means: the same words in the training summary, model card and `GET /v1/model`."""
+    if window_days == 0:
+        return "converted, as the export records it (no outcome window)"
+    return f"converted within {window_days} days of creation"
 
 
 def normalise_label(value: Any) -> str:
@@ -415,6 +421,8 @@ class LeadSchema(_Model):
 
 
 def to_yaml(schema: LeadSchema) -> str:
+    import yaml  # here and in load_schema: a server reads its schema from bundle.json, never YAML
+
     return yaml.safe_dump(schema.to_dict(), sort_keys=False, allow_unicode=True, width=100)
 
 
@@ -431,6 +439,8 @@ def load_schema(path: str | Path) -> LeadSchema:
     path = Path(path)
     if not path.is_file():
         raise SchemaError(f"schema file not found: {path}")
+    import yaml
+
     try:
         raw = yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:

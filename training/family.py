@@ -37,6 +37,7 @@ from training.evidence import best_with_evidence, platt_losses, trusted_auc, win
 from training.levels import fold_start, own_levels, period_codes, start_score, unexplained_levels
 from training.linear import DEFAULT_C, LinearFit, fit_linear_details, select_C_and_fit
 from training.model import DEFAULT_PARAMS, EARLY_STOPPING_ROUNDS, MAX_ROUNDS, size_params
+from training.shape import ShapeChoice, TreeFit, choose_shape, shaped_params, worth_trying
 
 _logger = logging.getLogger(__name__)
 
@@ -80,6 +81,7 @@ class Recipe:
     valid_auc: float = math.nan  # how well the chosen family, fitted on the older leads, ranked the newest slice
     prior_auc: float = math.nan  # how well LightGBM at its prior rounds, fitted on the older leads, ranked it
     drifting: bool = False  # that ranking was below DRIFT_AUC: the slice chose nothing (training.evidence)
+    shape: ShapeChoice | None = None  # the explanation-shaped trees tried on the same slice (training.shape)
 
     @property
     def family(self) -> str:
@@ -206,32 +208,22 @@ def choose_recipe(
     X_train, X_valid = encoder.transform(train), encoder.transform(valid)
     lgb_params = lightgbm_params(schema, encoder, len(train), params, seed)
     weights = recency_weights(train, schema, half_life_days)
-    prior_rounds = default_rounds(lgb_params)
     found = _quarters(train, schema)
     prior_fit, periods = (
         _level_check(found, X_train, y_train, encoder, weights, seed) if found is not None else (None, None)
     )
-    booster = BOOSTER_TRAINER.get()(
-        lgb_params,
-        X_train,
-        y_train,
-        weights,
-        encoder,
-        rounds=max(MAX_ROUNDS, prior_rounds),
-        valid=(X_valid, y_valid),
-        min_rounds=prior_rounds,
-        **_offsets(prior_fit, periods),
-    )
+    offsets = _offsets(prior_fit, periods)
+    trees, prior_auc = _fit_trees(lgb_params, X_train, y_train, weights, encoder, X_valid, y_valid, **offsets)
     # A slice the prior model cannot rank is no evidence: every setting keeps its prior (training.evidence).
-    prior = min(prior_rounds, booster.current_iteration())
-    prior_raw = booster.predict(X_valid, raw_score=True, num_iteration=prior)
-    prior_auc = window_auc(prior_raw, y_valid)
     trusted = trusted_auc(prior_auc)
-    if trusted:
-        rounds, raw_trees = _rounds_with_evidence(booster, X_valid, y_valid, prior_rounds)
-    else:
-        rounds, raw_trees = prior, prior_raw
-    booster = lgb.Booster(model_str=booster.model_to_string(num_iteration=rounds))
+    shape = None
+    # fewer, smaller trees cost less to explain: kept when the valid slice cannot tell them apart (training.shape)
+    if trusted and (LIGHTGBM in families or BLEND in families) and worth_trying(lgb_params, params, len(train)):
+        shaped, _ = _fit_trees(
+            shaped_params(lgb_params), X_train, y_train, weights, encoder, X_valid, y_valid, **offsets
+        )
+        trees, shape = choose_shape(trees, shaped, y_valid)
+    lgb_params, booster, rounds, raw_trees = trees.params, trees.booster, trees.rounds, trees.valid_raw
 
     linear, C, raw_linear = None, DEFAULT_C, np.zeros(len(valid))
     if LOGISTIC in families or BLEND in families:
@@ -266,6 +258,7 @@ def choose_recipe(
         valid_auc=valid_auc,
         prior_auc=prior_auc,
         drifting=not trusted,
+        shape=shape,
     )
     chooser = Components(
         encoder=encoder,
@@ -276,6 +269,42 @@ def choose_recipe(
         valid_raw=valid_raw,
     )
     return recipe, chooser
+
+
+def _fit_trees(
+    params: dict[str, Any],
+    X_train: np.ndarray,
+    y_train: np.ndarray,
+    weights: np.ndarray | None,
+    encoder: LeadEncoder,
+    X_valid: np.ndarray,
+    y_valid: np.ndarray,
+    **offsets: np.ndarray,
+) -> tuple[TreeFit, float]:
+    """LightGBM early-stopped on the valid slice, its rounds chosen with evidence, and the prior model's
+    ROC AUC on the slice (below DRIFT_AUC the slice is no evidence: rounds keep their prior). `offsets`:
+    each lead's quarter level (`training.levels`), when there are levels."""
+    prior_rounds = default_rounds(params)
+    booster = BOOSTER_TRAINER.get()(
+        params,
+        X_train,
+        y_train,
+        weights,
+        encoder,
+        rounds=max(MAX_ROUNDS, prior_rounds),
+        valid=(X_valid, y_valid),
+        min_rounds=prior_rounds,
+        **offsets,
+    )
+    prior = min(prior_rounds, booster.current_iteration())
+    prior_raw = booster.predict(X_valid, raw_score=True, num_iteration=prior)
+    prior_auc = window_auc(prior_raw, y_valid)
+    if trusted_auc(prior_auc):
+        rounds, raw_trees = _rounds_with_evidence(booster, X_valid, y_valid, prior_rounds)
+    else:
+        rounds, raw_trees = prior, prior_raw
+    booster = lgb.Booster(model_str=booster.model_to_string(num_iteration=rounds))
+    return TreeFit(params=params, booster=booster, rounds=rounds, valid_raw=raw_trees), prior_auc
 
 
 def fit_components(

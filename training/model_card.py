@@ -147,6 +147,8 @@ def model_card(
     ]
     if report.note:
         lines.append(f"- note: {report.note}")
+    if isinstance(meta.get("tree_shape"), dict):
+        lines.append(f"- trees: {meta['tree_shape']['note']}")
     lines += [
         "",
         "## Test-quarter metrics",

@@ -88,6 +88,7 @@ class TrainResult:
     drifting: bool = False
     repairs: list[str] = field(default_factory=list)
     cpu_timings: dict[str, float] = field(default_factory=dict)  # CPU seconds per stage (all threads)
+    tree_shape: str = ""  # the explanation-shape trade-off (training.shape), when shaped trees were tried
 
     def summary(self) -> str:
         """The few lines a person reads after `leadscore train`."""
@@ -124,6 +125,8 @@ class TrainResult:
                 "(mean ± spread across folds)"
             )
         lines.append(f"  served model: refitted on all {r.n_used:,} used leads; calibration {self.calibration_source}")
+        if self.tree_shape:
+            lines.append(f"  trees: {self.tree_shape}")
         if r.note:
             lines.append(f"  note: {r.note}")
         if self.drifting:
@@ -247,7 +250,7 @@ def train(
                     split.report, candidate, bundle, schema, data_path, data_sha, promote, settings, champion_before
                 )
             )
-            tracking.log_metrics(run_metrics(candidate.evaluations, drift, candidate.folds))
+            tracking.log_metrics(run_metrics(candidate.evaluations, drift, candidate.folds, candidate.recipe.shape))
             tracking.log_artifacts(artifacts)
             tracking.log_training_data(frame, path=data_path, digest=data_sha, target=schema.target_column)
             tracking.set_tags({"leadscore.decision": decision.reason, "leadscore.promoted": decision.promote})
@@ -288,6 +291,7 @@ def train(
             calibration_source=candidate.deployed.method,
             valid_auc=candidate.recipe.prior_auc,
             drifting=candidate.recipe.drifting,
+            tree_shape=candidate.recipe.shape.describe() if candidate.recipe.shape else "",
             seconds=clock.total,
             timings=dict(clock.marks),
             cpu_timings=dict(clock.cpu_marks),

@@ -21,6 +21,7 @@ from training import plots, tracking
 from training.metrics import Evaluation
 from training.model_card import data_profile, model_card
 from training.promotion import Decision, PromotionSettings
+from training.shape import ShapeChoice
 from training.splits import Split, SplitReport
 
 if TYPE_CHECKING:
@@ -64,7 +65,13 @@ def bundle_metadata(
         "calibration": bundle.calibrator.method,
         "schema_fingerprint": bundle.schema.fingerprint(),
         "data_fingerprint": data_sha,
+        **shape_metadata(candidate.recipe.shape),
     }
+
+
+def shape_metadata(shape: ShapeChoice | None) -> dict[str, Any]:
+    """The tree-shape trade-off as the bundle (and so the model card) keeps it."""
+    return {} if shape is None else {"tree_shape": {**shape.record(), "note": shape.describe()}}
 
 
 def run_params(
@@ -112,6 +119,7 @@ def run_params(
         "newest_slice_roc_auc": candidate.recipe.valid_auc,
         "newest_slice_prior_roc_auc": candidate.recipe.prior_auc,
         "newest_slice_drifting": candidate.recipe.drifting,
+        "tree_shape": _shape_name(candidate.recipe.shape),
         "n_deployed": report.n_used,
         "calibration_source": candidate.deployed.method,
         "evaluation_folds": len(candidate.folds),
@@ -125,10 +133,21 @@ def run_params(
     return params
 
 
+def _shape_name(shape: ShapeChoice | None) -> str:
+    if shape is None:
+        return "default (shaped trees not tried)"
+    return "shaped for explanation" if shape.shaped else "default (shaped trees outside the tolerance)"
+
+
 def run_metrics(
-    evaluations: dict[str, Evaluation | None], drift: pd.DataFrame | None, folds: list[dict[str, Any]] | None = None
+    evaluations: dict[str, Evaluation | None],
+    drift: pd.DataFrame | None,
+    folds: list[dict[str, Any]] | None = None,
+    shape: ShapeChoice | None = None,
 ) -> dict[str, float]:
     out: dict[str, float] = {}
+    if shape is not None:
+        out.update({f"shape_{k}": float(v) for k, v in shape.record().items()})
     for k, fold in enumerate(folds or []):
         out.update({f"fold{k + 1}_roc_auc": fold["roc_auc"], f"fold{k + 1}_log_loss": fold["log_loss"]})
     if folds and len(folds) > 1:

@@ -12,7 +12,7 @@ from pydantic import SecretStr
 from starlette.concurrency import run_in_threadpool
 
 from features.factors import FACTOR_LABELS
-from features.periods import outcome_label
+from features.schema import outcome_label
 from serving.api import lead_input
 from serving.api.lead_input import ParsedLeads
 from serving.api.schemas import RequestModels

@@ -71,43 +71,54 @@ def raw_scores(
         out[r] = total
 
 
-BLOCK = 8  # leads explained together: one AVX-512 vector (two AVX2 ones) of float64 per step
+BLOCK = 512  # leads explained together in `contributions`: each leaf's table is read once per block
 
 
 @njit(cache=True, nogil=True)
-def _decide_block(
-    XT, width, left, feature, threshold, categorical, missing, default_left, cat_start, cat_words, cat_bits
-):
-    """left[m * BLOCK + b] = 1 when lead b goes left at node m. XT[f * BLOCK + b] is the block transposed,
-    so the numeric nodes' loop over the block's leads runs as vector code."""
-    for m in range(feature.shape[0]):
-        f = feature[m] * BLOCK
-        o = m * BLOCK
-        if categorical[m]:
-            for b in range(width):
-                code = _category_code(XT[f + b])
-                word = code >> 5
-                go = code >= 0 and word < cat_words[m] and (cat_bits[cat_start[m] + word] >> (code & 31)) & 1 == 1
-                left[o + b] = 1 if go else 0
+def build_tables(leaf_k, leaf_slot_start, leaf_value, slot_zero, leaf_table, table, quad_x, quad_w):
+    """Fill table[leaf_table[leaf] + u * k + s]: the leaf's share of its slot s's feature for a lead
+    that satisfies exactly the path slots in the bit mask u (see serving.model.forest)."""
+    g = np.empty(quad_x.shape[1])
+    for leaf in range(leaf_k.shape[0]):
+        t0 = leaf_table[leaf]
+        k = leaf_k[leaf]
+        if t0 < 0 or k == 0:
             continue
-        kind = missing[m]
-        t = threshold[m]
-        dl = default_left[m] == 1
-        for b in range(width):
-            value = XT[f + b]
-            nan = value != value
-            if kind == 2:
-                go = dl if nan else value <= t
-            else:
-                v = 0.0 if nan else value
-                go = dl if (kind == 1 and -_ZERO <= v <= _ZERO) else v <= t
-            left[o + b] = 1 if go else 0
+        s0 = leaf_slot_start[leaf]
+        n = k // 2 + 1
+        for u in range(1 << k):
+            for p in range(n):
+                g[p] = quad_w[k, p]
+            scale = leaf_value[leaf]
+            for s in range(k):
+                z = slot_zero[s0 + s]
+                sat = (u >> s) & 1
+                scale *= 1.0 if sat else z
+                for p in range(n):
+                    xp = quad_x[k, p]
+                    g[p] *= xp + z * (1.0 - xp) if sat else 1.0 - xp
+            off = 0.0
+            for p in range(n):
+                off += g[p] / (1.0 - quad_x[k, p])
+            off *= -scale
+            row = t0 + u * k
+            for s in range(k):
+                if (u >> s) & 1:
+                    z = slot_zero[s0 + s]
+                    acc = 0.0
+                    for p in range(n):
+                        xp = quad_x[k, p]
+                        acc += g[p] / (xp + z * (1.0 - xp))
+                    table[row + s] = scale * (1.0 - z) * acc
+                else:
+                    table[row + s] = off
 
 
 @njit(cache=True, nogil=True)
 def contributions(
     X,
     out,
+    raw,
     feature,
     threshold,
     categorical,
@@ -116,101 +127,164 @@ def contributions(
     cat_start,
     cat_words,
     cat_bits,
-    path_value,
-    slot_start,
+    tree_node_start,
+    tree_edge_start,
+    tree_leaf_start,
+    edge_node,
+    edge_left,
+    edge_slot,
+    edge_depth,
+    edge_dest,
+    leaf_k,
+    leaf_slot_start,
+    leaf_value,
     slot_feature,
     slot_zero,
-    slot_cond,
-    cond_node,
-    cond_left,
-    slot_inv,
+    leaf_table,
+    table,
     quad_x,
     quad_w,
-    quad_inv,
     expected_value,
 ):
-    """Path-dependent TreeSHAP, one leaf path at a time for a block of leads at once.
+    """TreeSHAP for a block of up to BLOCK leads at a time, one tree at a time.
 
-    For a leaf with k path features, lead-specific factor g_j(x) = x + z_j (1 - x) when the lead
-    satisfies feature j's conditions on the path, else (1 - x), and G = prod_j g_j, feature i gets
-
-        value * prod_{j unsatisfied} z_j * c_i * integral over [0, 1] of G(x) / g_i(x)
-
-    with c_i = 1 - z_i if satisfied, else -1. G / g_i is a polynomial of degree k - 1, integrated
-    exactly by the k // 2 + 1 point Gauss-Legendre rule quad_x[k], quad_w[k]; the divisions are
-    products with the stored inverses slot_inv (1 / (x + z (1 - x)) per slot and point) and
-    quad_inv (1 / (1 - x)). Every step is a select or a product over the block's leads, no branch;
-    scratch arrays are flat ([row * BLOCK + lead]). Against one lead at a time with a forward and a
-    backward product per path (the previous kernel) this halves the time per lead.
+    Per tree: every lead's decision at every node; then the edges in preorder give each leaf's mask
+    u of the path slots the lead satisfies (a slot's bit is cleared on the first edge the lead does not
+    follow); then each leaf adds its table row for u, or, for a leaf without a table (more than K
+    path features), computes the quadrature of `build_tables` for the block's leads. All scratch is
+    [row, lead] so the inner loops run over the block's leads (the decisions and masks as vector code).
     """
+    B = BLOCK
     n_rows, n_features = X.shape
-    n_points = quad_x.shape[1]
+    n_trees = tree_node_start.shape[0] - 1
+    max_nodes = 1
+    max_leaves = 1
+    for t in range(n_trees):
+        max_nodes = max(max_nodes, tree_node_start[t + 1] - tree_node_start[t])
+        max_leaves = max(max_leaves, tree_leaf_start[t + 1] - tree_leaf_start[t])
     max_k = quad_x.shape[0]
-    left = np.zeros(feature.shape[0] * BLOCK, dtype=np.uint8)
-    ok = np.empty(max_k * BLOCK, dtype=np.uint8)
-    run = np.empty(n_points * BLOCK)
-    acc = np.empty(BLOCK)
-    scale = np.empty(BLOCK)
-    XT = np.zeros(n_features * BLOCK)
-    sums = np.empty(n_features * BLOCK)
-    for r0 in range(0, n_rows, BLOCK):
-        width = min(BLOCK, n_rows - r0)
+    n_points = quad_x.shape[1]
+    left = np.zeros((max_nodes, B), dtype=np.int64)
+    masks = np.empty((max_nodes + 2, B), dtype=np.int64)  # one row per depth
+    U = np.zeros((max_leaves + 1, B), dtype=np.int64)  # the last row takes the edges into internal nodes
+    rows = np.zeros(B, dtype=np.uint64)  # unsigned: no negative-index wrap-around in the look-up loop
+    ok = np.empty((max_k, B))
+    run = np.empty((n_points, B))
+    scale = np.empty(B)
+    acc = np.empty(B)
+    XT = np.zeros((n_features, B))
+    sums = np.empty((n_features, B))
+    score = np.empty(B)
+    masks[0, :] = -1
+    for r0 in range(0, n_rows, B):
+        width = min(B, n_rows - r0)
         for b in range(width):
             for f in range(n_features):
-                XT[f * BLOCK + b] = X[r0 + b, f]
-        _decide_block(
-            XT, width, left, feature, threshold, categorical, missing, default_left, cat_start, cat_words, cat_bits
-        )
-        sums[:] = 0.0
-        for leaf in range(path_value.shape[0]):
-            s0 = slot_start[leaf]
-            k = slot_start[leaf + 1] - s0
-            n = k // 2 + 1
-            for p in range(n):
-                w = quad_w[k, p]
-                for b in range(width):
-                    run[p * BLOCK + b] = w
-            v = path_value[leaf]
-            for b in range(width):
-                scale[b] = v
-            for s in range(k):  # forward: which features the leads satisfy, and G at the points
-                slot = s0 + s
-                o = s * BLOCK
-                for b in range(width):
-                    ok[o + b] = 1
-                for c in range(slot_cond[slot], slot_cond[slot + 1]):
-                    node = cond_node[c] * BLOCK
-                    want = cond_left[c]
+                XT[f, b] = X[r0 + b, f]
+        sums[:, :] = 0.0
+        score[:] = 0.0
+        for t in range(n_trees):
+            n0 = tree_node_start[t]
+            for m in range(n0, tree_node_start[t + 1]):  # decisions, numeric ones by missing type
+                xs = XT[feature[m]]
+                lm = left[m - n0]
+                if categorical[m]:
                     for b in range(width):
-                        ok[o + b] &= left[node + b] == want
-                z = slot_zero[slot]
+                        code = _category_code(xs[b])
+                        word = code >> 5
+                        bits = cat_bits[cat_start[m] + word] if code >= 0 and word < cat_words[m] else 0
+                        lm[b] = (bits >> (code & 31)) & 1
+                    continue
+                kind = missing[m]
+                th = threshold[m]
+                dl = default_left[m] == 1
+                if kind == 2:
+                    for b in range(width):
+                        value = xs[b]
+                        lm[b] = dl if value != value else value <= th
+                elif kind == 1:
+                    for b in range(width):
+                        value = xs[b]
+                        v = 0.0 if value != value else value
+                        lm[b] = dl if -_ZERO <= v <= _ZERO else v <= th
+                else:
+                    for b in range(width):
+                        value = xs[b]
+                        lm[b] = (0.0 if value != value else value) <= th
+            for e in range(tree_edge_start[t], tree_edge_start[t + 1]):  # satisfied-slot masks
+                went = left[edge_node[e] - n0]
+                want = np.int64(edge_left[e])
+                s = edge_slot[e]
+                above = masks[edge_depth[e]]
+                below = masks[edge_depth[e] + 1]
+                dest = U[edge_dest[e]]
                 for b in range(width):
-                    scale[b] *= 1.0 if ok[o + b] else z
+                    mk = above[b] & ~((went[b] ^ want) << s)
+                    below[b] = mk
+                    dest[b] = mk
+            l0 = tree_leaf_start[t]
+            for leaf in range(l0, tree_leaf_start[t + 1]):
+                k = leaf_k[leaf]
+                low = (np.int64(1) << k) - 1
+                ul = U[leaf - l0]
+                value = leaf_value[leaf]
+                for b in range(width):  # the leaf the lead reaches satisfies all its path: its raw score
+                    score[b] += value if ul[b] & low == low else 0.0
+                if k == 0:
+                    continue
+                s0 = leaf_slot_start[leaf]
+                t0 = leaf_table[leaf]
+                if t0 >= 0:
+                    for b in range(width):
+                        rows[b] = np.uint64(t0 + (ul[b] & low) * k)
+                    for s in range(k):
+                        into = sums[slot_feature[s0 + s]]
+                        us = np.uint64(s)
+                        for b in range(width):
+                            into[b] += table[rows[b] + us]
+                    continue
+                n = k // 2 + 1  # no table: the quadrature, for the block's leads at once
                 for p in range(n):
-                    xp = quad_x[k, p]
-                    q = 1.0 - xp
-                    h = xp + z * q
+                    w = quad_w[k, p]
                     for b in range(width):
-                        run[p * BLOCK + b] *= h if ok[o + b] else q
-            for s in range(k):  # backward: G / g_i for each path feature
-                slot = s0 + s
-                o = s * BLOCK
-                inv0 = slot * n_points
+                        run[p, b] = w
+                v = leaf_value[leaf]
                 for b in range(width):
-                    acc[b] = 0.0
-                for p in range(n):
-                    ih = slot_inv[inv0 + p]
-                    iq = quad_inv[k, p]
+                    scale[b] = v
+                for s in range(k):
+                    z = slot_zero[s0 + s]
+                    sat = ok[s]
                     for b in range(width):
-                        acc[b] += run[p * BLOCK + b] * (ih if ok[o + b] else iq)
-                c_in = 1.0 - slot_zero[slot]
-                f = slot_feature[slot] * BLOCK
-                for b in range(width):
-                    sums[f + b] += scale[b] * acc[b] * (c_in if ok[o + b] else -1.0)
+                        sat[b] = (ul[b] >> s) & 1
+                        scale[b] *= 1.0 if sat[b] else z
+                    for p in range(n):
+                        xp = quad_x[k, p]
+                        q = 1.0 - xp
+                        h = xp + z * q
+                        rp = run[p]
+                        for b in range(width):
+                            rp[b] *= h if sat[b] else q
+                for s in range(k):
+                    z = slot_zero[s0 + s]
+                    sat = ok[s]
+                    for b in range(width):
+                        acc[b] = 0.0
+                    for p in range(n):
+                        xp = quad_x[k, p]
+                        ih = 1.0 / (xp + z * (1.0 - xp))
+                        iq = 1.0 / (1.0 - xp)
+                        rp = run[p]
+                        for b in range(width):
+                            acc[b] += rp[b] * (ih if sat[b] else iq)
+                    c_in = 1.0 - z
+                    into = sums[slot_feature[s0 + s]]
+                    for b in range(width):
+                        into[b] += scale[b] * acc[b] * (c_in if sat[b] else -1.0)
         for b in range(width):
             for f in range(n_features):
-                out[r0 + b, f] = sums[f * BLOCK + b]
+                out[r0 + b, f] = sums[f, b]
             out[r0 + b, n_features] = expected_value
+            raw[r0 + b] = score[b]
 
 
 @njit(cache=True, nogil=True)
@@ -233,6 +307,7 @@ def _decide_all(x, nodes, out, feature, threshold, categorical, missing, default
 def contributions_rows(
     X,
     out,
+    raw,
     feature,
     threshold,
     categorical,
@@ -243,99 +318,87 @@ def contributions_rows(
     cat_bits,
     numeric_nodes,
     categorical_nodes,
-    path_value,
-    slot_start,
+    edge_node,
+    edge_left,
+    edge_slot,
+    edge_depth,
+    edge_leaf,
+    leaf_k,
+    leaf_slot_start,
+    leaf_value,
     slot_feature,
     slot_zero,
-    cond_slot,
-    cond_node,
-    cond_left,
+    leaf_table,
+    table,
     quad_x,
     quad_w,
-    quad_pow,
     expected_value,
 ):
-    """Path-dependent TreeSHAP for one lead at a time (a request's lead), one leaf path at a time, with
-    the Shapley sums as exact quadratures. For eight leads or more `contributions` is twice as fast.
-
-    Paths are sorted by their number of features k so the loops' trip counts stay predictable;
-    everything inside a path is branch-free (mispredicted branches, not arithmetic, were the cost).
-    quad_x[k], quad_w[k]: Gauss-Legendre points and weights on [0, 1] for k path features (exact for
-    the degree k - 1 integrands); quad_pow[k, p, e] = (1 - quad_x[k, p]) ** e.
-    """
+    """The same for one lead at a time (a request's lead): no block to fill, scalar loops; the edges
+    of all trees in one pass (edge_leaf is the global leaf, or the last entry of `mask_of` for an
+    edge into an internal node)."""
     n_features = X.shape[1]
-    n_points = quad_x.shape[1]
-    max_k = quad_x.shape[0]
+    n_leaves = leaf_k.shape[0]
     left_at = np.zeros(feature.shape[0], dtype=np.uint8)
-    bad = np.empty(slot_zero.shape[0], dtype=np.uint8)
-    factor = np.empty((max_k, n_points))
-    before = np.empty((max_k, n_points))
-    run = np.empty(n_points)
-    after = np.empty(n_points)
-    w_in = np.empty(n_points)
+    masks = np.empty(feature.shape[0] + 2, dtype=np.int64)
+    mask_of = np.zeros(n_leaves + 1, dtype=np.int64)
+    g = np.empty(quad_x.shape[1])
+    masks[0] = -1
     for r in range(X.shape[0]):
         x = X[r]
-        _decide_all(
-            x,
-            numeric_nodes,
-            left_at,
-            feature,
-            threshold,
-            categorical,
-            missing,
-            default_left,
-            cat_start,
-            cat_words,
-            cat_bits,
-        )
-        _decide_all(
-            x,
-            categorical_nodes,
-            left_at,
-            feature,
-            threshold,
-            categorical,
-            missing,
-            default_left,
-            cat_start,
-            cat_words,
-            cat_bits,
-        )
-        bad[:] = 0
-        for c in range(cond_node.shape[0]):
-            bad[cond_slot[c]] |= left_at[cond_node[c]] ^ cond_left[c]
-        for leaf in range(path_value.shape[0]):
-            s0 = slot_start[leaf]
-            k = slot_start[leaf + 1] - s0
+        for nodes in (numeric_nodes, categorical_nodes):  # apart: the branch on a node's kind stays predictable
+            _decide_all(
+                x,
+                nodes,
+                left_at,
+                feature,
+                threshold,
+                categorical,
+                missing,
+                default_left,
+                cat_start,
+                cat_words,
+                cat_bits,
+            )
+        for e in range(edge_node.shape[0]):
+            d = edge_depth[e]
+            mk = masks[d] & ~(np.int64(left_at[edge_node[e]] ^ edge_left[e]) << edge_slot[e])
+            masks[d + 1] = mk
+            mask_of[edge_leaf[e]] = mk
+        score = 0.0
+        for leaf in range(n_leaves):
+            k = leaf_k[leaf]
+            s0 = leaf_slot_start[leaf]
+            low = (np.int64(1) << k) - 1
+            u = mask_of[leaf] & low
+            score += leaf_value[leaf] if u == low else 0.0
+            t0 = leaf_table[leaf]
+            if t0 >= 0:
+                row = t0 + u * k
+                for s in range(k):
+                    out[r, slot_feature[s0 + s]] += table[row + s]
+                continue
             n = k // 2 + 1
-            a = 0
-            z_out = 1.0
             for p in range(n):
-                run[p] = 1.0
-            for s in range(k):  # forward: products of h_j(x) = x + z_j (1 - x) over satisfied j before s
-                ok = 1 - bad[s0 + s]
+                g[p] = quad_w[k, p]
+            scale = leaf_value[leaf]
+            for s in range(k):
                 z = slot_zero[s0 + s]
+                sat = (u >> s) & 1
+                scale *= 1.0 if sat else z
                 for p in range(n):
                     xp = quad_x[k, p]
-                    f = xp + z * (1.0 - xp) if ok else 1.0
-                    factor[s, p] = f
-                    before[s, p] = run[p]
-                    run[p] *= f
-                a += ok
-                z_out *= 1.0 if ok else z
-            v = path_value[leaf] * z_out
+                    g[p] *= xp + z * (1.0 - xp) if sat else 1.0 - xp
             off = 0.0
-            e_off = k - 1 - a if a < k else 0
             for p in range(n):
-                off += quad_w[k, p] * quad_pow[k, p, e_off] * run[p]
-                w_in[p] = quad_w[k, p] * quad_pow[k, p, k - a]
-                after[p] = 1.0
-            off = -v * off if a < k else 0.0
-            for s in range(k - 1, -1, -1):  # backward: the product over satisfied j other than s
+                off += g[p] / (1.0 - quad_x[k, p])
+            off *= -scale
+            for s in range(k):
+                z = slot_zero[s0 + s]
                 acc = 0.0
                 for p in range(n):
-                    acc += w_in[p] * before[s, p] * after[p]
-                    after[p] *= factor[s, p]
-                ok = bad[s0 + s] == 0
-                out[r, slot_feature[s0 + s]] += v * (1.0 - slot_zero[s0 + s]) * acc if ok else off
+                    xp = quad_x[k, p]
+                    acc += g[p] / (xp + z * (1.0 - xp))
+                out[r, slot_feature[s0 + s]] += scale * (1.0 - z) * acc if (u >> s) & 1 else off
         out[r, n_features] = expected_value
+        raw[r] = score

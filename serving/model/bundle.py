@@ -3,7 +3,11 @@
 A bundle folder holds LightGBM's text model (`model.txt`, when the model has trees) and one JSON file
 (`bundle.json`) with the schema, the encoder's category levels, the calibration map, the factor map,
 the explanation baseline, the training metadata and, from format 2, the logistic model's terms and
-the blend weight. Loading it runs no code from the file.
+the blend weight. Loading it runs no code from the file. From this version on it also holds the trees
+flattened for the numba kernels (`forest.npz`, plain arrays read without pickle), written from
+`model.txt` when the bundle is saved and checksummed like it, so a server starts without flattening
+~400 trees; the text model stays the source of truth (see `serving.model.forest.layout`: arrays written
+by another version of the code are ignored and the text is flattened again, as for older bundles).
 
 The served model is one of three families, all in log-odds over the encoder's matrix:
 - `lightgbm`: trees only (tree_weight 1; the only family in format 1 bundles);
@@ -33,6 +37,7 @@ from features.calibration import Calibrator
 from features.encoding import LeadEncoder
 from features.errors import ModelNotFoundError
 from features.schema import LeadSchema, schema_from_dict
+from serving.model.forest import Forest
 from serving.model.lightgbm_text import parse_model
 from serving.model.linear import LinearModel
 
@@ -42,6 +47,7 @@ if TYPE_CHECKING:
 FORMAT_VERSION = 2
 READABLE_FORMATS = (1, 2)
 MODEL_FILE = "model.txt"
+FOREST_FILE = "forest.npz"
 META_FILE = "bundle.json"
 FAMILIES = ("lightgbm", "logistic", "blend")
 PROBE_TIMEOUT_S = 120.0
@@ -124,6 +130,7 @@ class Bundle:
         self._booster = booster
         self.model_text = model_text
         self._trees: dict[str, Any] | None = None
+        self._forest: Forest | None = None
         self.schema = schema
         self.encoder = encoder
         self.calibrator = calibrator
@@ -156,6 +163,13 @@ class Bundle:
                 parse_model(self.model_text) if self.model_text is not None else part(self._booster).dump_model()
             )
         return self._trees
+
+    def forest(self) -> Forest:
+        """The trees flattened for the numba kernels: the bundle's stored arrays when this code wrote
+        them, else flattened from the text model (raises ValueError for models it cannot replay)."""
+        if self._forest is None:
+            self._forest = Forest.from_dump(self.tree_dump())
+        return self._forest
 
     @property
     def family(self) -> str:
@@ -216,6 +230,8 @@ class Bundle:
                 self._booster.save_model(str(tmp / MODEL_FILE))
             if self.has_trees:
                 files[MODEL_FILE] = file_digest(tmp / MODEL_FILE)
+                if _write_forest(tmp / FOREST_FILE, (tmp / MODEL_FILE).read_bytes().decode("utf-8")):
+                    files[FOREST_FILE] = file_digest(tmp / FOREST_FILE)
             (tmp / META_FILE).write_text(json.dumps(self.to_json(files), indent=2, default=str))
             if folder.exists():
                 shutil.rmtree(folder)
@@ -275,14 +291,17 @@ class Bundle:
             raise ModelNotFoundError(f"bundle at {folder} is not usable: {exc}") from None
         if tree_weight > 0.0 and not model_path.is_file():
             raise ModelNotFoundError(f"no model bundle at {folder} (expected {MODEL_FILE} and {META_FILE})")
-        model_text = None
+        model_text, trees, forest = None, None, None
         if model_path.is_file():
             recorded = state.get("files") or {}
             verify_files(folder, recorded)
             if probe and MODEL_FILE not in recorded:
                 probe_model_file(model_path)  # no checksum to trust: let a child process take any crash
             model_text = model_path.read_bytes().decode("utf-8")
-            trees = parse_model(model_text)  # a damaged file is refused here, not on the first request
+            if MODEL_FILE in recorded and FOREST_FILE in recorded:  # both as saved: the text parsed then
+                forest = _read_forest(folder / FOREST_FILE)
+            if forest is None:
+                trees = parse_model(model_text)  # a damaged file is refused here, not on the first request
         bundle = cls(
             model_text=model_text,
             schema=schema,
@@ -293,8 +312,28 @@ class Bundle:
             linear=linear,
             tree_weight=tree_weight,
         )
-        bundle._trees = trees if model_text is not None else None
+        bundle._trees, bundle._forest = trees, forest
         return bundle
+
+
+def _write_forest(path: Path, model_text: str) -> bool:
+    """Store the flattened trees beside the text they come from; False (nothing written) for a model
+    the forest cannot replay, which is served by LightGBM anyway."""
+    try:
+        arrays = Forest.from_model_text(model_text).to_arrays()
+    except ValueError:
+        return False
+    # compressed: 2.2 MB, not 7, for 400 trees, read as fast (less to hash); its zip entries carry no
+    # time, so the same model gives the same bytes and checksum
+    with path.open("wb") as handle:
+        np.savez_compressed(handle, **arrays)  # type: ignore[arg-type]  # numpy types **kwds loosely
+    return True
+
+
+def _read_forest(path: Path) -> Forest | None:
+    """The stored forest, or None when another version of the code wrote it."""
+    with np.load(path, allow_pickle=False) as stored:
+        return Forest.from_arrays({name: stored[name] for name in stored.files})
 
 
 def file_digest(path: Path) -> dict[str, Any]:

@@ -13,12 +13,12 @@ Definitions (log-odds are the model's raw score units):
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from features.encoding import LeadEncoder
 from features.factors import FACTOR_LABELS, FACTORS
@@ -152,7 +152,10 @@ def what_if_rows(X: np.ndarray, candidates: Sequence[WhatIfChange]) -> np.ndarra
 
 def json_value(value: Any) -> Any:
     """A lead's field value as JSON can carry it (numpy scalars, NaN and timestamps included)."""
-    if value is None or value is pd.NA or value is pd.NaT:
+    if value is None:
+        return None
+    pd = sys.modules.get("pandas")  # a pandas value only exists once pandas is loaded: never import it here
+    if pd is not None and (value is pd.NA or value is pd.NaT):
         return None
     if isinstance(value, bool | str | int):
         return value

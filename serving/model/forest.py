@@ -2,10 +2,10 @@
 
 Why: `booster.predict` carries ~100 µs of call overhead, so re-scoring a few what-if variants of one
 lead through it costs more than the rest of the request; and `pred_contrib` (TreeSHAP) costs ~3 ms
-per lead for a 300-tree model on the 2-core box. Here raw scores take ~8 µs per lead and the same
-path-dependent TreeSHAP values (tested equal to `pred_contrib` to 1e-9) in about 45% of LightGBM's
-time for one lead and 20% for a batch (eight leads at a time), with the GIL released so two requests
-explain on two cores at once.
+per lead for a 400-tree model on the 2-core box. Here raw scores take ~8 µs per lead and the same
+path-dependent TreeSHAP values (tested equal to `pred_contrib` to 1e-9) in about 3% of LightGBM's
+CPU time for a batch and 30% for one lead, with the GIL released so two requests explain on two
+cores at once.
 
 How: for a leaf with unique path features F (k of them), feature j has a zero fraction z_j (the share
 of training leads following the path's edges on j) and a one fraction o_j (1 when this lead follows
@@ -17,32 +17,53 @@ Only satisfied features (o_j = 1) can be in S, and the Shapley weight is a Beta 
 is the integral over [0, 1] of (1-x)^(k-a) * prod_{j satisfied, j != i} (x + z_j (1 - x)), a
 polynomial of degree k - 1 that a k // 2 + 1 point Gauss-Legendre rule integrates exactly.
 
+The leaf's shares depend on the lead only through the set U of its path features the lead satisfies
+(FastTreeSHAP v2's observation), so `Forest.tables` computes them once per leaf for all 2**k subsets
+(k * 2**k values) for the leaves with the shortest paths that fit the memory budget; a lead then
+costs per leaf its mask U (from the tree's edges in preorder) and k look-ups. Leaves with longer
+paths keep the quadrature per lead. For the default model (419 trees, 13k leaf paths of 5.5
+features, at most 14) the 64 MiB budget takes every path of up to 9 features (98% of leaves, 57 MiB,
+built in ~0.1 CPU-s on first use).
+
     >>> forest = Forest.from_booster(booster)          # doctest: +SKIP
     >>> forest.contributions(X)                        # (n, n_features + 1), like pred_contrib
 """
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
+import functools
+import hashlib
 import logging
 import os
+import sys
 import tempfile
+from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from features.errors import LeadscoreError
 
 _logger = logging.getLogger(__name__)
 
 ZERO_THRESHOLD = 1e-35  # LightGBM's kZeroThreshold
 MISSING_NONE, MISSING_ZERO, MISSING_NAN = 0, 1, 2
 _MISSING_CODES = {"None": MISSING_NONE, "Zero": MISSING_ZERO, "NaN": MISSING_NAN}
+LAYOUT_KEY = "_layout"  # in `Forest.to_arrays`: which code wrote the arrays (see `layout`)
 PARALLEL_MIN_ROWS = 2_000
 PIECES_PER_THREAD = 4
 PIECE_MIN_ROWS = 256
 THREADS = os.cpu_count() or 1  # rows are explained on every core by default
-BLOCK_MIN_ROWS = 8  # from here on leads are explained eight at a time (one vector of float64)
+BLOCK_MIN_ROWS = 8  # from here on leads are explained a block at a time
+MAX_PATH_FEATURES = 62  # a lead's satisfied path features are bits of one int64
+TABLE_ENV = "LEADSCORE_SHAP_TABLE_MB"
+TABLE_MB = 64  # default memory for the per-leaf TreeSHAP tables
 
 
 @dataclass(frozen=True)
@@ -62,22 +83,25 @@ class Forest:
     cat_bits: np.ndarray  # int64[...], 32 categories per word
     tree_root: np.ndarray  # int32[T]: >= 0 internal node, < 0 ~leaf (one-leaf tree)
     leaf_value: np.ndarray  # float64[L]
-    # One entry per leaf path with at least one split, sorted by its number of unique features:
-    path_value: np.ndarray  # float64[P]
-    slot_start: np.ndarray  # int32[P + 1] into slot arrays (the unique features on the path)
-    slot_feature: np.ndarray  # int32[S]
     numeric_nodes: np.ndarray  # int32: the internal nodes with a numeric split
     categorical_nodes: np.ndarray  # int32: the internal nodes with a categorical split
+    # Nodes, leaves and edges are numbered tree after tree (each tree's nodes and edges in preorder):
+    tree_node_start: np.ndarray  # int32[T + 1]
+    tree_leaf_start: np.ndarray  # int32[T + 1]
+    tree_edge_start: np.ndarray  # int32[T + 1]
+    edge_node: np.ndarray  # int32[E]: the node the edge leaves (two edges per node: left, then right)
+    edge_left: np.ndarray  # int64[E]: 1 for the left edge
+    edge_slot: np.ndarray  # int64[E]: the slot of the node's feature on every path through the edge
+    edge_depth: np.ndarray  # int32[E]: the node's depth
+    edge_leaf: np.ndarray  # int32[E]: the leaf it enters, else L
+    edge_dest: np.ndarray  # int32[E]: the same within its tree, else the most leaves of any tree
+    # Per leaf, its path's unique features ("slots") in the order the path meets them:
+    leaf_k: np.ndarray  # int32[L]: how many
+    leaf_slot_start: np.ndarray  # int32[L + 1] into slot arrays
+    slot_feature: np.ndarray  # int32[S]
     slot_zero: np.ndarray  # float64[S]: share of training leads following the path's edges on it
-    slot_cond: np.ndarray  # int32[S + 1] into cond arrays (the path's nodes that split on the slot's feature)
-    cond_slot: np.ndarray  # int32[C]: the slot each cond belongs to
-    cond_node: np.ndarray  # int32[C]
-    cond_left: np.ndarray  # uint8[C]: 1 when the path goes left at that node
-    slot_inv: np.ndarray  # float64[S * N]: 1 / (x + z (1 - x)) at the slot's leaf's N quadrature points
     quad_x: np.ndarray  # float64[K + 1, N]: Gauss-Legendre points on [0, 1] per path length k
     quad_w: np.ndarray  # float64[K + 1, N]
-    quad_inv: np.ndarray  # float64[K + 1, N]: 1 / (1 - x)
-    quad_pow: np.ndarray  # float64[K + 1, N, K + 1]: (1 - x) ** e
     expected_value: float
 
     @classmethod
@@ -100,6 +124,24 @@ class Forest:
         if any(t.get("tree_structure", {}).get("leaf_coeff") for t in dump["tree_info"]):
             raise ValueError("linear trees are not supported")
         return _Builder(int(dump["max_feature_idx"]) + 1).build(dump["tree_info"])
+
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        """Every field as an array, plus the layout they follow: what a bundle stores (`np.savez`) so a
+        server can skip flattening the text model (~0.3 CPU-s for 400 trees)."""
+        out = {f.name: np.asarray(getattr(self, f.name)) for f in dataclasses.fields(self)}
+        out[LAYOUT_KEY] = np.array(layout() or "")
+        return out
+
+    @classmethod
+    def from_arrays(cls, arrays: Mapping[str, np.ndarray]) -> Forest | None:
+        """The forest `to_arrays` gave, or None when other code wrote them (the caller then flattens the
+        text model, which stays the source of truth). A missing field raises KeyError."""
+        if layout() is None or LAYOUT_KEY not in arrays or str(arrays[LAYOUT_KEY]) != layout():
+            return None
+        scalars: dict[str, Any] = {"n_features": int, "expected_value": float}
+        names = [f.name for f in dataclasses.fields(cls)]
+        values: dict[str, Any] = {name: scalars.get(name, np.asarray)(arrays[name]) for name in names}
+        return cls(**values)
 
     @property
     def n_trees(self) -> int:
@@ -136,17 +178,27 @@ class Forest:
 
         From `min_rows` rows on, the rows are split over `threads` threads.
         """
-        X = _as_matrix(X, self.n_features)
-        out = np.zeros((len(X), self.n_features + 1), dtype=np.float64)
-        _in_row_blocks(self._contrib_into, X, out, threads=threads if len(X) >= min_rows else 1)
-        return out
+        return self.raw_and_contributions(X, threads=threads, min_rows=min_rows)[1]
 
-    def _contrib_into(self, X: np.ndarray, out: np.ndarray) -> None:
+    def raw_and_contributions(
+        self, X: np.ndarray, *, threads: int = THREADS, min_rows: int = PARALLEL_MIN_ROWS
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """`raw(X)` and `contributions(X)` in one pass: the leaf a lead reaches is the one whose path
+        it satisfies entirely, so TreeSHAP finds it anyway (the same sum, in the same order: equal)."""
+        X = _as_matrix(X, self.n_features)
+        raw = np.zeros(len(X), dtype=np.float64)
+        out = np.zeros((len(X), self.n_features + 1), dtype=np.float64)
+        _in_row_blocks(self._contrib_into, X, out, raw, threads=threads if len(X) >= min_rows else 1)
+        return raw, out
+
+    def _contrib_into(self, X: np.ndarray, out: np.ndarray, raw: np.ndarray) -> None:
         kernels = _kernels()
+        leaf_table, table = self.tables
         if len(X) < BLOCK_MIN_ROWS:
             kernels[2](
                 X,
                 out,
+                raw,
                 self.node_feature,
                 self.node_threshold,
                 self.node_categorical,
@@ -157,22 +209,27 @@ class Forest:
                 self.cat_bits,
                 self.numeric_nodes,
                 self.categorical_nodes,
-                self.path_value,
-                self.slot_start,
+                self.edge_node,
+                self.edge_left,
+                self.edge_slot,
+                self.edge_depth,
+                self.edge_leaf,
+                self.leaf_k,
+                self.leaf_slot_start,
+                self.leaf_value,
                 self.slot_feature,
                 self.slot_zero,
-                self.cond_slot,
-                self.cond_node,
-                self.cond_left,
+                leaf_table,
+                table,
                 self.quad_x,
                 self.quad_w,
-                self.quad_pow,
                 self.expected_value,
             )
             return
         kernels[1](
             X,
             out,
+            raw,
             self.node_feature,
             self.node_threshold,
             self.node_categorical,
@@ -181,19 +238,46 @@ class Forest:
             self.node_cat_start,
             self.node_cat_words,
             self.cat_bits,
-            self.path_value,
-            self.slot_start,
+            self.tree_node_start,
+            self.tree_edge_start,
+            self.tree_leaf_start,
+            self.edge_node,
+            self.edge_left,
+            self.edge_slot,
+            self.edge_depth,
+            self.edge_dest,
+            self.leaf_k,
+            self.leaf_slot_start,
+            self.leaf_value,
             self.slot_feature,
             self.slot_zero,
-            self.slot_cond,
-            self.cond_node,
-            self.cond_left,
-            self.slot_inv,
+            leaf_table,
+            table,
             self.quad_x,
             self.quad_w,
-            self.quad_inv,
             self.expected_value,
         )
+
+    @cached_property
+    def tables(self) -> tuple[np.ndarray, np.ndarray]:
+        """Each leaf's TreeSHAP values for every subset of its path features a lead can satisfy:
+        (leaf_table, table), leaf_table[leaf] the leaf's first entry or -1 (no table: computed per lead).
+
+        Built on first use (LEADSCORE_SHAP_TABLE_MB, default 64 MiB: see `table_plan`)."""
+        leaf_table, size = table_plan(self.leaf_k, table_budget_bytes())
+        table = np.empty(size, dtype=np.float64)
+        build = _kernels()[3]
+        build(
+            self.leaf_k,
+            self.leaf_slot_start,
+            self.leaf_value,
+            self.slot_zero,
+            leaf_table,
+            table,
+            self.quad_x,
+            self.quad_w,
+        )
+        return leaf_table, table
 
     def warm_up(self) -> None:
         """Compile (or load the cached machine code) now, not on the first request."""
@@ -201,6 +285,32 @@ class Forest:
         self.raw(one)
         self.contributions(one)
         self.contributions(np.full((BLOCK_MIN_ROWS, self.n_features), np.nan))
+
+
+def table_budget_bytes() -> int:
+    """LEADSCORE_SHAP_TABLE_MB (a number >= 0), else TABLE_MB; 0 turns the tables off."""
+    given = os.environ.get(TABLE_ENV, "").strip()
+    try:
+        mb = float(given) if given else float(TABLE_MB)
+    except ValueError:
+        raise LeadscoreError(f"{TABLE_ENV} must be a number of megabytes, got {given!r}", field=TABLE_ENV) from None
+    if not mb >= 0:
+        raise LeadscoreError(f"{TABLE_ENV} must be >= 0, got {given!r}", field=TABLE_ENV)
+    return int(mb * (1 << 20))
+
+
+def table_plan(leaf_k: np.ndarray, budget: int) -> tuple[np.ndarray, int]:
+    """Tables for the leaves with at most K path features, K the largest that fits `budget` bytes
+    (k * 2**k doubles per leaf): (first entry per leaf or -1, total entries)."""
+    sizes = np.where(leaf_k > 0, leaf_k.astype(np.int64) << np.minimum(leaf_k, MAX_PATH_FEATURES), 0)
+    cap = 0
+    for k in range(1, int(leaf_k.max(initial=0)) + 1):
+        if sizes[leaf_k <= k].sum() * 8 > budget:
+            break
+        cap = k
+    chosen = np.where((leaf_k > 0) & (leaf_k <= cap), sizes, 0)
+    starts = np.cumsum(chosen) - chosen
+    return np.where(chosen > 0, starts, -1).astype(np.int64), int(chosen.sum())
 
 
 def numba_available() -> bool:
@@ -211,15 +321,20 @@ def numba_available() -> bool:
     return True
 
 
-def _in_row_blocks(kernel: Any, X: np.ndarray, out: np.ndarray, *, threads: int) -> None:
-    """kernel(X_part, out_part) over `threads` contiguous row ranges at once (the kernels release the GIL)."""
+def _in_row_blocks(kernel: Any, X: np.ndarray, *outs: np.ndarray, threads: int) -> None:
+    """kernel(X_part, *out_parts) over `threads` contiguous row ranges at once (the kernels release the GIL)."""
     pieces = min(PIECES_PER_THREAD * threads, len(X) // PIECE_MIN_ROWS)  # small pieces: a slow core does less
     if threads <= 1 or pieces < 2:
-        kernel(X, out)
+        kernel(X, *outs)
         return
     bounds = np.linspace(0, len(X), pieces + 1).astype(int)
     with ThreadPoolExecutor(threads) as pool:
-        list(pool.map(lambda i: kernel(X[bounds[i] : bounds[i + 1]], out[bounds[i] : bounds[i + 1]]), range(pieces)))
+        list(
+            pool.map(
+                lambda i: kernel(X[bounds[i] : bounds[i + 1]], *(o[bounds[i] : bounds[i + 1]] for o in outs)),
+                range(pieces),
+            )
+        )
 
 
 def _as_matrix(X: np.ndarray, n_features: int) -> np.ndarray:
@@ -238,20 +353,27 @@ class _Builder:
         self.children: list[list[int]] = []
         self.cat_bits: list[int] = []
         self.leaf_value: list[float] = []
-        self.leaf_paths: list[list[tuple[int, int, float, int]]] = []  # (feature, node, zero fraction, left)
+        self.leaf_slots: list[dict[int, float]] = []  # per leaf: feature -> zero fraction, in path order
+        self.edges: list[list[int]] = []  # node, left, slot, depth, leaf (or -1)
         self.tree_root: list[int] = []
+        self.tree_node_start: list[int] = [0]
+        self.tree_leaf_start: list[int] = [0]
+        self.tree_edge_start: list[int] = [0]
         self.expected = 0.0
 
     def build(self, trees: list[dict[str, Any]]) -> Forest:
         for tree in trees:
             root = tree["tree_structure"]
             if "leaf_value" in root:  # a constant tree: no splits, all of it is expected value
-                self.tree_root.append(~self._leaf(root["leaf_value"], []))
+                self.tree_root.append(~self._leaf(root["leaf_value"], {}))
                 self.expected += float(root["leaf_value"])
-                continue
-            total = float(root["internal_count"])
-            self.expected += self._expected(root, total)
-            self.tree_root.append(self._node(root, []))
+            else:
+                total = float(root["internal_count"])
+                self.expected += self._expected(root, total)
+                self.tree_root.append(self._node(root, {}, 0))
+            self.tree_node_start.append(len(self.nodes))
+            self.tree_leaf_start.append(len(self.leaf_value))
+            self.tree_edge_start.append(len(self.edges))
         return self._arrays()
 
     def _expected(self, node: dict[str, Any], total: float) -> float:
@@ -259,14 +381,15 @@ class _Builder:
             return (float(node["leaf_count"]) / total) * float(node["leaf_value"])
         return self._expected(node["left_child"], total) + self._expected(node["right_child"], total)
 
-    def _leaf(self, value: float, path: list[tuple[int, int, float, int]]) -> int:
+    def _leaf(self, value: float, slots: dict[int, float]) -> int:
         self.leaf_value.append(float(value))
-        self.leaf_paths.append(list(path))
+        self.leaf_slots.append(slots)
         return len(self.leaf_value) - 1
 
-    def _node(self, node: dict[str, Any], path: list[tuple[int, int, float, int]]) -> int:
+    def _node(self, node: dict[str, Any], slots: dict[int, float], depth: int) -> int:
+        """`slots`: the zero fraction of each feature on the path so far, in the order the path meets them."""
         if "leaf_value" in node:
-            return ~self._leaf(node["leaf_value"], path)
+            return ~self._leaf(node["leaf_value"], slots)
         index = len(self.nodes)
         feature = int(node["split_feature"])
         categorical = node["decision_type"] == "=="
@@ -286,52 +409,31 @@ class _Builder:
         )
         self.children.append([0, 0])
         count = float(node["internal_count"])
+        slot = list(slots).index(feature) if feature in slots else len(slots)
         for side, key in ((1, "left_child"), (0, "right_child")):
             child = node[key]
             child_count = float(child["leaf_count"] if "leaf_value" in child else child["internal_count"])
-            step = (feature, index, child_count / count, side)
-            self.children[index][0 if side else 1] = self._node(child, path + [step])
+            edge = [index, side, slot, depth, -1]
+            self.edges.append(edge)
+            below = {**slots, feature: slots.get(feature, 1.0) * (child_count / count)}
+            target = self._node(child, below, depth + 1)
+            self.children[index][0 if side else 1] = target
+            if target < 0:
+                edge[4] = ~target
         return index
 
     def _arrays(self) -> Forest:
-        paths = sorted(
-            (p for p in zip(self.leaf_value, self.leaf_paths, strict=True) if p[1]),
-            key=lambda item: len({step[0] for step in item[1]}),
-        )
-        path_value: list[float] = []
-        slot_start: list[int] = [0]
-        slot_feature: list[int] = []
-        slot_zero: list[float] = []
-        slot_cond: list[int] = [0]
-        cond_slot: list[int] = []
-        cond_node: list[int] = []
-        cond_left: list[int] = []
-        max_k = 1
-        for value, path in paths:
-            zero: dict[int, float] = {}
-            conds: dict[int, list[tuple[int, int]]] = {}
-            for feature, node, fraction, left in path:
-                zero[feature] = zero.get(feature, 1.0) * fraction
-                conds.setdefault(feature, []).append((node, left))
-            for feature, fraction in zero.items():
-                slot = len(slot_feature)
-                slot_feature.append(feature)
-                slot_zero.append(fraction)
-                for node, left in conds[feature]:
-                    cond_slot.append(slot)
-                    cond_node.append(node)
-                    cond_left.append(left)
-                slot_cond.append(len(cond_node))
-            path_value.append(value)
-            slot_start.append(len(slot_feature))
-            max_k = max(max_k, len(zero))
         nodes = np.array(self.nodes, dtype=np.float64).reshape(-1, 7)
         kids = np.array(self.children, dtype=np.int32).reshape(-1, 2)
+        edges = np.array(self.edges, dtype=np.int64).reshape(-1, 5)
         categorical = nodes[:, 2].astype(np.uint8)
-        quadrature = _quadrature(max_k)
-        k_of_slot = np.repeat(np.diff(slot_start), np.diff(slot_start)).astype(np.intp)
-        x = quadrature["quad_x"][k_of_slot]  # (S, N): unused points stay at 0.5, harmless
-        slot_inv = 1.0 / (x + np.array(slot_zero)[:, None] * (1.0 - x))
+        n_leaves = len(self.leaf_value)
+        leaf_k = np.array([len(slots) for slots in self.leaf_slots], dtype=np.int32)
+        if leaf_k.max(initial=0) > MAX_PATH_FEATURES:
+            raise ValueError(f"a leaf path has more than {MAX_PATH_FEATURES} distinct features: not supported")
+        tree_leaf_start = np.array(self.tree_leaf_start, dtype=np.int32)
+        tree_of_edge = np.repeat(np.arange(len(self.tree_root)), np.diff(self.tree_edge_start))
+        into_leaf = edges[:, 4] >= 0
         return Forest(
             n_features=self.n_features,
             node_feature=nodes[:, 0].astype(np.int32),
@@ -346,18 +448,24 @@ class _Builder:
             cat_bits=np.array(self.cat_bits or [0], dtype=np.int64),
             tree_root=np.array(self.tree_root, dtype=np.int32),
             leaf_value=np.array(self.leaf_value, dtype=np.float64),
-            path_value=np.array(path_value, dtype=np.float64),
-            slot_start=np.array(slot_start, dtype=np.int32),
-            slot_feature=np.array(slot_feature, dtype=np.int32),
-            slot_zero=np.array(slot_zero, dtype=np.float64),
             numeric_nodes=np.flatnonzero(categorical == 0).astype(np.int32),
             categorical_nodes=np.flatnonzero(categorical == 1).astype(np.int32),
-            slot_cond=np.array(slot_cond, dtype=np.int32),
-            cond_slot=np.array(cond_slot, dtype=np.int32),
-            cond_node=np.array(cond_node, dtype=np.int32),
-            cond_left=np.array(cond_left, dtype=np.uint8),
-            slot_inv=np.ascontiguousarray(slot_inv).reshape(-1),
-            **quadrature,
+            tree_node_start=np.array(self.tree_node_start, dtype=np.int32),
+            tree_leaf_start=tree_leaf_start,
+            tree_edge_start=np.array(self.tree_edge_start, dtype=np.int32),
+            edge_node=edges[:, 0].astype(np.int32),
+            edge_left=edges[:, 1].copy(),
+            edge_slot=edges[:, 2].copy(),
+            edge_depth=edges[:, 3].astype(np.int32),
+            edge_leaf=np.where(into_leaf, edges[:, 4], n_leaves).astype(np.int32),
+            edge_dest=np.where(
+                into_leaf, edges[:, 4] - tree_leaf_start[tree_of_edge], np.diff(tree_leaf_start).max(initial=1)
+            ).astype(np.int32),
+            leaf_k=leaf_k,
+            leaf_slot_start=np.concatenate([[0], np.cumsum(leaf_k)]).astype(np.int32),
+            slot_feature=np.array([f for slots in self.leaf_slots for f in slots], dtype=np.int32),
+            slot_zero=np.array([z for slots in self.leaf_slots for z in slots.values()], dtype=np.float64),
+            **_quadrature(int(leaf_k.max(initial=1))),
             expected_value=float(self.expected),
         )
 
@@ -376,11 +484,10 @@ def _quadrature(max_k: int) -> dict[str, np.ndarray]:
         n = k // 2 + 1
         x, w = np.polynomial.legendre.leggauss(n)
         xs[k, :n], ws[k, :n] = (x + 1.0) / 2.0, w / 2.0
-    powers = (1.0 - xs)[:, :, None] ** np.arange(max_k + 1)[None, None, :]
-    return {"quad_x": xs, "quad_w": ws, "quad_inv": 1.0 / (1.0 - xs), "quad_pow": np.ascontiguousarray(powers)}
+    return {"quad_x": xs, "quad_w": ws}
 
 
-_KERNELS: tuple[Any, Any, Any] | None = None
+_KERNELS: tuple[Any, Any, Any, Any] | None = None
 
 
 CACHE_ENV = "LEADSCORE_NUMBA_CACHE_DIR"
@@ -410,7 +517,7 @@ def compiled_cache_dir() -> Path:
     return Path(tempfile.mkdtemp(prefix="leadscore-numba-"))
 
 
-def _kernels() -> tuple[Any, Any, Any]:
+def _kernels() -> tuple[Any, Any, Any, Any]:
     """Compile on first use (cached on disk by numba, in `compiled_cache_dir()`), so importing this
     module stays cheap."""
     global _KERNELS
@@ -421,7 +528,62 @@ def _kernels() -> tuple[Any, Any, Any]:
         os.environ["NUMBA_CACHE_DIR"] = folder  # numba's compiler re-reads its settings from the environment
         config: Any = numba.config  # numba types its settings module loosely
         config.CACHE_DIR = folder
+        _register_numba_implementations()
         from serving.model import _forest_kernels
 
-        _KERNELS = (_forest_kernels.raw_scores, _forest_kernels.contributions, _forest_kernels.contributions_rows)
+        _KERNELS = (
+            _forest_kernels.raw_scores,
+            _forest_kernels.contributions,
+            _forest_kernels.contributions_rows,
+            _forest_kernels.build_tables,
+        )
     return _KERNELS
+
+
+_SCIPY_BLAS = "scipy.linalg.cython_blas"
+
+
+def _register_numba_implementations() -> None:
+    """What numba does once per process before it loads the first kernel, without SciPy's BLAS."""
+    from numba.core.registry import cpu_target
+
+    with _without_scipy_blas():
+        cpu_target.target_context.refresh()  # imports numba's implementations, array math among them
+
+
+@contextlib.contextmanager
+def _without_scipy_blas() -> Iterator[None]:
+    """While numba registers its implementations (once per process, before the first kernel loads).
+
+    numba's array-math module imports SciPy's BLAS bindings at that moment only to choose how np.cov-like
+    inner products compile (BLAS or a loop; np.dot itself still imports SciPy when first compiled), and
+    importing scipy.linalg costs ~0.2 CPU-s, a tenth of a server's start. The kernels use no BLAS. Hidden
+    only when not already imported, and only for this step (the server loads its kernels before it
+    starts any thread); if numba stops doing this, hiding is a no-op.
+    """
+    if _SCIPY_BLAS in sys.modules:
+        yield
+        return
+    sys.modules[_SCIPY_BLAS] = None  # type: ignore[assignment]  # None makes `import` raise ImportError
+    try:
+        yield
+    finally:
+        if _SCIPY_BLAS in sys.modules and sys.modules[_SCIPY_BLAS] is None:
+            del sys.modules[_SCIPY_BLAS]
+
+
+@functools.cache
+def layout() -> str | None:
+    """A fingerprint of the code that decides what `to_arrays` holds: this module (the fields, the
+    builder, the quadrature) and the text parser. Stored arrays are used only by the very code that wrote
+    them; any other version, older or newer, flattens model.txt again, so a changed builder never meets
+    arrays it did not build. Without the source files to read, nothing is ever reused."""
+    from serving.model import lightgbm_text
+
+    digest = hashlib.sha256()
+    try:
+        for module in (__file__, lightgbm_text.__file__):
+            digest.update(Path(module).read_bytes())
+    except (OSError, TypeError):
+        return None
+    return digest.hexdigest()

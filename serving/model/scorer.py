@@ -18,10 +18,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
 from features.factors import FACTORS, factor_impacts, factor_matrix
 from features.grades import assign_grades
@@ -30,6 +29,9 @@ from serving.model import explain as ex
 from serving.model.bundle import Bundle, part
 from serving.model.forest import Forest, numba_available
 from serving.model.response import ModelRef, ScoreResponse, lead_id_text
+
+if TYPE_CHECKING:
+    import pandas as pd  # the batch path's; imported where used, so the server starts without pandas
 
 _logger = logging.getLogger(__name__)
 
@@ -51,7 +53,7 @@ class Scorer:
         self._forest: Forest | None = None
         if bundle.tree_weight > 0.0:  # the logistic model alone has no trees to flatten
             if engine == "forest" or (engine == "auto" and numba_available()):
-                self._forest = Forest.from_dump(bundle.tree_dump())
+                self._forest = bundle.forest()
                 self._forest.warm_up()
             else:
                 if engine == "auto":
@@ -116,20 +118,21 @@ class Scorer:
 
     def raw_and_contributions(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """`raw_scores(X)` and `contributions(X)` at once, the logistic model's terms computed once
-        (on one lead they cost as much as its trees' raw scores); the same numbers as apart."""
+        (on one lead they cost as much as its trees' raw scores) and the trees' raw scores found by
+        TreeSHAP's pass; the same numbers as apart."""
         w = self._tree_weight
-        if w == 1.0:
-            return self.raw_scores(X), self.contributions(X)
-        linear = part(self._linear)
-        terms = linear.term_values(X)
-        linear_raw, linear_contrib = linear.raw_from_terms(terms), linear.contributions_from_terms(terms)
         if w == 0.0:
-            return linear_raw, linear_contrib
+            return part(self._linear).raw(X), part(self._linear).contributions(X)
         if self._forest is not None:
-            trees_raw, trees_contrib = self._forest.raw(X), self._forest.contributions(X)
+            trees_raw, trees_contrib = self._forest.raw_and_contributions(X)
         else:
             booster = part(self._booster)
             trees_raw, trees_contrib = booster.predict(X, raw_score=True), booster.predict(X, pred_contrib=True)
+        if w == 1.0:
+            return trees_raw, trees_contrib
+        linear = part(self._linear)
+        terms = linear.term_values(X)
+        linear_raw, linear_contrib = linear.raw_from_terms(terms), linear.contributions_from_terms(terms)
         return w * trees_raw + (1.0 - w) * linear_raw, w * trees_contrib + (1.0 - w) * linear_contrib
 
     def probability(self, raw: np.ndarray | float) -> np.ndarray:
@@ -210,6 +213,8 @@ class Scorer:
     # -- the batch path ------------------------------------------------------------------
     def explain(self, frame: pd.DataFrame, chunk_rows: int = 100_000, progress: bool = False) -> pd.DataFrame:
         """One row per lead, same order: id, probability, score, grade, raw score, impacts, top reason."""
+        import pandas as pd
+
         if progress:  # smaller steps so the bar moves every few seconds; the cost per chunk is negligible
             chunk_rows = min(chunk_rows, PROGRESS_ROWS)
         chunks = track(_chunks(frame, chunk_rows), len(frame), "explain", enabled=progress)
@@ -219,6 +224,8 @@ class Scorer:
         return pd.concat(parts, ignore_index=True)
 
     def _explain_chunk(self, chunk: pd.DataFrame) -> pd.DataFrame:
+        import pandas as pd
+
         X = self.bundle.encoder.transform(chunk)
         raw, contrib = self.raw_and_contributions(X)
         prob = self.probability(raw)

@@ -30,10 +30,10 @@ from sqlalchemy import (
     event,
 )
 
+from serving.predlog.engine import ID_LENGTH
+
 DEFAULT_URL = "sqlite:///predictions.db"
 ENV_VAR = "LEADSCORE_DATABASE_URL"
-ID_LENGTH = 200
-TEXT_LENGTH = 2000
 
 metadata = MetaData()
 

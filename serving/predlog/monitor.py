@@ -12,15 +12,21 @@ from __future__ import annotations
 
 import logging
 import threading
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 from prometheus_client import CollectorRegistry, Gauge
-from sqlalchemy import Engine, select
 
-from serving.predlog.db import outcomes, predictions
+from serving.predlog.engine import EngineSource, engine_source
+
+if TYPE_CHECKING:  # pandas and SQLAlchemy are imported where used: a server imports them when it first reads the log
+    import pandas as pd
+    from sqlalchemy import Engine
 
 _logger = logging.getLogger(__name__)
+FIRST_REFRESH_S = 10.0
+"""The live gauges are first computed this long after the server starts (or at the interval, if shorter),
+so the first requests do not share the interpreter with SQLAlchemy's import and the first read."""
 MIN_OUTCOMES = 50
 """A week needs this many leads with outcomes (both kinds present) before its AUC and calibration count."""
 AUC_DROP = 0.05
@@ -31,6 +37,11 @@ CALIBRATION_SE = 3.0
 
 def scored_leads(engine: Engine) -> pd.DataFrame:
     """One row per logged lead: its first score, grade, factor impacts, flags and outcome (NaN if none)."""
+    import pandas as pd
+    from sqlalchemy import select
+
+    from serving.predlog.db import outcomes, predictions
+
     p, o = predictions, outcomes
     query = (
         select(
@@ -82,6 +93,8 @@ def scored_leads(engine: Engine) -> pd.DataFrame:
 def weekly(frame: pd.DataFrame, grades: tuple[str, ...] = ("A", "B", "C", "D")) -> pd.DataFrame:
     """Per week scored: leads, mean probability, grade shares, and on leads with outcomes: expected,
     actual, their gap in standard errors, and AUC."""
+    import pandas as pd
+
     if frame.empty:
         return pd.DataFrame(
             columns=[
@@ -150,8 +163,10 @@ def _auc(y: np.ndarray, p: np.ndarray) -> float:
 class LiveGauges:
     """The latest usable week's AUC and calibration as Prometheus gauges, recomputed every `interval_s`."""
 
-    def __init__(self, engine: Engine, *, registry: CollectorRegistry, interval_s: float = 300.0) -> None:
-        self.engine = engine
+    def __init__(
+        self, engine: Engine | EngineSource, *, registry: CollectorRegistry, interval_s: float = 300.0
+    ) -> None:
+        self._engine = engine_source(engine)
         self.interval_s = interval_s
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -175,11 +190,21 @@ class LiveGauges:
         if self._thread is not None:
             self._thread.join(5)
 
+    @property
+    def engine(self) -> Engine:
+        return self._engine()
+
     def refresh(self) -> None:
-        from sqlalchemy import inspect
+        from sqlalchemy import func, inspect, select
+
+        from serving.predlog.db import outcomes, predictions
 
         if not inspect(self.engine).has_table(predictions.name):
             return  # nothing logged yet: the writer creates the tables with its first batch
+        with self.engine.connect() as connection:
+            known = connection.execute(select(func.count()).select_from(outcomes)).scalar_one()
+        if known < MIN_OUTCOMES:
+            return  # no week can have enough outcomes yet (each lead has one): no tables to build
         table = weekly(scored_leads(self.engine))
         usable = table[(table["with_outcome"] >= MIN_OUTCOMES) & table["auc"].notna()]
         if usable.empty:
@@ -192,6 +217,7 @@ class LiveGauges:
         self.drop.set(1.0 if drops(table) else 0.0)
 
     def _run(self) -> None:
+        self._stop.wait(min(self.interval_s, FIRST_REFRESH_S))
         while not self._stop.is_set():
             try:
                 self.refresh()
@@ -227,6 +253,8 @@ def monitor_command(*, database_url: str | None = None, weeks: int = 12, fail_on
 
 
 def _format(table: pd.DataFrame) -> str:
+    import pandas as pd
+
     out = table.copy()
     for col in ("mean_probability", *[c for c in out.columns if c.startswith("grade_")]):
         out[col] = out[col].map(lambda v: f"{v:.1%}")

@@ -1,7 +1,7 @@
 """The loop as the API holds it: the log's engine, its writer, and the exploration share.
 
-Built by `Loop.from_settings` when the app is created (nothing connects then), started and stopped
-by the app's lifespan.
+Built by `Loop.from_settings` when the app is created (nothing connects, nothing imports SQLAlchemy
+then: see serving.predlog.engine), started and stopped by the app's lifespan.
 """
 
 from __future__ import annotations
@@ -10,13 +10,15 @@ import hashlib
 import logging
 import random
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry
-from sqlalchemy import Engine
 
-from serving.predlog.db import connect, describe, migrate
+from serving.predlog.engine import EngineSource, engine_source
 from serving.predlog.writer import PredictionLog
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
 
 _logger = logging.getLogger(__name__)
 
@@ -24,7 +26,7 @@ _logger = logging.getLogger(__name__)
 class Loop:
     def __init__(
         self,
-        engine: Engine,
+        engine: Engine | EngineSource,
         *,
         registry: CollectorRegistry,
         enabled: bool = True,
@@ -32,19 +34,19 @@ class Loop:
         explore_share: float = 0.0,
         monitor_interval_s: float = 300.0,
     ) -> None:
-        self.engine = engine
+        self._engine = engine_source(engine)
         self.enabled = enabled
         self.explore_share = explore_share
-        self.log = PredictionLog(engine, registry=registry, max_queue=max_queue)
+        self.log = PredictionLog(self._engine, registry=registry, max_queue=max_queue)
         from serving.predlog.monitor import LiveGauges
 
-        self.gauges = LiveGauges(engine, registry=registry, interval_s=monitor_interval_s)
+        self.gauges = LiveGauges(self._engine, registry=registry, interval_s=monitor_interval_s)
         self._migrated = False
 
     @classmethod
     def from_settings(cls, settings: Any, registry: CollectorRegistry) -> Loop:
         return cls(
-            connect(settings.database_url),
+            EngineSource(settings.database_url),
             registry=registry,
             enabled=settings.log_predictions,
             max_queue=settings.log_queue,
@@ -56,7 +58,6 @@ class Loop:
         if self.enabled:
             self.log.start()
             self.gauges.start()
-            _logger.info("prediction log: %s", describe(str(self.engine.url)))
 
     def stop(self) -> None:
         self.gauges.stop()
@@ -73,8 +74,14 @@ class Loop:
         if self.enabled:
             self.log.record(leads, results, flags)
 
+    @property
+    def engine(self) -> Engine:
+        return self._engine()
+
     def ready_engine(self) -> Engine:
         """The engine, with the tables migrated (once); raises if the database cannot be reached."""
+        from serving.predlog.db import migrate
+
         if not self._migrated:
             migrate(self.engine)
             self._migrated = True

@@ -19,12 +19,14 @@ import threading
 import time
 from collections.abc import Mapping, Sequence
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
-from sqlalchemy import Engine, insert
 
-from serving.predlog.db import migrate, predictions
+from serving.predlog.engine import EngineSource, engine_source
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
 
 _logger = logging.getLogger(__name__)
 MAX_BACKOFF_S = 30.0
@@ -33,14 +35,14 @@ MAX_BACKOFF_S = 30.0
 class PredictionLog:
     def __init__(
         self,
-        engine: Engine,
+        engine: Engine | EngineSource,
         *,
         registry: CollectorRegistry | None = None,
         max_queue: int = 10_000,
         batch_size: int = 500,
         flush_interval_s: float = 0.2,
     ) -> None:
-        self.engine = engine
+        self._engine = engine_source(engine)  # made by this thread with its first batch (see EngineSource)
         self.batch_size = batch_size
         self.flush_interval_s = flush_interval_s
         self._queue: queue.Queue[dict[str, Any]] = queue.Queue(maxsize=max_queue)
@@ -108,7 +110,12 @@ class PredictionLog:
         if left:
             self.lost.labels("shutdown").inc(left)
             _logger.error("prediction log: %d scores could not be written before shutdown", left)
-        self.engine.dispose()
+        if self._engine.made:
+            self.engine.dispose()
+
+    @property
+    def engine(self) -> Engine:
+        return self._engine()
 
     def wait_idle(self, timeout_s: float = 10.0) -> bool:
         """True once everything queued so far is written (for tests and orderly shutdowns)."""
@@ -161,6 +168,10 @@ class PredictionLog:
         return batch
 
     def _write(self, batch: list[dict[str, Any]]) -> None:
+        from sqlalchemy import insert
+
+        from serving.predlog.db import migrate, predictions
+
         if not self._migrated:
             migrate(self.engine)
             self._migrated = True

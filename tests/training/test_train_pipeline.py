@@ -159,6 +159,30 @@ def test_run_records_params_metrics_and_artifacts(trained_model) -> None:
     assert "## Known limits" in card and "| A |" in card and "2026Q2" in card
 
 
+def test_run_records_the_tree_shape_trade_off(trained_model) -> None:
+    """The explanation-shaped trees are tried on the synthetic history; both fits' figures are on record."""
+    client = _client(trained_model.tracking_uri)
+    run = client.get_run(trained_model.result.run_id)
+    params, metrics = run.data.params, run.data.metrics
+    shaped = metrics["shape_shaped"] == 1.0
+    assert params["tree_shape"] == (
+        "shaped for explanation" if shaped else "default (shaped trees outside the tolerance)"
+    )
+    assert params["lgb.num_leaves"] == ("15" if shaped else "31")
+    assert metrics["shape_shaped_leaf_path_cost"] < metrics["shape_default_leaf_path_cost"]
+    assert metrics["shape_tolerance"] == 0.002
+    within = (
+        metrics["shape_shaped_valid_roc_auc"] >= metrics["shape_default_valid_roc_auc"] - 0.002
+        and metrics["shape_shaped_valid_log_loss"] <= metrics["shape_default_valid_log_loss"] + 0.002
+        and metrics["shape_shaped_leaf_path_cost"] * 1.25 <= metrics["shape_default_leaf_path_cost"]
+    )
+    assert shaped == within
+    note = Bundle.load(trained_model.bundle_dir).metadata["tree_shape"]["note"]
+    assert f"  trees: {note}" in trained_model.result.summary()
+    card = Path(client.download_artifacts(run.info.run_id, "model_card.md", str(_tmp(trained_model)))).read_text()
+    assert f"- trees: {note}" in card
+
+
 def test_run_has_the_training_data_as_input_and_the_summary_as_description(trained_model) -> None:
     from training.pipeline import file_sha256
 

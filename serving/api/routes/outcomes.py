@@ -7,13 +7,11 @@ committed before the 2xx; a database that cannot be reached is a 503, never a lo
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from fastapi import APIRouter, Header, HTTPException, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
-from sqlalchemy import Engine
-from sqlalchemy.exc import SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
 
 from features.factors import FACTORS
@@ -22,9 +20,11 @@ from serving.api.deps import SettingsDep
 from serving.api.errors import InputError
 from serving.api.lead_input import MAX_PROBLEMS
 from serving.api.schemas import ErrorBody, problems
-from serving.predlog import store
-from serving.predlog.db import ID_LENGTH, TEXT_LENGTH
+from serving.predlog.engine import ID_LENGTH, TEXT_LENGTH
 from serving.predlog.service import Loop
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
 
 router = APIRouter(prefix="/v1", tags=["closing the loop"])
 _ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": ErrorBody} for code in (400, 401, 404, 422, 503)}
@@ -71,6 +71,8 @@ def _parse(model: type[BaseModel], body: bytes) -> Any:
 
 
 async def _in_db(function: Any, /, **kwargs: Any) -> Any:
+    from sqlalchemy.exc import SQLAlchemyError  # here: a server nobody sends outcomes to never imports it
+
     try:
         return await run_in_threadpool(function, **kwargs)
     except SQLAlchemyError as exc:
@@ -97,6 +99,8 @@ async def post_outcome(
 ) -> JSONResponse:
     """Converted or lost, and when. Idempotent: 201 the first time, 200 for a repeat or a correction;
     a repeat that leaves out `occurred_at` or `owner` keeps what was stored."""
+    from serving.predlog import store  # SQLAlchemy with it: loaded by the first request that needs the log
+
     body, engine = await _authorised_write(request, settings, authorization, OutcomeIn)
     status, row = await _in_db(
         store.record_outcome,
@@ -124,6 +128,8 @@ async def post_feedback(
 ) -> JSONResponse:
     """What sales found wrong with a lead, in the factor vocabulary the model explains with. 201 when
     stored; 200 with the stored verdict when the same person already said the same thing (a retry)."""
+    from serving.predlog import store  # SQLAlchemy with it: loaded by the first request that needs the log
+
     body, engine = await _authorised_write(request, settings, authorization, FeedbackIn)
     created, row = await _in_db(
         store.add_feedback,
@@ -139,6 +145,8 @@ async def post_feedback(
 @router.get("/leads/{lead_id}/history", responses=_ERRORS, summary="A lead's scores over time, outcome and feedback")
 async def lead_history(lead_id: Annotated[str, Field(max_length=ID_LENGTH)], request: Request) -> dict[str, Any]:
     """Every logged score (oldest first), the trend of the last two, the outcome and sales feedback."""
+    from serving.predlog import store  # SQLAlchemy with it: loaded by the first request that needs the log
+
     loop = _loop(request)
     engine = await _in_db(loop.ready_engine)
     found = await _in_db(store.lead_history, engine=engine, lead_id=lead_id)

@@ -8,7 +8,8 @@ import lightgbm as lgb
 import numpy as np
 import pytest
 
-from serving.model.forest import Forest
+from features.errors import LeadscoreError
+from serving.model.forest import MAX_PATH_FEATURES, TABLE_ENV, Forest, table_budget_bytes, table_plan
 
 
 def _awkward(X: np.ndarray, seed: int = 0) -> np.ndarray:
@@ -50,7 +51,7 @@ def test_parallel_rows_equal_serial(scorer, fresh) -> None:
         {"monotone_constraints": [1, 0, -1, 0], "monotone_constraints_method": "advanced"},  # monotone splits
     ],
 )
-def test_other_tree_shapes_match_lightgbm(params: dict) -> None:
+def test_other_tree_shapes_match_lightgbm(params: dict, monkeypatch) -> None:
     rng = np.random.default_rng(1)
     n = 3000
     X = np.column_stack(
@@ -65,12 +66,79 @@ def test_other_tree_shapes_match_lightgbm(params: dict) -> None:
         data,
         num_boost_round=40,
     )
-    forest = Forest.from_model_text(booster.model_to_string())
     Xt = _awkward(X[:400], seed=2)
     Xt[::50, 0], Xt[1::50, 3] = np.inf, -np.inf  # beyond every threshold, as LightGBM's text model has them
-    np.testing.assert_allclose(forest.raw(Xt), booster.predict(Xt, raw_score=True), rtol=0, atol=1e-9)
-    np.testing.assert_allclose(forest.contributions(Xt), booster.predict(Xt, pred_contrib=True), rtol=0, atol=1e-9)
+    expected = booster.predict(Xt, pred_contrib=True)
+    for budget_mb in ("64", "0.02", "0"):  # tables for every leaf, for the short paths only, for none
+        monkeypatch.setenv(TABLE_ENV, budget_mb)
+        forest = Forest.from_model_text(booster.model_to_string())
+        np.testing.assert_allclose(forest.raw(Xt), booster.predict(Xt, raw_score=True), rtol=0, atol=1e-9)
+        raw = forest.raw(Xt)
+        for rows in (slice(None), slice(0, 1), slice(3, 8), slice(250, 257)):  # blocks, one lead, a few, a block of 7
+            found, contrib = forest.raw_and_contributions(Xt[rows])
+            np.testing.assert_allclose(contrib, expected[rows], rtol=0, atol=1e-9)
+            np.testing.assert_array_equal(found, raw[rows])  # the raw score TreeSHAP finds is the very same number
+        with_table = forest.tables[0] >= 0
+        assert with_table.all() if budget_mb == "64" else not with_table.all()
+        assert with_table.any() if budget_mb == "0.02" else True  # short paths by table, long by quadrature
+    assert not with_table.any()  # budget 0: every leaf by quadrature
     _same_forest(forest, Forest.from_booster(booster))
+
+
+def test_tables_fill_the_budget_with_the_shortest_paths(scorer, monkeypatch) -> None:
+    forest = Forest.from_booster(scorer.bundle.booster)
+    k = forest.leaf_k
+    budget = 2 << 20
+    leaf_table, size = table_plan(k, budget)
+    with_table = leaf_table >= 0
+    assert 0 < size * 8 <= budget
+    cap = k[with_table].max()
+    assert (with_table == ((k > 0) & (k <= cap))).all()  # every path up to K features, none longer
+    assert (k.astype(np.int64) << k)[(k > 0) & (k <= cap + 1)].sum() * 8 > budget  # K + 1 would not fit
+    starts = leaf_table[with_table]
+    np.testing.assert_array_equal(np.diff(starts), (k.astype(np.int64) << k)[with_table][:-1])  # packed, no overlap
+    monkeypatch.setenv(TABLE_ENV, "lots")
+    with pytest.raises(LeadscoreError, match=f"{TABLE_ENV} must be a number of megabytes, got 'lots'"):
+        table_budget_bytes()
+    monkeypatch.setenv(TABLE_ENV, "-1")
+    with pytest.raises(LeadscoreError, match=f"{TABLE_ENV} must be >= 0"):
+        table_budget_bytes()
+
+
+def test_stumps_match_lightgbm() -> None:
+    """One split per tree: every leaf has one path feature (the smallest table, two rows of one value)."""
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(2000, 3))
+    y = (X[:, 0] + 0.3 * rng.normal(size=2000) > 0).astype(int)
+    booster = lgb.train(
+        {"objective": "binary", "verbosity": -1, "num_leaves": 2, "min_data_in_leaf": 20},
+        lgb.Dataset(X, y),
+        num_boost_round=30,
+    )
+    forest = Forest.from_model_text(booster.model_to_string())
+    assert set(forest.leaf_k.tolist()) == {1}
+    Xt = _awkward(X[:300], seed=4)
+    np.testing.assert_allclose(forest.contributions(Xt), booster.predict(Xt, pred_contrib=True), rtol=0, atol=1e-9)
+    np.testing.assert_allclose(forest.contributions(Xt[:1]), booster.predict(Xt[:1], pred_contrib=True), atol=1e-9)
+
+
+def test_a_path_with_too_many_features_is_refused() -> None:
+    """A lead's satisfied path features are bits of one 64-bit word: longer paths are refused in one line."""
+    node: dict = {"leaf_value": 0.0, "leaf_count": 1}
+    for feature in reversed(range(MAX_PATH_FEATURES + 1)):  # a chain: feature i splits, the right side goes on
+        node = {
+            "split_feature": feature,
+            "threshold": 0.5,
+            "decision_type": "<=",
+            "default_left": True,
+            "missing_type": "NaN",
+            "internal_count": 2 + feature,
+            "left_child": {"leaf_value": 1.0, "leaf_count": 1},
+            "right_child": node,
+        }
+    dump = {"max_feature_idx": MAX_PATH_FEATURES, "tree_info": [{"tree_structure": node}]}
+    with pytest.raises(ValueError, match=f"more than {MAX_PATH_FEATURES} distinct features"):
+        Forest.from_dump(dump)
 
 
 def _same_forest(from_text: Forest, from_dump: Forest) -> None:
