@@ -103,11 +103,12 @@ def test_a_long_lead_id_is_refused_not_echoed(client: TestClient) -> None:
 
 
 def test_a_timed_out_batch_stops_spending_cpu(scorer: Scorer) -> None:
-    leads = [{**LEAD, "lead_id": f"T{i}", "company_size": 1 + i} for i in range(4_000)]  # distinct: each explained
-    per_lead = _cpu_per_lead(scorer, leads[:200])
-    with TestClient(
-        create_app(Settings(model="unused", scoring_timeout_s=0.2), scorer=scorer), raise_server_exceptions=False
-    ) as http:
+    # distinct leads, each explained; enough that scoring them all costs many times the 0.2 s deadline
+    # (one explained lead costs ~0.1-0.2 ms of CPU since the table kernel)
+    leads = [{**LEAD, "lead_id": f"T{i}", "company_size": 1 + i} for i in range(40_000)]
+    per_lead = _cpu_per_lead(scorer, leads[:2_000])
+    settings = Settings(model="unused", scoring_timeout_s=0.2, max_batch=len(leads))
+    with TestClient(create_app(settings, scorer=scorer), raise_server_exceptions=False) as http:
         began = time.process_time()
         response = http.post("/v1/score/batch", json={"leads": leads})
         time.sleep(2.0)  # whatever still runs after the 503 runs now
