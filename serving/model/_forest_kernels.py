@@ -74,6 +74,38 @@ def raw_scores(
 BLOCK = 512  # leads explained together in `contributions`: each leaf's table is read once per block
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _leaf_shares(u, k, s0, value, slot_zero, quad_x, quad_w, g, shares):
+    """shares[s] for s < k: a leaf's exact TreeSHAP share of its path slot s for a lead satisfying the
+    slots in the bit mask u (Gauss-Legendre, k // 2 + 1 points); the one definition the tables and the
+    leaves without a table both use. g is scratch of quad_x.shape[1]."""
+    n = k // 2 + 1
+    for p in range(n):
+        g[p] = quad_w[k, p]
+    scale = value
+    for s in range(k):
+        z = slot_zero[s0 + s]
+        sat = (u >> s) & 1
+        scale *= 1.0 if sat else z
+        for p in range(n):
+            xp = quad_x[k, p]
+            g[p] *= xp + z * (1.0 - xp) if sat else 1.0 - xp
+    off = 0.0
+    for p in range(n):
+        off += g[p] / (1.0 - quad_x[k, p])
+    off *= -scale
+    for s in range(k):
+        if (u >> s) & 1:
+            z = slot_zero[s0 + s]
+            acc = 0.0
+            for p in range(n):
+                xp = quad_x[k, p]
+                acc += g[p] / (xp + z * (1.0 - xp))
+            shares[s] = scale * (1.0 - z) * acc
+        else:
+            shares[s] = off
+
+
 @njit(cache=True, nogil=True)
 def build_tables(leaf_k, leaf_slot_start, leaf_value, slot_zero, leaf_table, table, quad_x, quad_w):
     """Fill table[leaf_table[leaf] + u * k + s]: the leaf's share of its slot s's feature for a lead
@@ -85,33 +117,9 @@ def build_tables(leaf_k, leaf_slot_start, leaf_value, slot_zero, leaf_table, tab
         if t0 < 0 or k == 0:
             continue
         s0 = leaf_slot_start[leaf]
-        n = k // 2 + 1
         for u in range(1 << k):
-            for p in range(n):
-                g[p] = quad_w[k, p]
-            scale = leaf_value[leaf]
-            for s in range(k):
-                z = slot_zero[s0 + s]
-                sat = (u >> s) & 1
-                scale *= 1.0 if sat else z
-                for p in range(n):
-                    xp = quad_x[k, p]
-                    g[p] *= xp + z * (1.0 - xp) if sat else 1.0 - xp
-            off = 0.0
-            for p in range(n):
-                off += g[p] / (1.0 - quad_x[k, p])
-            off *= -scale
             row = t0 + u * k
-            for s in range(k):
-                if (u >> s) & 1:
-                    z = slot_zero[s0 + s]
-                    acc = 0.0
-                    for p in range(n):
-                        xp = quad_x[k, p]
-                        acc += g[p] / (xp + z * (1.0 - xp))
-                    table[row + s] = scale * (1.0 - z) * acc
-                else:
-                    table[row + s] = off
+            _leaf_shares(u, k, s0, leaf_value[leaf], slot_zero, quad_x, quad_w, g, table[row : row + k])
 
 
 @njit(cache=True, nogil=True)
@@ -343,6 +351,7 @@ def contributions_rows(
     masks = np.empty(feature.shape[0] + 2, dtype=np.int64)
     mask_of = np.zeros(n_leaves + 1, dtype=np.int64)
     g = np.empty(quad_x.shape[1])
+    shares = np.empty(64)  # one leaf's shares; paths have at most 62 slots (the int64 masks)
     masks[0] = -1
     for r in range(X.shape[0]):
         x = X[r]
@@ -378,27 +387,8 @@ def contributions_rows(
                 for s in range(k):
                     out[r, slot_feature[s0 + s]] += table[row + s]
                 continue
-            n = k // 2 + 1
-            for p in range(n):
-                g[p] = quad_w[k, p]
-            scale = leaf_value[leaf]
+            _leaf_shares(u, k, s0, leaf_value[leaf], slot_zero, quad_x, quad_w, g, shares)
             for s in range(k):
-                z = slot_zero[s0 + s]
-                sat = (u >> s) & 1
-                scale *= 1.0 if sat else z
-                for p in range(n):
-                    xp = quad_x[k, p]
-                    g[p] *= xp + z * (1.0 - xp) if sat else 1.0 - xp
-            off = 0.0
-            for p in range(n):
-                off += g[p] / (1.0 - quad_x[k, p])
-            off *= -scale
-            for s in range(k):
-                z = slot_zero[s0 + s]
-                acc = 0.0
-                for p in range(n):
-                    xp = quad_x[k, p]
-                    acc += g[p] / (xp + z * (1.0 - xp))
-                out[r, slot_feature[s0 + s]] += scale * (1.0 - z) * acc if (u >> s) & 1 else off
+                out[r, slot_feature[s0 + s]] += shares[s]
         out[r, n_features] = expected_value
         raw[r] = score
