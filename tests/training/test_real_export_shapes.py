@@ -29,16 +29,16 @@ from serving.model.scorer import Scorer
 from training.pipeline import train
 from training.promotion import PromotionSettings
 
-# Issue 13 asks for 0.02 ROC AUC of the generator's true probabilities. Measured (one run each, s4-13s):
-# small 0.879 vs 0.897, leak 0.886 vs 0.901 and drift 0.860 vs 0.872 reach it and are held to it (drift
-# was 0.836 until the models learned one level per quarter: training.levels). slow, 0.867 vs 0.896, does
-# not, and no model of this export can: its next quarter is the one the generator launches a product in
-# (a fifth of its leads; true effect +0.9, never seen in training) and the quarter before, where the
-# IN/BR effect turns, is not mature under the 180-day window. On the leads of neither kind the gap is
-# 0.012, and LightGBM, the logistic model and their blend fitted on *every* export lead with its eventual
-# outcome reach only 0.871 / 0.869 / 0.877. Its floor guards what is reached, not the target.
+# Issue 13 asks for 0.02 ROC AUC of the generator's true probabilities, and every scenario is held to it.
 AUC_SLACK = 0.02
-AUC_SLACK_UNSEEN_LAUNCH = 0.04
+# The short export's history has the generator's launch and regional turn where its 12 months can learn
+# them: the product launches in its second quarter and India and Brazil convert well from the first. By
+# default, in a 4-quarter history, the product would launch in the scored quarter itself (a fifth of its
+# leads, true effect +0.9 log-odds, a value training never saw) and the region would turn in a quarter
+# the 180-day window leaves immature: no learner can know either at the export date (s4-13s: models
+# fitted on every export lead with its eventual outcome reached only 0.871-0.877 against the truth's
+# 0.896). The scenario tests slow conversions on a short export, not an unknowable next quarter.
+SHORT_EXPORT_EVENTS = {"launch_quarter": 1, "expansion_quarter": 0}
 
 
 @dataclass(frozen=True)
@@ -93,14 +93,16 @@ def _learned_from_newest(result, bundle: Bundle) -> None:
 
 
 def test_short_export_with_slow_conversions_trains_and_learns(tmp_path: Path, make_mlflow_store) -> None:
-    scenario = _scenario(tmp_path, quarters=4, leads_per_quarter=5000, seed=21, conversion_delay="slow")
+    scenario = _scenario(
+        tmp_path, quarters=4, leads_per_quarter=5000, seed=21, conversion_delay="slow", **SHORT_EXPORT_EVENTS
+    )
     window = next(n for n in scenario.notes if n.startswith("outcome window"))
     assert "covers" in window and "mature" in window  # the trade-off is said, with figures
     result, bundle, auc, truth_auc = _train_and_judge(scenario, tmp_path, make_mlflow_store)
     # as-of is what the export knows: the newest conversion, after the newest creation date
     assert "conversion" in result.report.as_of_source
     _learned_from_newest(result, bundle)
-    assert auc >= truth_auc - AUC_SLACK_UNSEEN_LAUNCH, (auc, truth_auc)
+    assert auc >= truth_auc - AUC_SLACK, (auc, truth_auc)
 
 
 def test_base_rate_tripling_in_the_last_two_quarters(tmp_path: Path, make_mlflow_store) -> None:
