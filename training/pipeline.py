@@ -51,7 +51,7 @@ from training.metrics import Evaluation, evaluate
 from training.model import make_bundle, raw_scores
 from training.model_card import factor_importance
 from training.promotion import MODES, Decision, PromotionSettings, decide
-from training.record import bundle_metadata, run_metrics, run_params, write_artifacts
+from training.record import bundle_metadata, describe_levels, run_metrics, run_params, write_artifacts
 from training.splits import Split, SplitReport, label_at, time_split
 from training.unchanged import TAG as UNCHANGED_TAG
 from training.unchanged import Unchanged, inputs_fingerprint, unchanged_champion
@@ -89,6 +89,7 @@ class TrainResult:
     repairs: list[str] = field(default_factory=list)
     cpu_timings: dict[str, float] = field(default_factory=dict)  # CPU seconds per stage (all threads)
     tree_shape: str = ""  # the explanation-shape trade-off (training.shape), when shaped trees were tried
+    quarter_levels: dict[str, float] | None = None  # quarter -> level against the newest (training.levels)
 
     def summary(self) -> str:
         """The few lines a person reads after `leadscore train`."""
@@ -127,6 +128,13 @@ class TrainResult:
         lines.append(f"  served model: refitted on all {r.n_used:,} used leads; calibration {self.calibration_source}")
         if self.tree_shape:
             lines.append(f"  trees: {self.tree_shape}")
+        if self.quarter_levels:
+            newest = list(self.quarter_levels)[-1]
+            lines.append(
+                "  quarter levels: the features leave the quarters' conversion rates unexplained, so each quarter "
+                f"of creation has its own level (log-odds against {newest}, the one served): "
+                f"{describe_levels(self.quarter_levels)}"
+            )
         if r.note:
             lines.append(f"  note: {r.note}")
         if self.drifting:
@@ -292,6 +300,7 @@ def train(
             valid_auc=candidate.recipe.prior_auc,
             drifting=candidate.recipe.drifting,
             tree_shape=candidate.recipe.shape.describe() if candidate.recipe.shape else "",
+            quarter_levels=candidate.deployed.components.levels,
             seconds=clock.total,
             timings=dict(clock.marks),
             cpu_timings=dict(clock.cpu_marks),

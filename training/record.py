@@ -56,6 +56,7 @@ def bundle_metadata(
         "best_iteration": candidate.deployed.components.rounds,
         "family": candidate.recipe.family,
         "tree_weight": candidate.recipe.tree_weight,
+        "quarter_levels": candidate.deployed.components.levels,
         "label": outcome_label(report.outcome_window_days),
         "outcome_window_days": report.outcome_window_days,
         "n_deployed": report.n_used,
@@ -114,6 +115,7 @@ def run_params(
         "family": candidate.recipe.family,
         "tree_weight": candidate.recipe.tree_weight,
         "logistic_C": candidate.recipe.C,
+        "quarter_levels": describe_levels(candidate.deployed.components.levels) or "none",
         "rounds_early_stopping": candidate.recipe.rounds,
         "rounds_evaluated_model": candidate.evaluated_rounds,
         "newest_slice_roc_auc": candidate.recipe.valid_auc,
@@ -131,6 +133,11 @@ def run_params(
     params.update({f"left_out.{why}": n for why, n in report.left_out.items()})
     params.update({f"lgb.{k}": v for k, v in candidate.recipe.params.items()})
     return params
+
+
+def describe_levels(levels: dict[str, float] | None) -> str:
+    """Each quarter's level in log-odds against the newest one (which the served model scores at)."""
+    return ", ".join(f"{quarter} {level:+.2f}" for quarter, level in (levels or {}).items())
 
 
 def _shape_name(shape: ShapeChoice | None) -> str:

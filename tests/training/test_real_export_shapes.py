@@ -113,6 +113,12 @@ def test_base_rate_tripling_in_the_last_two_quarters(tmp_path: Path, make_mlflow
     # calibrated to the newest level: the mean prediction follows the tripled rate, not the average one
     p = Scorer(bundle).predict_proba(scenario.next_leads)
     assert p.mean() == pytest.approx(scenario.next_truth.mean(), rel=0.25)
+    # one level per quarter, recorded: the export's newest quarter (the first tripled one) is served, and
+    # every quarter before it stands well below it
+    levels = bundle.metadata["quarter_levels"]
+    assert list(levels) == sorted(levels) and len(levels) == 7 and levels == result.quarter_levels
+    assert levels[max(levels)] == 0.0 and max(list(levels.values())[:-1]) < -0.8, levels
+    assert "quarter levels: the features leave the quarters' conversion rates unexplained" in result.summary()
 
 
 def test_small_export_is_judged_by_rolling_origin(tmp_path: Path, make_mlflow_store) -> None:
