@@ -46,12 +46,13 @@ from training.family import (
     fit_calibrated,
     fit_components,
 )
+from training.levels import describe_levels
 from training.linear import log_loss_from_raw
 from training.metrics import Evaluation, evaluate
 from training.model import make_bundle, raw_scores
 from training.model_card import factor_importance
 from training.promotion import MODES, Decision, PromotionSettings, decide
-from training.record import bundle_metadata, describe_levels, run_metrics, run_params, write_artifacts
+from training.record import bundle_metadata, run_metrics, run_params, write_artifacts
 from training.splits import Split, SplitReport, label_at, time_split
 from training.unchanged import TAG as UNCHANGED_TAG
 from training.unchanged import Unchanged, inputs_fingerprint, unchanged_champion

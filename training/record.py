@@ -18,6 +18,7 @@ from features.periods import outcome_label
 from features.schema import LeadSchema
 from serving.model.bundle import Bundle
 from training import plots, tracking
+from training.levels import describe_levels
 from training.metrics import Evaluation
 from training.model_card import data_profile, model_card
 from training.promotion import Decision, PromotionSettings
@@ -133,11 +134,6 @@ def run_params(
     params.update({f"left_out.{why}": n for why, n in report.left_out.items()})
     params.update({f"lgb.{k}": v for k, v in candidate.recipe.params.items()})
     return params
-
-
-def describe_levels(levels: dict[str, float] | None) -> str:
-    """Each quarter's level in log-odds against the newest one (which the served model scores at)."""
-    return ", ".join(f"{quarter} {level:+.2f}" for quarter, level in (levels or {}).items())
 
 
 def _shape_name(shape: ShapeChoice | None) -> str:
