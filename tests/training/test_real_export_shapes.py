@@ -20,12 +20,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from mlflow import MlflowClient
 from sklearn.metrics import roc_auc_score
 
 from features.inference import infer_schema, schema_yaml
 from features.synthetic import generate
 from serving.model.bundle import Bundle
 from serving.model.scorer import Scorer
+from training.levels import describe_levels
 from training.pipeline import train
 from training.promotion import PromotionSettings
 
@@ -119,6 +121,10 @@ def test_base_rate_tripling_in_the_last_two_quarters(tmp_path: Path, make_mlflow
     assert list(levels) == sorted(levels) and len(levels) == 7 and levels == result.quarter_levels
     assert levels[max(levels)] == 0.0 and max(list(levels.values())[:-1]) < -0.8, levels
     assert "quarter levels: the features leave the quarters' conversion rates unexplained" in result.summary()
+    client = MlflowClient(result.tracking_uri)
+    assert client.get_run(result.run_id).data.params["quarter_levels"] == describe_levels(levels)
+    card = Path(client.download_artifacts(result.run_id, "model_card.md", str(tmp_path))).read_text()
+    assert f"- quarter levels (log-odds against {max(levels)}, the level served): {describe_levels(levels)}" in card
 
 
 def test_small_export_is_judged_by_rolling_origin(tmp_path: Path, make_mlflow_store) -> None:
