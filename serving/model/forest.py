@@ -258,6 +258,106 @@ class Forest:
             self.expected_value,
         )
 
+    def what_if_raw(self, X: np.ndarray, columns: np.ndarray, codes: np.ndarray) -> np.ndarray:
+        """(n_leads, n_changes): each lead's raw score with column `columns[c]` set to `codes[c]`, equal
+        to `raw` of the changed rows. A batch's changed rows are not walked: a what-if changes one
+        feature, so only its nodes' decisions change (see `_forest_kernels.what_if_raw`); a few leads
+        are re-scored row by row (the block kernel's set-up costs more)."""
+        X = _as_matrix(X, self.n_features)
+        out = np.empty((len(X), len(columns)), dtype=np.float64)
+        if len(columns) == 0 or len(X) == 0:
+            return out
+        if len(X) < BLOCK_MIN_ROWS or not self.leaf_paths:  # (or a tree too large for one word of decisions)
+            rows = np.repeat(X, len(columns), axis=0)
+            rows.reshape(len(X), len(columns), -1)[:, np.arange(len(columns)), columns] = codes
+            return self.raw(rows).reshape(len(X), len(columns))
+        leaf_care, leaf_want = self.leaf_paths
+        mask, bits = self._change_decisions(tuple(int(c) for c in columns), tuple(float(v) for v in codes))
+        _kernels()[4](
+            X,
+            mask,
+            bits,
+            out,
+            self.node_feature,
+            self.node_threshold,
+            self.node_categorical,
+            self.node_missing,
+            self.node_default_left,
+            self.node_cat_start,
+            self.node_cat_words,
+            self.cat_bits,
+            self.tree_node_start,
+            self.tree_leaf_start,
+            leaf_care,
+            leaf_want,
+            self.leaf_value,
+        )
+        return out
+
+    @cached_property
+    def leaf_paths(self) -> tuple[np.ndarray, np.ndarray] | tuple[()]:
+        """Per leaf, its path as bits of its tree's nodes (bit = node - the tree's first node): the nodes
+        on the path (care) and those where it turns left (want); () when a tree has over 63 nodes."""
+        if np.diff(self.tree_node_start).max(initial=0) > MAX_PATH_FEATURES + 1:
+            return ()
+        n_leaves = len(self.leaf_value)
+        care, want = np.zeros(n_leaves + 1, dtype=np.int64), np.zeros(n_leaves + 1, dtype=np.int64)
+        tree_of_edge = np.repeat(np.arange(self.n_trees), np.diff(self.tree_edge_start))
+        local = (self.edge_node - self.tree_node_start[tree_of_edge]).tolist()
+        path_care, path_want = [0] * (int(self.edge_depth.max(initial=0)) + 2), [0] * (int(self.edge_depth.max(initial=0)) + 2)
+        for e, (bit, went_left, depth, leaf) in enumerate(
+            zip(local, self.edge_left.tolist(), self.edge_depth.tolist(), self.edge_leaf.tolist(), strict=True)
+        ):
+            path_care[depth + 1] = path_care[depth] | (1 << bit)
+            path_want[depth + 1] = path_want[depth] | (went_left << bit)
+            if leaf < n_leaves:
+                care[leaf], want[leaf] = path_care[depth + 1], path_want[depth + 1]
+        return care[:n_leaves], want[:n_leaves]
+
+    def _change_decisions(self, columns: tuple[int, ...], codes: tuple[float, ...]) -> tuple[np.ndarray, np.ndarray]:
+        """(mask, bits), int64[n_changes, n_trees]: the nodes of each tree that split on the changed
+        column, and their decisions for the new value (the kernels' own decision rule). Cached: the
+        scorer asks for the same candidates on every call."""
+        key = (columns, codes)
+        found = self._change_cache.get(key)
+        if found is not None:
+            return found
+        decide = _kernels()[5]
+        mask = np.zeros((len(columns), self.n_trees), dtype=np.int64)
+        bits = np.zeros((len(columns), self.n_trees), dtype=np.int64)
+        tree_of_node = np.repeat(np.arange(self.n_trees), np.diff(self.tree_node_start))
+        went_left = np.zeros(len(self.node_feature), dtype=np.uint8)
+        for c, (column, code) in enumerate(zip(columns, codes, strict=True)):
+            nodes = np.flatnonzero(self.node_feature == column).astype(np.int32)
+            row = np.full(self.n_features, np.nan)
+            row[column] = code
+            decide(
+                row,
+                nodes,
+                went_left,
+                self.node_feature,
+                self.node_threshold,
+                self.node_categorical,
+                self.node_missing,
+                self.node_default_left,
+                self.node_cat_start,
+                self.node_cat_words,
+                self.cat_bits,
+            )
+            for m in nodes.tolist():
+                t = int(tree_of_node[m])
+                bit = 1 << (m - int(self.tree_node_start[t]))
+                mask[c, t] |= bit
+                bits[c, t] |= bit if went_left[m] else 0
+        if len(self._change_cache) >= 8:
+            self._change_cache.clear()
+        self._change_cache[key] = (mask, bits)
+        return mask, bits
+
+    @cached_property
+    def _change_cache(self) -> dict[tuple[tuple[int, ...], tuple[float, ...]], tuple[np.ndarray, np.ndarray]]:
+        return {}
+
     @cached_property
     def tables(self) -> tuple[np.ndarray, np.ndarray]:
         """Each leaf's TreeSHAP values for every subset of its path features a lead can satisfy:
@@ -285,6 +385,7 @@ class Forest:
         self.raw(one)
         self.contributions(one)
         self.contributions(np.full((BLOCK_MIN_ROWS, self.n_features), np.nan))
+        self.what_if_raw(np.full((BLOCK_MIN_ROWS, self.n_features), np.nan), np.zeros(1, dtype=np.int64), np.zeros(1))
 
 
 def table_budget_bytes() -> int:
@@ -487,7 +588,7 @@ def _quadrature(max_k: int) -> dict[str, np.ndarray]:
     return {"quad_x": xs, "quad_w": ws}
 
 
-_KERNELS: tuple[Any, Any, Any, Any] | None = None
+_KERNELS: tuple[Any, Any, Any, Any, Any, Any] | None = None
 
 
 CACHE_ENV = "LEADSCORE_NUMBA_CACHE_DIR"
@@ -517,7 +618,7 @@ def compiled_cache_dir() -> Path:
     return Path(tempfile.mkdtemp(prefix="leadscore-numba-"))
 
 
-def _kernels() -> tuple[Any, Any, Any, Any]:
+def _kernels() -> tuple[Any, Any, Any, Any, Any, Any]:
     """Compile on first use (cached on disk by numba, in `compiled_cache_dir()`), so importing this
     module stays cheap."""
     global _KERNELS
@@ -536,6 +637,8 @@ def _kernels() -> tuple[Any, Any, Any, Any]:
             _forest_kernels.contributions,
             _forest_kernels.contributions_rows,
             _forest_kernels.build_tables,
+            _forest_kernels.what_if_raw,
+            _forest_kernels._decide_all,
         )
     return _KERNELS
 

@@ -242,31 +242,27 @@ class Scorer:
     def _raw_contributions_what_if(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """`raw_and_contributions(X)` and (n_leads, n_candidates) raw scores after each single change,
         the logistic model's terms computed once: a change alters one term, the others are the lead's."""
-        w, n_cand = self._tree_weight, len(self._candidates)
+        w, n = self._tree_weight, len(X)
         columns, codes = self._candidate_columns, self._candidate_codes
-        if w == 0.0:
-            raw = contrib = trees_raw = trees_contrib = trees_what_if = np.zeros(0)
-        elif self._forest is not None:
+        if w > 0.0 and self._forest is not None:
             trees_raw, trees_contrib = self._forest.raw_and_contributions(X)
-            trees_what_if = self._forest.raw(ex.what_if_rows(X, columns, codes)) if n_cand else np.zeros(0)
-        else:
+            trees_what_if = self._forest.what_if_raw(X, columns, codes)
+        elif w > 0.0:
             booster = part(self._booster)
             trees_raw, trees_contrib = booster.predict(X, raw_score=True), booster.predict(X, pred_contrib=True)
             rows = ex.what_if_rows(X, columns, codes)
-            trees_what_if = booster.predict(rows, raw_score=True) if n_cand else np.zeros(0)
+            trees_what_if = (booster.predict(rows, raw_score=True) if len(rows) else np.zeros(0)).reshape(n, -1)
         if w == 1.0:
-            return trees_raw, trees_contrib, trees_what_if.reshape(len(X), n_cand)
+            return trees_raw, trees_contrib, trees_what_if
         linear = part(self._linear)
         terms = linear.term_values(X)
         linear_raw, linear_contrib = linear.raw_from_terms(terms), linear.contributions_from_terms(terms)
-        linear_what_if = (
-            linear.raw_from_terms(ex.what_if_rows(terms, columns, self._candidate_terms)) if n_cand else np.zeros(0)
-        )
+        linear_what_if = linear.raw_from_terms(ex.what_if_rows(terms, columns, self._candidate_terms)).reshape(n, -1)
         if w == 0.0:
-            return linear_raw, linear_contrib, linear_what_if.reshape(len(X), n_cand)
+            return linear_raw, linear_contrib, linear_what_if
         raw = w * trees_raw + (1.0 - w) * linear_raw
         contrib = w * trees_contrib + (1.0 - w) * linear_contrib
-        return raw, contrib, (w * trees_what_if + (1.0 - w) * linear_what_if).reshape(len(X), n_cand)
+        return raw, contrib, w * trees_what_if + (1.0 - w) * linear_what_if
 
     def _what_if_probabilities(self, X: np.ndarray) -> np.ndarray:
         """(n_leads, n_candidates) probabilities after each single change (bench/run.py times it)."""
