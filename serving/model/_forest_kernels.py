@@ -312,7 +312,7 @@ def _goes_left(value, m, threshold, categorical, missing, default_left, cat_star
     kind = missing[m]
     default = default_left[m] == 1
     th = threshold[m]  # loaded before the select: a load inside it compiles to a branch
-    zero = (kind == 1) & (-_ZERO <= v) & (v <= _ZERO)
+    zero = (kind == 1) & (v >= -_ZERO) & (v <= _ZERO)
     use_default = (nan & (kind == 2)) | zero
     return default if use_default else v <= th
 
@@ -468,7 +468,9 @@ def what_if_raw(
                 xs = XT[feature[m]]
                 shift = m - n0
                 for b in range(width):
-                    go = _goes_left(xs[b], m, threshold, categorical, missing, default_left, cat_start, cat_words, cat_bits)
+                    go = _goes_left(
+                        xs[b], m, threshold, categorical, missing, default_left, cat_start, cat_words, cat_bits
+                    )
                     bits[b] |= np.int64(go) << shift
             l0, l1 = tree_leaf_start[t], tree_leaf_start[t + 1]
             for leaf in range(l0, l1):

@@ -53,7 +53,10 @@ def what_if_candidates(schema: LeadSchema, encoder: LeadEncoder) -> list[WhatIfC
 
 def factors_list(impacts: Sequence[float]) -> list[FactorImpact]:
     """Every factor with its impact, in the vocabulary's order."""
-    return [{"key": key, "label": label, "impact": impact} for (key, label), impact in zip(_KEYS_LABELS, impacts)]
+    return [
+        {"key": key, "label": label, "impact": impact}
+        for (key, label), impact in zip(_KEYS_LABELS, impacts, strict=True)
+    ]
 
 
 _KEYS_LABELS = [(key, FACTOR_LABELS[key]) for key in FACTORS]

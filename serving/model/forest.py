@@ -304,9 +304,10 @@ class Forest:
         care, want = np.zeros(n_leaves + 1, dtype=np.int64), np.zeros(n_leaves + 1, dtype=np.int64)
         tree_of_edge = np.repeat(np.arange(self.n_trees), np.diff(self.tree_edge_start))
         local = (self.edge_node - self.tree_node_start[tree_of_edge]).tolist()
-        path_care, path_want = [0] * (int(self.edge_depth.max(initial=0)) + 2), [0] * (int(self.edge_depth.max(initial=0)) + 2)
-        for e, (bit, went_left, depth, leaf) in enumerate(
-            zip(local, self.edge_left.tolist(), self.edge_depth.tolist(), self.edge_leaf.tolist(), strict=True)
+        depths = int(self.edge_depth.max(initial=0)) + 2
+        path_care, path_want = [0] * depths, [0] * depths  # the path down to each depth, in preorder
+        for bit, went_left, depth, leaf in zip(
+            local, self.edge_left.tolist(), self.edge_depth.tolist(), self.edge_leaf.tolist(), strict=True
         ):
             path_care[depth + 1] = path_care[depth] | (1 << bit)
             path_want[depth + 1] = path_want[depth] | (went_left << bit)

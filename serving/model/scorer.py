@@ -197,9 +197,12 @@ class Scorer:
             strict=True,
         )
         model, baseline, baseline_p = self.model_info, self.bundle.baseline_raw, self.baseline_probability
-        id_column, schema, candidates, feature_factor = self.schema.id_column, self.schema, self._candidates, self._feature_factor_list
+        id_column, schema, candidates = self.schema.id_column, self.schema, self._candidates
+        feature_factor = self._feature_factor_list
         out: list[ScoreResponse] = []
-        for record, (p_i, s_i, g_i, r_i, imp, cost, f_order, con, j_order, res, gain, sm) in zip(records, columns):
+        for record, (p_i, s_i, g_i, r_i, imp, cost, f_order, con, j_order, res, gain, sm) in zip(
+            records, columns, strict=True
+        ):
             unseen = encoder.unseen(record)
             out.append(
                 {
