@@ -323,14 +323,7 @@ def _decide_all(x, nodes, out, feature, threshold, categorical, missing, default
     so the branch on the node's kind stays predictable)."""
     for i in range(nodes.shape[0]):
         m = nodes[i]
-        value = x[feature[m]]
-        if categorical[m]:
-            code = _category_code(value)
-            word = code >> 5
-            go = code >= 0 and word < cat_words[m] and (cat_bits[cat_start[m] + word] >> (code & 31)) & 1 == 1
-        else:
-            go = _numeric_left(value, missing[m], default_left[m], threshold[m])
-        out[m] = 1 if go else 0
+        out[m] = _goes_left(x[feature[m]], m, threshold, categorical, missing, default_left, cat_start, cat_words, cat_bits)
 
 
 @njit(cache=True, nogil=True)
