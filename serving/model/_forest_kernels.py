@@ -323,7 +323,8 @@ def _decide_all(x, nodes, out, feature, threshold, categorical, missing, default
     so the branch on the node's kind stays predictable)."""
     for i in range(nodes.shape[0]):
         m = nodes[i]
-        out[m] = _goes_left(x[feature[m]], m, threshold, categorical, missing, default_left, cat_start, cat_words, cat_bits)
+        value = x[feature[m]]
+        out[m] = _goes_left(value, m, threshold, categorical, missing, default_left, cat_start, cat_words, cat_bits)
 
 
 @njit(cache=True, nogil=True)
