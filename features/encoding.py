@@ -145,10 +145,10 @@ class LeadEncoder:
                 if kind == _CATEGORICAL:
                     row[j] = codes.get(str(value).strip(), nan)  # type: ignore[union-attr]  # set for categoricals
                 elif kind == _NUMBER:
-                    try:
+                    try:  # noqa: SIM105  # contextlib.suppress costs a context manager per cell
                         row[j] = float(value)
                     except (TypeError, ValueError):
-                        pass
+                        pass  # unreadable: missing
                 elif kind == _BOOLEAN:
                     row[j] = 1.0 if value is True else 0.0 if value is False else _bool_value(value)
                 else:
