@@ -152,10 +152,13 @@ def what_if_rows(X: np.ndarray, columns: np.ndarray, codes: np.ndarray) -> np.nd
     return rows
 
 
+_AS_IS = frozenset({bool, str, int})
+
+
 def json_value(value: Any) -> Any:
     """A lead's field value as JSON can carry it (numpy scalars, NaN and timestamps included)."""
-    if value is None:
-        return None
+    if value is None or type(value) in _AS_IS:  # what a JSON request holds, answered first
+        return value
     pd = sys.modules.get("pandas")  # a pandas value only exists once pandas is loaded: never import it here
     if pd is not None and (value is pd.NA or value is pd.NaT):
         return None
