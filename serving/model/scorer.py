@@ -157,7 +157,7 @@ class Scorer:
 
     def scores_and_grades(self, probability: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The 1-99 score (probability in percent, rounded, clipped) and the schema's grade."""
-        score = np.clip(np.rint(probability * 100.0), 1, 99).astype(np.int64)
+        score = np.minimum(np.maximum(np.rint(probability * 100.0), 1), 99).astype(np.int64)  # np.clip, cheaper
         return score, assign_grades(probability, self.schema.grades)
 
     # -- the real-time path --------------------------------------------------------------
