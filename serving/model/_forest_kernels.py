@@ -153,6 +153,7 @@ def contributions(
     quad_x,
     quad_w,
     expected_value,
+    tree_bits,
 ):
     """TreeSHAP for a block of up to BLOCK leads at a time, one tree at a time.
 
@@ -183,6 +184,8 @@ def contributions(
     XT = np.zeros((n_features, B))
     sums = np.empty((n_features, B))
     score = np.empty(B)
+    decided = np.zeros(B, dtype=np.int64)
+    with_bits = tree_bits.shape[1] > 0
     masks[0, :] = -1
     for r0 in range(0, n_rows, B):
         width = min(B, n_rows - r0)
@@ -219,6 +222,15 @@ def contributions(
                     for b in range(width):
                         value = xs[b]
                         lm[b] = (0.0 if value != value else value) <= th
+            if with_bits:  # the decisions as one word per lead, for the what-ifs (see what_if_raw)
+                decided[:] = 0
+                for m in range(n0, tree_node_start[t + 1]):
+                    lm = left[m - n0]
+                    shift = m - n0
+                    for b in range(width):
+                        decided[b] |= lm[b] << shift
+                for b in range(width):
+                    tree_bits[r0 + b, t] = decided[b]
             for e in range(tree_edge_start[t], tree_edge_start[t + 1]):  # satisfied-slot masks
                 went = left[edge_node[e] - n0]
                 want = np.int64(edge_left[e])
@@ -357,6 +369,8 @@ def contributions_rows(
     quad_x,
     quad_w,
     expected_value,
+    tree_node_start,
+    tree_bits,
 ):
     """The same for one lead at a time (a request's lead): no block to fill, scalar loops; the edges
     of all trees in one pass (edge_leaf is the global leaf, or the last entry of `mask_of` for an
@@ -385,6 +399,12 @@ def contributions_rows(
                 cat_words,
                 cat_bits,
             )
+        for t in range(tree_bits.shape[1]):  # the decisions as one word per tree, for the what-ifs
+            n0 = tree_node_start[t]
+            bits = np.int64(0)
+            for m in range(n0, tree_node_start[t + 1]):
+                bits |= np.int64(left_at[m]) << (m - n0)
+            tree_bits[r, t] = bits
         for e in range(edge_node.shape[0]):
             d = edge_depth[e]
             mk = masks[d] & ~(np.int64(left_at[edge_node[e]] ^ edge_left[e]) << edge_slot[e])
@@ -411,83 +431,35 @@ def contributions_rows(
 
 
 @njit(cache=True, nogil=True)
-def what_if_raw(
-    X,
-    change_mask,
-    change_bits,
-    out,
-    feature,
-    threshold,
-    categorical,
-    missing,
-    default_left,
-    cat_start,
-    cat_words,
-    cat_bits,
-    tree_node_start,
-    tree_leaf_start,
-    leaf_care,
-    leaf_want,
-    leaf_value,
-):
-    """out[r, c]: lead r's raw score after change c (one feature column set to one value), BLOCK leads
-    at a time.
+def what_if_raw(tree_bits, change_mask, change_bits, out, tree_leaf_start, leaf_care, leaf_want, leaf_value):
+    """out[r, c]: lead r's raw score after change c (one feature column set to one value).
 
-    Per tree, each lead's decisions are the bits of one word (bit m - the tree's first node), and a
-    leaf is reached when the decisions on its path match (leaf_care: its path's nodes, leaf_want: its
-    left turns): no walk, no mispredicted branch, and vector code over the block's leads. Change c
-    alters only the decisions of the nodes on its column: change_mask[c, t] are those nodes of tree t,
-    change_bits[c, t] their decisions for the new value; a tree without such nodes keeps the lead's own
-    leaf. The sums run over the trees in order from 0.0, as in `raw_scores`: each value equals
-    `raw_scores` of the changed row."""
-    B = BLOCK
-    n_rows, n_features = X.shape
+    tree_bits[r, t] holds lead r's decisions at tree t's nodes (bit m - the tree's first node), written
+    by the TreeSHAP kernels, which decide every node anyway. A leaf is reached when the decisions on its
+    path match (leaf_care: its path's nodes, leaf_want: its left turns), so no walk and no mispredicted
+    branch. Change c alters only the decisions of the nodes on its column: change_mask[c, t] are those
+    nodes of tree t, change_bits[c, t] their decisions for the new value; a tree without such nodes
+    keeps the lead's own leaf. The sums run over the trees in order from 0.0, as in `raw_scores`: each
+    value equals `raw_scores` of the changed row."""
     n_changes = change_mask.shape[0]
-    XT = np.zeros((n_features, B))
-    bits = np.zeros(B, dtype=np.int64)
-    moved = np.zeros(B, dtype=np.int64)
-    own = np.zeros(B)
-    value = np.zeros(B)
-    acc = np.zeros((n_changes, B))
-    for r0 in range(0, n_rows, B):
-        width = min(B, n_rows - r0)
-        for b in range(width):
-            for f in range(n_features):
-                XT[f, b] = X[r0 + b, f]
-        acc[:, :] = 0.0
-        for t in range(tree_node_start.shape[0] - 1):
-            n0 = tree_node_start[t]
-            bits[:] = 0
-            for m in range(n0, tree_node_start[t + 1]):
-                xs = XT[feature[m]]
-                shift = m - n0
-                for b in range(width):
-                    go = _goes_left(
-                        xs[b], m, threshold, categorical, missing, default_left, cat_start, cat_words, cat_bits
-                    )
-                    bits[b] |= np.int64(go) << shift
+    acc = np.empty(n_changes)
+    for r in range(tree_bits.shape[0]):
+        acc[:] = 0.0
+        for t in range(tree_bits.shape[1]):
+            bits = tree_bits[r, t]
             l0, l1 = tree_leaf_start[t], tree_leaf_start[t + 1]
+            own = 0.0
             for leaf in range(l0, l1):
-                care, want, v = leaf_care[leaf], leaf_want[leaf], leaf_value[leaf]
-                for b in range(width):
-                    own[b] = v if bits[b] & care == want else own[b]
+                own = leaf_value[leaf] if bits & leaf_care[leaf] == leaf_want[leaf] else own
             for c in range(n_changes):
                 mask = change_mask[c, t]
-                into = acc[c]
                 if mask == 0:
-                    for b in range(width):
-                        into[b] += own[b]
+                    acc[c] += own
                     continue
-                keep = ~mask
-                set_ = change_bits[c, t]
-                for b in range(width):
-                    moved[b] = (bits[b] & keep) | set_
+                moved = (bits & ~mask) | change_bits[c, t]
+                value = 0.0
                 for leaf in range(l0, l1):
-                    care, want, v = leaf_care[leaf], leaf_want[leaf], leaf_value[leaf]
-                    for b in range(width):
-                        value[b] = v if moved[b] & care == want else value[b]
-                for b in range(width):
-                    into[b] += value[b]
-        for b in range(width):
-            for c in range(n_changes):
-                out[r0 + b, c] = acc[c, b]
+                    value = leaf_value[leaf] if moved & leaf_care[leaf] == leaf_want[leaf] else value
+                acc[c] += value
+        for c in range(n_changes):
+            out[r, c] = acc[c]

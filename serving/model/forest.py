@@ -185,13 +185,52 @@ class Forest:
     ) -> tuple[np.ndarray, np.ndarray]:
         """`raw(X)` and `contributions(X)` in one pass: the leaf a lead reaches is the one whose path
         it satisfies entirely, so TreeSHAP finds it anyway (the same sum, in the same order: equal)."""
-        X = _as_matrix(X, self.n_features)
-        raw = np.zeros(len(X), dtype=np.float64)
-        out = np.zeros((len(X), self.n_features + 1), dtype=np.float64)
-        _in_row_blocks(self._contrib_into, X, out, raw, threads=threads if len(X) >= min_rows else 1)
-        return raw, out
+        raw, contrib, _ = self.raw_contributions_what_if(
+            X, np.zeros(0, dtype=np.int64), np.zeros(0), threads=threads, min_rows=min_rows
+        )
+        return raw, contrib
 
-    def _contrib_into(self, X: np.ndarray, out: np.ndarray, raw: np.ndarray) -> None:
+    def raw_contributions_what_if(
+        self,
+        X: np.ndarray,
+        columns: np.ndarray,
+        codes: np.ndarray,
+        *,
+        threads: int = THREADS,
+        min_rows: int = PARALLEL_MIN_ROWS,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """`raw_and_contributions(X)` and (n_leads, n_changes) raw scores of each lead with column
+        `columns[c]` set to `codes[c]`, equal to `raw` of the changed rows.
+
+        A what-if changes one feature, so only the decisions of that feature's nodes change; TreeSHAP
+        decides every node anyway and hands its decisions on (one word per lead and tree), so the
+        changed leads are never walked (see `_forest_kernels.what_if_raw`). With a tree of over 63
+        nodes (one word cannot hold its decisions) the changed rows are scored by `raw` instead."""
+        X = _as_matrix(X, self.n_features)
+        n, n_changes = len(X), len(columns)
+        paths = self.leaf_paths
+        with_bits = n_changes > 0 and paths is not None
+        raw = np.zeros(n, dtype=np.float64)
+        out = np.zeros((n, self.n_features + 1), dtype=np.float64)
+        tree_bits = np.empty((n, self.n_trees if with_bits else 0), dtype=np.int64)
+        _in_row_blocks(self._contrib_into, X, out, raw, tree_bits, threads=threads if n >= min_rows else 1)
+        what_if = np.empty((n, n_changes), dtype=np.float64)
+        if paths is not None and with_bits and n:
+            leaf_care, leaf_want = paths
+            mask, bits = self._change_decisions(tuple(int(c) for c in columns), tuple(float(v) for v in codes))
+            _kernels()[4](tree_bits, mask, bits, what_if, self.tree_leaf_start, leaf_care, leaf_want, self.leaf_value)
+        elif n_changes and n:
+            rows = np.repeat(X, n_changes, axis=0)
+            rows.reshape(n, n_changes, -1)[:, np.arange(n_changes), columns] = codes
+            what_if = self.raw(rows, threads=threads, min_rows=min_rows).reshape(n, n_changes)
+        return raw, out, what_if
+
+    def what_if_raw(self, X: np.ndarray, columns: np.ndarray, codes: np.ndarray) -> np.ndarray:
+        """(n_leads, n_changes): each lead's raw score with column `columns[c]` set to `codes[c]`
+        (see `raw_contributions_what_if`)."""
+        return self.raw_contributions_what_if(X, columns, codes)[2]
+
+    def _contrib_into(self, X: np.ndarray, out: np.ndarray, raw: np.ndarray, tree_bits: np.ndarray) -> None:
         kernels = _kernels()
         leaf_table, table = self.tables
         if len(X) < BLOCK_MIN_ROWS:
@@ -224,6 +263,8 @@ class Forest:
                 self.quad_x,
                 self.quad_w,
                 self.expected_value,
+                self.tree_node_start,
+                tree_bits,
             )
             return
         kernels[1](
@@ -256,50 +297,15 @@ class Forest:
             self.quad_x,
             self.quad_w,
             self.expected_value,
+            tree_bits,
         )
-
-    def what_if_raw(self, X: np.ndarray, columns: np.ndarray, codes: np.ndarray) -> np.ndarray:
-        """(n_leads, n_changes): each lead's raw score with column `columns[c]` set to `codes[c]`, equal
-        to `raw` of the changed rows. A batch's changed rows are not walked: a what-if changes one
-        feature, so only its nodes' decisions change (see `_forest_kernels.what_if_raw`); a few leads
-        are re-scored row by row (the block kernel's set-up costs more)."""
-        X = _as_matrix(X, self.n_features)
-        out = np.empty((len(X), len(columns)), dtype=np.float64)
-        if len(columns) == 0 or len(X) == 0:
-            return out
-        if len(X) < BLOCK_MIN_ROWS or not self.leaf_paths:  # (or a tree too large for one word of decisions)
-            rows = np.repeat(X, len(columns), axis=0)
-            rows.reshape(len(X), len(columns), -1)[:, np.arange(len(columns)), columns] = codes
-            return self.raw(rows).reshape(len(X), len(columns))
-        leaf_care, leaf_want = self.leaf_paths
-        mask, bits = self._change_decisions(tuple(int(c) for c in columns), tuple(float(v) for v in codes))
-        _kernels()[4](
-            X,
-            mask,
-            bits,
-            out,
-            self.node_feature,
-            self.node_threshold,
-            self.node_categorical,
-            self.node_missing,
-            self.node_default_left,
-            self.node_cat_start,
-            self.node_cat_words,
-            self.cat_bits,
-            self.tree_node_start,
-            self.tree_leaf_start,
-            leaf_care,
-            leaf_want,
-            self.leaf_value,
-        )
-        return out
 
     @cached_property
-    def leaf_paths(self) -> tuple[np.ndarray, np.ndarray] | tuple[()]:
+    def leaf_paths(self) -> tuple[np.ndarray, np.ndarray] | None:
         """Per leaf, its path as bits of its tree's nodes (bit = node - the tree's first node): the nodes
-        on the path (care) and those where it turns left (want); () when a tree has over 63 nodes."""
+        on the path (care) and those where it turns left (want); None when a tree has over 63 nodes."""
         if np.diff(self.tree_node_start).max(initial=0) > MAX_PATH_FEATURES + 1:
-            return ()
+            return None
         n_leaves = len(self.leaf_value)
         care, want = np.zeros(n_leaves + 1, dtype=np.int64), np.zeros(n_leaves + 1, dtype=np.int64)
         tree_of_edge = np.repeat(np.arange(self.n_trees), np.diff(self.tree_edge_start))
@@ -386,7 +392,8 @@ class Forest:
         self.raw(one)
         self.contributions(one)
         self.contributions(np.full((BLOCK_MIN_ROWS, self.n_features), np.nan))
-        self.what_if_raw(np.full((BLOCK_MIN_ROWS, self.n_features), np.nan), np.zeros(1, dtype=np.int64), np.zeros(1))
+        for rows in (1, BLOCK_MIN_ROWS):  # the one-lead and the block kernels, with their decisions
+            self.what_if_raw(np.full((rows, self.n_features), np.nan), np.zeros(1, dtype=np.int64), np.zeros(1))
 
 
 def table_budget_bytes() -> int:

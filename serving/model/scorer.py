@@ -248,8 +248,7 @@ class Scorer:
         w, n = self._tree_weight, len(X)
         columns, codes = self._candidate_columns, self._candidate_codes
         if w > 0.0 and self._forest is not None:
-            trees_raw, trees_contrib = self._forest.raw_and_contributions(X)
-            trees_what_if = self._forest.what_if_raw(X, columns, codes)
+            trees_raw, trees_contrib, trees_what_if = self._forest.raw_contributions_what_if(X, columns, codes)
         elif w > 0.0:
             booster = part(self._booster)
             trees_raw, trees_contrib = booster.predict(X, raw_score=True), booster.predict(X, pred_contrib=True)

@@ -113,7 +113,7 @@ def test_what_if_raw_scores_equal_scoring_the_changed_rows(params: dict) -> None
         expected = forest.raw(changed).reshape(len(X), len(columns))
         np.testing.assert_array_equal(forest.what_if_raw(X, columns, codes), expected)
     np.testing.assert_allclose(expected.ravel(), booster.predict(changed, raw_score=True), rtol=0, atol=1e-9)
-    assert bool(forest.leaf_paths) == (params.get("num_leaves", 15) <= 64)
+    assert (forest.leaf_paths is not None) == (params.get("num_leaves", 15) <= 64)
 
 
 def test_tables_fill_the_budget_with_the_shortest_paths(scorer, monkeypatch) -> None:
