@@ -217,7 +217,8 @@ class Forest:
         what_if = np.empty((n, n_changes), dtype=np.float64)
         if paths is not None and with_bits and n:
             leaf_care, leaf_want = paths
-            mask, bits = self._change_decisions(tuple(int(c) for c in columns), tuple(float(v) for v in codes))
+            columns, codes = np.asarray(columns, dtype=np.int64), np.asarray(codes, dtype=np.float64)
+            mask, bits = self._change_decisions(columns, codes)
             _kernels()[4](tree_bits, mask, bits, what_if, self.tree_leaf_start, leaf_care, leaf_want, self.leaf_value)
         elif n_changes and n:
             rows = np.repeat(X, n_changes, axis=0)
@@ -321,11 +322,11 @@ class Forest:
                 care[leaf], want[leaf] = path_care[depth + 1], path_want[depth + 1]
         return care[:n_leaves], want[:n_leaves]
 
-    def _change_decisions(self, columns: tuple[int, ...], codes: tuple[float, ...]) -> tuple[np.ndarray, np.ndarray]:
+    def _change_decisions(self, columns: np.ndarray, codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(mask, bits), int64[n_changes, n_trees]: the nodes of each tree that split on the changed
         column, and their decisions for the new value (the kernels' own decision rule). Cached: the
         scorer asks for the same candidates on every call."""
-        key = (columns, codes)
+        key = columns.tobytes() + codes.tobytes()
         found = self._change_cache.get(key)
         if found is not None:
             return found
@@ -362,7 +363,7 @@ class Forest:
         return mask, bits
 
     @cached_property
-    def _change_cache(self) -> dict[tuple[tuple[int, ...], tuple[float, ...]], tuple[np.ndarray, np.ndarray]]:
+    def _change_cache(self) -> dict[bytes, tuple[np.ndarray, np.ndarray]]:
         return {}
 
     @cached_property
