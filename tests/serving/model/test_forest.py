@@ -40,6 +40,10 @@ def test_parallel_rows_equal_serial(scorer, fresh) -> None:
     X = scorer.bundle.encoder.transform(fresh.leads.iloc[:301])
     parallel = forest.contributions(X, threads=2, min_rows=100)
     np.testing.assert_array_equal(parallel, forest.contributions(X, threads=1))
+    columns, codes = np.array([0, 3, 5]), np.array([1.0, np.nan, 0.0])  # with what-ifs (decisions handed on)
+    in_threads = forest.raw_contributions_what_if(X, columns, codes, threads=2, min_rows=100)
+    for got, expected in zip(in_threads, forest.raw_contributions_what_if(X, columns, codes, threads=1), strict=True):
+        np.testing.assert_array_equal(got, expected)
 
 
 @pytest.mark.parametrize(
