@@ -22,7 +22,7 @@ import numpy as np
 
 from features.encoding import LeadEncoder
 from features.factors import FACTOR_LABELS, FACTORS
-from features.schema import LeadSchema
+from features.schema import LeadSchema, is_missing
 from serving.model.response import FactorImpact, FeatureReason, LoweringFactor, WhatIf
 
 MAX_WHAT_IF = 3
@@ -38,6 +38,17 @@ class WhatIfChange:
     label: str
     value: Any
     code: float
+
+
+FeatureTexts = tuple[str, str, str, str]  # name, label, reason, reason when missing
+
+
+def feature_texts(schema: LeadSchema) -> list[FeatureTexts]:
+    """Each feature's words for a lowering-factor row, looked up once per scorer, not per lead."""
+    return [
+        (spec.name, spec.label, spec.reason_text(missing=False), spec.reason_text(missing=True))
+        for spec in schema.features
+    ]
 
 
 def what_if_candidates(schema: LeadSchema, encoder: LeadEncoder) -> list[WhatIfChange]:
@@ -71,35 +82,35 @@ def lowering_factors(
     feature_order: Sequence[int],
     record: Mapping[str, Any],
     unseen: Mapping[str, str],
-    schema: LeadSchema,
+    texts: Sequence[FeatureTexts],
     feature_factor: Sequence[int],
 ) -> list[LoweringFactor]:
     """The factors with negative impact, largest first, each with the features and reasons behind it.
 
     One lead's numbers as plain lists (the scorer computes them for a whole batch at once): `costs[k]`
     is factor k's cost in points, `factor_order` the factors by impact and `feature_order` the features
-    by contribution (both stable sorts), `feature_factor[j]` feature j's factor."""
+    by contribution (both stable sorts), `feature_factor[j]` feature j's factor and `texts[j]` its
+    words (`feature_texts`)."""
     lowering = [k for k in factor_order if impacts[k] < -_EPS]
     if not lowering:
         return []
     features: dict[int, list[FeatureReason]] = {k: [] for k in lowering}
-    specs = schema.features
     for j in feature_order:  # most negative first, so each factor's features come in that order too
         impact = contributions[j]
         if not impact < -_EPS:
             break
         rows = features.get(feature_factor[j])
         if rows is not None:
-            spec = specs[j]
-            value = record.get(spec.name)
-            shown_as = None if spec.name in unseen else value  # the model read an unseen value as missing
+            name, label, reason_present, reason_missing = texts[j]
+            value = record.get(name)
+            shown_as = None if name in unseen else value  # the model read an unseen value as missing
             rows.append(
                 {
-                    "name": spec.name,
-                    "label": spec.label,
-                    "value": json_value(value),
+                    "name": name,
+                    "label": label,
+                    "value": value if value is None or type(value) in _AS_IS else json_value(value),
                     "impact": impact,
-                    "reason": spec.reason_for(shown_as),
+                    "reason": reason_missing if is_missing(shown_as) else reason_present,
                 }
             )
     return [

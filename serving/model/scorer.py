@@ -66,6 +66,7 @@ class Scorer:
         self._candidate_terms = self._linear_terms_of_candidates()
         self._feature_factor = np.array([FACTORS.index(s.factor) for s in self.schema.features])
         self._feature_factor_list: list[int] = self._feature_factor.tolist()
+        self._feature_texts = ex.feature_texts(self.schema)
         self._reason_present = np.array([s.reason_text(missing=False) for s in self.schema.features], dtype=object)
         self._reason_missing = np.array([s.reason_text(missing=True) for s in self.schema.features], dtype=object)
         self.baseline_probability = float(bundle.calibrator(bundle.baseline_raw))
@@ -197,7 +198,7 @@ class Scorer:
             strict=True,
         )
         model, baseline, baseline_p = self.model_info, self.bundle.baseline_raw, self.baseline_probability
-        id_column, schema, candidates = self.schema.id_column, self.schema, self._candidates
+        id_column, texts, candidates = self.schema.id_column, self._feature_texts, self._candidates
         feature_factor = self._feature_factor_list
         out: list[ScoreResponse] = []
         for record, (p_i, s_i, g_i, r_i, imp, cost, f_order, con, j_order, res, gain, sm) in zip(
@@ -222,7 +223,7 @@ class Scorer:
                         feature_order=j_order,
                         record=record,
                         unseen=unseen,
-                        schema=schema,
+                        texts=texts,
                         feature_factor=feature_factor,
                     ),
                     "what_if": ex.what_if(
