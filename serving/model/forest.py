@@ -25,6 +25,11 @@ paths keep the quadrature per lead. For the default model (419 trees, 13k leaf p
 features, at most 14) the 64 MiB budget takes every path of up to 9 features (98% of leaves, 57 MiB,
 built in ~0.1 CPU-s on first use).
 
+What-ifs (one feature set to one value, re-scored): TreeSHAP decides every node anyway, so its kernels
+hand each lead's decisions on as one int64 word per tree; a leaf is reached when its path's bits match,
+and a change only replaces the bits of its feature's nodes (`raw_contributions_what_if`). No changed
+lead is walked, and the sums are the very ones `raw` makes.
+
     >>> forest = Forest.from_booster(booster)          # doctest: +SKIP
     >>> forest.contributions(X)                        # (n, n_features + 1), like pred_contrib
 """
