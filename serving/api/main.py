@@ -24,6 +24,7 @@ from fastapi_offline import FastAPIOffline
 
 from features.errors import LeadscoreError
 from serving.api import errors
+from serving.api.hot import ScoringRoutes
 from serving.api.metrics import Metrics
 from serving.api.middleware import BodyLimitMiddleware, MetricsMiddleware
 from serving.api.reload_signal import ReloadSignal
@@ -61,6 +62,7 @@ def create_app(settings: Settings | None = None, *, scorer: Scorer | None = None
     errors.install(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes, timeout_s=settings.body_timeout_s)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
+    app.add_middleware(ScoringRoutes)  # added last, so first to see a request: see serving.api.hot
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
 
