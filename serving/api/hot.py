@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import MutableMapping
 from typing import Any
 
 from fastapi import HTTPException
@@ -29,6 +30,7 @@ from serving.model.response import batch_to_json, to_json
 _logger = logging.getLogger(__name__)
 PATHS = {"/v1/score": False, "/v1/score/batch": True}  # path -> is a batch
 NO_MODEL = "no model loaded yet; see GET /readyz"
+Scope = MutableMapping[str, Any]
 Answer = tuple[int, bytes, list[tuple[bytes, bytes]]]
 
 
@@ -38,14 +40,14 @@ class ScoringRoutes:
     def __init__(self, app: Any) -> None:
         self.app = app
 
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
         if scope["type"] == "http" and scope["method"] == "POST" and scope["path"] in PATHS:
             await serve(scope["app"], scope, receive, send)
         else:
             await self.app(scope, receive, send)
 
 
-async def serve(app: Any, scope: dict[str, Any], receive: Any, send: Any) -> None:
+async def serve(app: Any, scope: Scope, receive: Any, send: Any) -> None:
     """Answer one scoring request; counted and timed in /metrics under its route like any other."""
     start = time.perf_counter()
     status = 500
@@ -60,7 +62,7 @@ async def serve(app: Any, scope: dict[str, Any], receive: Any, send: Any) -> Non
         app.state.metrics.observe(route=scope["path"], method="POST", status=status, seconds=seconds)
 
 
-async def answer_request(app: Any, scope: dict[str, Any], receive: Any) -> Answer | None:
+async def answer_request(app: Any, scope: Scope, receive: Any) -> Answer | None:
     """The status, body and headers for a scoring request; every failure as its JSON error."""
     try:
         return await answer(app, scope, receive, batch=PATHS[scope["path"]])
@@ -74,7 +76,7 @@ async def answer_request(app: Any, scope: dict[str, Any], receive: Any) -> Answe
         return errors.json_answer(exc)
 
 
-async def answer(app: Any, scope: dict[str, Any], receive: Any, *, batch: bool) -> Answer:
+async def answer(app: Any, scope: Scope, receive: Any, *, batch: bool) -> Answer:
     """Score the request's lead(s): the work of both routes, in the order their checks always ran."""
     settings, state = app.state.settings, app.state.model
     limit = BodyLimit(settings.max_body_bytes, settings.body_timeout_s)
@@ -98,7 +100,7 @@ async def answer(app: Any, scope: dict[str, Any], receive: Any, *, batch: bool) 
     return 200, content, [(b"content-length", str(len(content)).encode()), (b"content-type", b"application/json")]
 
 
-def _headers(scope: dict[str, Any]) -> tuple[str | None, bytes | None]:
+def _headers(scope: Scope) -> tuple[str | None, bytes | None]:
     content_type = length = None
     for name, value in scope["headers"]:
         if name == b"content-type":
