@@ -22,10 +22,9 @@ from typing import Any
 
 from fastapi import HTTPException
 
-from serving.api import errors, service
+from serving.api import errors, fast_json, service
 from serving.api.middleware import BodyLimit, BodyRefused
 from serving.api.schemas import request_models
-from serving.model.response import batch_to_json, to_json
 
 _logger = logging.getLogger(__name__)
 PATHS = {"/v1/score": False, "/v1/score/batch": True}  # path -> is a batch
@@ -96,7 +95,7 @@ async def answer(app: Any, scope: Scope, receive: Any, *, batch: bool) -> Answer
     results = service.with_warnings(results, parsed)
     app.state.metrics.scored([r["grade"] for r in results])
     app.state.loop.record(parsed.leads, results)
-    content = batch_to_json(results) if batch else to_json(results[0])
+    content = fast_json.dump_batch(results) if batch else fast_json.dump_result(results[0])
     return 200, content, [(b"content-length", str(len(content)).encode()), (b"content-type", b"application/json")]
 
 
