@@ -31,7 +31,7 @@ from serving.api.reload_signal import ReloadSignal
 from serving.api.routes import admin, health, model, outcomes, score
 from serving.api.schemas import request_models
 from serving.api.settings import Settings
-from serving.api.state import ModelState
+from serving.api.state import ModelState, settle_heap
 from serving.model.scorer import Scorer
 from serving.predlog.service import Loop
 
@@ -74,6 +74,8 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     if state.signal is not None:
         tasks.append(asyncio.create_task(state.follow()))
     app.state.loop.start()
+    if state.scorer is not None:
+        settle_heap()  # a model loaded here instead settles the heap when it is swapped in
     yield
     for task in tasks:
         if not task.done():
