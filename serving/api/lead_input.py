@@ -244,7 +244,7 @@ def _lead(
         found.unchecked += 1  # the request fails anyway: later leads are not worth validating
         return known, warnings
     try:
-        lead = models.lead.model_validate(known).model_dump(by_alias=True)
+        lead = models.validate(known)
     except ValidationError as exc:
         listed: dict[str, Problem] = {}  # one problem per field (a union reports one per branch)
         for err in exc.errors(include_url=False)[: MAX_PROBLEMS * 2]:

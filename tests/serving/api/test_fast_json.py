@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from pydantic import ValidationError
 
 from serving.api import fast_json
 from serving.api.errors import InputError
@@ -99,3 +100,34 @@ def test_values_orjson_cannot_write_are_written_by_pydantic(scorer) -> None:
     result["probability"] = np.float64(result["probability"])
     assert fast_json.dump_result(result) == to_json(result)
     assert fast_json.dump_batch([result]) == batch_to_json([result])
+
+
+@given(
+    st.dictionaries(
+        st.sampled_from(["lead_id", "web_visits", "industry", "company_size", "phone_present", "created_at", "junk"]),
+        st.none()
+        | st.booleans()
+        | st.integers(-(2**70), 2**70)
+        | st.floats()
+        | st.text(max_size=12)
+        | st.sampled_from(["2026-09-01T00:00:00", " software ", "x" * 201, "2026-13-01"]),
+        max_size=6,
+    )
+)
+def test_one_pass_validation_equals_the_models(scorer_schema_models, fields: dict) -> None:
+    models = scorer_schema_models
+    fields = {k: v for k, v in fields.items() if k in models.fields.accepted}
+    try:
+        expected = models.lead.model_validate(fields).model_dump(by_alias=True)
+    except ValidationError as exc:
+        with pytest.raises(ValidationError) as raised:
+            models.validate(fields)
+        assert raised.value.errors() == exc.errors()
+        return
+    assert models.validate(fields) == expected
+    assert list(models.validate(fields)) == list(expected)
+
+
+@pytest.fixture(scope="module")
+def scorer_schema_models(scorer):
+    return request_models(scorer, scorer.schema, 100)
