@@ -3,7 +3,8 @@
 Measured side by side in one run, on 127.0.0.1:
   1. one client sending one lead per request to an in-process uvicorn server, with the log on and
      off (alternating blocks, so load changes hit both): p50 and p99 latency;
-  2. in process: what `Loop.record` costs per lead (building the row, putting it on the queue);
+  2. in process, CPU per lead with one and 1,000 leads per request: `Loop.record` on the request's
+     thread, and the writer thread's work (building rows, the INSERT) until the rows are written;
   3. writer throughput: rows per second from queue to database, in batches of 500.
 
     python bench/predlog.py                                  # SQLite file in a temporary folder
@@ -45,15 +46,17 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", help="bundle folder (default: train a small one, untimed)")
     parser.add_argument("--database-url", help="default: a SQLite file in a temporary folder")
-    parser.add_argument("--requests", type=int, default=600, help="requests per mode (log on, log off)")
+    parser.add_argument(
+        "--requests", type=int, default=600, help="requests per mode (log on, log off); 0 skips the HTTP part"
+    )
     parser.add_argument("--rows", type=int, default=20_000, help="rows for the writer throughput")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         url = args.database_url or f"sqlite:///{Path(tmp) / 'predictions.db'}"
         model = args.model or str(train_bundle(Path(tmp)))
-        bodies = sample_leads(model, 300)
-        latency = http_side_by_side(model, url, bodies, requests=args.requests)
-        record_us = record_cost(model, url, bodies)
+        bodies = sample_leads(model, 1000)
+        latency = http_side_by_side(model, url, bodies[:300], requests=args.requests) if args.requests else {}
+        costs = {n: record_and_write_cost(model, url, bodies, per_request=n) for n in (1, 1000)}
         rows_per_s = writer_throughput(url, rows=args.rows)
     print(f"database: {url.split('@')[-1]}")
     for mode, ms in latency.items():
@@ -61,8 +64,13 @@ def main() -> int:
             f"POST /v1/score, one client, log {mode}: p50 {ms['p50']:.2f} ms, p99 {ms['p99']:.2f} ms "
             f"({ms['n']} requests)"
         )
-    print(f"p50 ratio log on / off: {latency['on']['p50'] / latency['off']['p50']:.2f}")
-    print(f"Loop.record per lead (row + queue, in the request): median {record_us:.1f} µs")
+    if latency:
+        print(f"p50 ratio log on / off: {latency['on']['p50'] / latency['off']['p50']:.2f}")
+    for n, cost in costs.items():
+        print(
+            f"{n:>5} lead(s) per request, CPU per lead: record (in the request) {cost['record']:.1f} µs, "
+            f"writer {cost['writer']:.1f} µs, total {cost['record'] + cost['writer']:.1f} µs"
+        )
     print(f"writer: {rows_per_s:,.0f} rows/s from queue to database (batches of 500)")
     return 0
 
@@ -108,26 +116,34 @@ def http_side_by_side(model: str, url: str, bodies: list[bytes], *, requests: in
     }
 
 
-def record_cost(model: str, url: str, bodies: list[bytes]) -> float:
+def record_and_write_cost(model: str, url: str, bodies: list[bytes], *, per_request: int) -> dict[str, float]:
+    """CPU µs per lead: `Loop.record` on the request's thread, and the rest of the process (the writer
+    thread building and inserting the rows; with SQLite the database's own work too) until written."""
     from prometheus_client import CollectorRegistry
 
     from serving.model.scorer import Scorer
-    from serving.predlog.db import connect
+    from serving.predlog.db import connect, migrate
     from serving.predlog.service import Loop
 
     scorer = Scorer.load(model)
     leads = [json.loads(b) for b in bodies]
     results = scorer.score(leads)
-    loop = Loop(connect(url), registry=CollectorRegistry(), max_queue=1_000_000)
+    engine = connect(url)
+    migrate(engine)
+    loop = Loop(engine, registry=CollectorRegistry(), max_queue=1_000_000)
     loop.start()
-    costs = []
-    for lead, result in zip(leads * 5, results * 5, strict=True):
-        start = time.perf_counter()
-        loop.record([lead], [result])
-        costs.append(time.perf_counter() - start)
+    loop.record(leads[:1], results[:1])  # the first batch makes the statement and checks the tables
     loop.log.wait_idle(60)
+    total = len(leads) * 5
+    process_start, thread_start = time.process_time(), time.thread_time()
+    for _ in range(5):
+        for i in range(0, len(leads), per_request):
+            loop.record(leads[i : i + per_request], results[i : i + per_request])
+    request_s = time.thread_time() - thread_start
+    loop.log.wait_idle(120)
+    spent_s = time.process_time() - process_start
     loop.stop()
-    return 1e6 * statistics.median(costs)
+    return {"record": 1e6 * request_s / total, "writer": 1e6 * (spent_s - request_s) / total}
 
 
 def writer_throughput(url: str, *, rows: int) -> float:

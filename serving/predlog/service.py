@@ -67,8 +67,9 @@ class Loop:
     def record(self, leads: Sequence[Mapping[str, Any]], results: list[dict[str, Any]]) -> None:
         """Log the scores (never blocking); with an exploration share, flag the sampled leads in the
         results too, so the CRM routes them regardless of score."""
-        flags = [explore(r.get("lead_id"), self.explore_share) for r in results]
+        flags = None  # no exploration: every lead is logged with explore false
         if self.explore_share > 0:
+            flags = [explore(r.get("lead_id"), self.explore_share) for r in results]
             for result, flag in zip(results, flags, strict=True):
                 result["explore"] = flag
         if self.enabled:

@@ -26,7 +26,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import orjson
 from prometheus_client import CollectorRegistry, Counter, Gauge
@@ -58,8 +58,7 @@ COLUMNS = (
 _JSON_COLUMNS = ("factors", "lead")
 
 
-@dataclass(frozen=True, slots=True)
-class _Scored:
+class _Scored(NamedTuple):
     """One request's share of the queue: its leads, answers, exploration flags and time."""
 
     leads: Sequence[Mapping[str, Any]]
@@ -92,7 +91,7 @@ class PredictionLog:
         self._thread: threading.Thread | None = None
         self._migrated = False
         self._last_warning = 0.0
-        registry = registry or CollectorRegistry()
+        self.registry = registry = registry or CollectorRegistry()
         self.written = Counter(
             "leadscore_prediction_log_rows", "Scores written to the prediction log", registry=registry
         )
@@ -242,10 +241,10 @@ class PredictionLog:
         statement = self._insert_statement()
         with self.engine.begin() as connection:
             if statement.copy:
-                with connection.connection.driver_connection.cursor() as cursor:  # type: ignore[union-attr]
-                    with cursor.copy(statement.copy) as copy:
-                        for row in batch:
-                            copy.write_row(row)
+                driver = connection.connection.driver_connection
+                with driver.cursor() as cursor, cursor.copy(statement.copy) as copy:  # type: ignore[union-attr]
+                    for row in batch:
+                        copy.write_row(row)
             else:
                 connection.exec_driver_sql(statement.sql, statement.parameters(batch))
 
@@ -301,9 +300,7 @@ class InsertStatement:
         return tuple(values)
 
 
-def prediction_values(
-    scored: _Scored, statement: InsertStatement, *, on_bad_row: Any = None
-) -> list[tuple[Any, ...]]:
+def prediction_values(scored: _Scored, statement: InsertStatement, *, on_bad_row: Any = None) -> list[tuple[Any, ...]]:
     """One row per lead, in COLUMNS order: the lead as received (fields left out stay out, as JSON text),
     the model and what it said. A row that cannot be built goes to `on_bad_row` (else raises)."""
     when = statement.scored_at(scored.scored_at)
