@@ -175,13 +175,14 @@ class PredictionLog:
         backoff = 0.1
         while True:
             stopping = self._stop.is_set()
-            batch = self._pending or self._take()
-            if not batch:
-                if stopping:
-                    return
-                self._stop.wait(self.flush_interval_s)
-                continue
+            batch = self._pending
             try:
+                batch = batch or self._take()
+                if not batch:
+                    if stopping:
+                        return
+                    self._stop.wait(self.flush_interval_s)
+                    continue
                 self._write(batch)
             except Exception as exc:  # the database is down or refuses: keep the batch, retry later
                 self._pending = batch
@@ -201,6 +202,9 @@ class PredictionLog:
 
     def _take(self) -> list[tuple[Any, ...]]:
         """Whole requests off the queue until at least `batch_size` rows, as the INSERT's values."""
+        if not self._queue:
+            return []
+        statement = self._insert_statement()  # first: an engine that cannot be made takes nothing off the queue
         taken: list[_Scored] = []
         rows = 0
         with self._lock:
@@ -209,9 +213,6 @@ class PredictionLog:
                 taken.append(scored)
                 rows += len(scored.results)
             self._queued -= rows
-        if not taken:
-            return []
-        statement = self._insert_statement()
         batch: list[tuple[Any, ...]] = []
         for scored in taken:
             batch += prediction_values(scored, statement, on_bad_row=self._bad_row)

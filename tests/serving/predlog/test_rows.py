@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import time
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -139,3 +140,16 @@ def test_a_row_that_cannot_be_built_is_counted_and_the_others_are_written(sqlite
     assert [row["lead_id"] for row in _stored(sqlite_url)] == ["L1", "L3"]
     assert _metric(log, "leadscore_prediction_log_lost_total", reason="bad_row") == 1
     assert _metric(log, "leadscore_prediction_log_rows_total") == 2
+
+
+def test_a_database_that_cannot_be_reached_counts_every_row_as_lost(tmp_path: Any) -> None:
+    log = PredictionLog(
+        "nosuchdialect://nowhere/db", registry=CollectorRegistry(), max_queue=3, flush_interval_s=0.01
+    ).start()
+    log.record([{}, {}], [_result("L1"), _result("L2")])
+    log.record([{}, {}], [_result("L3"), _result("L4")])
+    time.sleep(0.3)
+    log.stop(timeout_s=2)
+    assert _metric(log, "leadscore_prediction_log_write_errors_total") >= 1
+    assert _metric(log, "leadscore_prediction_log_lost_total", reason="queue_full") == 1
+    assert _metric(log, "leadscore_prediction_log_lost_total", reason="shutdown") == 3
