@@ -278,12 +278,16 @@ class InsertStatement:
         compiled = insert(predictions).inline().compile(dialect=dialect, column_keys=list(COLUMNS))
         if compiled.positional and tuple(compiled.positiontup or ()) != COLUMNS:
             raise RuntimeError(f"prediction log: unexpected INSERT parameters {compiled.positiontup}")
-        processors = []
-        for index, name in enumerate(COLUMNS):
-            process = predictions.c[name].type._cached_bind_processor(dialect)
-            if process is not None and name not in _JSON_COLUMNS and name != "scored_at":
-                processors.append((index, process))
-        scored_at = predictions.c.scored_at.type._cached_bind_processor(dialect)
+
+        def processor(name: str) -> Any:
+            return predictions.c[name].type.dialect_impl(dialect).bind_processor(dialect)
+
+        processors = [
+            (index, processor(name))
+            for index, name in enumerate(COLUMNS)
+            if name not in _JSON_COLUMNS and name != "scored_at" and processor(name) is not None
+        ]
+        scored_at = processor("scored_at")
         copy = f"COPY predictions ({', '.join(COLUMNS)}) FROM STDIN" if dialect.driver == "psycopg" else None
         return cls(str(compiled), copy, not compiled.positional, tuple(processors), scored_at or _same)
 
