@@ -39,6 +39,8 @@ def compare_script() -> Path:
         if (root.parent / SHARED_SCRIPT).is_file():
             return root.parent / SHARED_SCRIPT
     raise SystemExit(f"no {SHARED_SCRIPT} beside {' or '.join(str(r) for r in roots)}")
+
+
 SCENARIOS = {
     "slow": {"quarters": 4, "leads_per_quarter": 3000, "seed": 21, "conversion_delay": "slow"},
     "drift": {"quarters": 8, "leads_per_quarter": 2500, "seed": 22, "base_rate_shift": 3.0},

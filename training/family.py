@@ -384,7 +384,7 @@ def _level_check(
     per_lead[False] = platt_losses(pooled.model.raw(X_valid), y_valid)
     if best_with_evidence(per_lead, False):
         return levelled, found[0], True
-    _logger.info("levels: the features leave the quarters' rates unexplained, but the newest slice does not ask for levels")
+    _logger.info("levels: the quarters' rates are unexplained, but the newest slice does not ask for levels")
     return pooled, None, False
 
 
