@@ -204,9 +204,11 @@ def choose_recipe(
     seed: int = 0,
     families: tuple[str, ...] = (LIGHTGBM, LOGISTIC, BLEND),
     half_life_days: float | None = None,
+    earlier_shapes: tuple[ShapeChoice, ...] = (),
 ) -> tuple[Recipe, Components]:
     """Early-stop LightGBM, choose C and the blend weight on `valid`; returns the recipe and the fitted
-    chooser (trained on `train` only, so its scores on `valid` are out of sample)."""
+    chooser (trained on `train` only, so its scores on `valid` are out of sample). `earlier_shapes`: the
+    earlier rolling-origin folds' shape choices, judged together with this slice (`training.shape`)."""
     encoder = LeadEncoder(schema).fit(train)
     X_train, X_valid = encoder.transform(train), encoder.transform(valid)
     lgb_params = lightgbm_params(schema, encoder, len(train), params, seed)
@@ -227,7 +229,7 @@ def choose_recipe(
         shaped, _ = _fit_trees(
             shaped_params(lgb_params), X_train, y_train, weights, encoder, X_valid, y_valid, **offsets
         )
-        trees, shape = choose_shape(trees, shaped, y_valid)
+        trees, shape = choose_shape(trees, shaped, y_valid, earlier_shapes)
     lgb_params, booster, rounds, raw_trees = trees.params, trees.booster, trees.rounds, trees.valid_raw
 
     linear, C, raw_linear = None, DEFAULT_C, np.zeros(len(valid))
