@@ -120,6 +120,7 @@ def run_params(
         "newest_slice_prior_roc_auc": candidate.recipe.prior_auc,
         "newest_slice_drifting": candidate.recipe.drifting,
         "tree_shape": _shape_name(candidate.recipe.shape),
+        "quarter_levels": _levels_name(candidate),
         "n_deployed": report.n_used,
         "calibration_source": candidate.deployed.method,
         "evaluation_folds": len(candidate.folds),
@@ -234,3 +235,12 @@ def _finite(value: Any) -> Any:
     if isinstance(value, float) and not np.isfinite(value):
         return None
     return value
+
+
+def _levels_name(candidate: TrainedCandidate) -> str:
+    """Whether the served model has quarter levels (training.levels), and who decided."""
+    fitted = candidate.deployed.components.levels is not None
+    judged = {True: "asked for by the newest slice", False: "not asked for by the newest slice", None: ""}
+    unjudged = "drifting newest slice" if candidate.recipe.drifting else "the refit's own check"
+    why = judged[candidate.recipe.levels] or unjudged
+    return f"{'fitted' if fitted else 'none'} ({why})"

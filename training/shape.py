@@ -88,6 +88,9 @@ class ShapeChoice:
             out[f"{name}_valid_log_loss"] = self.log_loss[k]
             out[f"{name}_leaf_path_cost"] = float(self.leaf_path_cost[k])
             out[f"{name}_trees"] = float(self.trees[k])
+        if self.pooled is not None:
+            out["slices"] = float(self.slices)
+            out["pooled_roc_auc_gap"], out["pooled_log_loss_gap"] = self.pooled
         return out
 
 

@@ -141,3 +141,4 @@ def test_earlier_rolling_origin_slices_are_judged_with_the_newest() -> None:
     assert judged.pooled[0] == pytest.approx(0.75 * -0.01 + 0.25 * own_gap)
     assert judged.auc == alone.auc  # the slice's own figures stay as measured
     assert "over the 2 rolling-origin slices so far" in judged.describe()
+    assert judged.record()["slices"] == 2.0 and "slices" not in alone.record()
