@@ -120,28 +120,46 @@ class LeadEncoder:
         return np.append(known, np.nan)[positions]  # position -1 (missing) takes the appended NaN
 
     def transform_records(self, records: Sequence[Mapping[str, Any]]) -> np.ndarray:
-        """The real-time path: plain dicts to the same matrix without building a DataFrame."""
-        out = np.full((len(records), len(self.schema.features)), np.nan, dtype=np.float64)
+        """The real-time path: plain dicts to the same matrix without building a DataFrame.
+
+        Rows are built as Python lists and converted once (writing numpy cells one at a time cost
+        more than the conversion); each feature's kind is looked up once per call, not per cell."""
+        plan = [
+            (
+                spec.name,
+                _CATEGORICAL if spec.is_categorical else _KINDS.get(spec.type, _NUMBER),
+                self._codes.get(spec.name),
+            )
+            for spec in self.schema.features
+        ]
+        nan = math.nan
+        created_at = self.schema.created_at
         now = None
-        for i, record in enumerate(records):
-            for j, spec in enumerate(self.schema.features):
-                value = record.get(spec.name)
+        rows: list[list[float]] = []
+        for record in records:
+            row = [nan] * len(plan)
+            for j, (name, kind, codes) in enumerate(plan):
+                value = record.get(name)
                 if value is None:
                     continue
-                if spec.is_categorical:
-                    out[i, j] = self._codes[spec.name].get(str(value).strip(), np.nan)
-                elif spec.type == "boolean":
-                    out[i, j] = _bool_value(value)
-                elif spec.type == "datetime":
+                if kind == _CATEGORICAL:
+                    row[j] = codes.get(str(value).strip(), nan)  # type: ignore[union-attr]  # set for categoricals
+                elif kind == _NUMBER:
+                    try:  # noqa: SIM105  # contextlib.suppress costs a context manager per cell
+                        row[j] = float(value)
+                    except (TypeError, ValueError):
+                        pass  # unreadable: missing
+                elif kind == _BOOLEAN:
+                    row[j] = 1.0 if value is True else 0.0 if value is False else _bool_value(value)
+                else:
                     from features.periods import days_before_one  # pandas, only for schemas with dates
 
                     if now is None:
                         now = _now()
-                    created = record.get(self.schema.created_at) if self.schema.created_at else None
-                    out[i, j] = days_before_one(created or now, value)
-                else:
-                    out[i, j] = _float_value(value)
-        return out
+                    created = record.get(created_at) if created_at else None
+                    row[j] = days_before_one(created or now, value)
+            rows.append(row)
+        return np.array(rows, dtype=np.float64).reshape(len(records), len(plan))
 
     def unseen(self, record: Mapping[str, Any]) -> dict[str, str]:
         """Category values in a lead that training never saw (scored as missing, reported to the caller)."""
@@ -181,6 +199,10 @@ def _now() -> pd.Timestamp:
     return pd.Timestamp.now()
 
 
+_CATEGORICAL, _NUMBER, _BOOLEAN, _DATETIME = range(4)
+_KINDS = {"boolean": _BOOLEAN, "datetime": _DATETIME}  # every other non-categorical type is a number
+
+
 def _bool_value(value: Any) -> float:
     if isinstance(value, bool):
         return 1.0 if value else 0.0
@@ -192,10 +214,3 @@ def _bool_value(value: Any) -> float:
     if text in FALSE_WORDS:
         return 0.0
     return np.nan
-
-
-def _float_value(value: Any) -> float:
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return np.nan

@@ -195,7 +195,7 @@ class FeatureSpec(_Model):
 
     def reason_for(self, value: Any) -> str:
         """The text shown when this feature lowers a lead; missing values have their own."""
-        return self.reason_text(missing=value is None or (isinstance(value, float) and math.isnan(value)))
+        return self.reason_text(missing=is_missing(value))
 
     def reason_text(self, *, missing: bool) -> str:
         """The schema's reason, else one default for every feature (the API shows the value beside it)."""
@@ -222,6 +222,11 @@ class FeatureSpec(_Model):
         if self.monotone:
             out["monotone"] = self.monotone
         return out
+
+
+def is_missing(value: Any) -> bool:
+    """A lead's field value that says nothing: absent (None) or NaN."""
+    return value is None or (isinstance(value, float) and math.isnan(value))
 
 
 class Roles(_Model):

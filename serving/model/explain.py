@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,7 +22,7 @@ import numpy as np
 
 from features.encoding import LeadEncoder
 from features.factors import FACTOR_LABELS, FACTORS
-from features.schema import LeadSchema
+from features.schema import LeadSchema, is_missing
 from serving.model.response import FactorImpact, FeatureReason, LoweringFactor, WhatIf
 
 MAX_WHAT_IF = 3
@@ -40,6 +40,17 @@ class WhatIfChange:
     code: float
 
 
+FeatureTexts = tuple[str, str, str, str]  # name, label, reason, reason when missing
+
+
+def feature_texts(schema: LeadSchema) -> list[FeatureTexts]:
+    """Each feature's words for a lowering-factor row, looked up once per scorer, not per lead."""
+    return [
+        (spec.name, spec.label, spec.reason_text(missing=False), spec.reason_text(missing=True))
+        for spec in schema.features
+    ]
+
+
 def what_if_candidates(schema: LeadSchema, encoder: LeadEncoder) -> list[WhatIfChange]:
     """Every actionable (feature, value) pair from the schema, encoded once."""
     out: list[WhatIfChange] = []
@@ -51,109 +62,114 @@ def what_if_candidates(schema: LeadSchema, encoder: LeadEncoder) -> list[WhatIfC
     return out
 
 
-def factors_list(impacts: np.ndarray) -> list[FactorImpact]:
+def factors_list(impacts: Sequence[float]) -> list[FactorImpact]:
     """Every factor with its impact, in the vocabulary's order."""
-    return [{"key": key, "label": FACTOR_LABELS[key], "impact": float(impacts[k])} for k, key in enumerate(FACTORS)]
+    return [
+        {"key": key, "label": label, "impact": impact}
+        for (key, label), impact in zip(_KEYS_LABELS, impacts, strict=True)
+    ]
+
+
+_KEYS_LABELS = [(key, FACTOR_LABELS[key]) for key in FACTORS]
 
 
 def lowering_factors(
     *,
-    impacts: np.ndarray,
-    contributions: np.ndarray,
-    raw: float,
+    impacts: Sequence[float],
+    costs: Sequence[float],
+    factor_order: Sequence[int],
+    contributions: Sequence[float],
+    feature_order: Sequence[int],
     record: Mapping[str, Any],
     unseen: Mapping[str, str],
-    schema: LeadSchema,
-    calibrate: Callable[[np.ndarray], np.ndarray],
+    texts: Sequence[FeatureTexts],
+    feature_factor: Sequence[int],
 ) -> list[LoweringFactor]:
-    """The factors with negative impact, largest first, each with the features and reasons behind it."""
-    order = [k for k in np.argsort(impacts, kind="stable") if impacts[k] < -_EPS]
-    if not order:
+    """The factors with negative impact, largest first, each with the features and reasons behind it.
+
+    One lead's numbers as plain lists (the scorer computes them for a whole batch at once): `costs[k]`
+    is factor k's cost in points, `factor_order` the factors by impact and `feature_order` the features
+    by contribution (both stable sorts), `feature_factor[j]` feature j's factor and `texts[j]` its
+    words (`feature_texts`)."""
+    lowering = [k for k in factor_order if impacts[k] < -_EPS]
+    if not lowering:
         return []
-    shifted = calibrate(np.array([raw] + [raw - impacts[k] for k in order]))
-    out: list[LoweringFactor] = []
-    for i, k in enumerate(order):
-        key = FACTORS[k]
-        out.append(
-            {
-                "key": key,
-                "label": FACTOR_LABELS[key],
-                "impact": float(impacts[k]),
-                "cost_points": float(100.0 * (shifted[i + 1] - shifted[0])),
-                "features": _lowering_features(key, contributions, record, unseen, schema),
-            }
-        )
-    return out
-
-
-def _lowering_features(
-    factor: str, contributions: np.ndarray, record: Mapping[str, Any], unseen: Mapping[str, str], schema: LeadSchema
-) -> list[FeatureReason]:
-    rows: list[tuple[float, FeatureReason]] = []
-    for j, spec in enumerate(schema.features):
-        if spec.factor != factor or contributions[j] >= -_EPS:
-            continue
-        value = record.get(spec.name)
-        shown_as = None if spec.name in unseen else value  # the model read an unseen value as missing
-        rows.append(
-            (
-                contributions[j],
+    features: dict[int, list[FeatureReason]] = {k: [] for k in lowering}
+    for j in feature_order:  # most negative first, so each factor's features come in that order too
+        impact = contributions[j]
+        if not impact < -_EPS:
+            break
+        rows = features.get(feature_factor[j])
+        if rows is not None:
+            name, label, reason_present, reason_missing = texts[j]
+            value = record.get(name)
+            shown_as = None if name in unseen else value  # the model read an unseen value as missing
+            rows.append(
                 {
-                    "name": spec.name,
-                    "label": spec.label,
-                    "value": json_value(value),
-                    "impact": float(contributions[j]),
-                    "reason": spec.reason_for(shown_as),
-                },
+                    "name": name,
+                    "label": label,
+                    "value": value if value is None or type(value) in _AS_IS else json_value(value),
+                    "impact": impact,
+                    "reason": reason_missing if is_missing(shown_as) else reason_present,
+                }
             )
-        )
-    rows.sort(key=lambda item: item[0])
-    return [row for _, row in rows]
+    return [
+        {
+            "key": _KEYS_LABELS[k][0],
+            "label": _KEYS_LABELS[k][1],
+            "impact": impacts[k],
+            "cost_points": costs[k],
+            "features": features[k],
+        }
+        for k in lowering
+    ]
 
 
 def what_if(
     *,
-    x: np.ndarray,
     probability: float,
     candidates: Sequence[WhatIfChange],
     record: Mapping[str, Any],
-    rescored: np.ndarray,
+    rescored: Sequence[float],
+    gains: Sequence[float],
+    same: Sequence[bool],
     limit: int = MAX_WHAT_IF,
 ) -> list[WhatIf]:
-    """The single changes that raise the probability most; `rescored[c]` is candidate c's probability."""
-    found: list[tuple[float, WhatIf]] = []
-    for c, cand in enumerate(candidates):
-        if x[cand.column] == cand.code or rescored[c] <= probability + _EPS:
-            continue
-        found.append(
-            (
-                rescored[c],
-                {
-                    "feature": cand.name,
-                    "label": cand.label,
-                    "from": json_value(record.get(cand.name)),
-                    "to": json_value(cand.value),
-                    "probability": float(rescored[c]),
-                    "gain_points": float(100.0 * (rescored[c] - probability)),
-                },
-            )
-        )
-    found.sort(key=lambda item: -item[0])
-    return [row for _, row in found[:limit]]
+    """The single changes that raise the probability most: `rescored[c]` is candidate c's probability,
+    `gains[c]` its gain in points, `same[c]` true when the lead already has that value."""
+    found = [c for c, p in enumerate(rescored) if not same[c] and p > probability + _EPS]
+    if not found:
+        return []
+    found.sort(key=lambda c: -rescored[c])
+    return [
+        {
+            "feature": candidates[c].name,
+            "label": candidates[c].label,
+            "from": json_value(record.get(candidates[c].name)),
+            "to": json_value(candidates[c].value),
+            "probability": rescored[c],
+            "gain_points": gains[c],
+        }
+        for c in found[:limit]
+    ]
 
 
-def what_if_rows(X: np.ndarray, candidates: Sequence[WhatIfChange]) -> np.ndarray:
-    """All single-change variants of every lead, lead-major: row i * len(candidates) + c."""
-    rows = np.repeat(X, len(candidates), axis=0)
-    for c, cand in enumerate(candidates):
-        rows[c :: len(candidates), cand.column] = cand.code
+def what_if_rows(X: np.ndarray, columns: np.ndarray, codes: np.ndarray) -> np.ndarray:
+    """All single-change variants of every lead, lead-major: row i * len(columns) + c has column
+    `columns[c]` set to `codes[c]` (the encoder's matrix, or the logistic model's terms)."""
+    n_cand = len(columns)
+    rows = np.repeat(X, n_cand, axis=0)
+    rows.reshape(len(X), n_cand, X.shape[1])[:, np.arange(n_cand), columns] = codes
     return rows
+
+
+_AS_IS = frozenset({bool, str, int})
 
 
 def json_value(value: Any) -> Any:
     """A lead's field value as JSON can carry it (numpy scalars, NaN and timestamps included)."""
-    if value is None:
-        return None
+    if value is None or type(value) in _AS_IS:  # what a JSON request holds, answered first
+        return value
     pd = sys.modules.get("pandas")  # a pandas value only exists once pandas is loaded: never import it here
     if pd is not None and (value is pd.NA or value is pd.NaT):
         return None

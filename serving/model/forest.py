@@ -25,6 +25,11 @@ paths keep the quadrature per lead. For the default model (419 trees, 13k leaf p
 features, at most 14) the 64 MiB budget takes every path of up to 9 features (98% of leaves, 57 MiB,
 built in ~0.1 CPU-s on first use).
 
+What-ifs (one feature set to one value, re-scored): TreeSHAP decides every node anyway, so its kernels
+hand each lead's decisions on as one int64 word per tree; a leaf is reached when its path's bits match,
+and a change only replaces the bits of its feature's nodes (`raw_contributions_what_if`). No changed
+lead is walked, and the sums are the very ones `raw` makes.
+
     >>> forest = Forest.from_booster(booster)          # doctest: +SKIP
     >>> forest.contributions(X)                        # (n, n_features + 1), like pred_contrib
 """
@@ -185,13 +190,53 @@ class Forest:
     ) -> tuple[np.ndarray, np.ndarray]:
         """`raw(X)` and `contributions(X)` in one pass: the leaf a lead reaches is the one whose path
         it satisfies entirely, so TreeSHAP finds it anyway (the same sum, in the same order: equal)."""
-        X = _as_matrix(X, self.n_features)
-        raw = np.zeros(len(X), dtype=np.float64)
-        out = np.zeros((len(X), self.n_features + 1), dtype=np.float64)
-        _in_row_blocks(self._contrib_into, X, out, raw, threads=threads if len(X) >= min_rows else 1)
-        return raw, out
+        raw, contrib, _ = self.raw_contributions_what_if(
+            X, np.zeros(0, dtype=np.int64), np.zeros(0), threads=threads, min_rows=min_rows
+        )
+        return raw, contrib
 
-    def _contrib_into(self, X: np.ndarray, out: np.ndarray, raw: np.ndarray) -> None:
+    def raw_contributions_what_if(
+        self,
+        X: np.ndarray,
+        columns: np.ndarray,
+        codes: np.ndarray,
+        *,
+        threads: int = THREADS,
+        min_rows: int = PARALLEL_MIN_ROWS,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """`raw_and_contributions(X)` and (n_leads, n_changes) raw scores of each lead with column
+        `columns[c]` set to `codes[c]`, equal to `raw` of the changed rows.
+
+        A what-if changes one feature, so only the decisions of that feature's nodes change; TreeSHAP
+        decides every node anyway and hands its decisions on (one word per lead and tree), so the
+        changed leads are never walked (see `_forest_kernels.what_if_raw`). With a tree of over 63
+        nodes (one word cannot hold its decisions) the changed rows are scored by `raw` instead."""
+        X = _as_matrix(X, self.n_features)
+        n, n_changes = len(X), len(columns)
+        paths = self.leaf_paths
+        with_bits = n_changes > 0 and paths is not None
+        raw = np.zeros(n, dtype=np.float64)
+        out = np.zeros((n, self.n_features + 1), dtype=np.float64)
+        tree_bits = np.empty((n, self.n_trees if with_bits else 0), dtype=np.int64)
+        _in_row_blocks(self._contrib_into, X, out, raw, tree_bits, threads=threads if n >= min_rows else 1)
+        what_if = np.empty((n, n_changes), dtype=np.float64)
+        if paths is not None and with_bits and n:
+            leaf_care, leaf_want = paths
+            columns, codes = np.asarray(columns, dtype=np.int64), np.asarray(codes, dtype=np.float64)
+            mask, bits = self._change_decisions(columns, codes)
+            _kernels()[4](tree_bits, mask, bits, what_if, self.tree_leaf_start, leaf_care, leaf_want, self.leaf_value)
+        elif n_changes and n:
+            rows = np.repeat(X, n_changes, axis=0)
+            rows.reshape(n, n_changes, -1)[:, np.arange(n_changes), columns] = codes
+            what_if = self.raw(rows, threads=threads, min_rows=min_rows).reshape(n, n_changes)
+        return raw, out, what_if
+
+    def what_if_raw(self, X: np.ndarray, columns: np.ndarray, codes: np.ndarray) -> np.ndarray:
+        """(n_leads, n_changes): each lead's raw score with column `columns[c]` set to `codes[c]`
+        (see `raw_contributions_what_if`)."""
+        return self.raw_contributions_what_if(X, columns, codes)[2]
+
+    def _contrib_into(self, X: np.ndarray, out: np.ndarray, raw: np.ndarray, tree_bits: np.ndarray) -> None:
         kernels = _kernels()
         leaf_table, table = self.tables
         if len(X) < BLOCK_MIN_ROWS:
@@ -224,6 +269,8 @@ class Forest:
                 self.quad_x,
                 self.quad_w,
                 self.expected_value,
+                self.tree_node_start,
+                tree_bits,
             )
             return
         kernels[1](
@@ -256,7 +303,73 @@ class Forest:
             self.quad_x,
             self.quad_w,
             self.expected_value,
+            tree_bits,
         )
+
+    @cached_property
+    def leaf_paths(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """Per leaf, its path as bits of its tree's nodes (bit = node - the tree's first node): the nodes
+        on the path (care) and those where it turns left (want); None when a tree has over 63 nodes."""
+        if np.diff(self.tree_node_start).max(initial=0) > MAX_PATH_FEATURES + 1:
+            return None
+        n_leaves = len(self.leaf_value)
+        care, want = np.zeros(n_leaves + 1, dtype=np.int64), np.zeros(n_leaves + 1, dtype=np.int64)
+        tree_of_edge = np.repeat(np.arange(self.n_trees), np.diff(self.tree_edge_start))
+        local = (self.edge_node - self.tree_node_start[tree_of_edge]).tolist()
+        depths = int(self.edge_depth.max(initial=0)) + 2
+        path_care, path_want = [0] * depths, [0] * depths  # the path down to each depth, in preorder
+        for bit, went_left, depth, leaf in zip(
+            local, self.edge_left.tolist(), self.edge_depth.tolist(), self.edge_leaf.tolist(), strict=True
+        ):
+            path_care[depth + 1] = path_care[depth] | (1 << bit)
+            path_want[depth + 1] = path_want[depth] | (went_left << bit)
+            if leaf < n_leaves:
+                care[leaf], want[leaf] = path_care[depth + 1], path_want[depth + 1]
+        return care[:n_leaves], want[:n_leaves]
+
+    def _change_decisions(self, columns: np.ndarray, codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(mask, bits), int64[n_changes, n_trees]: the nodes of each tree that split on the changed
+        column, and their decisions for the new value (the kernels' own decision rule). Cached: the
+        scorer asks for the same candidates on every call."""
+        key = columns.tobytes() + codes.tobytes()
+        found = self._change_cache.get(key)
+        if found is not None:
+            return found
+        decide = _kernels()[5]
+        mask = np.zeros((len(columns), self.n_trees), dtype=np.int64)
+        bits = np.zeros((len(columns), self.n_trees), dtype=np.int64)
+        tree_of_node = np.repeat(np.arange(self.n_trees), np.diff(self.tree_node_start))
+        went_left = np.zeros(len(self.node_feature), dtype=np.uint8)
+        for c, (column, code) in enumerate(zip(columns, codes, strict=True)):
+            nodes = np.flatnonzero(self.node_feature == column).astype(np.int32)
+            row = np.full(self.n_features, np.nan)
+            row[column] = code
+            decide(
+                row,
+                nodes,
+                went_left,
+                self.node_feature,
+                self.node_threshold,
+                self.node_categorical,
+                self.node_missing,
+                self.node_default_left,
+                self.node_cat_start,
+                self.node_cat_words,
+                self.cat_bits,
+            )
+            for m in nodes.tolist():
+                t = int(tree_of_node[m])
+                bit = 1 << (m - int(self.tree_node_start[t]))
+                mask[c, t] |= bit
+                bits[c, t] |= bit if went_left[m] else 0
+        if len(self._change_cache) >= 8:
+            self._change_cache.clear()
+        self._change_cache[key] = (mask, bits)
+        return mask, bits
+
+    @cached_property
+    def _change_cache(self) -> dict[bytes, tuple[np.ndarray, np.ndarray]]:
+        return {}
 
     @cached_property
     def tables(self) -> tuple[np.ndarray, np.ndarray]:
@@ -285,6 +398,8 @@ class Forest:
         self.raw(one)
         self.contributions(one)
         self.contributions(np.full((BLOCK_MIN_ROWS, self.n_features), np.nan))
+        for rows in (1, BLOCK_MIN_ROWS):  # the one-lead and the block kernels, with their decisions
+            self.what_if_raw(np.full((rows, self.n_features), np.nan), np.zeros(1, dtype=np.int64), np.zeros(1))
 
 
 def table_budget_bytes() -> int:
@@ -487,7 +602,7 @@ def _quadrature(max_k: int) -> dict[str, np.ndarray]:
     return {"quad_x": xs, "quad_w": ws}
 
 
-_KERNELS: tuple[Any, Any, Any, Any] | None = None
+_KERNELS: tuple[Any, Any, Any, Any, Any, Any] | None = None
 
 
 CACHE_ENV = "LEADSCORE_NUMBA_CACHE_DIR"
@@ -517,7 +632,7 @@ def compiled_cache_dir() -> Path:
     return Path(tempfile.mkdtemp(prefix="leadscore-numba-"))
 
 
-def _kernels() -> tuple[Any, Any, Any, Any]:
+def _kernels() -> tuple[Any, Any, Any, Any, Any, Any]:
     """Compile on first use (cached on disk by numba, in `compiled_cache_dir()`), so importing this
     module stays cheap."""
     global _KERNELS
@@ -536,6 +651,8 @@ def _kernels() -> tuple[Any, Any, Any, Any]:
             _forest_kernels.contributions,
             _forest_kernels.contributions_rows,
             _forest_kernels.build_tables,
+            _forest_kernels.what_if_raw,
+            _forest_kernels._decide_all,
         )
     return _KERNELS
 

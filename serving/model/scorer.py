@@ -61,10 +61,24 @@ class Scorer:
                 self._booster = bundle.booster
         self._matrix = factor_matrix([spec.factor for spec in self.schema.features])
         self._candidates = ex.what_if_candidates(self.schema, bundle.encoder)
+        self._candidate_columns = np.array([c.column for c in self._candidates], dtype=np.intp)
+        self._candidate_codes = np.array([c.code for c in self._candidates], dtype=np.float64)
+        self._candidate_terms = self._linear_terms_of_candidates()
         self._feature_factor = np.array([FACTORS.index(s.factor) for s in self.schema.features])
+        self._feature_factor_list: list[int] = self._feature_factor.tolist()
+        self._feature_texts = ex.feature_texts(self.schema)
         self._reason_present = np.array([s.reason_text(missing=False) for s in self.schema.features], dtype=object)
         self._reason_missing = np.array([s.reason_text(missing=True) for s in self.schema.features], dtype=object)
         self.baseline_probability = float(bundle.calibrator(bundle.baseline_raw))
+
+    def _linear_terms_of_candidates(self) -> np.ndarray:
+        """The logistic model's term for each what-if candidate's value (a term depends on its own column only)."""
+        if self._linear is None or not self._candidates:
+            return np.zeros(len(self._candidates))
+        rows = ex.what_if_rows(
+            np.full((1, len(self.schema.features)), np.nan), self._candidate_columns, self._candidate_codes
+        )
+        return self._linear.term_values(rows)[np.arange(len(self._candidates)), self._candidate_columns]
 
     @classmethod
     def load(cls, model: str | Path | None = None, *, engine: str = "auto") -> Scorer:
@@ -144,50 +158,81 @@ class Scorer:
 
     def scores_and_grades(self, probability: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The 1-99 score (probability in percent, rounded, clipped) and the schema's grade."""
-        score = np.clip(np.rint(probability * 100.0), 1, 99).astype(np.int64)
+        score = np.minimum(np.maximum(np.rint(probability * 100.0), 1), 99).astype(np.int64)  # np.clip, cheaper
         return score, assign_grades(probability, self.schema.grades)
 
     # -- the real-time path --------------------------------------------------------------
     def score(self, records: Sequence[Mapping[str, Any]], *, what_if: int = ex.MAX_WHAT_IF) -> list[ScoreResponse]:
-        """The full API response for each lead (serving.model.response.ScoreResponse), in order."""
+        """The full API response for each lead (serving.model.response.ScoreResponse), in order.
+
+        Every number is computed for the whole batch at once (one model pass, one calibration call for
+        the probabilities, the factors' costs and the what-ifs); the loop per lead only assembles them."""
         if not records:
             return []
+        n, n_cand = len(records), len(self._candidates)
         encoder = self.bundle.encoder
         X = encoder.transform_records(records)
-        raw, contrib = self.raw_and_contributions(X)
-        prob = self.probability(raw)
-        score, grade = self.scores_and_grades(prob)
+        raw, contrib, what_if_raw = self._raw_contributions_what_if(X)
         impacts = factor_impacts(contrib, self._matrix)
-        rescored = self._what_if_probabilities(X)
-        model = self.model_info
+        p = self.probability(np.concatenate([raw, (raw[:, None] - impacts).ravel(), what_if_raw.ravel()]))
+        prob = p[:n]
+        score, grade = self.scores_and_grades(prob)
+        costs = 100.0 * (p[n : n + impacts.size].reshape(impacts.shape) - prob[:, None])
+        rescored = p[n + impacts.size :].reshape(n, n_cand)
+        gains = 100.0 * (rescored - prob[:, None])
+        same = X[:, self._candidate_columns] == self._candidate_codes
+        n_features = len(self.schema.features)
+        columns = zip(
+            prob.tolist(),
+            score.tolist(),
+            grade.tolist(),
+            raw.tolist(),
+            impacts.tolist(),
+            costs.tolist(),
+            np.argsort(impacts, axis=1, kind="stable").tolist(),
+            contrib[:, :n_features].tolist(),
+            np.argsort(contrib[:, :n_features], axis=1, kind="stable").tolist(),
+            rescored.tolist(),
+            gains.tolist(),
+            same.tolist(),
+            strict=True,
+        )
+        model, baseline, baseline_p = self.model_info, self.bundle.baseline_raw, self.baseline_probability
+        id_column, texts, candidates = self.schema.id_column, self._feature_texts, self._candidates
+        feature_factor = self._feature_factor_list
         out: list[ScoreResponse] = []
-        for i, record in enumerate(records):
+        for record, (p_i, s_i, g_i, r_i, imp, cost, f_order, con, j_order, res, gain, sm) in zip(
+            records, columns, strict=True
+        ):
             unseen = encoder.unseen(record)
             out.append(
                 {
-                    "lead_id": lead_id_text(record.get(self.schema.id_column)),
-                    "probability": float(prob[i]),
-                    "score": int(score[i]),
-                    "grade": str(grade[i]),
+                    "lead_id": lead_id_text(record.get(id_column)),
+                    "probability": p_i,
+                    "score": s_i,
+                    "grade": g_i,
                     "model": model,
-                    "baseline_probability": self.baseline_probability,
-                    "log_odds": {"baseline": self.bundle.baseline_raw, "raw_score": float(raw[i])},
-                    "factors": ex.factors_list(impacts[i]),
+                    "baseline_probability": baseline_p,
+                    "log_odds": {"baseline": baseline, "raw_score": r_i},
+                    "factors": ex.factors_list(imp),
                     "lowering_factors": ex.lowering_factors(
-                        impacts=impacts[i],
-                        contributions=contrib[i],
-                        raw=float(raw[i]),
+                        impacts=imp,
+                        costs=cost,
+                        factor_order=f_order,
+                        contributions=con,
+                        feature_order=j_order,
                         record=record,
                         unseen=unseen,
-                        schema=self.schema,
-                        calibrate=self.probability,
+                        texts=texts,
+                        feature_factor=feature_factor,
                     ),
                     "what_if": ex.what_if(
-                        x=X[i],
-                        probability=float(prob[i]),
-                        candidates=self._candidates,
+                        probability=p_i,
+                        candidates=candidates,
                         record=record,
-                        rescored=rescored[i],
+                        rescored=res,
+                        gains=gain,
+                        same=sm,
                         limit=what_if,
                     ),
                     "warnings": [
@@ -198,17 +243,33 @@ class Scorer:
             )
         return out
 
+    def _raw_contributions_what_if(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """`raw_and_contributions(X)` and (n_leads, n_candidates) raw scores after each single change,
+        the logistic model's terms computed once: a change alters one term, the others are the lead's."""
+        w, n = self._tree_weight, len(X)
+        columns, codes = self._candidate_columns, self._candidate_codes
+        if w > 0.0 and self._forest is not None:
+            trees_raw, trees_contrib, trees_what_if = self._forest.raw_contributions_what_if(X, columns, codes)
+        elif w > 0.0:
+            booster = part(self._booster)
+            trees_raw, trees_contrib = booster.predict(X, raw_score=True), booster.predict(X, pred_contrib=True)
+            rows = ex.what_if_rows(X, columns, codes)
+            trees_what_if = (booster.predict(rows, raw_score=True) if len(rows) else np.zeros(0)).reshape(n, -1)
+        if w == 1.0:
+            return trees_raw, trees_contrib, trees_what_if
+        linear = part(self._linear)
+        terms = linear.term_values(X)
+        linear_raw, linear_contrib = linear.raw_from_terms(terms), linear.contributions_from_terms(terms)
+        linear_what_if = linear.raw_from_terms(ex.what_if_rows(terms, columns, self._candidate_terms)).reshape(n, -1)
+        if w == 0.0:
+            return linear_raw, linear_contrib, linear_what_if
+        raw = w * trees_raw + (1.0 - w) * linear_raw
+        contrib = w * trees_contrib + (1.0 - w) * linear_contrib
+        return raw, contrib, w * trees_what_if + (1.0 - w) * linear_what_if
+
     def _what_if_probabilities(self, X: np.ndarray) -> np.ndarray:
-        """(n_leads, n_candidates) probabilities after each single change, from one batched re-score."""
-        n_cand = len(self._candidates)
-        if n_cand == 0:
-            return np.zeros((len(X), 0))
-        rows = ex.what_if_rows(X, self._candidates)
-        changed = np.any(rows != np.repeat(X, n_cand, axis=0), axis=1)  # a lead with a phone needs no phone what-if
-        out = np.zeros(len(rows))
-        if changed.any():
-            out[changed] = self.probability(self.raw_scores(rows[changed]))
-        return out.reshape(len(X), n_cand)
+        """(n_leads, n_candidates) probabilities after each single change (bench/run.py times it)."""
+        return self.probability(self._raw_contributions_what_if(X)[2])
 
     # -- the batch path ------------------------------------------------------------------
     def explain(self, frame: pd.DataFrame, chunk_rows: int = 100_000, progress: bool = False) -> pd.DataFrame:

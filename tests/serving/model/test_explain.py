@@ -73,6 +73,41 @@ def test_what_ifs_raise_the_probability_and_match_a_rescore(scorer, lead_records
     assert seen > 0
 
 
+def test_what_if_probabilities_are_exactly_those_of_the_changed_lead(scorer, lead_records) -> None:
+    """A batch's what-ifs skip walking the trees (only the changed feature's decisions are redone);
+    the probability shown is still exactly what scoring the changed lead gives."""
+    results = scorer.score(lead_records[:40], what_if=20)
+    changes = [
+        ({**record, c["feature"]: c["to"]}, c)
+        for record, r in zip(lead_records[:40], results, strict=True)
+        for c in r["what_if"]
+    ]
+    assert len(changes) > 20
+    rescored = scorer.score([lead for lead, _ in changes])
+    assert [r["probability"] for r in rescored] == [c["probability"] for _, c in changes]
+
+
+def _mixed_leads(lead_records: list[dict]) -> list[dict]:
+    """Real-looking leads and odd ones: an unseen category, an empty lead, numbers as text, a numeric id."""
+    odd = [
+        {**lead_records[0], "industry": "space mining"},
+        {},
+        {"lead_id": 7, "phone_present": "yes", "pricing_page_views": "3", "seniority": None},
+        {**lead_records[1], "lead_id": None, "demo_requested": True, "webinar_attended": True},
+    ]
+    return [*lead_records[:30], *odd, *lead_records[30:45]]
+
+
+def test_a_batch_answers_exactly_what_one_by_one_calls_answer(scorer, lead_records) -> None:
+    """Numbers are computed for a whole batch at once (block kernels, one calibration call, sorted
+    arrays); a lead's answer must not depend on what else was in its request, to the last bit."""
+    leads = _mixed_leads(lead_records)
+    one_by_one = [scorer.score([lead])[0] for lead in leads]
+    assert scorer.score(leads) == one_by_one
+    assert scorer.score(leads[::-1]) == one_by_one[::-1]
+    assert [r["lead_id"] for r in one_by_one[30:34]] == [lead_records[0]["lead_id"], None, "7", None]
+
+
 def test_unknown_category_is_scored_as_missing_and_reported(scorer, lead_records) -> None:
     record = dict(lead_records[0])
     [odd] = scorer.score([{**record, "industry": "space mining"}])

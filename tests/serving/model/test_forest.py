@@ -40,6 +40,10 @@ def test_parallel_rows_equal_serial(scorer, fresh) -> None:
     X = scorer.bundle.encoder.transform(fresh.leads.iloc[:301])
     parallel = forest.contributions(X, threads=2, min_rows=100)
     np.testing.assert_array_equal(parallel, forest.contributions(X, threads=1))
+    columns, codes = np.array([0, 3, 5]), np.array([1.0, np.nan, 0.0])  # with what-ifs (decisions handed on)
+    in_threads = forest.raw_contributions_what_if(X, columns, codes, threads=2, min_rows=100)
+    for got, expected in zip(in_threads, forest.raw_contributions_what_if(X, columns, codes, threads=1), strict=True):
+        np.testing.assert_array_equal(got, expected)
 
 
 @pytest.mark.parametrize(
@@ -52,6 +56,26 @@ def test_parallel_rows_equal_serial(scorer, fresh) -> None:
     ],
 )
 def test_other_tree_shapes_match_lightgbm(params: dict, monkeypatch) -> None:
+    booster, Xt = _shaped_model(params)
+    expected = booster.predict(Xt, pred_contrib=True)
+    for budget_mb in ("64", "0.02", "0"):  # tables for every leaf, for the short paths only, for none
+        monkeypatch.setenv(TABLE_ENV, budget_mb)
+        forest = Forest.from_model_text(booster.model_to_string())
+        np.testing.assert_allclose(forest.raw(Xt), booster.predict(Xt, raw_score=True), rtol=0, atol=1e-9)
+        raw = forest.raw(Xt)
+        for rows in (slice(None), slice(0, 1), slice(3, 8), slice(250, 257)):  # blocks, one lead, a few, a block of 7
+            found, contrib = forest.raw_and_contributions(Xt[rows])
+            np.testing.assert_allclose(contrib, expected[rows], rtol=0, atol=1e-9)
+            np.testing.assert_array_equal(found, raw[rows])  # the raw score TreeSHAP finds is the very same number
+        with_table = forest.tables[0] >= 0
+        assert with_table.all() if budget_mb == "64" else not with_table.all()
+        assert with_table.any() if budget_mb == "0.02" else True  # short paths by table, long by quadrature
+    assert not with_table.any()  # budget 0: every leaf by quadrature
+    _same_forest(forest, Forest.from_booster(booster))
+
+
+def _shaped_model(params: dict) -> tuple[lgb.Booster, np.ndarray]:
+    """A small model on 4 features (1 categorical, 15% missing) and awkward leads to explain with it."""
     rng = np.random.default_rng(1)
     n = 3000
     X = np.column_stack(
@@ -68,21 +92,32 @@ def test_other_tree_shapes_match_lightgbm(params: dict, monkeypatch) -> None:
     )
     Xt = _awkward(X[:400], seed=2)
     Xt[::50, 0], Xt[1::50, 3] = np.inf, -np.inf  # beyond every threshold, as LightGBM's text model has them
-    expected = booster.predict(Xt, pred_contrib=True)
-    for budget_mb in ("64", "0.02", "0"):  # tables for every leaf, for the short paths only, for none
-        monkeypatch.setenv(TABLE_ENV, budget_mb)
-        forest = Forest.from_model_text(booster.model_to_string())
-        np.testing.assert_allclose(forest.raw(Xt), booster.predict(Xt, raw_score=True), rtol=0, atol=1e-9)
-        raw = forest.raw(Xt)
-        for rows in (slice(None), slice(0, 1), slice(3, 8), slice(250, 257)):  # blocks, one lead, a few, a block of 7
-            found, contrib = forest.raw_and_contributions(Xt[rows])
-            np.testing.assert_allclose(contrib, expected[rows], rtol=0, atol=1e-9)
-            np.testing.assert_array_equal(found, raw[rows])  # the raw score TreeSHAP finds is the very same number
-        with_table = forest.tables[0] >= 0
-        assert with_table.all() if budget_mb == "64" else not with_table.all()
-        assert with_table.any() if budget_mb == "0.02" else True  # short paths by table, long by quadrature
-    assert not with_table.any()  # budget 0: every leaf by quadrature
-    _same_forest(forest, Forest.from_booster(booster))
+    return booster, Xt
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"zero_as_missing": True},
+        {"use_missing": False},
+        {"num_leaves": 63, "max_cat_to_onehot": 64, "min_data_in_leaf": 5},  # 62 nodes: the most one word holds
+        {"num_leaves": 90, "min_data_in_leaf": 5},  # more nodes than one word holds: the changed rows re-scored
+    ],
+)
+def test_what_if_raw_scores_equal_scoring_the_changed_rows(params: dict) -> None:
+    """A what-if re-scores only what one changed feature moves; the numbers are those of the changed lead."""
+    booster, Xt = _shaped_model(params)
+    forest = Forest.from_model_text(booster.model_to_string())
+    columns = np.array([0, 0, 1, 1, 1, 2, 2, 3, 3])
+    codes = np.array([np.nan, 0.0, 7.0, 3.0, np.nan, 0.0, 4.0, -np.inf, 0.5])  # missing, zero, categories, beyond
+    for rows in (slice(None), slice(0, 1), slice(3, 8), slice(250, 257)):  # blocks, one lead, a few, a block of 7
+        X = Xt[rows]
+        changed = np.repeat(X, len(columns), axis=0)
+        changed.reshape(len(X), len(columns), -1)[:, np.arange(len(columns)), columns] = codes
+        expected = forest.raw(changed).reshape(len(X), len(columns))
+        np.testing.assert_array_equal(forest.what_if_raw(X, columns, codes), expected)
+    np.testing.assert_allclose(expected.ravel(), booster.predict(changed, raw_score=True), rtol=0, atol=1e-9)
+    assert (forest.leaf_paths is not None) == (params.get("num_leaves", 15) <= 64)
 
 
 def test_tables_fill_the_budget_with_the_shortest_paths(scorer, monkeypatch) -> None:
