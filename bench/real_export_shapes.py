@@ -42,7 +42,15 @@ def compare_script() -> Path:
 
 
 SCENARIOS = {
-    "slow": {"quarters": 4, "leads_per_quarter": 3000, "seed": 21, "conversion_delay": "slow"},
+    # the launch and the regional turn where a 12-month export can learn them (as in tests/training)
+    "slow": {
+        "quarters": 4,
+        "leads_per_quarter": 3000,
+        "seed": 21,
+        "conversion_delay": "slow",
+        "launch_quarter": 1,
+        "expansion_quarter": 0,
+    },
     "drift": {"quarters": 8, "leads_per_quarter": 2500, "seed": 22, "base_rate_shift": 3.0},
     "small": {"quarters": 9, "leads_per_quarter": 650, "seed": 23},
     "leak": {"quarters": 6, "leads_per_quarter": 2000, "seed": 24, "leak_column": "last_touch"},

@@ -4,7 +4,8 @@
 
 Starts `leadscore serve --workers N` for N in --workers (default 1 and 2), waits until ten /readyz
 answers in a row are 200, warms up, then runs the bounded load client (tests/support/http_load.py) at 1 and 16
-clients for --seconds each. The client shares the machine's cores with the server: read the ratio.
+clients for --seconds each. The client shares the machine's cores with the server: read the ratio, and
+the CPU per request of the server processes and of the load client, printed beside each figure.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -49,6 +51,20 @@ def _wait_ready(port: int, timeout_s: float = 120.0) -> None:
             time.sleep(0.2)
 
 
+def _tree_cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a process and its children (uvicorn's workers), from /proc (Linux)."""
+    total, todo = 0.0, [pid]
+    while todo:
+        p = todo.pop()
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+            todo += [int(c) for c in Path(f"/proc/{p}/task/{p}/children").read_text().split()]
+        except OSError:  # a process that has just exited
+            continue
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", required=True)
@@ -57,14 +73,17 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=8020)
     args = parser.parse_args()
     bodies = [json.dumps({**LEAD, "lead_id": f"W{i}", "web_visits": i % 30}).encode() for i in range(100)]
-    env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE", "PYTHONPATH": str(HERE.parent)}
+    # A PYTHONPATH already set comes first (to serve another checkout's code with the same client).
+    path = os.pathsep.join(p for p in (os.environ.get("PYTHONPATH"), str(HERE.parent)) if p)
+    env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE", "PYTHONPATH": path}
+    run_dir = tempfile.TemporaryDirectory(prefix="leadscore-workers-")  # the prediction log goes here
     model = str(Path(args.model).resolve()) if Path(args.model).is_dir() else args.model
     for n in (int(w) for w in args.workers.split(",")):
         port = args.port + n
         server = subprocess.Popen(
             [sys.executable, "-m", "training.cli", "serve", "--port", str(port), "--workers", str(n), "--model", model],
             env=env,
-            cwd=HERE.parent,
+            cwd=run_dir.name,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             start_new_session=True,
@@ -74,17 +93,23 @@ def main() -> None:
             base = f"http://127.0.0.1:{port}"
             run_load(base, "/v1/score", bodies, concurrency=4, max_requests=500, max_seconds=5)  # warm-up
             for clients in (1, 16):
-                r = run_load(
+                server_cpu, client_cpu = _tree_cpu_s(server.pid), time.process_time()
+                load = run_load(
                     base, "/v1/score", bodies, concurrency=clients, max_requests=100_000, max_seconds=args.seconds
-                ).summary()
+                )
+                r = load.summary()
+                per_request = 1e3 / max(load.requests, 1)
                 print(
                     f"workers={n} clients={clients:>2}: p50 {r['p50_ms']:.2f} ms, p99 {r['p99_ms']:.2f} ms, "
-                    f"{r['throughput_rps']:.0f} explained leads/s, {r['failures']} failed",
+                    f"{r['throughput_rps']:.0f} explained leads/s, {r['failures']} failed; CPU per request: "
+                    f"server {per_request * (_tree_cpu_s(server.pid) - server_cpu):.2f} ms, "
+                    f"load client {per_request * (time.process_time() - client_cpu):.2f} ms",
                     flush=True,
                 )
         finally:
             os.killpg(server.pid, signal.SIGTERM)
             server.wait(timeout=30)
+    run_dir.cleanup()
     print(f"load average {os.getloadavg()[0]:.2f}")
 
 

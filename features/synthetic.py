@@ -198,6 +198,8 @@ def generate(
     conversion_delay: str = "fast",
     base_rate_shift: float = 1.0,
     leak_column: str | None = None,
+    launch_quarter: int | None = None,
+    expansion_quarter: int | None = None,
 ) -> SyntheticHistory:
     """Generate `quarters` quarters of leads ending at `end` (the export date, exclusive).
 
@@ -207,6 +209,11 @@ def generate(
     contributions is the intercept of the lead's period.
     leak_column: the name of a column of post-contact events that reveals the outcome (excluded
     in `history.schema()`), or None for none.
+    launch_quarter, expansion_quarter: the quarter (0 = the first) from which the AI assistant is on
+    offer and India and Brazil convert well; `quarters` means never within this history. By default two
+    thirds and half-way in. In a short history those land in quarters whose outcomes the export cannot
+    know yet (the last one, or one younger than a slow funnel's outcome window), so a test of something
+    else sets them where the export can learn them.
     """
     if quarters < 1 or leads_per_quarter < 1:
         raise DataError("quarters and leads-per-quarter must be at least 1")
@@ -217,6 +224,10 @@ def generate(
         raise DataError(f"base-rate-shift needs more than {LATE_QUARTERS} quarters: the earlier rate to shift from")
     if leak_column is not None and (not leak_column or leak_column in _columns()):
         raise DataError(f"leak column '{leak_column}' must be a new name, not empty or a column of the synthetic CRM")
+    launch_at = _event_quarter(
+        "launch", launch_quarter, quarters, int(np.ceil(quarters * 2 / 3)) if quarters >= 3 else quarters
+    )
+    expand_at = _event_quarter("expansion", expansion_quarter, quarters, quarters // 2 if quarters >= 2 else quarters)
     rng = np.random.default_rng(seed)
     export = pd.Timestamp(end)
     starts = [export - pd.DateOffset(months=3 * (quarters - q)) for q in range(quarters + 1)]
@@ -232,8 +243,8 @@ def generate(
 
     # Where it came from: the source mix drifts towards paid search and purchased lists.
     source = _draw_source(rng, progress)
-    launched = quarter >= int(np.ceil(quarters * 2 / 3)) if quarters >= 3 else np.zeros(n, bool)
-    expanded = quarter >= quarters // 2 if quarters >= 2 else np.zeros(n, bool)
+    launched = quarter >= launch_at
+    expanded = quarter >= expand_at
     campaign = _draw_campaign(rng, source, launched)
 
     src_interest = np.vectorize(_SOURCE_INTEREST.get, otypes=[float])(source)
@@ -439,6 +450,15 @@ def _delay_for(name: str) -> _Delay:
     if name not in CONVERSION_DELAYS:
         raise DataError(f"conversion delay must be one of {', '.join(CONVERSION_DELAYS)}, got '{name}'")
     return CONVERSION_DELAYS[name]
+
+
+def _event_quarter(name: str, chosen: int | None, quarters: int, default: int) -> int:
+    """The quarter an event of the history starts in: `chosen`, checked, or the default."""
+    if chosen is None:
+        return default
+    if isinstance(chosen, bool) or not isinstance(chosen, (int, np.integer)) or not 0 <= chosen <= quarters:
+        raise DataError(f"{name}-quarter must be a whole number from 0 to {quarters} (never), got {chosen}")
+    return int(chosen)
 
 
 def _shifted_intercept(total: np.ndarray, intercept: float, late: np.ndarray, shift: float) -> np.ndarray | float:

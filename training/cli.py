@@ -32,6 +32,8 @@ def _generate(
     conversion_delay: str,
     base_rate_shift: float,
     leak_column: str | None,
+    launch_quarter: int | None = None,
+    expansion_quarter: int | None = None,
 ) -> int:
     from features.synthetic import generate, write_history
 
@@ -43,6 +45,8 @@ def _generate(
         conversion_delay=conversion_delay,
         base_rate_shift=base_rate_shift,
         leak_column=leak_column,
+        launch_quarter=launch_quarter,
+        expansion_quarter=expansion_quarter,
     )
     paths = write_history(history, out)
     leads = history.leads
@@ -204,6 +208,20 @@ def build_parser() -> argparse.ArgumentParser:
         "--leak-column",
         metavar="NAME",
         help="add a column of post-contact events that reveals the outcome (excluded in the schema; default: none)",
+    )
+    p.add_argument(
+        "--launch-quarter",
+        type=int,
+        metavar="N",
+        help="the quarter (0 = the first) the AI-assistant product launches in; --quarters means never "
+        "(default: two thirds in)",
+    )
+    p.add_argument(
+        "--expansion-quarter",
+        type=int,
+        metavar="N",
+        help="the quarter India and Brazil turn from weak to good regions in; --quarters means never "
+        "(default: half-way)",
     )
     _add_quiet(p)
     p.set_defaults(handler=_generate)

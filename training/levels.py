@@ -75,6 +75,11 @@ def own_levels(frame: pd.DataFrame, schema: LeadSchema, levels: dict[str, float]
     return names.map(lambda q: levels.get(q, 0.0)).to_numpy(dtype=float)
 
 
+def describe_levels(levels: dict[str, float] | None) -> str:
+    """Each quarter's level in log-odds against the newest one (the level the served model scores at)."""
+    return ", ".join(f"{quarter} {level:+.2f}" for quarter, level in (levels or {}).items())
+
+
 def start_score(y: np.ndarray, weights: np.ndarray | None, offsets: np.ndarray) -> float:
     """The log-odds every lead starts from before its period's offset: the (weighted) base rate's, as
     LightGBM's own start would be, less the mean offset."""

@@ -15,6 +15,7 @@ from features.factors import FACTOR_LABELS, FACTORS, factor_impacts, factor_matr
 from features.periods import outcome_label
 from features.schema import LeadSchema
 from serving.model.bundle import Bundle
+from training.levels import describe_levels
 from training.metrics import ECE_BINS, Evaluation
 from training.splits import SplitReport
 
@@ -149,6 +150,11 @@ def model_card(
         lines.append(f"- note: {report.note}")
     if isinstance(meta.get("tree_shape"), dict):
         lines.append(f"- trees: {meta['tree_shape']['note']}")
+    if meta.get("quarter_levels"):
+        lines.append(
+            f"- quarter levels (log-odds against {list(meta['quarter_levels'])[-1]}, the level served): "
+            + describe_levels(meta["quarter_levels"])
+        )
     lines += [
         "",
         "## Test-quarter metrics",

@@ -46,6 +46,7 @@ from training.family import (
     fit_calibrated,
     fit_components,
 )
+from training.levels import describe_levels
 from training.linear import log_loss_from_raw
 from training.metrics import Evaluation, evaluate
 from training.model import make_bundle, raw_scores
@@ -90,6 +91,7 @@ class TrainResult:
     repairs: list[str] = field(default_factory=list)
     cpu_timings: dict[str, float] = field(default_factory=dict)  # CPU seconds per stage (all threads)
     tree_shape: str = ""  # the explanation-shape trade-off (training.shape), when shaped trees were tried
+    quarter_levels: dict[str, float] | None = None  # quarter -> level against the newest (training.levels)
 
     def summary(self) -> str:
         """The few lines a person reads after `leadscore train`."""
@@ -128,6 +130,13 @@ class TrainResult:
         lines.append(f"  served model: refitted on all {r.n_used:,} used leads; calibration {self.calibration_source}")
         if self.tree_shape:
             lines.append(f"  trees: {self.tree_shape}")
+        if self.quarter_levels:
+            newest = list(self.quarter_levels)[-1]
+            lines.append(
+                "  quarter levels: the features leave the quarters' conversion rates unexplained, so each quarter "
+                f"of creation has its own level (log-odds against {newest}, the one served): "
+                f"{describe_levels(self.quarter_levels)}"
+            )
         if r.note:
             lines.append(f"  note: {r.note}")
         if self.drifting:
@@ -293,6 +302,7 @@ def train(
             valid_auc=candidate.recipe.prior_auc,
             drifting=candidate.recipe.drifting,
             tree_shape=candidate.recipe.shape.describe() if candidate.recipe.shape else "",
+            quarter_levels=candidate.deployed.components.levels,
             seconds=clock.total,
             timings=dict(clock.marks),
             cpu_timings=dict(clock.cpu_marks),

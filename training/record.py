@@ -18,6 +18,7 @@ from features.periods import outcome_label
 from features.schema import LeadSchema
 from serving.model.bundle import Bundle
 from training import plots, tracking
+from training.levels import describe_levels
 from training.metrics import Evaluation
 from training.model_card import data_profile, model_card
 from training.promotion import Decision, PromotionSettings
@@ -56,6 +57,7 @@ def bundle_metadata(
         "best_iteration": candidate.deployed.components.rounds,
         "family": candidate.recipe.family,
         "tree_weight": candidate.recipe.tree_weight,
+        "quarter_levels": candidate.deployed.components.levels,
         "label": outcome_label(report.outcome_window_days),
         "outcome_window_days": report.outcome_window_days,
         "n_deployed": report.n_used,
@@ -114,13 +116,14 @@ def run_params(
         "family": candidate.recipe.family,
         "tree_weight": candidate.recipe.tree_weight,
         "logistic_C": candidate.recipe.C,
+        "quarter_levels": describe_levels(candidate.deployed.components.levels) or "none",
         "rounds_early_stopping": candidate.recipe.rounds,
         "rounds_evaluated_model": candidate.evaluated_rounds,
         "newest_slice_roc_auc": candidate.recipe.valid_auc,
         "newest_slice_prior_roc_auc": candidate.recipe.prior_auc,
         "newest_slice_drifting": candidate.recipe.drifting,
         "tree_shape": _shape_name(candidate.recipe.shape),
-        "quarter_levels": _levels_name(candidate),
+        "quarter_levels_decided_by": _levels_decided_by(candidate),
         "n_deployed": report.n_used,
         "calibration_source": candidate.deployed.method,
         "evaluation_folds": len(candidate.folds),
@@ -237,10 +240,9 @@ def _finite(value: Any) -> Any:
     return value
 
 
-def _levels_name(candidate: TrainedCandidate) -> str:
-    """Whether the served model has quarter levels (training.levels), and who decided."""
-    fitted = candidate.deployed.components.levels is not None
-    judged = {True: "asked for by the newest slice", False: "not asked for by the newest slice", None: ""}
-    unjudged = "drifting newest slice" if candidate.recipe.drifting else "the refit's own check"
-    why = judged[candidate.recipe.levels] or unjudged
-    return f"{'fitted' if fitted else 'none'} ({why})"
+def _levels_decided_by(candidate: TrainedCandidate) -> str:
+    """Who decided whether the served model has quarter levels (training.levels; `quarter_levels` says which)."""
+    judged = {True: "the newest slice asked for them", False: "the newest slice did not ask for them"}
+    if candidate.recipe.levels is not None:
+        return judged[candidate.recipe.levels]
+    return "none: drifting newest slice" if candidate.recipe.drifting else "the refit's own check"

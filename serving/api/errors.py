@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Mapping
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException
 
 from features.errors import LeadscoreError
@@ -40,8 +42,10 @@ class InputError(Exception):
 
 def install(app: FastAPI) -> None:
     @app.exception_handler(InputError)
-    async def _input(_: Request, exc: InputError) -> JSONResponse:
-        return JSONResponse({"detail": exc.detail}, status_code=exc.status)
+    @app.exception_handler(LeadscoreError)
+    @app.exception_handler(HTTPException)
+    async def _known(_: Request, exc: Exception) -> Response:
+        return _response(exc)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -51,18 +55,34 @@ def install(app: FastAPI) -> None:
         ]
         return JSONResponse({"detail": detail}, status_code=422)
 
-    @app.exception_handler(LeadscoreError)
-    async def _leadscore(_: Request, exc: LeadscoreError) -> JSONResponse:
-        return JSONResponse(
-            {"detail": [{"field": exc.field or "body", "problem": scrub_paths(str(exc))}]}, status_code=422
-        )
-
-    @app.exception_handler(HTTPException)
-    async def _http(_: Request, exc: HTTPException) -> JSONResponse:
-        detail = scrub_paths(exc.detail) if isinstance(exc.detail, str) else exc.detail
-        return JSONResponse({"detail": detail}, status_code=exc.status_code, headers=exc.headers)
-
     @app.exception_handler(Exception)
-    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    async def _unexpected(request: Request, exc: Exception) -> Response:
         _logger.exception("unexpected error on %s %s", request.method, request.url.path)
-        return JSONResponse({"detail": "internal error; the server log has the details"}, status_code=500)
+        return _response(exc)
+
+
+def content_of(exc: Exception) -> tuple[int, dict[str, Any], Mapping[str, str] | None]:
+    """The status, JSON body and extra headers that answer `exc` (anything unexpected: a plain 500)."""
+    if isinstance(exc, InputError):
+        return exc.status, {"detail": exc.detail}, None
+    if isinstance(exc, LeadscoreError):
+        return 422, {"detail": [{"field": exc.field or "body", "problem": scrub_paths(str(exc))}]}, None
+    if isinstance(exc, HTTPException):
+        detail = scrub_paths(exc.detail) if isinstance(exc.detail, str) else exc.detail
+        return exc.status_code, {"detail": detail}, exc.headers
+    return 500, {"detail": "internal error; the server log has the details"}, None
+
+
+def status_of(exc: Exception) -> int:
+    return content_of(exc)[0]
+
+
+def json_answer(exc: Exception) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
+    """`exc`'s answer as ASGI parts: the very bytes and headers its JSONResponse would send."""
+    response = _response(exc)
+    return response.status_code, bytes(response.body), response.raw_headers
+
+
+def _response(exc: Exception) -> JSONResponse:
+    status, content, headers = content_of(exc)
+    return JSONResponse(content, status_code=status, headers=headers)

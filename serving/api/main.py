@@ -24,13 +24,14 @@ from fastapi_offline import FastAPIOffline
 
 from features.errors import LeadscoreError
 from serving.api import errors
+from serving.api.hot import ScoringRoutes
 from serving.api.metrics import Metrics
 from serving.api.middleware import BodyLimitMiddleware, MetricsMiddleware
 from serving.api.reload_signal import ReloadSignal
 from serving.api.routes import admin, health, model, outcomes, score
 from serving.api.schemas import request_models
 from serving.api.settings import Settings
-from serving.api.state import ModelState
+from serving.api.state import ModelState, settle_heap
 from serving.model.scorer import Scorer
 from serving.predlog.service import Loop
 
@@ -61,6 +62,7 @@ def create_app(settings: Settings | None = None, *, scorer: Scorer | None = None
     errors.install(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes, timeout_s=settings.body_timeout_s)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
+    app.add_middleware(ScoringRoutes)  # added last, so first to see a request: see serving.api.hot
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
 
@@ -72,6 +74,8 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     if state.signal is not None:
         tasks.append(asyncio.create_task(state.follow()))
     app.state.loop.start()
+    if state.scorer is not None:
+        settle_heap()  # a model loaded here instead settles the heap when it is swapped in
     yield
     for task in tasks:
         if not task.done():

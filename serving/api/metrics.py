@@ -43,14 +43,25 @@ class Metrics:
             registry=self.registry,
         )
         self.reloads = Counter("leadscore_reloads", "Model reloads by outcome", ["outcome"], registry=self.registry)
+        # Labelled series by their labels: `labels()` checks and locks on every call (~2 µs); the keys
+        # are route templates, methods, statuses and grades, so these stay small.
+        self._per_request: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+        self._per_grade: dict[str, Any] = {}
 
     def observe(self, *, route: str, method: str, status: int, seconds: float) -> None:
-        self.requests.labels(route, method, str(status)).inc()
-        self.latency.labels(route).observe(seconds)
+        series = self._per_request.get((route, method, status))
+        if series is None:
+            series = (self.requests.labels(route, method, str(status)), self.latency.labels(route))
+            self._per_request[(route, method, status)] = series
+        series[0].inc()
+        series[1].observe(seconds)
 
     def scored(self, grades: list[str]) -> None:
         for grade in grades:
-            self.scores.labels(grade).inc()
+            counter = self._per_grade.get(grade)
+            if counter is None:
+                counter = self._per_grade[grade] = self.scores.labels(grade)
+            counter.inc()
 
     def serving(self, info: Mapping[str, Any]) -> None:
         self.model.clear()

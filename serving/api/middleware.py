@@ -44,6 +44,51 @@ class MetricsMiddleware:
             )
 
 
+class BodyLimit:
+    """One request's body limits: `max_bytes` in all, fully arrived `timeout_s` after the request began.
+    Shared by BodyLimitMiddleware and the scoring routes (serving.api.hot), so both refuse alike."""
+
+    def __init__(self, max_bytes: int, timeout_s: float) -> None:
+        self.max_bytes = max_bytes
+        self.timeout_s = timeout_s
+        self.deadline = time.monotonic() + timeout_s
+        self.seen = 0
+
+    def check_length(self, length: bytes | None) -> None:
+        """413 up front when the declared Content-Length is over the limit."""
+        if length is not None and length.isdigit() and int(length) > self.max_bytes:
+            raise self.too_large()
+
+    def counted(self, chunk: bytes) -> bytes:
+        """The chunk, after counting it (a chunked body declares no length)."""
+        self.seen += len(chunk)
+        if self.seen > self.max_bytes:
+            raise self.too_large()
+        return chunk
+
+    def remaining(self) -> float:
+        return max(self.deadline - time.monotonic(), 0.0)
+
+    def too_large(self) -> BodyRefused:
+        return BodyRefused(413, f"request body is over the {self.max_bytes:,}-byte limit; send fewer leads per request")
+
+    def too_slow(self) -> BodyRefused:
+        problem = f"the request body did not arrive within {self.timeout_s:g} s (LEADSCORE_BODY_TIMEOUT_S)"
+        return BodyRefused(408, problem, close=True)
+
+
+class BodyRefused(Exception):
+    """A 413 or 408 for the request body, as the status, JSON body and headers to send."""
+
+    def __init__(self, status: int, problem: str, *, close: bool = False) -> None:
+        super().__init__(problem)
+        self.status = status
+        self.body = json.dumps({"detail": [{"field": "body", "problem": problem}]}).encode()
+        self.headers = [(b"content-type", b"application/json"), (b"content-length", str(len(self.body)).encode())]
+        if close:
+            self.headers.append((b"connection", b"close"))
+
+
 class BodyLimitMiddleware:
     """413 for bodies over `max_bytes`, by Content-Length up front or by counting a chunked stream;
     408 for a body that has not fully arrived `timeout_s` after the request began (a slow sender)."""
@@ -52,33 +97,30 @@ class BodyLimitMiddleware:
         self.app = app
         self.max_bytes = max_bytes
         self.timeout_s = timeout_s
-        self._too_large = f"request body is over the {max_bytes:,}-byte limit; send fewer leads per request"
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        length = dict(scope["headers"]).get(b"content-length")
-        if length is not None and length.isdigit() and int(length) > self.max_bytes:
-            await _refuse(send, 413, self._too_large)
+        limit = BodyLimit(self.max_bytes, self.timeout_s)
+        try:
+            limit.check_length(dict(scope["headers"]).get(b"content-length"))
+        except BodyRefused as refused:
+            await _refuse(send, refused)
             return
-        seen = 0
         started = False
         complete = False
-        deadline = time.monotonic() + self.timeout_s
 
         async def counting_receive() -> dict[str, Any]:
-            nonlocal seen, complete
+            nonlocal complete
             if complete:
                 return await receive()  # after the body: waiting for a disconnect is not bounded here
             try:
-                message = await asyncio.wait_for(receive(), max(deadline - time.monotonic(), 0.0))
+                message = await asyncio.wait_for(receive(), limit.remaining())
             except TimeoutError:
-                raise _BodyTooSlow from None
+                raise limit.too_slow() from None
             if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > self.max_bytes:
-                    raise _BodyTooLarge
+                limit.counted(message.get("body", b""))
                 complete = not message.get("more_body", False)
             return message
 
@@ -89,31 +131,11 @@ class BodyLimitMiddleware:
 
         try:
             await self.app(scope, counting_receive, tracking_send)
-        except _BodyTooLarge:
+        except BodyRefused as refused:
             if not started:
-                await _refuse(send, 413, self._too_large)
-        except _BodyTooSlow:
-            if not started:
-                await _refuse(
-                    send,
-                    408,
-                    f"the request body did not arrive within {self.timeout_s:g} s (LEADSCORE_BODY_TIMEOUT_S)",
-                    close=True,
-                )
+                await _refuse(send, refused)
 
 
-class _BodyTooLarge(Exception):
-    pass
-
-
-class _BodyTooSlow(Exception):
-    pass
-
-
-async def _refuse(send: Any, status: int, problem: str, *, close: bool = False) -> None:
-    body = json.dumps({"detail": [{"field": "body", "problem": problem}]}).encode()
-    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-    if close:
-        headers.append((b"connection", b"close"))
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
+async def _refuse(send: Any, refused: BodyRefused) -> None:
+    await send({"type": "http.response.start", "status": refused.status, "headers": refused.headers})
+    await send({"type": "http.response.body", "body": refused.body})

@@ -21,7 +21,9 @@ from serving.model.scorer import Scorer
 
 JSON_TYPES = ("application/json",)
 INLINE_BODY_BYTES = 64 * 1024  # larger bodies are parsed in a worker thread, so /healthz never waits on them
-SCORE_CHUNK = 128  # leads scored between two looks at the cancel flag (~0.1 s of work)
+# Leads scored between two looks at the cancel flag: ~0.15 s of CPU at ~140 µs per lead, and enough
+# rows for the forest to split them over its threads (serving.model.forest: pieces of >= 256 rows).
+SCORE_CHUNK = 1024
 
 
 def require_json(content_type: str | None) -> None:
@@ -98,7 +100,10 @@ def distinct_leads(leads: list[dict[str, Any]], id_column: str) -> tuple[list[di
     distinct: list[dict[str, Any]] = []
     which: list[int] = []
     for lead in leads:
-        key = tuple((name, type(value), value) for name, value in lead.items() if name != id_column)
+        fields = lead.copy()
+        fields.pop(id_column, None)
+        values = tuple(fields.values())
+        key = (tuple(fields), values, tuple(map(type, values)))  # built by C loops: ~1 µs a lead, not ~8
         j = first.setdefault(key, len(distinct))
         if j == len(distinct):
             distinct.append(lead)

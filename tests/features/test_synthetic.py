@@ -137,6 +137,26 @@ def test_new_product_and_campaign_appear_two_thirds_in(history: SyntheticHistory
     assert product[launched].mean() > 0.1 and campaign[launched].mean() > 0.05
 
 
+def test_the_launch_and_the_regional_turn_can_be_placed_where_an_export_learns_them() -> None:
+    """A short history puts them, by default, in the quarters whose outcomes it cannot know yet."""
+    size = {"quarters": 4, "leads_per_quarter": 500}
+    default, placed = generate(**size), generate(**size, launch_quarter=1, expansion_quarter=0)
+    assert digest(generate(**size, launch_quarter=3, expansion_quarter=2)) == digest(default) == DEFAULT_DIGEST
+    q = quarter_index(placed.leads)
+    product = placed.leads["product_interest"].eq("ai_assistant").fillna(False).to_numpy(dtype=bool)
+    assert not product[q == 0].any() and product[q == 1].mean() > 0.1
+    region = placed.leads["country"].isin(list(COUNTRY_AFTER_EXPANSION)).fillna(False).to_numpy(dtype=bool)
+    turned = (placed.truth["true_icp_fit"] - default.truth["true_icp_fit"]).to_numpy()
+    shift = turned[~region].mean()  # the truth is centred: the turn moves every lead's centre a little
+    assert np.allclose(turned[~region], shift) and np.allclose(turned[region & (q >= 2)], shift)
+    assert (turned[region & (q < 2)] - shift > 0.8).all(), "turned from the first quarter, not half-way"
+    never = generate(**size, launch_quarter=4)
+    assert not never.leads["campaign"].eq(LAUNCH_CAMPAIGN).any()
+    pd.testing.assert_frame_equal(
+        never.leads[["created_at", "country", "industry"]], default.leads[["created_at", "country", "industry"]]
+    )
+
+
 def test_source_mix_shifts_towards_paid_search_and_bought_lists(history: SyntheticHistory) -> None:
     q = quarter_index(history.leads)
     cheap = history.leads["lead_source"].isin(["paid_search", "purchased_list"]).to_numpy()
@@ -273,6 +293,8 @@ def test_base_rate_triples_in_the_last_two_quarters() -> None:
         ({"base_rate_shift": 20.0}, "would lift the base rate"),
         ({"quarters": 2, "base_rate_shift": 3.0}, "needs more than 2 quarters"),
         ({"leak_column": "lead_status"}, "must be a new name"),
+        ({"launch_quarter": 5}, "launch-quarter must be a whole number from 0 to 4 \\(never\\), got 5"),
+        ({"expansion_quarter": -1}, "expansion-quarter must be a whole number from 0 to 4"),
     ],
 )
 def test_impossible_options_are_refused(options: dict, message: str) -> None:

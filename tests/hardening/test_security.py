@@ -12,7 +12,6 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from serving.api.deps import get_scorer
 from serving.api.main import create_app
 from serving.api.settings import Settings
 from serving.model.scorer import Scorer
@@ -207,7 +206,7 @@ def test_an_unexpected_error_is_a_plain_500_without_trace_or_path(scorer: Scorer
     exploding.schema = scorer.schema
     exploding.bundle = scorer.bundle  # type: ignore[attr-defined]
     app = create_app(Settings(model=str(bundle_dir)), scorer=scorer)
-    app.dependency_overrides[get_scorer] = lambda: exploding
+    app.state.model.scorer = exploding
     with TestClient(app, raise_server_exceptions=False) as http:
         response = http.post("/v1/score", json=LEAD)
     assert response.status_code == 500

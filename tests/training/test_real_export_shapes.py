@@ -20,25 +20,27 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from mlflow import MlflowClient
 from sklearn.metrics import roc_auc_score
 
 from features.inference import infer_schema, schema_yaml
 from features.synthetic import generate
 from serving.model.bundle import Bundle
 from serving.model.scorer import Scorer
+from training.levels import describe_levels
 from training.pipeline import train
 from training.promotion import PromotionSettings
 
-# Issue 13 asks for 0.02 ROC AUC of the generator's true probabilities. Measured (one run each, s4-13s):
-# small 0.879 vs 0.897, leak 0.886 vs 0.901 and drift 0.860 vs 0.872 reach it and are held to it (drift
-# was 0.836 until the models learned one level per quarter: training.levels). slow, 0.867 vs 0.896, does
-# not, and no model of this export can: its next quarter is the one the generator launches a product in
-# (a fifth of its leads; true effect +0.9, never seen in training) and the quarter before, where the
-# IN/BR effect turns, is not mature under the 180-day window. On the leads of neither kind the gap is
-# 0.012, and LightGBM, the logistic model and their blend fitted on *every* export lead with its eventual
-# outcome reach only 0.871 / 0.869 / 0.877. Its floor guards what is reached, not the target.
+# Issue 13 asks for 0.02 ROC AUC of the generator's true probabilities, and every scenario is held to it.
 AUC_SLACK = 0.02
-AUC_SLACK_UNSEEN_LAUNCH = 0.04
+# The short export's history has the generator's launch and regional turn where its 12 months can learn
+# them: the product launches in its second quarter and India and Brazil convert well from the first. By
+# default, in a 4-quarter history, the product would launch in the scored quarter itself (a fifth of its
+# leads, true effect +0.9 log-odds, a value training never saw) and the region would turn in a quarter
+# the 180-day window leaves immature: no learner can know either at the export date (s4-13s: models
+# fitted on every export lead with its eventual outcome reached only 0.871-0.877 against the truth's
+# 0.896). The scenario tests slow conversions on a short export, not an unknowable next quarter.
+SHORT_EXPORT_EVENTS = {"launch_quarter": 1, "expansion_quarter": 0}
 
 
 @dataclass(frozen=True)
@@ -93,14 +95,16 @@ def _learned_from_newest(result, bundle: Bundle) -> None:
 
 
 def test_short_export_with_slow_conversions_trains_and_learns(tmp_path: Path, make_mlflow_store) -> None:
-    scenario = _scenario(tmp_path, quarters=4, leads_per_quarter=5000, seed=21, conversion_delay="slow")
+    scenario = _scenario(
+        tmp_path, quarters=4, leads_per_quarter=5000, seed=21, conversion_delay="slow", **SHORT_EXPORT_EVENTS
+    )
     window = next(n for n in scenario.notes if n.startswith("outcome window"))
     assert "covers" in window and "mature" in window  # the trade-off is said, with figures
     result, bundle, auc, truth_auc = _train_and_judge(scenario, tmp_path, make_mlflow_store)
     # as-of is what the export knows: the newest conversion, after the newest creation date
     assert "conversion" in result.report.as_of_source
     _learned_from_newest(result, bundle)
-    assert auc >= truth_auc - AUC_SLACK_UNSEEN_LAUNCH, (auc, truth_auc)
+    assert auc >= truth_auc - AUC_SLACK, (auc, truth_auc)
 
 
 def test_base_rate_tripling_in_the_last_two_quarters(tmp_path: Path, make_mlflow_store) -> None:
@@ -111,6 +115,16 @@ def test_base_rate_tripling_in_the_last_two_quarters(tmp_path: Path, make_mlflow
     # calibrated to the newest level: the mean prediction follows the tripled rate, not the average one
     p = Scorer(bundle).predict_proba(scenario.next_leads)
     assert p.mean() == pytest.approx(scenario.next_truth.mean(), rel=0.25)
+    # one level per quarter, recorded: the export's newest quarter (the first tripled one) is served, and
+    # every quarter before it stands well below it
+    levels = bundle.metadata["quarter_levels"]
+    assert list(levels) == sorted(levels) and len(levels) == 7 and levels == result.quarter_levels
+    assert levels[max(levels)] == 0.0 and max(list(levels.values())[:-1]) < -0.8, levels
+    assert "quarter levels: the features leave the quarters' conversion rates unexplained" in result.summary()
+    client = MlflowClient(result.tracking_uri)
+    assert client.get_run(result.run_id).data.params["quarter_levels"] == describe_levels(levels)
+    card = Path(client.download_artifacts(result.run_id, "model_card.md", str(tmp_path))).read_text()
+    assert f"- quarter levels (log-odds against {max(levels)}, the level served): {describe_levels(levels)}" in card
 
 
 def test_small_export_is_judged_by_rolling_origin(tmp_path: Path, make_mlflow_store) -> None:

@@ -183,6 +183,16 @@ def test_run_records_the_tree_shape_trade_off(trained_model) -> None:
     assert f"- trees: {note}" in card
 
 
+def test_no_quarter_levels_where_the_features_explain_the_quarters(trained_model) -> None:
+    """On the synthetic history a features-only model misses no quarter's conversions by more than chance
+    (its rate moves with the source mix, which the features carry): no level per quarter is fitted, and
+    the record says so. The drift scenario's test checks the levels when they are fitted."""
+    run = _client(trained_model.tracking_uri).get_run(trained_model.result.run_id)
+    assert run.data.params["quarter_levels"] == "none"
+    assert Bundle.load(trained_model.bundle_dir).metadata["quarter_levels"] is None
+    assert trained_model.result.quarter_levels is None and "quarter levels" not in trained_model.result.summary()
+
+
 def test_run_has_the_training_data_as_input_and_the_summary_as_description(trained_model) -> None:
     from training.pipeline import file_sha256
 
