@@ -22,7 +22,25 @@ import numpy as np
 import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
-COMPARE = ROOT.parent / "shared" / "eval" / "compare_references.py"
+SHARED_SCRIPT = Path("shared") / "eval" / "compare_references.py"
+
+
+def compare_script() -> Path:
+    """`../shared/eval/compare_references.py` beside the checkout, or beside the main checkout when this
+    is a git worktree (its common git folder is the main checkout's .git)."""
+    found = subprocess.run(
+        ["git", "-C", str(ROOT), "rev-parse", "--path-format=absolute", "--git-common-dir"],
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout.strip()
+    roots = [ROOT] + ([Path(found).parent] if found else [])
+    for root in roots:
+        if (root.parent / SHARED_SCRIPT).is_file():
+            return root.parent / SHARED_SCRIPT
+    raise SystemExit(f"no {SHARED_SCRIPT} beside {' or '.join(str(r) for r in roots)}")
+
+
 SCENARIOS = {
     # the launch and the regional turn where a 12-month export can learn them (as in tests/training)
     "slow": {
@@ -69,13 +87,14 @@ def main() -> int:
     args = parser.parse_args()
     base = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="export-shapes-"))
     leadscore = str(Path(sys.executable).parent / "leadscore")
+    compare = compare_script()
     verdicts = []
     for name in args.only.split(","):
         train, test = write_scenario(base / name, SCENARIOS[name])
         done = subprocess.run(
             [
                 sys.executable,
-                str(COMPARE),
+                str(compare),
                 str(train),
                 str(test),
                 "--target",

@@ -8,6 +8,14 @@ average slope (from its first knot to its last), instead of staying flat: a mode
 next quarter's leads beyond anything in the calibration slice (a drifting rate, a new campaign)
 still ranks them. Flat ends gave every such lead the same probability; on the bank export every
 lead of the internal holdout fell past the top knot, which read as ROC AUC 0.500.
+
+That slope is capped at 1 (MAX_TAIL_SLOPE): beyond the calibration data the map never moves the
+probability faster than the model's own log-odds do. End knots sit at clipped probabilities (an
+all-negative first block reads as 1e-4, log-odds -9.2), so the average slope is often far steeper
+than the model's; extrapolated, it took leads past the top knot toward 1. With isotonic maps on
+every real export (measured in issue 13), the cap moved the bank export's internal-holdout log loss
+from 4.90 to 3.06 and its next period's from 0.98 to 0.88, and never made a figure worse; ROC AUC
+is unchanged (order is kept).
 """
 
 from __future__ import annotations
@@ -48,11 +56,12 @@ class Calibrator:
 
     @property
     def tail_slope(self) -> float:
-        """Log-odds per raw unit beyond the isotonic map's end knots: its average slope, first to last knot
-        (0 for a flat map, which then stays flat)."""
+        """Log-odds per raw unit beyond the isotonic map's end knots: its average slope, first to last knot,
+        at most MAX_TAIL_SLOPE (0 for a flat map, which then stays flat)."""
         if self.method != "isotonic" or len(self.x) < 2 or self.x[-1] <= self.x[0]:
             return 0.0
-        return max(0.0, (_logit(self.y[-1]) - _logit(self.y[0])) / (self.x[-1] - self.x[0]))
+        average = (_logit(self.y[-1]) - _logit(self.y[0])) / (self.x[-1] - self.x[0])
+        return min(MAX_TAIL_SLOPE, max(0.0, average))
 
     def to_dict(self) -> dict[str, Any]:
         if self.method == "isotonic":
@@ -77,6 +86,7 @@ class Calibrator:
 
 
 _EDGE = 1e-6  # the probabilities every map is clipped to
+MAX_TAIL_SLOPE = 1.0  # the model's own log-odds per raw unit: no map extrapolates faster than that
 
 
 def _logit(p: float) -> float:

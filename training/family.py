@@ -82,6 +82,9 @@ class Recipe:
     prior_auc: float = math.nan  # how well LightGBM at its prior rounds, fitted on the older leads, ranked it
     drifting: bool = False  # that ranking was below DRIFT_AUC: the slice chose nothing (training.evidence)
     shape: ShapeChoice | None = None  # the explanation-shaped trees tried on the same slice (training.shape)
+    # what the slice said of quarter levels (training.levels): True / False when the older leads' check fired
+    # and the slice judged them, None when there was nothing to judge (the refit's own check then decides)
+    levels: bool | None = None
 
     @property
     def family(self) -> str:
@@ -201,16 +204,20 @@ def choose_recipe(
     seed: int = 0,
     families: tuple[str, ...] = (LIGHTGBM, LOGISTIC, BLEND),
     half_life_days: float | None = None,
+    earlier_shapes: tuple[ShapeChoice, ...] = (),
 ) -> tuple[Recipe, Components]:
     """Early-stop LightGBM, choose C and the blend weight on `valid`; returns the recipe and the fitted
-    chooser (trained on `train` only, so its scores on `valid` are out of sample)."""
+    chooser (trained on `train` only, so its scores on `valid` are out of sample). `earlier_shapes`: the
+    earlier rolling-origin folds' shape choices, judged together with this slice (`training.shape`)."""
     encoder = LeadEncoder(schema).fit(train)
     X_train, X_valid = encoder.transform(train), encoder.transform(valid)
     lgb_params = lightgbm_params(schema, encoder, len(train), params, seed)
     weights = recency_weights(train, schema, half_life_days)
     found = _quarters(train, schema)
-    prior_fit, periods = (
-        _level_check(found, X_train, y_train, encoder, weights, seed) if found is not None else (None, None)
+    prior_fit, periods, levels = (
+        _level_check(found, X_train, y_train, encoder, weights, seed, valid=(X_valid, y_valid))
+        if found is not None
+        else (None, None, None)
     )
     offsets = _offsets(prior_fit, periods)
     trees, prior_auc = _fit_trees(lgb_params, X_train, y_train, weights, encoder, X_valid, y_valid, **offsets)
@@ -222,7 +229,7 @@ def choose_recipe(
         shaped, _ = _fit_trees(
             shaped_params(lgb_params), X_train, y_train, weights, encoder, X_valid, y_valid, **offsets
         )
-        trees, shape = choose_shape(trees, shaped, y_valid)
+        trees, shape = choose_shape(trees, shaped, y_valid, earlier_shapes)
     lgb_params, booster, rounds, raw_trees = trees.params, trees.booster, trees.rounds, trees.valid_raw
 
     linear, C, raw_linear = None, DEFAULT_C, np.zeros(len(valid))
@@ -259,6 +266,7 @@ def choose_recipe(
         prior_auc=prior_auc,
         drifting=not trusted,
         shape=shape,
+        levels=levels,
     )
     chooser = Components(
         encoder=encoder,
@@ -319,11 +327,12 @@ def fit_components(
     # the logistic part first: where the features leave the quarters' levels unexplained, it has one level
     # per quarter, and LightGBM's leads start from them (training.levels)
     # under drift the logistic model serves its own probabilities at the history's level: no quarter levels
-    found = None if recipe.drifting else _quarters(frame, schema)
-    fitted, periods = (
+    # and none where the newest slice judged them and did not clearly ask for them
+    found = None if recipe.drifting or recipe.levels is False else _quarters(frame, schema)
+    fitted, periods, _ = (
         _level_check(found, X, y, encoder, weights, seed, C=recipe.C)
         if recipe.tree_weight < 1 or found is not None
-        else (None, None)
+        else (None, None, None)
     )
     if recipe.tree_weight > 0:
         params = {**recipe.params, **size_params(len(frame)), "seed": seed}
@@ -357,15 +366,28 @@ def _level_check(
     seed: int,
     *,
     C: float = DEFAULT_C,
-) -> tuple[LinearFit | None, np.ndarray | None]:
+    valid: tuple[np.ndarray, np.ndarray] | None = None,
+) -> tuple[LinearFit | None, np.ndarray | None, bool | None]:
     """The logistic model at C, and the leads' quarter codes when the features leave the quarters'
     levels unexplained (that model then has one level per quarter): `training.levels`. Without
-    quarters (`found` None) there is nothing to check."""
+    quarters (`found` None) there is nothing to check.
+
+    With `valid` (newer leads) levels are a setting like any other (training.evidence): kept only when
+    that slice's per-lead loss clearly prefers the levelled model to the pooled one. The third value
+    says what the slice decided (None: the check did not fire, so there was nothing to judge)."""
     pooled = fit_linear_details(X, y, encoder, C=C, sample_weight=weights, seed=seed)
     if found is None or not unexplained_levels(y, pooled.model.raw(X), found[0]):
-        return pooled, None
+        return pooled, None, None
     levelled = fit_linear_details(X, y, encoder, C=C, sample_weight=weights, seed=seed, periods=found[0])
-    return levelled, found[0]
+    if valid is None:
+        return levelled, found[0], None
+    X_valid, y_valid = valid
+    per_lead = {True: platt_losses(levelled.model.raw(X_valid), y_valid)}
+    per_lead[False] = platt_losses(pooled.model.raw(X_valid), y_valid)
+    if best_with_evidence(per_lead, False):
+        return levelled, found[0], True
+    _logger.info("levels: the quarters' rates are unexplained, but the newest slice does not ask for levels")
+    return pooled, None, False
 
 
 def _by_quarter(found: tuple[np.ndarray, list[str]] | None, fitted: LinearFit | None) -> dict[str, float] | None:

@@ -53,6 +53,7 @@ from training.model import make_bundle, raw_scores
 from training.model_card import factor_importance
 from training.promotion import MODES, Decision, PromotionSettings, decide
 from training.record import bundle_metadata, run_metrics, run_params, write_artifacts
+from training.shape import ShapeChoice
 from training.splits import Split, SplitReport, label_at, time_split
 from training.unchanged import TAG as UNCHANGED_TAG
 from training.unchanged import Unchanged, inputs_fingerprint, unchanged_champion
@@ -480,6 +481,7 @@ def fit_and_evaluate(
     baseline_p: list[np.ndarray] = []
     folds: list[dict[str, Any]] = []
     chooser = recipe = evaluated = None
+    shapes: list[ShapeChoice] = []  # each fold's explanation-shape verdict, judged together (training.shape)
     test_raw = np.zeros(0)
     clock.begin("fit and evaluate")
     for fold in split.folds:
@@ -495,7 +497,10 @@ def fit_and_evaluate(
             params=params,
             seed=seed,
             half_life_days=half_life_days,
+            earlier_shapes=tuple(shapes),
         )
+        if recipe.shape is not None:
+            shapes.append(recipe.shape)
         if len(fold.fit) > CROSS_FIT_MAX_ROWS:  # large data: the chooser is the evaluated model, one fit less
             newest = pool.iloc[fold.select]
             calibrator = calibration_map(recipe, partial(chooser.raw_of_valid, newest), y[fold.select], seed=seed)

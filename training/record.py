@@ -123,6 +123,7 @@ def run_params(
         "newest_slice_prior_roc_auc": candidate.recipe.prior_auc,
         "newest_slice_drifting": candidate.recipe.drifting,
         "tree_shape": _shape_name(candidate.recipe.shape),
+        "quarter_levels_decided_by": _levels_decided_by(candidate),
         "n_deployed": report.n_used,
         "calibration_source": candidate.deployed.method,
         "evaluation_folds": len(candidate.folds),
@@ -237,3 +238,11 @@ def _finite(value: Any) -> Any:
     if isinstance(value, float) and not np.isfinite(value):
         return None
     return value
+
+
+def _levels_decided_by(candidate: TrainedCandidate) -> str:
+    """Who decided whether the served model has quarter levels (training.levels; `quarter_levels` says which)."""
+    judged = {True: "the newest slice asked for them", False: "the newest slice did not ask for them"}
+    if candidate.recipe.levels is not None:
+        return judged[candidate.recipe.levels]
+    return "none: drifting newest slice" if candidate.recipe.drifting else "the refit's own check"

@@ -10,6 +10,9 @@ feature column j has one term, so the log-odds are
 - numeric, integer, boolean, datetime: x clipped to [lo, hi] (training 1st / 99th percentiles),
   optionally a signed log1p (heavy right tails), standardised with (center, scale), times `coef`;
   a missing value contributes `missing_weight` (imputed at the center, plus a missing indicator).
+  A term may extrapolate: beyond its `edges` (the values training saw) x moves on from the clip
+  bound one for one, up to its `reach`; so on every value training saw the term is exactly what was
+  fitted, and only values past anything in training follow the fitted slope further.
 
 Each term also stores `mean`, its average over the training leads. For an additive model the exact
 (interventional) Shapley value of feature j over that background is term_j(x_j) - mean_j, and the
@@ -54,7 +57,10 @@ class CategoricalTerm:
 
 @dataclass(frozen=True)
 class NumericTerm:
-    """coef * (t(clip(x, lo, hi)) - center) / scale, t = signed log1p when `log`; missing -> missing_weight."""
+    """coef * (t(clip(x, lo, hi)) - center) / scale, t = signed log1p when `log`; missing -> missing_weight.
+
+    With `edges` (lo_edge, hi_edge) and `reach` (lo_reach, hi_reach), x beyond an edge adds its distance
+    past it (up to the reach) to the clipped value (`standardise`). Without them (None) there is none."""
 
     name: str
     lo: float
@@ -65,10 +71,19 @@ class NumericTerm:
     missing_weight: float
     log: bool = False
     mean: float = 0.0
+    edges: tuple[float, float] | None = None
+    reach: tuple[float, float] | None = None
     kind: str = field(default=NUMERIC, init=False)
 
+    @property
+    def extrapolation(self) -> tuple[float, float, float, float]:
+        """(lo_reach, lo_edge, hi_edge, hi_reach); all at the clip bounds when the term does not extrapolate."""
+        if self.edges is None or self.reach is None:
+            return (self.lo, self.lo, self.hi, self.hi)
+        return (self.reach[0], self.edges[0], self.edges[1], self.reach[1])
+
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "name": self.name,
             "kind": self.kind,
             "lo": self.lo,
@@ -80,6 +95,9 @@ class NumericTerm:
             "missing_weight": self.missing_weight,
             "mean": self.mean,
         }
+        if self.edges is not None and self.reach is not None:
+            out["edges"], out["reach"] = list(self.edges), list(self.reach)
+        return out
 
 
 Term = CategoricalTerm | NumericTerm
@@ -92,16 +110,25 @@ def standardise(
     log: np.ndarray | bool,
     center: np.ndarray | float,
     scale: np.ndarray | float,
+    extrapolation: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None,
     *,
     log_columns: np.ndarray | None = None,
 ) -> np.ndarray:
     """The numeric terms' transform: clip, signed log1p where `log`, standardise. NaN stays NaN.
 
-    One definition, used by the model and by training's design matrix, so the two agree exactly.
-    `log_columns` (np.flatnonzero(log), when the caller keeps it) spares two numpy calls per call,
-    which on one lead is a good part of the cost.
+    With `extrapolation` (lo_reach, lo_edge, hi_edge, hi_reach) a value past an edge adds its distance
+    past it, up to the reach, to the clipped value (`NumericTerm.extrapolation`; the terms without any
+    have all four at lo / hi, which adds 0). One definition, used by the model and by training's design
+    matrix, so the two agree exactly. `log_columns` (np.flatnonzero(log), when the caller keeps it)
+    spares two numpy calls per call, which on one lead is a good part of the cost.
     """
-    t = np.minimum(np.maximum(values, lo), hi)  # np.clip's semantics (NaN stays NaN), a little faster
+    if extrapolation is None:
+        t = np.minimum(np.maximum(values, lo), hi)  # np.clip's semantics (NaN stays NaN), a little faster
+    else:
+        lo_reach, lo_edge, hi_edge, hi_reach = extrapolation
+        reached = np.minimum(np.maximum(values, lo_reach), hi_reach)
+        # within the edges: clipped at lo / hi; past an edge: the bound plus the distance past the edge
+        t = reached - np.minimum(np.maximum(reached, lo_edge), hi_edge) + np.minimum(np.maximum(reached, lo), hi)
     if log_columns is None and np.ndim(log) == 0:
         if log:
             t = np.sign(t) * np.log1p(np.abs(t))
@@ -126,6 +153,9 @@ class LinearModel:
     _cat_table: np.ndarray = field(init=False, repr=False, compare=False)
     _num_cols: np.ndarray = field(init=False, repr=False, compare=False)
     _num: dict[str, np.ndarray] = field(init=False, repr=False, compare=False)
+    _extrapolation: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = field(
+        init=False, repr=False, compare=False
+    )
     _num_log_columns: np.ndarray = field(init=False, repr=False, compare=False)
     _mean: np.ndarray = field(init=False, repr=False, compare=False)
 
@@ -154,6 +184,10 @@ class LinearModel:
                 for key in ("lo", "hi", "log", "center", "scale", "coef", "missing_weight")
             },
         )
+        num_terms = [t for t in terms if isinstance(t, NumericTerm)]  # in the order of `nums`
+        reach = np.array([t.extrapolation for t in num_terms], dtype=np.float64).reshape(len(nums), 4)
+        extrapolating = any(t.edges is not None for t in num_terms)  # none: one clip, as in older bundles
+        set_(self, "_extrapolation", (reach[:, 0], reach[:, 1], reach[:, 2], reach[:, 3]) if extrapolating else None)
         set_(self, "_num_log_columns", np.flatnonzero(self._num["log"]))
         set_(self, "_mean", np.array([t.mean for t in terms], dtype=np.float64))
 
@@ -187,7 +221,14 @@ class LinearModel:
             p = self._num
             values = X[:, self._num_cols]
             z = standardise(
-                values, p["lo"], p["hi"], p["log"], p["center"], p["scale"], log_columns=self._num_log_columns
+                values,
+                p["lo"],
+                p["hi"],
+                p["log"],
+                p["center"],
+                p["scale"],
+                self._extrapolation,
+                log_columns=self._num_log_columns,
             )
             out[:, self._num_cols] = np.where(np.isnan(values), p["missing_weight"], p["coef"] * z)
         return out
@@ -260,7 +301,12 @@ def _term(item: Any, where: str) -> Term:
         log = item.get("log", False)
         if not isinstance(log, bool):
             raise ValueError(f"{where}.log ({name}) must be true or false")
-        return NumericTerm(name=name, log=log, **fields)
+        edges, reach = _pair(item.get("edges"), f"{where}.edges"), _pair(item.get("reach"), f"{where}.reach")
+        if (edges is None) != (reach is None):
+            raise ValueError(f"{where} ({name}): edges and reach come together")
+        if edges is not None and reach is not None and not reach[0] <= edges[0] <= edges[1] <= reach[1]:
+            raise ValueError(f"{where} ({name}): reach {list(reach)} must hold edges {list(edges)}")
+        return NumericTerm(name=name, log=log, edges=edges, reach=reach, **fields)
     raise ValueError(f"{where}.kind ({name}) must be {CATEGORICAL!r} or {NUMERIC!r}, got {kind!r}")
 
 
@@ -268,3 +314,11 @@ def _number(value: Any, where: str) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         raise ValueError(f"{where} must be a finite number, got {value!r}")
     return float(value)
+
+
+def _pair(value: Any, where: str) -> tuple[float, float] | None:
+    if value is None:
+        return None
+    if not isinstance(value, list) or len(value) != 2:
+        raise ValueError(f"{where} must be a list of two numbers, got {value!r}")
+    return (_number(value[0], f"{where}[0]"), _number(value[1], f"{where}[1]"))

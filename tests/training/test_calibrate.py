@@ -43,14 +43,14 @@ def test_shifting_an_isotonic_map_keeps_its_order() -> None:
 def test_an_isotonic_map_keeps_order_beyond_its_end_knots() -> None:
     """Leads scored beyond the calibration slice's range keep their order: the map continues in log-odds
     with its average slope (first to last knot) instead of staying flat at the end knots."""
-    iso = Calibrator("isotonic", x=(-3.0, -1.0, 0.0, 2.0), y=(0.01, 0.05, 0.2, 0.6))
+    iso = Calibrator("isotonic", x=(-3.0, -1.0, 0.0, 2.0), y=(0.02, 0.05, 0.2, 0.4))
     logit = lambda p: np.log(p) - np.log1p(-p)  # noqa: E731
-    slope = (logit(0.6) - logit(0.01)) / 5.0
-    assert iso.tail_slope == pytest.approx(slope)
+    slope = (logit(0.4) - logit(0.02)) / 5.0
+    assert iso.tail_slope == pytest.approx(slope) and 0.5 < slope < 1.0
     p = iso(np.array([-5.0, -4.0, -3.0, 2.0, 3.0, 4.0]))
     assert np.all(np.diff(p) > 0)
-    assert logit(p[0]) == pytest.approx(logit(0.01) - 2 * slope)
-    assert logit(p[4]) == pytest.approx(logit(0.6) + slope)
+    assert logit(p[0]) == pytest.approx(logit(0.02) - 2 * slope)
+    assert logit(p[4]) == pytest.approx(logit(0.4) + slope)
     assert iso(np.array([-1.0, -0.5]))[1] == pytest.approx(0.125)  # inside: the knots' straight lines, as before
     assert iso(np.array([1e6]))[0] == pytest.approx(1 - 1e-6) and iso(np.array([-1e6]))[0] == pytest.approx(1e-6)
 
@@ -67,3 +67,17 @@ def test_a_served_bundle_and_training_read_the_same_tails() -> None:
     again = Calibrator.from_dict(iso.to_dict())
     raw = np.linspace(-8, 8, 33)
     assert np.array_equal(again(raw), iso(raw))
+
+
+def test_an_isotonic_tail_is_never_steeper_than_the_models_own_log_odds() -> None:
+    """End knots at clipped probabilities make the average slope steep (here 3.7 log-odds per unit):
+    beyond the knots the map follows the raw score's own slope, 1, so a lead scored 2 units past the top
+    knot gains 2 in log-odds, not 7.4."""
+    steep = Calibrator("isotonic", x=(-2.0, 0.0, 3.0), y=(1e-4, 0.1, 0.9999))
+    logit = lambda p: np.log(p) - np.log1p(-p)  # noqa: E731
+    assert (logit(0.9999) - logit(1e-4)) / 5.0 > 3.0
+    assert steep.tail_slope == 1.0
+    p = steep(np.array([-4.0, 5.0]))
+    assert logit(p[0]) == pytest.approx(logit(1e-4) - 2.0)
+    assert logit(p[1]) == pytest.approx(logit(0.9999) + 2.0, abs=1e-3)  # clipped at 1 - 1e-6, just
+    assert steep(np.array([1.5]))[0] == pytest.approx((0.1 + 0.9999) / 2)  # inside the knots: as before

@@ -11,7 +11,7 @@ from features.encoding import LeadEncoder
 from features.schema import LeadSchema
 from features.synthetic import PRODUCT, bundled_schema, generate
 from features.target import labels
-from training.family import lightgbm_params, train_booster
+from training.family import LOGISTIC, choose_recipe, fit_components, lightgbm_params, train_booster
 from training.levels import own_levels, period_codes, start_score
 from training.linear import fit_linear_details
 
@@ -90,3 +90,39 @@ def test_older_leads_are_read_at_their_own_level(schema) -> None:
     partial = own_levels(leads, schema, {"2026Q1": -1.5})
     assert set(partial[expected != -1.5]) == {0.0}  # quarters the fit did not see read as the newest
     np.testing.assert_array_equal(own_levels(leads, schema, None), np.zeros(len(leads)))
+
+
+def _unrecorded(seed: int, schema: LeadSchema) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+    """Six steady quarters whose older conversions were mostly never recorded (as in an export that logs
+    won deals only from some date on): the quarters' rates climb, for no reason the features carry."""
+    leads = generate(quarters=6, leads_per_quarter=1500, seed=seed).leads
+    y = labels(leads, schema).copy()
+    codes, _ = period_codes(leads, schema)
+    lost_share = np.array([0.9, 0.7, 0.5, 0.3, 0.0, 0.0])[codes]
+    y[(np.random.default_rng(seed).random(len(y)) < lost_share)] = 0
+    return leads, y, codes
+
+
+def test_levels_the_newest_slice_does_not_ask_for_are_not_fitted(schema) -> None:
+    """The older leads' check fires, but levels must also predict the newest slice better; here they
+    cannot (the climb is in the labels, not in the leads), so neither the chooser nor the refit has them."""
+    leads, y, codes = _unrecorded(5, schema)
+    rates = np.bincount(codes, weights=y) / np.bincount(codes)
+    assert rates[0] < 0.3 * rates[4]  # the climb the check sees
+    older, newest = codes < 5, codes == 5
+    recipe, chooser = choose_recipe(leads[older], y[older], leads[newest], y[newest], schema, families=(LOGISTIC,))
+    assert recipe.levels is False
+    final = fit_components(leads, y, schema, recipe)
+    assert final.levels is None
+
+
+def test_a_jump_only_in_the_newest_quarter_is_left_to_the_refits_check(jump, schema) -> None:
+    """When the older leads show nothing to judge, the refit's own check decides (the jump is in its data)."""
+    leads, y = jump
+    codes, _ = period_codes(leads, schema)
+    older, newest = codes < 4, codes == 4
+    recipe, _ = choose_recipe(leads[older], y[older], leads[newest], y[newest], schema, families=(LOGISTIC,))
+    assert recipe.levels is None
+    final = fit_components(leads, y, schema, recipe)
+    assert final.levels is not None and final.levels[max(final.levels)] == 0.0
+    assert min(final.levels.values()) < -0.8  # the quarters before the jump sit well below the newest

@@ -53,7 +53,12 @@ def _within_fit_bounds(X: np.ndarray, design) -> np.ndarray:
 def test_served_raw_score_is_sklearns_decision_function(history, newest, encoder) -> None:
     leads, y = history
     fit = fit_linear_details(encoder.transform(leads[~newest]), y[~newest], encoder, C=0.3)
-    X = _within_fit_bounds(encoder.transform(leads[~newest]), fit.design)
+    X = encoder.transform(leads[~newest])  # every training lead as it is, its strays beyond the percentiles too
+    assert any(
+        (X[:, j] > fit.design.fit_bounds[j][1]).any()
+        for j, t in enumerate(fit.design.shapes)
+        if isinstance(t, NumericTerm) and t.edges is not None
+    )
     np.testing.assert_allclose(
         fit.model.raw(X), fit.estimator.decision_function(fit.design.matrix(X)), rtol=0, atol=1e-8
     )
@@ -79,6 +84,12 @@ def test_a_value_beyond_training_keeps_moving_the_score_up_to_the_reach(history,
     assert np.sign(raw[1] - raw[0]) == np.sign(term.coef)  # beyond the training max: still moving
     assert raw[2] == pytest.approx(raw[3])  # ... up to the reach, then flat
     assert abs(raw[2] - raw[0]) < 50
+    # from where the fit clipped, along the fitted slope: as fitted at the training max, then coef / scale per unit
+    percentile = fit.design.fit_bounds[j][1]
+    row[:2, j] = [percentile, high]
+    at = fit.model.raw(row[:2])
+    assert at[0] == pytest.approx(at[1])
+    assert raw[1] - raw[0] == pytest.approx(term.coef / term.scale * 0.5 * (high - low))
 
 
 def test_terms_follow_the_schema(history, newest, encoder, schema: LeadSchema) -> None:

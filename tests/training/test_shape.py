@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import lightgbm as lgb
 import numpy as np
 import pytest
@@ -121,3 +123,22 @@ def test_a_shape_the_caller_set_or_an_untrusted_slice_tries_nothing(leads) -> No
     backwards = 1 - y[n:]
     recipe, _ = choose_recipe(frame.iloc[:n], y[:n], frame.iloc[n:], backwards, schema)
     assert recipe.shape is None and recipe.params["num_leaves"] == DEFAULT_PARAMS["num_leaves"]
+
+
+def test_earlier_rolling_origin_slices_are_judged_with_the_newest() -> None:
+    """A last slice that cannot tell the shapes apart does not outvote earlier slices that could."""
+    rng = np.random.default_rng(1)
+    signal = rng.normal(size=4000)
+    y = (signal + rng.logistic(size=4000) > 1.5).astype(int)
+    default = _fit(_booster(31, 20), signal)
+    close = _fit(_booster(7, 20), signal + rng.normal(scale=0.02, size=len(y)))
+    _, alone = choose_shape(default, close, y)
+    assert alone.shaped and alone.pooled is None and alone.n_valid == 4000
+    worse = replace(alone, auc=(0.86, 0.85), log_loss=(0.25, 0.258), n_valid=12_000)  # an earlier, clearer slice
+    kept, judged = choose_shape(default, close, y, earlier=(worse,))
+    assert kept is default and not judged.shaped and judged.slices == 2
+    own_gap = alone.auc[1] - alone.auc[0]
+    assert judged.pooled[0] == pytest.approx(0.75 * -0.01 + 0.25 * own_gap)
+    assert judged.auc == alone.auc  # the slice's own figures stay as measured
+    assert "over the 2 rolling-origin slices so far" in judged.describe()
+    assert judged.record()["slices"] == 2.0 and "slices" not in alone.record()

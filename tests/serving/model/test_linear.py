@@ -19,7 +19,7 @@ from features.factors import FACTORS
 from features.synthetic import bundled_schema, generate
 from features.target import labels
 from serving.model.bundle import META_FILE, MODEL_FILE, Bundle, expected_raw
-from serving.model.linear import LinearModel
+from serving.model.linear import LinearModel, NumericTerm
 from serving.model.scorer import Scorer
 
 BLEND_WEIGHT = 0.6
@@ -166,6 +166,9 @@ def test_state_round_trips_through_json(linear: LinearModel, X: np.ndarray) -> N
         (lambda s: s["terms"][1].update(kind="spline"), "kind"),
         (lambda s: s["terms"][1].pop("coef"), "coef"),
         (lambda s: s["terms"].pop(), "do not match"),
+        (lambda s: (s["terms"][1].update(edges=[0.0, 1.0]), s["terms"][1].pop("reach", None)), "come together"),
+        (lambda s: s["terms"][1].update(edges=[0.0, 9.0], reach=[-1.0, 5.0]), "must hold edges"),
+        (lambda s: s["terms"][1].update(edges=[0.0], reach=[-1.0, 5.0]), "edges must be a list of two numbers"),
     ],
 )
 def test_a_broken_state_is_refused_with_a_readable_message(linear: LinearModel, change, message: str) -> None:
@@ -334,3 +337,20 @@ def test_mlflow_pyfunc_face_scores_like_the_scorer(saved: dict[str, Path], famil
     leads = fresh.leads.iloc[:100]
     out = model.predict(None, leads)
     np.testing.assert_allclose(out["probability"], Scorer.load(saved[family]).predict_proba(leads), rtol=0, atol=1e-12)
+
+
+def test_a_term_extrapolates_only_past_its_edges_and_a_bundle_without_edges_clips() -> None:
+    """Between the clip bound and the edge the value is held at the bound (as fitted); past the edge it moves
+    on one for one up to the reach. A term saved without edges (older bundles) clips as it always did."""
+    term = NumericTerm(name="rate", lo=0.0, hi=10.0, center=0.0, scale=2.0, coef=1.0, missing_weight=0.0)
+    reaching = NumericTerm(
+        name="rate", lo=0.0, hi=10.0, center=0.0, scale=2.0, coef=1.0, missing_weight=0.0,
+        edges=(-1.0, 12.0), reach=(-3.0, 20.0),
+    )  # fmt: skip
+    x = np.array([[-9.0], [-2.0], [-0.5], [5.0], [11.0], [15.0], [99.0], [np.nan]])
+    clipped = LinearModel(intercept=0.0, terms=(term,)).raw(x)
+    np.testing.assert_allclose(clipped, [0.0, 0.0, 0.0, 2.5, 5.0, 5.0, 5.0, 0.0])
+    moving = LinearModel(intercept=0.0, terms=(reaching,))
+    np.testing.assert_allclose(moving.raw(x), [-1.0, -0.5, 0.0, 2.5, 5.0, 6.5, 9.0, 0.0])
+    again = LinearModel.from_dict(json.loads(json.dumps(moving.to_dict())))
+    assert again == moving and "edges" not in term.to_dict()
