@@ -244,14 +244,7 @@ class Forest:
                 X,
                 out,
                 raw,
-                self.node_feature,
-                self.node_threshold,
-                self.node_categorical,
-                self.node_missing,
-                self.node_default_left,
-                self.node_cat_start,
-                self.node_cat_words,
-                self.cat_bits,
+                *self._decision_arrays,
                 self.numeric_nodes,
                 self.categorical_nodes,
                 self.edge_node,
@@ -277,14 +270,7 @@ class Forest:
             X,
             out,
             raw,
-            self.node_feature,
-            self.node_threshold,
-            self.node_categorical,
-            self.node_missing,
-            self.node_default_left,
-            self.node_cat_start,
-            self.node_cat_words,
-            self.cat_bits,
+            *self._decision_arrays,
             self.tree_node_start,
             self.tree_edge_start,
             self.tree_leaf_start,
@@ -304,6 +290,20 @@ class Forest:
             self.quad_w,
             self.expected_value,
             tree_bits,
+        )
+
+    @cached_property
+    def _decision_arrays(self) -> tuple[np.ndarray, ...]:
+        """What deciding a node reads, in the order every kernel that decides nodes takes it."""
+        return (
+            self.node_feature,
+            self.node_threshold,
+            self.node_categorical,
+            self.node_missing,
+            self.node_default_left,
+            self.node_cat_start,
+            self.node_cat_words,
+            self.cat_bits,
         )
 
     @cached_property
@@ -348,14 +348,7 @@ class Forest:
                 row,
                 nodes,
                 went_left,
-                self.node_feature,
-                self.node_threshold,
-                self.node_categorical,
-                self.node_missing,
-                self.node_default_left,
-                self.node_cat_start,
-                self.node_cat_words,
-                self.cat_bits,
+                *self._decision_arrays,
             )
             for m in nodes.tolist():
                 t = int(tree_of_node[m])
