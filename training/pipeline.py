@@ -16,7 +16,7 @@ import hashlib
 import logging
 import math
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -205,11 +205,22 @@ def train(
             f"half-life must be a positive number of days, got {half_life_days!r}", field="half_life_days"
         )
     with side_thread() as side:
-        # reports that need only the data, computed while the model trains (see side_thread)
-        drift_job = side.submit(_drift_table, frame, split, schema)
-        profile_job = side.submit(data_profile, frame, schema)
+        data_reports: list[Future[Any]] = []  # reports that need only the data, made during the refit
+
+        def start_data_reports() -> None:
+            data_reports.extend(
+                (side.submit(_drift_table, frame, split, schema), side.submit(data_profile, frame, schema))
+            )
+
         candidate = fit_and_evaluate(
-            split, schema, params=params, seed=seed, clock=clock, half_life_days=half_life_days, side=side
+            split,
+            schema,
+            params=params,
+            seed=seed,
+            clock=clock,
+            half_life_days=half_life_days,
+            side=side,
+            before_refit=start_data_reports,
         )
         # the served model's factor importance, while MLflow is opened and the champion scored
         importance_job = side.submit(factor_importance, candidate.bundle, split.test, seed=seed)
@@ -248,7 +259,7 @@ def train(
                     data_sha=data_sha,
                 )
                 clock.begin("write charts, model card and drift")
-                importance, drift, profile = importance_job.result(), drift_job.result(), profile_job.result()
+                importance, drift, profile = (job.result() for job in (importance_job, *data_reports))
                 artifacts = scratch_path / "artifacts"
                 write_artifacts(
                     artifacts,
@@ -484,11 +495,13 @@ def fit_and_evaluate(
     clock: _Clock | None = None,
     half_life_days: float | None = None,
     side: ThreadPoolExecutor | None = None,
+    before_refit: Callable[[], None] | None = None,
 ) -> TrainedCandidate:
     """Judge the recipe fold by fold on leads it never saw, then refit it on every used lead and calibrate.
 
     The logistic baseline of each fold is fitted on `side` (a `side_thread`), while the next fold or
-    the refit runs; without one, here."""
+    the refit runs; without one, here. `before_refit` is called as the refit starts (to hand `side`
+    more work for that long stretch)."""
     clock = clock or _Clock()
     pool, y = split.frame, split.y
     model_p: list[np.ndarray] = []
@@ -539,6 +552,8 @@ def fit_and_evaluate(
     clock.lap("evaluation fits")
     clock.begin("refit on every used lead")
     assert recipe is not None and chooser is not None and evaluated is not None
+    if before_refit is not None:
+        before_refit()
     deployed = _deploy(split, schema, recipe, evaluated, seed=seed, scored=(split.folds[-1].score, test_raw))
     clock.lap("refit")
     bundle = make_bundle(deployed, schema, metadata={}, background=pool)
