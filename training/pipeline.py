@@ -58,6 +58,7 @@ from training.promotion import MODES, Decision, PromotionSettings, decide
 from training.record import bundle_metadata, run_metrics, run_params, write_artifacts
 from training.shape import ShapeChoice
 from training.splits import Split, SplitReport, label_at, time_split
+from training.threads import one_blas_thread
 from training.unchanged import TAG as UNCHANGED_TAG
 from training.unchanged import Unchanged, inputs_fingerprint, unchanged_champion
 
@@ -591,16 +592,18 @@ def _done(value: np.ndarray) -> Future[np.ndarray]:
 
 @contextmanager
 def side_thread() -> Iterator[ThreadPoolExecutor]:
-    """One worker thread for the work that does not feed the model (the baseline, the drift table, the
-    data profile), so it runs while LightGBM and the logistic fits do: on two cores much of training is
-    one thread (the logistic fits, encoding, pandas), and the other core was idle. The work is the same,
-    in the same order of its own, so its figures are the same. On leaving, work not started is dropped
-    (an error in training stops it) and running work is waited for."""
-    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="leadscore-side")
-    try:
-        yield pool
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
+    """One worker thread for the work that does not feed the model (the baselines, the drift table, the
+    data profile, the factor importance), so it runs while the model trains: on two cores much of
+    training is one thread (the logistic fits, encoding, pandas), and the other core sat idle. BLAS
+    keeps one thread meanwhile (the two threads are the two cores), so the figures do not depend on
+    which thread reached BLAS first. On leaving, work not started is dropped (an error in training
+    stops it) and running work is waited for."""
+    with one_blas_thread():
+        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="leadscore-side")
+        try:
+            yield pool
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _deploy(
