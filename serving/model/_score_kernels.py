@@ -180,4 +180,3 @@ def score_numbers(
             same[r, c] = x[column] == candidate_codes[c]
         _stable_order(impacts[r], n_factors, factor_order[r])
         _stable_order(row, n_features, feature_order[r])
-
