@@ -439,9 +439,9 @@ def what_if_raw(tree_bits, change_mask, change_bits, out, tree_leaf_start, leaf_
     path match (leaf_care: its path's nodes, leaf_want: its left turns), so no walk and no mispredicted
     branch. Change c alters only the decisions of the nodes on its column: change_mask[c, t] are those
     nodes of tree t, change_bits[c, t] their decisions for the new value. Where no node on the lead's
-    own path decides otherwise, that path still matches: the lead keeps its leaf, no scan (a third
-    less time for the demo model's what-ifs in a block). The sums run over the trees in order from 0.0, as in `raw_scores`: each
-    value equals `raw_scores` of the changed row."""
+    own path decides otherwise, that path still matches: the lead keeps its leaf, no scan (a fifth
+    less time for the demo model's what-ifs in a block). The sums run over the trees in order from
+    0.0, as in `raw_scores`: each value equals `raw_scores` of the changed row."""
     n_changes = change_mask.shape[0]
     acc = np.empty(n_changes)
     for r in range(tree_bits.shape[0]):
