@@ -9,7 +9,7 @@ from sklearn.metrics import log_loss
 
 from features.synthetic import bundled_schema, generate
 from features.target import labels
-from training.evidence import DRIFT_AUC, best_with_evidence, platt_losses, trusted_window
+from training.evidence import DRIFT_AUC, best_with_evidence, platt_losses, simplest_within_se, trusted_window
 from training.family import BLEND_PRIOR, DRIFT_TREE_WEIGHT, choose_recipe, default_rounds, fit_calibrated
 from training.linear import DEFAULT_C
 
@@ -36,6 +36,19 @@ def test_the_prior_stays_on_noise_and_moves_on_a_clear_gain() -> None:
     assert best_with_evidence(clear, "prior") == "other"
     # the prior need not be a candidate; ties go to the first candidate
     assert best_with_evidence({"a": base, "b": base.copy()}, "c") == "a"
+
+
+def test_the_simplest_candidate_within_one_standard_error_of_the_best() -> None:
+    rng = np.random.default_rng(3)
+    base = rng.exponential(0.3, size=1000)
+    noise = rng.normal(0, 0.05, size=1000)
+    noise -= noise.mean() + 0.001  # lower on average by 0.001, with a standard error of 0.0016
+    assert simplest_within_se({"simple": base, "rich": base + noise}) == "simple"
+    clear = base - 0.05 + rng.normal(0, 0.01, size=1000)
+    wobble = rng.normal(0, 0.01, size=1000)
+    middle = clear + wobble - wobble.mean() + 0.0002  # above the best by 0.0002, standard error 0.0003
+    assert simplest_within_se({"simple": base, "middle": middle, "rich": clear}) == "middle"
+    assert simplest_within_se({"simple": base, "rich": clear}) == "rich"
 
 
 def test_a_validation_slice_without_signal_leaves_every_setting_at_its_default() -> None:
