@@ -11,7 +11,7 @@ from features.synthetic import bundled_schema, generate
 from features.target import labels
 from training.evidence import DRIFT_AUC, best_with_evidence, platt_losses, simplest_within_se, trusted_window
 from training.family import BLEND_PRIOR, DRIFT_TREE_WEIGHT, choose_recipe, default_rounds, fit_calibrated
-from training.linear import DEFAULT_C
+from training.linear import C_GRID, DEFAULT_C
 
 
 def test_platt_losses_are_the_log_loss_of_the_fitted_map_and_ignore_scale() -> None:
@@ -102,3 +102,27 @@ def test_a_drifting_model_serves_its_own_probabilities() -> None:
     p = fitted.calibrator(raw)
     np.testing.assert_allclose(p, 1 / (1 + np.exp(-raw)), rtol=1e-9)
     assert p.mean() == pytest.approx(y.mean(), abs=0.01)
+
+
+def test_the_logistic_C_is_judged_over_the_earlier_rolling_origin_slices_too() -> None:
+    """choose_recipe pools the earlier folds' per-lead losses by C with its own slice's, and hands its
+    own on (`Recipe.C_losses`) for the folds after it."""
+    schema = bundled_schema()
+    leads = generate(quarters=4, leads_per_quarter=1500, seed=5).leads
+    leads = leads.sort_values(schema.created_at, kind="stable").reset_index(drop=True)
+    y = labels(leads, schema)
+    n = 4500
+    alone, _ = choose_recipe(leads.iloc[:n], y[:n], leads.iloc[n:], y[n:], schema, families=("logistic",))
+    assert alone.C_losses is not None and set(alone.C_losses) == set(C_GRID)
+    assert all(len(v) == len(leads) - n for v in alone.C_losses.values())
+    rng = np.random.default_rng(0)
+    weakest = max(C_GRID)
+    # earlier slices, 20,000 leads in all, on which the weakest regularisation is clearly best
+    earlier = tuple(
+        {C: rng.exponential(0.3, size=10_000) + (0.0 if weakest == C else 0.05) for C in C_GRID} for _ in range(2)
+    )
+    assert weakest != alone.C
+    pooled, _ = choose_recipe(
+        leads.iloc[:n], y[:n], leads.iloc[n:], y[n:], schema, families=("logistic",), earlier_C=earlier
+    )
+    assert weakest == pooled.C
