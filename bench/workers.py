@@ -4,8 +4,10 @@
 
 Starts `leadscore serve --workers N` for N in --workers (default 1 and 2), waits until ten /readyz
 answers in a row are 200, warms up, then runs the bounded load client (tests/support/http_load.py) at 1 and 16
-clients for --seconds each. The client shares the machine's cores with the server: read the ratio, and
-the CPU per request of the server processes and of the load client, printed beside each figure.
+clients for --seconds each, then as many clients as workers posting --batch leads per POST /v1/score/batch
+(issue 9's batch target is 10,000 explained leads/s with 1,000 per request). The client shares the
+machine's cores with the server: read the ratio, and the CPU per request of the server processes and of
+the load client, printed beside each figure.
 """
 
 from __future__ import annotations
@@ -65,14 +67,37 @@ def _tree_cpu_s(pid: int) -> float:
     return total
 
 
+def _batch_phase(base: str, pid: int, body: bytes, *, size: int, clients: int, seconds: float) -> None:
+    """One client per worker, each posting `size` distinct leads per request back to back."""
+    run_load(base, "/v1/score/batch", [body], concurrency=clients, max_requests=clients, max_seconds=30)  # warm-up
+    server_cpu, client_cpu = _tree_cpu_s(pid), time.process_time()
+    load = run_load(base, "/v1/score/batch", [body], concurrency=clients, max_requests=100_000, max_seconds=seconds)
+    r, leads = load.summary(), max(load.requests, 1) * size
+    print(
+        f"workers={clients} batch of {size}, {clients} client(s): {r['throughput_rps'] * size:,.0f} explained leads/s "
+        f"(p50 {r['p50_ms']:.0f} ms per request), {r['failures']} failed; CPU per lead: "
+        f"server {1e6 * (_tree_cpu_s(pid) - server_cpu) / leads:.0f} µs, "
+        f"load client {1e6 * (time.process_time() - client_cpu) / leads:.1f} µs",
+        flush=True,
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", required=True)
     parser.add_argument("--workers", default="1,2")
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--port", type=int, default=8020)
+    parser.add_argument("--batch", type=int, default=1000, help="leads per batch request (0: skip that phase)")
     args = parser.parse_args()
     bodies = [json.dumps({**LEAD, "lead_id": f"W{i}", "web_visits": i % 30}).encode() for i in range(100)]
+    batch_body = json.dumps(
+        {
+            "leads": [
+                {**LEAD, "lead_id": f"B{i}", "web_visits": i % 30, "company_size": 10 + i} for i in range(args.batch)
+            ]
+        }
+    ).encode()
     # A PYTHONPATH already set comes first (to serve another checkout's code with the same client).
     path = os.pathsep.join(p for p in (os.environ.get("PYTHONPATH"), str(HERE.parent)) if p)
     env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE", "PYTHONPATH": path}
@@ -106,6 +131,8 @@ def main() -> None:
                     f"load client {per_request * (time.process_time() - client_cpu):.2f} ms",
                     flush=True,
                 )
+            if args.batch:
+                _batch_phase(base, server.pid, batch_body, size=args.batch, clients=n, seconds=args.seconds)
         finally:
             os.killpg(server.pid, signal.SIGTERM)
             server.wait(timeout=30)

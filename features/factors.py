@@ -42,7 +42,7 @@ def factor_impacts(contributions: np.ndarray, matrix: np.ndarray) -> np.ndarray:
     so a lead's impacts are the same numbers whatever else is in its batch (a matrix product's order
     of additions depends on the batch's shape: one lead and a batch differed in the last bit). A few
     leads are summed in plain Python (numpy's per-call cost would be most of it), more column by column."""
-    slots = _factor_slots(matrix)
+    slots = factor_slots(matrix)
     n_features, width = matrix.shape[0], slots.shape[1]
     if len(contributions) <= _FEW:
         out = []
@@ -69,8 +69,9 @@ _FEW = 8
 _SLOTS: dict[bytes, np.ndarray] = {}
 
 
-def _factor_slots(matrix: np.ndarray) -> np.ndarray:
-    """(n_factors, width): each factor's feature columns in order, padded with n_features (a 0.0)."""
+def factor_slots(matrix: np.ndarray) -> np.ndarray:
+    """The order `factor_impacts` sums in, (n_factors, width): each factor's feature columns in order,
+    padded with n_features (read as 0.0)."""
     key = matrix.tobytes() + bytes(str(matrix.shape), "ascii")
     found = _SLOTS.get(key)
     if found is None:

@@ -85,6 +85,8 @@ class Recipe:
     # what the slice said of quarter levels (training.levels): True / False when the older leads' check fired
     # and the slice judged them, None when there was nothing to judge (the refit's own check then decides)
     levels: bool | None = None
+    # each C's per-lead Platt loss on this slice (None: C kept its default), for later folds to pool
+    C_losses: dict[float, np.ndarray] | None = field(default=None, repr=False, compare=False)
 
     @property
     def family(self) -> str:
@@ -205,6 +207,7 @@ def choose_recipe(
     families: tuple[str, ...] = (LIGHTGBM, LOGISTIC, BLEND),
     half_life_days: float | None = None,
     earlier_shapes: tuple[ShapeChoice, ...] = (),
+    earlier_C: tuple[dict[float, np.ndarray], ...] = (),
 ) -> tuple[Recipe, Components]:
     """Early-stop LightGBM, choose C and the blend weight on `valid`; returns the recipe and the fitted
     chooser (trained on `train` only, so its scores on `valid` are out of sample). `earlier_shapes`: the
@@ -232,12 +235,21 @@ def choose_recipe(
         trees, shape = choose_shape(trees, shaped, y_valid, earlier_shapes)
     lgb_params, booster, rounds, raw_trees = trees.params, trees.booster, trees.rounds, trees.valid_raw
 
-    linear, C, raw_linear = None, DEFAULT_C, np.zeros(len(valid))
+    linear, C, raw_linear, c_losses = None, DEFAULT_C, np.zeros(len(valid)), None
     if LOGISTIC in families or BLEND in families:
         if trusted:
-            C, linear = select_C_and_fit(
-                X_train, y_train, X_valid, y_valid, encoder, sample_weight=weights, seed=seed, periods=periods
+            found_C = select_C_and_fit(
+                X_train,
+                y_train,
+                X_valid,
+                y_valid,
+                encoder,
+                sample_weight=weights,
+                seed=seed,
+                periods=periods,
+                earlier=earlier_C,
             )
+            C, linear, c_losses = found_C.C, found_C.model, found_C.per_lead
         else:
             fit = prior_fit or fit_linear_details(X_train, y_train, encoder, C=C, sample_weight=weights, seed=seed)
             linear = fit.model
@@ -267,6 +279,7 @@ def choose_recipe(
         drifting=not trusted,
         shape=shape,
         levels=levels,
+        C_losses=c_losses,
     )
     chooser = Components(
         encoder=encoder,

@@ -510,6 +510,7 @@ def fit_and_evaluate(
     folds: list[dict[str, Any]] = []
     chooser = recipe = evaluated = None
     shapes: list[ShapeChoice] = []  # each fold's explanation-shape verdict, judged together (training.shape)
+    c_slices: list[dict[float, np.ndarray]] = []  # each trusted fold's per-lead loss by C, pooled (training.linear)
     test_raw = np.zeros(0)
     clock.begin("fit and evaluate")
     for fold in split.folds:
@@ -526,9 +527,12 @@ def fit_and_evaluate(
             seed=seed,
             half_life_days=half_life_days,
             earlier_shapes=tuple(shapes),
+            earlier_C=tuple(c_slices),
         )
         if recipe.shape is not None:
             shapes.append(recipe.shape)
+        if recipe.C_losses is not None:
+            c_slices.append(recipe.C_losses)
         if len(fold.fit) > CROSS_FIT_MAX_ROWS:  # large data: the chooser is the evaluated model, one fit less
             newest = pool.iloc[fold.select]
             calibrator = calibration_map(recipe, partial(chooser.raw_of_valid, newest), y[fold.select], seed=seed)

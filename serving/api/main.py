@@ -24,6 +24,7 @@ from fastapi_offline import FastAPIOffline
 
 from features.errors import LeadscoreError
 from serving.api import errors
+from serving.api.heap import settle_heap
 from serving.api.hot import ScoringRoutes
 from serving.api.metrics import Metrics
 from serving.api.middleware import BodyLimitMiddleware, MetricsMiddleware
@@ -31,7 +32,7 @@ from serving.api.reload_signal import ReloadSignal
 from serving.api.routes import admin, health, model, outcomes, score
 from serving.api.schemas import request_models
 from serving.api.settings import Settings
-from serving.api.state import ModelState, settle_heap
+from serving.api.state import ModelState
 from serving.model.scorer import Scorer
 from serving.predlog.service import Loop
 

@@ -24,8 +24,19 @@ def serve_command(
     *, host: str | None = None, port: int | None = None, model: str | None = None, workers: int | None = None
 ) -> int:
     """Fail fast on a bad setting or a missing model (exit 2), else serve until interrupted."""
+    from serving.api.heap import pause_collector, resume_collector
+
+    pause_collector()  # until the app settles its heap at start-up, before its first request: serving.api.heap
+    try:
+        return _serve(host=host, port=port, model=model, workers=workers)
+    finally:
+        resume_collector()  # a start that failed, or the server has stopped
+
+
+def _serve(*, host: str | None, port: int | None, model: str | None, workers: int | None) -> int:
     import uvicorn
 
+    from serving.api.heap import resume_collector
     from serving.api.main import create_app
     from serving.api.schemas import example_lead
     from serving.api.state import load_scorer
@@ -49,6 +60,7 @@ def serve_command(
         )
         return 0
     del scorer  # each worker process loads its own copy
+    resume_collector()  # this process only supervises the workers from here on
     if settings.log_predictions:
         _migrate_log_once(settings.database_url)
     with tempfile.TemporaryDirectory(prefix="leadscore-serve-") as run_dir:

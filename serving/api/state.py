@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import logging
 from typing import Any
 
 from features.errors import LeadscoreError, ModelNotFoundError
 from serving.api.errors import scrub_paths
+from serving.api.heap import settle_heap
 from serving.api.metrics import Metrics
 from serving.api.reload_signal import ReloadSignal
 from serving.model.scorer import Scorer
@@ -75,17 +75,6 @@ class ModelState:
 
     def describe(self) -> dict[str, Any]:
         return {"model": self.model, "loaded": self.scorer is not None, "error": self.error}
-
-
-def settle_heap() -> None:
-    """Take what is alive now (the model, the web stack: ~200,000 objects) out of the garbage
-    collector's full passes. CPython's full collection walks every tracked object, which at serving time
-    are almost all ones that live as long as the process: a pause of 100-250 ms every few thousand
-    requests, measured at load ~6 (note of branch s5-9h). Frozen objects are still freed when their
-    last reference goes; a reload unfreezes, collects the old model's cycles once, and freezes again."""
-    gc.unfreeze()
-    gc.collect()
-    gc.freeze()
 
 
 def load_scorer(model: str) -> Scorer:

@@ -244,6 +244,20 @@ class LinearModel:
         """(n, n_features + 1): exact Shapley values term_j - mean_j, then the expected value."""
         return self.contributions_from_terms(self.term_values(X))
 
+    @property
+    def kernel_arrays(self) -> tuple[Any, ...]:
+        """The model as `serving.model._score_kernels` reads it: intercept, the terms' means, the expected
+        value, cat_cols, cat_levels, cat_offset, cat_table, num_cols, num (rows lo, hi, log, center, scale,
+        coef, missing_weight), extrapolation (rows lo_reach, lo_edge, hi_edge, hi_reach; none when no
+        term extrapolates)."""
+        p = self._num
+        keys = ("lo", "hi", "log", "center", "scale", "coef", "missing_weight")
+        num = np.array([p[key] for key in keys], dtype=np.float64).reshape(len(keys), len(self._num_cols))
+        reach = self._extrapolation
+        extrapolation = np.array(reach) if reach is not None else np.zeros((0, len(self._num_cols)))
+        cats = (self._cat_cols, self._cat_levels, self._cat_offset, self._cat_table)
+        return (self.intercept, self._mean, self.expected_value, *cats, self._num_cols, num, extrapolation)
+
     def contributions_from_terms(self, terms: np.ndarray) -> np.ndarray:
         out = np.empty((len(terms), terms.shape[1] + 1), dtype=np.float64)
         np.subtract(terms, self._mean, out=out[:, :-1])

@@ -70,6 +70,24 @@ class Scorer:
         self._reason_present = np.array([s.reason_text(missing=False) for s in self.schema.features], dtype=object)
         self._reason_missing = np.array([s.reason_text(missing=True) for s in self.schema.features], dtype=object)
         self.baseline_probability = float(bundle.calibrator(bundle.baseline_raw))
+        self._grade_floors = dict(self.schema.grades)
+        self._numbers = _numbers_kernel() if numba_available() else None
+        if self._numbers is not None:
+            self._numbers_arguments = self._kernel_arguments()
+            self.score([{}])  # load the kernel's cached machine code now, not on the first request
+
+    def _kernel_arguments(self) -> tuple[Any, ...]:
+        """What `_score_kernels.score_numbers` reads of the model, between the trees' numbers and its outputs."""
+        from features.factors import factor_slots
+
+        linear = self._linear
+        if linear is None:
+            none = np.zeros(0, dtype=np.intp)
+            model: tuple[Any, ...] = (0.0, np.zeros(0), 0.0, none, none, none, np.zeros(0), none)
+            model += (np.zeros((7, 0)), np.zeros((0, 0)))
+        else:
+            model = linear.kernel_arrays
+        return (*model, self._candidate_columns, self._candidate_codes, factor_slots(self._matrix))
 
     def _linear_terms_of_candidates(self) -> np.ndarray:
         """The logistic model's term for each what-if candidate's value (a term depends on its own column only)."""
@@ -165,61 +183,44 @@ class Scorer:
     def score(self, records: Sequence[Mapping[str, Any]], *, what_if: int = ex.MAX_WHAT_IF) -> list[ScoreResponse]:
         """The full API response for each lead (serving.model.response.ScoreResponse), in order.
 
-        Every number is computed for the whole batch at once (one model pass, one calibration call for
-        the probabilities, the factors' costs and the what-ifs); the loop per lead only assembles them."""
+        Every number is computed for the whole batch at once (one model pass, one kernel for the logistic
+        model, blend, factor sums and sorts, one calibration call for the probabilities, the factors'
+        costs and the what-ifs); the loop per lead only does scalar arithmetic and assembles dicts, the
+        same for a lead alone and in a batch."""
         if not records:
             return []
-        n, n_cand = len(records), len(self._candidates)
+        n, n_cand, n_fac = len(records), len(self._candidates), len(FACTORS)
         encoder = self.bundle.encoder
         X = encoder.transform_records(records)
-        raw, contrib, what_if_raw = self._raw_contributions_what_if(X)
-        impacts = factor_impacts(contrib, self._matrix)
-        p = self.probability(np.concatenate([raw, (raw[:, None] - impacts).ravel(), what_if_raw.ravel()]))
-        prob = p[:n]
-        score, grade = self.scores_and_grades(prob)
-        costs = 100.0 * (p[n : n + impacts.size].reshape(impacts.shape) - prob[:, None])
-        rescored = p[n + impacts.size :].reshape(n, n_cand)
-        gains = 100.0 * (rescored - prob[:, None])
-        same = X[:, self._candidate_columns] == self._candidate_codes
+        numbers = self._numbers_by_kernel(X) if self._numbers is not None else self._numbers_by_numpy(X)
+        raw, contrib, impacts, p, factor_order, feature_order, same = numbers
         n_features = len(self.schema.features)
-        columns = zip(
-            prob.tolist(),
-            score.tolist(),
-            grade.tolist(),
-            raw.tolist(),
-            impacts.tolist(),
-            costs.tolist(),
-            np.argsort(impacts, axis=1, kind="stable").tolist(),
-            contrib[:, :n_features].tolist(),
-            np.argsort(contrib[:, :n_features], axis=1, kind="stable").tolist(),
-            rescored.tolist(),
-            gains.tolist(),
-            same.tolist(),
-            strict=True,
-        )
         model, baseline, baseline_p = self.model_info, self.bundle.baseline_raw, self.baseline_probability
         id_column, texts, candidates = self.schema.id_column, self._feature_texts, self._candidates
-        feature_factor = self._feature_factor_list
+        feature_factor, floors = self._feature_factor_list, self._grade_floors
+        cost_at, what_if_at = n, n + n * n_fac
         out: list[ScoreResponse] = []
-        for record, (p_i, s_i, g_i, r_i, imp, cost, f_order, con, j_order, res, gain, sm) in zip(
-            records, columns, strict=True
+        for i, (record, r_i, imp, con, f_order, j_order, sm) in enumerate(
+            zip(records, raw, impacts, contrib, factor_order, feature_order, same, strict=True)
         ):
+            p_i = p[i]
+            rescored = p[what_if_at + i * n_cand : what_if_at + (i + 1) * n_cand]
             unseen = encoder.unseen(record)
             out.append(
                 {
                     "lead_id": lead_id_text(record.get(id_column)),
                     "probability": p_i,
-                    "score": s_i,
-                    "grade": g_i,
+                    "score": min(max(round(p_i * 100.0), 1), 99),  # scores_and_grades' rule, for one number
+                    "grade": assign_grades(p_i, floors),
                     "model": model,
                     "baseline_probability": baseline_p,
                     "log_odds": {"baseline": baseline, "raw_score": r_i},
                     "factors": ex.factors_list(imp),
                     "lowering_factors": ex.lowering_factors(
                         impacts=imp,
-                        costs=cost,
+                        costs=[100.0 * (q - p_i) for q in p[cost_at + i * n_fac : cost_at + (i + 1) * n_fac]],
                         factor_order=f_order,
-                        contributions=con,
+                        contributions=con[:n_features],
                         feature_order=j_order,
                         record=record,
                         unseen=unseen,
@@ -230,8 +231,8 @@ class Scorer:
                         probability=p_i,
                         candidates=candidates,
                         record=record,
-                        rescored=res,
-                        gains=gain,
+                        rescored=rescored,
+                        gains=[100.0 * (q - p_i) for q in rescored],
                         same=sm,
                         limit=what_if,
                     ),
@@ -243,18 +244,85 @@ class Scorer:
             )
         return out
 
+    _Numbers = tuple[list[float], list[list[float]], list[list[float]], list[float], list[Any], list[Any], list[Any]]
+
+    def _numbers_by_kernel(self, X: np.ndarray) -> _Numbers:
+        """`score`'s numbers per lead as lists: raw, contributions, factor impacts, the probabilities of
+        [raw, raw - impact per factor, what-if raw per candidate] for the whole batch (flat), the factors
+        and the features in ascending order, and whether the lead already has each candidate's value."""
+        n, n_cand, n_fac, n_features = len(X), len(self._candidates), len(FACTORS), X.shape[1]
+        w = self._tree_weight
+        if w > 0.0:
+            trees_raw, trees_contrib, trees_what_if = self._trees_raw_contributions_what_if(X)
+        else:
+            trees_raw, trees_contrib, trees_what_if = np.zeros(0), np.zeros((0, 0)), np.zeros((0, 0))
+        kernels = part(self._numbers)
+        mode = kernels.MODE_LINEAR if w == 0.0 else kernels.MODE_TREES if w == 1.0 else kernels.MODE_BLEND
+        raw, contrib = np.empty(n), np.empty((n, n_features + 1))
+        impacts, calibrate = np.empty((n, n_fac)), np.empty(n * (1 + n_fac + n_cand))
+        factor_order = np.empty((n, n_fac), dtype=np.int64)
+        feature_order = np.empty((n, n_features), dtype=np.int64)
+        same = np.empty((n, n_cand), dtype=np.bool_)
+        kernels.score_numbers(
+            X,
+            mode,
+            w,
+            trees_raw,
+            trees_contrib,
+            trees_what_if,
+            *self._numbers_arguments,
+            raw,
+            contrib,
+            impacts,
+            calibrate,
+            factor_order,
+            feature_order,
+            same,
+        )
+        p = self.probability(calibrate).tolist()
+        return (
+            raw.tolist(),
+            contrib.tolist(),
+            impacts.tolist(),
+            p,
+            factor_order.tolist(),
+            feature_order.tolist(),
+            same.tolist(),
+        )
+
+    def _numbers_by_numpy(self, X: np.ndarray) -> _Numbers:
+        """`_numbers_by_kernel`'s numbers with numpy (without numba)."""
+        n_features = X.shape[1]
+        raw, contrib, what_if_raw = self._raw_contributions_what_if(X)
+        impacts = factor_impacts(contrib, self._matrix)
+        p = self.probability(np.concatenate([raw, (raw[:, None] - impacts).ravel(), what_if_raw.ravel()]))
+        return (
+            raw.tolist(),
+            contrib.tolist(),
+            impacts.tolist(),
+            p.tolist(),
+            np.argsort(impacts, axis=1, kind="stable").tolist(),
+            np.argsort(contrib[:, :n_features], axis=1, kind="stable").tolist(),
+            (X[:, self._candidate_columns] == self._candidate_codes).tolist(),
+        )
+
+    def _trees_raw_contributions_what_if(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The trees' raw scores, contributions and (n_leads, n_candidates) raw scores after each change."""
+        n, columns, codes = len(X), self._candidate_columns, self._candidate_codes
+        if self._forest is not None:
+            return self._forest.raw_contributions_what_if(X, columns, codes)
+        booster = part(self._booster)
+        rows = ex.what_if_rows(X, columns, codes)
+        what_if = (booster.predict(rows, raw_score=True) if len(rows) else np.zeros(0)).reshape(n, -1)
+        return booster.predict(X, raw_score=True), booster.predict(X, pred_contrib=True), what_if
+
     def _raw_contributions_what_if(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """`raw_and_contributions(X)` and (n_leads, n_candidates) raw scores after each single change,
         the logistic model's terms computed once: a change alters one term, the others are the lead's."""
         w, n = self._tree_weight, len(X)
-        columns, codes = self._candidate_columns, self._candidate_codes
-        if w > 0.0 and self._forest is not None:
-            trees_raw, trees_contrib, trees_what_if = self._forest.raw_contributions_what_if(X, columns, codes)
-        elif w > 0.0:
-            booster = part(self._booster)
-            trees_raw, trees_contrib = booster.predict(X, raw_score=True), booster.predict(X, pred_contrib=True)
-            rows = ex.what_if_rows(X, columns, codes)
-            trees_what_if = (booster.predict(rows, raw_score=True) if len(rows) else np.zeros(0)).reshape(n, -1)
+        columns = self._candidate_columns
+        if w > 0.0:
+            trees_raw, trees_contrib, trees_what_if = self._trees_raw_contributions_what_if(X)
         if w == 1.0:
             return trees_raw, trees_contrib, trees_what_if
         linear = part(self._linear)
@@ -325,6 +393,16 @@ class Scorer:
         factor = np.asarray(FACTORS, dtype=object)[k]
         none = np.full(n, None, dtype=object)
         return np.where(lowered, factor, none), np.where(lowered, reason, none)
+
+
+def _numbers_kernel() -> Any:
+    """The module of `score_numbers`, its machine code in numba's cache folder (set up with the forest's)."""
+    from serving.model.forest import _kernels
+
+    _kernels()
+    from serving.model import _score_kernels
+
+    return _score_kernels
 
 
 def _chunks(frame: pd.DataFrame, rows: int) -> Iterator[pd.DataFrame]:

@@ -9,9 +9,9 @@ from sklearn.metrics import log_loss
 
 from features.synthetic import bundled_schema, generate
 from features.target import labels
-from training.evidence import DRIFT_AUC, best_with_evidence, platt_losses, trusted_window
+from training.evidence import DRIFT_AUC, best_with_evidence, platt_losses, simplest_within_se, trusted_window
 from training.family import BLEND_PRIOR, DRIFT_TREE_WEIGHT, choose_recipe, default_rounds, fit_calibrated
-from training.linear import DEFAULT_C
+from training.linear import C_GRID, DEFAULT_C
 
 
 def test_platt_losses_are_the_log_loss_of_the_fitted_map_and_ignore_scale() -> None:
@@ -36,6 +36,19 @@ def test_the_prior_stays_on_noise_and_moves_on_a_clear_gain() -> None:
     assert best_with_evidence(clear, "prior") == "other"
     # the prior need not be a candidate; ties go to the first candidate
     assert best_with_evidence({"a": base, "b": base.copy()}, "c") == "a"
+
+
+def test_the_simplest_candidate_within_one_standard_error_of_the_best() -> None:
+    rng = np.random.default_rng(3)
+    base = rng.exponential(0.3, size=1000)
+    noise = rng.normal(0, 0.05, size=1000)
+    noise -= noise.mean() + 0.001  # lower on average by 0.001, with a standard error of 0.0016
+    assert simplest_within_se({"simple": base, "rich": base + noise}) == "simple"
+    clear = base - 0.05 + rng.normal(0, 0.01, size=1000)
+    wobble = rng.normal(0, 0.01, size=1000)
+    middle = clear + wobble - wobble.mean() + 0.0002  # above the best by 0.0002, standard error 0.0003
+    assert simplest_within_se({"simple": base, "middle": middle, "rich": clear}) == "middle"
+    assert simplest_within_se({"simple": base, "rich": clear}) == "rich"
 
 
 def test_a_validation_slice_without_signal_leaves_every_setting_at_its_default() -> None:
@@ -89,3 +102,27 @@ def test_a_drifting_model_serves_its_own_probabilities() -> None:
     p = fitted.calibrator(raw)
     np.testing.assert_allclose(p, 1 / (1 + np.exp(-raw)), rtol=1e-9)
     assert p.mean() == pytest.approx(y.mean(), abs=0.01)
+
+
+def test_the_logistic_C_is_judged_over_the_earlier_rolling_origin_slices_too() -> None:
+    """choose_recipe pools the earlier folds' per-lead losses by C with its own slice's, and hands its
+    own on (`Recipe.C_losses`) for the folds after it."""
+    schema = bundled_schema()
+    leads = generate(quarters=4, leads_per_quarter=1500, seed=5).leads
+    leads = leads.sort_values(schema.created_at, kind="stable").reset_index(drop=True)
+    y = labels(leads, schema)
+    n = 4500
+    alone, _ = choose_recipe(leads.iloc[:n], y[:n], leads.iloc[n:], y[n:], schema, families=("logistic",))
+    assert alone.C_losses is not None and set(alone.C_losses) == set(C_GRID)
+    assert all(len(v) == len(leads) - n for v in alone.C_losses.values())
+    rng = np.random.default_rng(0)
+    weakest = max(C_GRID)
+    # earlier slices, 20,000 leads in all, on which the weakest regularisation is clearly best
+    earlier = tuple(
+        {C: rng.exponential(0.3, size=10_000) + (0.0 if weakest == C else 0.05) for C in C_GRID} for _ in range(2)
+    )
+    assert weakest != alone.C
+    pooled, _ = choose_recipe(
+        leads.iloc[:n], y[:n], leads.iloc[n:], y[n:], schema, families=("logistic",), earlier_C=earlier
+    )
+    assert weakest == pooled.C

@@ -291,6 +291,72 @@ def test_batch_and_one_by_one_answers_are_the_same_numbers(saved: dict[str, Path
     ]
 
 
+@pytest.mark.parametrize("family", ["lightgbm", "logistic", "blend"])
+def test_the_score_kernel_gives_the_numpy_definitions_answers(
+    saved: dict[str, Path], bundle_dir: Path, family: str, lead_records
+) -> None:
+    """`Scorer.score`'s numbers come from one numba kernel (_score_kernels); without numba they come
+    from the models' numpy code. Same answers: every key, order, reason and what-if, numbers within
+    1e-12 (the kernel sums terms in column order and takes log1p from the C library)."""
+    scorer = Scorer.load(bundle_dir if family == "lightgbm" else saved[family])
+    leads = [*lead_records[:40], {}, {"lead_id": "x", "industry": "space mining", "pricing_page_views": "1e9"}]
+    by_kernel = scorer.score(leads, what_if=20)
+    scorer._numbers = None  # what a server without numba runs
+    by_numpy = scorer.score(leads, what_if=20)
+    assert _numbers_apart(by_kernel, by_numpy) <= 1e-12
+
+
+def _numbers_apart(a: object, b: object) -> float:
+    """The largest difference between the numbers of two equal-shaped answers; AssertionError on anything else."""
+    if isinstance(a, float) and isinstance(b, float):
+        return abs(a - b)
+    if isinstance(a, dict) and isinstance(b, dict):
+        assert list(a) == list(b)
+        return max((_numbers_apart(a[k], b[k]) for k in a), default=0.0)
+    if isinstance(a, list) and isinstance(b, list):
+        assert len(a) == len(b)
+        return max((_numbers_apart(x, y) for x, y in zip(a, b, strict=True)), default=0.0)
+    assert a == b and type(a) is type(b)
+    return 0.0
+
+
+def test_the_score_kernel_computes_each_term_as_the_logistic_model_does() -> None:
+    """Every kind of term on values past every bound: clipped, extrapolating, logged, missing, categories
+    unseen or out of range. Exactly the numpy terms, but for log1p (the C library's vs numpy's SIMD)."""
+    from serving.model import _score_kernels as k
+    from serving.model.linear import CategoricalTerm
+
+    terms = (
+        NumericTerm(name="plain", lo=0.0, hi=10.0, center=2.0, scale=3.0, coef=0.7, missing_weight=-0.2, mean=0.1),
+        NumericTerm(
+            name="far", lo=0.0, hi=10.0, center=1.0, scale=2.0, coef=-1.3, missing_weight=0.4,
+            edges=(-1.0, 12.0), reach=(-3.0, 20.0),
+        ),
+        NumericTerm(name="logged", lo=-5.0, hi=1e6, center=3.0, scale=1.5, coef=0.9, missing_weight=0.0, log=True),
+        CategoricalTerm(name="kind", weights=(0.5, -0.25, 1.0), missing_weight=-0.1, mean=0.2),
+    )  # fmt: skip
+    model = LinearModel(intercept=-1.5, terms=terms)
+    values = [-np.inf, -9.0, -2.0, -0.5, 0.0, 5.0, 11.0, 15.0, 99.0, 1e9, np.inf, np.nan]
+    codes = [0.0, 1.0, 2.0, 3.0, -1.0, np.nan, 2.0, 0.0, 1.0, 7.0, 0.0, np.nan]
+    X = np.array([[v, v, v, c] for v, c in zip(values, codes, strict=True)])
+    n, f = X.shape
+    raw, contrib, impacts = np.empty(n), np.empty((n, f + 1)), np.empty((n, 1))
+    calibrate, same = np.empty(n * 2), np.empty((n, 0), dtype=np.bool_)
+    factor_order, feature_order = np.empty((n, 1), dtype=np.int64), np.empty((n, f), dtype=np.int64)
+    empty = (np.zeros(0), np.zeros((0, 0)), np.zeros((0, 0)))
+    no_candidates = (np.zeros(0, dtype=np.intp), np.zeros(0))
+    outputs = (raw, contrib, impacts, calibrate, factor_order, feature_order, same)
+    slots = np.arange(f, dtype=np.intp)[None, :]
+    k.score_numbers(X, k.MODE_LINEAR, 0.0, *empty, *model.kernel_arrays, *no_candidates, slots, *outputs)
+    expected = model.term_values(X) - np.array([t.mean for t in terms])  # the contributions: term - mean
+    got = contrib[:, :-1]
+    np.testing.assert_array_equal(got[:, [0, 1, 3]], expected[:, [0, 1, 3]])
+    np.testing.assert_allclose(got[:, 2], expected[:, 2], rtol=1e-15, atol=0)
+    np.testing.assert_allclose(raw, model.raw(X), rtol=0, atol=1e-12)
+    assert (contrib[:, -1] == model.expected_value).all()
+    np.testing.assert_array_equal(feature_order, np.argsort(contrib[:, :-1], axis=1, kind="stable"))
+
+
 def test_logistic_only_bundle_fails_loudly_when_its_linear_model_is_missing(
     saved: dict[str, Path], tmp_path: Path
 ) -> None:

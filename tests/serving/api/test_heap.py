@@ -1,0 +1,57 @@
+"""The garbage collector around `leadscore serve`'s start: paused while start-up builds what lives as long
+as the process, running again once the heap is settled, and never left off by a start that failed."""
+
+from __future__ import annotations
+
+import gc
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from serving.api.heap import pause_collector, settle_heap
+from training.cli import main
+
+
+@pytest.fixture(autouse=True)
+def _restore_collector() -> Iterator[None]:
+    yield
+    gc.enable()
+    gc.unfreeze()
+
+
+def test_the_collector_pauses_for_start_up_and_runs_again_once_the_heap_is_settled() -> None:
+    pause_collector()
+    assert not gc.isenabled()
+    built_at_start = [{"model": i} for i in range(1000)]
+    settle_heap()
+    assert gc.isenabled()
+    assert gc.get_freeze_count() >= len(built_at_start), "what start-up built is out of the full passes"
+
+
+def test_a_collector_switched_off_by_the_embedding_program_stays_off() -> None:
+    gc.disable()
+    pause_collector()
+    settle_heap()
+    assert not gc.isenabled()
+
+
+def test_a_reload_collects_before_freezing() -> None:
+    settle_heap()
+    cycle: list[object] = []
+    cycle.append(cycle)
+    del cycle
+    frozen_before = gc.get_freeze_count()
+    settle_heap()
+    assert gc.get_freeze_count() < frozen_before + 1, "the unreachable cycle was collected, not frozen"
+
+
+def test_a_start_that_fails_leaves_the_collector_running(bundle_dir: Path, capsys) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        code = main(["serve", "--model", str(bundle_dir), "--port", str(taken.getsockname()[1])])
+    assert code == 2
+    assert "already in use" in capsys.readouterr().err
+    assert gc.isenabled()
