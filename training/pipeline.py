@@ -16,9 +16,6 @@ import hashlib
 import logging
 import math
 import time
-from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -53,12 +50,11 @@ from training.levels import describe_levels
 from training.linear import log_loss_from_raw
 from training.metrics import Evaluation, evaluate
 from training.model import make_bundle, raw_scores
-from training.model_card import data_profile, factor_importance
+from training.model_card import factor_importance
 from training.promotion import MODES, Decision, PromotionSettings, decide
 from training.record import bundle_metadata, run_metrics, run_params, write_artifacts
 from training.shape import ShapeChoice
 from training.splits import Split, SplitReport, label_at, time_split
-from training.threads import one_blas_thread
 from training.unchanged import TAG as UNCHANGED_TAG
 from training.unchanged import Unchanged, inputs_fingerprint, unchanged_champion
 
@@ -205,132 +201,114 @@ def train(
         raise TrainingError(
             f"half-life must be a positive number of days, got {half_life_days!r}", field="half_life_days"
         )
-    with side_thread() as side:
-        data_reports: list[Future[Any]] = []  # reports that need only the data, made during the refit
+    candidate = fit_and_evaluate(split, schema, params=params, seed=seed, clock=clock, half_life_days=half_life_days)
+    data_sha = file_sha256(data_path)
+    inputs = inputs_fingerprint(
+        data_sha=data_sha,
+        schema=schema,
+        as_of=as_of,
+        export_date=export_date,
+        half_life_days=half_life_days,
+        params=params,
+        seed=seed,
+    )
 
-        def start_data_reports() -> None:
-            data_reports.extend(
-                (side.submit(_drift_table, frame, split, schema), side.submit(data_profile, frame, schema))
-            )
-
-        candidate = fit_and_evaluate(
-            split,
-            schema,
-            params=params,
-            seed=seed,
-            clock=clock,
-            half_life_days=half_life_days,
-            side=side,
-            before_refit=start_data_reports,
+    uri = tracking.resolve_tracking_uri(tracking_uri)
+    with tracking.use_tracking(uri) as client, tracking.scratch_dir("train") as scratch:
+        scratch_path = Path(scratch)
+        experiment_id = tracking.ensure_experiment(client, uri)
+        repairs = recovery.recover(client, experiment_id, Path(models_dir))  # before the champion is read
+        clock.begin("score the champion on the same test leads")
+        champion_before, decision = _challenge_champion(
+            client, candidate, split, schema, promote, settings, scratch_path / "champion"
         )
-        # the served model's factor importance, while MLflow is opened and the champion scored
-        importance_job = side.submit(factor_importance, candidate.bundle, split.test, seed=seed)
-        data_sha = file_sha256(data_path)
-        inputs = inputs_fingerprint(
-            data_sha=data_sha,
-            schema=schema,
-            as_of=as_of,
-            export_date=export_date,
-            half_life_days=half_life_days,
-            params=params,
-            seed=seed,
-        )
-
-        uri = tracking.resolve_tracking_uri(tracking_uri)
-        with tracking.use_tracking(uri) as client, tracking.scratch_dir("train") as scratch:
-            scratch_path = Path(scratch)
-            experiment_id = tracking.ensure_experiment(client, uri)
-            repairs = recovery.recover(client, experiment_id, Path(models_dir))  # before the champion is read
-            clock.begin("score the champion on the same test leads")
-            champion_before, decision = _challenge_champion(
-                client, candidate, split, schema, promote, settings, scratch_path / "champion"
-            )
-            clock.lap("champion")
-            with tracking.start_run(
-                client, uri, f"train as of {_day(split.report.as_of)}", tags=recovery.run_tags()
-            ) as run_id:
-                bundle = candidate.bundle
-                bundle.metadata = bundle_metadata(
-                    version=tracking.next_version(client),
-                    run_id=run_id,
-                    report=split.report,
-                    model_eval=candidate.model_evaluation,
-                    candidate=candidate,
-                    bundle=bundle,
-                    data_sha=data_sha,
-                )
-                clock.begin("write charts, model card and drift")
-                importance, drift, profile = (job.result() for job in (importance_job, *data_reports))
-                artifacts = scratch_path / "artifacts"
-                write_artifacts(
-                    artifacts,
-                    bundle=bundle,
-                    split=split,
-                    scored=candidate.scored,
-                    evaluations=candidate.evaluations,
-                    importance=importance,
-                    drift=drift,
-                    profile=profile,
-                    decision=decision,
-                    data_name=data_path.name,
-                    data_sha=data_sha,
-                )
-                clock.lap("reports")
-                clock.begin("register in MLflow")
-                tracking.log_params(
-                    run_params(
-                        split.report, candidate, bundle, schema, data_path, data_sha, promote, settings, champion_before
-                    )
-                )
-                tracking.log_metrics(run_metrics(candidate.evaluations, drift, candidate.folds, candidate.recipe.shape))
-                tracking.log_artifacts(artifacts)
-                tracking.log_training_data(frame, path=data_path, digest=data_sha, target=schema.target_column)
-                tracking.set_tags({"leadscore.decision": decision.reason, "leadscore.promoted": decision.promote})
-                version, bundle_dir = _register_and_export(
-                    client,
-                    bundle,
-                    run_id,
-                    decision,
-                    split.report,
-                    staging=scratch_path / "bundle",
-                    models_dir=Path(models_dir),
-                    inputs=inputs,
-                )
-                clock.lap("mlflow")
-                tracking.log_metrics(
-                    {
-                        "promoted": float(decision.promote),
-                        "train_seconds": clock.total,
-                        **{f"seconds_{k}": v for k, v in clock.marks.items()},
-                    }
-                )
-
-            result = TrainResult(
+        clock.lap("champion")
+        with tracking.start_run(
+            client, uri, f"train as of {_day(split.report.as_of)}", tags=recovery.run_tags()
+        ) as run_id:
+            bundle = candidate.bundle
+            bundle.metadata = bundle_metadata(
+                version=tracking.next_version(client),
                 run_id=run_id,
-                version=version,
-                promoted=decision.promote,
-                decision=decision.reason,
-                bundle_dir=bundle_dir,
-                tracking_uri=uri,
                 report=split.report,
-                evaluations=candidate.evaluations,
-                champion_before=champion_before,
-                best_iteration=candidate.deployed.components.rounds,
-                calibration=bundle.calibrator.method,
-                family=candidate.recipe.family,
-                tree_weight=candidate.recipe.tree_weight,
-                folds=candidate.folds,
-                calibration_source=candidate.deployed.method,
-                valid_auc=candidate.recipe.prior_auc,
-                drifting=candidate.recipe.drifting,
-                tree_shape=candidate.recipe.shape.describe() if candidate.recipe.shape else "",
-                quarter_levels=candidate.deployed.components.levels,
-                seconds=clock.total,
-                timings=dict(clock.marks),
-                cpu_timings=dict(clock.cpu_marks),
-                repairs=repairs,
+                model_eval=candidate.model_evaluation,
+                candidate=candidate,
+                bundle=bundle,
+                data_sha=data_sha,
             )
-            tracking.describe_run(client, run_id, result.summary())
+            clock.begin("write charts, model card and drift")
+            drift = _drift_table(frame, split, schema)
+            importance = factor_importance(bundle, split.test, seed=seed)
+            artifacts = scratch_path / "artifacts"
+            write_artifacts(
+                artifacts,
+                bundle=bundle,
+                split=split,
+                scored=candidate.scored,
+                evaluations=candidate.evaluations,
+                importance=importance,
+                drift=drift,
+                frame=frame,
+                decision=decision,
+                data_name=data_path.name,
+                data_sha=data_sha,
+            )
+            clock.lap("reports")
+            clock.begin("register in MLflow")
+            tracking.log_params(
+                run_params(
+                    split.report, candidate, bundle, schema, data_path, data_sha, promote, settings, champion_before
+                )
+            )
+            tracking.log_metrics(run_metrics(candidate.evaluations, drift, candidate.folds, candidate.recipe.shape))
+            tracking.log_artifacts(artifacts)
+            tracking.log_training_data(frame, path=data_path, digest=data_sha, target=schema.target_column)
+            tracking.set_tags({"leadscore.decision": decision.reason, "leadscore.promoted": decision.promote})
+            version, bundle_dir = _register_and_export(
+                client,
+                bundle,
+                run_id,
+                decision,
+                split.report,
+                staging=scratch_path / "bundle",
+                models_dir=Path(models_dir),
+                inputs=inputs,
+            )
+            clock.lap("mlflow")
+            tracking.log_metrics(
+                {
+                    "promoted": float(decision.promote),
+                    "train_seconds": clock.total,
+                    **{f"seconds_{k}": v for k, v in clock.marks.items()},
+                }
+            )
+
+        result = TrainResult(
+            run_id=run_id,
+            version=version,
+            promoted=decision.promote,
+            decision=decision.reason,
+            bundle_dir=bundle_dir,
+            tracking_uri=uri,
+            report=split.report,
+            evaluations=candidate.evaluations,
+            champion_before=champion_before,
+            best_iteration=candidate.deployed.components.rounds,
+            calibration=bundle.calibrator.method,
+            family=candidate.recipe.family,
+            tree_weight=candidate.recipe.tree_weight,
+            folds=candidate.folds,
+            calibration_source=candidate.deployed.method,
+            valid_auc=candidate.recipe.prior_auc,
+            drifting=candidate.recipe.drifting,
+            tree_shape=candidate.recipe.shape.describe() if candidate.recipe.shape else "",
+            quarter_levels=candidate.deployed.components.levels,
+            seconds=clock.total,
+            timings=dict(clock.marks),
+            cpu_timings=dict(clock.cpu_marks),
+            repairs=repairs,
+        )
+        tracking.describe_run(client, run_id, result.summary())
     return result
 
 
@@ -495,18 +473,12 @@ def fit_and_evaluate(
     seed: int = 0,
     clock: _Clock | None = None,
     half_life_days: float | None = None,
-    side: ThreadPoolExecutor | None = None,
-    before_refit: Callable[[], None] | None = None,
 ) -> TrainedCandidate:
-    """Judge the recipe fold by fold on leads it never saw, then refit it on every used lead and calibrate.
-
-    The logistic baseline of each fold is fitted on `side` (a `side_thread`), while the next fold or
-    the refit runs; without one, here. `before_refit` is called as the refit starts (to hand `side`
-    more work for that long stretch)."""
+    """Judge the recipe fold by fold on leads it never saw, then refit it on every used lead and calibrate."""
     clock = clock or _Clock()
     pool, y = split.frame, split.y
     model_p: list[np.ndarray] = []
-    baseline_p: list[Future[np.ndarray]] = []
+    baseline_p: list[np.ndarray] = []
     folds: list[dict[str, Any]] = []
     chooser = recipe = evaluated = None
     shapes: list[ShapeChoice] = []  # each fold's explanation-shape verdict, judged together (training.shape)
@@ -551,19 +523,18 @@ def fit_and_evaluate(
         test_raw = evaluated.components.raw(test)
         p = evaluated.calibrator(test_raw)
         model_p.append(p)
-        job = partial(_baseline_probabilities, pool.iloc[fold.fit], y[fold.fit], test, schema, seed=seed)
-        baseline_p.append(side.submit(job) if side is not None else _done(job()))
+        fit_frame = pool.iloc[fold.fit]
+        encoder = LeadEncoder(schema).fit(fit_frame)
+        baseline_p.append(fit_baseline(fit_frame, y[fold.fit], encoder, seed=seed).predict_proba(test))
         folds.append(_fold_record(fold.label, y[fold.score], p, recipe, len(fold.fit)))
     clock.lap("evaluation fits")
     clock.begin("refit on every used lead")
     assert recipe is not None and chooser is not None and evaluated is not None
-    if before_refit is not None:
-        before_refit()
     deployed = _deploy(split, schema, recipe, evaluated, seed=seed, scored=(split.folds[-1].score, test_raw))
     clock.lap("refit")
     bundle = make_bundle(deployed, schema, metadata={}, background=pool)
     groups = split.test[schema.source] if schema.source and schema.source in split.test.columns else None
-    scored = {"model": np.concatenate(model_p), "baseline": np.concatenate([job.result() for job in baseline_p])}
+    scored = {"model": np.concatenate(model_p), "baseline": np.concatenate(baseline_p)}
     evaluations: dict[str, Evaluation | None] = {
         name: evaluate(split.y_test, p, grades=schema.grades, groups=groups) for name, p in scored.items()
     }
@@ -578,36 +549,6 @@ def fit_and_evaluate(
         folds=folds,
         evaluated_rounds=evaluated.components.rounds,
     )
-
-
-def _baseline_probabilities(
-    fit_frame: pd.DataFrame, y_fit: np.ndarray, test: pd.DataFrame, schema: LeadSchema, *, seed: int
-) -> np.ndarray:
-    """The logistic baseline fitted on a fold's leads (with its own encoder), on that fold's test leads."""
-    encoder = LeadEncoder(schema).fit(fit_frame)
-    return fit_baseline(fit_frame, y_fit, encoder, seed=seed).predict_proba(test)
-
-
-def _done(value: np.ndarray) -> Future[np.ndarray]:
-    done: Future[np.ndarray] = Future()
-    done.set_result(value)
-    return done
-
-
-@contextmanager
-def side_thread() -> Iterator[ThreadPoolExecutor]:
-    """One worker thread for the work that does not feed the model (the baselines, the drift table, the
-    data profile, the factor importance), so it runs while the model trains: on two cores much of
-    training is one thread (the logistic fits, encoding, pandas), and the other core sat idle. BLAS
-    keeps one thread meanwhile (the two threads are the two cores), so the figures do not depend on
-    which thread reached BLAS first. On leaving, work not started is dropped (an error in training
-    stops it) and running work is waited for."""
-    with one_blas_thread():
-        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="leadscore-side")
-        try:
-            yield pool
-        finally:
-            pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _deploy(

@@ -20,7 +20,7 @@ from serving.model.bundle import Bundle
 from training import plots, tracking
 from training.levels import describe_levels
 from training.metrics import Evaluation
-from training.model_card import model_card
+from training.model_card import data_profile, model_card
 from training.promotion import Decision, PromotionSettings
 from training.shape import ShapeChoice
 from training.splits import Split, SplitReport
@@ -177,13 +177,12 @@ def write_artifacts(
     evaluations: dict[str, Evaluation | None],
     importance: pd.DataFrame,
     drift: pd.DataFrame | None,
-    profile: pd.DataFrame,
+    frame: pd.DataFrame,
     decision: Decision,
     data_name: str,
     data_sha: str,
 ) -> None:
-    """Charts, model card, data profile (`training.model_card.data_profile`) and tables, written to
-    `folder` for one log_artifacts call."""
+    """Charts, model card, data profile and tables, written to `folder` for one log_artifacts call."""
     charts = folder / "charts"
     charts.mkdir(parents=True, exist_ok=True)
     curves = {name: (split.y_test, p) for name, p in scored.items()}
@@ -201,6 +200,7 @@ def write_artifacts(
         }
     )
     spreadsheet_safe(holdout).to_csv(folder / "test_predictions.csv", index=False)
+    profile = data_profile(frame, bundle.schema)
     spreadsheet_safe(profile).to_csv(folder / "data_profile.csv", index=False)
     (folder / "data_profile.json").write_text(profile.to_json(orient="records", indent=2))
     (folder / "split_report.json").write_text(json.dumps(split.report.to_dict(), indent=2, default=str))
