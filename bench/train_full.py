@@ -2,12 +2,18 @@
 
     python bench/train_full.py                      # 12 quarters x 83,334 leads
     python bench/train_full.py --leads-per-quarter 8334 --keep /tmp/bench-train
+    python bench/train_full.py --against /tmp/main --pairs 3   # before/after: another checkout, alternated
 
 Prints wall and CPU time per stage (CPU: all threads of the process; it stretches far less than wall
 time when other work shares the machine), peak memory of the training process, and the test-quarter
 metrics next to the generator's true probabilities on the same leads. Training runs in a child
 process so its peak memory is its own (not the generator's). The MLflow store is created before the clock starts:
 its one-off schema migration is setup, not training.
+
+`--against CHECKOUT` (another checkout of this repository, e.g. `git worktree add /tmp/main main`) trains
+with that code and this one in turn on the same leads, `--pairs` times each (alternating which goes first,
+each with a fresh MLflow store), and prints the medians side by side: on a shared machine load drifts, so
+only pairs measured in one sitting compare, and CPU seconds more steadily than wall time.
 """
 
 from __future__ import annotations
@@ -33,6 +39,8 @@ def main() -> int:
     parser.add_argument("--leads-per-quarter", type=int, default=83_334)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--keep", help="work in this folder and keep it (default: a temp folder, removed)")
+    parser.add_argument("--against", metavar="CHECKOUT", help="also train with the code in this checkout, alternated")
+    parser.add_argument("--pairs", type=int, default=2, help="with --against: runs of each")
     parser.add_argument("--child", nargs=2, metavar=("DATA", "URI"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -42,20 +50,75 @@ def main() -> int:
     work.mkdir(parents=True, exist_ok=True)
     try:
         data, uri = _setup(work, args)
-        started = time.perf_counter()
-        child = subprocess.run(
-            [sys.executable, __file__, "--child", str(data), uri], cwd=work, capture_output=True, text=True, check=False
-        )
-        wall = time.perf_counter() - started
-        if child.returncode != 0:
-            print(child.stdout, child.stderr, sep="\n", file=sys.stderr)
-            return child.returncode
-        result = json.loads(child.stdout.strip().splitlines()[-1])
-        _print(result, wall, args)
+        if args.against:
+            return _pairs(work, data, args)
+        result = _run(data, uri, work)
+        _print(result, result["process_seconds"], args)
+    except RuntimeError as exc:
+        print(exc, file=sys.stderr)
+        return 1
     finally:
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
     return 0
+
+
+def _run(data: Path, uri: str, folder: Path, pythonpath: str | None = None) -> dict:
+    """One training in a child process (with `pythonpath`: that checkout's code); its figures."""
+    env = {**os.environ, "PYTHONPATH": pythonpath} if pythonpath else None
+    started = time.perf_counter()
+    child = subprocess.run(
+        [sys.executable, __file__, "--child", str(data), uri],
+        cwd=folder,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    wall = time.perf_counter() - started
+    if child.returncode != 0:
+        raise RuntimeError(f"training failed ({child.returncode}):\n{child.stdout}\n{child.stderr}")
+    return {**json.loads(child.stdout.strip().splitlines()[-1]), "process_seconds": wall}
+
+
+def _pairs(work: Path, data: Path, args: argparse.Namespace) -> int:
+    """This code and the `--against` checkout's, alternated, each with a fresh store; medians side by side."""
+    from mlflow import MlflowClient
+
+    checkouts = {"against": str(Path(args.against).absolute()), "this": None}
+    runs: dict[str, list[dict]] = {name: [] for name in checkouts}
+    for k in range(args.pairs):
+        for name in list(checkouts)[:: 1 if k % 2 == 0 else -1]:
+            folder = work / f"{name}-{k + 1}"
+            shutil.rmtree(folder, ignore_errors=True)
+            folder.mkdir(parents=True)
+            uri = f"sqlite:///{folder / 'mlflow.db'}"
+            MlflowClient(tracking_uri=uri).search_experiments()  # setup, not timed
+            result = _run(data, uri, folder, checkouts[name])
+            runs[name].append(result)
+            model = result["metrics"]["model"]
+            print(
+                f"{name:8} run {k + 1}: train() {result['train_seconds']:.1f}s wall, {result['cpu_seconds']:.1f}s CPU "
+                f"(process {result['process_seconds']:.1f}s), peak {result['peak_rss_gb']:.2f} GB, load "
+                f"{result['load_average']:.1f}; ROC AUC {model['roc_auc']:.5f}, log loss {model['log_loss']:.5f}",
+                flush=True,
+            )
+    print(f"\nmedians of {args.pairs} runs each ({args.against} vs this checkout):")
+    print(f"{'':22}{'against':>9}{'this':>9}{'ratio':>8}")
+    rows = [("train() wall", "train_seconds"), ("train() CPU", "cpu_seconds"), ("process wall", "process_seconds")]
+    for label, key in rows:
+        _median_row(label, [r[key] for r in runs["against"]], [r[key] for r in runs["this"]])
+    for stage in runs["this"][0]["cpu_timings"]:
+        before = [r["cpu_timings"].get(stage, 0.0) for r in runs["against"]]
+        _median_row(f"  {stage}, CPU", before, [r["cpu_timings"][stage] for r in runs["this"]])
+    return 0
+
+
+def _median_row(label: str, before: list[float], after: list[float]) -> None:
+    import statistics
+
+    b, a = statistics.median(before), statistics.median(after)
+    print(f"{label:22}{b:>8.1f}s{a:>8.1f}s{a / b if b else float('nan'):>7.2f}x")
 
 
 def _setup(work: Path, args: argparse.Namespace) -> tuple[Path, str]:

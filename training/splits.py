@@ -400,15 +400,13 @@ def _assemble(
     used = ~later
     date_col = _date_column(frame, schema)
     # Positions are into the used leads, kept in time order so "newest slice" means what it says.
-    pool = frame[used]
-    pool_y = y[used]
-    where = np.full(len(frame), -1, dtype=np.int64)
+    rows = np.flatnonzero(used)
     if date_col is not None:
-        order = np.argsort(pd.to_datetime(pool[date_col], errors="coerce").to_numpy(), kind="stable")
-    else:
-        order = np.arange(len(pool))
-    pool, pool_y = pool.iloc[order], pool_y[order]
-    where[np.flatnonzero(used)[order]] = np.arange(len(pool))
+        created = pd.to_datetime(frame[date_col].iloc[rows], errors="coerce").to_numpy()
+        rows = rows[np.argsort(created, kind="stable")]
+    pool, pool_y = frame.iloc[rows], y[rows]  # one copy of the used leads, in time order
+    where = np.full(len(frame), -1, dtype=np.int64)
+    where[rows] = np.arange(len(pool))
 
     def pos(mask: np.ndarray) -> np.ndarray:
         return np.sort(where[mask & used])
