@@ -348,7 +348,9 @@ def fit_components(
         else (None, None, None)
     )
     if recipe.tree_weight > 0:
-        params = {**recipe.params, **size_params(len(frame)), "seed": seed}
+        # the recipe's own settings win: its rounds were counted at its learning rate, which size_params
+        # would double for a refit that crosses LARGE_DATA_ROWS when the evaluation fit did not
+        params = {**size_params(len(frame)), **recipe.params, "seed": seed}
         if any(encoder.monotone_constraints):
             params["monotone_constraints"] = encoder.monotone_constraints
         booster = BOOSTER_TRAINER.get()(params, X, y, weights, encoder, rounds=rounds, **_offsets(fitted, periods))
