@@ -23,3 +23,14 @@ def test_the_refit_learns_at_the_rate_its_rounds_were_counted_at(monkeypatch) ->
     booster = fit_components(leads, y, schema, recipe).booster
     assert booster is not None
     assert float(booster.params["learning_rate"]) == 0.05
+
+
+def test_the_learning_rate_steps_up_with_the_evaluation_fit_size() -> None:
+    """The rates the README's full-size figures were measured with; one thread only for small data."""
+    from training.model import HUGE_DATA_ROWS, LARGE_DATA_ROWS, SMALL_DATA_ROWS, size_params
+
+    assert size_params(SMALL_DATA_ROWS - 1) == {"num_threads": 1}
+    assert size_params(LARGE_DATA_ROWS - 1) == {"num_threads": 0}
+    assert size_params(LARGE_DATA_ROWS)["learning_rate"] == 0.1
+    assert size_params(HUGE_DATA_ROWS - 1)["learning_rate"] == 0.1
+    assert size_params(HUGE_DATA_ROWS)["learning_rate"] == 0.15
