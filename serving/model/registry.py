@@ -215,9 +215,14 @@ def _load_bundle(model: str | Path, *, models_dir: Path, probe: bool) -> Bundle:
     if not is_registry_uri(model):
         return Bundle.load(Path(model), probe=probe)
     ref = resolve(str(model))
-    local = models_dir / ref.name / ref.version
-    bundle = Bundle.load(local, probe=probe) if (local / META_FILE).is_file() else None
-    if bundle is not None and not _same_run(bundle, ref):
+    bundle = None
+    for folder in _export_folders(models_dir):
+        local = folder / ref.name / ref.version
+        if not (local / META_FILE).is_file():
+            continue
+        bundle = Bundle.load(local, probe=probe)
+        if _same_run(bundle, ref):
+            break
         _logger.warning(
             "%s was exported from another run than %s in this registry; loading the registry's", local, ref.uri
         )
@@ -228,6 +233,17 @@ def _load_bundle(model: str | Path, *, models_dir: Path, probe: bool) -> Bundle:
     bundle.metadata.setdefault("name", ref.name)
     bundle.metadata["version"] = str(bundle.metadata.get("version") or ref.version)
     return bundle
+
+
+def _export_folders(models_dir: Path) -> list[Path]:
+    """Where `leadscore train` exports registered versions: `models_dir` (./models), then the models
+    folder beside a local SQLite store, so a server started from another folder than its store's still
+    loads the export instead of importing MLflow to download the artifacts (1.5-2 s more to start)."""
+    folders = [models_dir]
+    store = _local_sqlite_store()
+    if store is not None and (store.parent / MODELS_DIR).absolute() != models_dir.absolute():
+        folders.append(store.parent / MODELS_DIR)
+    return folders
 
 
 def _same_run(bundle: Bundle, ref: RegisteredVersion) -> bool:

@@ -119,3 +119,36 @@ def test_malformed_uris_are_refused(uri: str) -> None:
 
 def test_a_folder_path_loads_directly(bundle_dir: Path) -> None:
     assert load_bundle(bundle_dir).version == "7"
+
+
+_LOAD_ALONE = """
+import sys
+from serving.model.registry import load_bundle
+bundle = load_bundle(sys.argv[1])
+print(bundle.metadata["as_of"], "mlflow" in sys.modules)
+"""
+
+
+def test_a_server_started_elsewhere_loads_the_export_beside_its_store(
+    registry: Path, bundle_dir: Path, tmp_path: Path
+) -> None:
+    """`leadscore serve` run from another folder than the store's (MLFLOW_TRACKING_URI names the store)
+    serves the version exported beside the store, without importing MLflow to download it."""
+    local = registry / "models" / NAME / "1"
+    shutil.copytree(bundle_dir, local)
+    try:
+        meta = json.loads((local / "bundle.json").read_text())
+        meta["metadata"]["as_of"] = "from-the-store's-export"
+        (local / "bundle.json").write_text(json.dumps(meta))
+        done = subprocess.run(
+            [sys.executable, "-c", _LOAD_ALONE, f"models:/{NAME}@champion"],
+            cwd=tmp_path,
+            env={**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{registry / 'mlflow.db'}"},
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=True,
+        )
+    finally:
+        shutil.rmtree(registry / "models")
+    assert done.stdout.strip().splitlines()[-1] == "from-the-store's-export False"
