@@ -82,11 +82,12 @@ except ModelNotFoundError as exc:
 """
 
 
-def _resolve_in_a_fresh_process(registry: Path, uri: str) -> str:
+def _in_a_fresh_process(script: str, uri: str, *, cwd: Path, tracking_uri: str = "sqlite:///mlflow.db") -> str:
+    """The last line `script` prints for `uri` in a new interpreter (nothing imported yet, as at start-up)."""
     done = subprocess.run(
-        [sys.executable, "-c", _RESOLVE_ALONE, uri],
-        cwd=registry,
-        env={**os.environ, "MLFLOW_TRACKING_URI": "sqlite:///mlflow.db"},
+        [sys.executable, "-c", script, uri],
+        cwd=cwd,
+        env={**os.environ, "MLFLOW_TRACKING_URI": tracking_uri},
         capture_output=True,
         text=True,
         timeout=120,
@@ -101,11 +102,11 @@ def test_a_server_resolves_the_champion_without_importing_mlflow(registry: Path)
     from mlflow import MlflowClient
 
     expected = MlflowClient().get_model_version_by_alias(NAME, "champion")
-    assert _resolve_in_a_fresh_process(registry, f"models:/{NAME}@champion") == f"1 {expected.run_id} False"
+    assert _in_a_fresh_process(_RESOLVE_ALONE, f"models:/{NAME}@champion", cwd=registry) == f"1 {expected.run_id} False"
 
 
 def test_an_alias_not_in_the_store_is_mlflows_own_error(registry: Path) -> None:
-    line = _resolve_in_a_fresh_process(registry, f"models:/{NAME}@nobody")
+    line = _in_a_fresh_process(_RESOLVE_ALONE, f"models:/{NAME}@nobody", cwd=registry)
     with pytest.raises(ModelNotFoundError) as raised:
         resolve(f"models:/{NAME}@nobody")
     assert line == f"error: {raised.value} True"
@@ -140,15 +141,9 @@ def test_a_server_started_elsewhere_loads_the_export_beside_its_store(
         meta = json.loads((local / "bundle.json").read_text())
         meta["metadata"]["as_of"] = "from-the-store's-export"
         (local / "bundle.json").write_text(json.dumps(meta))
-        done = subprocess.run(
-            [sys.executable, "-c", _LOAD_ALONE, f"models:/{NAME}@champion"],
-            cwd=tmp_path,
-            env={**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{registry / 'mlflow.db'}"},
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=True,
+        line = _in_a_fresh_process(
+            _LOAD_ALONE, f"models:/{NAME}@champion", cwd=tmp_path, tracking_uri=f"sqlite:///{registry / 'mlflow.db'}"
         )
     finally:
         shutil.rmtree(registry / "models")
-    assert done.stdout.strip().splitlines()[-1] == "from-the-store's-export False"
+    assert line == "from-the-store's-export False"
