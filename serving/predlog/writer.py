@@ -23,7 +23,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -92,25 +92,8 @@ class PredictionLog:
         self._migrated = False
         self._last_warning = 0.0
         self.registry = registry = registry or CollectorRegistry()
-        self.written = Counter(
-            "leadscore_prediction_log_rows", "Scores written to the prediction log", registry=registry
-        )
-        self.lost = Counter(
-            "leadscore_prediction_log_lost",
-            "Scores not logged, by reason (queue_full: the "
-            "database was too slow or down for too long; shutdown: unwritten at exit)",
-            ["reason"],
-            registry=registry,
-        )
-        self.errors = Counter(
-            "leadscore_prediction_log_write_errors",
-            "Failed writes to the prediction log (the batch is retried)",
-            registry=registry,
-        )
-        self.depth = Gauge("leadscore_prediction_log_queue", "Scores waiting to be written", registry=registry)
-        self.depth.set_function(lambda: self._queued)
-        for reason in ("queue_full", "shutdown", "bad_row"):
-            self.lost.labels(reason)
+        metrics = LogMetrics.register(registry, depth=lambda: self._queued)
+        self.written, self.lost, self.errors = metrics.written, metrics.lost, metrics.errors
 
     # -- the request side ---------------------------------------------------------------------------
     def record(
@@ -118,12 +101,14 @@ class PredictionLog:
         leads: Sequence[Mapping[str, Any]],
         results: Sequence[Mapping[str, Any]],
         explore: Sequence[bool] | None = None,
+        *,
+        scored_at: datetime | None = None,
     ) -> None:
         """Queue one row per scored lead; drops (and counts) what does not fit. Never blocks or raises."""
         count = len(results)
         if not count:
             return
-        now = datetime.now(UTC)
+        now = scored_at or datetime.now(UTC)
         with self._lock:
             taken = max(0, min(count, self.max_queue - self._queued))
             if taken:
@@ -167,6 +152,16 @@ class PredictionLog:
                 return True
             time.sleep(0.01)
         return False
+
+    def status(self) -> dict[str, Any]:
+        """Counts so far, for a parent process to mirror (serving.predlog.writer_process)."""
+        value = self.registry.get_sample_value
+        return {
+            "written": value("leadscore_prediction_log_rows_total") or 0.0,
+            "errors": value("leadscore_prediction_log_write_errors_total") or 0.0,
+            "lost": {r: value("leadscore_prediction_log_lost_total", {"reason": r}) or 0.0 for r in LOST_REASONS},
+            "queued": self._queued + len(self._pending),
+        }
 
     def _run(self) -> None:
         """Every `flush_interval_s`, write what is queued in batches. The thread polls rather than
@@ -255,6 +250,41 @@ class PredictionLog:
         if now - self._last_warning >= 5.0:
             self._last_warning = now
             _logger.error(message)
+
+
+LOST_REASONS = ("queue_full", "shutdown", "bad_row", "writer_exited")
+
+
+@dataclass(frozen=True)
+class LogMetrics:
+    """The log's figures in /metrics, the same whether the writer is a thread or its own process."""
+
+    written: Counter
+    lost: Counter
+    errors: Counter
+    depth: Gauge
+
+    @classmethod
+    def register(cls, registry: CollectorRegistry, *, depth: Callable[[], float]) -> LogMetrics:
+        written = Counter("leadscore_prediction_log_rows", "Scores written to the prediction log", registry=registry)
+        lost = Counter(
+            "leadscore_prediction_log_lost",
+            "Scores not logged, by reason (queue_full: the database was too slow or down for too long; "
+            "shutdown: unwritten at exit; bad_row: a row that could not be built; writer_exited: the "
+            "writer process ended before writing them)",
+            ["reason"],
+            registry=registry,
+        )
+        errors = Counter(
+            "leadscore_prediction_log_write_errors",
+            "Failed writes to the prediction log (the batch is retried)",
+            registry=registry,
+        )
+        gauge = Gauge("leadscore_prediction_log_queue", "Scores waiting to be written", registry=registry)
+        gauge.set_function(depth)
+        for reason in LOST_REASONS:
+            lost.labels(reason)
+        return cls(written, lost, errors, gauge)
 
 
 @dataclass(frozen=True)
