@@ -62,7 +62,7 @@ _JSON_COLUMNS = ("factors", "lead")
 class _Scored(NamedTuple):
     """One request's share of the queue: its leads, answers, exploration flags and time."""
 
-    leads: Sequence[Mapping[str, Any]]
+    leads: Sequence[Mapping[str, Any] | str]  # a lead, or its `lead` column text already made
     results: Sequence[Mapping[str, Any] | Answer]
     explore: Sequence[bool] | None
     scored_at: datetime
@@ -99,7 +99,7 @@ class PredictionLog:
     # -- the request side ---------------------------------------------------------------------------
     def record(
         self,
-        leads: Sequence[Mapping[str, Any]],
+        leads: Sequence[Mapping[str, Any] | str],
         results: Sequence[Mapping[str, Any] | Answer],
         explore: Sequence[bool] | None = None,
         *,
@@ -399,7 +399,9 @@ def prediction_values(scored: _Scored, statement: InsertStatement, *, on_bad_row
     for index, result in enumerate(scored.results):
         try:
             answer = as_answer(result)
-            rows.append(_values(leads[index], answer, bool(flags[index]) if flags else answer.explore, when))
+            lead = leads[index]
+            text = lead if isinstance(lead, str) else lead_text(lead)
+            rows.append(_values(text, answer, bool(flags[index]) if flags else answer.explore, when))
         except Exception:
             if on_bad_row is None:
                 raise
@@ -407,7 +409,12 @@ def prediction_values(scored: _Scored, statement: InsertStatement, *, on_bad_row
     return rows
 
 
-def _values(lead: Mapping[str, Any], answer: Answer, explore: bool, when: Any) -> tuple[Any, ...]:
+def lead_text(lead: Mapping[str, Any]) -> str:
+    """The `lead` column: the lead's fields as received, those left out (None) left out."""
+    return _dumps({k: v for k, v in lead.items() if v is not None})
+
+
+def _values(lead: str, answer: Answer, explore: bool, when: Any) -> tuple[Any, ...]:
     lowering = answer.lowering_factors
     top = lowering[0] if lowering else None
     top_reason = top.features[0].reason if top and top.features else None
@@ -423,7 +430,7 @@ def _values(lead: Mapping[str, Any], answer: Answer, explore: bool, when: Any) -
         _dumps({f.key: f.impact for f in answer.factors}),
         top.key if top else None,
         top_reason,
-        _dumps({k: v for k, v in lead.items() if v is not None}),
+        lead,
         explore,
     )
 

@@ -7,7 +7,7 @@ twice the writer's own cost, as the request and writer threads handed the lock b
 
 The server hands each request over as it already has it: the leads as parsed, and the response body
 (the JSON just sent to the client, which carries every number the row keeps). `record` only appends
-to a bounded queue; a sender thread pickles the leads and writes both to the child's stdin. The
+to a bounded queue; a sender thread turns the leads into the log's `lead` text and writes both to the child's stdin. The
 child (`python -m serving.predlog.writer_process`) parses them back and runs the same
 `PredictionLog` as before (batches, retries while the database is down, losses counted); it reports
 its counts on stdout, which this process shows in /metrics under the same names as before.
@@ -27,7 +27,7 @@ import contextlib
 import gc
 import logging
 import os
-import pickle
+import signal
 import struct
 import subprocess
 import sys
@@ -42,11 +42,12 @@ import orjson
 from prometheus_client import CollectorRegistry
 
 from serving.predlog.engine import EngineSource
-from serving.predlog.writer import ANSWER, ANSWERS, LOST_REASONS, LogMetrics, PredictionLog
+from serving.predlog.writer import ANSWER, ANSWERS, LOST_REASONS, LogMetrics, PredictionLog, lead_text
 
 _logger = logging.getLogger(__name__)
 # One request on the pipe: when it was scored (epoch seconds), rows to log (the first ones of the body),
-# the pickled leads' length, the body's length, and whether the body is a batch answer.
+# the leads' length (a JSON list of their `lead` column texts), the body's length, and whether the
+# body is a batch answer.
 HEADER = struct.Struct("<dIIIB")
 CONFIG = struct.Struct("<I")  # the first message: the length of the JSON settings that follow
 COLLECT_EVERY_S = 30.0
@@ -92,7 +93,7 @@ class WriterProcess:
     # -- the request side ---------------------------------------------------------------------------
     def record(self, leads: Sequence[Mapping[str, Any]], body: bytes, *, rows: int, batch: bool) -> None:
         """Queue a request's first `rows` answers (the body's) for the log; never blocks or raises.
-        The caller must not change `leads` afterwards (the sender thread pickles them later)."""
+        The caller must not change `leads` afterwards (the sender thread reads them later)."""
         if rows <= 0:
             return
         now = time.time()
@@ -262,7 +263,7 @@ class _Child:
         assert self.proc.stdin is not None
         parts: list[bytes] = []
         for request in requests:
-            leads = pickle.dumps(request.leads[: request.rows], protocol=pickle.HIGHEST_PROTOCOL)
+            leads = orjson.dumps([lead_text(lead) for lead in request.leads[: request.rows]])
             parts += (HEADER.pack(request.scored_at, request.rows, len(leads), len(request.body), request.batch), leads)
             parts.append(request.body)
         self.proc.stdin.write(b"".join(parts))
@@ -309,6 +310,10 @@ def _finished(status: Mapping[str, Any]) -> float:
 # -- the child ------------------------------------------------------------------------------------
 def main() -> int:
     """Read requests from stdin until it closes, log them, report counts on stdout."""
+    # Ctrl-C reaches the whole process group: the server decides when the writer ends (it closes the
+    # pipe once the last rows are sent; if the server dies, the pipe closes by itself).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s prediction-log writer: %(message)s")
     source, out = sys.stdin.buffer, sys.stdout.buffer
     head = _read_exactly(source, CONFIG.size)
@@ -351,7 +356,7 @@ def _requests(source: IO[bytes], log: PredictionLog) -> Any:
             return
         try:
             results = (ANSWERS.decode(body).results if batch else [ANSWER.decode(body)])[:rows]
-            yield pickle.loads(leads_bytes), results, datetime.fromtimestamp(scored_at, UTC)
+            yield orjson.loads(leads_bytes), results, datetime.fromtimestamp(scored_at, UTC)
         except Exception:
             log.lost.labels("bad_row").inc(rows)
             _logger.exception("could not read back %d scored leads", rows)
