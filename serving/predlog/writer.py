@@ -63,7 +63,7 @@ class _Scored(NamedTuple):
     """One request's share of the queue: its leads, answers, exploration flags and time."""
 
     leads: Sequence[Mapping[str, Any] | str]  # a lead, or its `lead` column text already made
-    results: Sequence[Mapping[str, Any] | Answer]
+    results: Sequence[Mapping[str, Any] | Answer | msgspec.Raw]
     explore: Sequence[bool] | None
     scored_at: datetime
 
@@ -100,7 +100,7 @@ class PredictionLog:
     def record(
         self,
         leads: Sequence[Mapping[str, Any] | str],
-        results: Sequence[Mapping[str, Any] | Answer],
+        results: Sequence[Mapping[str, Any] | Answer | msgspec.Raw],
         explore: Sequence[bool] | None = None,
         *,
         scored_at: datetime | None = None,
@@ -214,7 +214,7 @@ class PredictionLog:
             batch += prediction_values(scored, statement, on_bad_row=self._bad_row)
         return batch
 
-    def _bad_row(self, result: Mapping[str, Any] | Answer) -> None:
+    def _bad_row(self, result: Mapping[str, Any] | Answer | msgspec.Raw) -> None:
         """A row that cannot be built must not stop the others: count it, say why."""
         self.lost.labels("bad_row").inc()
         self._finished(1)
@@ -375,18 +375,20 @@ class Answer(msgspec.Struct):
     explore: bool = False
 
 
-class Answers(msgspec.Struct):
-    results: list[Answer]
+class _RawAnswers(msgspec.Struct):
+    results: list[msgspec.Raw]
 
 
-ANSWER, ANSWERS = msgspec.json.Decoder(Answer), msgspec.json.Decoder(Answers)
+ANSWER, RAW_ANSWERS = msgspec.json.Decoder(Answer), msgspec.json.Decoder(_RawAnswers)
 
 
-def as_answer(result: Mapping[str, Any] | Answer) -> Answer:
+def as_answer(result: Mapping[str, Any] | Answer | msgspec.Raw) -> Answer:
     """An answer as its JSON reads: a dict goes through the API's own encoding, so the thread and the
     process store the same row for it. Raises on a value the API would never send (a bad row)."""
     if isinstance(result, Answer):
         return result
+    if isinstance(result, msgspec.Raw):  # an answer's JSON as the API sent it
+        return ANSWER.decode(result)
     return ANSWER.decode(orjson.dumps(result, option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_UTC_Z))
 
 

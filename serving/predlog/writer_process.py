@@ -38,11 +38,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any, NamedTuple
 
+import msgspec
 import orjson
 from prometheus_client import CollectorRegistry
 
 from serving.predlog.engine import EngineSource
-from serving.predlog.writer import ANSWER, ANSWERS, LOST_REASONS, LogMetrics, PredictionLog, lead_text
+from serving.predlog.writer import LOST_REASONS, RAW_ANSWERS, LogMetrics, PredictionLog, lead_text
 
 _logger = logging.getLogger(__name__)
 # One request on the pipe: when it was scored (epoch seconds), rows to log (the first ones of the body),
@@ -50,7 +51,9 @@ _logger = logging.getLogger(__name__)
 # body is a batch answer.
 HEADER = struct.Struct("<dIIIB")
 CONFIG = struct.Struct("<I")  # the first message: the length of the JSON settings that follow
-COLLECT_EVERY_S = 30.0
+COLLECT_EVERY_S = 30.0  # the child's cyclic collection: this long after the last, once the queue is empty
+COLLECT_AT_LEAST_S = 300.0  # and this long after the last whatever the queue holds
+HEALTHY_S = 5.0  # a child that ended sooner is restarted only after a growing pause
 STOP_S = 5.0  # the child's own time to write what it holds at shutdown (the server waits ~10 s in all)
 _ROOT = str(Path(__file__).resolve().parents[2])  # so the child imports this checkout from any folder
 
@@ -119,13 +122,17 @@ class WriterProcess:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout_s)
-        if self._child is not None:
-            self._end_child(self._child, deadline=deadline, reason="shutdown")
+            if self._thread.is_alive() and self._child is not None:  # stuck writing to a child that stopped reading
+                self._child.proc.kill()
+                self._thread.join(1.0)
+        child, self._child = self._child, None
+        if child is not None:
+            self._end_child(child, deadline=deadline, reason="shutdown")
         with self._lock:
             left, self._queued = self._unfinished, 0
             self._unfinished = 0
             self._queue.clear()
-        if left:
+        if left > 0:
             self.metrics.lost.labels("shutdown").inc(left)
             _logger.error("prediction log: %d scores could not be written before shutdown", left)
 
@@ -153,27 +160,28 @@ class WriterProcess:
                 continue
             try:
                 self._send(requests)
-                backoff = 0.1
-            except OSError as exc:  # the child could not start, or has ended
+            except Exception as exc:  # noqa: BLE001 - the child could not start or has ended; rows are counted
                 self._warn(f"prediction log: the writer process failed ({exc}); starting another")
                 if not stopping:
                     self._stop.wait(backoff)
                 backoff = min(backoff * 2, 30.0)
+            else:
+                if self._child is not None and self._child.age() > HEALTHY_S:
+                    backoff = 0.1
 
     def _send(self, requests: list[_Request]) -> None:
-        """To the running child (started if need be); on failure every row not handed over, and every
-        row the child held, is counted lost."""
-        child = None
+        """To the running child (started if need be). Rows that never reach a child are counted lost
+        here; rows a child took and did not finish, when it is ended (`_end_child`)."""
         try:
             child = self._running_child()
-            before = child.sent
-            child.send(requests)
-        except OSError:
-            handed = child.sent - before if child is not None else 0
+        except Exception:
+            self._lose("writer_exited", sum(r.rows for r in requests))
+            raise
+        try:
+            self._lose("bad_row", child.send(requests))
+        except Exception:
             self._child = None
-            if child is not None:
-                self._end_child(child, deadline=time.monotonic() + 1.0, reason="writer_exited")
-            self._lose(sum(r.rows for r in requests) - handed)
+            self._end_child(child, deadline=time.monotonic() + 1.0, reason="writer_exited")
             raise
 
     def _take(self) -> list[_Request]:
@@ -188,6 +196,8 @@ class WriterProcess:
         if child is not None and child.proc.poll() is not None:
             self._child = None
             self._end_child(child, deadline=time.monotonic(), reason="writer_exited")
+            if child.age() < HEALTHY_S:  # one that cannot run is not restarted every few milliseconds
+                raise OSError(f"it exited with code {child.proc.returncode} after {child.age():.1f} s")
             child = None
         if child is None:
             child = self._child = _Child.spawn(self._settings, self._counted)
@@ -197,7 +207,7 @@ class WriterProcess:
         """Close its input (it writes what it holds and exits), wait, and count what it never finished."""
         child.close(deadline)
         unfinished = child.unfinished()
-        if unfinished:
+        if unfinished > 0:
             self.metrics.lost.labels(reason).inc(unfinished)
             self._finished(unfinished)
             if reason != "shutdown":
@@ -212,9 +222,9 @@ class WriterProcess:
                 self.metrics.lost.labels(reason).inc(rows)
         self._finished(delta["finished"])
 
-    def _lose(self, rows: int) -> None:
+    def _lose(self, reason: str, rows: int) -> None:
         if rows > 0:
-            self.metrics.lost.labels("writer_exited").inc(rows)
+            self.metrics.lost.labels(reason).inc(rows)
             self._finished(rows)
 
     def _finished(self, rows: float) -> None:
@@ -238,6 +248,7 @@ class _Child:
 
     def __init__(self, proc: subprocess.Popen[bytes], on_counts: Any) -> None:
         self.proc = proc
+        self.started = time.monotonic()
         self.sent = 0
         self.status: dict[str, Any] = {"written": 0.0, "errors": 0.0, "lost": {}, "queued": 0.0}
         self._on_counts = on_counts
@@ -258,17 +269,29 @@ class _Child:
         proc.stdin.write(CONFIG.pack(len(config)) + config)
         return cls(proc, on_counts)
 
-    def send(self, requests: list[_Request]) -> None:
-        """One write for all of them (a write per request would cost a system call each)."""
+    def send(self, requests: list[_Request]) -> int:
+        """One write for all of them (a write per request would cost a system call each); returns the
+        rows of requests whose leads could not be made into the log's text (not sent)."""
         assert self.proc.stdin is not None
         parts: list[bytes] = []
+        rows = bad = 0
         for request in requests:
-            leads = orjson.dumps([lead_text(lead) for lead in request.leads[: request.rows]])
-            parts += (HEADER.pack(request.scored_at, request.rows, len(leads), len(request.body), request.batch), leads)
-            parts.append(request.body)
+            try:
+                leads = orjson.dumps([lead_text(lead) for lead in request.leads[: request.rows]])
+                head = HEADER.pack(request.scored_at, request.rows, len(leads), len(request.body), request.batch)
+            except Exception:  # noqa: BLE001 - counted as bad rows by the caller
+                _logger.exception("prediction log: could not send %d scored leads", request.rows)
+                bad += request.rows
+                continue
+            parts += (head, leads, request.body)
+            rows += request.rows
+        self.sent += rows  # before writing: a child that dies midway may have written some of them
         self.proc.stdin.write(b"".join(parts))
         self.proc.stdin.flush()
-        self.sent += sum(r.rows for r in requests)
+        return bad
+
+    def age(self) -> float:
+        return time.monotonic() - self.started
 
     def close(self, deadline: float) -> None:
         if self.proc.stdin is not None:
@@ -288,19 +311,19 @@ class _Child:
         """One JSON line per report, cumulative; each is handed on as the change since the last."""
         assert self.proc.stdout is not None
         for line in self.proc.stdout:
+            before = self.status
             try:
                 now = orjson.loads(line)
-            except orjson.JSONDecodeError:
-                continue
-            before, self.status = self.status, now
-            self._on_counts(
-                {
+                delta = {
                     "written": now["written"] - before["written"],
                     "errors": now["errors"] - before["errors"],
                     "lost": {r: now["lost"].get(r, 0.0) - before["lost"].get(r, 0.0) for r in LOST_REASONS},
                     "finished": _finished(now) - _finished(before),
                 }
-            )
+            except Exception:  # noqa: BLE001 - a line that is not a report (nothing else writes there)
+                continue
+            self.status = now
+            self._on_counts(delta)
 
 
 def _finished(status: Mapping[str, Any]) -> float:
@@ -355,7 +378,8 @@ def _requests(source: IO[bytes], log: PredictionLog) -> Any:
         if leads_bytes is None or body is None:
             return
         try:
-            results = (ANSWERS.decode(body).results if batch else [ANSWER.decode(body)])[:rows]
+            # each answer is decoded with its row (`as_answer`): one that cannot be is one bad row
+            results = (RAW_ANSWERS.decode(body).results if batch else [msgspec.Raw(body)])[:rows]
             yield orjson.loads(leads_bytes), results, datetime.fromtimestamp(scored_at, UTC)
         except Exception:
             log.lost.labels("bad_row").inc(rows)
@@ -375,7 +399,8 @@ def _report_until(log: PredictionLog, out: IO[bytes], done: threading.Event, int
         if status != last:
             _report(log, out, status)
             last = status
-        if not status["queued"] and time.monotonic() - collected > COLLECT_EVERY_S:
+        since = time.monotonic() - collected
+        if (not status["queued"] and since > COLLECT_EVERY_S) or since > COLLECT_AT_LEAST_S:
             gc.collect()  # the rare cycle (a failed connection's traceback) freed while the heap is small
             collected = time.monotonic()
 

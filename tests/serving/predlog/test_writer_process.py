@@ -116,3 +116,13 @@ def test_nothing_is_started_before_the_first_score(sqlite_url: str) -> None:
     time.sleep(0.1)
     assert process._child is None  # cold start does not pay for the writer's interpreter
     process.stop()
+
+
+def test_an_answer_that_cannot_be_read_back_costs_its_own_row_only(sqlite_url: str) -> None:
+    answers = [_result("L1"), _result("L2") | {"probability": None}, _result("L3")]
+    process = _process(sqlite_url).start()
+    process.record([{}, {}, {}], orjson.dumps({"results": answers}), rows=3, batch=True)
+    assert process.wait_idle(30)
+    process.stop()
+    assert [row["lead_id"] for row in _stored(sqlite_url)] == ["L1", "L3"]
+    assert _metric(process, "leadscore_prediction_log_lost_total", reason="bad_row") == 1
