@@ -3,8 +3,9 @@
 Measured side by side in one run, on 127.0.0.1:
   1. one client sending one lead per request to an in-process uvicorn server, with the log on and
      off (alternating blocks, so load changes hit both): p50 and p99 latency;
-  2. in process, CPU per lead with one and 1,000 leads per request: `Loop.record` on the request's
-     thread, and the writer thread's work (building rows, the INSERT) until the rows are written;
+  2. CPU per lead with one and 1,000 leads per request, until the rows are written: `Loop.record` on
+     the request's thread, the rest of the server's process, and the writer process (the API's log is
+     written by a process of its own; a writer thread in the server's process is shown for comparison);
   3. writer throughput: rows per second from queue to database, in batches of 500.
 
     python bench/predlog.py                                  # SQLite file in a temporary folder
@@ -56,7 +57,11 @@ def main() -> int:
         model = args.model or str(train_bundle(Path(tmp)))
         bodies = sample_leads(model, 1000)
         latency = http_side_by_side(model, url, bodies[:300], requests=args.requests) if args.requests else {}
-        costs = {n: record_and_write_cost(model, url, bodies, per_request=n) for n in (1, 1000)}
+        costs = {
+            (n, own): record_and_write_cost(model, url, bodies, per_request=n, own_process=own)
+            for own in (True, False)
+            for n in (1, 1000)
+        }
         rows_per_s = writer_throughput(url, rows=args.rows)
     print(f"database: {url.split('@')[-1]}")
     for mode, ms in latency.items():
@@ -66,10 +71,11 @@ def main() -> int:
         )
     if latency:
         print(f"p50 ratio log on / off: {latency['on']['p50'] / latency['off']['p50']:.2f}")
-    for n, cost in costs.items():
+    for (n, own), cost in costs.items():
+        where = "writer process (the API's)" if own else "writer thread"
         print(
-            f"{n:>5} lead(s) per request, CPU per lead: record (in the request) {cost['record']:.1f} µs, "
-            f"writer {cost['writer']:.1f} µs, total {cost['record'] + cost['writer']:.1f} µs"
+            f"{where}, {n:>4} lead(s) per request, CPU per lead: record (in the request) {cost['record']:.1f} µs, "
+            f"rest of the server's process {cost['rest']:.1f} µs, writer process {cost['writer_process']:.1f} µs"
         )
     print(f"writer: {rows_per_s:,.0f} rows/s from queue to database (batches of 500)")
     return 0
@@ -116,34 +122,51 @@ def http_side_by_side(model: str, url: str, bodies: list[bytes], *, requests: in
     }
 
 
-def record_and_write_cost(model: str, url: str, bodies: list[bytes], *, per_request: int) -> dict[str, float]:
-    """CPU µs per lead: `Loop.record` on the request's thread, and the rest of the process (the writer
-    thread building and inserting the rows; with SQLite the database's own work too) until written."""
+def record_and_write_cost(model: str, url: str, bodies: list[bytes], *, per_request: int, own_process: bool) -> dict:
+    """CPU µs per lead until written: `Loop.record` on the request's thread, the rest of this process
+    (the writer thread, or the sender thread that hands requests to the writer process), and the writer
+    process (with SQLite, the database's own work is in whichever process writes)."""
     from prometheus_client import CollectorRegistry
 
+    from serving.api import fast_json
     from serving.model.scorer import Scorer
     from serving.predlog.db import connect, migrate
+    from serving.predlog.engine import EngineSource
     from serving.predlog.service import Loop
 
     scorer = Scorer.load(model)
     leads = [json.loads(b) for b in bodies]
     results = scorer.score(leads)
-    engine = connect(url)
-    migrate(engine)
-    loop = Loop(engine, registry=CollectorRegistry(), max_queue=1_000_000)
+    migrate(connect(url))
+    engine = EngineSource(url) if own_process else connect(url)
+    loop = Loop(engine, registry=CollectorRegistry(), max_queue=1_000_000, own_process=own_process)
+    requests = [(leads[i : i + per_request], results[i : i + per_request]) for i in range(0, len(leads), per_request)]
+    answers = [fast_json.dump_batch(r) if per_request > 1 else fast_json.dump_result(r[0]) for _, r in requests]
     loop.start()
-    loop.record(leads[:1], results[:1])  # the first batch makes the statement and checks the tables
+    loop.record(*requests[0], answers[0], batch=per_request > 1)  # the writer starts and checks the tables
     loop.log.wait_idle(60)
+    writer = loop.log._child.proc.pid if own_process else None  # type: ignore[union-attr]
     total = len(leads) * 5
+    writer_start = _cpu_seconds(writer) if writer else 0.0
     process_start, thread_start = time.process_time(), time.thread_time()
     for _ in range(5):
-        for i in range(0, len(leads), per_request):
-            loop.record(leads[i : i + per_request], results[i : i + per_request])
+        for (chunk, answered), body in zip(requests, answers, strict=True):
+            loop.record(chunk, answered, body, batch=per_request > 1)
     request_s = time.thread_time() - thread_start
     loop.log.wait_idle(120)
     spent_s = time.process_time() - process_start
+    writer_s = _cpu_seconds(writer) - writer_start if writer else 0.0
     loop.stop()
-    return {"record": 1e6 * request_s / total, "writer": 1e6 * (spent_s - request_s) / total}
+    return {
+        "record": 1e6 * request_s / total,
+        "rest": 1e6 * (spent_s - request_s) / total,
+        "writer_process": 1e6 * writer_s / total,
+    }
+
+
+def _cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def writer_throughput(url: str, *, rows: int) -> float:

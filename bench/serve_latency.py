@@ -19,6 +19,7 @@ shared and noisy: read medians of repeated runs and the ratios to the targets, n
 from __future__ import annotations
 
 import argparse
+import contextlib
 import http.client
 import itertools
 import json
@@ -68,16 +69,20 @@ def main() -> int:
             )
             batch = {}
             if args.batch:
-                cpu = _cpu_seconds(server.proc.pid)
+                cpu, writer_cpu = _cpu_seconds(server.proc.pid), _children_cpu_seconds(server.proc.pid)
                 batch = batch_client(server.port, leads, size=args.batch, max_seconds=args.seconds)
-                batch["batch_server_cpu_us_per_lead"] = (
-                    1e6 * (_cpu_seconds(server.proc.pid) - cpu) / max(batch["batch_leads"], 1)
+                leads_done = max(batch["batch_leads"], 1)
+                batch["batch_server_cpu_us_per_lead"] = 1e6 * (_cpu_seconds(server.proc.pid) - cpu) / leads_done
+                batch["batch_writer_cpu_us_per_lead"] = (
+                    1e6 * (_children_cpu_seconds(server.proc.pid) - writer_cpu) / leads_done
                 )
+            logged = prediction_log_counts(server.port)
 
     result = {
         **inproc,
         **single,
         **many,
+        **logged,
         **batch,
         "clients": args.clients,
         "machine": f"{os.cpu_count()} cores, Python {platform.python_version()}",
@@ -113,9 +118,14 @@ def main() -> int:
         print(
             f"batch of {args.batch}: {batch['batch_leads_per_s']:.0f} explained leads/s "
             f"(target {TARGETS['batch_leads_per_s']:.0f}), {batch['batch_ms_p50']:.0f} ms per request (p50), "
-            f"server CPU {batch['batch_server_cpu_us_per_lead']:.0f} µs per lead, "
+            f"server CPU {batch['batch_server_cpu_us_per_lead']:.0f} µs per lead "
+            f"(and its prediction log's writer process {batch['batch_writer_cpu_us_per_lead']:.0f}), "
             f"client CPU {batch['batch_client_cpu_us_per_lead']:.1f} µs per lead"
         )
+    print(
+        f"prediction log (on unless LEADSCORE_LOG_PREDICTIONS=false): {logged['log_written']:.0f} scores written, "
+        f"{logged['log_lost']:.0f} lost"
+    )
     cores = os.cpu_count() or 1
     print(
         f"server CPU per request: {single['server_cpu_ms_per_request']:.2f} ms (one client, with its GET /healthz), "
@@ -236,6 +246,40 @@ def _cpu_seconds(pid: int) -> float:
     """User + system CPU time of a process (all its threads), from /proc (Linux)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _children_cpu_seconds(pid: int) -> float:
+    """CPU time of a process's children now running (the server's prediction-log writer), from /proc."""
+    children = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        children += (task / "children").read_text().split()
+    total = 0.0
+    for child in children:
+        with contextlib.suppress(OSError):
+            total += _cpu_seconds(int(child))
+    return total
+
+
+def prediction_log_counts(port: int, wait_s: float = 20.0) -> dict[str, float]:
+    """Scores the server's prediction log has written and lost, once its queue has drained (or wait_s)."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        conn.request("GET", "/metrics")
+        text = conn.getresponse().read().decode()
+        conn.close()
+        values: dict[str, float] = {"log_written": 0.0, "log_lost": 0.0, "log_queue": 0.0}
+        for line in text.splitlines():
+            name, _, value = line.rpartition(" ")
+            if name == "leadscore_prediction_log_rows_total":
+                values["log_written"] = float(value)
+            elif name.startswith("leadscore_prediction_log_lost_total{"):
+                values["log_lost"] += float(value)
+            elif name == "leadscore_prediction_log_queue":
+                values["log_queue"] = float(value)
+        if values.pop("log_queue") == 0 or time.monotonic() > deadline:
+            return values
+        time.sleep(0.2)
 
 
 def _post(conn: http.client.HTTPConnection, body: bytes, path: str = "/v1/score") -> int:

@@ -94,8 +94,10 @@ async def answer(app: Any, scope: Scope, receive: Any, *, batch: bool) -> Answer
     )
     results = service.with_warnings(results, parsed)
     app.state.metrics.scored([r["grade"] for r in results])
-    app.state.loop.record(parsed.leads, results)
+    loop = app.state.loop
+    loop.flag(results)
     content = fast_json.dump_batch(results) if batch else fast_json.dump_result(results[0])
+    loop.record(parsed.leads, results, content, batch=batch)
     return 200, content, [(b"content-length", str(len(content)).encode()), (b"content-type", b"application/json")]
 
 

@@ -43,6 +43,14 @@ class EngineSource:
             return self._engine
 
     @property
+    def url(self) -> str | None:
+        """The URL to make the engine from (None: the environment's or the default), for another
+        process to connect to the same database; an engine given as an object has none to give."""
+        if self._url is None and self._engine is not None:
+            raise ValueError("this log was given an engine object, not a URL another process can open")
+        return self._url
+
+    @property
     def made(self) -> bool:
         return self._engine is not None
 

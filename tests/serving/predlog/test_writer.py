@@ -34,6 +34,16 @@ def _metric(app: Any, name: str, **labels: str) -> float:
     return 0.0 if value is None else value
 
 
+def _eventually(condition: Any, timeout_s: float = 20.0) -> bool:
+    """The log is written by another process: what it counts shows in /metrics a little later."""
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
+
+
 def test_concurrent_scores_are_all_logged(
     scorer: Any, lead_records: list[dict[str, Any]], database_url: str, run_threaded: Any
 ) -> None:
@@ -88,10 +98,9 @@ def test_database_down_scores_are_served_and_the_loss_is_counted(
     with TestClient(app) as client:
         codes = [client.post("/v1/score", json=lead).status_code for lead in lead_records[:20]]
         assert codes == [200] * 20
-        time.sleep(0.3)
+        assert _eventually(lambda: _metric(app, "leadscore_prediction_log_write_errors_total") >= 1)
         metrics = client.get("/metrics").text
         assert _metric(app, "leadscore_prediction_log_lost_total", reason="queue_full") > 0
-        assert _metric(app, "leadscore_prediction_log_write_errors_total") >= 1
         assert 'leadscore_prediction_log_lost_total{reason="queue_full"}' in metrics
     # after shutdown every one of the 20 scores is either counted lost while queued or lost at exit
     lost = sum(_metric(app, "leadscore_prediction_log_lost_total", reason=r) for r in ("queue_full", "shutdown"))
@@ -110,8 +119,7 @@ def test_an_outage_shorter_than_the_queue_loses_nothing(
         try:
             codes = [client.post("/v1/score", json=lead).status_code for lead in lead_records[1:31]]
             assert codes == [200] * 30
-            time.sleep(0.5)
-            assert _metric(app, "leadscore_prediction_log_write_errors_total") >= 1
+            assert _eventually(lambda: _metric(app, "leadscore_prediction_log_write_errors_total") >= 1)
         finally:
             postgres_server.start()
         assert app.state.loop.log.wait_idle(40)
