@@ -521,6 +521,9 @@ def batch_benchmark(store: Store, ours_url: str, peer_url: str, budget: Budget) 
         "leads_via_http": len(records),
         "batch_size": budget.batch_size,
     }
+    from explain_speed import measure  # bench/ is on sys.path: this file runs as a script
+
+    result["explain_vs_lightgbm"] = measure(scorer, frame, repeats=1)
     _say(
         f"batch: explain in process {result['in_process_explain_leads_per_s']:,}/s, predict_proba "
         f"{result['in_process_predict_proba_leads_per_s']:,}/s, score(records) "
@@ -920,6 +923,7 @@ def markdown(results: dict[str, Any]) -> str:
                 f"{b['peer_batch_leads_per_s']:,} |"
             ),
         ]
+        lines += explanation_table(b.get("explain_vs_lightgbm"))
     trainings = list(results.get("training", [])) + [
         {**t, "note": f"served model, as of {t.get('as_of') or 'the export date'}"} for t in model.get("trainings", [])
     ]
@@ -1041,6 +1045,43 @@ def markdown(results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+_EXPLAIN_ROWS = (
+    ("explain", "`Scorer.explain` (calibrated probability and exact contributions)"),
+    ("predict_proba", "`Scorer.predict_proba` (no explanation)"),
+    ("treeshap_1_thread", "our TreeSHAP, 1 thread"),
+    ("treeshap_2_threads", "our TreeSHAP, 2 threads"),
+    ("treeshap_one_lead", "our TreeSHAP, one lead per call (as a request)"),
+    ("pred_contrib_1_thread", "LightGBM `pred_contrib`, 1 thread"),
+    ("pred_contrib_2_threads", "LightGBM `pred_contrib`, 2 threads"),
+    ("lightgbm_predict", "LightGBM `predict` (raw score, no explanation), 1 thread"),
+)
+
+
+def explanation_table(m: dict[str, Any] | None) -> list[str]:
+    """bench/explain_speed.py's figures on the served model: ours next to LightGBM's, with the ratios."""
+    if not m:
+        return []
+    lines = [
+        "",
+        f"**Explaining in process** ({m['leads']:,} leads, the served model; bench/explain_speed.py)",
+        "",
+        "| path | leads/s | CPU µs per lead |",
+        "|---|---:|---:|",
+    ]
+    lines += [
+        f"| {label} | {m[key]['leads_per_s']:,} | {m[key]['cpu_us_per_lead']:,.1f} |"
+        for key, label in _EXPLAIN_ROWS
+        if key in m
+    ]
+    lines += ["", f"`explain` / `predict_proba`: {m['explain_vs_predict_proba']:.2f} in leads/s (issue 9: >= 0.4)."]
+    if "exact" in m:
+        lines[-1] += (
+            f" Our TreeSHAP takes {m['treeshap_vs_pred_contrib_cpu']:.1f}x less CPU per lead than `pred_contrib` "
+            f"and equals it to {m['max_abs_diff_vs_pred_contrib']:.1e} on every lead."
+        )
+    return lines
+
+
 def write_results(results: dict[str, Any], table: str, out_dir: Path, *, readme: bool) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "results.json").write_text(json.dumps(results, indent=2, default=str) + "\n")
@@ -1070,6 +1111,13 @@ def readme_summary(results: dict[str, Any], table: str) -> str:
             f"{b['api_batch_leads_per_s']:,} through `POST /v1/score/batch`; without explanations "
             f"(`predict_proba`) {b['in_process_predict_proba_leads_per_s']:,} leads/s."
         )
+        m = b.get("explain_vs_lightgbm") or {}
+        if "exact" in m:
+            facts.append(
+                f"Exact TreeSHAP: {m['treeshap_vs_pred_contrib_cpu']:.1f}x less CPU per lead than LightGBM's "
+                f"`pred_contrib` (max difference {m['max_abs_diff_vs_pred_contrib']:.1e}); `explain` runs at "
+                f"{m['explain_vs_predict_proba']:.2f}x the leads/s of `predict_proba`."
+            )
     if trainings:
         facts.append(
             "Training (`leadscore train`): "
