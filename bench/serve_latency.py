@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import http.client
-import itertools
 import json
 import os
 import platform
@@ -55,7 +54,7 @@ def main() -> int:
 
     with tempfile.TemporaryDirectory() as tmp:
         model = args.model or str(train_bundle(Path(tmp), small=args.small))
-        leads = sample_leads(model, 500)
+        leads = sample_leads(model, max(500, args.batch))
         inproc = in_process_costs(model, leads)
         with running_server(model) as server:
             cpu, buckets = _cpu_seconds(server.proc.pid), server_buckets(server.port)
@@ -365,8 +364,11 @@ def inside_server(before: dict[float, float], after: dict[float, float]) -> dict
 
 def batch_client(port: int, bodies: list[bytes], *, size: int, max_seconds: float) -> dict[str, Any]:
     """One client posting `size` distinct leads per POST /v1/score/batch, one request after another
-    (after one warm-up request): explained leads/s, and this client's own CPU per lead."""
-    leads = [json.loads(b) | {"lead_id": f"B{i}"} for i, b in zip(range(size), itertools.cycle(bodies))]
+    (after one warm-up request): explained leads/s, and this client's own CPU per lead. Distinct in
+    their fields, not only their ids: the API explains leads that differ only by id once."""
+    if len(bodies) < size:
+        raise SystemExit(f"{size} distinct leads needed for the batch phase, {len(bodies)} sampled")
+    leads = [json.loads(b) | {"lead_id": f"B{i}"} for i, b in enumerate(bodies[:size])]
     body = json.dumps({"leads": leads}).encode()
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
     _post(conn, body, "/v1/score/batch")
