@@ -56,7 +56,7 @@ def main() -> int:
         model = args.model or str(train_bundle(Path(tmp), small=args.small))
         leads = sample_leads(model, max(500, args.batch))
         inproc = in_process_costs(model, leads)
-        with running_server(model) as server:
+        with running_server(model, Path(tmp)) as server:
             cpu, buckets = _cpu_seconds(server.proc.pid), server_buckets(server.port)
             single = one_client(server.port, leads, max_requests=args.requests, max_seconds=args.seconds)
             single.update(inside_server(buckets, server_buckets(server.port)))
@@ -210,10 +210,13 @@ def _median_us(fn: Any, n: int) -> float:
 
 
 class running_server:
-    """`leadscore serve` in a subprocess on a free loopback port, stopped on exit."""
+    """`leadscore serve` in a subprocess on a free loopback port, stopped on exit. Unless
+    LEADSCORE_DATABASE_URL says otherwise, it logs its scores to a fresh SQLite file in `folder`: a log
+    grown by earlier runs (predictions.db in the working folder) makes every insert dearer."""
 
-    def __init__(self, model: str) -> None:
+    def __init__(self, model: str, folder: Path) -> None:
         self.model = model
+        self.env = {"LEADSCORE_DATABASE_URL": f"sqlite:///{folder / 'predictions.db'}", **os.environ}
 
     def __enter__(self) -> Self:
         import socket
@@ -222,7 +225,7 @@ class running_server:
             sock.bind(("127.0.0.1", 0))
             self.port = sock.getsockname()[1]
         cmd = [sys.executable, "-m", "training.cli", "serve", "--model", self.model, "--port", str(self.port)]
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=self.env)
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

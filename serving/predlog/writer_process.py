@@ -1,10 +1,10 @@
 """The prediction log's writer in a process of its own: the server's interpreter never builds or inserts a row.
 
-Why: a writer thread shares the server's interpreter lock with the requests, and cost them about
-twice its own CPU as the two took the lock from each other. On the demo model (`bench/serve_latency.py`,
-2 cores, 1,000 distinct leads per request) the batch endpoint went from 6,300-6,700 to 7,500-8,100
-explained leads/s when the writer moved here (server CPU 167-172 to 123-130 µs per lead), every score
-written, and one-lead p99 from 4.4-5.7 to 1.6-3.5 ms (4.6-5.2 at a noisy moment).
+Why: a writer thread shares the server's interpreter lock with the requests, and cost them more
+than its own CPU as the two took the lock from each other. On the demo model (`bench/serve_latency.py`,
+2 cores, a fresh SQLite log, alternated runs) one-lead p99 went from 4.6-5.1 to 1.6-1.8 ms when the
+writer moved here, and the batch endpoint (1,000 distinct leads per request) from 7,500-8,800 to
+8,500-9,900 explained leads/s (server CPU 127-149 to 103-120 µs per lead), every score written.
 
 The server hands each request over as it already has it: the leads as parsed, and the response body
 (the JSON just sent to the client, which carries every number a row keeps). `record` only appends to
