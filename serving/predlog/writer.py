@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any, Generic, NamedTuple, TypeVar
 
 import msgspec
 import orjson
@@ -57,6 +57,7 @@ COLUMNS = (
     "explore",
 )
 _JSON_COLUMNS = ("factors", "lead")
+_Item = TypeVar("_Item")
 
 
 class _Scored(NamedTuple):
@@ -68,7 +69,54 @@ class _Scored(NamedTuple):
     scored_at: datetime
 
 
-class PredictionLog:
+class RowQueue(Generic[_Item]):
+    """The bounded queue both writers keep (this module's thread, serving.predlog.writer_process's
+    process): a request's rows go on in one step, what does not fit is dropped and counted, and the
+    rows accepted and not yet written or counted lost tell when the log is idle."""
+
+    def __init__(self, max_queue: int, lost: Counter) -> None:
+        self.max_queue = max_queue
+        self._lost_rows = lost
+        self._lock = threading.Lock()
+        self._queue: collections.deque[_Item] = collections.deque()
+        self._queued = 0  # rows on the queue (bounded by max_queue)
+        self._unfinished = 0  # rows accepted and not yet written or counted lost
+        self._last_warning = 0.0
+
+    def _admit(self, rows: int, item: Callable[[int], _Item]) -> None:
+        """Queue `item(taken)` for the first `taken` rows that fit; count and report the rest."""
+        with self._lock:
+            taken = max(0, min(rows, self.max_queue - self._queued))
+            if taken:
+                self._queue.append(item(taken))
+                self._queued += taken
+                self._unfinished += taken
+        if taken < rows:
+            self._lost_rows.labels("queue_full").inc(rows - taken)
+            self._warn(f"prediction log queue full: {rows - taken} scores not logged (database slow or down?)")
+
+    def wait_idle(self, timeout_s: float = 10.0) -> bool:
+        """True once everything queued so far is written (for tests and orderly shutdowns)."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self._unfinished == 0:
+                return True
+            time.sleep(0.01)
+        return False
+
+    def _finished(self, rows: float) -> None:
+        with self._lock:
+            self._unfinished -= int(rows)
+
+    def _warn(self, message: str) -> None:
+        """Logged at most every 5 s, so an outage does not flood the log."""
+        now = time.monotonic()
+        if now - self._last_warning >= 5.0:
+            self._last_warning = now
+            _logger.error(message)
+
+
+class PredictionLog(RowQueue[_Scored]):
     def __init__(
         self,
         engine: Engine | EngineSource,
@@ -81,20 +129,15 @@ class PredictionLog:
         self._engine = engine_source(engine)  # made by this thread with its first batch (see EngineSource)
         self.batch_size = batch_size
         self.flush_interval_s = flush_interval_s
-        self.max_queue = max_queue
-        self._lock = threading.Lock()
-        self._queue: collections.deque[_Scored] = collections.deque()
-        self._queued = 0  # rows on the queue (bounded by max_queue)
-        self._unfinished = 0  # rows accepted and not yet written or given up
         self._pending: list[tuple[Any, ...]] = []
         self._statement: InsertStatement | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._migrated = False
-        self._last_warning = 0.0
         self.registry = registry = registry or CollectorRegistry()
         metrics = LogMetrics.register(registry, depth=lambda: self._queued)
         self.written, self.lost, self.errors = metrics.written, metrics.lost, metrics.errors
+        super().__init__(max_queue, self.lost)
 
     # -- the request side ---------------------------------------------------------------------------
     def record(
@@ -110,18 +153,13 @@ class PredictionLog:
         if not count:
             return
         now = scored_at or datetime.now(UTC)
-        with self._lock:
-            taken = max(0, min(count, self.max_queue - self._queued))
-            if taken:
-                if taken < count:
-                    leads, results = leads[:taken], results[:taken]
-                    explore = explore[:taken] if explore is not None else None
-                self._queue.append(_Scored(leads, results, explore, now))
-                self._queued += taken
-                self._unfinished += taken
-        if taken < count:
-            self.lost.labels("queue_full").inc(count - taken)
-            self._warn(f"prediction log queue full: {count - taken} scores not logged (database slow or down?)")
+
+        def scored(taken: int) -> _Scored:
+            if taken == count:
+                return _Scored(leads, results, explore, now)
+            return _Scored(leads[:taken], results[:taken], explore[:taken] if explore is not None else None, now)
+
+        self._admit(count, scored)
 
     # -- the writer thread --------------------------------------------------------------------------
     def start(self) -> PredictionLog:
@@ -144,15 +182,6 @@ class PredictionLog:
     @property
     def engine(self) -> Engine:
         return self._engine()
-
-    def wait_idle(self, timeout_s: float = 10.0) -> bool:
-        """True once everything queued so far is written (for tests and orderly shutdowns)."""
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self._unfinished == 0:
-                return True
-            time.sleep(0.01)
-        return False
 
     def status(self) -> dict[str, Any]:
         """Counts so far, for a parent process to mirror (serving.predlog.writer_process)."""
@@ -220,10 +249,6 @@ class PredictionLog:
         self._finished(1)
         _logger.exception("prediction log: could not build the row for lead %r", _lead_id(result))
 
-    def _finished(self, rows: int) -> None:
-        with self._lock:
-            self._unfinished -= rows
-
     def _insert_statement(self) -> InsertStatement:
         if self._statement is None:
             self._statement = InsertStatement.for_dialect(self.engine.dialect)
@@ -244,13 +269,6 @@ class PredictionLog:
                         copy.write_row(row)
             else:
                 connection.exec_driver_sql(statement.sql, statement.parameters(batch))
-
-    def _warn(self, message: str) -> None:
-        """Logged at most every 5 s, so a database outage does not flood the log."""
-        now = time.monotonic()
-        if now - self._last_warning >= 5.0:
-            self._last_warning = now
-            _logger.error(message)
 
 
 LOST_REASONS = ("queue_full", "shutdown", "bad_row", "writer_exited")

@@ -23,7 +23,6 @@ after it ends unexpectedly (the rows it held are counted lost, as `writer_exited
 
 from __future__ import annotations
 
-import collections
 import contextlib
 import gc
 import logging
@@ -44,7 +43,7 @@ import orjson
 from prometheus_client import CollectorRegistry
 
 from serving.predlog.engine import EngineSource
-from serving.predlog.writer import LOST_REASONS, RAW_ANSWERS, LogMetrics, PredictionLog, lead_text
+from serving.predlog.writer import LOST_REASONS, RAW_ANSWERS, LogMetrics, PredictionLog, RowQueue, lead_text
 
 _logger = logging.getLogger(__name__)
 # One request on the pipe: when it was scored (epoch seconds), rows to log (the first ones of the body),
@@ -67,7 +66,7 @@ class _Request(NamedTuple):
     scored_at: float
 
 
-class WriterProcess:
+class WriterProcess(RowQueue[_Request]):
     """The server's side: a bounded queue, a sender thread, and the child that writes."""
 
     def __init__(
@@ -80,36 +79,22 @@ class WriterProcess:
         flush_interval_s: float = 0.2,
         send_interval_s: float = 0.1,
     ) -> None:
-        self.max_queue = max_queue
         self.send_interval_s = send_interval_s
         self._settings = {"url": url, "max_queue": max_queue, "batch_size": batch_size, "flush_s": flush_interval_s}
-        self._lock = threading.Lock()
-        self._queue: collections.deque[_Request] = collections.deque()
-        self._queued = 0  # rows waiting here (bounded by max_queue)
-        self._unfinished = 0  # rows accepted and not yet written or counted lost
         self._child: _Child | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._last_warning = 0.0
         self.registry = registry
         self.metrics = LogMetrics.register(registry, depth=self._depth)
+        super().__init__(max_queue, self.metrics.lost)
 
     # -- the request side ---------------------------------------------------------------------------
     def record(self, leads: Sequence[Mapping[str, Any]], body: bytes, *, rows: int, batch: bool) -> None:
         """Queue a request's first `rows` answers (the body's) for the log; never blocks or raises.
         The caller must not change `leads` afterwards (the sender thread reads them later)."""
-        if rows <= 0:
-            return
-        now = time.time()
-        with self._lock:
-            taken = max(0, min(rows, self.max_queue - self._queued))
-            if taken:
-                self._queue.append(_Request(leads, body, taken, batch, now))
-                self._queued += taken
-                self._unfinished += taken
-        if taken < rows:
-            self.metrics.lost.labels("queue_full").inc(rows - taken)
-            self._warn(f"prediction log queue full: {rows - taken} scores not logged (database slow or down?)")
+        if rows > 0:
+            now = time.time()
+            self._admit(rows, lambda taken: _Request(leads, body, taken, batch, now))
 
     # -- lifecycle ----------------------------------------------------------------------------------
     def start(self) -> WriterProcess:
@@ -136,15 +121,6 @@ class WriterProcess:
         if left > 0:
             self.metrics.lost.labels("shutdown").inc(left)
             _logger.error("prediction log: %d scores could not be written before shutdown", left)
-
-    def wait_idle(self, timeout_s: float = 10.0) -> bool:
-        """True once everything queued so far is written (for tests and orderly shutdowns)."""
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self._unfinished == 0:
-                return True
-            time.sleep(0.01)
-        return False
 
     # -- the sender thread --------------------------------------------------------------------------
     def _run(self) -> None:
@@ -228,20 +204,9 @@ class WriterProcess:
             self.metrics.lost.labels(reason).inc(rows)
             self._finished(rows)
 
-    def _finished(self, rows: float) -> None:
-        with self._lock:
-            self._unfinished -= int(rows)
-
     def _depth(self) -> float:
         child = self._child
         return self._queued + (child.status["queued"] if child is not None else 0)
-
-    def _warn(self, message: str) -> None:
-        """Logged at most every 5 s, so an outage does not flood the log."""
-        now = time.monotonic()
-        if now - self._last_warning >= 5.0:
-            self._last_warning = now
-            _logger.error(message)
 
 
 class _Child:
