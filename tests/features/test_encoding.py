@@ -90,3 +90,17 @@ def test_model_hints_come_from_the_schema(encoder: LeadEncoder) -> None:
     schema = bundled_schema()
     assert encoder.categorical_indices == [i for i, f in enumerate(schema.features) if f.type == "categorical"]
     assert encoder.monotone_constraints == [f.monotone for f in schema.features]
+
+
+def test_a_number_field_reads_each_value_as_float_would_alone_or_in_a_batch(encoder: LeadEncoder) -> None:
+    """A batch is converted column by column (NumPy for a clean column): every value reads the same as
+    it does in a lead alone, and what `float` cannot read is missing, not an error."""
+    values = [12, "13", " 14 ", "abc", None, True, [1, 2], {"a": 1}, 2.5, "1e3"]
+    expected = [12.0, 13.0, 14.0, math.nan, math.nan, 1.0, math.nan, math.nan, 2.5, 1000.0]
+    col = bundled_schema().feature_names.index("company_size")
+    batch = encoder.transform_records([{"company_size": v} for v in values])[:, col]
+    alone = [encoder.transform_records([{"company_size": v}])[0, col] for v in values]
+    clean = encoder.transform_records([{"company_size": v} for v in (12, "13", None, 2.5)])[:, col]
+    np.testing.assert_array_equal(batch, expected)
+    np.testing.assert_array_equal(alone, expected)
+    np.testing.assert_array_equal(clean, [12.0, 13.0, math.nan, 2.5])
