@@ -34,6 +34,10 @@ LEADS = [
     {"lead_id": "L1", "industry": "café ☕", "company_size": 2**40, "phone": None, "created_at": date(2026, 3, 1)},
     {"industry": "software", "seen_at": datetime(2026, 3, 1, 9, 30, tzinfo=UTC), "annual_revenue": 9.5e16},
 ]
+PLAIN = [  # JSON values only, as the API's leads are (the dates above take the other way to the child)
+    {"lead_id": "L7", "industry": "café ☕", "company_size": 2**40, "phone": None, "revenue": 0.1 + 0.2},
+    {"industry": "software", "big": 2**70, "demo_requested": True},  # past 64 bits: orjson cannot write it
+]
 
 
 def _stored(url: str) -> list[dict[str, Any]]:
@@ -62,6 +66,8 @@ def test_the_process_stores_what_the_thread_stores(database_url: str, tmp_path: 
     thread = PredictionLog(connect(thread_url), registry=CollectorRegistry(), flush_interval_s=0.01)
     thread.record(LEADS, results, [True, False])
     thread.record(LEADS[:1], results[:1], [True])
+    thread.record(PLAIN[:1], results[:1], [True])
+    thread.record(PLAIN, results, [True, False])
     thread.start()
     assert thread.wait_idle(20)
     thread.stop()
@@ -69,11 +75,14 @@ def test_the_process_stores_what_the_thread_stores(database_url: str, tmp_path: 
     process = _process(database_url).start()
     process.record(LEADS, orjson.dumps({"results": results}), rows=2, batch=True)
     process.record(LEADS[:1], orjson.dumps(results[0]), rows=1, batch=False)
+    process.record(PLAIN[:1], orjson.dumps(results[0]), rows=1, batch=False)
+    process.record(PLAIN, orjson.dumps({"results": results}), rows=2, batch=True)
     assert process.wait_idle(30)
     process.stop()
     assert _stored(database_url) == _stored(thread_url)
-    assert _metric(process, "leadscore_prediction_log_rows_total") == 3
-    assert [row["explore"] for row in _stored(database_url)] == [True, False, True]
+    assert _metric(process, "leadscore_prediction_log_rows_total") == 6
+    assert [row["explore"] for row in _stored(database_url)] == [True, False, True, True, True, False]
+    assert _stored(database_url)[3]["lead"] == {k: v for k, v in PLAIN[0].items() if v is not None}
 
 
 def test_a_full_queue_keeps_the_first_rows_of_a_request_and_counts_the_rest(sqlite_url: str) -> None:
