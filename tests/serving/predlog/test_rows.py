@@ -10,24 +10,10 @@ from typing import Any
 
 import pytest
 from prometheus_client import CollectorRegistry
-from sqlalchemy import select
 
-from serving.predlog.db import connect, predictions
+from serving.predlog.db import connect
 from serving.predlog.writer import PredictionLog, _dumps
-
-
-def _result(lead_id: str | None, *, lowering: bool = True) -> dict[str, Any]:
-    top = {"key": "contactability", "features": [{"reason": "No phone number — Ça compte"}]}
-    return {
-        "lead_id": lead_id,
-        "model": {"name": "lead-conversion", "version": 7},
-        "probability": 0.1234567890123,
-        "score": 12,
-        "grade": "C",
-        "log_odds": {"raw_score": -1.9601},
-        "factors": [{"key": "icp_fit", "impact": 0.1 + 0.2}, {"key": "contactability", "impact": -1e-17}],
-        "lowering_factors": [top] if lowering else [],
-    }
+from support.predlog_rows import answer, stored
 
 
 def _log(url: str, **kwargs: Any) -> PredictionLog:
@@ -36,16 +22,6 @@ def _log(url: str, **kwargs: Any) -> PredictionLog:
 
 def _metric(log: PredictionLog, name: str, **labels: str) -> float | None:
     return log.registry.get_sample_value(name, labels)
-
-
-def _stored(url: str) -> list[dict[str, Any]]:
-    engine = connect(url)
-    try:
-        with engine.connect() as connection:
-            rows = connection.execute(select(predictions).order_by(predictions.c.id)).mappings().all()
-            return [dict(row) for row in rows]
-    finally:
-        engine.dispose()
 
 
 def test_every_column_is_stored_as_scored(database_url: str) -> None:
@@ -63,11 +39,11 @@ def test_every_column_is_stored_as_scored(database_url: str) -> None:
         {"industry": "software"},
     ]
     log = _log(database_url)
-    log.record(leads, [_result("L1"), _result(None, lowering=False)], [True, False])
+    log.record(leads, [answer("L1"), answer(None, lowering=False)], [True, False])
     log.start()
     assert log.wait_idle(20)
     log.stop()
-    first, second = _stored(database_url)
+    first, second = stored(database_url)
     assert {k: v for k, v in first.items() if k not in ("id", "scored_at")} == {
         "lead_id": "L1",
         "model_name": "lead-conversion",
@@ -119,25 +95,25 @@ def test_json_text_reads_back_as_json_dumps_would(value: dict[str, Any]) -> None
 
 def test_a_full_queue_keeps_the_first_rows_of_a_request_and_counts_the_rest(sqlite_url: str) -> None:
     log = _log(sqlite_url, max_queue=5)
-    log.record([{"industry": "software"}] * 8, [_result(f"L{i}") for i in range(8)])
+    log.record([{"industry": "software"}] * 8, [answer(f"L{i}") for i in range(8)])
     assert _metric(log, "leadscore_prediction_log_queue") == 5
     log.start()
     assert log.wait_idle(20)
     log.stop()
-    assert [row["lead_id"] for row in _stored(sqlite_url)] == ["L0", "L1", "L2", "L3", "L4"]
+    assert [row["lead_id"] for row in stored(sqlite_url)] == ["L0", "L1", "L2", "L3", "L4"]
     assert _metric(log, "leadscore_prediction_log_lost_total", reason="queue_full") == 3
     assert _metric(log, "leadscore_prediction_log_rows_total") == 5
     assert _metric(log, "leadscore_prediction_log_queue") == 0
 
 
 def test_a_row_that_cannot_be_built_is_counted_and_the_others_are_written(sqlite_url: str) -> None:
-    broken = _result("L2") | {"probability": None}
+    broken = answer("L2") | {"probability": None}
     log = _log(sqlite_url)
-    log.record([{}, {}, {}], [_result("L1"), broken, _result("L3")])
+    log.record([{}, {}, {}], [answer("L1"), broken, answer("L3")])
     log.start()
     assert log.wait_idle(20)
     log.stop()
-    assert [row["lead_id"] for row in _stored(sqlite_url)] == ["L1", "L3"]
+    assert [row["lead_id"] for row in stored(sqlite_url)] == ["L1", "L3"]
     assert _metric(log, "leadscore_prediction_log_lost_total", reason="bad_row") == 1
     assert _metric(log, "leadscore_prediction_log_rows_total") == 2
 
@@ -146,8 +122,8 @@ def test_a_database_that_cannot_be_reached_counts_every_row_as_lost(tmp_path: An
     log = PredictionLog(
         "nosuchdialect://nowhere/db", registry=CollectorRegistry(), max_queue=3, flush_interval_s=0.01
     ).start()
-    log.record([{}, {}], [_result("L1"), _result("L2")])
-    log.record([{}, {}], [_result("L3"), _result("L4")])
+    log.record([{}, {}], [answer("L1"), answer("L2")])
+    log.record([{}, {}], [answer("L3"), answer("L4")])
     time.sleep(0.3)
     log.stop(timeout_s=2)
     assert _metric(log, "leadscore_prediction_log_write_errors_total") >= 1

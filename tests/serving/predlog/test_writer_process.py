@@ -8,26 +8,15 @@ from typing import Any
 
 import orjson
 from prometheus_client import CollectorRegistry
-from sqlalchemy import select
 
-from serving.predlog.db import connect, predictions
+from serving.predlog.db import connect
 from serving.predlog.writer import PredictionLog
 from serving.predlog.writer_process import WriterProcess
+from support.predlog_rows import answer, stored
 
 
 def _result(lead_id: str | None, *, explore: bool = False) -> dict[str, Any]:
-    top = {"key": "contactability", "features": [{"reason": "No phone number — Ça compte"}]}
-    return {
-        "lead_id": lead_id,
-        "model": {"name": "lead-conversion", "version": 7},
-        "probability": 0.1234567890123,
-        "score": 12,
-        "grade": "C",
-        "log_odds": {"raw_score": -1.9601},
-        "factors": [{"key": "icp_fit", "impact": 0.1 + 0.2}, {"key": "contactability", "impact": -1e-17}],
-        "lowering_factors": [top] if lead_id else [],
-        "explore": explore,
-    }
+    return answer(lead_id, lowering=lead_id is not None, explore=explore)
 
 
 LEADS = [
@@ -41,13 +30,7 @@ PLAIN = [  # JSON values only, as the API's leads are (the dates above take the 
 
 
 def _stored(url: str) -> list[dict[str, Any]]:
-    engine = connect(url)
-    try:
-        with engine.connect() as connection:
-            rows = connection.execute(select(predictions).order_by(predictions.c.id)).mappings().all()
-            return [{k: v for k, v in row.items() if k not in ("id", "scored_at")} for row in rows]
-    finally:
-        engine.dispose()
+    return stored(url, without=("id", "scored_at"))
 
 
 def _process(url: str, **kwargs: Any) -> WriterProcess:
