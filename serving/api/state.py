@@ -12,6 +12,7 @@ import logging
 from typing import Any
 
 from features.errors import LeadscoreError, ModelNotFoundError
+from serving.api import json_keys
 from serving.api.errors import scrub_paths
 from serving.api.heap import settle_heap
 from serving.api.metrics import Metrics
@@ -84,6 +85,8 @@ def load_scorer(model: str) -> Scorer:
 
     bundle = load_bundle(model, probe=True)
     try:
-        return Scorer(bundle)
+        scorer = Scorer(bundle)
     except Exception as exc:  # noqa: BLE001
         raise ModelNotFoundError(f"could not prepare {model} for scoring: {type(exc).__name__}: {exc}") from None
+    json_keys.warm_up()  # the batch route's key count: its machine code loaded before the first batch
+    return scorer

@@ -630,13 +630,7 @@ def _kernels() -> tuple[Any, Any, Any, Any, Any, Any]:
     module stays cheap."""
     global _KERNELS
     if _KERNELS is None:
-        import numba
-
-        folder = str(compiled_cache_dir())
-        os.environ["NUMBA_CACHE_DIR"] = folder  # numba's compiler re-reads its settings from the environment
-        config: Any = numba.config  # numba types its settings module loosely
-        config.CACHE_DIR = folder
-        _register_numba_implementations()
+        use_compiled_cache()
         from serving.model import _forest_kernels
 
         _KERNELS = (
@@ -648,6 +642,19 @@ def _kernels() -> tuple[Any, Any, Any, Any, Any, Any]:
             _forest_kernels._decide_all,
         )
     return _KERNELS
+
+
+@functools.cache
+def use_compiled_cache() -> None:
+    """Point numba at `compiled_cache_dir()` and register its implementations: once per process, before
+    any module of kernels (`@njit(cache=True)`) is imported, or numba caches beside the source."""
+    import numba
+
+    folder = str(compiled_cache_dir())
+    os.environ["NUMBA_CACHE_DIR"] = folder  # numba's compiler re-reads its settings from the environment
+    config: Any = numba.config  # numba types its settings module loosely
+    config.CACHE_DIR = folder
+    _register_numba_implementations()
 
 
 _SCIPY_BLAS = "scipy.linalg.cython_blas"
