@@ -14,6 +14,7 @@ real answers); what orjson cannot write (a NumPy scalar, an integer past 64 bits
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable
 from typing import Any
 
@@ -57,11 +58,24 @@ def _keys(value: Any, max_keys: int) -> int:
     else:
         return 0
     kinds = set(map(type, children))  # C loops: a flat lead's 25 values cost ~0.3 µs here, not ~2
+    if kinds == {dict}:  # a batch's leads: flat objects are counted by C loops too, ~0.3 µs a lead, not ~1.6
+        flat = _flat_keys(children, max_keys)
+        if flat is not None:
+            return count + flat
     if dict in kinds or list in kinds:
         for child in children:
             if type(child) is dict or type(child) is list:
                 count += _keys(child, max_keys)
     return count
+
+
+def _flat_keys(objects: Iterable[dict[str, Any]], max_keys: int) -> int | None:
+    """Keys in all of `objects` when none holds an object or a list (None otherwise)."""
+    sizes = list(map(len, objects))
+    if max(sizes) > max_keys:
+        raise _TooManyKeys
+    kinds = set(map(type, itertools.chain.from_iterable(map(dict.values, objects))))
+    return None if dict in kinds or list in kinds else sum(sizes)
 
 
 class _TooManyKeys(Exception):
