@@ -5,6 +5,7 @@ Each app owns its registry (not the process-global one), so tests and reloads ne
 
 from __future__ import annotations
 
+import collections
 from collections.abc import Mapping
 from typing import Any
 
@@ -57,11 +58,11 @@ class Metrics:
         series[1].observe(seconds)
 
     def scored(self, grades: list[str]) -> None:
-        for grade in grades:
+        for grade, count in collections.Counter(grades).items():  # one locked increment per grade, not per lead
             counter = self._per_grade.get(grade)
             if counter is None:
                 counter = self._per_grade[grade] = self.scores.labels(grade)
-            counter.inc()
+            counter.inc(count)
 
     def serving(self, info: Mapping[str, Any]) -> None:
         self.model.clear()

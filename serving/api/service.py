@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import hmac
 import threading
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from fastapi import HTTPException
 from pydantic import SecretStr
@@ -20,7 +21,8 @@ from serving.model.response import ScoreResponse, lead_id_text
 from serving.model.scorer import Scorer
 
 JSON_TYPES = ("application/json",)
-INLINE_BODY_BYTES = 64 * 1024  # larger bodies are parsed in a worker thread, so /healthz never waits on them
+INLINE_BODY_BYTES = 64 * 1024  # one lead's larger body is parsed in a worker thread
+T = TypeVar("T")
 # Leads scored between two looks at the cancel flag: ~0.15 s of CPU at ~140 µs per lead, and enough
 # rows for the forest to split them over its threads (serving.model.forest: pieces of >= 256 rows).
 SCORE_CHUNK = 1024
@@ -36,36 +38,20 @@ def require_json(content_type: str | None) -> None:
 
 
 async def parse_lead(*, models: RequestModels, body: bytes, strict_fields: bool = False) -> ParsedLeads:
-    return await _parse(lead_input.parse_lead, models, body, strict_fields)
-
-
-async def parse_batch(*, models: RequestModels, body: bytes, strict_fields: bool = False) -> ParsedLeads:
-    return await _parse(lead_input.parse_batch, models, body, strict_fields)
-
-
-async def _parse(parse: Any, models: RequestModels, body: bytes, strict_fields: bool) -> ParsedLeads:
+    """One lead's body: parsed right here, or in a worker thread when large, so /healthz never waits on it."""
     if len(body) <= INLINE_BODY_BYTES:
-        return parse(models, body, strict_fields=strict_fields)
-    return await run_in_threadpool(parse, models, body, strict_fields=strict_fields)
+        return lead_input.parse_lead(models, body, strict_fields=strict_fields)
+    return await run_in_threadpool(lead_input.parse_lead, models, body, strict_fields=strict_fields)
 
 
-INLINE_MAX = 1
-
-
-async def score_leads(
-    *, scorer: Scorer, leads: list[dict[str, Any]], what_if: int, timeout_s: float
-) -> list[ScoreResponse]:
-    """Score one lead right here (about a millisecond: a thread hand-off would cost more than it
-    saves), batches in a worker thread bounded by the timeout (the TreeSHAP kernel releases the GIL).
-
-    A batch is scored in chunks; when the timeout answers 503, the thread stops at the next chunk
-    instead of spending the rest of the batch's CPU on an answer nobody will read.
-    """
-    if len(leads) <= INLINE_MAX:
-        return scorer.score(leads, what_if=what_if)
+async def in_worker(work: Callable[..., T], *args: Any, timeout_s: float) -> T:
+    """`work(*args, cancel)` in a worker thread, bounded by the timeout (503). Scoring is chunked and
+    looks at `cancel` between chunks: when the timeout answers, the thread stops at the next chunk
+    instead of spending the rest of the batch's CPU on an answer nobody will read. The TreeSHAP
+    kernels release the GIL; /healthz and one-lead requests are answered meanwhile."""
     cancel = threading.Event()
     try:
-        return await asyncio.wait_for(run_in_threadpool(score_in_chunks, scorer, leads, what_if, cancel), timeout_s)
+        return await asyncio.wait_for(run_in_threadpool(work, *args, cancel), timeout_s)
     except TimeoutError:
         cancel.set()
         raise HTTPException(503, f"scoring took longer than {timeout_s:g} s; send fewer leads per request") from None
