@@ -76,7 +76,8 @@ _KEYS_LABELS = [(key, FACTOR_LABELS[key]) for key in FACTORS]
 def lowering_factors(
     *,
     impacts: Sequence[float],
-    costs: Sequence[float],
+    probability: float,
+    neutral: Sequence[float],
     factor_order: Sequence[int],
     contributions: Sequence[float],
     feature_order: Sequence[int],
@@ -87,10 +88,10 @@ def lowering_factors(
 ) -> list[LoweringFactor]:
     """The factors with negative impact, largest first, each with the features and reasons behind it.
 
-    One lead's numbers as plain lists (the scorer computes them for a whole batch at once): `costs[k]`
-    is factor k's cost in points, `factor_order` the factors by impact and `feature_order` the features
-    by contribution (both stable sorts), `feature_factor[j]` feature j's factor and `texts[j]` its
-    words (`feature_texts`)."""
+    One lead's numbers as plain lists (the scorer computes them for a whole batch at once): `neutral[k]`
+    is the probability with factor k neutral (p(raw - impact)), `factor_order` the factors by impact and
+    `feature_order` the features by contribution (both stable sorts; `contributions` is read at feature
+    indices only), `feature_factor[j]` feature j's factor and `texts[j]` its words (`feature_texts`)."""
     lowering = [k for k in factor_order if impacts[k] < -_EPS]
     if not lowering:
         return []
@@ -118,7 +119,7 @@ def lowering_factors(
             "key": _KEYS_LABELS[k][0],
             "label": _KEYS_LABELS[k][1],
             "impact": impacts[k],
-            "cost_points": costs[k],
+            "cost_points": 100.0 * (neutral[k] - probability),
             "features": features[k],
         }
         for k in lowering
@@ -131,12 +132,11 @@ def what_if(
     candidates: Sequence[WhatIfChange],
     record: Mapping[str, Any],
     rescored: Sequence[float],
-    gains: Sequence[float],
     same: Sequence[bool],
     limit: int = MAX_WHAT_IF,
 ) -> list[WhatIf]:
     """The single changes that raise the probability most: `rescored[c]` is candidate c's probability,
-    `gains[c]` its gain in points, `same[c]` true when the lead already has that value."""
+    `same[c]` true when the lead already has that value."""
     found = [c for c, p in enumerate(rescored) if not same[c] and p > probability + _EPS]
     if not found:
         return []
@@ -148,7 +148,7 @@ def what_if(
             "from": json_value(record.get(candidates[c].name)),
             "to": json_value(candidates[c].value),
             "probability": rescored[c],
-            "gain_points": gains[c],
+            "gain_points": 100.0 * (rescored[c] - probability),
         }
         for c in found[:limit]
     ]

@@ -194,7 +194,6 @@ class Scorer:
         X = encoder.transform_records(records)
         numbers = self._numbers_by_kernel(X) if self._numbers is not None else self._numbers_by_numpy(X)
         raw, contrib, impacts, p, factor_order, feature_order, same = numbers
-        n_features = len(self.schema.features)
         model, baseline, baseline_p = self.model_info, self.bundle.baseline_raw, self.baseline_probability
         id_column, texts, candidates = self.schema.id_column, self._feature_texts, self._candidates
         feature_factor, floors = self._feature_factor_list, self._grade_floors
@@ -218,9 +217,10 @@ class Scorer:
                     "factors": ex.factors_list(imp),
                     "lowering_factors": ex.lowering_factors(
                         impacts=imp,
-                        costs=[100.0 * (q - p_i) for q in p[cost_at + i * n_fac : cost_at + (i + 1) * n_fac]],
+                        probability=p_i,
+                        neutral=p[cost_at + i * n_fac : cost_at + (i + 1) * n_fac],
                         factor_order=f_order,
-                        contributions=con[:n_features],
+                        contributions=con,
                         feature_order=j_order,
                         record=record,
                         unseen=unseen,
@@ -232,7 +232,6 @@ class Scorer:
                         candidates=candidates,
                         record=record,
                         rescored=rescored,
-                        gains=[100.0 * (q - p_i) for q in rescored],
                         same=sm,
                         limit=what_if,
                     ),
