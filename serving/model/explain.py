@@ -40,13 +40,19 @@ class WhatIfChange:
     code: float
 
 
-FeatureTexts = tuple[str, str, str, str]  # name, label, reason, reason when missing
+FeatureRow = tuple[str, str, str, str, int]  # name, label, reason, reason when missing, factor (FACTORS index)
 
 
-def feature_texts(schema: LeadSchema) -> list[FeatureTexts]:
-    """Each feature's words for a lowering-factor row, looked up once per scorer, not per lead."""
+def feature_rows(schema: LeadSchema) -> list[FeatureRow]:
+    """What a feature's lowering-factor row needs besides the lead, looked up once per scorer, not per lead."""
     return [
-        (spec.name, spec.label, spec.reason_text(missing=False), spec.reason_text(missing=True))
+        (
+            spec.name,
+            spec.label,
+            spec.reason_text(missing=False),
+            spec.reason_text(missing=True),
+            FACTORS.index(spec.factor),
+        )
         for spec in schema.features
     ]
 
@@ -83,47 +89,50 @@ def lowering_factors(
     feature_order: Sequence[int],
     record: Mapping[str, Any],
     unseen: Mapping[str, str],
-    texts: Sequence[FeatureTexts],
-    feature_factor: Sequence[int],
+    features: Sequence[FeatureRow],
 ) -> list[LoweringFactor]:
     """The factors with negative impact, largest first, each with the features and reasons behind it.
 
     One lead's numbers as plain lists (the scorer computes them for a whole batch at once): `neutral[k]`
     is the probability with factor k neutral (p(raw - impact)), `factor_order` the factors by impact and
     `feature_order` the features by contribution (both stable sorts; `contributions` is read at feature
-    indices only), `feature_factor[j]` feature j's factor and `texts[j]` its words (`feature_texts`)."""
+    indices only), `features[j]` feature j's words and factor (`feature_rows`)."""
     lowering = [k for k in factor_order if impacts[k] < -_EPS]
     if not lowering:
         return []
-    features: dict[int, list[FeatureReason]] = {k: [] for k in lowering}
+    out: list[LoweringFactor] = []
+    rows_of: dict[int, list[FeatureReason]] = {}
+    for k in lowering:
+        key, label = _KEYS_LABELS[k]
+        rows_of[k] = []
+        out.append(
+            {
+                "key": key,
+                "label": label,
+                "impact": impacts[k],
+                "cost_points": 100.0 * (neutral[k] - probability),
+                "features": rows_of[k],
+            }
+        )
     for j in feature_order:  # most negative first, so each factor's features come in that order too
         impact = contributions[j]
         if not impact < -_EPS:
             break
-        rows = features.get(feature_factor[j])
-        if rows is not None:
-            name, label, reason_present, reason_missing = texts[j]
+        name, label, reason_present, reason_missing, factor = features[j]
+        shown = rows_of.get(factor)
+        if shown is not None:
             value = record.get(name)
-            shown_as = None if name in unseen else value  # the model read an unseen value as missing
-            rows.append(
+            missing = name in unseen or is_missing(value)  # the model read an unseen value as missing
+            shown.append(
                 {
                     "name": name,
                     "label": label,
                     "value": value if value is None or type(value) in _AS_IS else json_value(value),
                     "impact": impact,
-                    "reason": reason_missing if is_missing(shown_as) else reason_present,
+                    "reason": reason_missing if missing else reason_present,
                 }
             )
-    return [
-        {
-            "key": _KEYS_LABELS[k][0],
-            "label": _KEYS_LABELS[k][1],
-            "impact": impacts[k],
-            "cost_points": 100.0 * (neutral[k] - probability),
-            "features": features[k],
-        }
-        for k in lowering
-    ]
+    return out
 
 
 def what_if(

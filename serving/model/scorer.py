@@ -65,8 +65,7 @@ class Scorer:
         self._candidate_codes = np.array([c.code for c in self._candidates], dtype=np.float64)
         self._candidate_terms = self._linear_terms_of_candidates()
         self._feature_factor = np.array([FACTORS.index(s.factor) for s in self.schema.features])
-        self._feature_factor_list: list[int] = self._feature_factor.tolist()
-        self._feature_texts = ex.feature_texts(self.schema)
+        self._feature_rows = ex.feature_rows(self.schema)
         self._reason_present = np.array([s.reason_text(missing=False) for s in self.schema.features], dtype=object)
         self._reason_missing = np.array([s.reason_text(missing=True) for s in self.schema.features], dtype=object)
         self.baseline_probability = float(bundle.calibrator(bundle.baseline_raw))
@@ -195,8 +194,8 @@ class Scorer:
         numbers = self._numbers_by_kernel(X) if self._numbers is not None else self._numbers_by_numpy(X)
         raw, contrib, impacts, p, factor_order, feature_order, same = numbers
         model, baseline, baseline_p = self.model_info, self.bundle.baseline_raw, self.baseline_probability
-        id_column, texts, candidates = self.schema.id_column, self._feature_texts, self._candidates
-        feature_factor, floors = self._feature_factor_list, self._grade_floors
+        id_column, features, candidates = self.schema.id_column, self._feature_rows, self._candidates
+        floors = self._grade_floors
         cost_at, what_if_at = n, n + n * n_fac
         out: list[ScoreResponse] = []
         for i, (record, r_i, imp, con, f_order, j_order, sm) in enumerate(
@@ -224,8 +223,7 @@ class Scorer:
                         feature_order=j_order,
                         record=record,
                         unseen=unseen,
-                        texts=texts,
-                        feature_factor=feature_factor,
+                        features=features,
                     ),
                     "what_if": ex.what_if(
                         probability=p_i,
