@@ -1,4 +1,5 @@
-"""The garbage collector around start-up and reloads: long-lived objects out of its full passes.
+"""The garbage collector around start-up, reloads and batches: long-lived objects out of its full
+passes, and no passes while a batch builds its answers.
 
 Kept apart from serving.api.state (which imports the scorer) so `leadscore serve` can pause the
 collector before it imports anything heavy.
@@ -6,7 +7,9 @@ collector before it imports anything heavy.
 
 from __future__ import annotations
 
+import contextlib
 import gc
+from collections.abc import Iterator
 
 _paused: list[bool] = []  # non-empty while `pause_collector` holds the collector off
 
@@ -44,3 +47,20 @@ def settle_heap() -> None:
         gc.collect()
     gc.freeze()
     resume_collector()
+
+
+@contextlib.contextmanager
+def collector_off() -> Iterator[None]:
+    """No automatic collection while a batch is parsed, scored and written. A 1,000-lead batch makes
+    ~40,000 short-lived objects, which set off ~58 collections that find nothing (the answers hold no
+    cycles: reference counting frees them): ~3.5 µs a lead, 4% of the request (serving.api.hot).
+    The collector is on again afterwards, unless something else had it off already (start-up, or a
+    batch that started first and turns it back on when it ends)."""
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()

@@ -24,6 +24,7 @@ from typing import Any
 from fastapi import HTTPException
 
 from serving.api import errors, fast_json, lead_input, service
+from serving.api.heap import collector_off
 from serving.api.lead_input import ParsedLeads
 from serving.api.middleware import BodyLimit, BodyRefused
 from serving.api.schemas import RequestModels, request_models
@@ -104,8 +105,10 @@ def _batch(app: Any, scorer: Scorer, models: RequestModels, body: bytes, cancel:
     JSON (and dropped) by the thread that built them, while they are in its core's cache (in the event
     loop's thread, writing and freeing them cost ~1.5 times as much)."""
     settings = app.state.settings
-    parsed = lead_input.parse_batch(models, body, strict_fields=settings.strict_fields)
-    return _written(app, parsed, service.score_in_chunks(scorer, parsed.leads, settings.what_if, cancel), batch=True)
+    with collector_off():
+        parsed = lead_input.parse_batch(models, body, strict_fields=settings.strict_fields)
+        results = service.score_in_chunks(scorer, parsed.leads, settings.what_if, cancel)
+        return _written(app, parsed, results, batch=True)
 
 
 def _written(app: Any, parsed: ParsedLeads, results: list[ScoreResponse], *, batch: bool) -> bytes:

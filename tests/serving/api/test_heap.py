@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from serving.api.heap import pause_collector, settle_heap
+from serving.api.heap import collector_off, pause_collector, settle_heap
 from training.cli import main
 
 
@@ -20,6 +20,22 @@ def _restore_collector() -> Iterator[None]:
     yield
     gc.enable()
     gc.unfreeze()
+
+
+def test_a_batch_runs_without_the_collector_and_leaves_it_as_it_found_it() -> None:
+    with collector_off():
+        assert not gc.isenabled()
+        with collector_off():  # a batch that starts while another runs
+            assert not gc.isenabled()
+        assert not gc.isenabled()  # the one that turned it off turns it on
+    assert gc.isenabled()
+    with pytest.raises(ValueError), collector_off():
+        raise ValueError("a batch that fails")
+    assert gc.isenabled()
+    gc.disable()  # off for start-up: a batch does not turn it on
+    with collector_off():
+        pass
+    assert not gc.isenabled()
 
 
 def test_the_collector_pauses_for_start_up_and_runs_again_once_the_heap_is_settled() -> None:
