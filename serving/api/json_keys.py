@@ -10,7 +10,7 @@ JSON may count anything; the parser refuses it next.
 from __future__ import annotations
 
 import functools
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -25,15 +25,31 @@ def key_floor(body: bytes) -> int:
     return body.count(b'":') - body.count(b'\\":')
 
 
-def most_keys(body: bytes) -> int:
-    """The largest number of keys in one object of `body` (0 when it has none): one pass of a numba
-    kernel (~1.5 ns a byte), or numpy's passes (~7 ns a byte) without numba or past its nesting depth."""
+class Shape(NamedTuple):
+    """What `shape` counts on a body's bytes."""
+
+    most_keys: int  # the most keys in one object
+    keys: int  # keys in all objects (colons outside strings)
+    objects: int  # objects (`{` outside strings)
+    longest_number: int  # the longest run of digits outside strings
+    surrogates: int  # `\\u` escapes of UTF-16 surrogates (`\\ud800`) in strings
+
+
+def shape(body: bytes) -> Shape | None:
+    """`Shape` of a body in one pass of a numba kernel (~1.5 ns a byte); None without numba, or past
+    4,096 levels of nesting. Exact for valid JSON; for malformed bytes, some count."""
     kernel = _kernel()
-    if kernel is not None:
-        most = int(kernel(np.frombuffer(body, np.uint8)))
-        if most >= 0:
-            return most
-    return _most_keys_numpy(body)
+    if kernel is None:
+        return None
+    found = Shape(*kernel(np.frombuffer(body, np.uint8)))
+    return found if found.most_keys >= 0 else None
+
+
+def most_keys(body: bytes) -> int:
+    """The largest number of keys in one object of `body` (0 when it has none): `shape`'s, or numpy's
+    passes (~7 ns a byte) without numba or past its nesting depth."""
+    found = shape(body)
+    return found.most_keys if found is not None else _most_keys_numpy(body)
 
 
 def warm_up() -> None:
@@ -47,7 +63,7 @@ def _kernel() -> Any:
         from serving.model.forest import use_compiled_cache
 
         use_compiled_cache()
-        from serving.api._json_kernels import most_keys as kernel
+        from serving.api._json_kernels import shape as kernel
     except ImportError:  # numba is not installed
         return None
     return kernel

