@@ -1,9 +1,11 @@
-"""The per-object key count that refuses a junk-sized lead before parsing (serving.api.json_keys): the
-numba kernel counts what the numpy version counts, exactly on valid JSON."""
+"""What serving.api.json_keys counts on a body's bytes: the per-object key count that refuses a
+junk-sized lead before parsing (the numba kernel counts what the numpy version counts, exactly on valid
+JSON), and the shape that decides whether a batch may take the one-call path."""
 
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from hypothesis import given
@@ -59,3 +61,33 @@ def test_malformed_bytes_get_a_count_without_failing(body: bytes) -> None:
 )
 def test_edge_cases(body: bytes, expected: int) -> None:
     assert json_keys.most_keys(body) == expected == json_keys._most_keys_numpy(body)
+
+
+def _objects(value: object) -> int:
+    if isinstance(value, dict):
+        return 1 + sum(_objects(child) for child in value.values())
+    if isinstance(value, list):
+        return sum(_objects(child) for child in value)
+    return 0
+
+
+def _strings(value: object) -> list[str]:
+    if isinstance(value, dict):
+        return [*value, *(s for child in value.values() for s in _strings(child))]
+    if isinstance(value, list):
+        return [s for child in value for s in _strings(child)]
+    return [value] if isinstance(value, str) else []
+
+
+@given(_JSON | st.dictionaries(st.text(max_size=3), st.text(alphabet="a😀\ud800é", max_size=4) | st.integers()))
+def test_the_shape_counts_keys_objects_numbers_and_escaped_surrogates(value: object) -> None:
+    body = json.dumps(value).encode()  # ASCII: an astral character is two escaped surrogates, a lone one one
+    shape = json_keys.shape(body)
+    assert shape is not None
+    assert shape.keys == sum(_keys_per_object(value)) and shape.objects == _objects(value)
+    outside_strings = re.sub(rb'"(\\.|[^"\\])*"', b'""', body)
+    assert shape.longest_number == max((len(run) for run in re.findall(rb"[0-9]+", outside_strings)), default=0)
+    surrogates = sum(
+        2 if ord(c) > 0xFFFF else 1 for s in _strings(value) for c in s if ord(c) > 0xFFFF or 0xD800 <= ord(c) <= 0xDFFF
+    )
+    assert shape.surrogates == surrogates
