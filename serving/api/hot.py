@@ -108,6 +108,8 @@ def _batch(app: Any, scorer: Scorer, models: RequestModels, body: bytes, cancel:
     with collector_off():
         parsed = lead_input.parse_batch(models, body, strict_fields=settings.strict_fields)
         results = service.score_in_chunks(scorer, parsed.leads, settings.what_if, cancel)
+        if cancel.is_set():  # answered 503 meanwhile: nothing counted, flagged or logged
+            raise service.Cancelled
         return _written(app, parsed, results, batch=True)
 
 

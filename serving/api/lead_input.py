@@ -31,7 +31,6 @@ if TYPE_CHECKING:
     from serving.api.schemas import RequestModels
 
 MAX_KEYS = 1_000  # fields in one lead object: a whole CRM record fits, 300,000 junk keys do not
-MIN_KEY_BYTES = 4  # the fewest bytes a key takes in JSON: `"":0` before its comma
 MAX_PROBLEMS = 20  # problems (or warnings) listed per response before a count of the rest
 MAX_FIELD_NAME = 100  # characters of an unknown field's name echoed in a warning
 UNKNOWN = "ignored: not in the lead schema (GET /v1/model lists the fields)"
@@ -139,10 +138,10 @@ def _usual_batch(models: RequestModels, body: bytes) -> ParsedLeads | None:
     no number of 19 digits or more (past 64 bits), no escaped UTF-16 surrogate, and a batch size the
     general path accepts (counted on the bytes first: too many leads are refused before validating)."""
     found = json_keys.shape(body)
-    if found is None or found.most_keys > MAX_KEYS or found.longest_number >= 19 or found.surrogates:
+    if found is None or found.longest_number >= 19 or found.surrogates:
         return None
-    if found.objects - 1 > models.max_batch:  # leads are flat: one object each, in one more
-        return None
+    if found.most_keys > len(models.fields.accepted) or found.objects - 1 > models.max_batch:
+        return None  # a lead of more keys than the schema reads, or more leads than a batch may hold
     try:
         leads = models.validate_batch_json(body)
     except ValidationError:
@@ -157,7 +156,7 @@ def decode(body: bytes) -> Any:
     MAX_KEYS keys, refused before parsing. NaN and Infinity are read, then refused by their field's type
     ("not a finite number"). orjson reads the body when it can vouch for the same result
     (serving.api.fast_json), the standard parser otherwise."""
-    if len(body) > MIN_KEY_BYTES * MAX_KEYS:  # room for an object of too many keys: count them per object
+    if key_floor(body) > MAX_KEYS:  # enough keys in all for one object to have too many: count per object
         most = most_keys(body)  # before parsing: orjson too spends ~0.1 s on an object of 300,000 keys
         if most > MAX_KEYS:
             raise InputError(422, [_too_many_keys(most, exact=True)])

@@ -170,7 +170,9 @@ def _batch_adapter(model: type[BaseModel]) -> TypeAdapter[Any]:
     fields = {f.alias: NotRequired[f.annotation] for f in model.model_fields.values()}
     lead: Any = TypedDict(f"{model.__name__}Sent", fields, total=False)  # type: ignore[misc]
     setattr(lead, "__pydantic_config__", model.model_config)  # noqa: B010 - pydantic reads it from the class
-    as_batch: Any = TypedDict("LeadBatchFields", {"leads": list.__class_getitem__(lead)})  # type: ignore[misc]
+    # fail_fast: a junk list (a million `1`s) costs one error, not a million error objects
+    leads: Any = Annotated[list.__class_getitem__(lead), Field(fail_fast=True)]
+    as_batch: Any = TypedDict("LeadBatchFields", {"leads": leads})  # type: ignore[name-match]
     setattr(as_batch, "__pydantic_config__", model.model_config)  # noqa: B010 - pydantic reads it from the class
     return TypeAdapter(as_batch)
 

@@ -8,6 +8,7 @@ smaller (408 would blame the client for sending slowly, 504 is for gateways).
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -75,8 +76,11 @@ def test_a_batch_over_the_limit_is_413_naming_leads(small: TestClient) -> None:
 def test_scoring_past_the_timeout_is_503_saying_so(scorer: Scorer) -> None:
     with client_for(scorer, scoring_timeout_s=1e-6) as client:
         response = client.post("/v1/score/batch", json={"leads": [LEAD] * 2000})
+        time.sleep(0.5)  # the worker thread finishes what it started
+        scored = client.get("/metrics").text
     assert response.status_code == 503
     assert "scoring took longer than" in response.json()["detail"]
+    assert "leadscore_scores_total{" not in scored  # answered 503: no grade counted (nor a row logged)
 
 
 @pytest.mark.parametrize(

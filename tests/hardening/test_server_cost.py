@@ -81,6 +81,15 @@ def test_a_300000_key_lead_in_a_batch_is_refused_before_parsing(server: Served) 
     assert cpu < 0.1
 
 
+def test_a_million_non_leads_in_a_batch_are_refused_cheaply(server: Served) -> None:
+    """2 MB of `1`s where leads go: the one-call batch validator stops at the first (before, it built
+    an error object for each, ~0.8 s of CPU and ~340 MB, then the general path refused the batch)."""
+    status, answer, cpu = _cost(server, "/v1/score/batch", {"leads": [1] * 1_000_000})
+    print(f"1,000,000 non-leads: {status}, {len(answer)} bytes, {cpu * 1000:.0f} ms server CPU")
+    assert status == 413 and json.loads(answer)["detail"][0]["field"] == "leads"
+    assert cpu < 0.25
+
+
 def test_10000_invalid_leads_are_refused_cheaply_with_a_short_answer(server: Served) -> None:
     status, answer, cpu = _cost(server, "/v1/score/batch", {"leads": [{"web_visits": -1}] * 10_000})
     print(f"10,000 invalid leads: {status}, {len(answer)} bytes, {cpu * 1000:.0f} ms server CPU")
