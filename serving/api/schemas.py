@@ -154,27 +154,32 @@ def _lead_model(schema: LeadSchema) -> type[BaseModel]:
 def _dict_adapter(model: type[BaseModel]) -> TypeAdapter[Any]:
     """The model's fields as a TypedDict keyed by their aliases: the same annotations, constraints
     and config, validated into a plain dict instead of a model instance."""
-    return TypeAdapter(_lead_dict_type(model))
-
-
-def _lead_dict_type(model: type[BaseModel]) -> Any:
-    fields = {f.alias: NotRequired[Annotated[f.annotation, f]] for f in model.model_fields.values()}
-    as_dict: Any = TypedDict(f"{model.__name__}Fields", fields, total=False)  # type: ignore[misc]
-    setattr(as_dict, "__pydantic_config__", model.model_config)  # noqa: B010 - pydantic reads it from the class
-    return as_dict
+    return TypeAdapter(_lead_dict_type(model, defaults=True))
 
 
 def _batch_adapter(model: type[BaseModel]) -> TypeAdapter[Any]:
-    """`{"leads": [...]}` of lead dicts with the model's annotations (their constraints included) and
-    config, keyed by the fields' names, with no defaults: a lead keeps the keys it was sent, no more."""
-    fields = {f.alias: NotRequired[f.annotation] for f in model.model_fields.values()}
-    lead: Any = TypedDict(f"{model.__name__}Sent", fields, total=False)  # type: ignore[misc]
-    setattr(lead, "__pydantic_config__", model.model_config)  # noqa: B010 - pydantic reads it from the class
+    """`{"leads": [...]}` of `_lead_dict_type` leads without defaults: a lead keeps the keys it was
+    sent, no more (serving.api.lead_input counts them against the keys on the bytes)."""
     # fail_fast: a junk list (a million `1`s) costs one error, not a million error objects
-    leads: Any = Annotated[list.__class_getitem__(lead), Field(fail_fast=True)]
-    as_batch: Any = TypedDict("LeadBatchFields", {"leads": leads})  # type: ignore[name-match]
-    setattr(as_batch, "__pydantic_config__", model.model_config)  # noqa: B010 - pydantic reads it from the class
-    return TypeAdapter(as_batch)
+    leads: Any = Annotated[list.__class_getitem__(_lead_dict_type(model, defaults=False)), Field(fail_fast=True)]
+    make: Any = TypedDict  # built at run time from the schema: not a static TypedDict
+    return TypeAdapter(_configured(make("LeadBatchFields", {"leads": leads}), model))
+
+
+def _lead_dict_type(model: type[BaseModel], *, defaults: bool) -> Any:
+    """The model's fields as a TypedDict keyed by their aliases, with the model's annotations (their
+    constraints included) and config; with `defaults`, its field infos too (defaults, descriptions)."""
+    fields = {
+        f.alias: NotRequired[Annotated[f.annotation, f] if defaults else f.annotation]
+        for f in model.model_fields.values()
+    }
+    make: Any = TypedDict  # built at run time from the schema: not a static TypedDict
+    return _configured(make(f"{model.__name__}{'Fields' if defaults else 'Sent'}", fields, total=False), model)
+
+
+def _configured(typed_dict: Any, model: type[BaseModel]) -> Any:
+    setattr(typed_dict, "__pydantic_config__", model.model_config)  # noqa: B010 - pydantic reads it from the class
+    return typed_dict
 
 
 def _annotation(spec: FeatureSpec) -> Any:
